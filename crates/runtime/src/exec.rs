@@ -1,0 +1,229 @@
+//! `exec`: a new process in a running container, in all its namespaces and its cgroup.
+//!
+//! The runtime enters the container's pid namespace itself (setns only moves children), forks, and
+//! the child joins the other namespaces (user first, mount last), becomes what `process` says and
+//! execs. The child is made non-dumpable at once, so that processes of the container cannot open
+//! its `/proc/PID/exe` (the runtime's binary) while it is still the runtime.
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process};
+
+use crate::capabilities::CapabilitySets;
+use crate::container::Runtime;
+use crate::error::Error;
+use crate::init::InitError;
+use crate::launch::write_pid_file;
+use crate::namespaces::Join;
+use crate::process::{self, Argv};
+use crate::state::Status;
+use crate::sync::{self, Channel, Msg};
+
+/// Options of `exec`.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// The process to start, complete (args, env, cwd, user, capabilities...).
+    pub process: Process,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+fn ns_file_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+struct ExecPlan<'a> {
+    process: &'a Process,
+    join: &'a [Join],
+    channel: &'a Channel,
+    console: Option<&'a UnixStream>,
+    seccomp: Option<&'a berth_seccomp::Program>,
+    caps: Option<&'a CapabilitySets>,
+    argv: &'a Argv,
+    preserve_fds: u32,
+}
+
+/// Starts the process; returns its pid once it has exec'd.
+pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Error> {
+    let record = runtime.load(id)?;
+    let status = runtime.status(&record);
+    if status != Status::Running {
+        return Err(Error::WrongStatus {
+            id: id.to_string(),
+            status,
+            action: "exec",
+            needs: "running",
+        });
+    }
+    let spec = runtime.config(id)?;
+    let linux = spec.linux().as_ref().ok_or(Error::NoProcess)?;
+    let process = &opts.process;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::Usage("exec: no command given".into()));
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal != opts.console_socket.is_some() {
+        return Err(Error::Usage(
+            "exec: a terminal needs --console-socket, and --console-socket needs a terminal".into(),
+        ));
+    }
+
+    let mut join = Vec::new();
+    let mut pid_ns = None;
+    for ns in linux.namespaces().iter().flatten() {
+        let path = PathBuf::from(format!(
+            "/proc/{}/ns/{}",
+            record.pid,
+            ns_file_name(ns.typ())
+        ));
+        let file = File::open(&path).map_err(|source| Error::Io {
+            what: format!("opening {}", path.display()),
+            source,
+        })?;
+        let j = Join {
+            typ: ns.typ(),
+            path,
+            file,
+        };
+        if ns.typ() == LinuxNamespaceType::Pid {
+            pid_ns = Some(j);
+        } else {
+            join.push(j);
+        }
+    }
+    join.sort_by_key(|j| match j.typ {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    if let Some(pid_ns) = pid_ns {
+        pid_ns.enter()?;
+    }
+    let cgroup = runtime.cgroup(&record)?;
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(crate::console::connect)
+        .transpose()?;
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(berth_seccomp::compile)
+        .transpose()?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(CapabilitySets::from_spec)
+        .transpose()?;
+    let argv = Argv::new(
+        process.args().as_deref().unwrap_or_default(),
+        process.env().as_deref().unwrap_or_default(),
+    )?;
+    let (parent_end, child_end) = sync::pair()?;
+    let plan = ExecPlan {
+        process,
+        join: &join,
+        channel: &child_end,
+        console: console.as_ref(),
+        seccomp: seccomp.as_ref(),
+        caps: caps.as_ref(),
+        argv: &argv,
+        preserve_fds: opts.preserve_fds,
+    };
+    let mut stack = vec![0u8; 1 << 20];
+    let cb = Box::new(|| child(&plan));
+    // SAFETY: as in launch::clone_init: a copy of this single-threaded process runs `cb` on
+    // `stack` and ends in execve or _exit.
+    let pid =
+        unsafe { nix::sched::clone(cb, &mut stack, CloneFlags::empty(), Some(libc::SIGCHLD)) }
+            .map_err(|source| Error::Sys {
+                what: "forking the exec process".into(),
+                source,
+            })?;
+    drop(child_end);
+    drop(console);
+    let result = (|| {
+        cgroup.add_task(pid.as_raw())?;
+        parent_end.send(&Msg::Go)?;
+        match parent_end.recv()? {
+            Msg::Closed => Ok(()),
+            Msg::Error(text) => Err(Error::Init(text)),
+            other => Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+    })();
+    if let Err(e) = result {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(pid, None);
+        return Err(e);
+    }
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid.as_raw())?;
+    }
+    Ok(pid)
+}
+
+fn child(plan: &ExecPlan<'_>) -> isize {
+    let err = match exec_child(plan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = plan.channel.send(&Msg::Error(err.to_string()));
+    // SAFETY: _exit ends the forked child without running the parent's destructors.
+    unsafe { libc::_exit(1) }
+}
+
+fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
+    let _ = nix::sys::prctl::set_dumpable(false);
+    process::reset_signals();
+    if plan.channel.recv()? != Msg::Go {
+        // SAFETY: see `child`.
+        unsafe { libc::_exit(1) }
+    }
+    for ns in plan.join {
+        ns.enter()?;
+    }
+    let proc = plan.process;
+    if let Some(console) = plan.console {
+        nix::unistd::setsid().map_err(|source| InitError::Sys {
+            what: "setsid".into(),
+            source,
+        })?;
+        let size = proc
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::console::setup(console, size)?;
+    }
+    process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
+    let no_new_privs = proc.no_new_privileges().unwrap_or(false);
+    if no_new_privs {
+        process::set_no_new_privs()?;
+    }
+    if let (Some(filter), false) = (plan.seccomp, no_new_privs) {
+        filter.load()?;
+    }
+    process::change_user(proc, plan.caps)?;
+    process::set_umask(proc);
+    process::enter_cwd(proc.cwd())?;
+    let env = proc.env().as_deref().unwrap_or_default();
+    let program = process::find_executable(&proc.args().as_deref().unwrap_or_default()[0], env)?;
+    if let (Some(filter), true) = (plan.seccomp, no_new_privs) {
+        filter.load()?;
+    }
+    process::close_fds_on_exec(3 + plan.preserve_fds)?;
+    Err(process::exec(&program, plan.argv).into())
+}

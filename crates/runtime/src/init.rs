@@ -1,0 +1,219 @@
+//! The container's init: the child the runtime forks into the new namespaces, which sets up the
+//! container around itself and then becomes the user's program.
+//!
+//! It is forked by `clone(2)` from the runtime process itself: no second binary and no re-exec, so
+//! creating a container costs one clone and one execve. The steps, in the spec's order:
+//! wait for the runtime's `Go` (uid/gid maps written, cgroup joined, prestart/createRuntime hooks
+//! run) → join namespaces given by path → new cgroup namespace → hostname → mounts, `/dev` →
+//! createContainer hooks → pivot_root → sysctl, read-only and masked paths → terminal → rlimits,
+//! no_new_privs, user, capabilities → `Ready` → (with `create`) block on the exec fifo until
+//! `start` → startContainer hooks → seccomp → execve.
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{unshare, CloneFlags};
+use oci_spec::runtime::Spec;
+
+use crate::capabilities::CapabilitySets;
+use crate::hooks::{self, HookError};
+use crate::namespaces::{Join, NamespaceError};
+use crate::process::{self, Argv, ProcessError};
+use crate::rootfs::{Rootfs, RootfsError};
+use crate::state::OciState;
+use crate::sync::{Channel, Msg, SyncError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
+    #[error(transparent)]
+    Seccomp(#[from] berth_seccomp::Error),
+    #[error("{what}: {source}")]
+    Sys { what: String, source: nix::Error },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+fn sys(what: impl Into<String>) -> impl FnOnce(nix::Error) -> InitError {
+    let what = what.into();
+    move |source| InitError::Sys { what, source }
+}
+
+/// Everything the init needs, prepared by the runtime before the fork.
+pub struct InitPlan<'a> {
+    pub spec: &'a Spec,
+    pub rootfs: Rootfs,
+    pub join: &'a [Join],
+    pub new_cgroupns: bool,
+    pub new_uts: bool,
+    pub channel: &'a Channel,
+    /// With `create`: the fifo that `start` opens.
+    pub fifo: Option<PathBuf>,
+    pub console: Option<&'a UnixStream>,
+    pub seccomp: Option<&'a berth_seccomp::Program>,
+    pub caps: Option<&'a CapabilitySets>,
+    pub argv: &'a Argv,
+    pub preserve_fds: u32,
+    pub state: &'a OciState,
+}
+
+/// The body of the forked child. Never returns: it execs the program or exits with status 1 after
+/// telling the runtime why.
+pub fn run(plan: &InitPlan<'_>) -> isize {
+    let err = match init(plan) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = plan.channel.send(&Msg::Error(err.to_string()));
+    // SAFETY: _exit ends the forked child without running the parent's atexit handlers or
+    // destructors, which belong to the runtime process the child was copied from.
+    unsafe { libc::_exit(1) }
+}
+
+fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
+    process::reset_signals();
+    let spec = plan.spec;
+    let proc = spec.process().as_ref().ok_or_else(|| InitError::Io {
+        what: "config.json".into(),
+        source: std::io::Error::other("no process"),
+    })?;
+    match plan.channel.recv()? {
+        Msg::Go => {}
+        // The runtime gave up before starting us (a hook failed): leave quietly.
+        _ => {
+            // SAFETY: see `run`.
+            unsafe { libc::_exit(1) }
+        }
+    }
+    for ns in plan.join {
+        ns.enter()?;
+    }
+    if plan.new_cgroupns {
+        // Made after the runtime moved us into our cgroup, so that the namespace's root is it.
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("creating the cgroup namespace"))?;
+    }
+    nix::unistd::setsid().map_err(sys("setsid"))?;
+    if plan.new_uts {
+        if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+            nix::unistd::sethostname(name).map_err(sys(format!("setting hostname {name:?}")))?;
+        }
+        if let Some(name) = spec.domainname().as_deref().filter(|h| !h.is_empty()) {
+            rustix::system::setdomainname(name.as_bytes()).map_err(|e| InitError::Io {
+                what: format!("setting domainname {name:?}"),
+                source: e.into(),
+            })?;
+        }
+    }
+    let fifo = plan.fifo.as_deref().map(open_path).transpose()?;
+
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    plan.rootfs.prepare(spec)?;
+    let hooks = spec.hooks().as_ref();
+    hooks::run_all(
+        "createContainer",
+        hooks
+            .and_then(|h| h.create_container().as_deref())
+            .unwrap_or_default(),
+        plan.state,
+    )?;
+    plan.rootfs.enter()?;
+    if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+        write_sysctls(sysctl)?;
+    }
+    plan.rootfs.finish(spec)?;
+
+    if let Some(console) = plan.console {
+        let size = proc
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::console::setup(console, size)?;
+    }
+    process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
+    let no_new_privs = proc.no_new_privileges().unwrap_or(false);
+    if no_new_privs {
+        process::set_no_new_privs()?;
+    }
+    if let (Some(filter), false) = (plan.seccomp, no_new_privs) {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
+        filter.load()?;
+    }
+    process::change_user(proc, plan.caps)?;
+    process::set_umask(proc);
+    process::enter_cwd(proc.cwd())?;
+    let env = proc.env().as_deref().unwrap_or_default();
+    let program = process::find_executable(&proc.args().as_deref().unwrap_or_default()[0], env)?;
+
+    plan.channel.send(&Msg::Ready)?;
+    if let Some(fifo) = fifo {
+        wait_for_start(&fifo)?;
+    }
+    hooks::run_all(
+        "startContainer",
+        hooks
+            .and_then(|h| h.start_container().as_deref())
+            .unwrap_or_default(),
+        plan.state,
+    )?;
+    if let (Some(filter), true) = (plan.seccomp, no_new_privs) {
+        filter.load()?;
+    }
+    process::close_fds_on_exec(3 + plan.preserve_fds)?;
+    Err(process::exec(&program, plan.argv).into())
+}
+
+fn open_path(path: &Path) -> Result<OwnedFd, InitError> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| InitError::Io {
+        what: format!("opening {}", path.display()),
+        source: e.into(),
+    })
+}
+
+/// Opens the exec fifo for writing through our `O_PATH` descriptor: this blocks until `start`
+/// opens it for reading. The byte written tells `start` that we are past the wait.
+fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|source| InitError::Io {
+            what: "opening the exec fifo".into(),
+            source,
+        })?;
+    file.write_all(b"0").map_err(|source| InitError::Io {
+        what: "writing the exec fifo".into(),
+        source,
+    })
+}
+
+fn write_sysctls(sysctl: &std::collections::HashMap<String, String>) -> Result<(), InitError> {
+    for (key, value) in sysctl {
+        let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(|source| InitError::Io {
+            what: format!("setting sysctl {key}={value}"),
+            source,
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! Creating a container: the runtime's side of the fork.
+//!
+//! The runtime claims the id, prepares everything that can fail before the fork (config, cgroup,
+//! seccomp program, namespace descriptors, console socket), clones the init straight into its new
+//! namespaces, writes the id maps, moves it into its cgroup, runs the prestart and createRuntime
+//! hooks and tells it to go on. Any failure undoes every step already taken (see [`Rollback`]).
+
+use std::path::{Path, PathBuf};
+
+use berth_cgroups::Manager;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
+
+use crate::capabilities::CapabilitySets;
+use crate::error::Error;
+use crate::hooks;
+use crate::init::{self, InitPlan};
+use crate::namespaces::Plan;
+use crate::process::Argv;
+use crate::rootfs::Rootfs;
+use crate::spec;
+use crate::state::{self, Record, Status, Store};
+use crate::sync::{self, Msg};
+
+/// How the init goes on once it is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `create`: wait on the exec fifo until `start`.
+    Create,
+    /// `run`: exec the program at once.
+    Run,
+}
+
+/// Options of `create` and `run`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub console_socket: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+}
+
+/// A container whose init was forked by this process.
+#[derive(Debug)]
+pub struct Launched {
+    pub record: Record,
+    pub spec: Spec,
+    pub pid: Pid,
+}
+
+/// The default cgroup of a container whose config names none.
+pub fn default_cgroups_path(id: &str) -> PathBuf {
+    PathBuf::from(format!("/berth-runtime/{id}"))
+}
+
+/// Undoes a half-made container when dropped, unless disarmed.
+struct Rollback<'a> {
+    store: &'a Store,
+    id: String,
+    cgroup: Option<Manager>,
+    child: Option<Pid>,
+    armed: bool,
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(pid) = self.child {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.destroy();
+        }
+        let _ = self.store.remove(&self.id);
+    }
+}
+
+/// Creates container `id` from `opts.bundle`; with [`Mode::Run`] its program is running on return.
+pub fn launch(
+    store: &Store,
+    id: &str,
+    opts: &CreateOptions,
+    mode: Mode,
+) -> Result<Launched, Error> {
+    let bundle = std::fs::canonicalize(&opts.bundle).map_err(|source| Error::Io {
+        what: format!("bundle {}", opts.bundle.display()),
+        source,
+    })?;
+    let spec = spec::load(&bundle)?;
+    spec::validate(&spec)?;
+    let rootfs_path = spec::rootfs(&bundle, &spec)?;
+    let process = spec.process().as_ref().ok_or(Error::NoProcess)?;
+    let linux = spec.linux().as_ref().ok_or(Error::NoProcess)?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::Usage(
+            "cannot allocate tty if runc will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && opts.console_socket.is_some() {
+        return Err(Error::Usage(
+            "cannot use console socket if runc will not detach or allocate tty".into(),
+        ));
+    }
+
+    let dir = store.claim(id)?;
+    let mut rollback = Rollback {
+        store,
+        id: id.to_string(),
+        cgroup: None,
+        child: None,
+        armed: true,
+    };
+    std::fs::write(
+        store.config_path(id),
+        serde_json::to_vec(&spec).map_err(Error::Json)?,
+    )
+    .map_err(|source| Error::Io {
+        what: format!("saving config in {}", dir.display()),
+        source,
+    })?;
+
+    let mut ns = Plan::from_spec(linux.namespaces().as_deref().unwrap_or_default())?;
+    let new_cgroupns = ns.has_new(LinuxNamespaceType::Cgroup);
+    let clone_flags = ns.new & !CloneFlags::CLONE_NEWCGROUP;
+    if let Some(pid_ns) = ns.take_pid_join() {
+        pid_ns.enter()?;
+    }
+
+    let cgroups_path = linux
+        .cgroups_path()
+        .clone()
+        .unwrap_or_else(|| default_cgroups_path(id));
+    let cgroup = Manager::new(&cgroups_path)?;
+    cgroup.create()?;
+    rollback.cgroup = Some(cgroup.clone());
+    if let Some(resources) = linux.resources() {
+        cgroup.apply(resources)?;
+    }
+
+    let fifo = if mode == Mode::Create {
+        let path = store.fifo_path(id);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
+            |source| Error::Sys {
+                what: format!("creating {}", path.display()),
+                source,
+            },
+        )?;
+        Some(path)
+    } else {
+        None
+    };
+    let console = opts
+        .console_socket
+        .as_deref()
+        .map(crate::console::connect)
+        .transpose()?;
+    let seccomp = linux
+        .seccomp()
+        .as_ref()
+        .map(berth_seccomp::compile)
+        .transpose()?;
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .map(CapabilitySets::from_spec)
+        .transpose()?;
+    let argv = Argv::new(
+        process.args().as_deref().unwrap_or_default(),
+        process.env().as_deref().unwrap_or_default(),
+    )?;
+
+    let created = state::rfc3339(std::time::SystemTime::now());
+    let mut record = Record {
+        id: id.to_string(),
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs_path.clone(),
+        created,
+        cgroups_path: cgroups_path.clone(),
+        owner: String::new(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        creating: true,
+    };
+    let mut oci_state = record.oci_state(Status::Creating);
+
+    let (parent_end, child_end) = sync::pair()?;
+    let plan = InitPlan {
+        spec: &spec,
+        rootfs: Rootfs {
+            path: rootfs_path,
+            bundle: bundle.clone(),
+            in_userns: ns.has_new(LinuxNamespaceType::User),
+            no_pivot: opts.no_pivot,
+        },
+        join: &ns.join,
+        new_cgroupns,
+        new_uts: ns.has_new(LinuxNamespaceType::Uts),
+        channel: &child_end,
+        fifo,
+        console: console.as_ref(),
+        seccomp: seccomp.as_ref(),
+        caps: caps.as_ref(),
+        argv: &argv,
+        preserve_fds: opts.preserve_fds,
+        state: &oci_state,
+    };
+    let pid = clone_init(&plan, clone_flags)?;
+    rollback.child = Some(pid);
+    drop(child_end);
+    drop(console);
+
+    if ns.has_new(LinuxNamespaceType::User) {
+        write_id_maps(pid, linux.uid_mappings(), linux.gid_mappings())?;
+    }
+    cgroup.add_task(pid.as_raw())?;
+    if let Some(score) = process.oom_score_adj() {
+        let path = format!("/proc/{pid}/oom_score_adj");
+        std::fs::write(&path, score.to_string()).map_err(|source| Error::Io {
+            what: format!("setting oom_score_adj {score}"),
+            source,
+        })?;
+    }
+    record.pid = pid.as_raw();
+    record.pid_start_time = state::proc_stat(pid.as_raw())
+        .map(|s| s.start_time)
+        .unwrap_or_default();
+    store.save(&record)?;
+    oci_state.pid = record.pid;
+    let hooks_cfg = spec.hooks().as_ref();
+    hooks::run_all(
+        "prestart",
+        hooks_cfg
+            .and_then(|h| h.prestart().as_deref())
+            .unwrap_or_default(),
+        &oci_state,
+    )?;
+    hooks::run_all(
+        "createRuntime",
+        hooks_cfg
+            .and_then(|h| h.create_runtime().as_deref())
+            .unwrap_or_default(),
+        &oci_state,
+    )?;
+
+    parent_end.send(&Msg::Go)?;
+    match parent_end.recv()? {
+        Msg::Ready => {}
+        Msg::Error(text) => return Err(Error::Init(text)),
+        _ => {
+            return Err(Error::Init(
+                "container init exited before it was ready".into(),
+            ))
+        }
+    }
+    if mode == Mode::Run {
+        // The child's end of the channel is close-on-exec: end-of-file means the exec succeeded.
+        match parent_end.recv()? {
+            Msg::Closed => {}
+            Msg::Error(text) => return Err(Error::Init(text)),
+            other => return Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+    }
+    record.creating = false;
+    store.save(&record)?;
+    if let Some(pid_file) = &opts.pid_file {
+        write_pid_file(pid_file, pid.as_raw())?;
+    }
+    rollback.armed = false;
+    Ok(Launched { record, spec, pid })
+}
+
+/// Forks the init with `flags` and runs [`init::run`] in it.
+fn clone_init(plan: &InitPlan<'_>, flags: CloneFlags) -> Result<Pid, Error> {
+    // The init runs on this stack until it execs: hooks and mount setup need room. The pages are
+    // only touched as used.
+    let mut stack = vec![0u8; 4 << 20];
+    let cb = Box::new(|| init::run(plan));
+    // SAFETY: the child gets a copy of this single-threaded process's memory (no CLONE_VM), runs
+    // `cb` on `stack`, and ends in execve or _exit without returning into our frames.
+    unsafe { nix::sched::clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(|source| {
+        Error::Sys {
+            what: "cloning the container's init".into(),
+            source,
+        }
+    })
+}
+
+fn write_id_maps(
+    pid: Pid,
+    uid: &Option<Vec<LinuxIdMapping>>,
+    gid: &Option<Vec<LinuxIdMapping>>,
+) -> Result<(), Error> {
+    let format = |maps: &Option<Vec<LinuxIdMapping>>| {
+        maps.iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
+        let text = format(maps);
+        if text.is_empty() {
+            continue;
+        }
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, text).map_err(|source| Error::Io {
+            what: format!("writing {path}"),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes the pid file atomically, as runc does.
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
+    let tmp = path.with_extension("tmp-berth");
+    std::fs::write(&tmp, pid.to_string())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| Error::Io {
+            what: format!("writing pid file {}", path.display()),
+            source,
+        })
+}

@@ -1,0 +1,26 @@
+//! Berth's OCI runtime: turns an OCI bundle (config.json + root filesystem) into a running,
+//! isolated, limited process, with the lifecycle of the OCI runtime spec.
+//!
+//! [`Runtime`] is the entry point; `berth-runtime` (src/main.rs) is a thin runc-compatible CLI over
+//! it. Control groups and seccomp live in their own crates (`berth-cgroups`, `berth-seccomp`).
+
+pub mod capabilities;
+pub mod console;
+pub mod container;
+pub mod error;
+pub mod exec;
+pub mod hooks;
+pub mod init;
+pub mod launch;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+pub mod sync;
+mod sys;
+
+pub use container::Runtime;
+pub use error::Error;
+pub use launch::CreateOptions;
+pub use state::{OciState, Status};

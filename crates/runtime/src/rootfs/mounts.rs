@@ -1,0 +1,175 @@
+//! Performing the `mounts` of config.json inside the container's root filesystem.
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use oci_spec::runtime::Mount;
+
+use super::options::{self, Options};
+use super::paths;
+use super::RootfsError;
+
+/// The state the mounts of one container share.
+pub struct Target<'a> {
+    /// The root filesystem on the host, canonical.
+    pub root: &'a Path,
+    /// An `O_PATH` descriptor of `root`.
+    pub root_fd: &'a OwnedFd,
+    /// The bundle directory, against which relative bind sources are resolved.
+    pub bundle: &'a Path,
+    /// True in a new user namespace: device nodes are bind mounted, not created.
+    pub in_userns: bool,
+}
+
+pub(super) fn sys_err(what: String) -> impl FnOnce(nix::Error) -> RootfsError {
+    move |e| RootfsError::Sys { what, source: e }
+}
+
+pub(super) fn io_err(what: String) -> impl FnOnce(std::io::Error) -> RootfsError {
+    move |e| RootfsError::Io { what, source: e }
+}
+
+/// Mounts `m` into the root filesystem.
+pub fn mount_one(target: &Target<'_>, m: &Mount) -> Result<(), RootfsError> {
+    let opts = options::parse(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = paths::resolve(target.root, m.destination())?;
+    if typ == "cgroup" || typ == "cgroup2" {
+        return super::cgroupfs::mount_cgroups(&dest, &opts);
+    }
+    if typ == "bind" || opts.is_bind() {
+        return bind(target, m, &dest, &opts);
+    }
+    fs::create_dir_all(&dest)
+        .map_err(io_err(format!("creating mount point {}", dest.display())))?;
+    let fd = paths::open_in_root(target.root_fd, target.root, &dest)?;
+    let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
+    let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+    let flags = opts.flags & !MsFlags::MS_REMOUNT;
+    mount(Some(&source), &paths::fd_path(&fd), Some(typ), flags, data).map_err(sys_err(
+        format!("mounting {typ} on {}", m.destination().display()),
+    ))?;
+    apply_propagation(&fd, &opts, m.destination())
+}
+
+fn bind(target: &Target<'_>, m: &Mount, dest: &Path, opts: &Options) -> Result<(), RootfsError> {
+    let source = m.source().as_ref().ok_or_else(|| {
+        RootfsError::Config(format!(
+            "bind mount on {} has no source",
+            m.destination().display()
+        ))
+    })?;
+    let source = if source.is_absolute() {
+        source.clone()
+    } else {
+        target.bundle.join(source)
+    };
+    let meta =
+        fs::metadata(&source).map_err(io_err(format!("bind mount source {}", source.display())))?;
+    create_mount_point(dest, meta.is_dir())?;
+    let fd = paths::open_in_root(target.root_fd, target.root, dest)?;
+    let dest_fd_path = paths::fd_path(&fd);
+    let what = || {
+        format!(
+            "bind mounting {} on {}",
+            source.display(),
+            m.destination().display()
+        )
+    };
+    mount(
+        Some(&source),
+        &dest_fd_path,
+        None::<&str>,
+        MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC),
+        None::<&str>,
+    )
+    .map_err(sys_err(what()))?;
+    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount(&dest_fd_path, extra, &source).map_err(sys_err(what()))?;
+    }
+    apply_propagation(&fd, opts, m.destination())
+}
+
+/// Remounts a bind mount with `flags`, keeping the flags the kernel locks on the source mount
+/// (nosuid, nodev, noexec, atime flags): dropping them is refused inside a user namespace.
+pub(super) fn remount(target: &Path, flags: MsFlags, source: &Path) -> nix::Result<()> {
+    let base = MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+    match mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        base | flags,
+        None::<&str>,
+    ) {
+        Err(nix::Error::EPERM) => {
+            let locked = statvfs(source).map(|s| locked_flags(s.flags()))?;
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                base | flags | locked,
+                None::<&str>,
+            )
+        }
+        other => other,
+    }
+}
+
+fn locked_flags(f: FsFlags) -> MsFlags {
+    let mut out = MsFlags::empty();
+    for (fs_flag, ms_flag) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs_flag) {
+            out |= ms_flag;
+        }
+    }
+    out
+}
+
+fn apply_propagation(fd: &OwnedFd, opts: &Options, dest: &Path) -> Result<(), RootfsError> {
+    for flag in &opts.propagation {
+        mount(
+            None::<&str>,
+            &paths::fd_path(fd),
+            None::<&str>,
+            *flag,
+            None::<&str>,
+        )
+        .map_err(sys_err(format!(
+            "changing propagation of {}",
+            dest.display()
+        )))?;
+    }
+    Ok(())
+}
+
+/// Creates a directory, or an empty file for a file bind mount, with its parents.
+pub(super) fn create_mount_point(dest: &Path, dir: bool) -> Result<(), RootfsError> {
+    let err = || format!("creating mount point {}", dest.display());
+    if dir {
+        return fs::create_dir_all(dest).map_err(io_err(err()));
+    }
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).map_err(io_err(err()))?;
+    }
+    if fs::symlink_metadata(dest).is_err() {
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dest)
+            .map_err(io_err(err()))?;
+    }
+    Ok(())
+}

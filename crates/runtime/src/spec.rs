@@ -1,0 +1,272 @@
+//! Loading and checking a bundle's `config.json`.
+//!
+//! Parsing goes through `serde_path_to_error` so that a malformed field is reported by its JSON path
+//! (`process.user.uid: invalid type ...`), then [`validate`] checks what serde cannot: the things the
+//! runtime needs before it forks anything.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+/// Why a bundle's configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid configuration at `{field}`: {message}")]
+    Parse {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+    #[error("config.json: `{field}`: {message}")]
+    Invalid { field: String, message: String },
+    #[error("rootfs {path} does not exist or is not a directory")]
+    MissingRootfs { path: PathBuf },
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Reads `config.json` from `bundle`.
+pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
+    let path = bundle.join("config.json");
+    let file = File::open(&path).map_err(|source| SpecError::Open {
+        path: path.clone(),
+        source,
+    })?;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::new(file));
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let field = err.path().to_string();
+        SpecError::Parse {
+            path,
+            field,
+            message: err.into_inner().to_string(),
+        }
+    })
+}
+
+/// The rootfs directory of `spec`, resolved against the bundle when relative.
+pub fn rootfs(bundle: &Path, spec: &Spec) -> Result<PathBuf, SpecError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    let path = if root.path().is_absolute() {
+        root.path().clone()
+    } else {
+        bundle.join(root.path())
+    };
+    match std::fs::canonicalize(&path) {
+        Ok(p) if p.is_dir() => Ok(p),
+        _ => Err(SpecError::MissingRootfs { path }),
+    }
+}
+
+/// Checks the parts of the configuration that the runtime relies on before it creates anything.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    if !spec.version().starts_with("1.") {
+        return Err(invalid(
+            "ociVersion",
+            format!("unsupported version {:?}", spec.version()),
+        ));
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "missing"))?;
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        _ => return Err(invalid("process.args", "must name a program to run")),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid("process.cwd", "must be an absolute path"));
+    }
+    for env in process.env().iter().flatten() {
+        if !env.contains('=') {
+            return Err(invalid(
+                "process.env",
+                format!("{env:?} is not of the form KEY=VALUE"),
+            ));
+        }
+    }
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| invalid("linux", "missing"))?;
+    let mut seen = HashSet::new();
+    let mut has_mount_ns = false;
+    let mut has_user_ns = false;
+    for ns in linux.namespaces().iter().flatten() {
+        if !seen.insert(ns.typ()) {
+            return Err(invalid(
+                "linux.namespaces",
+                format!("namespace {} is listed twice", ns.typ()),
+            ));
+        }
+        if let Some(path) = ns.path() {
+            if !path.is_absolute() {
+                return Err(invalid(
+                    "linux.namespaces",
+                    format!(
+                        "path {} of namespace {} is not absolute",
+                        path.display(),
+                        ns.typ()
+                    ),
+                ));
+            }
+        }
+        match ns.typ() {
+            LinuxNamespaceType::Mount => has_mount_ns = ns.path().is_none(),
+            LinuxNamespaceType::User => has_user_ns = true,
+            LinuxNamespaceType::Time => {
+                return Err(invalid(
+                    "linux.namespaces",
+                    "time namespaces are not supported",
+                ))
+            }
+            _ => {}
+        }
+    }
+    if !has_mount_ns {
+        return Err(invalid(
+            "linux.namespaces",
+            "a new mount namespace is required to set up the root filesystem",
+        ));
+    }
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        && linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if has_user_ns && !has_maps && !seen_path(linux.namespaces(), LinuxNamespaceType::User) {
+        return Err(invalid(
+            "linux.uidMappings",
+            "a new user namespace needs uidMappings and gidMappings",
+        ));
+    }
+    if !has_user_ns && (linux.uid_mappings().is_some() || linux.gid_mappings().is_some()) {
+        let maps_used = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if maps_used {
+            return Err(invalid(
+                "linux.uidMappings",
+                "id mappings are given but there is no user namespace",
+            ));
+        }
+    }
+    for (i, mount) in spec.mounts().iter().flatten().enumerate() {
+        if !mount.destination().is_absolute() {
+            return Err(invalid(
+                &format!("mounts[{i}].destination"),
+                format!("{} is not an absolute path", mount.destination().display()),
+            ));
+        }
+    }
+    if let Some(hostname) = spec.hostname() {
+        if !hostname.is_empty() && !seen.contains(&LinuxNamespaceType::Uts) {
+            return Err(invalid(
+                "hostname",
+                "setting a hostname needs a new uts namespace",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn seen_path(
+    namespaces: &Option<Vec<oci_spec::runtime::LinuxNamespace>>,
+    typ: LinuxNamespaceType,
+) -> bool {
+    namespaces
+        .iter()
+        .flatten()
+        .any(|ns| ns.typ() == typ && ns.path().is_some())
+}
+
+/// The default configuration written by `berth-runtime spec`: runc's defaults, with Berth's name.
+pub fn default_spec(rootless: bool) -> Spec {
+    let mut spec = Spec::default();
+    spec.set_hostname(Some("berth".to_string()));
+    if let Some(process) = spec.process_mut() {
+        process.set_terminal(Some(true));
+    }
+    if rootless {
+        if let Some(linux) = spec.linux_mut() {
+            let uid = nix::unistd::getuid().as_raw();
+            let gid = nix::unistd::getgid().as_raw();
+            let mut rootless = oci_spec::runtime::Linux::rootless(uid, gid);
+            rootless.set_masked_paths(linux.masked_paths().clone());
+            rootless.set_readonly_paths(linux.readonly_paths().clone());
+            *linux = rootless;
+        }
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, json: &str) {
+        std::fs::write(dir.join("config.json"), json).unwrap();
+    }
+
+    #[test]
+    fn parse_error_names_the_field() {
+        let dir = tempfile_dir();
+        write(
+            &dir,
+            r#"{"ociVersion":"1.0.2","process":{"cwd":"/","user":{"uid":"root","gid":0}}}"#,
+        );
+        let err = load(&dir).unwrap_err().to_string();
+        assert!(err.contains("process.user.uid"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn default_spec_is_valid() {
+        validate(&default_spec(false)).unwrap();
+    }
+
+    #[test]
+    fn relative_cwd_is_rejected() {
+        let mut spec = default_spec(false);
+        spec.process_mut()
+            .as_mut()
+            .unwrap()
+            .set_cwd(PathBuf::from("tmp"));
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(err.contains("process.cwd"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_namespace_is_rejected() {
+        let mut spec = default_spec(false);
+        let linux = spec.linux_mut().as_mut().unwrap();
+        let mut ns = linux.namespaces().clone().unwrap();
+        ns.push(ns[0].clone());
+        linux.set_namespaces(Some(ns));
+        let err = validate(&spec).unwrap_err().to_string();
+        assert!(err.contains("listed twice"), "{err}");
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "berth-spec-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,111 @@
+//! The channel between the runtime and the process it forks.
+//!
+//! A `SOCK_SEQPACKET` socket pair, close-on-exec on both ends: each message is one packet, and the
+//! child's end closes by itself when the child execs the user's program, so the parent reads
+//! end-of-file exactly when the exec has succeeded.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("creating the sync socket: {0}")]
+    Create(nix::Error),
+    #[error("sending on the sync socket: {0}")]
+    Send(nix::Error),
+    #[error("receiving on the sync socket: {0}")]
+    Recv(nix::Error),
+    #[error("unexpected message on the sync socket: {0:?}")]
+    Unexpected(String),
+}
+
+/// A message between runtime and child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// Parent to child: ids are mapped, cgroups joined, hooks run; go on.
+    Go,
+    /// Child to parent: the container is set up and waits to be started (or is about to exec).
+    Ready,
+    /// Child to parent: setting up failed; the text says why.
+    Error(String),
+    /// The other end closed (for the child's end: it exec'd or died).
+    Closed,
+}
+
+/// One end of the channel.
+#[derive(Debug)]
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+/// Makes a connected pair: (parent's end, child's end).
+pub fn pair() -> Result<(Channel, Channel), SyncError> {
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(SyncError::Create)?;
+    Ok((Channel { fd: a }, Channel { fd: b }))
+}
+
+impl Channel {
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
+        let bytes: Vec<u8> = match msg {
+            Msg::Go => b"G".to_vec(),
+            Msg::Ready => b"R".to_vec(),
+            Msg::Error(text) => {
+                let mut v = b"E".to_vec();
+                v.extend_from_slice(text.as_bytes());
+                v
+            }
+            Msg::Closed => return Ok(()),
+        };
+        loop {
+            match send(self.fd.as_raw_fd(), &bytes, MsgFlags::MSG_NOSIGNAL) {
+                Ok(_) => return Ok(()),
+                Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(SyncError::Send(e)),
+            }
+        }
+    }
+
+    pub fn recv(&self) -> Result<Msg, SyncError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = loop {
+            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                Ok(n) => break n,
+                Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::ECONNRESET) => break 0,
+                Err(e) => return Err(SyncError::Recv(e)),
+            }
+        };
+        Ok(match &buf[..n] {
+            [] => Msg::Closed,
+            b"G" => Msg::Go,
+            b"R" => Msg::Ready,
+            [b'E', rest @ ..] => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
+            other => {
+                return Err(SyncError::Unexpected(
+                    String::from_utf8_lossy(other).into_owned(),
+                ))
+            }
+        })
+    }
+
+    /// Waits for `expected`; an error message or anything else becomes an error.
+    pub fn expect(&self, expected: Msg) -> Result<(), SyncError> {
+        let got = self.recv()?;
+        if got == expected {
+            Ok(())
+        } else {
+            Err(SyncError::Unexpected(format!("{got:?}")))
+        }
+    }
+}

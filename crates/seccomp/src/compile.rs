@@ -1,0 +1,647 @@
+//! Compiling an OCI `linux.seccomp` section into a BPF [`Program`] with libseccomp.
+//!
+//! Semantics follow the OCI runtime spec and runc where the spec is silent:
+//!
+//! * `SCMP_ACT_KILL` is `SCMP_ACT_KILL_THREAD`; `errnoRet`/`defaultErrnoRet` default to `EPERM`
+//!   for `SCMP_ACT_ERRNO` and `SCMP_ACT_TRACE`, and are an error with any other action.
+//! * A syscall name libseccomp does not know is skipped; an empty name is an error.
+//! * A rule whose action equals the default action is skipped (libseccomp refuses it).
+//! * Conditions on distinct arguments are ANDed in one rule. libseccomp cannot AND two
+//!   conditions on the same argument, so when a rule has those, each condition becomes its own
+//!   rule (the conditions are ORed), as runc does.
+//! * `SCMP_CMP_MASKED_EQ` uses `value` as the mask and `valueTwo` (default 0) as the datum.
+//! * `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` only affects notify listeners, which are not
+//!   supported, so it is accepted and has no effect (as in libseccomp).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+use nix::sys::memfd::{memfd_create, MFdFlags};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator, LinuxSyscall,
+};
+
+use crate::{Error, Program};
+
+/// Number of syscall arguments seccomp can inspect.
+const MAX_ARGS: usize = 6;
+
+/// Above this many syscall names, ask libseccomp for a binary-tree filter (as runc does).
+const OPTIMIZE_THRESHOLD: usize = 256;
+
+/// Size of one `struct sock_filter` in the exported program.
+const INSN_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
+
+/// Compiles `seccomp` into a BPF program, checking the whole configuration.
+///
+/// Runs libseccomp and allocates: call it in the parent, before `fork`.
+pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, Error> {
+    let default = action(
+        seccomp.default_action(),
+        seccomp.default_errno_ret(),
+        "defaultAction",
+    )?;
+    let flags = flags(seccomp.flags().as_deref().unwrap_or_default());
+
+    let mut ctx = ScmpFilterContext::new(default).map_err(libseccomp_err("creating the filter"))?;
+
+    for &arch in seccomp.architectures().as_deref().unwrap_or_default() {
+        let scmp = scmp_arch(arch);
+        let present = ctx
+            .is_arch_present(scmp)
+            .map_err(libseccomp_err(format!("architecture {arch}")))?;
+        if !present {
+            ctx.add_arch(scmp)
+                .map_err(libseccomp_err(format!("adding architecture {arch}")))?;
+        }
+    }
+
+    let rules = seccomp.syscalls().as_deref().unwrap_or_default();
+    let names: usize = rules.iter().map(|r| r.names().len()).sum();
+    if names > OPTIMIZE_THRESHOLD {
+        ctx.set_ctl_optimize(2)
+            .map_err(libseccomp_err("enabling binary-tree optimization"))?;
+    }
+
+    for rule in rules {
+        add_rule(&mut ctx, rule, default)?;
+    }
+
+    let instructions = export(&ctx)?;
+    Ok(Program {
+        instructions,
+        flags,
+    })
+}
+
+/// Adds the rules for one OCI `syscalls[]` entry.
+fn add_rule(
+    ctx: &mut ScmpFilterContext,
+    rule: &LinuxSyscall,
+    default: ScmpAction,
+) -> Result<(), Error> {
+    let context = rule_context(rule.names());
+    if rule.names().iter().any(String::is_empty) {
+        return Err(Error::EmptySyscallName { context });
+    }
+    let act = action(rule.action(), rule.errno_ret(), &context)?;
+    let conditions = rule
+        .args()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|arg| condition(arg, &context))
+        .collect::<Result<Vec<_>, _>>()?;
+    if act == default {
+        return Ok(());
+    }
+    let mut per_index = [0usize; MAX_ARGS];
+    for arg in rule.args().as_deref().unwrap_or_default() {
+        per_index[arg.index()] += 1;
+    }
+    let same_arg_twice = per_index.iter().any(|&n| n > 1);
+
+    for name in rule.names() {
+        // Unknown to libseccomp (on any architecture): skipped, as runc does.
+        let Ok(syscall) = ScmpSyscall::from_name(name) else {
+            continue;
+        };
+        let err = libseccomp_err(format!("syscall {name:?}: adding rule"));
+        if conditions.is_empty() {
+            ctx.add_rule(act, syscall).map_err(err)?;
+        } else if same_arg_twice {
+            for cond in &conditions {
+                ctx.add_rule_conditional(act, syscall, std::slice::from_ref(cond))
+                    .map_err(&err)?;
+            }
+        } else {
+            ctx.add_rule_conditional(act, syscall, &conditions)
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Names a rule in error messages by its syscall names.
+fn rule_context(names: &[String]) -> String {
+    match names {
+        [one] => format!("syscall {one:?}"),
+        _ => {
+            let list: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+            format!("syscalls [{}]", list.join(", "))
+        }
+    }
+}
+
+/// Translates an OCI action (with its optional errno return code) into a libseccomp action.
+fn action(
+    action: LinuxSeccompAction,
+    errno_ret: Option<u32>,
+    context: &str,
+) -> Result<ScmpAction, Error> {
+    use LinuxSeccompAction as A;
+
+    let ret = |errno_ret: Option<u32>| -> Result<u16, Error> {
+        let value = errno_ret.unwrap_or(libc::EPERM.unsigned_abs());
+        u16::try_from(value).map_err(|_| Error::ErrnoRetOutOfRange {
+            context: context.to_owned(),
+            value,
+        })
+    };
+    if errno_ret.is_some() && !matches!(action, A::ScmpActErrno | A::ScmpActTrace) {
+        return Err(Error::ErrnoRetNotSupported {
+            context: context.to_owned(),
+            action,
+        });
+    }
+    Ok(match action {
+        A::ScmpActKill | A::ScmpActKillThread => ScmpAction::KillThread,
+        A::ScmpActKillProcess => ScmpAction::KillProcess,
+        A::ScmpActTrap => ScmpAction::Trap,
+        A::ScmpActErrno => ScmpAction::Errno(i32::from(ret(errno_ret)?)),
+        A::ScmpActTrace => ScmpAction::Trace(ret(errno_ret)?),
+        A::ScmpActLog => ScmpAction::Log,
+        A::ScmpActAllow => ScmpAction::Allow,
+        A::ScmpActNotify => {
+            return Err(Error::UnsupportedAction {
+                context: context.to_owned(),
+                action,
+            })
+        }
+    })
+}
+
+/// Translates one OCI argument condition.
+fn condition(arg: &LinuxSeccompArg, context: &str) -> Result<ScmpArgCompare, Error> {
+    use LinuxSeccompOperator as O;
+
+    let index = arg.index();
+    let out_of_range = || Error::ArgIndexOutOfRange {
+        context: context.to_owned(),
+        index,
+    };
+    if index >= MAX_ARGS {
+        return Err(out_of_range());
+    }
+    let index = u32::try_from(index).map_err(|_| out_of_range())?;
+    let (op, datum) = match arg.op() {
+        O::ScmpCmpNe => (ScmpCompareOp::NotEqual, arg.value()),
+        O::ScmpCmpLt => (ScmpCompareOp::Less, arg.value()),
+        O::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, arg.value()),
+        O::ScmpCmpEq => (ScmpCompareOp::Equal, arg.value()),
+        O::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, arg.value()),
+        O::ScmpCmpGt => (ScmpCompareOp::Greater, arg.value()),
+        O::ScmpCmpMaskedEq => (
+            ScmpCompareOp::MaskedEqual(arg.value()),
+            arg.value_two().unwrap_or(0),
+        ),
+    };
+    Ok(ScmpArgCompare::new(index, op, datum))
+}
+
+/// Translates the OCI filter flags into `SECCOMP_FILTER_FLAG_*` bits.
+fn flags(flags: &[LinuxSeccompFilterFlag]) -> libc::c_ulong {
+    use LinuxSeccompFilterFlag as F;
+
+    flags.iter().fold(0, |bits, flag| {
+        bits | match flag {
+            F::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            F::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            F::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+            // Only meaningful together with a notify listener, which is not supported.
+            F::SeccompFilterFlagWaitKillableRecv => 0,
+        }
+    })
+}
+
+/// Maps an OCI architecture to libseccomp's.
+fn scmp_arch(arch: Arch) -> ScmpArch {
+    match arch {
+        Arch::ScmpArchNative => ScmpArch::Native,
+        Arch::ScmpArchX86 => ScmpArch::X86,
+        Arch::ScmpArchX86_64 => ScmpArch::X8664,
+        Arch::ScmpArchX32 => ScmpArch::X32,
+        Arch::ScmpArchArm => ScmpArch::Arm,
+        Arch::ScmpArchAarch64 => ScmpArch::Aarch64,
+        Arch::ScmpArchMips => ScmpArch::Mips,
+        Arch::ScmpArchMips64 => ScmpArch::Mips64,
+        Arch::ScmpArchMips64n32 => ScmpArch::Mips64N32,
+        Arch::ScmpArchMipsel => ScmpArch::Mipsel,
+        Arch::ScmpArchMipsel64 => ScmpArch::Mipsel64,
+        Arch::ScmpArchMipsel64n32 => ScmpArch::Mipsel64N32,
+        Arch::ScmpArchPpc => ScmpArch::Ppc,
+        Arch::ScmpArchPpc64 => ScmpArch::Ppc64,
+        Arch::ScmpArchPpc64le => ScmpArch::Ppc64Le,
+        Arch::ScmpArchS390 => ScmpArch::S390,
+        Arch::ScmpArchS390x => ScmpArch::S390X,
+        Arch::ScmpArchParisc => ScmpArch::Parisc,
+        Arch::ScmpArchParisc64 => ScmpArch::Parisc64,
+        Arch::ScmpArchRiscv64 => ScmpArch::Riscv64,
+        Arch::ScmpArchLoongarch64 => ScmpArch::Loongarch64,
+        Arch::ScmpArchM68k => ScmpArch::M68k,
+        Arch::ScmpArchSh => ScmpArch::Sh,
+        Arch::ScmpArchSheb => ScmpArch::Sheb,
+    }
+}
+
+/// Exports the filter's BPF (through a memfd: libseccomp 2.5 only writes to a file descriptor)
+/// and checks it is something the kernel can take.
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, Error> {
+    let fd = memfd_create(c"berth-seccomp-bpf", MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| Error::Export(e.into()))?;
+    let mut file = File::from(fd);
+    ctx.export_bpf(&file)
+        .map_err(libseccomp_err("exporting the BPF program"))?;
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(Error::Export)?;
+
+    if bytes.is_empty() || bytes.len() % INSN_SIZE != 0 {
+        return Err(Error::InvalidProgram(format!(
+            "{} bytes is not a whole, non-zero number of {INSN_SIZE}-byte instructions",
+            bytes.len()
+        )));
+    }
+    let max = usize::try_from(libc::BPF_MAXINSNS).unwrap_or(usize::MAX);
+    let len = bytes.len() / INSN_SIZE;
+    if len > max {
+        return Err(Error::InvalidProgram(format!(
+            "{len} instructions, more than the kernel's limit of {max}"
+        )));
+    }
+    Ok(bytes.chunks_exact(INSN_SIZE).map(instruction).collect())
+}
+
+/// Decodes one native-endian `struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }`.
+fn instruction(raw: &[u8]) -> libc::sock_filter {
+    let mut code = [0u8; 2];
+    let mut k = [0u8; 4];
+    code.copy_from_slice(&raw[0..2]);
+    k.copy_from_slice(&raw[4..8]);
+    libc::sock_filter {
+        code: u16::from_ne_bytes(code),
+        jt: raw[2],
+        jf: raw[3],
+        k: u32::from_ne_bytes(k),
+    }
+}
+
+/// Builds a closure turning a libseccomp error into [`Error::Libseccomp`] with `context`.
+fn libseccomp_err(context: impl Into<String>) -> impl Fn(libseccomp::error::SeccompError) -> Error {
+    let context = context.into();
+    move |source| Error::Libseccomp {
+        context: context.clone(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(json: serde_json::Value) -> LinuxSeccomp {
+        serde_json::from_value(json).expect("valid LinuxSeccomp")
+    }
+
+    fn compiled(json: serde_json::Value) -> Result<Program, Error> {
+        compile(&config(json))
+    }
+
+    /// The program as comparable tuples (`sock_filter` has no `PartialEq` without libc's
+    /// `extra_traits`).
+    fn insns(p: &Program) -> Vec<(u16, u8, u8, u32)> {
+        p.instructions
+            .iter()
+            .map(|i| (i.code, i.jt, i.jf, i.k))
+            .collect()
+    }
+
+    fn allow_all() -> Program {
+        compiled(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW"})).unwrap()
+    }
+
+    #[test]
+    fn small_config_yields_non_empty_program() {
+        let p = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+        }))
+        .unwrap();
+        assert!(!p.is_empty());
+        assert!(p.len() > allow_all().len());
+        assert_eq!(p.flags(), 0);
+        // The ERRNO(13) return value is in the program.
+        let ret = libc::SECCOMP_RET_ERRNO | 13;
+        assert!(insns(&p).iter().any(|&(_, _, _, k)| k == ret));
+    }
+
+    #[test]
+    fn unknown_syscall_names_are_skipped() {
+        let with_unknown = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [
+                {"names": ["no_such_syscall", "mkdir"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["another_bogus_one"], "action": "SCMP_ACT_KILL"}
+            ]
+        }))
+        .unwrap();
+        let without = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap();
+        assert_eq!(insns(&with_unknown), insns(&without));
+    }
+
+    #[test]
+    fn syscalls_of_other_architectures_are_accepted() {
+        // Known to libseccomp but not on x86_64: resolved per architecture, not an error.
+        compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["socketcall", "_llseek", "read"], "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .unwrap();
+    }
+
+    #[test]
+    fn notify_is_rejected() {
+        let err = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap_err();
+        assert!(matches!(err, Error::UnsupportedAction { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            r#"seccomp: syscall "mkdir": seccomp action SCMP_ACT_NOTIFY is not supported"#
+        );
+
+        let err = compiled(serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY"})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: defaultAction: seccomp action SCMP_ACT_NOTIFY is not supported"
+        );
+    }
+
+    #[test]
+    fn rule_equal_to_default_action_is_skipped() {
+        let p = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .unwrap();
+        assert_eq!(insns(&p), insns(&allow_all()));
+
+        // Same for ERRNO with the same return code (EPERM by default on both sides)...
+        let base = compiled(serde_json::json!({"defaultAction": "SCMP_ACT_ERRNO"})).unwrap();
+        let same = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        }))
+        .unwrap();
+        assert_eq!(insns(&same), insns(&base));
+
+        // ...but not with a different one.
+        let other = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+        }))
+        .unwrap();
+        assert_ne!(insns(&other), insns(&base));
+    }
+
+    #[test]
+    fn args_conditions_compile() {
+        let unconditional = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap();
+        for op in [
+            "SCMP_CMP_NE",
+            "SCMP_CMP_LT",
+            "SCMP_CMP_LE",
+            "SCMP_CMP_EQ",
+            "SCMP_CMP_GE",
+            "SCMP_CMP_GT",
+            "SCMP_CMP_MASKED_EQ",
+        ] {
+            let p = compiled(serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{
+                    "names": ["personality"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "args": [{"index": 0, "value": 255, "valueTwo": 8, "op": op}]
+                }]
+            }))
+            .unwrap_or_else(|e| panic!("{op}: {e}"));
+            assert_ne!(insns(&p), insns(&unconditional), "{op}");
+        }
+
+        // Distinct arguments (ANDed) and the same argument twice (one rule each, ORed).
+        for args in [
+            serde_json::json!([
+                {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": 2, "op": "SCMP_CMP_NE"}
+            ]),
+            serde_json::json!([
+                {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 2, "op": "SCMP_CMP_EQ"}
+            ]),
+        ] {
+            compiled(serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": args}]
+            }))
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn arg_index_out_of_range_is_an_error() {
+        let err = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{
+                "names": ["kill"],
+                "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]
+            }]
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"seccomp: syscall "kill": argument index 6 is out of range (0-5)"#
+        );
+    }
+
+    #[test]
+    fn errno_ret_rules() {
+        // Not allowed with an action that returns no errno (the spec says fail).
+        let err = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["a", "b"], "action": "SCMP_ACT_KILL", "errnoRet": 1}]
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"seccomp: syscalls ["a", "b"]: errno return code is not supported with action SCMP_ACT_KILL"#
+        );
+        let err = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "defaultErrnoRet": 1
+        }))
+        .unwrap_err();
+        assert!(matches!(err, Error::ErrnoRetNotSupported { .. }), "{err:?}");
+
+        // Must fit in SECCOMP_RET_DATA.
+        let err = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 70000
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "seccomp: defaultAction: errno return code 70000 is out of range (0-65535)"
+        );
+
+        // TRACE takes one too; defaultErrnoRet is honoured.
+        compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "defaultErrnoRet": 38,
+            "syscalls": [{"names": ["ptrace"], "action": "SCMP_ACT_TRACE", "errnoRet": 5}]
+        }))
+        .unwrap();
+    }
+
+    #[test]
+    fn empty_syscall_name_is_an_error() {
+        let err = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": [""], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap_err();
+        assert!(matches!(err, Error::EmptySyscallName { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn all_actions_compile() {
+        for action in [
+            "SCMP_ACT_KILL",
+            "SCMP_ACT_KILL_THREAD",
+            "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_TRAP",
+            "SCMP_ACT_ERRNO",
+            "SCMP_ACT_TRACE",
+            "SCMP_ACT_LOG",
+        ] {
+            compiled(serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["mkdir"], "action": action}]
+            }))
+            .unwrap_or_else(|e| panic!("{action}: {e}"));
+            compiled(serde_json::json!({
+                "defaultAction": action,
+                "syscalls": [{"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"}]
+            }))
+            .unwrap_or_else(|e| panic!("default {action}: {e}"));
+        }
+    }
+
+    #[test]
+    fn flags_are_translated() {
+        let p = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "flags": [
+                "SECCOMP_FILTER_FLAG_TSYNC",
+                "SECCOMP_FILTER_FLAG_LOG",
+                "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            p.flags(),
+            libc::SECCOMP_FILTER_FLAG_TSYNC
+                | libc::SECCOMP_FILTER_FLAG_LOG
+                | libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+        );
+    }
+
+    #[test]
+    fn architectures_are_added() {
+        let native_only = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_NATIVE"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap();
+        let multi = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32",
+                              "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap();
+        assert!(multi.len() > native_only.len());
+        // The native architecture stays in the filter even when not listed.
+        let foreign = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_AARCH64"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap();
+        assert!(insns(&foreign)
+            .iter()
+            .any(|&(_, _, _, k)| k == NATIVE_AUDIT_ARCH));
+    }
+
+    /// `AUDIT_ARCH_*` of the build target, which the filter's architecture check compares with.
+    #[cfg(target_arch = "x86_64")]
+    const NATIVE_AUDIT_ARCH: u32 = 0xc000_003e;
+    #[cfg(target_arch = "aarch64")]
+    const NATIVE_AUDIT_ARCH: u32 = 0xc000_00b7;
+
+    #[test]
+    fn large_rule_sets_compile() {
+        let names: Vec<String> = [
+            "read", "write", "open", "close", "stat", "fstat", "lstat", "poll", "lseek", "mmap",
+        ]
+        .iter()
+        .cycle()
+        .take(300)
+        .map(|s| (*s).to_owned())
+        .collect();
+        let p = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .unwrap();
+        assert!(!p.is_empty());
+    }
+
+    #[test]
+    fn unknown_enum_values_are_rejected_when_parsing() {
+        for json in [
+            serde_json::json!({"defaultAction": "SCMP_ACT_BOGUS"}),
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_PDP11"]}),
+            serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_BOGUS"]}),
+        ] {
+            assert!(
+                serde_json::from_value::<LinuxSeccomp>(json.clone()).is_err(),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn program_debug_shows_size_and_flags() {
+        let s = format!("{:?}", allow_all());
+        assert!(s.starts_with("Program { flags: 0x0, len: "), "{s}");
+    }
+}
