@@ -7,10 +7,17 @@
 //! hierarchy that has it, else the cgroup2 hierarchy if its root lists it in
 //! `cgroup.controllers`. File names, units and write orders follow runc.
 //!
-//! Not supported (yet): device control on cgroup v2 (needs an eBPF program;
-//! `apply` leaves v2 devices alone and returns `Ok`), `network` on v2 (no
-//! such controller), realtime CPU and leaf weights on v2, systemd-managed
-//! cgroups (this crate writes cgroupfs directly).
+//! Not supported (yet):
+//! - device control on cgroup v2: it needs a BPF_CGROUP_DEVICE eBPF
+//!   program; `apply` leaves v2 devices alone and returns `Ok`;
+//! - on cgroup v2, settings without a v2 file are errors when requested:
+//!   `network` (net_cls/net_prio), `cpu.realtimeRuntime/Period`,
+//!   `blockIO.leafWeight`; `memory.disableOOMKiller` and
+//!   `memory.swappiness` are accepted and ignored, as by runc
+//!   (`memory.oom.group` and other v2-only files go through `unified`);
+//! - kernel memory limits are ignored where the kernel dropped them;
+//!   `memory.useHierarchy` is ignored (always on in modern kernels);
+//! - systemd-managed cgroups: this crate writes cgroupfs directly.
 
 mod convert;
 mod fs;
@@ -534,54 +541,4 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<(), FsError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HYBRID: &str = "\
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
-";
-
-    #[test]
-    fn rejects_bad_paths() {
-        let layout = || Layout::parse(HYBRID, "4:memory:/a\n1:cpu:/\n0::/\n").expect("layout");
-        for bad in ["", "/", "/a/../../etc", "..", "./"] {
-            assert!(
-                matches!(
-                    Manager::with_layout(Path::new(bad), layout()),
-                    Err(Error::InvalidPath(_))
-                ),
-                "{bad:?} must be rejected"
-            );
-        }
-        let m = Manager::with_layout(Path::new("/berth/x"), layout()).expect("manager");
-        assert_eq!(m.path(), Path::new("/berth/x"));
-        assert_eq!(m.mode(), Mode::Hybrid);
-        assert_eq!(
-            m.controller_dir("memory"),
-            Some(PathBuf::from("/sys/fs/cgroup/memory/berth/x"))
-        );
-        assert_eq!(
-            m.controller_dir(""),
-            Some(PathBuf::from("/sys/fs/cgroup/unified/berth/x"))
-        );
-        assert_eq!(m.dirs().len(), 3);
-        let rel = Manager::with_layout(Path::new("berth/x"), layout()).expect("manager");
-        assert_eq!(
-            rel.controller_dir("memory"),
-            Some(PathBuf::from("/sys/fs/cgroup/memory/a/berth/x"))
-        );
-    }
-
-    #[test]
-    fn missing_controller_is_named() {
-        let layout = Layout::parse(HYBRID, "0::/\n").expect("layout");
-        let m = Manager::with_layout(Path::new("/x"), layout).expect("manager");
-        let err = m.require("pids", "pids").expect_err("no pids");
-        assert_eq!(
-            err.to_string(),
-            "pids was requested but the pids controller is not mounted (neither cgroup v1 nor enabled in cgroup2)"
-        );
-    }
-}
+mod manager_tests;

@@ -69,6 +69,13 @@ fn relative_path_is_below_own_cgroup() {
     }
     assert!(mem.ends_with(&rel));
     assert_eq!(manager.path(), Path::new(&rel));
+    // It can be created, joined and destroyed like an absolute one.
+    let mut guard = Guard::at(&rel);
+    assert!(mem.is_dir());
+    let task = guard.spawn_in_cgroup("exec sleep 30");
+    assert_eq!(guard.manager.pids().expect("pids"), vec![task.pid]);
+    drop(guard);
+    assert!(!mem.exists());
 }
 
 #[test]

@@ -105,6 +105,14 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
     for ns in plan.join {
         ns.enter()?;
     }
+    if plan.rootfs.in_userns {
+        // Our host uid (0) is not mapped in the new user namespace: files we create would get
+        // EOVERFLOW. Become the namespace's root, which the maps just written make valid.
+        let root_gid = nix::unistd::Gid::from_raw(0);
+        let root_uid = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(sys("setting gid 0 in the user namespace"))?;
+        nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(sys("setting uid 0 in the user namespace"))?;
+    }
     if plan.new_cgroupns {
         // Made after the runtime moved us into our cgroup, so that the namespace's root is it.
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("creating the cgroup namespace"))?;

@@ -198,7 +198,8 @@ pub fn launch(
         rootfs: Rootfs {
             path: rootfs_path,
             bundle: bundle.clone(),
-            in_userns: ns.has_new(LinuxNamespaceType::User),
+            in_userns: ns.has_new(LinuxNamespaceType::User)
+                || ns.join.iter().any(|j| j.typ == LinuxNamespaceType::User),
             no_pivot: opts.no_pivot,
         },
         join: &ns.join,

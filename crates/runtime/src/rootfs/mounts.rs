@@ -87,11 +87,13 @@ fn bind(target: &Target<'_>, m: &Mount, dest: &Path, opts: &Options) -> Result<(
         None::<&str>,
     )
     .map_err(sys_err(what()))?;
+    // The descriptor names the directory under the new mount: open the mount itself.
+    let mounted = paths::open_in_root(target.root_fd, target.root, dest)?;
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        remount(&dest_fd_path, extra, &source).map_err(sys_err(what()))?;
+        remount(&paths::fd_path(&mounted), extra, &source).map_err(sys_err(what()))?;
     }
-    apply_propagation(&fd, opts, m.destination())
+    apply_propagation(&mounted, opts, m.destination())
 }
 
 /// Remounts a bind mount with `flags`, keeping the flags the kernel locks on the source mount

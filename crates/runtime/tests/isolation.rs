@@ -1,0 +1,132 @@
+//! Namespaces seen from inside a container: pid 1, hostname, network, mounts, user namespace.
+
+use berth_tests::Bundle;
+
+const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
+
+fn run_sh(script: &str) -> String {
+    let b = Bundle::new(RUNTIME, &["sh", "-c", script]);
+    b.run().ok().stdout
+}
+
+#[test]
+fn pid_namespace_shows_only_the_container() {
+    let out = run_sh("echo self=$$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("self=1"), "{out}");
+    // pid 1 (sh), and the pipeline's own processes: no host process is visible.
+    let pids: Vec<u32> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids[0], 1, "{out}");
+    assert!(pids.iter().all(|p| *p < 20), "host pids visible: {out}");
+}
+
+#[test]
+fn uts_namespace_has_the_configured_hostname() {
+    let mut b = Bundle::new(RUNTIME, &["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"]);
+    b.config["hostname"] = "box-one".into();
+    b.config["domainname"] = "example.test".into();
+    b.save();
+    let out = b.run().ok().stdout;
+    assert_eq!(out, "box-one\nexample.test\n");
+    let host = nix::unistd::gethostname().unwrap();
+    assert_ne!(host.to_str().unwrap(), "box-one");
+}
+
+#[test]
+fn network_namespace_has_only_loopback() {
+    let out = run_sh("ls /sys/class/net | tr '\\n' ' '");
+    assert_eq!(out.trim(), "lo", "{out}");
+}
+
+#[test]
+fn mount_namespace_has_its_own_table() {
+    let out = run_sh("cat /proc/self/mounts");
+    // The container's root is its own; the host's mounts (e.g. the cgroup v1 hierarchies' host
+    // paths or /work) are not there.
+    assert!(out.lines().any(|l| l.split(' ').nth(1) == Some("/proc")), "{out}");
+    assert!(!out.contains("/work"), "{out}");
+    let host = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert_ne!(out, host);
+}
+
+#[test]
+fn ipc_namespace_is_separate() {
+    let host = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    let out = run_sh("readlink /proc/self/ns/ipc; readlink /proc/self/ns/cgroup");
+    let mut lines = out.lines();
+    assert_ne!(lines.next().unwrap(), host.to_str().unwrap());
+    let host_cg = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    assert_ne!(lines.next().unwrap(), host_cg.to_str().unwrap());
+}
+
+#[test]
+fn joins_an_existing_network_namespace_by_path() {
+    // A namespace made by the test, with a veth pair the container must see.
+    let name = berth_tests::unique("berthns");
+    let netns = NetNs::new(&name);
+    let mut b = Bundle::new(RUNTIME, &["sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+    let namespaces = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    for ns in namespaces.iter_mut() {
+        if ns["type"] == "network" {
+            ns["path"] = format!("/var/run/netns/{}", netns.0).into();
+        }
+    }
+    b.save();
+    let out = b.run().ok().stdout;
+    assert_eq!(out.trim(), "lo vbt0 vbt1", "{out}");
+}
+
+struct NetNs(String);
+
+impl NetNs {
+    fn new(name: &str) -> NetNs {
+        let ip = |args: &[&str]| {
+            let st = std::process::Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", name]);
+        let ns = NetNs(name.to_string());
+        ip(&["-n", name, "link", "add", "vbt0", "type", "veth", "peer", "name", "vbt1"]);
+        ns
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "delete", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn user_namespace_maps_root_to_an_unprivileged_host_user() {
+    let mut b = Bundle::new(RUNTIME, &["sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/f && stat -c %u /tmp/f"]);
+    let c = &mut b.config;
+    c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+    c["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.save();
+    // The rootfs must belong to the mapped root to be writable from inside.
+    let st = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = b.run().ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "{out}");
+    let map: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(map, ["0", "100000", "65536"]);
+    assert_eq!(lines[2], "0");
+    // On the host, the file belongs to the mapped uid.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(b.rootfs().join("tmp/f")).unwrap();
+    assert_eq!(meta.uid(), 100000);
+}
