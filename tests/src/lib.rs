@@ -255,3 +255,156 @@ impl Drop for Bundle {
         let _ = run_with_timeout(&mut self.command(&["delete", "--force", &self.id]), TIMEOUT);
     }
 }
+
+/// Runs `cmd` like [`run_with_timeout`], on a thread of its own: for a command that only ends
+/// once the test has done something (talked to its terminal, killed its container...). `join` the
+/// handle for its output.
+pub fn run_in_background(
+    mut cmd: Command,
+    timeout: Duration,
+) -> std::thread::JoinHandle<Output> {
+    std::thread::spawn(move || run_with_timeout(&mut cmd, timeout))
+}
+
+/// A listening Unix socket for `--console-socket`, in a directory of its own, removed on drop.
+pub struct ConsoleSocket {
+    dir: tempfile::TempDir,
+    listener: std::os::unix::net::UnixListener,
+}
+
+impl ConsoleSocket {
+    pub fn new() -> ConsoleSocket {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-console-")
+            .tempdir()
+            .expect("tempdir");
+        let listener =
+            std::os::unix::net::UnixListener::bind(dir.path().join("console.sock")).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        ConsoleSocket { dir, listener }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("console.sock")
+    }
+
+    /// Accepts one connection and receives the pseudo-terminal master sent over it with
+    /// SCM_RIGHTS; panics if none comes within `timeout`. Also returns the bytes sent with it
+    /// (runc sends the slave's name).
+    pub fn receive_master(&self, timeout: Duration) -> (std::os::fd::OwnedFd, String) {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+        let deadline = Instant::now() + timeout;
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "nobody connected to the console socket within {timeout:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept on the console socket: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).expect("blocking");
+        let left = deadline.saturating_duration_since(Instant::now());
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("read timeout");
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .expect("recvmsg on the console socket");
+        let mut master = None;
+        for cmsg in msg.cmsgs().expect("control messages") {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                for fd in fds {
+                    // SAFETY: SCM_RIGHTS just installed `fd` in this process; nothing else owns it.
+                    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                    master.get_or_insert(owned);
+                }
+            }
+        }
+        let len = msg.bytes;
+        let master = master.expect("no descriptor came with the console socket's message");
+        (master, String::from_utf8_lossy(&buf[..len]).into_owned())
+    }
+}
+
+impl Default for ConsoleSocket {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Reads `fd` (a terminal master, a pipe) until `done` holds for everything read so far, the other
+/// end is closed, or `timeout` passes; returns everything read. Never blocks past `timeout`.
+pub fn read_until(
+    fd: &std::os::fd::OwnedFd,
+    timeout: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    loop {
+        if done(&String::from_utf8_lossy(&out)) {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => panic!("poll: {e}"),
+        }
+        let mut buf = [0u8; 4096];
+        match nix::unistd::read(fd.as_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
+            // A pty master reads EIO once every slave descriptor is closed.
+            Err(nix::Error::EIO) => break,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes all of `data` to `fd`.
+pub fn write_fd(fd: &std::os::fd::OwnedFd, data: &[u8]) {
+    let mut rest = data;
+    while !rest.is_empty() {
+        match nix::unistd::write(fd, rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(nix::Error::EINTR) => {}
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+}
+
+/// The directories of cgroup `cgroups_path` that exist now: in the unified hierarchy and in every
+/// v1 hierarchy under /sys/fs/cgroup. Empty once the cgroup is removed.
+pub fn cgroup_dirs(cgroups_path: &str) -> Vec<PathBuf> {
+    let rel = cgroups_path.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(rel)];
+    if let Ok(entries) = fs::read_dir(root) {
+        dirs.extend(entries.flatten().map(|e| e.path().join(rel)));
+    }
+    dirs.retain(|d| d.is_dir());
+    dirs
+}

@@ -102,14 +102,31 @@ pub fn swappiness(value: u64) -> Result<String, ConvertError> {
     Ok(value.to_string())
 }
 
-/// A v1 device rule: which file (`devices.allow` / `devices.deny`) and the
-/// line to write (`c 1:3 rwm`, or `a` for all devices).
-pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<(&'static str, String), ConvertError> {
-    let file = if rule.allow() {
-        "devices.allow"
-    } else {
-        "devices.deny"
-    };
+/// A validated OCI device rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    /// Allow (true) or deny.
+    pub allow: bool,
+    /// `None` for all devices (type `a`), else the device kind.
+    pub device: Option<DeviceMatch>,
+    /// Some of `r`, `w`, `m` (never empty).
+    pub access: String,
+}
+
+/// Which devices a non-`a` rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMatch {
+    /// `b` or `c`.
+    pub kind: char,
+    /// `None` is `*`.
+    pub major: Option<u32>,
+    /// `None` is `*`.
+    pub minor: Option<u32>,
+}
+
+/// Checks an OCI device rule: type a/b/c (u = c), access of r/w/m (empty
+/// or absent = rwm), negative or absent numbers = `*`.
+pub fn parse_device_rule(rule: &LinuxDeviceCgroup) -> Result<DeviceRule, ConvertError> {
     let bad = |reason| ConvertError::DeviceRule {
         rule: rule.to_string(),
         reason,
@@ -119,25 +136,61 @@ pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<(&'static str, String), C
     if !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
         return Err(bad("access must be made of r, w and m"));
     }
-    let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+    let kind = match rule.typ().unwrap_or(LinuxDeviceType::A) {
         LinuxDeviceType::A => {
-            if rule.major().is_some() || rule.minor().is_some() {
+            if rule.major().is_some_and(|n| n >= 0) || rule.minor().is_some_and(|n| n >= 0) {
                 return Err(bad("type \"a\" takes no major/minor"));
             }
-            return Ok((file, "a".to_string()));
+            return Ok(DeviceRule {
+                allow: rule.allow(),
+                device: None,
+                access: access.to_string(),
+            });
         }
         LinuxDeviceType::B => 'b',
         LinuxDeviceType::C | LinuxDeviceType::U => 'c',
         LinuxDeviceType::P => return Err(bad("FIFOs (type \"p\") are not device-controlled")),
     };
     let num = |n: Option<i64>| match n {
-        None => Ok("*".to_string()),
-        Some(n) if n < 0 => Ok("*".to_string()),
-        Some(n) => Ok(n.to_string()),
+        Some(n) if n >= 0 => u32::try_from(n)
+            .map(Some)
+            .map_err(|_| bad("device number out of range")),
+        _ => Ok(None),
     };
-    let major = num(rule.major())?;
-    let minor = num(rule.minor())?;
-    Ok((file, format!("{typ} {major}:{minor} {access}")))
+    Ok(DeviceRule {
+        allow: rule.allow(),
+        device: Some(DeviceMatch {
+            kind,
+            major: num(rule.major())?,
+            minor: num(rule.minor())?,
+        }),
+        access: access.to_string(),
+    })
+}
+
+/// A v1 device rule: which file (`devices.allow` / `devices.deny`) and the
+/// line to write (`c 1:3 rwm`, or `a` for all devices).
+pub fn device_rule(rule: &LinuxDeviceCgroup) -> Result<(&'static str, String), ConvertError> {
+    let rule = parse_device_rule(rule)?;
+    let file = if rule.allow {
+        "devices.allow"
+    } else {
+        "devices.deny"
+    };
+    let Some(dev) = rule.device else {
+        return Ok((file, "a".to_string()));
+    };
+    let num = |n: Option<u32>| n.map_or_else(|| "*".to_string(), |n| n.to_string());
+    Ok((
+        file,
+        format!(
+            "{} {}:{} {}",
+            dev.kind,
+            num(dev.major),
+            num(dev.minor),
+            rule.access
+        ),
+    ))
 }
 
 /// Checks an OCI hugepage size (`2MB`, `1GB`, `64KB`) before it is used

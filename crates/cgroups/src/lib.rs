@@ -8,8 +8,10 @@
 //! `cgroup.controllers`. File names, units and write orders follow runc.
 //!
 //! Not supported (yet):
-//! - device control on cgroup v2: it needs a BPF_CGROUP_DEVICE eBPF
-//!   program; `apply` leaves v2 devices alone and returns `Ok`;
+//! Device rules are written to the v1 devices controller when there is one;
+//! on pure cgroup v2 they are compiled into a BPF_CGROUP_DEVICE eBPF program
+//! with the same semantics and attached to the cgroup.
+//!
 //! - on cgroup v2, settings without a v2 file are errors when requested:
 //!   `network` (net_cls/net_prio), `cpu.realtimeRuntime/Period`,
 //!   `blockIO.leafWeight`; `memory.disableOOMKiller` and
@@ -19,7 +21,9 @@
 //!   `memory.useHierarchy` is ignored (always on in modern kernels);
 //! - systemd-managed cgroups: this crate writes cgroupfs directly.
 
+mod bpf;
 mod convert;
+mod device_filter;
 mod fs;
 mod mountinfo;
 mod stats;
@@ -31,8 +35,9 @@ mod v2;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 
+pub use bpf::BpfError;
 pub use convert::ConvertError;
 pub use fs::FsError;
 pub use mountinfo::{Mode, MountinfoError};
@@ -67,6 +72,9 @@ pub enum Error {
     /// An OCI value could not be converted.
     #[error(transparent)]
     Convert(#[from] ConvertError),
+    /// The cgroup v2 device filter could not be loaded or attached.
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
     /// The cgroupsPath is empty, the root, or climbs out with `..`.
     #[error(
         "invalid cgroupsPath {0:?}: must name a cgroup below the hierarchy root, without \"..\""
@@ -233,10 +241,9 @@ impl Manager {
     /// mounted, or whose file this kernel lacks, is an error naming it;
     /// settings that are absent are left alone.
     ///
-    /// Devices: on v1 the rules go to devices.allow/devices.deny in order.
-    /// On cgroup v2 device control needs a BPF_CGROUP_DEVICE eBPF program,
-    /// which this crate does not load yet: the rules are **not enforced**
-    /// and `Ok` is returned (the runtime's own /dev setup still applies).
+    /// Devices: on v1 the rules go to devices.allow/devices.deny in order;
+    /// without a v1 devices controller they become a cgroup2 eBPF device
+    /// filter (see [`Manager::apply_device_filter`]).
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), Error> {
         if let Some(cpu) = resources.cpu() {
             if v1::wants_cpuset(cpu) {
@@ -251,8 +258,7 @@ impl Manager {
         if let Some(rules) = resources.devices().as_ref().filter(|r| !r.is_empty()) {
             match self.locate("devices") {
                 Some(c) => v1::set_devices(&c.dir, rules)?,
-                // cgroup v2: not supported yet, see the doc comment.
-                None if self.v2().is_some() => {}
+                None if self.v2().is_some() => self.apply_device_filter(rules)?,
                 None => {
                     return Err(Error::ControllerMissing {
                         controller: "devices",
@@ -304,6 +310,22 @@ impl Manager {
         if let Some(unified) = resources.unified().as_ref().filter(|u| !u.is_empty()) {
             self.apply_unified(unified)?;
         }
+        Ok(())
+    }
+
+    /// Enforces device `rules` on the cgroup2 directory with a
+    /// BPF_CGROUP_DEVICE eBPF program, replacing the device programs this
+    /// cgroup had. The rules are replayed with the v1 devices controller's
+    /// semantics, starting from "allow all" (so a list usually starts with
+    /// a deny-all rule). `apply` uses this on pure v2; on hybrid it can be
+    /// called in addition to the v1 controller.
+    pub fn apply_device_filter(&self, rules: &[LinuxDeviceCgroup]) -> Result<(), Error> {
+        let c = self.v2().ok_or(Error::ControllerMissing {
+            controller: "cgroup2",
+            setting: "devices (eBPF filter)",
+        })?;
+        let program = device_filter::DeviceState::from_rules(rules)?.program();
+        bpf::replace_device_filter(&c.dir, &program)?;
         Ok(())
     }
 

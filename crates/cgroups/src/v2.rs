@@ -2,10 +2,8 @@
 //! resources with runc's conversions (memory.max/low/swap.max, cpu.weight,
 //! cpu.max, io.weight/io.max, hugetlb.<size>.max, the `unified` map), the
 //! v2 freezer (cgroup.freeze + cgroup.events) and OOM-kill counting.
-//!
-//! Device control on v2 needs an eBPF program attached to the cgroup
-//! (BPF_CGROUP_DEVICE); this crate does not do that yet, see
-//! [`crate::Manager::apply`].
+//! Device control is not here: it is an eBPF program, see
+//! `device_filter.rs` and `bpf.rs`.
 
 use std::collections::HashMap;
 use std::path::Path;

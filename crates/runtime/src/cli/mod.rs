@@ -370,6 +370,10 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
                 println!("{}", serde_json::json!({"type": "oom", "id": id}));
             }
             if rt.status(&record) == berth_runtime::Status::Stopped {
+                // An OOM kill is often what stopped it: report it before leaving.
+                if cgroup.oom_kill_count().unwrap_or(ooms) > ooms {
+                    println!("{}", serde_json::json!({"type": "oom", "id": id}));
+                }
                 return Ok(());
             }
             std::thread::sleep(std::time::Duration::from_millis(100).min(interval));
