@@ -1,0 +1,161 @@
+//! What confines the process: capabilities, seccomp, no_new_privs, rlimits, user and groups,
+//! umask; and the escapes the runtime must close (leaked descriptors, a cwd outside the root,
+//! overwriting the runtime binary through /proc/PID/exe).
+
+use berth_tests::Bundle;
+use serde_json::json;
+
+const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
+
+fn sh(script: &str) -> Bundle {
+    Bundle::new(RUNTIME, &["sh", "-c", script])
+}
+
+#[test]
+fn without_cap_sys_admin_mount_and_hostname_fail() {
+    // The default spec's capabilities are runc's: no CAP_SYS_ADMIN.
+    let b = sh("mount -t tmpfs none /mnt 2>&1; echo mount=$?; hostname evil 2>&1; echo hostname=$?; grep CapEff /proc/self/status");
+    let out = b.run().ok().stdout;
+    assert!(out.contains("mount=1") || out.contains("mount=255"), "{out}");
+    assert!(out.contains("hostname=1"), "{out}");
+    // runc's default set: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE.
+    assert!(out.contains("CapEff:\t0000000020000420"), "{out}");
+}
+
+#[test]
+fn with_cap_sys_admin_mount_works() {
+    let mut b = sh("mkdir -p /mnt/x && mount -t tmpfs none /mnt/x && echo mounted");
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set].as_array_mut().unwrap().push("CAP_SYS_ADMIN".into());
+    }
+    b.save();
+    assert_eq!(b.run().ok().stdout, "mounted\n");
+}
+
+#[test]
+fn seccomp_denies_with_the_configured_errno() {
+    let mut b = sh("mkdir /tmp/denied 2>&1; echo rc=$?; touch /tmp/allowed && echo touched");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]
+    });
+    b.save();
+    let out = b.run().ok().stdout;
+    assert!(out.contains("Permission denied"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    assert!(out.contains("touched"), "{out}");
+    assert!(!b.rootfs().join("tmp/denied").exists());
+}
+
+#[test]
+fn seccomp_without_no_new_privileges_loads_too() {
+    let mut b = sh("mkdir /tmp/denied 2>&1; grep -E 'NoNewPrivs|Seccomp:' /proc/self/status");
+    b.config["process"]["noNewPrivileges"] = false.into();
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    b.save();
+    let out = b.run().ok().stdout;
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+}
+
+#[test]
+fn user_groups_umask_rlimits_and_no_new_privs_are_as_configured() {
+    let mut b = sh("id; umask; ulimit -n; ulimit -Hn; ulimit -s; grep NoNewPrivs /proc/self/status; touch /tmp/f; stat -c %a /tmp/f");
+    let p = &mut b.config["process"];
+    p["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [65534], "umask": 63});
+    p["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 512, "hard": 900},
+        {"type": "RLIMIT_STACK", "soft": 4194304, "hard": 4194304}
+    ]);
+    p["noNewPrivileges"] = true.into();
+    b.save();
+    let out = b.run().ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "uid=1000(user) gid=1000(user) groups=65534(nogroup)", "{out}");
+    assert_eq!(lines[1], "0077");
+    assert_eq!(lines[2], "512");
+    assert_eq!(lines[3], "900");
+    assert_eq!(lines[4], "4096");
+    assert_eq!(lines[5], "NoNewPrivs:\t1");
+    assert_eq!(lines[6], "600");
+}
+
+#[test]
+fn rlimit_above_the_hard_limit_is_a_clear_error() {
+    let mut b = sh("true");
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]);
+    b.save();
+    let out = b.create();
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("RlimitNofile") || out.stderr.contains("RLIMIT_NOFILE"), "{out:?}");
+    assert!(!b.state_root().join(&b.id).exists());
+}
+
+#[test]
+fn no_host_descriptor_leaks_into_the_container() {
+    // The runtime is started with an extra open descriptor (a host directory) that must not be
+    // visible inside, unless preserved with --preserve-fds.
+    let b = sh("ls -l /proc/self/fd | grep -c /etc");
+    let bundle = b.path().display().to_string();
+    let host_dir = std::fs::File::open("/etc").unwrap();
+    let mut cmd = b.command(&["run", "--bundle", &bundle, &b.id]);
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&host_dir);
+    // SAFETY (test): dup2 onto fd 3 in the child before exec, without close-on-exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            // dup2 onto itself would keep close-on-exec: clear it explicitly.
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = berth_tests::run_with_timeout(&mut cmd, berth_tests::TIMEOUT);
+    assert_eq!(out.stdout.trim(), "0", "{out:?}");
+    let b2 = sh("ls -l /proc/self/fd/3 | grep -c /etc");
+    let bundle2 = b2.path().display().to_string();
+    let mut cmd = b2.command(&["run", "--preserve-fds", "1", "--bundle", &bundle2, &b2.id]);
+    // SAFETY (test): as above.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            // dup2 onto itself would keep close-on-exec: clear it explicitly.
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = berth_tests::run_with_timeout(&mut cmd, berth_tests::TIMEOUT);
+    assert_eq!(out.stdout.trim(), "1", "{out:?}");
+}
+
+#[test]
+fn cwd_through_a_leaked_descriptor_is_refused() {
+    // CVE-2024-21626: the runtime holds a host directory open as fd 3 (here: inherited from its
+    // caller), and the config's cwd reaches it through /proc/self/fd/3.
+    let mut b = sh("pwd; ls ..");
+    b.config["process"]["cwd"] = "/proc/self/fd/3".into();
+    b.save();
+    let bundle = b.path().display().to_string();
+    let host_dir = std::fs::File::open("/etc").unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&host_dir);
+    let mut cmd = b.command(&["run", "--bundle", &bundle, &b.id]);
+    // SAFETY (test): dup2 and fcntl in the child before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = berth_tests::run_with_timeout(&mut cmd, berth_tests::TIMEOUT);
+    assert_ne!(out.code(), 0, "cwd outside the root accepted: {out:?}");
+    assert!(out.stderr.contains("outside the container"), "{out:?}");
+    assert!(!out.stdout.contains("passwd"), "{out:?}");
+}
