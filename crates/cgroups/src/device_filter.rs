@@ -82,8 +82,9 @@ impl DeviceState {
         self.exceptions.retain(|e| e.access != 0);
     }
 
-    /// Whether this state allows everything (no program is needed).
-    pub fn allows_all(&self) -> bool {
+    /// Whether this state allows everything.
+    #[cfg(test)]
+    fn allows_all(&self) -> bool {
         self.default_allow && self.exceptions.is_empty()
     }
 

@@ -7,11 +7,11 @@
 //! hierarchy that has it, else the cgroup2 hierarchy if its root lists it in
 //! `cgroup.controllers`. File names, units and write orders follow runc.
 //!
-//! Not supported (yet):
 //! Device rules are written to the v1 devices controller when there is one;
 //! on pure cgroup v2 they are compiled into a BPF_CGROUP_DEVICE eBPF program
 //! with the same semantics and attached to the cgroup.
 //!
+//! Not supported (yet):
 //! - on cgroup v2, settings without a v2 file are errors when requested:
 //!   `network` (net_cls/net_prio), `cpu.realtimeRuntime/Period`,
 //!   `blockIO.leafWeight`; `memory.disableOOMKiller` and

@@ -126,7 +126,10 @@ fn fake_unified_tree_gets_v2_files() {
         "cgroup.freeze",
     ];
     files(&dir, &names.map(|n| (n, "")));
-    m.apply(&resources(ALL_RESOURCES)).expect("apply");
+    // Devices need a real cgroup2 for the eBPF filter (tests/devices_bpf.rs).
+    let mut all = resources(ALL_RESOURCES);
+    all.set_devices(None);
+    m.apply(&all).expect("apply");
     assert_eq!(read(&dir, "memory.max"), "67108864");
     assert_eq!(read(&dir, "memory.swap.max"), "33554432");
     assert_eq!(read(&dir, "memory.low"), "16777216");

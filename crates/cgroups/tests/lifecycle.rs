@@ -16,14 +16,18 @@ use oci_spec::runtime::{
 
 #[test]
 fn destroy_removes_all_directories() {
-    let path = format!("{}/destroy-{}", common::TEST_ROOT, std::process::id());
-    let manager = Manager::new(Path::new(&path)).expect("manager");
+    let name = "destroy";
+    let path = format!("{}/{name}-{}", common::TEST_ROOT, std::process::id());
+    let fresh = Manager::new(Path::new(&path)).expect("manager");
     assert!(
-        manager.dirs().iter().all(|d| !d.exists()),
+        fresh.dirs().iter().all(|d| !d.exists()),
         "new() creates nothing"
     );
-    manager.create().expect("create");
+    // The guard creates it (and cleans up should an assertion fail).
+    let guard = Guard::new(name);
+    let manager = &guard.manager;
     let dirs = manager.dirs();
+    assert_eq!(dirs, fresh.dirs());
     assert!(!dirs.is_empty());
     for dir in &dirs {
         assert!(dir.is_dir(), "{} missing after create", dir.display());

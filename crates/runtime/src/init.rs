@@ -110,8 +110,10 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         // EOVERFLOW. Become the namespace's root, which the maps just written make valid.
         let root_gid = nix::unistd::Gid::from_raw(0);
         let root_uid = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(sys("setting gid 0 in the user namespace"))?;
-        nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(sys("setting uid 0 in the user namespace"))?;
+        nix::unistd::setresgid(root_gid, root_gid, root_gid)
+            .map_err(sys("setting gid 0 in the user namespace"))?;
+        nix::unistd::setresuid(root_uid, root_uid, root_uid)
+            .map_err(sys("setting uid 0 in the user namespace"))?;
     }
     if plan.new_cgroupns {
         // Made after the runtime moved us into our cgroup, so that the namespace's root is it.

@@ -1,6 +1,8 @@
 //! The root filesystem: pivot_root, read-only root, mounts, /dev, masked and read-only paths,
 //! and mount destinations that try to leave the rootfs through symlinks.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
 use berth_tests::Bundle;
 use serde_json::json;
 
@@ -53,7 +55,13 @@ fn mounts_honour_type_and_options() {
     assert!(out.contains("Read-only file system"), "{out}");
     let scratch = out.lines().find(|l| l.contains(" /scratch ")).unwrap();
     assert!(scratch.starts_with("tmpfs /scratch tmpfs "), "{scratch}");
-    assert!(scratch.contains("nosuid") && scratch.contains("noexec") && scratch.contains("size=1024k") && scratch.contains("mode=700"), "{scratch}");
+    assert!(
+        scratch.contains("nosuid")
+            && scratch.contains("noexec")
+            && scratch.contains("size=1024k")
+            && scratch.contains("mode=700"),
+        "{scratch}"
+    );
     let data = out.lines().find(|l| l.contains(" /data ")).unwrap();
     assert!(data.contains(" ro,"), "{data}");
     assert!(!host_dir.path().join("new").exists());
@@ -75,11 +83,20 @@ fn symlinked_mount_destination_stays_inside_rootfs() {
     b.save();
     let out = b.run().ok().stdout;
     // The mount was made inside the rootfs, at the path the symlinks resolve to there.
-    let inside = b.rootfs().join(host_dir.path().strip_prefix("/").unwrap()).join("target");
-    assert!(inside.is_dir(), "mount point not created inside the rootfs: {out}");
+    let inside = b
+        .rootfs()
+        .join(host_dir.path().strip_prefix("/").unwrap())
+        .join("target");
+    assert!(
+        inside.is_dir(),
+        "mount point not created inside the rootfs: {out}"
+    );
     // Nothing was mounted on the host directory.
     let host_mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(!host_mounts.contains(&b_dir_marker.display().to_string()), "{host_mounts}");
+    assert!(
+        !host_mounts.contains(&b_dir_marker.display().to_string()),
+        "{host_mounts}"
+    );
 }
 
 #[test]
@@ -108,8 +125,14 @@ fn dev_has_default_devices_links_and_configured_devices() {
 fn no_pivot_uses_chroot_and_still_isolates() {
     let b = sh("ls / | tr '\\n' ' '; cat /etc/hostname");
     let bundle = b.path().display().to_string();
-    let out = b.cmd(&["run", "--no-pivot", "--bundle", &bundle, &b.id]).ok().stdout;
-    assert!(out.contains("bin") && out.contains("etc") && out.contains("busybox"), "{out}");
+    let out = b
+        .cmd(&["run", "--no-pivot", "--bundle", &bundle, &b.id])
+        .ok()
+        .stdout;
+    assert!(
+        out.contains("bin") && out.contains("etc") && out.contains("busybox"),
+        "{out}"
+    );
     assert!(!out.contains("work"), "{out}");
 }
 

@@ -1,5 +1,7 @@
 //! Namespaces seen from inside a container: pid 1, hostname, network, mounts, user namespace.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
 use berth_tests::Bundle;
 
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
@@ -27,7 +29,10 @@ fn pid_namespace_shows_only_the_container() {
 
 #[test]
 fn uts_namespace_has_the_configured_hostname() {
-    let mut b = Bundle::new(RUNTIME, &["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"]);
+    let mut b = Bundle::new(
+        RUNTIME,
+        &["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"],
+    );
     b.config["hostname"] = "box-one".into();
     b.config["domainname"] = "example.test".into();
     b.save();
@@ -48,7 +53,10 @@ fn mount_namespace_has_its_own_table() {
     let out = run_sh("cat /proc/self/mounts");
     // The container's root is its own; the host's mounts (e.g. the cgroup v1 hierarchies' host
     // paths or /work) are not there.
-    assert!(out.lines().any(|l| l.split(' ').nth(1) == Some("/proc")), "{out}");
+    assert!(
+        out.lines().any(|l| l.split(' ').nth(1) == Some("/proc")),
+        "{out}"
+    );
     assert!(!out.contains("/work"), "{out}");
     let host = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert_ne!(out, host);
@@ -69,7 +77,10 @@ fn joins_an_existing_network_namespace_by_path() {
     // A namespace made by the test, with a veth pair the container must see.
     let name = berth_tests::unique("berthns");
     let netns = NetNs::new(&name);
-    let mut b = Bundle::new(RUNTIME, &["sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+    let mut b = Bundle::new(
+        RUNTIME,
+        &["sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"],
+    );
     let namespaces = b.config["linux"]["namespaces"].as_array_mut().unwrap();
     for ns in namespaces.iter_mut() {
         if ns["type"] == "network" {
@@ -86,12 +97,17 @@ struct NetNs(String);
 impl NetNs {
     fn new(name: &str) -> NetNs {
         let ip = |args: &[&str]| {
-            let st = std::process::Command::new("ip").args(args).status().unwrap();
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .unwrap();
             assert!(st.success(), "ip {args:?}");
         };
         ip(&["netns", "add", name]);
         let ns = NetNs(name.to_string());
-        ip(&["-n", name, "link", "add", "vbt0", "type", "veth", "peer", "name", "vbt1"]);
+        ip(&[
+            "-n", name, "link", "add", "vbt0", "type", "veth", "peer", "name", "vbt1",
+        ]);
         ns
     }
 }
@@ -106,11 +122,23 @@ impl Drop for NetNs {
 
 #[test]
 fn user_namespace_maps_root_to_an_unprivileged_host_user() {
-    let mut b = Bundle::new(RUNTIME, &["sh", "-c", "id -u; cat /proc/self/uid_map; touch /tmp/f && stat -c %u /tmp/f"]);
+    let mut b = Bundle::new(
+        RUNTIME,
+        &[
+            "sh",
+            "-c",
+            "id -u; cat /proc/self/uid_map; touch /tmp/f && stat -c %u /tmp/f",
+        ],
+    );
     let c = &mut b.config;
-    c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
-    c["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    c["linux"]["gidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"type": "user"}));
+    c["linux"]["uidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] =
+        serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
     b.save();
     // The rootfs must belong to the mapped root to be writable from inside.
     let st = std::process::Command::new("chown")

@@ -1,6 +1,8 @@
 //! The lifecycle through the real `berth-runtime` binary: run, create/start/state/kill/delete,
 //! and the errors of the spec's state machine.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
 use berth_tests::Bundle;
 
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");

@@ -1,6 +1,8 @@
 //! Control groups enforced by the kernel: memory (OOM kill reported), pids, cpu, and the freezer
 //! behind pause and resume.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,8 +18,16 @@ fn start(b: &Bundle) {
 
 #[test]
 fn memory_limit_oom_kills_and_is_reported() {
-    let mut b = Bundle::new(RUNTIME, &["sh", "-c", "head -c 300m /dev/zero | tail; echo status=$?; sleep 2"]);
-    b.config["linux"]["resources"] = json!({"memory": {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}});
+    let mut b = Bundle::new(
+        RUNTIME,
+        &[
+            "sh",
+            "-c",
+            "head -c 300m /dev/zero | tail; echo status=$?; sleep 2",
+        ],
+    );
+    b.config["linux"]["resources"] =
+        json!({"memory": {"limit": 32 * 1024 * 1024, "swap": 32 * 1024 * 1024}});
     b.save();
     b.create().ok();
     // `events` streams until the container stops; it must report the OOM kill.
@@ -42,7 +52,11 @@ fn memory_limit_oom_kills_and_is_reported() {
     let mut out = String::new();
     std::io::Read::read_to_string(&mut events.stdout.take().unwrap(), &mut out).unwrap();
     assert!(out.lines().any(|l| l.contains(r#""type":"oom""#)), "{out}");
-    let limit = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/berth-test/{}/memory.limit_in_bytes", b.id)).unwrap();
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/berth-test/{}/memory.limit_in_bytes",
+        b.id
+    ))
+    .unwrap();
     assert_eq!(limit.trim(), (32 * 1024 * 1024).to_string());
 }
 
@@ -51,7 +65,11 @@ fn pids_limit_stops_a_fork_bomb() {
     // A subshell forks until the kernel refuses (busybox sh then exits), and pid 1 waits.
     let mut b = Bundle::new(
         RUNTIME,
-        &["sh", "-c", "(while true; do sleep 30 & done) 2>/dev/null; echo done > /tmp/done; exec sleep 30"],
+        &[
+            "sh",
+            "-c",
+            "(while true; do sleep 30 & done) 2>/dev/null; echo done > /tmp/done; exec sleep 30",
+        ],
     );
     b.config["linux"]["resources"] = json!({"pids": {"limit": 10}});
     b.save();
@@ -62,8 +80,15 @@ fn pids_limit_stops_a_fork_bomb() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let dir = format!("/sys/fs/cgroup/pids/berth-test/{}", b.id);
-    let current: u32 = std::fs::read_to_string(format!("{dir}/pids.current")).unwrap().trim().parse().unwrap();
-    assert!((2..=10).contains(&current), "{current} processes under a limit of 10");
+    let current: u32 = std::fs::read_to_string(format!("{dir}/pids.current"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        (2..=10).contains(&current),
+        "{current} processes under a limit of 10"
+    );
     // The kernel counted the forks it refused.
     let events = std::fs::read_to_string(format!("{dir}/pids.events")).unwrap();
     let refused: u64 = events.trim().strip_prefix("max ").unwrap().parse().unwrap();
@@ -77,7 +102,8 @@ fn cpu_settings_reach_the_cgroup_and_are_visible_inside() {
         &["sh", "-c", "cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpuset/cpuset.cpus; cat /proc/self/cgroup | grep -c ':/$'"],
     );
     let c = &mut b.config;
-    c["linux"]["resources"] = json!({"cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"}});
+    c["linux"]["resources"] =
+        json!({"cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"}});
     // The default spec mounts the container's cgroups read-only on /sys/fs/cgroup.
     b.save();
     let out = b.run().ok().stdout;
@@ -90,7 +116,14 @@ fn cpu_settings_reach_the_cgroup_and_are_visible_inside() {
 
 #[test]
 fn pause_freezes_and_resume_thaws() {
-    let b = Bundle::new(RUNTIME, &["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; usleep 5000; done"]);
+    let b = Bundle::new(
+        RUNTIME,
+        &[
+            "sh",
+            "-c",
+            "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; usleep 5000; done",
+        ],
+    );
     start(&b);
     let count = || -> u64 {
         std::fs::read_to_string(b.rootfs().join("tmp/count"))
@@ -105,7 +138,11 @@ fn pause_freezes_and_resume_thaws() {
     }
     b.cmd(&["pause", &b.id]).ok();
     assert_eq!(b.state()["status"], "paused");
-    let freezer = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/berth-test/{}/freezer.state", b.id)).unwrap();
+    let freezer = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/freezer/berth-test/{}/freezer.state",
+        b.id
+    ))
+    .unwrap();
     assert_eq!(freezer.trim(), "FROZEN");
     let frozen_at = count();
     std::thread::sleep(Duration::from_millis(200));
@@ -139,31 +176,45 @@ fn ps_lists_the_containers_processes() {
     let init = b.state()["pid"].as_i64().unwrap() as i32;
     assert!(pids.contains(&init));
     let table = b.cmd(&["ps", &b.id]).ok().stdout;
-    assert!(table.starts_with("UID") && table.lines().count() == 4, "{table}");
+    assert!(
+        table.starts_with("UID") && table.lines().count() == 4,
+        "{table}"
+    );
     // Deleting with --force kills them all.
     b.cmd(&["delete", "--force", &b.id]).ok();
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists() || zombie(pid), "{pid} survived");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists() || zombie(pid),
+            "{pid} survived"
+        );
     }
     assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/berth-test/{}", b.id)).exists());
 }
 
 fn zombie(pid: i32) -> bool {
-    let out = Command::new("sh").arg("-c").arg(format!("grep State /proc/{pid}/status")).output().unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("grep State /proc/{pid}/status"))
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).contains("zombie")
 }
 
 #[test]
 fn events_stats_reports_usage() {
     let mut b = Bundle::new(RUNTIME, &["sleep", "30"]);
-    b.config["linux"]["resources"] = json!({"memory": {"limit": 64 * 1024 * 1024}, "pids": {"limit": 50}});
+    b.config["linux"]["resources"] =
+        json!({"memory": {"limit": 64 * 1024 * 1024}, "pids": {"limit": 50}});
     b.save();
     start(&b);
     let out = b.cmd(&["events", "--stats", &b.id]).ok().stdout;
     let ev: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(ev["type"], "stats");
     assert_eq!(ev["id"], b.id.as_str());
-    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0, "{ev}");
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{ev}"
+    );
     assert_eq!(ev["data"]["memory"]["usage"]["limit"], 64 * 1024 * 1024);
     assert_eq!(ev["data"]["pids"]["current"], 1);
     assert_eq!(ev["data"]["pids"]["limit"], 50);

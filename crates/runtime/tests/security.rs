@@ -2,6 +2,8 @@
 //! umask; and the escapes the runtime must close (leaked descriptors, a cwd outside the root,
 //! overwriting the runtime binary through /proc/PID/exe).
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
 use berth_tests::Bundle;
 use serde_json::json;
 
@@ -16,7 +18,10 @@ fn without_cap_sys_admin_mount_and_hostname_fail() {
     // The default spec's capabilities are runc's: no CAP_SYS_ADMIN.
     let b = sh("mount -t tmpfs none /mnt 2>&1; echo mount=$?; hostname evil 2>&1; echo hostname=$?; grep CapEff /proc/self/status");
     let out = b.run().ok().stdout;
-    assert!(out.contains("mount=1") || out.contains("mount=255"), "{out}");
+    assert!(
+        out.contains("mount=1") || out.contains("mount=255"),
+        "{out}"
+    );
     assert!(out.contains("hostname=1"), "{out}");
     // runc's default set: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE.
     assert!(out.contains("CapEff:\t0000000020000420"), "{out}");
@@ -26,7 +31,10 @@ fn without_cap_sys_admin_mount_and_hostname_fail() {
 fn with_cap_sys_admin_mount_works() {
     let mut b = sh("mkdir -p /mnt/x && mount -t tmpfs none /mnt/x && echo mounted");
     for set in ["bounding", "effective", "permitted"] {
-        b.config["process"]["capabilities"][set].as_array_mut().unwrap().push("CAP_SYS_ADMIN".into());
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_SYS_ADMIN".into());
     }
     b.save();
     assert_eq!(b.run().ok().stdout, "mounted\n");
@@ -76,7 +84,10 @@ fn user_groups_umask_rlimits_and_no_new_privs_are_as_configured() {
     b.save();
     let out = b.run().ok().stdout;
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "uid=1000(user) gid=1000(user) groups=65534(nogroup)", "{out}");
+    assert_eq!(
+        lines[0], "uid=1000(user) gid=1000(user) groups=65534(nogroup)",
+        "{out}"
+    );
     assert_eq!(lines[1], "0077");
     assert_eq!(lines[2], "512");
     assert_eq!(lines[3], "900");
@@ -88,11 +99,15 @@ fn user_groups_umask_rlimits_and_no_new_privs_are_as_configured() {
 #[test]
 fn rlimit_above_the_hard_limit_is_a_clear_error() {
     let mut b = sh("true");
-    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]);
+    b.config["process"]["rlimits"] =
+        json!([{"type": "RLIMIT_NOFILE", "soft": 1048576, "hard": 1048576}]);
     b.save();
     let out = b.create();
     assert_ne!(out.code(), 0);
-    assert!(out.stderr.contains("RlimitNofile") || out.stderr.contains("RLIMIT_NOFILE"), "{out:?}");
+    assert!(
+        out.stderr.contains("RlimitNofile") || out.stderr.contains("RLIMIT_NOFILE"),
+        "{out:?}"
+    );
     assert!(!b.state_root().join(&b.id).exists());
 }
 
@@ -158,4 +173,63 @@ fn cwd_through_a_leaked_descriptor_is_refused() {
     assert_ne!(out.code(), 0, "cwd outside the root accepted: {out:?}");
     assert!(out.stderr.contains("outside the container"), "{out:?}");
     assert!(!out.stdout.contains("passwd"), "{out:?}");
+}
+
+#[test]
+fn the_runtime_binary_reachable_through_proc_exe_cannot_be_written() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    // CVE-2019-5736: a process of the container reaches the runtime's binary through
+    // /proc/PID/exe (of `exec`'s child while it sets up, or of the runtime run by a
+    // `#!/proc/self/exe` script), holds it open, and writes to it once it has exited. What it
+    // reaches must be the runtime's sealed in-memory copy, never the file on the host.
+    // A copy of the runtime is used, so that a failure cannot damage the real one.
+    let work = tempfile::tempdir().unwrap();
+    let runtime_copy = work.path().join("berth-runtime");
+    std::fs::copy(RUNTIME, &runtime_copy).unwrap();
+    let original = std::fs::read(&runtime_copy).unwrap();
+    let mut b = Bundle::new(RUNTIME, &["sleep", "60"]);
+    b.runtime = runtime_copy.clone();
+    b.create().ok();
+    b.cmd(&["start", &b.id]).ok();
+
+    let mut exec = b.command(&["exec", &b.id, "sleep", "1"]).spawn().unwrap();
+    let pid = exec.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exe = loop {
+        let link = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+        // Before re-executing itself, the process still runs from the file.
+        if link.to_string_lossy().starts_with("/memfd:") {
+            break link;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "exec never ran from a sealed copy: {link:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:berth-runtime"),
+        "{exe:?}"
+    );
+    let held = std::fs::File::open(format!("/proc/{pid}/exe")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while exec.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "exec did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&held);
+    let written = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/self/fd/{fd}"))
+        .and_then(|mut f| f.write_all(b"junk"));
+    assert!(
+        written.is_err(),
+        "the runtime's binary was writable through /proc/PID/exe"
+    );
+    assert_eq!(
+        std::fs::read(&runtime_copy).unwrap(),
+        original,
+        "the runtime binary was modified"
+    );
 }

@@ -148,8 +148,14 @@ impl Drop for Guard {
             }
             sleep(Duration::from_millis(10));
         }
+        // Reap the children, bounded too (a task stuck frozen never exits).
         for child in &mut self.children {
-            let _ = child.wait();
+            let reaped = wait_until(Duration::from_secs(5), || {
+                !matches!(child.try_wait(), Ok(None))
+            });
+            if !reaped {
+                eprintln!("child {} did not exit", child.id());
+            }
         }
         if let Err(e) = self.manager.destroy() {
             eprintln!("cleanup of {}: {e}", self.manager.path().display());

@@ -2,6 +2,7 @@
 
 mod exec_cmd;
 mod log;
+mod sealed_exe;
 mod wait;
 
 use std::io::Write;
@@ -167,6 +168,12 @@ pub fn main() -> i32 {
 fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
     if cli.systemd_cgroup {
         bail!("the systemd cgroup driver is not supported");
+    }
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+    ) {
+        sealed_exe::ensure()?;
     }
     let rt = Runtime::new(&cli.root);
     logger.debug(&format!("{:?}", cli.command));
