@@ -141,9 +141,13 @@ pub fn launch(
     let cgroup = Manager::new(&cgroups_path)?;
     cgroup.create()?;
     rollback.cgroup = Some(cgroup.clone());
-    if let Some(resources) = linux.resources() {
-        cgroup.apply(resources)?;
-    }
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let mut device_rules = resources.devices().clone().unwrap_or_default();
+    device_rules.extend(crate::rootfs::devices::cgroup_rules(
+        linux.devices().as_deref().unwrap_or_default(),
+    ));
+    resources.set_devices(Some(device_rules));
+    cgroup.apply(&resources)?;
 
     let fifo = if mode == Mode::Create {
         let path = store.fifo_path(id);

@@ -194,6 +194,17 @@ fn seen_path(
 pub fn default_spec(rootless: bool) -> Spec {
     let mut spec = Spec::default();
     spec.set_hostname(Some("berth".to_string()));
+    // As runc: deny every device; the runtime allows the ones it creates.
+    if let Some(resources) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.resources_mut().as_mut())
+    {
+        let mut deny_all = oci_spec::runtime::LinuxDeviceCgroup::default();
+        deny_all.set_allow(false);
+        deny_all.set_access(Some("rwm".to_string()));
+        resources.set_devices(Some(vec![deny_all]));
+    }
     if let Some(process) = spec.process_mut() {
         process.set_terminal(Some(true));
     }

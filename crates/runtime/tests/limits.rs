@@ -219,3 +219,28 @@ fn events_stats_reports_usage() {
     assert_eq!(ev["data"]["pids"]["current"], 1);
     assert_eq!(ev["data"]["pids"]["limit"], 50);
 }
+
+#[test]
+fn devices_cgroup_allows_the_defaults_and_denies_the_rest() {
+    // The default spec denies every device; /dev/null and the configured /dev/mydev are allowed,
+    // /dev/loop-control (created by the test, not in linux.devices) is not.
+    let mut b = Bundle::new(
+        RUNTIME,
+        &["sh", "-c", "echo x > /dev/null && echo null-ok; head -c1 /dev/mydev | wc -c; (echo x > /tmp/lc) 2>&1; echo rc=$?"],
+    );
+    b.config["linux"]["devices"] =
+        json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666}]);
+    b.save();
+    nix::sys::stat::mknod(
+        &b.rootfs().join("tmp/lc"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(10, 237),
+    )
+    .unwrap();
+    let out = b.run().ok().stdout;
+    assert!(out.contains("null-ok"), "{out}");
+    assert!(out.contains("\n1\n"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chown, Gid, Uid};
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
 
 use super::mounts::{create_mount_point, io_err, sys_err};
 use super::{paths, RootfsError};
@@ -25,6 +25,29 @@ pub fn defaults() -> Vec<(PathBuf, u64, u64)> {
     .into_iter()
     .map(|(p, maj, min)| (PathBuf::from(p), maj, min))
     .collect()
+}
+
+/// The device cgroup rules every container gets after the config's own, as runc adds them: the
+/// default devices, `/dev/console`, `/dev/ptmx` and the ptys, and each of `linux.devices`.
+pub fn cgroup_rules(devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
+    let rule = |major: i64, minor: Option<i64>| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(LinuxDeviceType::C));
+        r.set_major(Some(major));
+        r.set_minor(minor);
+        r.set_access(Some("rwm".to_string()));
+        r
+    };
+    let mut rules: Vec<LinuxDeviceCgroup> = defaults()
+        .into_iter()
+        .map(|(_, major, minor)| rule(major as i64, Some(minor as i64)))
+        .collect();
+    rules.push(rule(5, Some(1))); // /dev/console
+    rules.push(rule(5, Some(2))); // /dev/ptmx
+    rules.push(rule(136, None)); // /dev/pts/*
+    rules.extend(devices.iter().map(LinuxDeviceCgroup::from));
+    rules
 }
 
 /// Creates the default devices and `devices` below `root`.

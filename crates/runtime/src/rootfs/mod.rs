@@ -6,7 +6,7 @@
 //! `chroot` with `--no-pivot`), [`finish`] (masked and read-only paths, read-only root).
 
 mod cgroupfs;
-mod devices;
+pub mod devices;
 mod mounts;
 mod options;
 pub mod paths;
