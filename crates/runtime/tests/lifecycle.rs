@@ -83,3 +83,125 @@ fn unknown_program_fails_at_create() {
     assert!(out.stderr.contains("executable file not found"), "{out:?}");
     assert!(!b.state_root().join(&b.id).exists());
 }
+
+#[test]
+fn operations_in_the_wrong_state_are_refused() {
+    let b = Bundle::new(RUNTIME, &["sh", "-c", "exit 0"]);
+    b.create().ok();
+    // created: delete without --force is refused, as is resume.
+    let del = b.cmd(&["delete", &b.id]);
+    assert_ne!(del.code(), 0);
+    assert!(del.stderr.contains("not stopped: created"), "{del:?}");
+    assert_ne!(b.cmd(&["resume", &b.id]).code(), 0);
+    b.cmd(&["start", &b.id]).ok();
+    b.wait_status("stopped");
+    // stopped: start and kill are refused, delete works.
+    let start = b.cmd(&["start", &b.id]);
+    assert_ne!(start.code(), 0);
+    assert!(start.stderr.contains("is stopped"), "{start:?}");
+    let kill = b.cmd(&["kill", &b.id, "TERM"]);
+    assert_ne!(kill.code(), 0);
+    assert!(kill.stderr.contains("is stopped"), "{kill:?}");
+    assert_eq!(b.state()["pid"], 0);
+    b.cmd(&["delete", &b.id]).ok();
+    // unknown ids.
+    for cmd in ["start", "kill", "delete", "pause", "resume", "ps"] {
+        let out = b.cmd(&[cmd, "no-such-container"]);
+        assert_ne!(out.code(), 0, "{cmd}");
+        assert!(out.stderr.contains("does not exist"), "{cmd}: {out:?}");
+    }
+}
+
+#[test]
+fn create_with_pid_file_and_force_delete_of_created() {
+    let b = Bundle::new(RUNTIME, &["sleep", "30"]);
+    let pid_file = b.path().join("init.pid");
+    let bundle = b.path().display().to_string();
+    b.cmd(&[
+        "create",
+        "--bundle",
+        &bundle,
+        "--pid-file",
+        &pid_file.display().to_string(),
+        &b.id,
+    ])
+    .ok();
+    let pid: i64 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
+    assert_eq!(b.state()["pid"], pid);
+    b.cmd(&["delete", "--force", &b.id]).ok();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists() || {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            s.contains(") Z")
+        }
+    );
+    assert!(!b.state_root().join(&b.id).exists());
+}
+
+#[test]
+fn run_detached_then_list_and_kill() {
+    // As pid 1, sh ignores SIGTERM unless it traps it.
+    let b = Bundle::new(
+        RUNTIME,
+        &["sh", "-c", "trap 'exit 0' TERM; sleep 30 & wait"],
+    );
+    let bundle = b.path().display().to_string();
+    b.cmd(&["run", "-d", "--bundle", &bundle, &b.id]).ok();
+    assert_eq!(b.state()["status"], "running");
+    let table = b.cmd(&["list"]).ok().stdout;
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID")
+            && header.contains("PID")
+            && header.contains("STATUS")
+            && header.contains("BUNDLE"),
+        "{table}"
+    );
+    let row = table.lines().find(|l| l.starts_with(&b.id)).unwrap();
+    assert!(row.contains("running") && row.contains(&bundle), "{row}");
+    let json: serde_json::Value =
+        serde_json::from_str(&b.cmd(&["list", "--format", "json"]).ok().stdout).unwrap();
+    assert_eq!(json[0]["id"], b.id.as_str());
+    b.cmd(&["kill", &b.id]).ok(); // SIGTERM by default
+    b.wait_status("stopped");
+}
+
+#[test]
+fn errors_go_to_the_log_file_in_json() {
+    let b = Bundle::new(RUNTIME, &["true"]);
+    let log = b.path().join("runtime.log");
+    let out = b.cmd(&[
+        "--log",
+        &log.display().to_string(),
+        "--log-format",
+        "json",
+        "state",
+        "missing",
+    ]);
+    assert_eq!(out.code(), 1);
+    let line = std::fs::read_to_string(&log).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(entry["level"], "error");
+    assert!(
+        entry["msg"].as_str().unwrap().contains("does not exist"),
+        "{entry}"
+    );
+}
+
+#[test]
+fn joins_the_pid_namespace_of_another_container() {
+    let first = Bundle::new(RUNTIME, &["sleep", "30"]);
+    first.create().ok();
+    first.cmd(&["start", &first.id]).ok();
+    let pid = first.state()["pid"].as_i64().unwrap();
+    let mut second = Bundle::new(RUNTIME, &["sh", "-c", "cat /proc/1/comm; echo me=$$"]);
+    for ns in second.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "pid" {
+            ns["path"] = format!("/proc/{pid}/ns/pid").into();
+        }
+    }
+    second.save();
+    let out = second.run().ok().stdout;
+    assert!(out.starts_with("sleep\n"), "{out}");
+    assert!(!out.contains("me=1\n"), "{out}");
+}
