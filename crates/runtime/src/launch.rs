@@ -5,6 +5,7 @@
 //! namespaces, writes the id maps, moves it into its cgroup, runs the prestart and createRuntime
 //! hooks and tells it to go on. Any failure undoes every step already taken (see [`Rollback`]).
 
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use berth_cgroups::Manager;
@@ -42,6 +43,9 @@ pub struct CreateOptions {
     pub pid_file: Option<PathBuf>,
     pub no_pivot: bool,
     pub preserve_fds: u32,
+    /// `run` in the foreground: with a terminal and no console socket, the runtime itself receives
+    /// the pty master (in [`Launched::console`]) to relay it, as runc does.
+    pub foreground: bool,
 }
 
 /// A container whose init was forked by this process.
@@ -50,6 +54,8 @@ pub struct Launched {
     pub record: Record,
     pub spec: Spec,
     pub pid: Pid,
+    /// With [`CreateOptions::foreground`] and a terminal: where the pty master arrives.
+    pub console: Option<UnixStream>,
 }
 
 /// The default cgroup of a container whose config names none.
@@ -99,7 +105,8 @@ pub fn launch(
     let process = spec.process().as_ref().ok_or(Error::NoProcess)?;
     let linux = spec.linux().as_ref().ok_or(Error::NoProcess)?;
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && opts.console_socket.is_none() {
+    let relay_tty = terminal && opts.console_socket.is_none() && opts.foreground;
+    if terminal && opts.console_socket.is_none() && !relay_tty {
         return Err(Error::Usage(
             "cannot allocate tty if runc will detach without setting console socket".into(),
         ));
@@ -161,11 +168,20 @@ pub fn launch(
     } else {
         None
     };
-    let console = opts
-        .console_socket
-        .as_deref()
-        .map(crate::console::connect)
-        .transpose()?;
+    let (console, relay) = if relay_tty {
+        let (ours, theirs) = UnixStream::pair().map_err(|source| Error::Io {
+            what: "creating the console socket pair".into(),
+            source,
+        })?;
+        (Some(theirs), Some(ours))
+    } else {
+        let console = opts
+            .console_socket
+            .as_deref()
+            .map(crate::console::connect)
+            .transpose()?;
+        (console, None)
+    };
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -280,7 +296,12 @@ pub fn launch(
         write_pid_file(pid_file, pid.as_raw())?;
     }
     rollback.armed = false;
-    Ok(Launched { record, spec, pid })
+    Ok(Launched {
+        record,
+        spec,
+        pid,
+        console: relay,
+    })
 }
 
 /// Forks the init with `flags` and runs [`init::run`] in it.

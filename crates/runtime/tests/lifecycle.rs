@@ -205,3 +205,44 @@ fn joins_the_pid_namespace_of_another_container() {
     assert!(out.starts_with("sleep\n"), "{out}");
     assert!(!out.contains("me=1\n"), "{out}");
 }
+
+#[test]
+fn run_in_the_foreground_relays_the_terminal() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    // `terminal: true` and no --console-socket: `run` relays the container's pty to its own
+    // stdio, here a pty the test holds.
+    let mut b = Bundle::new(RUNTIME, &["sh"]);
+    b.config["process"]["terminal"] = true.into();
+    b.save();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let bundle = b.path().display().to_string();
+    let mut child = b
+        .command(&["run", "--bundle", &bundle, &b.id])
+        .stdin(std::fs::File::from(pty.slave.try_clone().unwrap()))
+        .stdout(std::fs::File::from(pty.slave.try_clone().unwrap()))
+        .stderr(std::fs::File::from(pty.slave))
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    master.write_all(b"tty; echo $((6*7)); exit 3\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "run did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(3));
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = master.read_to_end(&mut out);
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.contains("/dev/pts/0"), "{out}");
+    assert!(out.contains("42"), "{out}");
+}

@@ -3,6 +3,7 @@
 mod exec_cmd;
 mod log;
 mod sealed_exe;
+mod tty_relay;
 mod wait;
 
 use std::io::Write;
@@ -65,8 +66,9 @@ struct CreateArgs {
 }
 
 impl CreateArgs {
-    fn options(&self) -> CreateOptions {
+    fn options(&self, foreground: bool) -> CreateOptions {
         CreateOptions {
+            foreground,
             bundle: self.bundle.clone(),
             console_socket: self.console_socket.clone(),
             pid_file: self.pid_file.clone(),
@@ -179,7 +181,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
     logger.debug(&format!("{:?}", cli.command));
     match cli.command {
         Command::Create(args) => {
-            rt.create(&args.container_id, &args.options())?;
+            rt.create(&args.container_id, &args.options(false))?;
         }
         Command::Start { container_id } => rt.start(&container_id)?,
         Command::Run {
@@ -187,11 +189,14 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             detach,
             keep,
         } => {
-            let launched = rt.create_and_start(&create.container_id, &create.options())?;
+            let launched = rt.create_and_start(&create.container_id, &create.options(!detach))?;
             if detach {
                 return Ok(0);
             }
-            let code = wait::wait_forwarding(launched.pid)?;
+            let code = match launched.console {
+                Some(console) => tty_relay::relay(&console, launched.pid)?,
+                None => wait::wait_forwarding(launched.pid)?,
+            };
             if !keep {
                 rt.delete(&create.container_id, true)?;
             }
