@@ -144,3 +144,45 @@ fn sysctl_is_set_in_the_container() {
     let out = b.run().ok().stdout;
     assert_eq!(out, "1\n4096\n");
 }
+
+#[test]
+fn rslave_bind_mount_sees_later_host_mounts() {
+    // A host directory bound with rslave propagation: a mount the host makes there after the
+    // container started shows up inside (the container waits for it, then exits).
+    let host_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(host_dir.path().join("sub")).unwrap();
+    let mut b = sh("while [ ! -e /data/sub/marker ]; do usleep 10000; done; echo seen");
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({"destination": "/data", "type": "bind", "source": host_dir.path(), "options": ["rbind", "rslave"]}));
+    b.config["linux"]["rootfsPropagation"] = "private".into();
+    b.save();
+    // The host directory must be a shared mount for events to propagate from it.
+    let sh_host = |cmd: String| {
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    };
+    let dir = host_dir.path().display().to_string();
+    sh_host(format!(
+        "mount --bind {dir} {dir} && mount --make-shared {dir}"
+    ));
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .args(["-R", &self.0])
+                .status();
+        }
+    }
+    let _guard = Unmount(dir.clone());
+    b.create().ok();
+    b.cmd(&["start", &b.id]).ok();
+    sh_host(format!(
+        "mount -t tmpfs marker {dir}/sub && touch {dir}/sub/marker"
+    ));
+    // Without propagation the container would wait forever and this would time out.
+    b.wait_status("stopped");
+}

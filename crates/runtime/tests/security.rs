@@ -233,3 +233,11 @@ fn the_runtime_binary_reachable_through_proc_exe_cannot_be_written() {
         "the runtime binary was modified"
     );
 }
+
+#[test]
+fn oom_score_adj_is_set() {
+    let mut b = sh("cat /proc/self/oom_score_adj");
+    b.config["process"]["oomScoreAdj"] = 500.into();
+    b.save();
+    assert_eq!(b.run().ok().stdout.trim(), "500");
+}
