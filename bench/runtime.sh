@@ -38,7 +38,6 @@ if [ ! -x /bin/busybox ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static
 fi
 cargo build --release -q -p berth-runtime
-BERTH=$repo/target/release/berth-runtime
 RUNC=$(command -v runc)
 
 # --- temp dir, bundle, cleanup -------------------------------------------------------------------
@@ -47,6 +46,9 @@ bundle=$tmp/bundle
 berth_root=$tmp/state-berth
 runc_root=$tmp/state-runc
 mkdir -p "$berth_root" "$runc_root"
+# a copy, so that a rebuild during the benchmark cannot swap the binary under it
+BERTH=$tmp/berth-runtime
+cp "$repo/target/release/berth-runtime" "$BERTH"
 
 cleanup() {
   local id
@@ -67,7 +69,6 @@ sed -i -z 's/"args": *\[[^]]*\]/"args": ["true"]/' "$bundle/config.json"
 grep -q '"args": \["true"\]' "$bundle/config.json" || { echo "could not set args in config.json" >&2; exit 1; }
 
 # --- measurement helpers -------------------------------------------------------------------------
-now_us() { local t=$EPOCHREALTIME; echo "${t//[!0-9]/}"; }   # "s.micro" (any locale) -> micro
 
 declare -A fails=()
 errlog=$tmp/err
@@ -92,7 +93,8 @@ timed() {
 wait_stopped() {
   local i
   for i in $(seq 1000); do
-    "$1" --root "$2" state "$3" 2>/dev/null | grep -q '"status": *"stopped"' && return 0
+    # grep without -q reads all of state's output: berth-runtime aborts on a closed stdout (EPIPE)
+    "$1" --root "$2" state "$3" 2>/dev/null | grep '"status": *"stopped"' >/dev/null && return 0
     sleep 0.01
   done
   echo "container $3 never stopped" >&2
@@ -121,9 +123,10 @@ for i in $(seq "$WARMUP"); do
 done
 
 # --- run: alternating ----------------------------------------------------------------------------
-echo "berth-runtime: $BERTH"
+echo "berth-runtime: $repo/target/release/berth-runtime ($(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?'))"
 echo "runc:          $RUNC ($("$RUNC" --version | head -1))"
-echo "kernel $(uname -r), $(nproc) cpus; N=$N, warm-up $WARMUP; bundle: busybox, args [\"true\"]"
+echo "kernel $(uname -r), $(nproc) cpus, load average $(cut -d' ' -f1-3 /proc/loadavg) (should be near 0)"
+echo "N=$N, warm-up $WARMUP; bundle: busybox, args [\"true\"]"
 echo
 
 for i in $(seq "$N"); do
@@ -163,6 +166,8 @@ if [ "$SPLIT" = 1 ]; then
   done
 fi
 
+echo
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ ${#fails[@]} -gt 0 ]; then
   echo
   echo "failures:"

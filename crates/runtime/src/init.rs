@@ -3,9 +3,9 @@
 //!
 //! It is forked by `clone(2)` from the runtime process itself: no second binary and no re-exec, so
 //! creating a container costs one clone and one execve. The steps, in the spec's order:
-//! wait for the runtime's `Go` (uid/gid maps written, cgroup joined, prestart/createRuntime hooks
-//! run) → join namespaces given by path → new cgroup namespace → hostname → mounts, `/dev` →
-//! createContainer hooks → pivot_root → sysctl, read-only and masked paths → terminal → rlimits,
+//! wait for the runtime's `Go` (uid/gid maps written) → join namespaces given by path → hostname →
+//! the mounts before the first cgroup mount → wait for `Placed` (cgroup joined, prestart and
+//! createRuntime hooks run) → new cgroup namespace → the other mounts, `/dev` → createContainer hooks → pivot_root → sysctl, read-only and masked paths → terminal → rlimits,
 //! no_new_privs, user, capabilities → `Ready` → (with `create`) block on the exec fifo until
 //! `start` → startContainer hooks → seccomp → execve.
 
@@ -115,10 +115,6 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         nix::unistd::setresuid(root_uid, root_uid, root_uid)
             .map_err(sys("setting uid 0 in the user namespace"))?;
     }
-    if plan.new_cgroupns {
-        // Made after the runtime moved us into our cgroup, so that the namespace's root is it.
-        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("creating the cgroup namespace"))?;
-    }
     nix::unistd::setsid().map_err(sys("setsid"))?;
     if plan.new_uts {
         if let Some(name) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
@@ -134,7 +130,20 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
     let fifo = plan.fifo.as_deref().map(open_path).transpose()?;
 
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-    plan.rootfs.prepare(spec)?;
+    // The mounts before the first cgroup mount are made while the runtime moves us into our
+    // cgroup (a migration waits for an RCU grace period, milliseconds): they overlap.
+    let split = Rootfs::cgroup_split(spec);
+    plan.rootfs.prepare_early(spec, split)?;
+    if plan.channel.recv()? != Msg::Placed {
+        // The runtime gave up (a hook failed): leave quietly.
+        // SAFETY: see `run`.
+        unsafe { libc::_exit(1) }
+    }
+    if plan.new_cgroupns {
+        // Made after the runtime moved us into our cgroup, so that the namespace's root is it.
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("creating the cgroup namespace"))?;
+    }
+    plan.rootfs.prepare_late(spec, split)?;
     let hooks = spec.hooks().as_ref();
     hooks::run_all(
         "createContainer",

@@ -242,6 +242,8 @@ pub fn launch(
     if ns.has_new(LinuxNamespaceType::User) {
         write_id_maps(pid, linux.uid_mappings(), linux.gid_mappings())?;
     }
+    // The child mounts what it can while we move it into its cgroup.
+    parent_end.send(&Msg::Go)?;
     cgroup.add_task(pid.as_raw())?;
     if let Some(score) = process.oom_score_adj() {
         let path = format!("/proc/{pid}/oom_score_adj");
@@ -272,7 +274,7 @@ pub fn launch(
         &oci_state,
     )?;
 
-    parent_end.send(&Msg::Go)?;
+    parent_end.send(&Msg::Placed)?;
     match parent_end.recv()? {
         Msg::Ready => {}
         Msg::Error(text) => return Err(Error::Init(text)),

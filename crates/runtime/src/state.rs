@@ -1,6 +1,6 @@
 //! The runtime's record of each container, kept under `--root` (`/run/berth-runtime/<id>/`).
 //!
-//! A container's directory holds `state.json` (written atomically: temp file, fsync, rename), a copy of
+//! A container's directory holds `state.json` (written atomically: temp file, rename), a copy of
 //! the configuration it was created from (`config.json`, used by `exec` and the poststop hooks), and while
 //! the container is `created`, the `exec.fifo` that `start` opens to let the init run the user's program.
 //! The status is never stored: it is derived from the init process (alive, zombie, same start time as
@@ -159,7 +159,8 @@ impl Store {
         })?;
         let mut file = fs::File::create(&tmp).map_err(io_err("creating", &tmp))?;
         file.write_all(&data).map_err(io_err("writing", &tmp))?;
-        file.sync_all().map_err(io_err("syncing", &tmp))?;
+        // Atomic (rename), not durable: the records live in `--root`, on tmpfs by default, and
+        // die with the machine like the containers they describe.
         fs::rename(&tmp, &path).map_err(io_err("renaming", &tmp))
     }
 

@@ -23,8 +23,11 @@ pub enum SyncError {
 /// A message between runtime and child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Msg {
-    /// Parent to child: ids are mapped, cgroups joined, hooks run; go on.
+    /// Parent to child: ids are mapped; set up what does not need the cgroup.
     Go,
+    /// Parent to child: the child is in its cgroup and the prestart/createRuntime hooks ran;
+    /// go on to the cgroup namespace, the rest of the mounts and pivot_root.
+    Placed,
     /// Child to parent: the container is set up and waits to be started (or is about to exec).
     Ready,
     /// Child to parent: setting up failed; the text says why.
@@ -59,6 +62,7 @@ impl Channel {
     pub fn send(&self, msg: &Msg) -> Result<(), SyncError> {
         let bytes: Vec<u8> = match msg {
             Msg::Go => b"G".to_vec(),
+            Msg::Placed => b"P".to_vec(),
             Msg::Ready => b"R".to_vec(),
             Msg::Error(text) => {
                 let mut v = b"E".to_vec();
@@ -89,6 +93,7 @@ impl Channel {
         Ok(match &buf[..n] {
             [] => Msg::Closed,
             b"G" => Msg::Go,
+            b"P" => Msg::Placed,
             b"R" => Msg::Ready,
             [b'E', rest @ ..] => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
             other => {

@@ -1,8 +1,15 @@
 //! The command line: runc's commands, flags, output and exit codes.
 
+/// `println!` that reports a failed write (a full disk, a closed pipe) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*).context("writing to stdout")?
+    };
+}
+
 mod exec_cmd;
 mod log;
-mod sealed_exe;
+mod readonly_exe;
 mod tty_relay;
 mod wait;
 
@@ -175,7 +182,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
         cli.command,
         Command::Create(_) | Command::Run { .. } | Command::Exec(_)
     ) {
-        sealed_exe::ensure()?;
+        readonly_exe::ensure()?;
     }
     let rt = Runtime::new(&cli.root);
     logger.debug(&format!("{:?}", cli.command));
@@ -204,7 +211,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
         }
         Command::State { container_id } => {
             let state = rt.state(&container_id)?;
-            println!("{}", serde_json::to_string_pretty(&state)?);
+            out!("{}", serde_json::to_string_pretty(&state)?);
         }
         Command::Kill {
             all,
@@ -310,7 +317,7 @@ fn list(rt: &Runtime, format: &str, quiet: bool) -> Result<()> {
 fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
     let pids = rt.pids(id)?;
     match format {
-        "json" => println!("{}", serde_json::to_string(&pids)?),
+        "json" => out!("{}", serde_json::to_string(&pids)?),
         "table" => {
             let args: Vec<String> = if ps_args.is_empty() {
                 vec!["-ef".into()]
@@ -331,14 +338,14 @@ fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> Result<()> {
                 .split_whitespace()
                 .position(|h| h == "PID")
                 .ok_or_else(|| anyhow!("couldn't find PID field in ps output"))?;
-            println!("{header}");
+            out!("{header}");
             for line in lines {
                 let pid = line
                     .split_whitespace()
                     .nth(pid_col)
                     .and_then(|p| p.parse::<i32>().ok());
                 if pid.is_some_and(|p| pids.contains(&p)) {
-                    println!("{line}");
+                    out!("{line}");
                 }
             }
         }
@@ -370,7 +377,7 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
     loop {
         let stats = rt.stats(id)?;
         let event = serde_json::json!({"type": "stats", "id": id, "data": stats});
-        println!("{event}");
+        out!("{event}");
         if once {
             return Ok(());
         }
@@ -379,12 +386,12 @@ fn events(rt: &Runtime, id: &str, once: bool, interval: &str) -> Result<()> {
             let now = cgroup.oom_kill_count().unwrap_or(ooms);
             if now > ooms {
                 ooms = now;
-                println!("{}", serde_json::json!({"type": "oom", "id": id}));
+                out!("{}", serde_json::json!({"type": "oom", "id": id}));
             }
             if rt.status(&record) == berth_runtime::Status::Stopped {
                 // An OOM kill is often what stopped it: report it before leaving.
                 if cgroup.oom_kill_count().unwrap_or(ooms) > ooms {
-                    println!("{}", serde_json::json!({"type": "oom", "id": id}));
+                    out!("{}", serde_json::json!({"type": "oom", "id": id}));
                 }
                 return Ok(());
             }

@@ -1,9 +1,11 @@
 //! The container's root filesystem: mounts, `/dev`, `pivot_root`, masked and read-only paths.
 //!
-//! Runs in the container's init, in its new mount namespace, in three steps so that the
-//! `createContainer` hooks can run between them, as the runtime spec orders:
-//! [`prepare`] (propagation, the rootfs bind, config mounts, devices), [`enter`] (`pivot_root`, or
-//! `chroot` with `--no-pivot`), [`finish`] (masked and read-only paths, read-only root).
+//! Runs in the container's init, in its new mount namespace, in steps so that the init can wait
+//! for its cgroup between them and the `createContainer` hooks can run as the runtime spec orders:
+//! [`Rootfs::prepare_early`] (propagation, the rootfs bind, the mounts before the first cgroup
+//! mount, made while the runtime moves the init into its cgroup), [`Rootfs::prepare_late`] (the
+//! rest, devices), [`Rootfs::enter`] (`pivot_root`, or `chroot` with `--no-pivot`),
+//! [`Rootfs::finish`] (masked and read-only paths, read-only root).
 
 mod cgroupfs;
 pub mod devices;
@@ -46,8 +48,18 @@ pub struct Rootfs {
 }
 
 impl Rootfs {
-    /// Step 1: make the rootfs a mount point, mount the config's mounts into it, populate `/dev`.
-    pub fn prepare(&self, spec: &Spec) -> Result<(), RootfsError> {
+    /// The index of the first `cgroup` mount of `spec` (or the number of mounts): the mounts
+    /// before it can be made before the process sits in its cgroup and cgroup namespace.
+    pub fn cgroup_split(spec: &Spec) -> usize {
+        let mounts = spec.mounts().as_deref().unwrap_or_default();
+        mounts
+            .iter()
+            .position(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
+            .unwrap_or(mounts.len())
+    }
+
+    /// Step 1a: make the rootfs a mount point and mount the config's mounts before `split`.
+    pub fn prepare_early(&self, spec: &Spec, split: usize) -> Result<(), RootfsError> {
         let linux = spec.linux().as_ref();
         let propagation = linux
             .and_then(|l| l.rootfs_propagation().as_deref())
@@ -82,29 +94,43 @@ impl Rootfs {
             )
             .map_err(mounts::sys_err("making rootfs private".to_string()))?;
         }
+        self.mount_range(spec, 0..split)
+    }
 
+    /// Step 1b: the mounts from `split` on (in the cgroup namespace by now), then `/dev`.
+    pub fn prepare_late(&self, spec: &Spec, split: usize) -> Result<(), RootfsError> {
+        let mounts = spec.mounts().as_deref().unwrap_or_default();
+        self.mount_range(spec, split..mounts.len())?;
+        let dev_is_tmpfs = mounts
+            .iter()
+            .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() != Some("bind"));
+        if dev_is_tmpfs {
+            let devices = spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.devices().as_deref())
+                .unwrap_or_default();
+            devices::create(&self.path, devices, self.in_userns)?;
+            devices::symlinks(&self.path)?;
+        }
+        Ok(())
+    }
+
+    fn mount_range(&self, spec: &Spec, range: std::ops::Range<usize>) -> Result<(), RootfsError> {
+        let mounts = spec.mounts().as_deref().unwrap_or_default();
+        let Some(slice) = mounts.get(range) else {
+            return Ok(());
+        };
+        if slice.is_empty() {
+            return Ok(());
+        }
         let root_fd = open_dir(&self.path)?;
         let target = mounts::Target {
             root: &self.path,
             root_fd: &root_fd,
             bundle: &self.bundle,
-            in_userns: self.in_userns,
         };
-        let mut dev_is_tmpfs = false;
-        for m in spec.mounts().iter().flatten() {
-            mounts::mount_one(&target, m)?;
-            if m.destination() == Path::new("/dev") && m.typ().as_deref() != Some("bind") {
-                dev_is_tmpfs = true;
-            }
-        }
-        if dev_is_tmpfs {
-            let devices = linux
-                .and_then(|l| l.devices().as_deref())
-                .unwrap_or_default();
-            devices::create(&self.path, devices, target.in_userns)?;
-            devices::symlinks(&self.path)?;
-        }
-        Ok(())
+        slice.iter().try_for_each(|m| mounts::mount_one(&target, m))
     }
 
     /// Step 2: make the rootfs the process's `/`.

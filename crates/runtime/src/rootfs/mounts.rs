@@ -20,8 +20,6 @@ pub struct Target<'a> {
     pub root_fd: &'a OwnedFd,
     /// The bundle directory, against which relative bind sources are resolved.
     pub bundle: &'a Path,
-    /// True in a new user namespace: device nodes are bind mounted, not created.
-    pub in_userns: bool,
 }
 
 pub(super) fn sys_err(what: String) -> impl FnOnce(nix::Error) -> RootfsError {
