@@ -42,6 +42,8 @@ pub enum InitError {
     Console(#[from] crate::console::ConsoleError),
     #[error(transparent)]
     Seccomp(#[from] berth_seccomp::Error),
+    #[error(transparent)]
+    Scheduling(#[from] crate::scheduling::SchedulingError),
     #[error("{what}: {source}")]
     Sys { what: String, source: nix::Error },
     #[error("{what}: {source}")]
@@ -165,6 +167,10 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         crate::console::setup(console, size)?;
     }
     process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        crate::scheduling::set_personality(p)?;
+    }
+    crate::scheduling::apply(proc)?;
     let no_new_privs = proc.no_new_privileges().unwrap_or(false);
     if no_new_privs {
         process::set_no_new_privs()?;

@@ -15,6 +15,7 @@ pub mod launch;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod scheduling;
 pub mod spec;
 pub mod state;
 pub mod sync;

@@ -241,3 +241,22 @@ fn oom_score_adj_is_set() {
     b.save();
     assert_eq!(b.run().ok().stdout.trim(), "500");
 }
+
+#[test]
+fn personality_io_priority_and_scheduler_are_applied() {
+    let mut b = sh("uname -m; ionice -p $$; cut -d' ' -f19,41 /proc/self/stat");
+    b.config["linux"]["personality"] = json!({"domain": "LINUX32"});
+    b.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 6});
+    b.config["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 7});
+    b.save();
+    let out = b.run().ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "i686", "{out}");
+    assert!(
+        lines[1].contains("best-effort") && lines[1].contains('6'),
+        "{out}"
+    );
+    // Field 19 is the nice value, field 41 the policy (3 = SCHED_BATCH); cut runs as a child
+    // and inherits both.
+    assert_eq!(lines[2], "7 3", "{out}");
+}
