@@ -259,10 +259,7 @@ impl Drop for Bundle {
 /// Runs `cmd` like [`run_with_timeout`], on a thread of its own: for a command that only ends
 /// once the test has done something (talked to its terminal, killed its container...). `join` the
 /// handle for its output.
-pub fn run_in_background(
-    mut cmd: Command,
-    timeout: Duration,
-) -> std::thread::JoinHandle<Output> {
+pub fn run_in_background(mut cmd: Command, timeout: Duration) -> std::thread::JoinHandle<Output> {
     std::thread::spawn(move || run_with_timeout(&mut cmd, timeout))
 }
 
