@@ -125,6 +125,8 @@ impl Runtime {
             what: format!("opening {}", fifo_path.display()),
             source: e.into(),
         })?;
+        // Read to the end: "0" then end-of-file once the program is executed (see init.rs).
+        let mut got = Vec::new();
         loop {
             let mut fds = [rustix::event::PollFd::new(
                 &fifo,
@@ -136,18 +138,31 @@ impl Runtime {
             };
             let ready = rustix::event::poll(&mut fds, Some(&timeout)).unwrap_or(0);
             if ready > 0 {
-                let mut buf = [0u8; 1];
-                let n = rustix::io::read(fifo.as_fd(), &mut buf).unwrap_or(0);
-                if n == 1 {
-                    break;
+                let mut buf = [0u8; 4096];
+                match rustix::io::read(fifo.as_fd(), &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+                    Err(_) => break,
                 }
-                return Err(Error::Init("container init exited before start".into()));
+                continue;
             }
             if !record.init_alive() {
-                return Err(Error::Init("container init exited before start".into()));
+                break;
             }
         }
         let _ = std::fs::remove_file(&fifo_path);
+        match got.split_first() {
+            Some((b'0', [])) => {}
+            Some((_, text)) if !text.is_empty() => {
+                return Err(Error::Init(
+                    String::from_utf8_lossy(text)
+                        .trim_start_matches('1')
+                        .to_string(),
+                ))
+            }
+            _ => return Err(Error::Init("container init exited before start".into())),
+        }
         let spec = self.config(id)?;
         self.poststart(&record, &spec);
         Ok(())
@@ -249,10 +264,13 @@ impl Runtime {
         self.destroy(&record)
     }
 
-    /// Removes what a stopped container leaves: its cgroup and record; runs the poststop hooks.
+    /// Removes what a stopped container leaves (its cgroup and record), then runs the poststop
+    /// hooks: the spec runs them after the container is deleted.
     pub fn destroy(&self, record: &Record) -> Result<(), Error> {
         self.cgroup(record)?.destroy()?;
-        if let Ok(spec) = self.config(&record.id) {
+        let spec = self.config(&record.id).ok();
+        self.store.remove(&record.id)?;
+        if let Some(spec) = spec {
             let hooks = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref());
             if let Err(e) = hooks::run_all(
                 "poststop",
@@ -262,7 +280,7 @@ impl Runtime {
                 eprintln!("warning: {e}");
             }
         }
-        Ok(self.store.remove(&record.id)?)
+        Ok(())
     }
 
     /// Pids of every process in the container, in the runtime's pid namespace.

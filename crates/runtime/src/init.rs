@@ -147,12 +147,15 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
     }
     plan.rootfs.prepare_late(spec, split)?;
     let hooks = spec.hooks().as_ref();
+    // Hooks in the container's namespaces get the pid as the container sees it (state.md).
+    let mut hook_state = plan.state.clone();
+    hook_state.pid = nix::unistd::getpid().as_raw();
     hooks::run_all(
         "createContainer",
         hooks
             .and_then(|h| h.create_container().as_deref())
             .unwrap_or_default(),
-        plan.state,
+        &hook_state,
     )?;
     plan.rootfs.enter()?;
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
@@ -186,21 +189,39 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
     let program = process::find_executable(&proc.args().as_deref().unwrap_or_default()[0], env)?;
 
     plan.channel.send(&Msg::Ready)?;
-    if let Some(fifo) = fifo {
-        wait_for_start(&fifo)?;
+    // With `create`: blocks until `start` opens the fifo. From then on `start` reads it to the
+    // end: "0" once the startContainer hooks passed, then end-of-file when the exec closes it
+    // (close-on-exec); any text after the "0", or a "1" and text, is the error that stopped us.
+    let mut start = fifo.as_ref().map(wait_for_start).transpose()?;
+    hook_state.status = crate::state::Status::Created;
+    let result = (|| -> Result<Infallible, InitError> {
+        hooks::run_all(
+            "startContainer",
+            hooks
+                .and_then(|h| h.start_container().as_deref())
+                .unwrap_or_default(),
+            &hook_state,
+        )?;
+        if let Some(f) = &mut start {
+            f.write_all(b"0").map_err(|source| InitError::Io {
+                what: "writing the exec fifo".into(),
+                source,
+            })?;
+        }
+        if let (Some(filter), true) = (plan.seccomp, no_new_privs) {
+            filter.load()?;
+        }
+        process::close_fds_on_exec(3 + plan.preserve_fds)?;
+        Err(process::exec(&program, plan.argv).into())
+    })();
+    let err = match result {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    if let Some(f) = &mut start {
+        let _ = f.write_all(format!("1{err}").as_bytes());
     }
-    hooks::run_all(
-        "startContainer",
-        hooks
-            .and_then(|h| h.start_container().as_deref())
-            .unwrap_or_default(),
-        plan.state,
-    )?;
-    if let (Some(filter), true) = (plan.seccomp, no_new_privs) {
-        filter.load()?;
-    }
-    process::close_fds_on_exec(3 + plan.preserve_fds)?;
-    Err(process::exec(&program, plan.argv).into())
+    Err(err)
 }
 
 fn open_path(path: &Path) -> Result<OwnedFd, InitError> {
@@ -215,21 +236,17 @@ fn open_path(path: &Path) -> Result<OwnedFd, InitError> {
     })
 }
 
-/// Opens the exec fifo for writing through our `O_PATH` descriptor: this blocks until `start`
-/// opens it for reading. The byte written tells `start` that we are past the wait.
-fn wait_for_start(fifo: &OwnedFd) -> Result<(), InitError> {
+/// Opens the exec fifo for writing through our `O_PATH` descriptor (close-on-exec): this blocks
+/// until `start` opens it for reading.
+fn wait_for_start(fifo: &OwnedFd) -> Result<std::fs::File, InitError> {
     let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
-    let mut file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .map_err(|source| InitError::Io {
             what: "opening the exec fifo".into(),
             source,
-        })?;
-    file.write_all(b"0").map_err(|source| InitError::Io {
-        what: "writing the exec fifo".into(),
-        source,
-    })
+        })
 }
 
 fn write_sysctls(sysctl: &std::collections::HashMap<String, String>) -> Result<(), InitError> {

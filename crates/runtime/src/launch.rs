@@ -69,6 +69,8 @@ struct Rollback<'a> {
     id: String,
     cgroup: Option<Manager>,
     child: Option<Pid>,
+    /// Once the hooks have begun: the poststop hooks and the state to run them with.
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, crate::state::OciState)>,
     armed: bool,
 }
 
@@ -85,6 +87,12 @@ impl Drop for Rollback<'_> {
             let _ = cg.destroy();
         }
         let _ = self.store.remove(&self.id);
+        // runtime.md "Lifecycle": a failed create goes on at step 12 (destroy), then 13 (poststop).
+        if let Some((hooks, state)) = &self.poststop {
+            if let Err(e) = hooks::run_all("poststop", hooks, state) {
+                eprintln!("warning: {e}");
+            }
+        }
     }
 }
 
@@ -123,6 +131,7 @@ pub fn launch(
         id: id.to_string(),
         cgroup: None,
         child: None,
+        poststop: None,
         armed: true,
     };
     std::fs::write(
@@ -259,6 +268,12 @@ pub fn launch(
     store.save(&record)?;
     oci_state.pid = record.pid;
     let hooks_cfg = spec.hooks().as_ref();
+    rollback.poststop = Some((
+        hooks_cfg
+            .and_then(|h| h.poststop().clone())
+            .unwrap_or_default(),
+        record.oci_state(Status::Stopped),
+    ));
     hooks::run_all(
         "prestart",
         hooks_cfg

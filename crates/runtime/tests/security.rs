@@ -120,7 +120,7 @@ fn no_host_descriptor_leaks_into_the_container() {
     let host_dir = std::fs::File::open("/etc").unwrap();
     let mut cmd = b.command(&["run", "--bundle", &bundle, &b.id]);
     let raw = std::os::fd::AsRawFd::as_raw_fd(&host_dir);
-    // SAFETY (test): dup2 onto fd 3 in the child before exec, without close-on-exec.
+    // SAFETY: (test) dup2 onto fd 3 in the child before exec, without close-on-exec.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
             // dup2 onto itself would keep close-on-exec: clear it explicitly.
@@ -135,7 +135,7 @@ fn no_host_descriptor_leaks_into_the_container() {
     let b2 = sh("ls -l /proc/self/fd/3 | grep -c /etc");
     let bundle2 = b2.path().display().to_string();
     let mut cmd = b2.command(&["run", "--preserve-fds", "1", "--bundle", &bundle2, &b2.id]);
-    // SAFETY (test): as above.
+    // SAFETY: (test) as above.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
             // dup2 onto itself would keep close-on-exec: clear it explicitly.
@@ -160,7 +160,7 @@ fn cwd_through_a_leaked_descriptor_is_refused() {
     let host_dir = std::fs::File::open("/etc").unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&host_dir);
     let mut cmd = b.command(&["run", "--bundle", &bundle, &b.id]);
-    // SAFETY (test): dup2 and fcntl in the child before exec.
+    // SAFETY: (test) dup2 and fcntl in the child before exec.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
             if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {

@@ -123,6 +123,8 @@ fn build_process(rt: &Runtime, args: &ExecArgs) -> Result<Process> {
 }
 
 pub fn run(rt: &Runtime, args: ExecArgs) -> Result<i32> {
+    // An unknown id is "does not exist", not a missing config.json of the flags' defaults.
+    rt.load(&args.container_id)?;
     let process = build_process(rt, &args)?;
     let opts = ExecOptions {
         process,
@@ -130,6 +132,9 @@ pub fn run(rt: &Runtime, args: ExecArgs) -> Result<i32> {
         pid_file: args.pid_file.clone(),
         preserve_fds: args.preserve_fds,
     };
+    if !args.detach {
+        super::wait::block_forwarded_signals()?;
+    }
     let pid = exec(rt, &args.container_id, &opts)?;
     if args.detach {
         return Ok(0);

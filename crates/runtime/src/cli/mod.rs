@@ -168,7 +168,7 @@ pub fn main() -> i32 {
     match run(cli, &logger) {
         Ok(code) => code,
         Err(e) => {
-            logger.error(&format!("{e:#}"));
+            logger.error(&message(&e));
             1
         }
     }
@@ -247,6 +247,22 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
         Command::Exec(args) => return exec_cmd::run(&rt, args),
     }
     Ok(0)
+}
+
+/// The error and its causes, `outer: inner`, leaving out a cause whose text the message already
+/// holds (the library's messages name their cause themselves).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 /// Parses `KILL`, `SIGKILL` or `9`.

@@ -6,8 +6,8 @@ use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-/// Waits for `pid` and returns its exit code (128 + signal if it was killed).
-pub fn wait_forwarding(pid: Pid) -> Result<i32> {
+/// The signals the foreground runtime takes for its process: all it can block.
+fn forwarded() -> SigSet {
     let mut set = SigSet::all();
     for s in [
         Signal::SIGKILL,
@@ -19,8 +19,21 @@ pub fn wait_forwarding(pid: Pid) -> Result<i32> {
     ] {
         set.remove(s);
     }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .context("blocking signals")?;
+    set
+}
+
+/// Blocks the signals [`wait_forwarding`] forwards. Called before the process is started, a
+/// signal that comes while it starts waits to be forwarded instead of ending the runtime (the
+/// forked child clears its signal mask).
+pub fn block_forwarded_signals() -> Result<()> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), None)
+        .context("blocking signals")
+}
+
+/// Waits for `pid` and returns its exit code (128 + signal if it was killed).
+pub fn wait_forwarding(pid: Pid) -> Result<i32> {
+    let set = forwarded();
+    block_forwarded_signals()?;
     loop {
         // Checked before each wait: a SIGCHLD that came before the mask was set is lost.
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
