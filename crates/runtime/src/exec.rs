@@ -17,7 +17,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 use crate::capabilities::CapabilitySets;
 use crate::container::Runtime;
 use crate::error::Error;
-use crate::init::InitError;
+use crate::init::{become_process, exec_program, InitError};
 use crate::launch::write_pid_file;
 use crate::namespaces::Join;
 use crate::process::{self, Argv};
@@ -197,33 +197,13 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
     for ns in plan.join {
         ns.enter()?;
     }
-    let proc = plan.process;
-    if let Some(console) = plan.console {
+    if plan.console.is_some() {
+        // The terminal must become the controlling terminal of a new session.
         nix::unistd::setsid().map_err(|source| InitError::Sys {
             what: "setsid".into(),
             source,
         })?;
-        let size = proc
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        crate::console::setup(console, size)?;
     }
-    process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
-    let no_new_privs = proc.no_new_privileges().unwrap_or(false);
-    if no_new_privs {
-        process::set_no_new_privs()?;
-    }
-    if let (Some(filter), false) = (plan.seccomp, no_new_privs) {
-        filter.load()?;
-    }
-    process::change_user(proc, plan.caps)?;
-    process::set_umask(proc);
-    process::enter_cwd(proc.cwd())?;
-    let env = proc.env().as_deref().unwrap_or_default();
-    let program = process::find_executable(&proc.args().as_deref().unwrap_or_default()[0], env)?;
-    if let (Some(filter), true) = (plan.seccomp, no_new_privs) {
-        filter.load()?;
-    }
-    process::close_fds_on_exec(3 + plan.preserve_fds)?;
-    Err(process::exec(&program, plan.argv).into())
+    let prepared = become_process(plan.process, plan.console, plan.seccomp, plan.caps)?;
+    Err(exec_program(&prepared, plan.argv, plan.preserve_fds))
 }

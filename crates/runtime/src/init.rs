@@ -10,6 +10,7 @@
 //! `start` → startContainer hooks → seccomp → execve.
 
 use std::convert::Infallible;
+use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -163,30 +164,10 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
     }
     plan.rootfs.finish(spec)?;
 
-    if let Some(console) = plan.console {
-        let size = proc
-            .console_size()
-            .map(|b| (b.height() as u16, b.width() as u16));
-        crate::console::setup(console, size)?;
-    }
-    process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         crate::scheduling::set_personality(p)?;
     }
-    crate::scheduling::apply(proc)?;
-    let no_new_privs = proc.no_new_privileges().unwrap_or(false);
-    if no_new_privs {
-        process::set_no_new_privs()?;
-    }
-    if let (Some(filter), false) = (plan.seccomp, no_new_privs) {
-        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we have it.
-        filter.load()?;
-    }
-    process::change_user(proc, plan.caps)?;
-    process::set_umask(proc);
-    process::enter_cwd(proc.cwd())?;
-    let env = proc.env().as_deref().unwrap_or_default();
-    let program = process::find_executable(&proc.args().as_deref().unwrap_or_default()[0], env)?;
+    let prepared = become_process(proc, plan.console, plan.seccomp, plan.caps)?;
 
     plan.channel.send(&Msg::Ready)?;
     // With `create`: blocks until `start` opens the fifo. From then on `start` reads it to the
@@ -208,11 +189,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
                 source,
             })?;
         }
-        if let (Some(filter), true) = (plan.seccomp, no_new_privs) {
-            filter.load()?;
-        }
-        process::close_fds_on_exec(3 + plan.preserve_fds)?;
-        Err(process::exec(&program, plan.argv).into())
+        Err(exec_program(&prepared, plan.argv, plan.preserve_fds))
     })();
     let err = match result {
         Ok(never) => match never {},
@@ -222,6 +199,64 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         let _ = f.write_all(format!("1{err}").as_bytes());
     }
     Err(err)
+}
+
+/// The process, set up and about to exec; see [`become_process`].
+pub(crate) struct Prepared<'a> {
+    program: CString,
+    /// The seccomp filter still to load just before the exec (with no_new_privs).
+    seccomp: Option<&'a berth_seccomp::Program>,
+}
+
+/// Turns the calling process (the init, or `exec`'s child, already in the container's
+/// namespaces and root) into what `proc` describes: terminal, rlimits, I/O priority and
+/// scheduler, no_new_privs, user and capabilities, umask, working directory; and finds the
+/// program. Without no_new_privs the seccomp filter is loaded here, while CAP_SYS_ADMIN is still
+/// there; with it, as late as possible, by [`exec_program`].
+pub(crate) fn become_process<'a>(
+    proc: &oci_spec::runtime::Process,
+    console: Option<&UnixStream>,
+    seccomp: Option<&'a berth_seccomp::Program>,
+    caps: Option<&CapabilitySets>,
+) -> Result<Prepared<'a>, InitError> {
+    if let Some(console) = console {
+        let size = proc
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16));
+        crate::console::setup(console, size)?;
+    }
+    process::set_rlimits(proc.rlimits().as_deref().unwrap_or_default())?;
+    crate::scheduling::apply(proc)?;
+    let no_new_privs = proc.no_new_privileges().unwrap_or(false);
+    if no_new_privs {
+        process::set_no_new_privs()?;
+    }
+    if let (Some(filter), false) = (seccomp, no_new_privs) {
+        filter.load()?;
+    }
+    process::change_user(proc, caps)?;
+    process::set_umask(proc);
+    process::enter_cwd(proc.cwd())?;
+    let env = proc.env().as_deref().unwrap_or_default();
+    let program = process::find_executable(&proc.args().as_deref().unwrap_or_default()[0], env)?;
+    Ok(Prepared {
+        program,
+        seccomp: seccomp.filter(|_| no_new_privs),
+    })
+}
+
+/// Loads a pending seccomp filter, hides every descriptor but stdio and the preserved ones, and
+/// execs. Returns only on failure.
+pub(crate) fn exec_program(prepared: &Prepared<'_>, argv: &Argv, preserve_fds: u32) -> InitError {
+    if let Some(filter) = prepared.seccomp {
+        if let Err(e) = filter.load() {
+            return e.into();
+        }
+    }
+    if let Err(e) = process::close_fds_on_exec(3 + preserve_fds) {
+        return e.into();
+    }
+    process::exec(&prepared.program, argv).into()
 }
 
 fn open_path(path: &Path) -> Result<OwnedFd, InitError> {

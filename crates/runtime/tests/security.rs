@@ -111,6 +111,21 @@ fn rlimit_above_the_hard_limit_is_a_clear_error() {
     assert!(!b.state_root().join(&b.id).exists());
 }
 
+/// Makes `fd` of this process the runtime's descriptor 3, inherited (not close-on-exec), as a
+/// caller that leaks a descriptor would.
+fn pass_as_fd3(cmd: &mut std::process::Command, fd: std::os::fd::RawFd) {
+    // SAFETY: (test) the closure only calls dup2 and fcntl, which are async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            // dup2 onto itself would keep close-on-exec: clear it explicitly.
+            if libc::dup2(fd, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 #[test]
 fn no_host_descriptor_leaks_into_the_container() {
     // The runtime is started with an extra open descriptor (a host directory) that must not be
@@ -120,31 +135,13 @@ fn no_host_descriptor_leaks_into_the_container() {
     let host_dir = std::fs::File::open("/etc").unwrap();
     let mut cmd = b.command(&["run", "--bundle", &bundle, &b.id]);
     let raw = std::os::fd::AsRawFd::as_raw_fd(&host_dir);
-    // SAFETY: (test) dup2 onto fd 3 in the child before exec, without close-on-exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            // dup2 onto itself would keep close-on-exec: clear it explicitly.
-            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, raw);
     let out = berth_tests::run_with_timeout(&mut cmd, berth_tests::TIMEOUT);
     assert_eq!(out.stdout.trim(), "0", "{out:?}");
     let b2 = sh("ls -l /proc/self/fd/3 | grep -c /etc");
     let bundle2 = b2.path().display().to_string();
     let mut cmd = b2.command(&["run", "--preserve-fds", "1", "--bundle", &bundle2, &b2.id]);
-    // SAFETY: (test) as above.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            // dup2 onto itself would keep close-on-exec: clear it explicitly.
-            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, raw);
     let out = berth_tests::run_with_timeout(&mut cmd, berth_tests::TIMEOUT);
     assert_eq!(out.stdout.trim(), "1", "{out:?}");
 }
@@ -160,15 +157,7 @@ fn cwd_through_a_leaked_descriptor_is_refused() {
     let host_dir = std::fs::File::open("/etc").unwrap();
     let raw = std::os::fd::AsRawFd::as_raw_fd(&host_dir);
     let mut cmd = b.command(&["run", "--bundle", &bundle, &b.id]);
-    // SAFETY: (test) dup2 and fcntl in the child before exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, raw);
     let out = berth_tests::run_with_timeout(&mut cmd, berth_tests::TIMEOUT);
     assert_ne!(out.code(), 0, "cwd outside the root accepted: {out:?}");
     assert!(out.stderr.contains("outside the container"), "{out:?}");
