@@ -45,6 +45,8 @@ pub enum InitError {
     Seccomp(#[from] berth_seccomp::Error),
     #[error(transparent)]
     Scheduling(#[from] crate::scheduling::SchedulingError),
+    #[error(transparent)]
+    Cgroup(#[from] berth_cgroups::Error),
     #[error("{what}: {source}")]
     Sys { what: String, source: nix::Error },
     #[error("{what}: {source}")]
@@ -75,6 +77,11 @@ pub struct InitPlan<'a> {
     pub argv: &'a Argv,
     pub preserve_fds: u32,
     pub state: &'a OciState,
+    /// When the init moves itself into its cgroups (not in a new user namespace, whose root
+    /// cannot write the host's cgroup files; the runtime moves it then).
+    pub cgroup: Option<&'a berth_cgroups::Manager>,
+    /// Whether the init was created in its cgroup2 directory (clone3 CLONE_INTO_CGROUP).
+    pub born_in_v2: std::cell::Cell<bool>,
 }
 
 /// The body of the forked child. Never returns: it execs the program or exits with status 1 after
@@ -104,6 +111,13 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
             // SAFETY: see `run`.
             unsafe { libc::_exit(1) }
         }
+    }
+    if let Some(cgroup) = plan.cgroup {
+        cgroup.join_v1_self()?;
+        if !plan.born_in_v2.get() {
+            cgroup.join_v2_self()?;
+        }
+        plan.channel.send(&Msg::Joined)?;
     }
     for ns in plan.join {
         ns.enter()?;

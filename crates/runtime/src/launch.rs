@@ -5,6 +5,7 @@
 //! namespaces, writes the id maps, moves it into its cgroup, runs the prestart and createRuntime
 //! hooks and tells it to go on. Any failure undoes every step already taken (see [`Rollback`]).
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
@@ -222,13 +223,14 @@ pub fn launch(
     let mut oci_state = record.oci_state(Status::Creating);
 
     let (parent_end, child_end) = sync::pair()?;
+    let userns = ns.has_new(LinuxNamespaceType::User)
+        || ns.join.iter().any(|j| j.typ == LinuxNamespaceType::User);
     let plan = InitPlan {
         spec: &spec,
         rootfs: Rootfs {
             path: rootfs_path,
             bundle: bundle.clone(),
-            in_userns: ns.has_new(LinuxNamespaceType::User)
-                || ns.join.iter().any(|j| j.typ == LinuxNamespaceType::User),
+            in_userns: userns,
             no_pivot: opts.no_pivot,
         },
         join: &ns.join,
@@ -242,8 +244,26 @@ pub fn launch(
         argv: &argv,
         preserve_fds: opts.preserve_fds,
         state: &oci_state,
+        cgroup: (!userns).then_some(&cgroup),
+        born_in_v2: std::cell::Cell::new(false),
     };
-    let pid = clone_init(&plan, clone_flags)?;
+    let cgroup_dir = match cgroup.controller_dir("") {
+        Some(dir) => Some(
+            rustix::fs::open(
+                &dir,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| Error::Io {
+                what: format!("opening cgroup {}", dir.display()),
+                source: e.into(),
+            })?,
+        ),
+        None => None,
+    };
+    let pid = clone_init(&plan, clone_flags, cgroup_dir.as_ref())?;
     rollback.child = Some(pid);
     drop(child_end);
     drop(console);
@@ -251,9 +271,18 @@ pub fn launch(
     if ns.has_new(LinuxNamespaceType::User) {
         write_id_maps(pid, linux.uid_mappings(), linux.gid_mappings())?;
     }
-    // The child mounts what it can while we move it into its cgroup.
     parent_end.send(&Msg::Go)?;
-    cgroup.add_task(pid.as_raw())?;
+    if !userns {
+        // The child moves itself (no global lock, no RCU grace period) and says so.
+        match parent_end.recv()? {
+            Msg::Joined => {}
+            Msg::Error(text) => return Err(Error::Init(text)),
+            other => return Err(Error::Init(format!("unexpected message {other:?}"))),
+        }
+    } else {
+        // In a new user namespace the child's root cannot write the host's cgroup files.
+        cgroup.add_task(pid.as_raw())?;
+    }
     if let Some(score) = process.oom_score_adj() {
         let path = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&path, score.to_string()).map_err(|source| Error::Io {
@@ -321,8 +350,36 @@ pub fn launch(
     })
 }
 
-/// Forks the init with `flags` and runs [`init::run`] in it.
-fn clone_init(plan: &InitPlan<'_>, flags: CloneFlags) -> Result<Pid, Error> {
+/// Forks the init with `flags` and runs [`init::run`] in it. With `cgroup_dir` (a cgroup2
+/// directory) the init is created in it by clone3(CLONE_INTO_CGROUP), and `plan.born_in_v2`
+/// says whether that worked (kernels before 5.7 fall back to a plain clone).
+fn clone_init(
+    plan: &InitPlan<'_>,
+    flags: CloneFlags,
+    cgroup_dir: Option<&OwnedFd>,
+) -> Result<Pid, Error> {
+    if let Some(dir) = cgroup_dir {
+        plan.born_in_v2.set(true);
+        // SAFETY: this process is single-threaded; the child runs `init::run`, which ends in
+        // execve or _exit, and `_exit` below covers its (impossible) return.
+        match unsafe { crate::sys::fork_into_cgroup(flags.bits() as u64, dir.as_fd()) } {
+            Ok(0) => {
+                let code = init::run(plan);
+                // SAFETY: the child must not return into the parent's frames.
+                unsafe { libc::_exit(code as i32) }
+            }
+            Ok(pid) => return Ok(Pid::from_raw(pid)),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::E2BIG)) => {
+                plan.born_in_v2.set(false);
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    what: "cloning the container's init into its cgroup".into(),
+                    source,
+                })
+            }
+        }
+    }
     // The init runs on this stack until it execs: hooks and mount setup need room. The pages are
     // only touched as used.
     let mut stack = vec![0u8; 4 << 20];

@@ -25,6 +25,8 @@ pub enum SyncError {
 pub enum Msg {
     /// Parent to child: ids are mapped; set up what does not need the cgroup.
     Go,
+    /// Child to parent: the child moved itself into its cgroups.
+    Joined,
     /// Parent to child: the child is in its cgroup and the prestart/createRuntime hooks ran;
     /// go on to the cgroup namespace, the rest of the mounts and pivot_root.
     Placed,
@@ -63,6 +65,7 @@ impl Channel {
         let bytes: Vec<u8> = match msg {
             Msg::Go => b"G".to_vec(),
             Msg::Placed => b"P".to_vec(),
+            Msg::Joined => b"J".to_vec(),
             Msg::Ready => b"R".to_vec(),
             Msg::Error(text) => {
                 let mut v = b"E".to_vec();
@@ -94,6 +97,7 @@ impl Channel {
             [] => Msg::Closed,
             b"G" => Msg::Go,
             b"P" => Msg::Placed,
+            b"J" => Msg::Joined,
             b"R" => Msg::Ready,
             [b'E', rest @ ..] => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
             other => {

@@ -62,3 +62,55 @@ pub fn sched_setattr_self(attr: &SchedAttr) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// The kernel's `struct clone_args` (clone3, version 2 with `cgroup`).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// `clone3` with `CLONE_INTO_CGROUP` and no new stack: like fork(2) it returns twice, 0 in the
+/// child (which starts in the cgroup2 directory `cgroup_dir`, with no migration) and the child's
+/// pid in the parent. `flags` are clone flags (namespaces); the child signals SIGCHLD at exit.
+///
+/// # Safety
+/// As for fork(2): the calling process must be single-threaded, and the child, running on a
+/// copy of the caller's stack, must end in execve or `_exit` without returning into code that
+/// assumes it is the parent.
+pub unsafe fn fork_into_cgroup(
+    flags: u64,
+    cgroup_dir: std::os::fd::BorrowedFd<'_>,
+) -> std::io::Result<libc::pid_t> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let args = CloneArgs {
+        flags: flags | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: std::os::fd::AsRawFd::as_raw_fd(&cgroup_dir) as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size given, alive for the call; with no stack
+    // the child continues on a copy of this stack, which the caller's contract makes sound.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(ret as libc::pid_t)
+    }
+}

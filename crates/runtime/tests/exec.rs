@@ -300,7 +300,7 @@ fn exec_forwards_signals_to_its_process() {
         &b.id,
         "sh",
         "-c",
-        "trap 'exit 7' TERM; while :; do sleep 0.1; done",
+        "trap 'exit 7' TERM; touch /tmp/trap-set; while :; do sleep 0.1; done",
     ]);
     cmd.stdin(std::process::Stdio::null())
         .stdout(out.try_clone().unwrap())
@@ -308,9 +308,10 @@ fn exec_forwards_signals_to_its_process() {
     let mut child = cmd.spawn().unwrap();
     let runtime = KillOnDrop(child.id() as i32);
     let deadline = Instant::now() + Duration::from_secs(10);
-    // The pid file is written once the process runs; signals are taken from then on.
-    while !pid_file.exists() {
-        assert!(Instant::now() < deadline, "no pid file");
+    // The pid file is written once the process runs; signals are taken from then on. The
+    // shell says when its trap is set.
+    while !pid_file.exists() || !b.rootfs().join("tmp/trap-set").exists() {
+        assert!(Instant::now() < deadline, "no pid file or trap");
         std::thread::sleep(Duration::from_millis(10));
     }
     nix::sys::signal::kill(

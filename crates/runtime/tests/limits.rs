@@ -244,3 +244,22 @@ fn devices_cgroup_allows_the_defaults_and_denies_the_rest() {
     assert!(out.contains("Operation not permitted"), "{out}");
     assert!(out.contains("rc=1"), "{out}");
 }
+
+#[test]
+fn init_is_in_the_container_cgroup_in_every_hierarchy() {
+    // The init moves itself into the v1 hierarchies and is created in the cgroup2 one
+    // (CLONE_INTO_CGROUP): from the host, every line of its /proc/PID/cgroup names the container.
+    let b = Bundle::new(RUNTIME, &["sleep", "30"]);
+    start(&b);
+    let pid = b.state()["pid"].as_i64().unwrap();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let want = format!(":/berth-test/{}", b.id);
+    let hierarchies: Vec<&str> = text.lines().collect();
+    assert!(hierarchies.len() >= 2, "{text}");
+    for line in hierarchies {
+        assert!(
+            line.ends_with(&want),
+            "{line} not in the container's cgroup:\n{text}"
+        );
+    }
+}
