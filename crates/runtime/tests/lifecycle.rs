@@ -246,3 +246,44 @@ fn run_in_the_foreground_relays_the_terminal() {
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("42"), "{out}");
 }
+
+#[test]
+fn kill_all_signals_every_process() {
+    // sh as pid 1 ignores TERM; its children do not: with --all they all get it.
+    let b = Bundle::new(
+        RUNTIME,
+        &[
+            "sh",
+            "-c",
+            "sleep 30 & sleep 31 & wait; echo children-gone > /tmp/done; sleep 30",
+        ],
+    );
+    b.create().ok();
+    b.cmd(&["start", &b.id]).ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while b
+        .cmd(&["ps", "--format", "json", &b.id])
+        .ok()
+        .stdout
+        .matches(',')
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "children never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    b.cmd(&["kill", "--all", &b.id, "15"]).ok();
+    while !b.rootfs().join("tmp/done").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the children survived kill --all"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let bad = b.cmd(&["kill", &b.id, "NOSUCHSIG"]);
+    assert_ne!(bad.code(), 0);
+    assert!(bad.stderr.contains("invalid signal"), "{bad:?}");
+}
