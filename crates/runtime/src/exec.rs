@@ -49,6 +49,8 @@ fn ns_file_name(typ: LinuxNamespaceType) -> &'static str {
 
 struct ExecPlan<'a> {
     process: &'a Process,
+    cgroup: &'a berth_cgroups::Manager,
+    born_in_v2: std::cell::Cell<bool>,
     join: &'a [Join],
     channel: &'a Channel,
     console: Option<&'a UnixStream>,
@@ -137,6 +139,8 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
     let (parent_end, child_end) = sync::pair()?;
     let plan = ExecPlan {
         process,
+        cgroup: &cgroup,
+        born_in_v2: std::cell::Cell::new(false),
         join: &join,
         channel: &child_end,
         console: console.as_ref(),
@@ -145,20 +149,16 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         argv: &argv,
         preserve_fds: opts.preserve_fds,
     };
-    let mut stack = vec![0u8; 1 << 20];
-    let cb = Box::new(|| child(&plan));
-    // SAFETY: as in launch::clone_init: a copy of this single-threaded process runs `cb` on
-    // `stack` and ends in execve or _exit.
-    let pid =
-        unsafe { nix::sched::clone(cb, &mut stack, CloneFlags::empty(), Some(libc::SIGCHLD)) }
-            .map_err(|source| Error::Sys {
-                what: "forking the exec process".into(),
-                source,
-            })?;
+    let cgroup_dir = crate::launch::cgroup2_dir(&cgroup)?;
+    let pid = crate::launch::fork_child(
+        CloneFlags::empty(),
+        cgroup_dir.as_ref(),
+        &plan.born_in_v2,
+        || child(&plan),
+    )?;
     drop(child_end);
     drop(console);
     let result = (|| {
-        cgroup.add_task(pid.as_raw())?;
         parent_end.send(&Msg::Go)?;
         match parent_end.recv()? {
             Msg::Closed => Ok(()),
@@ -193,6 +193,12 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
     if plan.channel.recv()? != Msg::Go {
         // SAFETY: see `child`.
         unsafe { libc::_exit(1) }
+    }
+    // Into the container's cgroups before its user namespace takes our rights on the host's
+    // cgroup files; by ourselves, so that no global lock is taken (see Manager::join_v1_self).
+    plan.cgroup.join_v1_self()?;
+    if !plan.born_in_v2.get() {
+        plan.cgroup.join_v2_self()?;
     }
     for ns in plan.join {
         ns.enter()?;

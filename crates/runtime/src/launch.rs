@@ -247,23 +247,10 @@ pub fn launch(
         cgroup: (!userns).then_some(&cgroup),
         born_in_v2: std::cell::Cell::new(false),
     };
-    let cgroup_dir = match cgroup.controller_dir("") {
-        Some(dir) => Some(
-            rustix::fs::open(
-                &dir,
-                rustix::fs::OFlags::RDONLY
-                    | rustix::fs::OFlags::DIRECTORY
-                    | rustix::fs::OFlags::CLOEXEC,
-                rustix::fs::Mode::empty(),
-            )
-            .map_err(|e| Error::Io {
-                what: format!("opening cgroup {}", dir.display()),
-                source: e.into(),
-            })?,
-        ),
-        None => None,
-    };
-    let pid = clone_init(&plan, clone_flags, cgroup_dir.as_ref())?;
+    let cgroup_dir = cgroup2_dir(&cgroup)?;
+    let pid = fork_child(clone_flags, cgroup_dir.as_ref(), &plan.born_in_v2, || {
+        init::run(&plan)
+    })?;
     rollback.child = Some(pid);
     drop(child_end);
     drop(console);
@@ -350,48 +337,65 @@ pub fn launch(
     })
 }
 
-/// Forks the init with `flags` and runs [`init::run`] in it. With `cgroup_dir` (a cgroup2
-/// directory) the init is created in it by clone3(CLONE_INTO_CGROUP), and `plan.born_in_v2`
-/// says whether that worked (kernels before 5.7 fall back to a plain clone).
-fn clone_init(
-    plan: &InitPlan<'_>,
+/// Opens the cgroup2 directory of `cgroup`, if it has one, for clone3(CLONE_INTO_CGROUP).
+pub(crate) fn cgroup2_dir(cgroup: &Manager) -> Result<Option<OwnedFd>, Error> {
+    let Some(dir) = cgroup.controller_dir("") else {
+        return Ok(None);
+    };
+    rustix::fs::open(
+        &dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map(Some)
+    .map_err(|e| Error::Io {
+        what: format!("opening cgroup {}", dir.display()),
+        source: e.into(),
+    })
+}
+
+/// Forks a child with `flags` that runs `body` (which must end in execve or `_exit`). With
+/// `cgroup_dir` (a cgroup2 directory) the child is created in it by clone3(CLONE_INTO_CGROUP),
+/// and `born_in_v2` says whether that worked (kernels before 5.7 fall back to a plain clone).
+pub(crate) fn fork_child<'a>(
     flags: CloneFlags,
     cgroup_dir: Option<&OwnedFd>,
+    born_in_v2: &std::cell::Cell<bool>,
+    mut body: impl FnMut() -> isize + 'a,
 ) -> Result<Pid, Error> {
     if let Some(dir) = cgroup_dir {
-        plan.born_in_v2.set(true);
-        // SAFETY: this process is single-threaded; the child runs `init::run`, which ends in
-        // execve or _exit, and `_exit` below covers its (impossible) return.
+        born_in_v2.set(true);
+        // SAFETY: this process is single-threaded; the child runs `body`, which ends in execve
+        // or _exit, and `_exit` below covers its return.
         match unsafe { crate::sys::fork_into_cgroup(flags.bits() as u64, dir.as_fd()) } {
             Ok(0) => {
-                let code = init::run(plan);
+                let code = body();
                 // SAFETY: the child must not return into the parent's frames.
                 unsafe { libc::_exit(code as i32) }
             }
             Ok(pid) => return Ok(Pid::from_raw(pid)),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::E2BIG)) => {
-                plan.born_in_v2.set(false);
+                born_in_v2.set(false);
             }
             Err(source) => {
                 return Err(Error::Io {
-                    what: "cloning the container's init into its cgroup".into(),
+                    what: "cloning a process into its cgroup".into(),
                     source,
                 })
             }
         }
     }
-    // The init runs on this stack until it execs: hooks and mount setup need room. The pages are
-    // only touched as used.
+    // The child runs on this stack until it execs: hooks and mount setup need room. The pages
+    // are only touched as used.
     let mut stack = vec![0u8; 4 << 20];
-    let cb = Box::new(|| init::run(plan));
     // SAFETY: the child gets a copy of this single-threaded process's memory (no CLONE_VM), runs
-    // `cb` on `stack`, and ends in execve or _exit without returning into our frames.
-    unsafe { nix::sched::clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(|source| {
-        Error::Sys {
-            what: "cloning the container's init".into(),
+    // `body` on `stack`, and ends in execve or _exit without returning into our frames.
+    unsafe { nix::sched::clone(Box::new(body), &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(
+        |source| Error::Sys {
+            what: "cloning a process".into(),
             source,
-        }
-    })
+        },
+    )
 }
 
 fn write_id_maps(
