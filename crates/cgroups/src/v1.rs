@@ -317,8 +317,8 @@ fn write_first(
 
 /// Whether any blockIO field is set.
 pub fn wants_blkio(b: &LinuxBlockIo) -> bool {
-    b.weight().is_some()
-        || b.leaf_weight().is_some()
+    b.weight().is_some_and(|w| w != 0)
+        || b.leaf_weight().is_some_and(|w| w != 0)
         || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
         || [
             b.throttle_read_bps_device(),
@@ -333,7 +333,8 @@ pub fn wants_blkio(b: &LinuxBlockIo) -> bool {
 /// blkio.* : (bfq.)weight, leaf_weight, (bfq.)weight_device,
 /// leaf_weight_device and the four throttle files.
 pub fn set_blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), V1Error> {
-    if let Some(w) = b.weight() {
+    // A weight of 0 means "not set", as runc and Docker (BlkioWeight 0) have it.
+    if let Some(w) = b.weight().filter(|w| *w != 0) {
         write_first(
             dir,
             &["blkio.weight", "blkio.bfq.weight"],
@@ -341,7 +342,7 @@ pub fn set_blkio(dir: &Path, b: &LinuxBlockIo) -> Result<(), V1Error> {
             "blockIO.weight",
         )?;
     }
-    if let Some(w) = b.leaf_weight() {
+    if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
         write_first(
             dir,
             &["blkio.leaf_weight"],

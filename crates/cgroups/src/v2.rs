@@ -175,7 +175,7 @@ pub fn set_cpuset(dir: &Path, cpu: &LinuxCpu) -> Result<(), V2Error> {
 /// io.bfq.weight (BFQ, 1..1000) or io.weight (converted), per-device
 /// weights, and io.max for the throttles (rate 0 = `max`).
 pub fn set_io(dir: &Path, b: &LinuxBlockIo) -> Result<(), V2Error> {
-    if b.leaf_weight().is_some()
+    if b.leaf_weight().is_some_and(|w| w != 0)
         || b.weight_device()
             .iter()
             .flatten()
