@@ -370,3 +370,27 @@ fn fake_legacy_tree_gets_v1_files() {
     assert_eq!(s.hugetlb["2MB"].max, 2_097_152);
     assert_eq!(s.hugetlb["2MB"].failcnt, 1);
 }
+
+#[test]
+fn blkio_weight_zero_is_unset() {
+    // Docker sends `"blockIO": {"weight": 0}` for "no weight": nothing may be written (here the
+    // fake hierarchy has no blkio.weight file at all, so a write would fail).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path();
+    let mountinfo = format!(
+        "30 20 0:30 / {}/blkio rw - cgroup cgroup rw,blkio\n",
+        root.display()
+    );
+    let layout = Layout::parse(&mountinfo, "").expect("layout");
+    let m = Manager::with_layout(Path::new("/c"), layout).expect("manager");
+    m.create().expect("create");
+    let resources: LinuxResources =
+        serde_json::from_str(r#"{"blockIO": {"weight": 0, "leafWeight": 0}}"#).expect("json");
+    m.apply(&resources).expect("weight 0 is not written");
+    let resources: LinuxResources =
+        serde_json::from_str(r#"{"blockIO": {"weight": 500}}"#).expect("json");
+    let err = m
+        .apply(&resources)
+        .expect_err("a real weight needs the file");
+    assert!(err.to_string().contains("blockIO.weight"), "{err}");
+}
