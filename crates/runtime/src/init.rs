@@ -67,6 +67,7 @@ pub struct InitPlan<'a> {
     pub rootfs: Rootfs,
     pub join: &'a [Join],
     pub new_cgroupns: bool,
+    pub new_time: bool,
     pub new_uts: bool,
     pub channel: &'a Channel,
     /// With `create`: the fifo that `start` opens.
@@ -121,6 +122,23 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
     }
     for ns in plan.join {
         ns.enter()?;
+    }
+    if plan.new_time {
+        let offsets: Vec<(String, i64, u32)> = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.time_offsets().as_ref())
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(|(clock, o)| {
+                (
+                    clock.clone(),
+                    o.secs().unwrap_or(0),
+                    o.nanosecs().unwrap_or(0),
+                )
+            })
+            .collect();
+        crate::namespaces::enter_new_time(&offsets)?;
     }
     if plan.rootfs.in_userns {
         // Our host uid (0) is not mapped in the new user namespace: files we create would get

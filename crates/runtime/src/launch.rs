@@ -235,6 +235,7 @@ pub fn launch(
         },
         join: &ns.join,
         new_cgroupns,
+        new_time: ns.new_time,
         new_uts: ns.has_new(LinuxNamespaceType::Uts),
         channel: &child_end,
         fifo,

@@ -34,6 +34,7 @@ pub fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
         LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
         LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
         LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        // Not a clone(2) flag (its bit is CSIGNAL's): the init unshares it (see init.rs).
         LinuxNamespaceType::Time => CloneFlags::empty(),
     }
 }
@@ -65,6 +66,8 @@ pub struct Plan {
     pub new: CloneFlags,
     /// Namespaces to join, user namespace first, mount namespace last (paths are resolved before it).
     pub join: Vec<Join>,
+    /// A new time namespace, which clone(2) cannot create.
+    pub new_time: bool,
 }
 
 impl Plan {
@@ -72,9 +75,11 @@ impl Plan {
         let mut plan = Plan {
             new: CloneFlags::empty(),
             join: Vec::new(),
+            new_time: false,
         };
         for ns in namespaces {
             match ns.path() {
+                None if ns.typ() == LinuxNamespaceType::Time => plan.new_time = true,
                 None => plan.new |= clone_flag(ns.typ()),
                 Some(path) => {
                     let file = File::open(path).map_err(|source| NamespaceError::Open {
@@ -99,7 +104,10 @@ impl Plan {
     }
 
     pub fn has_new(&self, typ: LinuxNamespaceType) -> bool {
-        self.new.contains(clone_flag(typ))
+        match typ {
+            LinuxNamespaceType::Time => self.new_time,
+            _ => self.new.contains(clone_flag(typ)),
+        }
     }
 
     /// Takes the pid namespace to join out of the plan: the runtime enters it itself before forking,
@@ -111,4 +119,39 @@ impl Plan {
             .position(|j| j.typ == LinuxNamespaceType::Pid)?;
         Some(self.join.remove(idx))
     }
+}
+
+/// The time namespace's clone flag, which nix does not name.
+const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
+/// Puts the calling process into a new time namespace whose clocks are offset by `offsets`
+/// (clock name, seconds, nanoseconds): unshare makes it for the children, the offsets are
+/// written while no process is in it yet, and setns enters it.
+pub fn enter_new_time(offsets: &[(String, i64, u32)]) -> Result<(), NamespaceError> {
+    let path = PathBuf::from("/proc/self/ns/time_for_children");
+    let err = |source: nix::Error| NamespaceError::Join {
+        typ: LinuxNamespaceType::Time,
+        path: path.clone(),
+        source,
+    };
+    nix::sched::unshare(CLONE_NEWTIME).map_err(err)?;
+    let text: String = offsets
+        .iter()
+        .map(|(clock, secs, nanos)| format!("{clock} {secs} {nanos}\n"))
+        .collect();
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", text).map_err(|source| {
+            NamespaceError::Open {
+                typ: LinuxNamespaceType::Time,
+                path: PathBuf::from("/proc/self/timens_offsets"),
+                source,
+            }
+        })?;
+    }
+    let file = File::open(&path).map_err(|source| NamespaceError::Open {
+        typ: LinuxNamespaceType::Time,
+        path: path.clone(),
+        source,
+    })?;
+    nix::sched::setns(file.as_fd(), CLONE_NEWTIME).map_err(err)
 }

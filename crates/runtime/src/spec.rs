@@ -129,12 +129,6 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         match ns.typ() {
             LinuxNamespaceType::Mount => has_mount_ns = ns.path().is_none(),
             LinuxNamespaceType::User => has_user_ns = true,
-            LinuxNamespaceType::Time => {
-                return Err(invalid(
-                    "linux.namespaces",
-                    "time namespaces are not supported",
-                ))
-            }
             _ => {}
         }
     }
@@ -166,6 +160,26 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             return Err(invalid(
                 &format!("mounts[{i}].destination"),
                 format!("{} is not an absolute path", mount.destination().display()),
+            ));
+        }
+    }
+    let time_offsets = linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty());
+    let new_time = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Time && ns.path().is_none());
+    if time_offsets && !new_time {
+        return Err(invalid(
+            "linux.timeOffsets",
+            "time offsets need a new time namespace",
+        ));
+    }
+    for clock in linux.time_offsets().iter().flat_map(|t| t.keys()) {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(invalid(
+                "linux.timeOffsets",
+                format!("unknown clock {clock:?} (monotonic or boottime)"),
             ));
         }
     }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
 use berth_tests::Bundle;
+use serde_json::json;
 
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
 
@@ -157,4 +158,51 @@ fn user_namespace_maps_root_to_an_unprivileged_host_user() {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(b.rootfs().join("tmp/f")).unwrap();
     assert_eq!(meta.uid(), 100000);
+}
+
+#[test]
+fn time_namespace_offsets_the_clocks() {
+    // A new time namespace whose monotonic and boot clocks are ten days ahead: /proc/uptime
+    // (boottime) inside reads more than ten days; the host's does not.
+    let mut b = Bundle::new(
+        RUNTIME,
+        &[
+            "sh",
+            "-c",
+            "cut -d. -f1 /proc/uptime; readlink /proc/self/ns/time",
+        ],
+    );
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({
+        "boottime": {"secs": 864000, "nanosecs": 0},
+        "monotonic": {"secs": 864000}
+    });
+    b.save();
+    let out = b.run().ok().stdout;
+    let mut lines = out.lines();
+    let uptime: u64 = lines.next().unwrap().parse().unwrap();
+    assert!(uptime > 864_000, "{out}");
+    let host_uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(host_uptime < 864_000.0);
+    let host_ns = std::fs::read_link("/proc/self/ns/time").unwrap();
+    assert_ne!(lines.next().unwrap(), host_ns.to_str().unwrap());
+}
+
+#[test]
+fn time_offsets_without_a_time_namespace_are_refused() {
+    let mut b = Bundle::new(RUNTIME, &["true"]);
+    b.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 5}});
+    b.save();
+    let out = b.create();
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("linux.timeOffsets"), "{out:?}");
 }
