@@ -287,3 +287,49 @@ fn kill_all_signals_every_process() {
     assert_ne!(bad.code(), 0);
     assert!(bad.stderr.contains("invalid signal"), "{bad:?}");
 }
+
+#[test]
+fn concurrent_runs_share_a_root_and_one_id_goes_to_one_container() {
+    let mut b = Bundle::new(RUNTIME, &["sh", "-c", "echo $(hostname)"]);
+    // One cgroup per container: without cgroupsPath each gets /berth-runtime/<its id>.
+    b.config["linux"]
+        .as_object_mut()
+        .unwrap()
+        .remove("cgroupsPath");
+    b.save();
+    let b = std::sync::Arc::new(b);
+    let bundle = b.path().display().to_string();
+    // Twelve containers at once, in one --root.
+    let handles: Vec<_> = (0..12)
+        .map(|i| {
+            let b = b.clone();
+            let bundle = bundle.clone();
+            std::thread::spawn(move || {
+                b.cmd(&["run", "--bundle", &bundle, &format!("{}-{i}", b.id)])
+            })
+        })
+        .collect();
+    for h in handles {
+        let out = h.join().unwrap().ok();
+        assert_eq!(out.stdout, "berth\n");
+    }
+    assert_eq!(
+        b.cmd(&["list", "-q"]).ok().stdout,
+        "",
+        "a run left its record behind"
+    );
+    // The same id, created eight times at once: exactly one wins, the others say it exists.
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let b = b.clone();
+            std::thread::spawn(move || b.create())
+        })
+        .collect();
+    let outs: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let won = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(won, 1, "{outs:?}");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        assert!(o.stderr.contains("already exists"), "{o:?}");
+    }
+    assert_eq!(b.state()["status"], "created");
+}
