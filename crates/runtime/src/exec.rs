@@ -196,6 +196,7 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
     }
     // Into the container's cgroups before its user namespace takes our rights on the host's
     // cgroup files; by ourselves, so that no global lock is taken (see Manager::join_v1_self).
+    crate::scheduling::initial_affinity(plan.process)?;
     plan.cgroup.join_v1_self()?;
     if !plan.born_in_v2.get() {
         plan.cgroup.join_v2_self()?;

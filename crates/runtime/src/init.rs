@@ -113,6 +113,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
             unsafe { libc::_exit(1) }
         }
     }
+    crate::scheduling::initial_affinity(proc)?;
     if let Some(cgroup) = plan.cgroup {
         cgroup.join_v1_self()?;
         if !plan.born_in_v2.get() {
@@ -198,6 +199,13 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
 
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         crate::scheduling::set_personality(p)?;
+    }
+    if let Some(p) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        crate::scheduling::set_memory_policy(p)?;
     }
     let prepared = become_process(proc, plan.console, plan.seccomp, plan.caps)?;
 

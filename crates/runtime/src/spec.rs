@@ -183,6 +183,26 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             ));
         }
     }
+    if let Some(hooks) = spec.hooks() {
+        let stages = [
+            ("prestart", hooks.prestart()),
+            ("createRuntime", hooks.create_runtime()),
+            ("createContainer", hooks.create_container()),
+            ("startContainer", hooks.start_container()),
+            ("poststart", hooks.poststart()),
+            ("poststop", hooks.poststop()),
+        ];
+        for (stage, list) in stages {
+            for (i, hook) in list.iter().flatten().enumerate() {
+                if hook.timeout().is_some_and(|t| t <= 0) {
+                    return Err(invalid(
+                        &format!("hooks.{stage}[{i}].timeout"),
+                        "must be greater than zero",
+                    ));
+                }
+            }
+        }
+    }
     if let Some(hostname) = spec.hostname() {
         if !hostname.is_empty() && !seen.contains(&LinuxNamespaceType::Uts) {
             return Err(invalid(

@@ -114,3 +114,21 @@ pub unsafe fn fork_into_cgroup(
         Ok(ret as libc::pid_t)
     }
 }
+
+/// `set_mempolicy(mode, nodemask, maxnode)`: the NUMA memory policy of the calling thread.
+pub fn set_mempolicy_self(mode: i32, nodemask: &[libc::c_ulong]) -> std::io::Result<()> {
+    let maxnode = (nodemask.len() * libc::c_ulong::BITS as usize) as libc::c_ulong;
+    let ptr = if nodemask.is_empty() {
+        std::ptr::null()
+    } else {
+        nodemask.as_ptr()
+    };
+    // SAFETY: `ptr` is null or points to `nodemask`, whose `maxnode` bits the kernel may read;
+    // it outlives the call, which changes only the calling thread's policy.
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -249,3 +249,15 @@ fn personality_io_priority_and_scheduler_are_applied() {
     // and inherits both.
     assert_eq!(lines[2], "7 3", "{out}");
 }
+
+#[test]
+fn memory_policy_and_cpu_affinity_are_applied() {
+    let mut b = sh("grep -c bind:0 /proc/self/numa_maps; grep Cpus_allowed_list /proc/self/status");
+    b.config["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    b.config["process"]["execCPUAffinity"] = json!({"initial": "0", "final": "1"});
+    b.save();
+    let out = b.run().ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].parse::<u32>().unwrap() > 0, "{out}");
+    assert_eq!(lines[1], "Cpus_allowed_list:\t1", "{out}");
+}
