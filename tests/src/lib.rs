@@ -104,13 +104,26 @@ impl Output {
 /// Runs `cmd` with stdin closed, killing it after `timeout`; output goes through files so that
 /// nothing can block on a full pipe.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Output {
+    run_with_stdin(cmd, None, timeout)
+}
+
+/// Like [`run_with_timeout`], with `input` (if any) as the command's stdin.
+pub fn run_with_stdin(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
+    let stdin = match input {
+        Some(data) => {
+            let path = dir.path().join("in");
+            fs::write(&path, data).expect("stdin file");
+            Stdio::from(fs::File::open(&path).expect("stdin file"))
+        }
+        None => Stdio::null(),
+    };
     let out_path = dir.path().join("out");
     let err_path = dir.path().join("err");
     let out = fs::File::create(&out_path).expect("stdout file");
     let err = fs::File::create(&err_path).expect("stderr file");
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(out)
         .stderr(err)
         .spawn()

@@ -215,6 +215,20 @@ impl Runtime {
         Ok(())
     }
 
+    /// `update`: writes new limits to the cgroup of a container that is not stopped.
+    pub fn update(
+        &self,
+        id: &str,
+        resources: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), Error> {
+        let record = self.load(id)?;
+        let status = self.status(&record);
+        if status == Status::Stopped {
+            return Err(wrong(id, status, "update", "created, running or paused"));
+        }
+        Ok(self.cgroup(&record)?.apply(resources)?)
+    }
+
     pub fn pause(&self, id: &str) -> Result<(), Error> {
         let record = self.load(id)?;
         let status = self.status(&record);

@@ -263,3 +263,46 @@ fn init_is_in_the_container_cgroup_in_every_hierarchy() {
         );
     }
 }
+
+#[test]
+fn update_changes_the_limits_of_a_running_container() {
+    let b = Bundle::new(RUNTIME, &["sleep", "30"]);
+    start(&b);
+    let dir = |c: &str| format!("/sys/fs/cgroup/{c}/berth-test/{}", b.id);
+    b.cmd(&[
+        "update",
+        "--memory",
+        "67108864",
+        "--pids-limit",
+        "20",
+        "--cpu-shares",
+        "256",
+        &b.id,
+    ])
+    .ok();
+    let read = |p: String| std::fs::read_to_string(p).unwrap().trim().to_string();
+    assert_eq!(
+        read(format!("{}/memory.limit_in_bytes", dir("memory"))),
+        "67108864"
+    );
+    assert_eq!(read(format!("{}/pids.max", dir("pids"))), "20");
+    assert_eq!(read(format!("{}/cpu.shares", dir("cpu"))), "256");
+    // The same as JSON on stdin.
+    let update = |json: &[u8]| {
+        let mut cmd = b.command(&["update", "--resources", "-", &b.id]);
+        berth_tests::run_with_stdin(&mut cmd, Some(json), berth_tests::TIMEOUT)
+    };
+    update(br#"{"memory": {"limit": 33554432}, "pids": {"limit": 7}}"#).ok();
+    assert_eq!(
+        read(format!("{}/memory.limit_in_bytes", dir("memory"))),
+        "33554432"
+    );
+    assert_eq!(read(format!("{}/pids.max", dir("pids"))), "7");
+    // Bad JSON names the field; a stopped container cannot be updated.
+    let out = update(br#"{"pids": {"limit": "x"}}"#);
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("pids.limit"), "{out:?}");
+    b.cmd(&["kill", &b.id, "KILL"]).ok();
+    b.wait_status("stopped");
+    assert_ne!(b.cmd(&["update", "--memory", "1000000", &b.id]).code(), 0);
+}

@@ -11,6 +11,7 @@ mod exec_cmd;
 mod log;
 mod readonly_exe;
 mod tty_relay;
+mod update_cmd;
 mod wait;
 
 use std::io::Write;
@@ -138,6 +139,8 @@ enum Command {
     },
     /// Freeze every process of a container.
     Pause { container_id: String },
+    /// Change the resource limits of a container.
+    Update(update_cmd::UpdateArgs),
     /// Thaw a paused container.
     Resume { container_id: String },
     /// Print resource usage and OOM events of a container.
@@ -229,6 +232,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
             ps_args,
         } => ps(&rt, &container_id, &format, &ps_args)?,
         Command::Pause { container_id } => rt.pause(&container_id)?,
+        Command::Update(args) => update_cmd::run(&rt, args)?,
         Command::Resume { container_id } => rt.resume(&container_id)?,
         Command::Events {
             stats,
