@@ -333,3 +333,25 @@ fn concurrent_runs_share_a_root_and_one_id_goes_to_one_container() {
     }
     assert_eq!(b.state()["status"], "created");
 }
+
+#[test]
+fn features_is_the_spec_document() {
+    let b = Bundle::new(RUNTIME, &["true"]);
+    let out = b.cmd(&["features"]).ok();
+    let features: oci_spec::runtime::Features = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(features.oci_version_max(), "1.2.0");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let linux = &json["linux"];
+    assert!(linux["namespaces"]
+        .as_array()
+        .unwrap()
+        .contains(&"time".into()));
+    assert!(linux["seccomp"]["archs"]
+        .as_array()
+        .unwrap()
+        .contains(&"SCMP_ARCH_X86_64".into()));
+    assert!(json["mountOptions"]
+        .as_array()
+        .unwrap()
+        .contains(&"rslave".into()));
+}

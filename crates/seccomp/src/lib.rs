@@ -12,6 +12,7 @@
 //! leaves that to the caller.
 
 mod compile;
+pub mod features;
 mod load;
 
 use std::fmt;

@@ -8,6 +8,7 @@ macro_rules! out {
 }
 
 mod exec_cmd;
+mod features;
 mod log;
 mod readonly_exe;
 mod tty_relay;
@@ -153,6 +154,8 @@ enum Command {
         interval: String,
         container_id: String,
     },
+    /// Print the features this runtime implements (features.md of the runtime spec).
+    Features,
     /// Write a default config.json.
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -249,6 +252,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         Command::Exec(args) => return exec_cmd::run(&rt, args),
+        Command::Features => out!("{}", serde_json::to_string_pretty(&features::document())?),
     }
     Ok(0)
 }

@@ -10,7 +10,7 @@
 mod cgroupfs;
 pub mod devices;
 mod mounts;
-mod options;
+pub mod options;
 pub mod paths;
 
 use std::os::fd::OwnedFd;

@@ -20,6 +20,46 @@ impl Options {
     }
 }
 
+/// The option names [`parse`] turns into flags or propagation (others go to the filesystem).
+pub const KNOWN: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "lazytime",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rprivate",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
+];
+
 /// Parses mount options; unknown names go to the data string, as mount(8) does.
 pub fn parse(options: &[String]) -> Options {
     let mut out = Options {
@@ -112,6 +152,14 @@ mod tests {
         assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(o.data, "mode=755,size=65536k");
+    }
+
+    #[test]
+    fn known_names_are_not_passed_to_the_filesystem() {
+        for name in KNOWN {
+            assert_eq!(parse(&strings(&[name])).data, "", "{name}");
+        }
+        assert_eq!(parse(&strings(&["size=1m"])).data, "size=1m");
     }
 
     #[test]
