@@ -23,6 +23,8 @@ pub enum Error {
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
     #[error(transparent)]
+    Idmap(#[from] crate::idmap::IdmapError),
+    #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
     #[error("container init: {0}")]
     Init(String),

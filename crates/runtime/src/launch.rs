@@ -222,6 +222,7 @@ pub fn launch(
     };
     let mut oci_state = record.oci_state(Status::Creating);
 
+    let idmaps = crate::idmap::prepare(spec.mounts().as_deref().unwrap_or_default())?;
     let (parent_end, child_end) = sync::pair()?;
     let userns = ns.has_new(LinuxNamespaceType::User)
         || ns.join.iter().any(|j| j.typ == LinuxNamespaceType::User);
@@ -232,6 +233,7 @@ pub fn launch(
             bundle: bundle.clone(),
             in_userns: userns,
             no_pivot: opts.no_pivot,
+            idmaps: std::sync::Arc::new(idmaps),
         },
         join: &ns.join,
         new_cgroupns,

@@ -10,6 +10,7 @@ pub mod container;
 pub mod error;
 pub mod exec;
 pub mod hooks;
+pub mod idmap;
 pub mod init;
 pub mod launch;
 pub mod namespaces;

@@ -186,3 +186,43 @@ fn rslave_bind_mount_sees_later_host_mounts() {
     // Without propagation the container would wait forever and this would time out.
     b.wait_status("stopped");
 }
+
+#[test]
+fn idmapped_bind_mount_shows_files_through_its_mappings() {
+    // A host directory owned by root, bound with uid/gid mappings 0 -> 100000: inside, its
+    // files show the mapped owner; on the host nothing changed.
+    let host_dir = tempfile::tempdir().unwrap();
+    std::fs::write(host_dir.path().join("f"), "x").unwrap();
+    let mut b = sh("stat -c '%u %g' /data/f; stat -c '%u' /data");
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({
+        "destination": "/data", "type": "bind", "source": host_dir.path(), "options": ["rbind"],
+        "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+        "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    }));
+    b.save();
+    let out = b.run().ok().stdout;
+    assert_eq!(out, "100000 100000\n100000\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(host_dir.path().join("f")).unwrap().uid(),
+        0
+    );
+}
+
+#[test]
+fn idmapped_mount_needs_both_mappings() {
+    let mut b = sh("true");
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(json!({
+        "destination": "/data", "type": "bind", "source": "/tmp", "options": ["rbind"],
+        "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    }));
+    b.save();
+    let out = b.create();
+    assert_ne!(out.code(), 0);
+    assert!(
+        out.stderr.contains("uidMappings and gidMappings"),
+        "{out:?}"
+    );
+}

@@ -45,6 +45,8 @@ pub struct Rootfs {
     pub bundle: PathBuf,
     pub in_userns: bool,
     pub no_pivot: bool,
+    /// Per mount of the config: the user namespace of an idmapped mount (see `idmap`).
+    pub idmaps: std::sync::Arc<Vec<Option<OwnedFd>>>,
 }
 
 impl Rootfs {
@@ -118,7 +120,7 @@ impl Rootfs {
 
     fn mount_range(&self, spec: &Spec, range: std::ops::Range<usize>) -> Result<(), RootfsError> {
         let mounts = spec.mounts().as_deref().unwrap_or_default();
-        let Some(slice) = mounts.get(range) else {
+        let Some(slice) = mounts.get(range.clone()) else {
             return Ok(());
         };
         if slice.is_empty() {
@@ -130,7 +132,10 @@ impl Rootfs {
             root_fd: &root_fd,
             bundle: &self.bundle,
         };
-        slice.iter().try_for_each(|m| mounts::mount_one(&target, m))
+        slice.iter().zip(range.clone()).try_for_each(|(m, i)| {
+            let idmap = self.idmaps.get(i).and_then(Option::as_ref);
+            mounts::mount_one(&target, m, idmap)
+        })
     }
 
     /// Step 2: make the rootfs the process's `/`.

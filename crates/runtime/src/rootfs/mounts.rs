@@ -1,7 +1,7 @@
 //! Performing the `mounts` of config.json inside the container's root filesystem.
 
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, MsFlags};
@@ -30,8 +30,12 @@ pub(super) fn io_err(what: String) -> impl FnOnce(std::io::Error) -> RootfsError
     move |e| RootfsError::Io { what, source: e }
 }
 
-/// Mounts `m` into the root filesystem.
-pub fn mount_one(target: &Target<'_>, m: &Mount) -> Result<(), RootfsError> {
+/// Mounts `m` into the root filesystem; `idmap` is the user namespace of an idmapped bind mount.
+pub fn mount_one(
+    target: &Target<'_>,
+    m: &Mount,
+    idmap: Option<&OwnedFd>,
+) -> Result<(), RootfsError> {
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = paths::resolve(target.root, m.destination())?;
@@ -39,7 +43,13 @@ pub fn mount_one(target: &Target<'_>, m: &Mount) -> Result<(), RootfsError> {
         return super::cgroupfs::mount_cgroups(&dest, &opts);
     }
     if typ == "bind" || opts.is_bind() {
-        return bind(target, m, &dest, &opts);
+        return bind(target, m, &dest, &opts, idmap);
+    }
+    if idmap.is_some() {
+        return Err(RootfsError::Config(format!(
+            "mount on {}: uidMappings and gidMappings need a bind mount",
+            m.destination().display()
+        )));
     }
     fs::create_dir_all(&dest)
         .map_err(io_err(format!("creating mount point {}", dest.display())))?;
@@ -53,7 +63,38 @@ pub fn mount_one(target: &Target<'_>, m: &Mount) -> Result<(), RootfsError> {
     apply_propagation(&fd, &opts, m.destination())
 }
 
-fn bind(target: &Target<'_>, m: &Mount, dest: &Path, opts: &Options) -> Result<(), RootfsError> {
+/// A bind mount whose ids go through the mappings of `userns`: a detached copy of the source
+/// (open_tree), made idmapped (mount_setattr), then attached on `dest` (move_mount).
+fn idmapped_bind(
+    source: &Path,
+    dest: &OwnedFd,
+    userns: &OwnedFd,
+    recursive: bool,
+) -> std::io::Result<()> {
+    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    let tree = rustix::mount::open_tree(rustix::fs::CWD, source, flags)?;
+    crate::sys::mount_setattr_idmap(tree.as_fd(), userns.as_fd(), recursive)?;
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        dest,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
+fn bind(
+    target: &Target<'_>,
+    m: &Mount,
+    dest: &Path,
+    opts: &Options,
+    idmap: Option<&OwnedFd>,
+) -> Result<(), RootfsError> {
     let source = m.source().as_ref().ok_or_else(|| {
         RootfsError::Config(format!(
             "bind mount on {} has no source",
@@ -77,14 +118,19 @@ fn bind(target: &Target<'_>, m: &Mount, dest: &Path, opts: &Options) -> Result<(
             m.destination().display()
         )
     };
-    mount(
-        Some(&source),
-        &dest_fd_path,
-        None::<&str>,
-        MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC),
-        None::<&str>,
-    )
-    .map_err(sys_err(what()))?;
+    let recursive = opts.flags.contains(MsFlags::MS_REC);
+    match idmap {
+        Some(userns) => idmapped_bind(&source, &fd, userns, recursive)
+            .map_err(io_err(format!("{} (idmapped)", what())))?,
+        None => mount(
+            Some(&source),
+            &dest_fd_path,
+            None::<&str>,
+            MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC),
+            None::<&str>,
+        )
+        .map_err(sys_err(what()))?,
+    }
     // The descriptor names the directory under the new mount: open the mount itself.
     let mounted = paths::open_in_root(target.root_fd, target.root, dest)?;
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
