@@ -25,6 +25,8 @@ pub enum Error {
     #[error(transparent)]
     Idmap(#[from] crate::idmap::IdmapError),
     #[error(transparent)]
+    NetDevice(#[from] crate::netdev::NetDeviceError),
+    #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
     #[error("container init: {0}")]
     Init(String),

@@ -273,6 +273,9 @@ pub fn launch(
         // In a new user namespace the child's root cannot write the host's cgroup files.
         cgroup.add_task(pid.as_raw())?;
     }
+    for (name, dev) in linux.net_devices().iter().flatten() {
+        crate::netdev::move_into(pid, name, dev.name().as_deref())?;
+    }
     if let Some(score) = process.oom_score_adj() {
         let path = format!("/proc/{pid}/oom_score_adj");
         std::fs::write(&path, score.to_string()).map_err(|source| Error::Io {

@@ -14,6 +14,7 @@ pub mod idmap;
 pub mod init;
 pub mod launch;
 pub mod namespaces;
+pub mod netdev;
 pub mod process;
 pub mod rootfs;
 pub mod scheduling;

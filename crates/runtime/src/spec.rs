@@ -163,6 +163,18 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             ));
         }
     }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty())
+        && !linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Network)
+    {
+        return Err(invalid(
+            "linux.netDevices",
+            "moving network devices needs a network namespace",
+        ));
+    }
     let time_offsets = linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty());
     let new_time = linux
         .namespaces()

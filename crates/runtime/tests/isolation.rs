@@ -85,7 +85,7 @@ fn joins_an_existing_network_namespace_by_path() {
     let namespaces = b.config["linux"]["namespaces"].as_array_mut().unwrap();
     for ns in namespaces.iter_mut() {
         if ns["type"] == "network" {
-            ns["path"] = format!("/var/run/netns/{}", netns.0).into();
+            ns["path"] = netns.path().into();
         }
     }
     b.save();
@@ -110,6 +110,10 @@ impl NetNs {
             "-n", name, "link", "add", "vbt0", "type", "veth", "peer", "name", "vbt1",
         ]);
         ns
+    }
+
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.0)
     }
 }
 
@@ -205,4 +209,41 @@ fn time_offsets_without_a_time_namespace_are_refused() {
     let out = b.create();
     assert_ne!(out.code(), 0);
     assert!(out.stderr.contains("linux.timeOffsets"), "{out:?}");
+}
+
+#[test]
+fn net_devices_are_moved_in_and_renamed() {
+    // The runtime runs in a network namespace of the test's (nsenter), where the test made a
+    // veth pair; vbt0 goes into the container as eth5.
+    let netns = NetNs::new(&berth_tests::unique("berthnd"));
+    let mut b = Bundle::new(
+        RUNTIME,
+        &["sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"],
+    );
+    b.config["linux"]["netDevices"] = json!({"vbt0": {"name": "eth5"}});
+    b.save();
+    let bundle = b.path().display().to_string();
+    let root = b.state_root().display().to_string();
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!("--net={}", netns.path()))
+        .arg(RUNTIME)
+        .args(["--root", &root, "run", "--bundle", &bundle, &b.id]);
+    let out = berth_tests::run_with_timeout(&mut cmd, berth_tests::TIMEOUT).ok();
+    assert_eq!(out.stdout.trim(), "eth5 lo", "{out:?}");
+    // It left the runtime's namespace (and went away with the container's).
+    let st = std::process::Command::new("ip")
+        .args(["-n", &netns.0, "link", "show", "vbt0"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    // A device that does not exist is a clear error.
+    b.config["linux"]["netDevices"] = json!({"nosuchdev0": {}});
+    b.save();
+    let out = b.run();
+    assert_ne!(out.code(), 0);
+    assert!(
+        out.stderr.contains("nosuchdev0") && out.stderr.contains("no such device"),
+        "{out:?}"
+    );
 }

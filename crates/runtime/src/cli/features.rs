@@ -35,7 +35,7 @@ pub fn document() -> serde_json::Value {
                           "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
                 "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"],
             },
-            "netDevices": {"enabled": false},
+            "netDevices": {"enabled": true},
         },
         "annotations": {"io.github.berth.runtime.version": env!("CARGO_PKG_VERSION")},
     })
