@@ -161,7 +161,7 @@ pub struct Bundle {
 
 impl Bundle {
     /// A bundle whose config is `berth-runtime spec`'s, running `args` without a terminal, with a
-    /// writable root and the cgroup `/berth-test/<id>`.
+    /// writable root and the cgroup `/berth-test-<id>`.
     pub fn new(runtime: &str, args: &[&str]) -> Bundle {
         let dir = tempfile::Builder::new()
             .prefix("berth-bundle-")
@@ -180,7 +180,7 @@ impl Bundle {
             .ok();
         let text = fs::read_to_string(bundle.path().join("config.json")).expect("config.json");
         bundle.config = serde_json::from_str(&text).expect("config.json is JSON");
-        let cgroup = format!("/berth-test/{}", bundle.id);
+        let cgroup = format!("/berth-test-{}", bundle.id);
         let c = &mut bundle.config;
         c["process"]["terminal"] = false.into();
         c["process"]["args"] = args

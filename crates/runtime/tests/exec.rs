@@ -206,7 +206,7 @@ fn exec_detached_with_pid_file_runs_in_the_container_cgroup() {
     assert!(pids.contains(&pid.into()), "{pids:?} lacks {pid}");
     assert!(pids.contains(&init), "{pids:?} lacks the init {init}");
     // In every hierarchy where the init is, the exec'd process is in the container's cgroup.
-    let path = format!("/berth-test/{}", b.id);
+    let path = format!("/berth-test-{}", b.id);
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     let init_cgroups = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap();
     assert!(cgroups.lines().any(|l| l.ends_with(&path)), "{cgroups}");

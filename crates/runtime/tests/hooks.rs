@@ -174,7 +174,7 @@ fn assert_nothing_left(b: &Bundle) {
         "the state directory of {} is left",
         b.id
     );
-    let cgroups = cgroup_dirs(&format!("/berth-test/{}", b.id));
+    let cgroups = cgroup_dirs(&format!("/berth-test-{}", b.id));
     assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
 }
 

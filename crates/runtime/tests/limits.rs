@@ -53,7 +53,7 @@ fn memory_limit_oom_kills_and_is_reported() {
     std::io::Read::read_to_string(&mut events.stdout.take().unwrap(), &mut out).unwrap();
     assert!(out.lines().any(|l| l.contains(r#""type":"oom""#)), "{out}");
     let limit = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/memory/berth-test/{}/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory/berth-test-{}/memory.limit_in_bytes",
         b.id
     ))
     .unwrap();
@@ -79,7 +79,7 @@ fn pids_limit_stops_a_fork_bomb() {
         assert!(Instant::now() < deadline, "the fork loop never ended");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let dir = format!("/sys/fs/cgroup/pids/berth-test/{}", b.id);
+    let dir = format!("/sys/fs/cgroup/pids/berth-test-{}", b.id);
     let current: u32 = std::fs::read_to_string(format!("{dir}/pids.current"))
         .unwrap()
         .trim()
@@ -139,7 +139,7 @@ fn pause_freezes_and_resume_thaws() {
     b.cmd(&["pause", &b.id]).ok();
     assert_eq!(b.state()["status"], "paused");
     let freezer = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/freezer/berth-test/{}/freezer.state",
+        "/sys/fs/cgroup/freezer/berth-test-{}/freezer.state",
         b.id
     ))
     .unwrap();
@@ -188,7 +188,7 @@ fn ps_lists_the_containers_processes() {
             "{pid} survived"
         );
     }
-    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/berth-test/{}", b.id)).exists());
+    assert!(!std::path::Path::new(&format!("/sys/fs/cgroup/pids/berth-test-{}", b.id)).exists());
 }
 
 fn zombie(pid: i32) -> bool {
@@ -253,7 +253,7 @@ fn init_is_in_the_container_cgroup_in_every_hierarchy() {
     start(&b);
     let pid = b.state()["pid"].as_i64().unwrap();
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let want = format!(":/berth-test/{}", b.id);
+    let want = format!(":/berth-test-{}", b.id);
     let hierarchies: Vec<&str> = text.lines().collect();
     assert!(hierarchies.len() >= 2, "{text}");
     for line in hierarchies {
@@ -268,7 +268,7 @@ fn init_is_in_the_container_cgroup_in_every_hierarchy() {
 fn update_changes_the_limits_of_a_running_container() {
     let b = Bundle::new(RUNTIME, &["sleep", "30"]);
     start(&b);
-    let dir = |c: &str| format!("/sys/fs/cgroup/{c}/berth-test/{}", b.id);
+    let dir = |c: &str| format!("/sys/fs/cgroup/{c}/berth-test-{}", b.id);
     b.cmd(&[
         "update",
         "--memory",
