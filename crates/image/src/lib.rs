@@ -1,0 +1,10 @@
+//! Images: content addressed by digest, references as Docker parses them, layers applied into
+//! snapshot directories, and the snapshotters that stack them for containers.
+//!
+//! The image store knows nothing of containers; the engine ties the two together.
+
+pub mod content;
+pub mod digest;
+pub mod layer;
+pub mod reference;
+pub mod snapshot;
