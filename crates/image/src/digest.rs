@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use sha2::{Digest as _, Sha256};
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DigestError {
     #[error("invalid digest {0:?}: expected sha256:<64 lowercase hex digits>")]
     Invalid(String),
