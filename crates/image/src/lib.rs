@@ -6,5 +6,6 @@
 pub mod content;
 pub mod digest;
 pub mod layer;
+pub mod manifest;
 pub mod reference;
 pub mod snapshot;
