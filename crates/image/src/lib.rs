@@ -7,5 +7,6 @@ pub mod content;
 pub mod digest;
 pub mod layer;
 pub mod manifest;
+pub mod metadata;
 pub mod reference;
 pub mod snapshot;
