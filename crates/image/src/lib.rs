@@ -5,6 +5,7 @@
 
 pub mod content;
 pub mod digest;
+pub mod gc;
 pub mod layer;
 pub mod manifest;
 pub mod metadata;

@@ -34,8 +34,8 @@ pub enum ManifestError {
 /// A parsed manifest: one image, or an index of images per platform.
 #[derive(Debug, Clone)]
 pub enum Manifest {
-    Image(ImageManifest),
-    Index(ImageIndex),
+    Image(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
 }
 
 /// Parses `bytes` as the manifest kind `media_type` names; without one (an OCI layout, a file),
@@ -51,10 +51,10 @@ pub fn parse(media_type: Option<&str>, bytes: &[u8]) -> Result<Manifest, Manifes
     };
     match media_type.as_str() {
         OCI_MANIFEST | DOCKER_MANIFEST => serde_json::from_slice(bytes)
-            .map(Manifest::Image)
+            .map(|m| Manifest::Image(Box::new(m)))
             .map_err(json),
         OCI_INDEX | DOCKER_MANIFEST_LIST => serde_json::from_slice(bytes)
-            .map(Manifest::Index)
+            .map(|i| Manifest::Index(Box::new(i)))
             .map_err(json),
         other => Err(ManifestError::MediaType(other.to_string())),
     }

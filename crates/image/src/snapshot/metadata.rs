@@ -1,0 +1,244 @@
+//! The snapshotters' bookkeeping, shared by both backends: which snapshots exist, their kind,
+//! parent and directory id, kept in `root/metadata.json`.
+//!
+//! Every change is written to `metadata.json.tmp`, synced and renamed over `metadata.json`, so the
+//! file is always either the old or the new state. A change is made in memory first and undone if
+//! the write fails. Directory ids are short numbers that are never reused (`next_id` is stored), so
+//! a directory left behind by a crash before its metadata was written can be recognised as an
+//! orphan and replaced.
+//!
+//! One snapshotter instance owns a root at a time: [`Store::open`] takes an exclusive `flock` on
+//! `root/lock` for the life of the instance (a second instance, in this process or another, gets
+//! [`SnapshotError::Locked`]), and the backends serialise their own operations with a mutex around
+//! the [`Store`].
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{check_key, Info, Kind, SnapshotError};
+
+/// What is stored of one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The directory id: the snapshot lives in `root/snapshots/<id>`.
+    pub id: u64,
+    /// The committed snapshot it sits on.
+    pub parent: Option<String>,
+    /// Its kind.
+    pub kind: Kind,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Data {
+    /// The last id handed out.
+    next_id: u64,
+    snapshots: BTreeMap<String, Record>,
+}
+
+/// The metadata of one snapshotter root, loaded in memory.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    data: Data,
+    /// Holds the root's `flock` while open.
+    _lock: fs::File,
+}
+
+impl Store {
+    /// Loads `root/metadata.json`, or starts empty if there is none (creating `root`).
+    pub fn open(root: &Path) -> Result<Store, SnapshotError> {
+        let path = root.join("metadata.json");
+        let meta_err = |source| SnapshotError::Metadata {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(root).map_err(meta_err)?;
+        let lock_path = root.join("lock");
+        let lock = fs::File::create(&lock_path).map_err(|source| SnapshotError::Metadata {
+            path: lock_path.clone(),
+            source,
+        })?;
+        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(SnapshotError::Locked {
+                    root: root.to_owned(),
+                })
+            }
+            Err(e) => {
+                return Err(SnapshotError::Metadata {
+                    path: lock_path,
+                    source: e.into(),
+                })
+            }
+        }
+        let data = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| meta_err(e.into()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Data::default(),
+            Err(e) => return Err(meta_err(e)),
+        };
+        Ok(Store {
+            path,
+            data,
+            _lock: lock,
+        })
+    }
+
+    /// The record of `key`.
+    pub fn get(&self, key: &str) -> Result<&Record, SnapshotError> {
+        self.data
+            .snapshots
+            .get(key)
+            .ok_or_else(|| SnapshotError::NotFound {
+                key: key.to_owned(),
+            })
+    }
+
+    /// The [`Info`] of `key`.
+    pub fn info(&self, key: &str) -> Result<Info, SnapshotError> {
+        let record = self.get(key)?;
+        Ok(info(key, record))
+    }
+
+    /// Every snapshot, sorted by key.
+    pub fn list(&self) -> Vec<Info> {
+        self.data
+            .snapshots
+            .iter()
+            .map(|(key, record)| info(key, record))
+            .collect()
+    }
+
+    /// The ids of `parent` and all its ancestors, nearest first (empty for no parent).
+    pub fn chain(&self, parent: Option<&str>) -> Result<Vec<u64>, SnapshotError> {
+        let mut ids = Vec::new();
+        let mut next = parent;
+        while let Some(key) = next {
+            let record = self.get(key)?;
+            ids.push(record.id);
+            next = record.parent.as_deref();
+        }
+        Ok(ids)
+    }
+
+    /// Checks that `key` is free and `parent` (if any) is committed, and hands out the id the new
+    /// snapshot's directory gets. Nothing is recorded until [`Store::insert`].
+    pub fn reserve(&mut self, key: &str, parent: Option<&str>) -> Result<u64, SnapshotError> {
+        check_key(key)?;
+        if self.data.snapshots.contains_key(key) {
+            return Err(SnapshotError::AlreadyExists {
+                key: key.to_owned(),
+            });
+        }
+        if let Some(parent) = parent {
+            let record = self.get(parent)?;
+            if record.kind != Kind::Committed {
+                return Err(SnapshotError::ParentNotCommitted {
+                    key: key.to_owned(),
+                    parent: parent.to_owned(),
+                    kind: record.kind,
+                });
+            }
+        }
+        self.data.next_id += 1;
+        Ok(self.data.next_id)
+    }
+
+    /// Records a new snapshot (its directory made) and saves.
+    pub fn insert(&mut self, key: &str, record: Record) -> Result<(), SnapshotError> {
+        self.data.snapshots.insert(key.to_owned(), record);
+        let saved = self.save();
+        if saved.is_err() {
+            self.data.snapshots.remove(key);
+        }
+        saved
+    }
+
+    /// Turns active `key` into committed `name` and saves.
+    pub fn commit(&mut self, name: &str, key: &str) -> Result<(), SnapshotError> {
+        check_key(name)?;
+        let record = self.get(key)?;
+        if record.kind != Kind::Active {
+            return Err(SnapshotError::WrongKind {
+                key: key.to_owned(),
+                kind: record.kind,
+                op: "commit",
+                wanted: "an active snapshot",
+            });
+        }
+        if self.data.snapshots.contains_key(name) {
+            return Err(SnapshotError::AlreadyExists {
+                key: name.to_owned(),
+            });
+        }
+        let Some(mut record) = self.data.snapshots.remove(key) else {
+            return Err(SnapshotError::NotFound {
+                key: key.to_owned(),
+            });
+        };
+        let active = record.clone();
+        record.kind = Kind::Committed;
+        self.data.snapshots.insert(name.to_owned(), record);
+        let saved = self.save();
+        if saved.is_err() {
+            self.data.snapshots.remove(name);
+            self.data.snapshots.insert(key.to_owned(), active);
+        }
+        saved
+    }
+
+    /// Forgets `key` (refused while snapshots sit on it) and saves; returns its record so the
+    /// caller can remove its directory.
+    pub fn remove(&mut self, key: &str) -> Result<Record, SnapshotError> {
+        self.get(key)?;
+        let children: Vec<String> = self
+            .data
+            .snapshots
+            .iter()
+            .filter(|(_, r)| r.parent.as_deref() == Some(key))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !children.is_empty() {
+            return Err(SnapshotError::HasChildren {
+                key: key.to_owned(),
+                children,
+            });
+        }
+        let Some(record) = self.data.snapshots.remove(key) else {
+            return Err(SnapshotError::NotFound {
+                key: key.to_owned(),
+            });
+        };
+        if let Err(e) = self.save() {
+            self.data.snapshots.insert(key.to_owned(), record);
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    /// Writes the metadata atomically: temp file, fsync, rename.
+    fn save(&self) -> Result<(), SnapshotError> {
+        let meta_err = |source| SnapshotError::Metadata {
+            path: self.path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec_pretty(&self.data).map_err(|e| meta_err(e.into()))?;
+        let tmp = self.path.with_extension("json.tmp");
+        let mut file = fs::File::create(&tmp).map_err(meta_err)?;
+        file.write_all(&bytes).map_err(meta_err)?;
+        file.sync_all().map_err(meta_err)?;
+        fs::rename(&tmp, &self.path).map_err(meta_err)
+    }
+}
+
+fn info(key: &str, record: &Record) -> Info {
+    Info {
+        key: key.to_owned(),
+        parent: record.parent.clone(),
+        kind: record.kind,
+    }
+}
