@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use berth_image::digest::Digest;
-use berth_image::layer::{apply, diff_upper, LayerError};
+use berth_image::layer::{apply, apply_with, diff_upper, LayerError, Whiteouts};
 use tar::{EntryType, Header};
 
 /// Builds layer tars entry by entry.
@@ -717,4 +717,37 @@ fn a_directory_replaced_by_a_symlink_is_not_written_through() {
         .finish();
     let err = apply(&tar[..], &sb.layer).expect_err("must be rejected");
     assert!(matches!(err, LayerError::NotADirectory { .. }), "{err}");
+}
+
+#[test]
+fn delete_mode_carries_whiteouts_out_on_a_full_copy() {
+    // The copy snapshotter applies a layer onto a copy of the tree below it: whiteouts remove,
+    // and an opaque directory keeps only what this layer wrote into it.
+    let lower = Layer::new()
+        .dir("a", 0o755)
+        .file("a/gone", b"old")
+        .file("a/stays", b"old")
+        .dir("b", 0o755)
+        .file("b/old1", b"old")
+        .file("b/old2", b"old")
+        .finish();
+    let sb = Sandbox::new();
+    apply_with(&lower[..], &sb.layer, Whiteouts::Delete).unwrap();
+    let upper = Layer::new()
+        .dir("b", 0o755)
+        .file("b/new", b"new")
+        .file("b/.wh..wh..opq", b"")
+        .file("a/.wh.gone", b"")
+        .finish();
+    apply_with(&upper[..], &sb.layer, Whiteouts::Delete).unwrap();
+    assert!(!sb.layer.join("a/gone").exists());
+    assert!(sb.layer.join("a/stays").is_file());
+    assert!(sb.layer.join("b/new").is_file());
+    assert!(!sb.layer.join("b/old1").exists() && !sb.layer.join("b/old2").exists());
+    assert!(xattr::get(sb.layer.join("b"), "trusted.overlay.opaque")
+        .unwrap()
+        .is_none());
+    for marker in ["a/.wh.gone", "b/.wh..wh..opq"] {
+        assert!(!sb.layer.join(marker).exists(), "{marker}");
+    }
 }

@@ -26,9 +26,29 @@ use super::paths::{self, Components};
 use super::{compression, io_err, Applied, LayerError, OPAQUE_WHITEOUT, OPAQUE_XATTR};
 use crate::digest::DigestWriter;
 
+/// How whiteouts are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// As overlayfs reads them: 0/0 devices and the opaque xattr (the layer dir is an upper).
+    Overlay,
+    /// Carried out: the layer is applied onto a full copy of the tree below it (the copy
+    /// snapshotter), so `.wh.X` removes X, and an opaque marker removes what the directory held
+    /// before this layer.
+    Delete,
+}
+
 /// Reads the (possibly compressed: detected) layer from `reader` and applies it into `dir`.
 /// Returns the diff_id (sha256 of the uncompressed tar) and the uncompressed size.
 pub fn apply(reader: impl Read, dir: &Path) -> Result<Applied, LayerError> {
+    apply_with(reader, dir, Whiteouts::Overlay)
+}
+
+/// [`apply`], with whiteouts written as `whiteouts` says.
+pub fn apply_with(
+    reader: impl Read,
+    dir: &Path,
+    whiteouts: Whiteouts,
+) -> Result<Applied, LayerError> {
     let root = rustix::fs::openat(
         rustix::fs::CWD,
         dir,
@@ -41,6 +61,8 @@ pub fn apply(reader: impl Read, dir: &Path) -> Result<Applied, LayerError> {
     let mut state = State {
         dir_times: Vec::new(),
         parent: None,
+        whiteouts,
+        created: std::collections::HashSet::new(),
     };
     for entry in archive.entries().map_err(LayerError::Read)? {
         let mut entry = entry.map_err(LayerError::Read)?;
@@ -66,6 +88,9 @@ struct State {
     /// the cached directory can only be replaced by an entry with another parent, which moves
     /// the cache first.
     parent: Option<(Components, OwnedFd)>,
+    whiteouts: Whiteouts,
+    /// With [`Whiteouts::Delete`]: the paths this layer wrote, which an opaque marker keeps.
+    created: std::collections::HashSet<Components>,
 }
 
 impl State {
@@ -236,9 +261,21 @@ fn apply_entry<R: Read>(
         state.dir_times.push((components, meta.mtime));
         return Ok(());
     };
+    let is_whiteout = base.as_bytes().starts_with(b".wh.");
+    let delete_mode = state.whiteouts == Whiteouts::Delete;
+    if delete_mode && !is_whiteout {
+        state.created.insert(components.clone());
+    }
+    // Lent out while the parent directory (borrowed from `state`) is in use.
+    let created = (delete_mode && is_whiteout).then(|| std::mem::take(&mut state.created));
     let parent = state.parent(root, parent_components, &name)?;
 
     if let Some(target) = base.as_bytes().strip_prefix(b".wh.") {
+        if let Some(created) = created {
+            let result = delete_whiteout(parent, base, target, parent_components, &created, &name);
+            state.created = created;
+            return result;
+        }
         return whiteout(parent.as_fd(), base, target, &meta, &name);
     }
 
@@ -378,6 +415,57 @@ fn whiteout(
         .map_err(io_err(format!("creating the whiteout device for {name:?}")))?;
     // The marker's time, so that a diff of this directory gives the same tar back.
     set_times_at(parent, target, meta, name)
+}
+
+/// [`Whiteouts::Delete`]: `.wh.TARGET` removes TARGET; `.wh..wh..opq` removes every child of
+/// the directory that this layer did not write itself.
+fn delete_whiteout(
+    parent: BorrowedFd<'_>,
+    base: &OsStr,
+    target: &[u8],
+    parent_components: &[OsString],
+    created: &std::collections::HashSet<Components>,
+    name: &str,
+) -> Result<(), LayerError> {
+    if base.as_bytes() == OPAQUE_WHITEOUT.as_bytes() {
+        let dir = rustix::fs::openat(
+            parent,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io_err(format!("opening the directory of {name:?}")))?;
+        let mut children = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&dir)
+            .map_err(io_err(format!("reading the directory of {name:?}")))?
+        {
+            let entry = entry.map_err(io_err(format!("reading the directory of {name:?}")))?;
+            let child = OsStr::from_bytes(entry.file_name().to_bytes()).to_os_string();
+            if child == "." || child == ".." {
+                continue;
+            }
+            let mut path = parent_components.to_vec();
+            path.push(child.clone());
+            if !created.contains(&path) {
+                children.push(child);
+            }
+        }
+        for child in children {
+            paths::remove_all_at(parent, &child)
+                .map_err(io_err(format!("emptying the directory of {name:?}")))?;
+        }
+        return Ok(());
+    }
+    if target.starts_with(b".wh.") {
+        return Ok(());
+    }
+    if target.is_empty() || target == b"." || target == b".." {
+        return Err(LayerError::InvalidWhiteout {
+            entry: name.to_string(),
+        });
+    }
+    paths::remove_all_at(parent, OsStr::from_bytes(target))
+        .map_err(io_err(format!("whiting out {name:?}")))
 }
 
 /// Links `base` in `parent` to `target` (a name relative to the layer root, which must stay

@@ -19,7 +19,7 @@ mod paths;
 
 use std::io;
 
-pub use apply::apply;
+pub use apply::{apply, apply_with, Whiteouts};
 pub use compression::{decompress, detect, Compression};
 pub use diff::diff_upper;
 
