@@ -6,6 +6,7 @@
 pub mod content;
 pub mod digest;
 pub mod gc;
+pub mod import;
 pub mod layer;
 pub mod manifest;
 pub mod metadata;
