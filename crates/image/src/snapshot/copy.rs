@@ -148,17 +148,8 @@ impl Snapshotter for CopySnapshotter {
     }
 
     fn upper_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
-        let store = lock(&self.store);
-        let record = store.get(key)?;
-        if record.kind != Kind::Active {
-            return Err(SnapshotError::WrongKind {
-                key: key.to_owned(),
-                kind: record.kind,
-                op: "upper_dir",
-                wanted: "an active snapshot",
-            });
-        }
-        Ok(self.fs_dir(record.id))
+        let id = lock(&self.store).active_id(key)?;
+        Ok(self.fs_dir(id))
     }
 }
 

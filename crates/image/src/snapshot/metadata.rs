@@ -98,6 +98,20 @@ impl Store {
             })
     }
 
+    /// The id of active snapshot `key`, for `upper_dir`; an error for any other kind.
+    pub fn active_id(&self, key: &str) -> Result<u64, SnapshotError> {
+        let record = self.get(key)?;
+        if record.kind != Kind::Active {
+            return Err(SnapshotError::WrongKind {
+                key: key.to_owned(),
+                kind: record.kind,
+                op: "upper_dir",
+                wanted: "an active snapshot",
+            });
+        }
+        Ok(record.id)
+    }
+
     /// The [`Info`] of `key`.
     pub fn info(&self, key: &str) -> Result<Info, SnapshotError> {
         let record = self.get(key)?;

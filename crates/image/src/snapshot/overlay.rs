@@ -229,17 +229,8 @@ impl Snapshotter for OverlaySnapshotter {
     }
 
     fn upper_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
-        let store = lock(&self.store);
-        let record = store.get(key)?;
-        if record.kind != Kind::Active {
-            return Err(SnapshotError::WrongKind {
-                key: key.to_owned(),
-                kind: record.kind,
-                op: "upper_dir",
-                wanted: "an active snapshot",
-            });
-        }
-        Ok(self.dir(record.id).join("fs"))
+        let id = lock(&self.store).active_id(key)?;
+        Ok(self.dir(id).join("fs"))
     }
 }
 
