@@ -88,6 +88,11 @@ impl ImageStore {
         })
     }
 
+    /// How layers are applied into this store's snapshots.
+    pub fn whiteouts(&self) -> Whiteouts {
+        self.whiteouts
+    }
+
     /// Imports a root filesystem tarball (plain, gzip or zstd) as a one-layer image, named
     /// `name` if given; returns the image id (the digest of its config).
     pub fn import(

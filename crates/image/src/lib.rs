@@ -12,3 +12,4 @@ pub mod manifest;
 pub mod metadata;
 pub mod reference;
 pub mod snapshot;
+pub mod unpack;
