@@ -8,6 +8,7 @@ pub mod digest;
 pub mod gc;
 pub mod import;
 pub mod layer;
+pub mod layout;
 pub mod manifest;
 pub mod metadata;
 pub mod reference;
