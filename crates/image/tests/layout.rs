@@ -27,7 +27,7 @@ fn save_then_load_round_trips() {
     let name: Reference = "localhost:5000/team/app:v1".parse().unwrap();
     a.import(&rootfs_tar()[..], Some(&name), &[]).unwrap();
     let out = dir.path().join("layout");
-    save(&a, &[name.clone()], &out).unwrap();
+    save(&a, std::slice::from_ref(&name), &out).unwrap();
     assert!(out.join("oci-layout").is_file() && out.join("index.json").is_file());
 
     let b = ImageStore::open(&dir.path().join("b")).unwrap();
@@ -49,7 +49,7 @@ fn corrupted_or_missing_layouts_are_refused() {
     let name: Reference = "app:v1".parse().unwrap();
     a.import(&rootfs_tar()[..], Some(&name), &[]).unwrap();
     let out = dir.path().join("layout");
-    save(&a, &[name.clone()], &out).unwrap();
+    save(&a, std::slice::from_ref(&name), &out).unwrap();
     // Corrupt the layer blob (the largest file).
     let mut blobs: Vec<_> = std::fs::read_dir(out.join("blobs/sha256"))
         .unwrap()
@@ -80,7 +80,7 @@ fn skopeo_reads_and_rewrites_our_layouts() {
     let name: Reference = "app:v1".parse().unwrap();
     a.import(&rootfs_tar()[..], Some(&name), &[]).unwrap();
     let ours = dir.path().join("ours");
-    save(&a, &[name.clone()], &ours).unwrap();
+    save(&a, std::slice::from_ref(&name), &ours).unwrap();
     let skopeo = |args: &[String]| {
         let mut cmd = std::process::Command::new("skopeo");
         cmd.args(args);
