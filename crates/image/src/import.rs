@@ -88,6 +88,11 @@ impl ImageStore {
         })
     }
 
+    /// Where the store keeps temporary files (on the same filesystem as its content).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
     /// How layers are applied into this store's snapshots.
     pub fn whiteouts(&self) -> Whiteouts {
         self.whiteouts

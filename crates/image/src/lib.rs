@@ -3,6 +3,7 @@
 //!
 //! The image store knows nothing of containers; the engine ties the two together.
 
+pub mod archive;
 pub mod content;
 pub mod digest;
 pub mod gc;
