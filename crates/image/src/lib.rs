@@ -4,6 +4,7 @@
 //! The image store knows nothing of containers; the engine ties the two together.
 
 pub mod archive;
+pub mod commit;
 pub mod content;
 pub mod digest;
 pub mod gc;

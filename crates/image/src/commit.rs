@@ -1,0 +1,153 @@
+//! `commit`: a container's changes (the upper directory of its overlay snapshot) become a new
+//! layer on top of its image: a new image whose config and manifest extend the parent's.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::digest::Digest;
+use crate::import::ImageStore;
+use crate::layer;
+use crate::layout::LayoutError;
+use crate::manifest::{self, Manifest};
+use crate::metadata::Image;
+use crate::reference::Reference;
+use crate::unpack::{self, UnpackError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Store(#[from] LayoutError),
+    #[error(transparent)]
+    Unpack(#[from] UnpackError),
+    #[error(transparent)]
+    Layer(#[from] layer::LayerError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("image {0} has no usable config")]
+    Config(String),
+}
+
+fn store_err(e: impl Into<LayoutError>) -> CommitError {
+    CommitError::Store(e.into())
+}
+
+/// What the new image says about itself.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub comment: String,
+    pub author: String,
+    /// Image config fields to set (`Cmd`, `Env`...), as `--change` gives them.
+    pub config: serde_json::Map<String, Value>,
+}
+
+/// Writes the changes in `upper` (an overlay upper dir) as a layer on top of the image whose
+/// manifest is `parent`, names the result `name` if given, and returns its id (config digest).
+pub fn commit(
+    store: &ImageStore,
+    parent: &Digest,
+    upper: &Path,
+    name: Option<&Reference>,
+    opts: &CommitOptions,
+) -> Result<Digest, CommitError> {
+    let manifest_bytes = store.content.read_to_vec(parent).map_err(store_err)?;
+    let Manifest::Image(parent_manifest) =
+        manifest::parse(None, &manifest_bytes).map_err(store_err)?
+    else {
+        return Err(CommitError::Config(parent.to_string()));
+    };
+    let parent_config_digest: Digest = parent_manifest
+        .config()
+        .digest()
+        .to_string()
+        .parse()
+        .map_err(|_| CommitError::Config(parent.to_string()))?;
+    let mut config: Value = serde_json::from_slice(
+        &store
+            .content
+            .read_to_vec(&parent_config_digest)
+            .map_err(store_err)?,
+    )
+    .map_err(|_| CommitError::Config(parent.to_string()))?;
+
+    // The layer: the diff, uncompressed, so its blob digest is its diff_id.
+    let tmp_path = store
+        .tmp_dir()
+        .join(format!("commit-{}-{}", std::process::id(), parent.hex()));
+    let io_err = |what: &str| {
+        let what = what.to_string();
+        move |source| CommitError::Io { what, source }
+    };
+    let tmp = File::create(&tmp_path).map_err(io_err("creating the layer file"))?;
+    let diff_id = layer::diff_upper(upper, tmp)?;
+    let size = std::fs::metadata(&tmp_path)
+        .map_err(io_err("reading the layer file"))?
+        .len();
+    if !store.content.contains(&diff_id) {
+        let mut writer = store
+            .content
+            .writer(&format!("commit-{diff_id}"), &diff_id, Some(size))
+            .map_err(store_err)?;
+        let mut file = File::open(&tmp_path).map_err(io_err("reading the layer file"))?;
+        io::copy(&mut file, &mut writer).map_err(io_err("storing the layer"))?;
+        writer.commit().map_err(store_err)?;
+    }
+    let _ = std::fs::remove_file(&tmp_path);
+
+    let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    config["created"] = json!(created);
+    if !opts.author.is_empty() {
+        config["author"] = json!(opts.author);
+    }
+    if let Some(diff_ids) = config["rootfs"]["diff_ids"].as_array_mut() {
+        diff_ids.push(json!(diff_id.to_string()));
+    } else {
+        return Err(CommitError::Config(parent.to_string()));
+    }
+    let history = config["history"].as_array().cloned().unwrap_or_default();
+    let mut history = history;
+    history
+        .push(json!({"created": created, "created_by": "berth commit", "comment": opts.comment}));
+    config["history"] = Value::Array(history);
+    if !config["config"].is_object() {
+        config["config"] = json!({});
+    }
+    for (k, v) in &opts.config {
+        config["config"][k] = v.clone();
+    }
+    let config_bytes = config.to_string().into_bytes();
+    let config_digest = store.content.write_blob(&config_bytes).map_err(store_err)?;
+
+    let mut layers: Vec<Value> = parent_manifest
+        .layers()
+        .iter()
+        .map(|l| json!({"mediaType": l.media_type().to_string(), "size": l.size(), "digest": l.digest().to_string()}))
+        .collect();
+    layers.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": size, "digest": diff_id.to_string()}));
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config_bytes.len(), "digest": config_digest.to_string()},
+        "layers": layers,
+    });
+    let new_manifest = manifest.to_string().into_bytes();
+    let manifest_digest = store.content.write_blob(&new_manifest).map_err(store_err)?;
+    // The new layer's snapshot, from the blob, so it is exactly what a pull of this image makes.
+    unpack::unpack(store, &manifest_digest)?;
+    let image_name = name
+        .map(ToString::to_string)
+        .unwrap_or_else(|| config_digest.to_string());
+    store
+        .metadata
+        .put_image(&Image {
+            name: image_name,
+            target: manifest_digest,
+            media_type: manifest::OCI_MANIFEST.to_string(),
+            size: new_manifest.len() as u64,
+            created,
+        })
+        .map_err(store_err)?;
+    Ok(config_digest)
+}

@@ -1,0 +1,107 @@
+//! `commit`: what a container changed through its overlay becomes the next layer of a new
+//! image, and unpacking that image shows the changes.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+use std::path::Path;
+
+use berth_image::commit::{commit, CommitOptions};
+use berth_image::import::ImageStore;
+use berth_image::manifest::{self, Manifest};
+use berth_image::reference::Reference;
+use berth_image::snapshot::Mount;
+
+fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Mounts `mounts` on `target`, runs `f`, unmounts (also when `f` panics).
+fn with_mounted<T>(mounts: &[Mount], target: &Path, f: impl FnOnce() -> T) -> T {
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    std::fs::create_dir_all(target).unwrap();
+    for m in mounts {
+        m.mount(target).unwrap();
+    }
+    let _guard = Unmount(target);
+    f()
+}
+
+#[test]
+fn a_containers_changes_become_the_next_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let base: Reference = "base:1".parse().unwrap();
+    store
+        .import(
+            &tar_of(&[("old", b"o"), ("keep", b"k")])[..],
+            Some(&base),
+            &[],
+        )
+        .unwrap();
+    let parent = store.metadata.image(&base.to_string()).unwrap().target;
+    let chain = store.snapshots.list().unwrap()[0].key.clone();
+
+    // The container: writes a file and deletes one, through its overlay.
+    let mounts = store.snapshots.prepare("ctr", Some(&chain)).unwrap();
+    with_mounted(&mounts, &dir.path().join("rootfs"), || {
+        std::fs::write(dir.path().join("rootfs/new"), b"n").unwrap();
+        std::fs::remove_file(dir.path().join("rootfs/old")).unwrap();
+    });
+    let upper = store.snapshots.upper_dir("ctr").unwrap();
+    let name: Reference = "derived:1".parse().unwrap();
+    let mut opts = CommitOptions {
+        comment: "two changes".into(),
+        ..Default::default()
+    };
+    opts.config
+        .insert("Cmd".into(), serde_json::json!(["/new"]));
+    let id = commit(&store, &parent, &upper, Some(&name), &opts).unwrap();
+
+    let image = store.metadata.image(&name.to_string()).unwrap();
+    let Manifest::Image(m) =
+        manifest::parse(None, &store.content.read_to_vec(&image.target).unwrap()).unwrap()
+    else {
+        panic!("not an image")
+    };
+    assert_eq!(m.layers().len(), 2);
+    let config: serde_json::Value =
+        serde_json::from_slice(&store.content.read_to_vec(&id).unwrap()).unwrap();
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["/new"]));
+    assert_eq!(
+        config["history"].as_array().unwrap().last().unwrap()["comment"],
+        "two changes"
+    );
+
+    // Its top snapshot shows the container's view.
+    let top = berth_image::unpack::unpack(&store, &image.target)
+        .unwrap()
+        .unwrap();
+    let view = store
+        .snapshots
+        .view("check", Some(&top.to_string()))
+        .unwrap();
+    let seen = with_mounted(&view, &dir.path().join("check"), || {
+        (
+            dir.path().join("check/old").exists(),
+            std::fs::read(dir.path().join("check/new")).ok(),
+            std::fs::read(dir.path().join("check/keep")).ok(),
+        )
+    });
+    assert_eq!(seen, (false, Some(b"n".to_vec()), Some(b"k".to_vec())));
+}
