@@ -105,3 +105,33 @@ fn a_containers_changes_become_the_next_layer() {
     });
     assert_eq!(seen, (false, Some(b"n".to_vec()), Some(b"k".to_vec())));
 }
+
+#[test]
+fn export_writes_the_merged_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let base: Reference = "base:1".parse().unwrap();
+    store
+        .import(
+            &tar_of(&[("old", b"o"), ("keep", b"k")])[..],
+            Some(&base),
+            &[],
+        )
+        .unwrap();
+    let chain = store.snapshots.list().unwrap()[0].key.clone();
+    let mounts = store.snapshots.prepare("ctr", Some(&chain)).unwrap();
+    let mut out = Vec::new();
+    with_mounted(&mounts, &dir.path().join("rootfs"), || {
+        std::fs::write(dir.path().join("rootfs/new"), b"n").unwrap();
+        std::fs::remove_file(dir.path().join("rootfs/old")).unwrap();
+        berth_image::export::export(&dir.path().join("rootfs"), &mut out).unwrap();
+    });
+    let mut names: Vec<String> = tar::Archive::new(&out[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    names.sort();
+    // The merged view: no whiteout markers, the deleted file gone, the new one there.
+    assert_eq!(names, ["keep", "new"]);
+}
