@@ -118,3 +118,103 @@ mod tests {
         assert!(store.list().unwrap().is_empty());
     }
 }
+
+/// The chain ids of every layer of the image whose manifest is `manifest` (without unpacking).
+pub fn image_chain_ids(store: &Store, manifest: &Digest) -> Vec<Digest> {
+    let Some(Manifest::Image(m)) = store
+        .read_to_vec(manifest)
+        .ok()
+        .and_then(|b| manifest::parse(None, &b).ok())
+    else {
+        return Vec::new();
+    };
+    let config: Option<serde_json::Value> = m
+        .config()
+        .digest()
+        .to_string()
+        .parse::<Digest>()
+        .ok()
+        .and_then(|d| store.read_to_vec(&d).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let mut chains = Vec::new();
+    let mut parent: Option<Digest> = None;
+    let diff_ids = config
+        .as_ref()
+        .and_then(|c| c["rootfs"]["diff_ids"].as_array().cloned())
+        .unwrap_or_default();
+    for diff_id in diff_ids
+        .iter()
+        .filter_map(|d| d.as_str()?.parse::<Digest>().ok())
+    {
+        let chain = crate::unpack::chain_id(parent.as_ref(), &diff_id);
+        chains.push(chain.clone());
+        parent = Some(chain);
+    }
+    chains
+}
+
+/// Removes committed snapshots that no named image, no live lease and no other snapshot
+/// (an active container's, a view) needs. Returns the keys removed.
+pub fn collect_snapshots(
+    store: &crate::import::ImageStore,
+    now: u64,
+) -> Result<Vec<String>, crate::snapshot::SnapshotError> {
+    use crate::snapshot::Kind;
+    let mut keep: HashSet<String> = HashSet::new();
+    for image in store.metadata.images().unwrap_or_default() {
+        let mut roots = vec![image.target.clone()];
+        // An index keeps the chains of the platform images it lists.
+        if let Ok(bytes) = store.content.read_to_vec(&image.target) {
+            if let Ok(Manifest::Index(i)) = manifest::parse(None, &bytes) {
+                roots.extend(
+                    i.manifests()
+                        .iter()
+                        .filter_map(|m| m.digest().to_string().parse().ok()),
+                );
+            }
+        }
+        for root in roots {
+            keep.extend(
+                image_chain_ids(&store.content, &root)
+                    .into_iter()
+                    .map(|c| c.to_string()),
+            );
+        }
+    }
+    for lease in store.metadata.live_leases(now).unwrap_or_default() {
+        keep.extend(lease.snapshots);
+    }
+    let infos = store.snapshots.list()?;
+    // What is not committed belongs to someone (a container, a view): it and its parents stay.
+    let by_key: std::collections::HashMap<&str, &crate::snapshot::Info> =
+        infos.iter().map(|i| (i.key.as_str(), i)).collect();
+    for info in infos.iter().filter(|i| i.kind != Kind::Committed) {
+        let mut parent = info.parent.as_deref();
+        while let Some(p) = parent {
+            keep.insert(p.to_string());
+            parent = by_key.get(p).and_then(|i| i.parent.as_deref());
+        }
+    }
+    let mut removed = Vec::new();
+    // Children before parents: repeat until nothing more can go.
+    loop {
+        let infos = store.snapshots.list()?;
+        let parents: HashSet<&str> = infos.iter().filter_map(|i| i.parent.as_deref()).collect();
+        let doomed: Vec<String> = infos
+            .iter()
+            .filter(|i| {
+                i.kind == Kind::Committed
+                    && !keep.contains(&i.key)
+                    && !parents.contains(i.key.as_str())
+            })
+            .map(|i| i.key.clone())
+            .collect();
+        if doomed.is_empty() {
+            return Ok(removed);
+        }
+        for key in doomed {
+            store.snapshots.remove(&key)?;
+            removed.push(key);
+        }
+    }
+}

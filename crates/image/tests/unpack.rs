@@ -101,3 +101,60 @@ fn a_layer_that_is_not_its_diff_id_is_refused_and_leaves_nothing() {
     let err = unpack(&store, &two).unwrap_err();
     assert!(err.to_string().contains("0 diff_ids for 1 layers"), "{err}");
 }
+
+#[test]
+fn snapshot_gc_keeps_what_names_and_containers_need() {
+    use berth_image::metadata::Image;
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(dir.path()).unwrap();
+    let (l1, l2, l3) = (
+        tar_of(&[("a", b"A")]),
+        tar_of(&[("b", b"B")]),
+        tar_of(&[("c", b"C")]),
+    );
+    let (d1, d2, d3) = (Digest::of(&l1), Digest::of(&l2), Digest::of(&l3));
+    let one = image(&store, &[l1.clone(), l2], &[d1.clone(), d2.clone()]);
+    let two = image(&store, &[l1, l3], &[d1.clone(), d3.clone()]);
+    let name = |n: &str, target: &Digest| {
+        store
+            .metadata
+            .put_image(&Image {
+                name: n.to_string(),
+                target: target.clone(),
+                media_type: "application/vnd.oci.image.manifest.v1+json".to_string(),
+                size: 1,
+                created: String::new(),
+            })
+            .unwrap()
+    };
+    name("one", &one);
+    name("two", &two);
+    unpack(&store, &one).unwrap();
+    let top_two = unpack(&store, &two).unwrap().unwrap();
+    assert_eq!(store.snapshots.list().unwrap().len(), 3);
+    // Nothing to collect while both are named.
+    assert!(berth_image::gc::collect_snapshots(&store, 0)
+        .unwrap()
+        .is_empty());
+    // A container on image two, then image two's name goes: its layers stay for the container.
+    store
+        .snapshots
+        .prepare("ctr", Some(&top_two.to_string()))
+        .unwrap();
+    store.metadata.delete_image("two", true).unwrap();
+    assert!(berth_image::gc::collect_snapshots(&store, 0)
+        .unwrap()
+        .is_empty());
+    // The container goes too: its top layer is collected, the shared base stays for image one.
+    store.snapshots.remove("ctr").unwrap();
+    let removed = berth_image::gc::collect_snapshots(&store, 0).unwrap();
+    assert_eq!(removed, vec![top_two.to_string()]);
+    let keys: Vec<String> = store
+        .snapshots
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    assert!(keys.contains(&d1.to_string()) && keys.contains(&chain_id(Some(&d1), &d2).to_string()));
+}
