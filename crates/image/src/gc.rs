@@ -69,56 +69,6 @@ pub fn collect(store: &Store, meta: &Metadata, now: u64) -> Result<Collected, Gc
     Ok(Collected { blobs: removed })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metadata::{Image, Lease};
-
-    #[test]
-    fn unreferenced_blobs_go_and_reachable_ones_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("content")).unwrap();
-        let meta = Metadata::open(&dir.path().join("meta.redb")).unwrap();
-        let config = store
-            .write_blob(b"{\"architecture\":\"amd64\",\"os\":\"linux\"}")
-            .unwrap();
-        let layer = store.write_blob(b"layer bytes").unwrap();
-        let manifest = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":1,"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":1,"digest":"{layer}"}}]}}"#,
-            crate::manifest::OCI_MANIFEST
-        );
-        let manifest = store.write_blob(manifest.as_bytes()).unwrap();
-        let orphan = store.write_blob(b"nobody's").unwrap();
-        let leased = store.write_blob(b"in flight").unwrap();
-        meta.put_image(&Image {
-            name: "docker.io/library/a:latest".into(),
-            target: manifest.clone(),
-            media_type: crate::manifest::OCI_MANIFEST.into(),
-            size: 1,
-            created: String::new(),
-        })
-        .unwrap();
-        meta.put_lease(&Lease {
-            id: "pull".into(),
-            expires: 1000,
-            blobs: vec![leased.clone()],
-            snapshots: vec![],
-        })
-        .unwrap();
-        let collected = collect(&store, &meta, 10).unwrap();
-        assert_eq!(collected.blobs, vec![orphan.clone()]);
-        for kept in [&config, &layer, &manifest, &leased] {
-            assert!(store.contains(kept), "{kept} removed");
-        }
-        // Once the lease has expired and the name is gone, everything goes.
-        meta.delete_image("docker.io/library/a:latest", false)
-            .unwrap();
-        let collected = collect(&store, &meta, 2000).unwrap();
-        assert_eq!(collected.blobs.len(), 4);
-        assert!(store.list().unwrap().is_empty());
-    }
-}
-
 /// The chain ids of every layer of the image whose manifest is `manifest` (without unpacking).
 pub fn image_chain_ids(store: &Store, manifest: &Digest) -> Vec<Digest> {
     let Some(Manifest::Image(m)) = store
@@ -216,5 +166,55 @@ pub fn collect_snapshots(
             store.snapshots.remove(&key)?;
             removed.push(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::{Image, Lease};
+
+    #[test]
+    fn unreferenced_blobs_go_and_reachable_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("content")).unwrap();
+        let meta = Metadata::open(&dir.path().join("meta.redb")).unwrap();
+        let config = store
+            .write_blob(b"{\"architecture\":\"amd64\",\"os\":\"linux\"}")
+            .unwrap();
+        let layer = store.write_blob(b"layer bytes").unwrap();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":1,"digest":"{config}"}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","size":1,"digest":"{layer}"}}]}}"#,
+            crate::manifest::OCI_MANIFEST
+        );
+        let manifest = store.write_blob(manifest.as_bytes()).unwrap();
+        let orphan = store.write_blob(b"nobody's").unwrap();
+        let leased = store.write_blob(b"in flight").unwrap();
+        meta.put_image(&Image {
+            name: "docker.io/library/a:latest".into(),
+            target: manifest.clone(),
+            media_type: crate::manifest::OCI_MANIFEST.into(),
+            size: 1,
+            created: String::new(),
+        })
+        .unwrap();
+        meta.put_lease(&Lease {
+            id: "pull".into(),
+            expires: 1000,
+            blobs: vec![leased.clone()],
+            snapshots: vec![],
+        })
+        .unwrap();
+        let collected = collect(&store, &meta, 10).unwrap();
+        assert_eq!(collected.blobs, vec![orphan.clone()]);
+        for kept in [&config, &layer, &manifest, &leased] {
+            assert!(store.contains(kept), "{kept} removed");
+        }
+        // Once the lease has expired and the name is gone, everything goes.
+        meta.delete_image("docker.io/library/a:latest", false)
+            .unwrap();
+        let collected = collect(&store, &meta, 2000).unwrap();
+        assert_eq!(collected.blobs.len(), 4);
+        assert!(store.list().unwrap().is_empty());
     }
 }
