@@ -3,25 +3,15 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
+mod common;
+
+use common::tar_of;
+
 use berth_image::archive::{load, save};
 use berth_image::digest::Digest;
 use berth_image::import::ImageStore;
 use berth_image::manifest::Platform;
 use berth_image::reference::Reference;
-
-fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_size(data.len() as u64);
-        b.append_data(&mut h, path, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
 
 #[test]
 fn save_and_load_round_trip_with_both_indexes() {

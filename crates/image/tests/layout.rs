@@ -3,21 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
+mod common;
+
+use common::tar_of;
+
 use berth_image::import::ImageStore;
 use berth_image::layout::{load, save};
 use berth_image::manifest::Platform;
 use berth_image::reference::Reference;
 
 fn rootfs_tar() -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_size(2);
-    b.append_data(&mut h, "hi", &b"hi"[..]).unwrap();
-    b.into_inner().unwrap()
+    tar_of(&[("hi", b"hi")])
 }
 
 #[test]

@@ -3,24 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
+mod common;
+
+use common::tar_of;
+
 use berth_image::digest::Digest;
 use berth_image::import::ImageStore;
 use berth_image::unpack::{chain_id, unpack};
 use serde_json::json;
-
-fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_size(data.len() as u64);
-        b.append_data(&mut h, path, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
 
 /// Stores the layers, a config naming `diff_ids`, and a manifest; returns the manifest digest.
 fn image(store: &ImageStore, layers: &[Vec<u8>], diff_ids: &[Digest]) -> Digest {
