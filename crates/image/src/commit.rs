@@ -106,8 +106,7 @@ pub fn commit(
     } else {
         return Err(CommitError::Config(parent.to_string()));
     }
-    let history = config["history"].as_array().cloned().unwrap_or_default();
-    let mut history = history;
+    let mut history = config["history"].as_array().cloned().unwrap_or_default();
     history
         .push(json!({"created": created, "created_by": "berth commit", "comment": opts.comment}));
     config["history"] = Value::Array(history);

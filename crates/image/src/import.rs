@@ -134,12 +134,11 @@ impl ImageStore {
         };
         let upper = self.snapshots.upper_dir(key)?;
         let applied = layer::apply_with(&mut tee, &upper, self.whiteouts);
-        let drained = io::copy(&mut tee, &mut io::sink()).map_err(io_err("reading the tarball"));
+        // What the layer reader left (compression trailers) belongs to the blob too.
         let applied = applied.and_then(|a| {
-            drained.map(|_| a).map_err(|e| match e {
-                ImportError::Io { source, .. } => LayerError::Read(source),
-                _ => LayerError::Read(io::Error::other("reading the tarball")),
-            })
+            io::copy(&mut tee, &mut io::sink())
+                .map(|_| a)
+                .map_err(LayerError::Read)
         });
         let compression = layer::detect(&tee.first);
         let size = tee.copy.size();
@@ -171,7 +170,7 @@ impl ImageStore {
 
         let created = rfc3339_now();
         let platform = Platform::host();
-        let mut config = json!({
+        let config = json!({
             "architecture": platform.architecture,
             "os": platform.os,
             "created": created,
@@ -179,9 +178,6 @@ impl ImageStore {
             "rootfs": {"type": "layers", "diff_ids": [applied.diff_id.to_string()]},
             "history": [{"created": created, "created_by": "berth import", "comment": "Imported from tarball"}],
         });
-        if config["config"].as_object().is_some_and(|o| o.is_empty()) {
-            config["config"] = json!({});
-        }
         let config_bytes =
             serde_json::to_vec(&config).map_err(|e| io_err("encoding the config")(e.into()))?;
         let config_digest = self.content.write_blob(&config_bytes)?;

@@ -12,8 +12,8 @@ use berth_image::import::ImageStore;
 use berth_image::manifest::{self, Manifest};
 use berth_image::reference::Reference;
 
-#[test]
-fn a_containers_changes_become_the_next_layer() {
+/// A store holding `base:1` (files `old` and `keep`), and the digest of its manifest.
+fn base_image() -> (tempfile::TempDir, ImageStore, berth_image::digest::Digest) {
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open(dir.path()).unwrap();
     let base: Reference = "base:1".parse().unwrap();
@@ -25,10 +25,28 @@ fn a_containers_changes_become_the_next_layer() {
         )
         .unwrap();
     let parent = store.metadata.image(&base.to_string()).unwrap().target;
-    let chain = store.snapshots.list().unwrap()[0].key.clone();
+    (dir, store, parent)
+}
 
+/// The active snapshot `ctr` of a container on image `manifest`; returns its mounts.
+fn container_on(
+    store: &ImageStore,
+    manifest: &berth_image::digest::Digest,
+) -> Vec<berth_image::snapshot::Mount> {
+    let top = berth_image::unpack::unpack(store, manifest)
+        .unwrap()
+        .unwrap();
+    store
+        .snapshots
+        .prepare("ctr", Some(&top.to_string()))
+        .unwrap()
+}
+
+#[test]
+fn a_containers_changes_become_the_next_layer() {
+    let (dir, store, parent) = base_image();
     // The container: writes a file and deletes one, through its overlay.
-    let mounts = store.snapshots.prepare("ctr", Some(&chain)).unwrap();
+    let mounts = container_on(&store, &parent);
     with_mounted(&mounts, &dir.path().join("rootfs"), || {
         std::fs::write(dir.path().join("rootfs/new"), b"n").unwrap();
         std::fs::remove_file(dir.path().join("rootfs/old")).unwrap();
@@ -79,18 +97,8 @@ fn a_containers_changes_become_the_next_layer() {
 
 #[test]
 fn export_writes_the_merged_tree() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ImageStore::open(dir.path()).unwrap();
-    let base: Reference = "base:1".parse().unwrap();
-    store
-        .import(
-            &tar_of(&[("old", b"o"), ("keep", b"k")])[..],
-            Some(&base),
-            &[],
-        )
-        .unwrap();
-    let chain = store.snapshots.list().unwrap()[0].key.clone();
-    let mounts = store.snapshots.prepare("ctr", Some(&chain)).unwrap();
+    let (dir, store, parent) = base_image();
+    let mounts = container_on(&store, &parent);
     let mut out = Vec::new();
     with_mounted(&mounts, &dir.path().join("rootfs"), || {
         std::fs::write(dir.path().join("rootfs/new"), b"n").unwrap();

@@ -32,6 +32,8 @@ pub enum Error {
     Init(String),
     #[error("config.json has no process to run")]
     NoProcess,
+    #[error("config.json has no linux section")]
+    NoLinux,
     #[error("{0}")]
     Usage(String),
     #[error("container {id} is {status}: {action} needs it {needs}")]

@@ -73,7 +73,7 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         });
     }
     let spec = runtime.config(id)?;
-    let linux = spec.linux().as_ref().ok_or(Error::NoProcess)?;
+    let linux = spec.linux().as_ref().ok_or(Error::NoLinux)?;
     let process = &opts.process;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::Usage("exec: no command given".into()));

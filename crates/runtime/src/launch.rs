@@ -112,7 +112,7 @@ pub fn launch(
     spec::validate(&spec)?;
     let rootfs_path = spec::rootfs(&bundle, &spec)?;
     let process = spec.process().as_ref().ok_or(Error::NoProcess)?;
-    let linux = spec.linux().as_ref().ok_or(Error::NoProcess)?;
+    let linux = spec.linux().as_ref().ok_or(Error::NoLinux)?;
     let terminal = process.terminal().unwrap_or(false);
     let relay_tty = terminal && opts.console_socket.is_none() && opts.foreground;
     if terminal && opts.console_socket.is_none() && !relay_tty {
