@@ -90,6 +90,12 @@ impl Writer {
         Ok(actual)
     }
 
+    /// Gives up this write: its data is removed instead of kept for a resume (for content
+    /// that turned out to be bad).
+    pub fn abort(self) -> Result<(), ContentError> {
+        self.remove_ingest()
+    }
+
     /// Removes this ingest's directory (its lock file with it) while the lock is still held.
     fn remove_ingest(&self) -> Result<(), ContentError> {
         match fs::remove_dir_all(&self.dir) {

@@ -174,7 +174,29 @@ impl Store {
 
     /// Turns active `key` into committed `name` and saves.
     pub fn commit(&mut self, name: &str, key: &str) -> Result<(), SnapshotError> {
+        let parent = self.get(key)?.parent.clone();
+        self.commit_onto(name, key, parent.as_deref())
+    }
+
+    /// Turns active `key` into committed `name` sitting on committed `parent` (which may differ
+    /// from the parent it was prepared on) and saves.
+    pub fn commit_onto(
+        &mut self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<(), SnapshotError> {
         check_key(name)?;
+        if let Some(parent) = parent {
+            let kind = self.get(parent)?.kind;
+            if kind != Kind::Committed {
+                return Err(SnapshotError::ParentNotCommitted {
+                    key: key.to_owned(),
+                    parent: parent.to_owned(),
+                    kind,
+                });
+            }
+        }
         let record = self.get(key)?;
         if record.kind != Kind::Active {
             return Err(SnapshotError::WrongKind {
@@ -196,6 +218,7 @@ impl Store {
         };
         let active = record.clone();
         record.kind = Kind::Committed;
+        record.parent = parent.map(str::to_owned);
         self.data.snapshots.insert(name.to_owned(), record);
         let saved = self.save();
         if saved.is_err() {

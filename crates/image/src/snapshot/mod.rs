@@ -101,6 +101,9 @@ pub enum SnapshotError {
     /// Remove of a snapshot other snapshots sit on.
     #[error("snapshot {key}: has children ({children:?}), remove them first")]
     HasChildren { key: String, children: Vec<String> },
+    /// The backend cannot do this.
+    #[error("snapshot {key}: this snapshotter cannot {op}")]
+    Unsupported { key: String, op: &'static str },
     /// The lower directories do not fit in mount(2)'s data even with short links.
     #[error("snapshot {key}: {layers} layers do not fit in one overlay mount")]
     TooManyLayers { key: String, layers: usize },
@@ -177,6 +180,27 @@ pub trait Snapshotter: Send + Sync {
     /// layer applier. For the overlay backend it holds only the snapshot's own changes (deletions
     /// are overlay whiteouts); for the copy backend it holds the whole tree (deletions delete).
     fn upper_dir(&self, key: &str) -> Result<PathBuf, SnapshotError>;
+    /// Whether an active snapshot's upper dir holds only its own changes whatever it sits on, so
+    /// that a layer can be applied into a snapshot prepared without a parent and then committed
+    /// on top of one with [`Snapshotter::commit_onto`] (containerd's "rebase" capability). This
+    /// is what lets a pull unpack its layers in parallel.
+    fn can_rebase(&self) -> bool {
+        false
+    }
+    /// Makes active snapshot `key` the committed snapshot `name` on top of committed `parent`,
+    /// whatever it was prepared on. Only where [`Snapshotter::can_rebase`] says so.
+    fn commit_onto(
+        &self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<(), SnapshotError> {
+        let _ = (name, parent);
+        Err(SnapshotError::Unsupported {
+            key: key.to_owned(),
+            op: "commit onto another parent",
+        })
+    }
 }
 
 impl Mount {

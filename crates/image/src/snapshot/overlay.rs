@@ -208,6 +208,19 @@ impl Snapshotter for OverlaySnapshotter {
         lock(&self.store).commit(name, key)
     }
 
+    fn can_rebase(&self) -> bool {
+        true
+    }
+
+    fn commit_onto(
+        &self,
+        name: &str,
+        key: &str,
+        parent: Option<&str>,
+    ) -> Result<(), SnapshotError> {
+        lock(&self.store).commit_onto(name, key, parent)
+    }
+
     fn remove(&self, key: &str) -> Result<(), SnapshotError> {
         let record = lock(&self.store).remove(key)?;
         let link = self.link(record.id);
