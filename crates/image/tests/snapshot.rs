@@ -359,6 +359,41 @@ fn a_root_has_one_owner(backend: &Backend) {
     assert_eq!(s.stat("x").expect("stat").kind, Kind::Active);
 }
 
+/// Rebasing: a layer applied into a snapshot prepared without a parent, then committed on top
+/// of one, stacks as if it had been prepared there. Backends that cannot say so and refuse.
+fn commit_onto_stacks_a_layer_made_alone(backend: &Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = backend.open(&dir.path().join("root"));
+    s.prepare("a-active", None).expect("prepare a");
+    write(&s.upper_dir("a-active").expect("upper"), "a.txt", "a");
+    s.prepare("b-alone", None).expect("prepare b");
+    let up = s.upper_dir("b-alone").expect("upper");
+    write(&up, "b.txt", "b");
+    write(&up, "a.txt", "from b");
+    if !s.can_rebase() {
+        let err = s.commit_onto("B", "b-alone", Some("A")).unwrap_err();
+        assert!(err.to_string().contains("cannot"), "{err}");
+        return;
+    }
+    // The parent must be committed first.
+    let err = s.commit_onto("B", "b-alone", Some("a-active")).unwrap_err();
+    assert!(err.to_string().contains("not committed"), "{err}");
+    s.commit("A", "a-active").expect("commit A");
+    s.commit_onto("B", "b-alone", Some("A"))
+        .expect("commit B onto A");
+    assert_eq!(
+        s.stat("B").expect("stat"),
+        info("B", Some("A"), Kind::Committed)
+    );
+    let mounts = s.view("v", Some("B")).expect("view");
+    let m = Mounted::new(&mounts, &dir.path().join("mnt"));
+    assert_eq!(read(&m.path("b.txt")).as_deref(), Some("b"));
+    assert_eq!(read(&m.path("a.txt")).as_deref(), Some("from b"));
+    drop(m);
+    let err = s.remove("A").unwrap_err();
+    assert!(matches!(err, SnapshotError::HasChildren { .. }), "{err}");
+}
+
 /// Runs each generic test against each backend.
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
@@ -397,6 +432,7 @@ conformance!(
     metadata_survives_reopening,
     remove_cleans_the_directories,
     a_root_has_one_owner,
+    commit_onto_stacks_a_layer_made_alone,
 );
 
 mod overlay_only {

@@ -166,6 +166,7 @@ pub async fn pull(
     reference: &Reference,
     options: &PullOptions,
 ) -> Result<Pulled, PullError> {
+    recover(store)?;
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
     let resolved = resolve(client, reference, &platform).await?;
     let manifest = &resolved.parsed;
@@ -330,6 +331,38 @@ async fn pull_leased(
         top,
         downloaded,
     })
+}
+
+/// Cleans up after pulls whose process died (`kill -9`, a crash): their leases, and the layer
+/// snapshots they had not committed. Their downloads stay in the ingest area, for the next pull
+/// to resume. Returns how many pulls were cleaned up.
+pub fn recover(store: &ImageStore) -> Result<usize, PullError> {
+    let mut recovered = 0;
+    for lease in store.metadata.live_leases(0)? {
+        let Some(pid) = lease
+            .id
+            .strip_prefix("pull-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        for key in &lease.snapshots {
+            let active = store
+                .snapshots
+                .stat(key)
+                .is_ok_and(|info| info.kind != berth_image::snapshot::Kind::Committed);
+            if active {
+                store.snapshots.remove(key)?;
+            }
+        }
+        store.metadata.remove_lease(&lease.id)?;
+        recovered += 1;
+    }
+    Ok(recovered)
 }
 
 /// Commits each layer's own snapshot onto the one below, bottom up; layers whose chain is
