@@ -117,6 +117,13 @@ impl<W: Write> DigestWriter<W> {
         self.size
     }
 
+    /// The digest of what was written so far (writing can go on).
+    pub fn current(&self) -> Digest {
+        Digest {
+            hex: hex::encode(self.hasher.clone().finalize()),
+        }
+    }
+
     /// The digest of everything written, and the inner writer.
     pub fn finish(self) -> (Digest, W) {
         (

@@ -41,6 +41,15 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ImportError {
     move |source| ImportError::Io { what, source }
 }
 
+/// Which snapshotter an [`ImageStore`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// overlayfs where it works at the root, copies elsewhere.
+    Auto,
+    Overlay,
+    Copy,
+}
+
 /// The image store of one data root: content, names, snapshots.
 pub struct ImageStore {
     root: PathBuf,
@@ -61,24 +70,33 @@ impl std::fmt::Debug for ImageStore {
 impl ImageStore {
     /// Opens the store under `root`; snapshots use overlayfs where it works, copies elsewhere.
     pub fn open(root: &Path) -> Result<ImageStore, ImportError> {
+        ImageStore::open_with(root, Backend::Auto)
+    }
+
+    /// Opens the store under `root` with the snapshotter `backend` says.
+    pub fn open_with(root: &Path, backend: Backend) -> Result<ImageStore, ImportError> {
         std::fs::create_dir_all(root.join("tmp"))
             .map_err(io_err(format!("creating {}", root.display())))?;
         let content = Store::open(&root.join("content"))?;
         let metadata = Metadata::open(&root.join("metadata.redb"))?;
-        let (snapshots, whiteouts): (Box<dyn Snapshotter>, Whiteouts) =
-            if snapshot::overlay_supported(root) {
-                (
-                    Box::new(snapshot::OverlaySnapshotter::new(
-                        root.join("snapshots/overlay"),
-                    )?),
-                    Whiteouts::Overlay,
-                )
-            } else {
-                (
-                    Box::new(snapshot::CopySnapshotter::new(root.join("snapshots/copy"))?),
-                    Whiteouts::Delete,
-                )
-            };
+        let overlay = match backend {
+            Backend::Auto => snapshot::overlay_supported(root),
+            Backend::Overlay => true,
+            Backend::Copy => false,
+        };
+        let (snapshots, whiteouts): (Box<dyn Snapshotter>, Whiteouts) = if overlay {
+            (
+                Box::new(snapshot::OverlaySnapshotter::new(
+                    root.join("snapshots/overlay"),
+                )?),
+                Whiteouts::Overlay,
+            )
+        } else {
+            (
+                Box::new(snapshot::CopySnapshotter::new(root.join("snapshots/copy"))?),
+                Whiteouts::Delete,
+            )
+        };
         Ok(ImageStore {
             root: root.to_path_buf(),
             content,

@@ -371,12 +371,16 @@ fn commit_onto_stacks_a_layer_made_alone(backend: &Backend) {
     write(&up, "b.txt", "b");
     write(&up, "a.txt", "from b");
     if !s.can_rebase() {
-        let err = s.commit_onto("B", "b-alone", Some("A")).unwrap_err();
+        let err = s
+            .commit_onto("B", "b-alone", Some("A"))
+            .expect_err("must fail");
         assert!(err.to_string().contains("cannot"), "{err}");
         return;
     }
     // The parent must be committed first.
-    let err = s.commit_onto("B", "b-alone", Some("a-active")).unwrap_err();
+    let err = s
+        .commit_onto("B", "b-alone", Some("a-active"))
+        .expect_err("must fail");
     assert!(err.to_string().contains("not committed"), "{err}");
     s.commit("A", "a-active").expect("commit A");
     s.commit_onto("B", "b-alone", Some("A"))
@@ -390,7 +394,7 @@ fn commit_onto_stacks_a_layer_made_alone(backend: &Backend) {
     assert_eq!(read(&m.path("b.txt")).as_deref(), Some("b"));
     assert_eq!(read(&m.path("a.txt")).as_deref(), Some("from b"));
     drop(m);
-    let err = s.remove("A").unwrap_err();
+    let err = s.remove("A").expect_err("must fail");
     assert!(matches!(err, SnapshotError::HasChildren { .. }), "{err}");
 }
 

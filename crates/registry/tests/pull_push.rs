@@ -346,3 +346,40 @@ async fn bearer_token_flow_through_the_challenge() {
     assert_eq!(pulled.manifest, manifest);
     assert_consistent(&dst);
 }
+
+#[tokio::test]
+async fn a_store_without_overlay_unpacks_the_pulled_layers_in_order() {
+    if not_root() {
+        return;
+    }
+    let registry = Registry::start().unwrap();
+    let name = format!("{}/copy/bb:1", registry.host());
+    let src_dir = tempfile::tempdir().unwrap();
+    let src = open_store(src_dir.path());
+    let manifest = two_layer_image(&src, &name);
+    let expected = snapshot_tree(&src, &top_chain(&src, &manifest));
+    let client = client(None);
+    push(
+        &client,
+        &src,
+        &reference(&name).to_string(),
+        &reference(&name),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        berth_image::import::ImageStore::open_with(dir.path(), berth_image::import::Backend::Copy)
+            .unwrap(),
+    );
+    assert!(!store.snapshots.can_rebase());
+    let pulled = pull(&client, &store, &reference(&name), &PullOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        snapshot_tree(&store, &pulled.top.unwrap().to_string()),
+        expected
+    );
+    assert_consistent(&store);
+}

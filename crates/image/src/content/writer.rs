@@ -44,6 +44,12 @@ impl Writer {
         &self.expected
     }
 
+    /// The digest of what was written so far (a caller can check content without committing
+    /// it).
+    pub fn written_digest(&self) -> Digest {
+        self.hash.current()
+    }
+
     /// Checks size and digest, then moves the data into `blobs/` atomically (fsynced,
     /// read-only). On a mismatch the ingest is removed and nothing is stored. If the blob
     /// already exists the write succeeds and the ingest is dropped.

@@ -244,7 +244,13 @@ async fn download(
                             break Err(format!("unexpected EOF: got {sent} of {} bytes", plan.size))
                         }
                         Ok(None) => break Ok(()),
-                        Err(e) => break Err(format!("{e}: got {sent} of {} bytes", plan.size)),
+                        Err(e) => {
+                            break Err(format!(
+                                "{}: got {sent} of {} bytes",
+                                root_cause(&e),
+                                plan.size
+                            ))
+                        }
                     }
                 }
             }
@@ -267,6 +273,16 @@ async fn download(
             }
         }
     }
+}
+
+/// The innermost cause of an error (hyper's "end of file before message length reached" rather
+/// than reqwest's "error decoding response body").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
 }
 
 /// The blocking side: writes the stream into the ingest, applies it into snapshot `key` if
@@ -292,11 +308,22 @@ fn receive(
     };
     let committed = match applied {
         Ok(()) => finish(reader, plan),
+        Err(e) if reader.failed => Err(e),
         Err(e) => {
-            if !reader.failed && matches!(e, PullError::Layer { .. } | PullError::DiffId { .. }) {
-                let _ = reader.writer.abort();
-            }
-            Err(e)
+            // Bad content. If the blob is not what the manifest says (a corrupted blob), that
+            // is the cause to report, rather than what it did to the decompressor or the tar.
+            let rest = io::copy(&mut reader, &mut io::sink());
+            let actual = reader.writer.written_digest();
+            let err = match rest {
+                Ok(_) if actual != plan.blob => PullError::Blob {
+                    digest: plan.blob.clone(),
+                    message: format!("digest mismatch: the content has digest {actual}"),
+                },
+                Err(_) if reader.failed => PullError::Cancelled,
+                _ => e,
+            };
+            let _ = reader.writer.abort();
+            Err(err)
         }
     };
     if committed.is_err() {

@@ -230,17 +230,17 @@ async fn pull_leased(
     options: &PullOptions,
 ) -> Result<Pulled, PullError> {
     let store = &ctx.store;
-    let mut downloaded = false;
-    if !store.content.contains(config_digest) {
-        fetch_small_blob(ctx, config_digest, resolved.parsed.config().size()).await?;
-        downloaded = true;
-    }
+    // The config is kept in memory and stored with the manifest at the end.
+    let (config_bytes, mut downloaded) = if store.content.contains(config_digest) {
+        (store.content.read_to_vec(config_digest)?, false)
+    } else {
+        let size = resolved.parsed.config().size();
+        (fetch_small_blob(ctx, config_digest, size).await?, true)
+    };
     let config: serde_json::Value =
-        serde_json::from_slice(&store.content.read_to_vec(config_digest)?).map_err(|e| {
-            PullError::Config {
-                digest: config_digest.clone(),
-                message: e.to_string(),
-            }
+        serde_json::from_slice(&config_bytes).map_err(|e| PullError::Config {
+            digest: config_digest.clone(),
+            message: e.to_string(),
         })?;
     let plans = plan_layers(&resolved.parsed, &config, config_digest)?;
     for plan in &plans {
@@ -260,9 +260,9 @@ async fn pull_leased(
         .await;
     let mut fetched = Vec::with_capacity(results.len());
     let mut first_err = None;
-    for r in results {
+    for (i, r) in results.into_iter().enumerate() {
         match r {
-            Ok(f) => fetched.push(f),
+            Ok(f) => fetched.push((i, f)),
             // A task that stopped because another failed is not the cause.
             Err(PullError::Cancelled) => {
                 first_err.get_or_insert(PullError::Cancelled);
@@ -275,31 +275,29 @@ async fn pull_leased(
         }
     }
     if let Some(err) = first_err {
-        for f in &fetched {
-            if let Some(key) = &f.snapshot {
-                let _ = store.snapshots.remove(key);
-            }
-        }
+        discard(ctx, &plans, &fetched);
         return Err(err);
     }
-    downloaded |= fetched.iter().any(|f| f.downloaded);
+    downloaded |= fetched.iter().any(|(_, f)| f.downloaded);
     let top = if rebase {
-        commit_in_order(ctx, &plans, &fetched)?
+        commit_in_order(ctx, &plans, &fetched)
     } else {
-        // The manifest must be in the store for unpack to read it.
-        store.content.write_blob(&resolved.manifest.bytes)?;
-        let s = Arc::clone(store);
-        let digest = resolved.manifest.digest.clone();
-        tokio::task::spawn_blocking(move || berth_image::unpack::unpack(&s, &digest))
-            .await
-            .map_err(|e| PullError::Task(e.to_string()))??
+        unpack_in_order(ctx, resolved, &config_bytes).await
     };
-    for (plan, f) in plans.iter().zip(&fetched) {
+    let top = match top {
+        Ok(top) => top,
+        Err(e) => {
+            discard(ctx, &plans, &fetched);
+            return Err(e);
+        }
+    };
+    for (plan, (_, f)) in plans.iter().zip(&fetched) {
         if f.downloaded || f.snapshot.is_some() {
             ctx.reporter
                 .report(&short_id(&plan.blob), Status::PullComplete, 0, 0);
         }
     }
+    store.content.write_blob(&config_bytes)?;
     store.content.write_blob(&resolved.manifest.bytes)?;
     if let Some(index) = &resolved.index {
         store.content.write_blob(&index.bytes)?;
@@ -331,6 +329,28 @@ async fn pull_leased(
         top,
         downloaded,
     })
+}
+
+/// Undoes what the layer tasks of a failed pull did, so the store is as it was: their snapshots,
+/// and the blobs they stored (unless another pull's lease wants them too).
+fn discard(ctx: &Ctx<'_>, plans: &[LayerPlan], fetched: &[(usize, layers::Fetched)]) {
+    let store = &ctx.store;
+    let others: Vec<Digest> = store
+        .metadata
+        .live_leases(0)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| l.id != ctx.lease)
+        .flat_map(|l| l.blobs)
+        .collect();
+    for (i, f) in fetched {
+        if let Some(key) = &f.snapshot {
+            let _ = store.snapshots.remove(key);
+        }
+        if f.downloaded && !others.contains(&plans[*i].blob) {
+            let _ = store.content.delete(&plans[*i].blob);
+        }
+    }
 }
 
 /// Cleans up after pulls whose process died (`kill -9`, a crash): their leases, and the layer
@@ -370,12 +390,12 @@ pub fn recover(store: &ImageStore) -> Result<usize, PullError> {
 fn commit_in_order(
     ctx: &Ctx<'_>,
     plans: &[LayerPlan],
-    fetched: &[layers::Fetched],
+    fetched: &[(usize, layers::Fetched)],
 ) -> Result<Option<Digest>, PullError> {
     let snapshots = &ctx.store.snapshots;
     let mut parent: Option<String> = None;
     let mut result = Ok(());
-    for (plan, f) in plans.iter().zip(fetched) {
+    for (plan, (_, f)) in plans.iter().zip(fetched) {
         let chain = plan.chain.to_string();
         if let Some(key) = &f.snapshot {
             if result.is_ok() {
@@ -392,6 +412,25 @@ fn commit_in_order(
     }
     result?;
     Ok(plans.last().map(|p| p.chain.clone()))
+}
+
+/// For snapshotters that cannot rebase: the blobs are all here, so the layers are applied one on
+/// top of the other by [`berth_image::unpack::unpack`], which reads the config and the manifest
+/// from the store (they are written first: a failure leaves them unnamed, for gc).
+async fn unpack_in_order(
+    ctx: &Ctx<'_>,
+    resolved: &crate::resolve::Resolved,
+    config: &[u8],
+) -> Result<Option<Digest>, PullError> {
+    ctx.store.content.write_blob(config)?;
+    ctx.store.content.write_blob(&resolved.manifest.bytes)?;
+    let store = Arc::clone(&ctx.store);
+    let digest = resolved.manifest.digest.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || berth_image::unpack::unpack(&store, &digest))
+            .await
+            .map_err(|e| PullError::Task(e.to_string()))??,
+    )
 }
 
 /// The layers with their diff_ids and chain ids, as the config lists them.
@@ -434,8 +473,8 @@ fn plan_layers(
     Ok(plans)
 }
 
-/// Fetches a small blob (a config) whole, checks it and stores it.
-async fn fetch_small_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<(), PullError> {
+/// Fetches a small blob (a config) whole and checks it.
+async fn fetch_small_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<Vec<u8>, PullError> {
     if size > CONFIG_MAX {
         return Err(PullError::Blob {
             digest: digest.clone(),
@@ -469,8 +508,7 @@ async fn fetch_small_blob(ctx: &Ctx<'_>, digest: &Digest, size: u64) -> Result<(
             ),
         });
     }
-    ctx.store.content.write_blob(&bytes)?;
-    Ok(())
+    Ok(bytes.to_vec())
 }
 
 fn parse_digest(s: &str, what: &'static str) -> Result<Digest, PullError> {
