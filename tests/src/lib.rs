@@ -2,6 +2,9 @@
 //! `busybox-static`, OCI bundles around it, and commands run with a time limit.
 //!
 //! Everything a fixture makes is removed by its `Drop`, so a failing assertion leaves nothing behind.
+//! The registries of the registry client's tests are in [`registry`].
+
+pub mod registry;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};

@@ -10,6 +10,7 @@
 //!   request whose token has expired fetches a new one and retries once.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{method} {url}: {source}")]
+    #[error("{method} {url}: {}", chain(source))]
     Http {
         method: Method,
         url: String,
@@ -48,6 +49,8 @@ pub enum ClientError {
     },
     #[error("invalid URL {0:?}")]
     Url(String),
+    #[error("certificate {}: {message}", path.display())]
+    Certificate { path: PathBuf, message: String },
     #[error("building the HTTP client: {0}")]
     Build(#[source] reqwest::Error),
 }
@@ -104,6 +107,9 @@ pub struct ClientOptions {
     pub credentials: HashMap<String, Credential>,
     /// Gives up connecting after this long (default 30 s).
     pub connect_timeout: Option<Duration>,
+    /// Extra certificate authorities, as docker's `/etc/docker/certs.d`: every `*.crt` in
+    /// `<dir>/<host>/` is trusted (for all hosts) besides the system's roots.
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// A registry client shared by concurrent pulls and pushes.
@@ -124,11 +130,13 @@ pub enum Access {
 
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Client, ClientError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(ClientError::Build)?;
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
+        if let Some(dir) = &options.certs_dir {
+            builder = builder.tls_certs_merge(extra_roots(dir)?);
+        }
+        let http = builder.build().map_err(ClientError::Build)?;
         Ok(Client {
             http,
             options,
@@ -167,9 +175,10 @@ impl Client {
                 base: https,
                 challenge,
             },
-            Err(ClientError::Http { .. }) if self.is_insecure(domain) => {
+            Err(https_err @ ClientError::Http { .. }) if self.is_insecure(domain) => {
                 let http = format!("http://{host}");
-                let challenge = self.ping(&http).await?;
+                // If plain HTTP fails too, the HTTPS error is the one that explains.
+                let challenge = self.ping(&http).await.map_err(|_| https_err)?;
                 HostState {
                     base: http,
                     challenge,
@@ -249,13 +258,22 @@ impl Client {
         };
         let bearer = matches!(state.challenge, Challenge::Bearer { .. });
         let mut refreshed = false;
+        let mut resent = false;
         loop {
             let header = self.auth_header(domain, &state, &scope, refreshed).await?;
             let mut req = customize(self.http.request(method.clone(), &url));
             if let Some(h) = &header {
                 req = req.header(AUTHORIZATION, h);
             }
-            let resp = req.send().await.map_err(http_err(method.clone(), &url))?;
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                // A pooled connection the server closed as we reused it: once more, on a new one.
+                Err(e) if !resent && e.is_request() && !e.is_timeout() => {
+                    resent = true;
+                    continue;
+                }
+                Err(e) => return Err(http_err(method.clone(), &url)(e)),
+            };
             if resp.status() == StatusCode::UNAUTHORIZED && bearer && !refreshed {
                 // The cached token may have expired: get a fresh one and try once more.
                 lock(&self.tokens).remove(&(domain.to_string(), scope.clone()));
@@ -343,6 +361,34 @@ impl Client {
     }
 }
 
+/// The certificates of every `<dir>/<host>/*.crt`; a missing `dir` has none.
+fn extra_roots(dir: &Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let cert_err = |path: &Path, message: String| ClientError::Certificate {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut roots = Vec::new();
+    let Ok(hosts) = std::fs::read_dir(dir) else {
+        return Ok(roots);
+    };
+    for host in hosts.flatten() {
+        let Ok(files) = std::fs::read_dir(host.path()) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            if path.extension().is_none_or(|e| e != "crt") {
+                continue;
+            }
+            let pem = std::fs::read(&path).map_err(|e| cert_err(&path, e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| cert_err(&path, e.to_string()))?;
+            roots.extend(certs);
+        }
+    }
+    Ok(roots)
+}
+
 /// Turns a failed response into the error it carries: distribution's `errors` body if there
 /// is one, else the status.
 pub async fn error_of(method: Method, url: &str, resp: Response) -> ClientError {
@@ -374,6 +420,22 @@ pub async fn error_of(method: Method, url: &str, resp: Response) -> ClientError 
         };
     }
     ClientError::Registry(RegistryErrors { status, errors })
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message hides the cause: "error
+/// sending request").
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 pub(crate) fn http_err(method: Method, url: &str) -> impl FnOnce(reqwest::Error) -> ClientError {

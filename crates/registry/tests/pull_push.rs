@@ -383,3 +383,70 @@ async fn a_store_without_overlay_unpacks_the_pulled_layers_in_order() {
     );
     assert_consistent(&store);
 }
+
+#[tokio::test]
+async fn https_registry_is_trusted_through_the_certs_dir_only() {
+    if not_root() {
+        return;
+    }
+    let registry = Registry::start_with_tls().unwrap();
+    let host = registry.host();
+    let name = format!("{host}/tls/bb:1");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let manifest = import_busybox(&store, &name);
+
+    // Without the authority: HTTPS fails verification, and the plain-HTTP fallback that
+    // loopback gets is refused by the TLS server.
+    let untrusting = client(None);
+    let err = push(
+        &untrusting,
+        &store,
+        &reference(&name).to_string(),
+        &reference(&name),
+        &Default::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("GET https://{host}/v2/: "))
+            && err.to_string().contains("certificate"),
+        "{err}"
+    );
+
+    // With it in <certs>/<host>/ca.crt, as docker's certs.d.
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::create_dir(certs.path().join(&host)).unwrap();
+    std::fs::copy(
+        registry.ca_cert().unwrap(),
+        certs.path().join(&host).join("ca.crt"),
+    )
+    .unwrap();
+    let trusting = berth_registry::Client::new(berth_registry::ClientOptions {
+        certs_dir: Some(certs.path().to_path_buf()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(trusting
+        .base_url(&host)
+        .await
+        .unwrap()
+        .starts_with("https://"));
+    let pushed = push(
+        &trusting,
+        &store,
+        &reference(&name).to_string(),
+        &reference(&name),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pushed.digest, manifest);
+    let dst_dir = tempfile::tempdir().unwrap();
+    let dst = open_store(dst_dir.path());
+    let pulled = pull(&trusting, &dst, &reference(&name), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(pulled.manifest, manifest);
+}

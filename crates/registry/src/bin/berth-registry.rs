@@ -6,7 +6,8 @@
 //! berth-registry [--insecure HOST]... push --root DIR [--chunk-size N] SOURCE [TARGET]
 //! berth-registry login HOST -u USER --password-stdin
 //! ```
-//! Credentials come from docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`).
+//! Credentials come from docker's `config.json` (`$DOCKER_CONFIG`, else `~/.docker`); extra
+//! certificate authorities from `/etc/berth/certs.d/<host>/*.crt` (`--certs-dir`).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -31,6 +32,9 @@ struct Cli {
     /// A registry host where plain HTTP is allowed (loopback always is).
     #[arg(long, global = true)]
     insecure: Vec<String>,
+    /// Extra certificate authorities: every `<dir>/<host>/*.crt`.
+    #[arg(long, global = true, default_value = "/etc/berth/certs.d")]
+    certs_dir: PathBuf,
     /// Print no progress.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -89,7 +93,8 @@ async fn run() -> Result<()> {
         Client::new(ClientOptions {
             insecure: cli.insecure.clone(),
             credentials,
-            connect_timeout: None,
+            certs_dir: Some(cli.certs_dir.clone()),
+            ..Default::default()
         })
     };
     let progress = (!cli.quiet).then(printer);

@@ -18,7 +18,7 @@ use reqwest::{Method, StatusCode};
 use tokio::sync::mpsc;
 
 use super::{cancelled, Ctx, LayerPlan, PullError};
-use crate::client::{error_of, Access};
+use crate::client::{chain, error_of, Access};
 use crate::progress::{short_id, Status};
 
 /// How many times a broken download is resumed before the pull fails.
@@ -245,11 +245,7 @@ async fn download(
                         }
                         Ok(None) => break Ok(()),
                         Err(e) => {
-                            break Err(format!(
-                                "{}: got {sent} of {} bytes",
-                                root_cause(&e),
-                                plan.size
-                            ))
+                            break Err(format!("{}: got {sent} of {} bytes", chain(&e), plan.size))
                         }
                     }
                 }
@@ -273,16 +269,6 @@ async fn download(
             }
         }
     }
-}
-
-/// The innermost cause of an error (hyper's "end of file before message length reached" rather
-/// than reqwest's "error decoding response body").
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 /// The blocking side: writes the stream into the ingest, applies it into snapshot `key` if
