@@ -5,6 +5,7 @@
 //! - [`stdcopy`]: the 8-byte-header multiplexing of stdout and stderr on one stream;
 //! - [`query`]: Docker's query parameter rules (booleans, `filters` in both encodings).
 
+pub mod client;
 pub mod query;
 pub mod stdcopy;
 

@@ -9,6 +9,7 @@ use berth_image::import::ImageStore;
 use berth_image::manifest::{self, Manifest, ManifestError};
 use berth_image::metadata::MetadataError;
 use berth_image::reference::{Reference, DEFAULT_TAG};
+use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, Response, StatusCode};
@@ -125,14 +126,15 @@ pub async fn push(
         t.reporter
             .report(&short_id(digest), Status::Preparing, 0, *size);
     }
-    stream::iter(
-        blobs
-            .iter()
-            .map(|(d, size)| push_blob(&t, store, d, *size, options)),
-    )
-    .buffer_unordered(options.concurrency.max(1))
-    .try_collect::<Vec<()>>()
-    .await?;
+    // Boxed, so the push's future is `Send` for any caller's lifetimes (see pull).
+    let mut jobs: Vec<BoxFuture<'_, Result<(), PushError>>> = Vec::new();
+    for (d, size) in &blobs {
+        jobs.push(Box::pin(push_blob(&t, store, d, *size, options)));
+    }
+    stream::iter(jobs)
+        .buffer_unordered(options.concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
     let config = m.config();
     push_blob(
         &t,

@@ -27,6 +27,7 @@ use berth_image::metadata::{Image, Lease, MetadataError};
 use berth_image::reference::Reference;
 use berth_image::snapshot::SnapshotError;
 use berth_image::unpack::{chain_id, UnpackError};
+use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt};
 use reqwest::Method;
 
@@ -248,10 +249,13 @@ async fn pull_leased(
             .report(&short_id(&plan.blob), Status::PullingFsLayer, 0, plan.size);
     }
     let rebase = store.snapshots.can_rebase();
-    let jobs = plans.iter().enumerate().map(|(i, plan)| {
+    // Boxed, so the future of a pull is `Send` for any caller's lifetimes (a plain closure in
+    // the stream trips rustc's higher-ranked inference when the pull is spawned).
+    let mut jobs: Vec<BoxFuture<'_, Result<layers::Fetched, PullError>>> = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
         let needs_snapshot = rebase && store.snapshots.stat(&plan.chain.to_string()).is_err();
-        layers::fetch_layer(ctx, i, plan, needs_snapshot)
-    });
+        jobs.push(Box::pin(layers::fetch_layer(ctx, i, plan, needs_snapshot)));
+    }
     // Every job runs to its end (a failure sets `cancel`, which stops the others quickly), so
     // each has cleaned up after itself before the pull returns.
     let results: Vec<Result<layers::Fetched, PullError>> = stream::iter(jobs)

@@ -1,0 +1,638 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+//! End-to-end tests of the `berth` binary against a private dockerd (see `common`), or against
+//! the daemon of `BERTH_TEST_HOST`.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth_tests::{run_with_timeout, unique};
+use common::IMAGE;
+
+/// Polls `f` until it is true, for at most `timeout`.
+fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn version_shows_client_and_server() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&["version"]).ok();
+    assert!(
+        out.stdout.starts_with("Client:\n Version:"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(" API version:"), "{}", out.stdout);
+    assert!(out.stdout.contains("\nServer:"), "{}", out.stdout);
+    assert!(out.stdout.contains("  API version:"), "{}", out.stdout);
+    let out = d
+        .berth(&["version", "--format", "{{.Server.ApiVersion}}"])
+        .ok();
+    assert!(out.stdout.trim().starts_with("1."), "{}", out.stdout);
+}
+
+#[test]
+fn info_shows_counts() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&["info"]).ok();
+    assert!(
+        out.stdout.contains("Server:\n Containers: "),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(" Images: "), "{}", out.stdout);
+}
+
+#[test]
+fn imported_image_is_listed() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&["images"]).ok();
+    let mut lines = out.stdout.lines();
+    let header = lines.next().unwrap();
+    let names: Vec<&str> = header
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        names,
+        ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+        "{header:?}"
+    );
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("berth-test-bb "))
+        .unwrap_or_else(|| panic!("no image row in {}", out.stdout));
+    let cols: Vec<&str> = row
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cols[0], "berth-test-bb");
+    assert_eq!(cols[1], "latest");
+    assert_eq!(cols[2].len(), 12, "{row}");
+    assert!(cols.last().unwrap().ends_with("MB"), "{row}");
+    let out = d.berth(&["images", "-q"]).ok();
+    assert!(out.stdout.lines().all(|l| l.len() == 12), "{}", out.stdout);
+    let out = d
+        .berth(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok();
+    assert!(out.stdout.lines().any(|l| l == IMAGE), "{}", out.stdout);
+}
+
+#[test]
+fn run_rm_prints_output() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&["run", "--rm", IMAGE, "echo", "hi"]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "hi\n");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn run_exit_code_and_stderr_propagate() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.code(), 3, "{out:?}");
+    assert_eq!(out.stdout, "out\n");
+    assert_eq!(out.stderr, "err\n");
+}
+
+#[test]
+fn run_with_options() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=B",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000",
+        "--entrypoint",
+        "sh",
+        IMAGE,
+        "-c",
+        "echo $A $(pwd) $(id -u)",
+    ]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "B /tmp 1000\n");
+}
+
+#[test]
+fn run_piped_stdin() {
+    let d = daemon_or_skip!();
+    let out = d.berth_stdin(&["run", "-i", "--rm", IMAGE, "cat"], b"line1\nline2\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "line1\nline2\n");
+}
+
+#[test]
+fn run_missing_executable_is_127() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&["run", "--rm", IMAGE, "/nonexistent"]);
+    assert_eq!(out.code(), 127, "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("berth: Error response from daemon: "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn detached_lifecycle() {
+    let d = daemon_or_skip!();
+    let name = unique("det");
+    let out = d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-l",
+        "berth.test=1",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo started; echo oops >&2; exec sleep 1000",
+    ]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    let id = out.stdout.trim().to_string();
+    assert_eq!(id.len(), 64, "{out:?}");
+
+    let out = d.berth(&["ps"]).ok();
+    let header = out.stdout.lines().next().unwrap();
+    assert!(
+        header.starts_with("CONTAINER ID   IMAGE")
+            && header.contains("   COMMAND   ")
+            && header.contains("   CREATED   ")
+            && header.contains("   STATUS   ")
+            && header.contains("   PORTS   ")
+            && header.ends_with("NAMES"),
+        "{header:?}"
+    );
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.ends_with(&name))
+        .unwrap_or_else(|| panic!("{name} not in {}", out.stdout));
+    assert!(row.starts_with(&id[..12]), "{row}");
+    assert!(row.contains("\"sh -c 'echo started…\""), "{row}");
+    assert!(row.contains(" Up "), "{row}");
+
+    let out = d
+        .berth(&["ps", "-q", "--no-trunc", "-f", &format!("name={name}")])
+        .ok();
+    assert_eq!(out.stdout.trim(), id);
+    let out = d
+        .berth(&[
+            "ps",
+            "--format",
+            "{{.Names}} {{.Labels}}",
+            "-f",
+            "label=berth.test=1",
+        ])
+        .ok();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == format!("{name} berth.test=1")),
+        "{}",
+        out.stdout
+    );
+    let out = d
+        .berth(&["ps", "--format", "{{json .}}", "-f", &format!("id={id}")])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["Names"], name.as_str());
+    assert_eq!(v["State"], "running");
+
+    assert!(wait_for(Duration::from_secs(10), || {
+        d.berth(&["logs", &name]).stdout == "started\n"
+    }));
+    let out = d.berth(&["logs", &name]).ok();
+    assert_eq!(out.stdout, "started\n");
+    assert_eq!(out.stderr, "oops\n");
+
+    let out = d
+        .berth(&["inspect", "--format", "{{.State.Status}} {{.Name}}", &name])
+        .ok();
+    assert_eq!(out.stdout, format!("running /{name}\n"));
+
+    let out = d.berth(&["stop", "-t", "1", &name]).ok();
+    assert_eq!(out.stdout, format!("{name}\n"));
+    let out = d
+        .berth(&["inspect", "--format", "{{.State.Status}}", &name])
+        .ok();
+    assert_eq!(out.stdout, "exited\n");
+    let out = d.berth(&["ps", "-a", "-f", &format!("name={name}")]).ok();
+    assert!(out.stdout.contains("Exited (137)"), "{}", out.stdout);
+
+    let out = d.berth(&["rm", &name]).ok();
+    assert_eq!(out.stdout, format!("{name}\n"));
+    let out = d
+        .berth(&["ps", "-a", "-q", "-f", &format!("name={name}")])
+        .ok();
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn exec_output_and_exit_code() {
+    let d = daemon_or_skip!();
+    let name = unique("exec");
+    d.berth(&["run", "-d", "--name", &name, IMAGE, "sleep", "1000"])
+        .ok();
+    let out = d.berth(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "echo in-exec; echo e >&2; exit 5",
+    ]);
+    assert_eq!(out.code(), 5, "{out:?}");
+    assert_eq!(out.stdout, "in-exec\n");
+    assert_eq!(out.stderr, "e\n");
+    let out = d.berth_stdin(&["exec", "-i", &name, "cat"], b"abc\n");
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "abc\n");
+    let out = d.berth(&[
+        "exec",
+        "-e",
+        "X=1",
+        "-w",
+        "/etc",
+        &name,
+        "sh",
+        "-c",
+        "echo $X $(pwd)",
+    ]);
+    assert_eq!(out.stdout, "1 /etc\n", "{out:?}");
+    d.berth(&["rm", "-f", &name]).ok();
+}
+
+fn script(cmdline: &str, input: &str) -> berth_tests::Output {
+    // script(1) gives the command a pty of 40x100; the input arrives after a pause, once the
+    // shell in the container reads
+    let shell = format!(
+        "(sleep 2; printf '{input}'; sleep 3) | script -qec \"stty rows 40 cols 100; {cmdline}\" /dev/null"
+    );
+    run_with_timeout(
+        Command::new("sh").arg("-c").arg(shell),
+        Duration::from_secs(60),
+    )
+}
+
+#[test]
+fn run_interactive_tty() {
+    let d = daemon_or_skip!();
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping: script(1) is missing");
+        return;
+    }
+    let cmd = format!(
+        "BERTH_HOST={} {} run -it --rm {IMAGE} sh -c 'read x; echo got \\$x; stty size; exit 7'",
+        d.host,
+        env!("CARGO_BIN_EXE_berth")
+    );
+    let out = script(&cmd, "hello\\r");
+    assert_eq!(out.code(), 7, "{out:?}");
+    assert!(out.stdout.contains("got hello\r\n"), "{out:?}");
+    assert!(out.stdout.contains("40 100\r\n"), "{out:?}");
+}
+
+#[test]
+fn exec_interactive_tty() {
+    let d = daemon_or_skip!();
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping: script(1) is missing");
+        return;
+    }
+    let name = unique("exectty");
+    d.berth(&["run", "-d", "--name", &name, IMAGE, "sleep", "1000"])
+        .ok();
+    let cmd = format!(
+        "BERTH_HOST={} {} exec -it {name} sh",
+        d.host,
+        env!("CARGO_BIN_EXE_berth")
+    );
+    let out = script(&cmd, "echo hello-$((40+2))\\rexit 4\\r");
+    d.berth(&["rm", "-f", &name]).ok();
+    assert_eq!(out.code(), 4, "{out:?}");
+    assert!(out.stdout.contains("hello-42\r\n"), "{out:?}");
+}
+
+#[test]
+fn unknown_container_errors() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&["rm", "nope"]);
+    assert_eq!(out.code(), 1);
+    assert_eq!(
+        out.stderr,
+        "Error response from daemon: No such container: nope\n"
+    );
+    let out = d.berth(&["stop", "nope"]);
+    assert_eq!(out.code(), 1);
+    assert_eq!(
+        out.stderr,
+        "Error response from daemon: No such container: nope\n"
+    );
+    let out = d.berth(&["inspect", "nope"]);
+    assert_eq!(out.code(), 1);
+    assert_eq!(out.stdout, "[]\n");
+    assert_eq!(out.stderr, "Error: No such object: nope\n");
+    let out = d.berth(&["logs", "nope"]);
+    assert_eq!(out.code(), 1);
+    assert_eq!(
+        out.stderr,
+        "Error response from daemon: No such container: nope\n"
+    );
+}
+
+#[test]
+fn unknown_flag_errors() {
+    let d = daemon_or_skip!();
+    let out = d.berth(&["run", "--nope", IMAGE]);
+    assert_eq!(out.code(), 125, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "unknown flag: --nope\nSee 'berth run --help'.\n"
+    );
+    let out = d.berth(&["ps", "--nope"]);
+    assert_eq!(out.code(), 125, "{out:?}");
+    assert!(out.stderr.starts_with("unknown flag: --nope"), "{out:?}");
+}
+
+#[test]
+fn name_conflict_is_125() {
+    let d = daemon_or_skip!();
+    let name = unique("conflict");
+    d.berth(&["create", "--name", &name, IMAGE, "true"]).ok();
+    let out = d.berth(&["run", "--name", &name, IMAGE, "true"]);
+    d.berth(&["rm", &name]).ok();
+    assert_eq!(out.code(), 125, "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("berth: Error response from daemon: Conflict. The container name"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn create_start_attach() {
+    let d = daemon_or_skip!();
+    let name = unique("start");
+    let out = d.berth(&[
+        "create",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo from-start; exit 2",
+    ]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout.trim().len(), 64);
+    let out = d.berth(&["start", "-a", &name]);
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(out.stdout, "from-start\n");
+    let out = d.berth(&["wait", &name]).ok();
+    assert_eq!(out.stdout, "2\n");
+    d.berth(&["rm", &name]).ok();
+}
+
+#[test]
+fn image_inspect_tag_rmi_save_load() {
+    let d = daemon_or_skip!();
+    let tagged = format!("{}:t1", unique("berth-tag"));
+    d.berth(&["tag", IMAGE, &tagged]).ok();
+    let out = d
+        .berth(&["inspect", "--format", "{{index .RepoTags 0}}", &tagged])
+        .ok();
+    assert!(out.stdout.trim().ends_with(":t1"), "{out:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("img.tar");
+    d.berth(&["save", "-o", tar.to_str().unwrap(), &tagged])
+        .ok();
+    assert!(std::fs::metadata(&tar).unwrap().len() > 100_000);
+    let out = d.berth(&["rmi", &tagged]).ok();
+    assert_eq!(out.stdout, format!("Untagged: {tagged}\n"));
+    let out = d.berth(&["load", "-i", tar.to_str().unwrap()]).ok();
+    assert_eq!(out.stdout, format!("Loaded image: {tagged}\n"));
+    d.berth(&["rmi", &tagged]).ok();
+    let out = d.berth(&["rmi", "nosuch:img"]);
+    assert_eq!(out.code(), 1);
+    assert_eq!(
+        out.stderr,
+        "Error response from daemon: No such image: nosuch:img\n"
+    );
+}
+
+#[test]
+fn cp_both_ways() {
+    let d = daemon_or_skip!();
+    let name = unique("cp");
+    d.berth(&["run", "-d", "--name", &name, IMAGE, "sleep", "1000"])
+        .ok();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("hostfile.txt");
+    std::fs::write(&src, "from host\n").unwrap();
+    d.berth(&["cp", src.to_str().unwrap(), &format!("{name}:/tmp/in.txt")])
+        .ok();
+    let out = d.berth(&["exec", &name, "cat", "/tmp/in.txt"]).ok();
+    assert_eq!(out.stdout, "from host\n");
+    let dest = tmp.path().join("out.txt");
+    d.berth(&["cp", &format!("{name}:/tmp/in.txt"), dest.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "from host\n");
+    d.berth(&["rm", "-f", &name]).ok();
+}
+
+#[test]
+fn login_push_pull_autopull() {
+    let d = daemon_or_skip!();
+    if !std::path::Path::new(berth_tests::registry::DOCKER_REGISTRY).exists() {
+        eprintln!("skipping: docker-registry is missing");
+        return;
+    }
+    let reg = berth_tests::registry::Registry::start_with_htpasswd("tester", "secret").unwrap();
+    let host = reg.host();
+    let config = tempfile::tempdir().unwrap();
+    let berth = |args: &[&str], input: Option<&[u8]>| {
+        let mut c = d.command(args);
+        c.env("DOCKER_CONFIG", config.path());
+        berth_tests::run_with_stdin(&mut c, input, Duration::from_secs(120))
+    };
+    let out = berth(
+        &["login", "-u", "tester", "--password-stdin", &host],
+        Some(b"secret\n"),
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "Login Succeeded\n");
+    let saved = std::fs::read_to_string(config.path().join("config.json")).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert!(saved["auths"][&host]["auth"].is_string(), "{saved}");
+
+    let repo = format!("{host}/berth-test/bb");
+    let tagged = format!("{repo}:1");
+    berth(&["tag", IMAGE, &tagged], None).ok();
+    let out = berth(&["push", &tagged], None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout
+            .starts_with(&format!("The push refers to repository [{repo}]\n")),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("1: digest: sha256:"), "{out:?}");
+
+    berth(&["rmi", &tagged], None).ok();
+    let out = berth(&["pull", &tagged], None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("Status: Downloaded newer image for {tagged}\n")),
+        "{out:?}"
+    );
+    assert!(out.stdout.ends_with(&format!("\n{tagged}\n")), "{out:?}");
+
+    berth(&["rmi", &tagged], None).ok();
+    let out = berth(&["run", "--rm", &tagged, "echo", "pulled"], None);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "pulled\n");
+    assert!(
+        out.stderr
+            .starts_with(&format!("Unable to find image '{tagged}' locally\n")),
+        "{out:?}"
+    );
+    berth(&["rmi", &tagged], None).ok();
+
+    let out = berth(&["pull", &format!("{repo}:nope")], None);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stderr.starts_with("Error response from daemon: "),
+        "{out:?}"
+    );
+
+    let out = berth(&["logout", &host], None).ok();
+    assert_eq!(
+        out.stdout,
+        format!("Removing login credentials for {host}\n")
+    );
+    let out = berth(&["run", "--rm", &tagged, "true"], None);
+    assert_eq!(out.code(), 125, "{out:?}");
+}
+
+#[test]
+fn detach_keys_leave_the_container_running() {
+    let d = daemon_or_skip!();
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipping: script(1) is missing");
+        return;
+    }
+    let name = unique("detach");
+    let cmd = format!(
+        "BERTH_HOST={} {} run -it --name {name} {IMAGE} sh",
+        d.host,
+        env!("CARGO_BIN_EXE_berth")
+    );
+    let out = script(&cmd, "\\020\\021");
+    let state = d
+        .berth(&["inspect", "--format", "{{.State.Status}}", &name])
+        .ok();
+    d.berth(&["rm", "-f", &name]).ok();
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(state.stdout, "running\n");
+}
+
+#[test]
+fn container_and_image_tools() {
+    let d = daemon_or_skip!();
+    let name = unique("tools");
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo x > /made; exec sleep 1000",
+    ])
+    .ok();
+    assert!(wait_for(Duration::from_secs(10), || {
+        d.berth(&["exec", &name, "cat", "/made"]).stdout == "x\n"
+    }));
+    let out = d.berth(&["top", &name]).ok();
+    assert!(out.stdout.starts_with("UID "), "{out:?}");
+    assert!(out.stdout.contains("sleep 1000"), "{out:?}");
+
+    d.berth(&["pause", &name]).ok();
+    let out = d
+        .berth(&[
+            "ps",
+            "--format",
+            "{{.Status}}",
+            "-f",
+            &format!("name={name}"),
+        ])
+        .ok();
+    assert!(out.stdout.contains("(Paused)"), "{out:?}");
+    d.berth(&["unpause", &name]).ok();
+
+    let out = d.berth(&["stats", "--no-stream", &name]).ok();
+    assert!(out.stdout.starts_with("CONTAINER ID   NAME "), "{out:?}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let tar = tmp.path().join("fs.tar");
+    d.berth(&["export", "-o", tar.to_str().unwrap(), &name])
+        .ok();
+    let list = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .any(|l| l == "made"));
+
+    let img = format!("{}:snap", unique("berth-commit"));
+    let out = d
+        .berth(&["commit", "-c", "ENV X=1", "-m", "msg", &name, &img])
+        .ok();
+    assert!(out.stdout.starts_with("sha256:"), "{out:?}");
+    let out = d
+        .berth(&[
+            "inspect",
+            "--format",
+            "{{json .Config.Env}} {{.Comment}}",
+            &img,
+        ])
+        .ok();
+    assert!(out.stdout.contains("\"X=1\""), "{out:?}");
+    assert!(out.stdout.trim_end().ends_with("msg"), "{out:?}");
+    let out = d.berth(&["history", &img]).ok();
+    assert!(out.stdout.starts_with("IMAGE "), "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 3, "{out:?}");
+
+    let renamed = unique("renamed");
+    d.berth(&["rename", &name, &renamed]).ok();
+    d.berth(&["kill", &renamed]).ok();
+    let out = d.berth(&["wait", &renamed]).ok();
+    assert_eq!(out.stdout, "137\n");
+    d.berth(&["rm", &renamed]).ok();
+    d.berth(&["rmi", &img]).ok();
+}

@@ -1,0 +1,205 @@
+//! The daemon the CLI tests talk to: a private dockerd (its own data root, exec root, socket
+//! and pid file under /tmp, no bridge, no iptables), started on first use and shared by the
+//! tests of one binary that run at the same time; it stops when the last of them drops it.
+//!
+//! `BERTH_TEST_HOST=unix:///run/berth/berth.sock` points the tests at a running daemon
+//! (berthd) instead.
+//!
+//! Every daemon gets a busybox image imported as [`IMAGE`].
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use berth_tests::{run_with_stdin, run_with_timeout, Output};
+
+pub const DOCKERD: &str = "/usr/sbin/dockerd";
+pub const IMAGE: &str = "berth-test-bb:latest";
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Daemon {
+    pub host: String,
+    dir: Option<PathBuf>,
+    child: Option<Child>,
+}
+
+static SHARED: Mutex<Weak<Daemon>> = Mutex::new(Weak::new());
+
+/// The shared daemon, or `None` (with a message) when the tests cannot run here.
+pub fn daemon() -> Option<Arc<Daemon>> {
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = shared.upgrade() {
+        return Some(d);
+    }
+    let d = Arc::new(Daemon::start()?);
+    *shared = Arc::downgrade(&d);
+    Some(d)
+}
+
+/// Skips the test (returns) when no daemon can be had.
+#[macro_export]
+macro_rules! daemon_or_skip {
+    () => {
+        match common::daemon() {
+            Some(d) => d,
+            None => return,
+        }
+    };
+}
+
+fn unmount_under(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .filter(|m| m.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").arg("-l").arg(p).status();
+    }
+}
+
+impl Daemon {
+    fn start() -> Option<Daemon> {
+        if let Ok(host) = std::env::var("BERTH_TEST_HOST") {
+            let d = Daemon {
+                host,
+                dir: None,
+                child: None,
+            };
+            d.import_image();
+            return Some(d);
+        }
+        if !Path::new(DOCKERD).exists() {
+            eprintln!("skipping: {DOCKERD} is missing (apt-get install docker.io)");
+            return None;
+        }
+        if !nix_is_root() {
+            eprintln!("skipping: dockerd needs root");
+            return None;
+        }
+        let dir = PathBuf::from(format!("/tmp/{}", berth_tests::unique("berth-cli-dockerd")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("docker.sock");
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new(DOCKERD)
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--pidfile")
+            .arg(dir.join("docker.pid"))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip6tables=false",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            host: format!("unix://{}", sock.display()),
+            dir: Some(dir.clone()),
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = d.berth(&["version"]);
+            if out.code() == 0 {
+                break;
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default();
+                panic!("dockerd did not start: {}\n{log}", out.stderr);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        d.import_image();
+        Some(d)
+    }
+
+    fn import_image(&self) {
+        let tmp = tempfile::tempdir().unwrap();
+        let rootfs = tmp.path().join("rootfs");
+        berth_tests::busybox_rootfs(&rootfs).unwrap();
+        let tar = tmp.path().join("rootfs.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.berth(&["import", tar.to_str().unwrap(), IMAGE]).ok();
+    }
+
+    /// `berth ARGS` against this daemon, stdin closed.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        run_with_timeout(&mut self.command(args), TIMEOUT)
+    }
+
+    /// `berth ARGS` with `input` on stdin.
+    pub fn berth_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        run_with_stdin(&mut self.command(args), Some(input), TIMEOUT)
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.env("BERTH_HOST", &self.host)
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("BERTH_API_VERSION")
+            .args(args);
+        c
+    }
+
+    /// Removes containers by name, ignoring errors (cleanup).
+    pub fn remove(&self, names: &[&str]) {
+        for n in names {
+            let _ = self.berth(&["rm", "-f", n]);
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Some(dir) = self.dir.take() {
+            unmount_under(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! `/containers/...`: create, list, inspect, start, stop, kill, wait, remove, logs, attach.
+
+use berth_api::models::ContainerCreateBody;
+use berth_api::query::{bool_value, Filters};
+use berth_api::stdcopy;
+use berth_engine::attach::{AttachOptions, Attached, MonitorStream};
+use berth_engine::lifecycle::WaitCondition;
+use berth_engine::logs::LogOptions;
+use berth_engine::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+use crate::http::{
+    channel, empty, engine_error, error, json, no_content, read_json, response, Resp,
+};
+use crate::route::{self, Route};
+
+pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+    let q = route::query(req.uri().query());
+    let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
+    let int = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    let result = match route {
+        Route::ContainerCreate => {
+            let body: ContainerCreateBody = match read_json(req.into_body()).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            engine
+                .create(q.get("name").map(String::as_str), body)
+                .map(|(id, warnings)| {
+                    json(
+                        StatusCode::CREATED,
+                        &json!({"Id": id, "Warnings": warnings}),
+                    )
+                })
+        }
+        Route::ContainerList => {
+            let filters = match Filters::parse(q.get("filters").map(String::as_str).unwrap_or("")) {
+                Ok(f) => f,
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+            };
+            let limit = int("limit").filter(|l| *l > 0).map(|l| l as usize);
+            engine
+                .list(flag("all"), limit, &filters)
+                .map(|l| json(StatusCode::OK, &l))
+        }
+        Route::ContainerInspect(id) => engine.inspect(&id).map(|c| json(StatusCode::OK, &c)),
+        Route::ContainerStart(id) => engine
+            .start(&id)
+            .await
+            .map(|()| no_content(StatusCode::NO_CONTENT)),
+        Route::ContainerStop(id) => engine
+            .stop(
+                &id,
+                int("t").or(int("timeout")),
+                q.get("signal").map(String::as_str),
+            )
+            .await
+            .map(|()| no_content(StatusCode::NO_CONTENT)),
+        Route::ContainerRestart(id) => engine
+            .restart(&id, int("t").or(int("timeout")))
+            .await
+            .map(|()| no_content(StatusCode::NO_CONTENT)),
+        Route::ContainerKill(id) => engine
+            .kill(
+                &id,
+                q.get("signal")
+                    .map(String::as_str)
+                    .filter(|s| !s.is_empty()),
+            )
+            .map(|()| no_content(StatusCode::NO_CONTENT)),
+        Route::ContainerPause(id) => engine
+            .pause(&id)
+            .map(|()| no_content(StatusCode::NO_CONTENT)),
+        Route::ContainerUnpause(id) => engine
+            .unpause(&id)
+            .map(|()| no_content(StatusCode::NO_CONTENT)),
+        Route::ContainerDelete(id) => engine
+            .remove(&id, flag("force"))
+            .await
+            .map(|()| no_content(StatusCode::NO_CONTENT)),
+        Route::ContainerRename(id) => {
+            let name = q.get("name").cloned().unwrap_or_default();
+            engine
+                .rename(&id, &name)
+                .map(|()| no_content(StatusCode::NO_CONTENT))
+        }
+        Route::ContainerResize(id) => {
+            let (h, w) = (int("h").unwrap_or(0), int("w").unwrap_or(0));
+            engine
+                .resize(&id, h.max(0) as u32, w.max(0) as u32)
+                .await
+                .map(|()| response(StatusCode::OK, None, empty()))
+        }
+        Route::ContainerPrune => engine.prune().await.map(|(ids, space)| {
+            json(
+                StatusCode::OK,
+                &json!({"ContainersDeleted": ids, "SpaceReclaimed": space}),
+            )
+        }),
+        Route::ContainerWait(id) => {
+            return wait(engine, &id, q.get("condition").map(String::as_str))
+        }
+        Route::ContainerLogs(id) => return logs(engine, &id, &q),
+        Route::ContainerAttach(id) => return attach(engine, &id, &q, req).await,
+        _ => return error(StatusCode::NOT_FOUND, "page not found"),
+    };
+    result.unwrap_or_else(|e| engine_error(&e))
+}
+
+/// The head at once; the body `{"Error":null,"StatusCode":N}` when the condition is met.
+fn wait(engine: &Engine, id: &str, condition: Option<&str>) -> Resp {
+    let condition = match condition.unwrap_or("not-running") {
+        "" | "not-running" => WaitCondition::NotRunning,
+        "next-exit" => WaitCondition::NextExit,
+        "removed" => WaitCondition::Removed,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid condition: \"{other}\""),
+            )
+        }
+    };
+    if let Err(e) = engine.containers.get(id) {
+        return engine_error(&e);
+    }
+    let (tx, body) = channel();
+    let engine = engine.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let answer = match engine.wait(&id, condition).await {
+            Ok(code) => json!({"Error": null, "StatusCode": code}),
+            Err(e) => json!({"Error": {"Message": e.to_string()}, "StatusCode": -1}),
+        };
+        let mut line = serde_json::to_vec(&answer).unwrap_or_default();
+        line.push(b'\n');
+        let _ = tx.send(Bytes::from(line)).await;
+    });
+    response(StatusCode::OK, Some("application/json"), body)
+}
+
+fn logs(engine: &Engine, id: &str, q: &std::collections::HashMap<String, String>) -> Resp {
+    let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
+    let time = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|t| *t != 0.0)
+    };
+    let opts = LogOptions {
+        stdout: flag("stdout"),
+        stderr: flag("stderr"),
+        follow: flag("follow"),
+        since: time("since"),
+        until: time("until"),
+        tail: q
+            .get("tail")
+            .filter(|t| t.as_str() != "all")
+            .and_then(|t| t.parse().ok()),
+        timestamps: flag("timestamps"),
+    };
+    if !opts.stdout && !opts.stderr {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Bad parameters: you must choose at least one stream",
+        );
+    }
+    let timestamps = opts.timestamps;
+    let (tty, mut rx) = match engine.logs(id, opts) {
+        Ok(x) => x,
+        Err(e) => return engine_error(&e),
+    };
+    let (tx, body) = channel();
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            let mut text = Vec::new();
+            if timestamps {
+                text.extend_from_slice(r.time.as_bytes());
+                text.push(b' ');
+            }
+            text.extend_from_slice(&r.text);
+            let chunk = if tty {
+                text
+            } else {
+                stdcopy::frame(r.stream, &text)
+            };
+            if tx.send(Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    response(StatusCode::OK, None, body)
+}
+
+/// Hijacks the connection (101) and joins it to the container's stream.
+async fn attach(
+    engine: &Engine,
+    id: &str,
+    q: &std::collections::HashMap<String, String>,
+    mut req: Request<Incoming>,
+) -> Resp {
+    let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
+    let opts = AttachOptions {
+        stdin: flag("stdin"),
+        stdout: flag("stdout"),
+        stderr: flag("stderr"),
+    };
+    let (_tty, attached) = match engine.attach(id, opts).await {
+        Ok(x) => x,
+        Err(e) => return engine_error(&e),
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let monitor = match attached {
+            Attached::Now(s) => s,
+            Attached::AtStart(rx) => match rx.await {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        pump(TokioIo::new(upgraded), monitor).await;
+    });
+    upgraded_response()
+}
+
+/// The 101 answer of a hijack: only these headers, as dockerd sends.
+pub fn upgraded_response() -> Resp {
+    let mut resp = response(
+        StatusCode::SWITCHING_PROTOCOLS,
+        Some("application/vnd.docker.raw-stream"),
+        empty(),
+    );
+    let h = resp.headers_mut();
+    h.insert("Connection", HeaderValue::from_static("Upgrade"));
+    h.insert("Upgrade", HeaderValue::from_static("tcp"));
+    resp
+}
+
+/// Copies the client's bytes to the monitor (its half-close ends stdin) and the monitor's to
+/// the client, until the monitor ends the stream (the process exited, output flushed).
+pub async fn pump<C>(client: C, monitor: MonitorStream)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut mr, mut mw) = tokio::io::split(monitor);
+    let input = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut cr, &mut mw).await;
+        let _ = mw.shutdown().await;
+    });
+    let _ = tokio::io::copy(&mut mr, &mut cw).await;
+    let _ = cw.shutdown().await;
+    input.abort();
+}

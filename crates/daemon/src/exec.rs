@@ -1,0 +1,68 @@
+//! `/containers/{id}/exec` and `/exec/{id}/...`.
+
+use berth_api::models::{ExecConfig, ExecStartConfig};
+use berth_engine::Engine;
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use crate::containers::{pump, upgraded_response};
+use crate::http::{empty, engine_error, error, json, read_json, response, Resp};
+use crate::route::{self, Route};
+
+pub async fn handle(engine: &Engine, route: Route, mut req: Request<Incoming>) -> Resp {
+    let q = route::query(req.uri().query());
+    let int = |k: &str| {
+        q.get(k)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+            .max(0) as u32
+    };
+    match route {
+        Route::ExecCreate(id) => {
+            let config: ExecConfig = match read_json(req.into_body()).await {
+                Ok(c) => c,
+                Err(resp) => return resp,
+            };
+            match engine.exec_create(&id, config) {
+                Ok(exec) => json(StatusCode::CREATED, &json!({ "Id": exec })),
+                Err(e) => engine_error(&e),
+            }
+        }
+        Route::ExecStart(id) => {
+            let upgrade = hyper::upgrade::on(&mut req);
+            let start: ExecStartConfig = match read_json(req.into_body()).await {
+                Ok(c) => c,
+                Err(resp) => return resp,
+            };
+            let (_tty, stream) = match engine.exec_start(&id).await {
+                Ok(x) => x,
+                Err(e) => return engine_error(&e),
+            };
+            if start.detach == Some(true) {
+                // Nobody reads the output: drain it so the process never blocks on a pipe.
+                tokio::spawn(async move {
+                    let mut stream = stream;
+                    let _ = tokio::io::copy(&mut stream, &mut tokio::io::sink()).await;
+                });
+                return response(StatusCode::OK, None, empty());
+            }
+            tokio::spawn(async move {
+                if let Ok(upgraded) = upgrade.await {
+                    pump(TokioIo::new(upgraded), stream).await;
+                }
+            });
+            upgraded_response()
+        }
+        Route::ExecResize(id) => match engine.exec_resize(&id, int("h"), int("w")).await {
+            Ok(()) => response(StatusCode::OK, None, empty()),
+            Err(e) => engine_error(&e),
+        },
+        Route::ExecInspect(id) => match engine.exec_inspect(&id).await {
+            Ok(i) => json(StatusCode::OK, &i),
+            Err(e) => engine_error(&e),
+        },
+        _ => error(StatusCode::NOT_FOUND, "page not found"),
+    }
+}

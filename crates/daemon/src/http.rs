@@ -1,0 +1,105 @@
+//! The HTTP pieces every handler uses: the response body type (whole or streamed), JSON and
+//! error responses with Docker's headers, reading request bodies.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// Every response body: whole, or a stream of chunks.
+pub type Body = BoxBody<Bytes, Infallible>;
+
+pub type Resp = Response<Body>;
+
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into()).boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A streamed body fed by the returned sender; each message is flushed as one chunk. The
+/// response head goes out at once, before any chunk (as `wait` needs).
+pub fn channel() -> (mpsc::Sender<Bytes>, Body) {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    (tx, BodyExt::boxed(StreamBody::new(stream)))
+}
+
+/// A response with `status` and `body`.
+pub fn response(status: StatusCode, content_type: Option<&str>, body: Body) -> Resp {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    if let Some(ct) = content_type {
+        if let Ok(v) = HeaderValue::from_str(ct) {
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+    }
+    resp
+}
+
+/// `value` as JSON with `status`.
+pub fn json(status: StatusCode, value: &impl Serialize) -> Resp {
+    match serde_json::to_vec(value) {
+        Ok(mut bytes) => {
+            bytes.push(b'\n');
+            response(status, Some("application/json"), full(bytes))
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Docker's error body: `{"message": "..."}`.
+pub fn error(status: StatusCode, message: &str) -> Resp {
+    let mut bytes = serde_json::to_vec(&serde_json::json!({ "message": message }))
+        .unwrap_or_else(|_| b"{}".to_vec());
+    bytes.push(b'\n');
+    response(status, Some("application/json"), full(bytes))
+}
+
+/// A status with no body (204, 304, 201 for tag).
+pub fn no_content(status: StatusCode) -> Resp {
+    response(status, None, empty())
+}
+
+/// The engine's error as Docker answers it.
+pub fn engine_error(e: &berth_engine::EngineError) -> Resp {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status == StatusCode::NOT_MODIFIED {
+        return no_content(status);
+    }
+    error(status, &e.to_string())
+}
+
+/// Reads a whole request body.
+pub async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
+    body.collect().await.map(|c| c.to_bytes()).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("reading the request body: {e}"),
+        )
+    })
+}
+
+/// Parses a JSON request body (an empty body is the type's default).
+pub async fn read_json<T: serde::de::DeserializeOwned + Default>(
+    body: Incoming,
+) -> Result<T, Resp> {
+    let bytes = read_body(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    // dockerd answers a body it cannot decode with 500.
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+}

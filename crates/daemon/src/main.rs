@@ -1,0 +1,149 @@
+//! `berthd`: the Docker Engine API on a Unix socket.
+
+// The `/info` body is one large `json!`.
+#![recursion_limit = "256"]
+
+mod containers;
+mod exec;
+mod http;
+mod images;
+mod route;
+mod server;
+mod system;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berthd",
+    version,
+    about = "The Berth daemon: the Docker Engine API over containers and images"
+)]
+struct Flags {
+    /// Where to listen (only unix:// sockets).
+    #[arg(
+        short = 'H',
+        long = "host",
+        default_value = "unix:///run/berth/berth.sock"
+    )]
+    host: String,
+    /// Where persistent state lives.
+    #[arg(long, default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Where runtime state lives (tmpfs).
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// Daemon configuration (docker's daemon.json key names).
+    #[arg(long, default_value = "/etc/berth/daemon.json")]
+    config_file: PathBuf,
+    /// debug, info, warn, error.
+    #[arg(short = 'l', long, default_value = "info")]
+    log_level: String,
+    /// The berth-monitor binary (default: beside berthd).
+    #[arg(long)]
+    monitor: Option<PathBuf>,
+    /// A registry where plain HTTP is allowed (loopback always is); repeatable.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut flags = Flags::parse();
+    apply_config_file(&mut flags)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&flags.log_level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let socket = match flags.host.strip_prefix("unix://") {
+        Some(p) => PathBuf::from(p),
+        None => bail!("only unix:// hosts are supported: {}", flags.host),
+    };
+    let monitor = match flags.monitor.clone() {
+        Some(m) => m,
+        None => std::env::current_exe()
+            .context("finding berthd's own path")?
+            .with_file_name("berth-monitor"),
+    };
+    let engine = berth_engine::Engine::open(berth_engine::Config {
+        data_root: flags.data_root.clone(),
+        exec_root: flags.exec_root.clone(),
+        monitor,
+        insecure_registries: flags.insecure_registries.clone(),
+        certs_dir: PathBuf::from("/etc/berth/certs.d"),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        engine.reconcile().await;
+        let state = Arc::new(server::State { engine });
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = server::serve(&socket, state) => r,
+            _ = term.recv() => {
+                tracing::info!("SIGTERM: shutting down; containers keep running");
+                let _ = std::fs::remove_file(&socket);
+                Ok(())
+            }
+            _ = tokio::signal::ctrl_c() => {
+                let _ = std::fs::remove_file(&socket);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`, as
+/// docker's daemon.json names them (flags given on the command line are overridden only when
+/// left at their defaults).
+fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
+    let text = match std::fs::read_to_string(&flags.config_file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).context(format!("reading {}", flags.config_file.display())),
+    };
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", flags.config_file.display()))?;
+    let defaults = Flags::parse_from(["berthd"]);
+    if let Some(h) = v["hosts"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|h| h.as_str())
+    {
+        if flags.host == defaults.host {
+            flags.host = h.to_string();
+        }
+    }
+    if let Some(d) = v["data-root"]
+        .as_str()
+        .filter(|_| flags.data_root == defaults.data_root)
+    {
+        flags.data_root = PathBuf::from(d);
+    }
+    if let Some(d) = v["exec-root"]
+        .as_str()
+        .filter(|_| flags.exec_root == defaults.exec_root)
+    {
+        flags.exec_root = PathBuf::from(d);
+    }
+    for r in v["insecure-registries"].as_array().into_iter().flatten() {
+        if let Some(r) = r.as_str() {
+            flags.insecure_registries.push(r.to_string());
+        }
+    }
+    if let Some(l) = v["log-level"]
+        .as_str()
+        .filter(|_| flags.log_level == defaults.log_level)
+    {
+        flags.log_level = l.to_string();
+    }
+    Ok(())
+}

@@ -1,0 +1,231 @@
+//! Requests parsed into a typed [`Route`] (as firecracker's API server does): the version
+//! prefix checked and stripped, the object name (an image name may hold `/` and `:`) matched by
+//! suffix, and the query decoded.
+
+use std::collections::HashMap;
+
+use http::Method;
+
+/// Every endpoint berthd serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Ping,
+    Version,
+    Info,
+    Events,
+    SystemDf,
+    ContainerCreate,
+    ContainerList,
+    ContainerPrune,
+    ContainerInspect(String),
+    ContainerStart(String),
+    ContainerStop(String),
+    ContainerRestart(String),
+    ContainerKill(String),
+    ContainerPause(String),
+    ContainerUnpause(String),
+    ContainerWait(String),
+    ContainerDelete(String),
+    ContainerLogs(String),
+    ContainerAttach(String),
+    ContainerResize(String),
+    ContainerRename(String),
+    ContainerTop(String),
+    ContainerStats(String),
+    ContainerExport(String),
+    ContainerArchive(String),
+    ExecCreate(String),
+    ExecStart(String),
+    ExecResize(String),
+    ExecInspect(String),
+    ImageList,
+    ImageCreate,
+    ImageLoad,
+    ImageGet,
+    ImagePrune,
+    ImageInspect(String),
+    ImageHistory(String),
+    ImageTag(String),
+    ImagePush(String),
+    ImageDelete(String),
+    Commit,
+    Auth,
+}
+
+/// Why a request has no route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// 404 `page not found`.
+    NotFound,
+    /// 400: the client's version is outside what we serve.
+    Version(String),
+}
+
+/// `1.41` → (1, 41).
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let (a, b) = v.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+/// Parses `method path`; returns the route and the API version the client asked for (None:
+/// unversioned).
+pub fn parse(method: &Method, path: &str) -> Result<(Route, Option<String>), RouteError> {
+    let mut rest = path;
+    let mut version = None;
+    if let Some(after) = path.strip_prefix("/v") {
+        if let Some((v, tail)) = after.split_once('/') {
+            if parse_version(v).is_some() {
+                let max = parse_version(berth_api::API_VERSION).unwrap_or((1, 43));
+                let min = parse_version(berth_api::MIN_API_VERSION).unwrap_or((1, 24));
+                let asked = parse_version(v).unwrap_or(max);
+                if asked > max {
+                    return Err(RouteError::Version(format!(
+                        "client version {v} is too new. Maximum supported API version is {}",
+                        berth_api::API_VERSION
+                    )));
+                }
+                if asked < min {
+                    return Err(RouteError::Version(format!(
+                        "client version {v} is too old. Minimum supported API version is {}, please upgrade your client to a newer version",
+                        berth_api::MIN_API_VERSION
+                    )));
+                }
+                version = Some(v.to_string());
+                rest = &path[2 + v.len()..];
+                let _ = tail;
+            }
+        }
+    }
+    let route = route(method, rest).ok_or(RouteError::NotFound)?;
+    Ok((route, version))
+}
+
+fn route(method: &Method, path: &str) -> Option<Route> {
+    use Route::*;
+    let m = method.as_str();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let owned = |s: &str| s.to_string();
+    Some(match (m, segs.as_slice()) {
+        ("GET" | "HEAD", ["_ping"]) => Ping,
+        ("GET", ["version"]) => Version,
+        ("GET", ["info"]) => Info,
+        ("GET", ["events"]) => Events,
+        ("GET", ["system", "df"]) => SystemDf,
+        ("POST", ["containers", "create"]) => ContainerCreate,
+        ("GET", ["containers", "json"]) => ContainerList,
+        ("POST", ["containers", "prune"]) => ContainerPrune,
+        ("GET", ["containers", id, "json"]) => ContainerInspect(owned(id)),
+        ("POST", ["containers", id, "start"]) => ContainerStart(owned(id)),
+        ("POST", ["containers", id, "stop"]) => ContainerStop(owned(id)),
+        ("POST", ["containers", id, "restart"]) => ContainerRestart(owned(id)),
+        ("POST", ["containers", id, "kill"]) => ContainerKill(owned(id)),
+        ("POST", ["containers", id, "pause"]) => ContainerPause(owned(id)),
+        ("POST", ["containers", id, "unpause"]) => ContainerUnpause(owned(id)),
+        ("POST", ["containers", id, "wait"]) => ContainerWait(owned(id)),
+        ("DELETE", ["containers", id]) => ContainerDelete(owned(id)),
+        ("GET", ["containers", id, "logs"]) => ContainerLogs(owned(id)),
+        ("POST", ["containers", id, "attach"]) => ContainerAttach(owned(id)),
+        ("POST", ["containers", id, "resize"]) => ContainerResize(owned(id)),
+        ("POST", ["containers", id, "rename"]) => ContainerRename(owned(id)),
+        ("GET", ["containers", id, "top"]) => ContainerTop(owned(id)),
+        ("GET", ["containers", id, "stats"]) => ContainerStats(owned(id)),
+        ("GET", ["containers", id, "export"]) => ContainerExport(owned(id)),
+        ("GET" | "HEAD" | "PUT", ["containers", id, "archive"]) => ContainerArchive(owned(id)),
+        ("POST", ["containers", id, "exec"]) => ExecCreate(owned(id)),
+        ("POST", ["exec", id, "start"]) => ExecStart(owned(id)),
+        ("POST", ["exec", id, "resize"]) => ExecResize(owned(id)),
+        ("GET", ["exec", id, "json"]) => ExecInspect(owned(id)),
+        ("GET", ["images", "json"]) => ImageList,
+        ("POST", ["images", "create"]) => ImageCreate,
+        ("POST", ["images", "load"]) => ImageLoad,
+        ("GET", ["images", "get"]) => ImageGet,
+        ("POST", ["images", "prune"]) => ImagePrune,
+        ("POST", ["commit"]) => Commit,
+        ("POST", ["auth"]) => Auth,
+        ("GET", ["images", name @ .., "json"]) if !name.is_empty() => ImageInspect(name.join("/")),
+        ("GET", ["images", name @ .., "history"]) if !name.is_empty() => {
+            ImageHistory(name.join("/"))
+        }
+        ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => ImageTag(name.join("/")),
+        ("POST", ["images", name @ .., "push"]) if !name.is_empty() => ImagePush(name.join("/")),
+        ("DELETE", ["images", name @ ..]) if !name.is_empty() => ImageDelete(name.join("/")),
+        _ => return None,
+    })
+}
+
+/// The query string decoded into a map (the last value of a repeated key wins, except where
+/// the caller reads every value with [`query_all`]).
+pub fn query(q: Option<&str>) -> HashMap<String, String> {
+    query_all(q).into_iter().collect()
+}
+
+/// Every `key=value` of the query, decoded, in order.
+pub fn query_all(q: Option<&str>) -> Vec<(String, String)> {
+    q.unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Percent-decoding, with `+` as a space.
+pub fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 3 <= bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_and_unversioned_paths_route_the_same() {
+        let (r, v) = parse(&Method::POST, "/v1.41/containers/abc/start").unwrap();
+        assert_eq!(r, Route::ContainerStart("abc".into()));
+        assert_eq!(v.as_deref(), Some("1.41"));
+        let (r, v) = parse(&Method::GET, "/version").unwrap();
+        assert_eq!((r, v), (Route::Version, None));
+        assert_eq!(
+            parse(&Method::GET, "/v1.41/images/localhost:5000/bb/json")
+                .unwrap()
+                .0,
+            Route::ImageInspect("localhost:5000/bb".into())
+        );
+        assert_eq!(
+            parse(&Method::DELETE, "/v1.41/images/a/b:c").unwrap().0,
+            Route::ImageDelete("a/b:c".into())
+        );
+        assert_eq!(parse(&Method::GET, "/nope"), Err(RouteError::NotFound));
+        assert!(matches!(
+            parse(&Method::GET, "/v1.99/version"),
+            Err(RouteError::Version(m)) if m.contains("too new")
+        ));
+    }
+
+    #[test]
+    fn queries_decode() {
+        let q = query(Some("filters=%7B%22a%22%3A1%7D&t=10&x=a+b"));
+        assert_eq!(q["filters"], "{\"a\":1}");
+        assert_eq!(q["t"], "10");
+        assert_eq!(q["x"], "a b");
+    }
+}

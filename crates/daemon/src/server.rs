@@ -1,0 +1,105 @@
+//! The Unix socket server: one task per connection (the docker CLI opens several at once and
+//! keeps `wait` and attach open for a container's life), HTTP/1.1 with upgrades for hijacked
+//! attach and exec, Docker's common headers on every answer.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_engine::Engine;
+use http::{HeaderValue, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixListener;
+
+use crate::http::{error, Resp};
+use crate::route::{self, Route, RouteError};
+use crate::{containers, exec, images, system};
+
+/// Shared by every request.
+#[derive(Debug)]
+pub struct State {
+    pub engine: Engine,
+}
+
+/// Binds the socket at `path` (mode 0660, a stale one replaced) and serves until the task is
+/// dropped.
+pub async fn serve(path: &Path, state: Arc<State>) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    tracing::info!(socket = %path.display(), "API listening");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let state = Arc::clone(&state);
+                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await
+            {
+                tracing::debug!(error = %e, "connection");
+            }
+        });
+    }
+}
+
+async fn handle(state: &State, req: Request<Incoming>) -> Resp {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let mut resp = match route::parse(&method, &path) {
+        Ok((route, _version)) => {
+            tracing::debug!(%method, %path, "request");
+            dispatch(state, route, req).await
+        }
+        Err(RouteError::NotFound) => return error(StatusCode::NOT_FOUND, "page not found"),
+        Err(RouteError::Version(m)) => error(StatusCode::BAD_REQUEST, &m),
+    };
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let h = resp.headers_mut();
+        for (k, v) in [
+            ("Api-Version", berth_api::API_VERSION),
+            ("Docker-Experimental", "false"),
+            ("Ostype", "linux"),
+            (
+                "Server",
+                concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)"),
+            ),
+        ] {
+            h.insert(k, HeaderValue::from_static(v));
+        }
+    }
+    resp
+}
+
+async fn dispatch(state: &State, route: Route, req: Request<Incoming>) -> Resp {
+    use Route::*;
+    let engine = &state.engine;
+    match route {
+        Ping => system::ping(req.method()),
+        Version => system::version(),
+        Info => system::info(engine),
+        Events => system::events(engine, req.uri().query()),
+        ContainerCreate | ContainerList | ContainerInspect(_) | ContainerStart(_)
+        | ContainerStop(_) | ContainerRestart(_) | ContainerKill(_) | ContainerPause(_)
+        | ContainerUnpause(_) | ContainerWait(_) | ContainerDelete(_) | ContainerLogs(_)
+        | ContainerAttach(_) | ContainerResize(_) | ContainerRename(_) | ContainerPrune => {
+            containers::handle(engine, route, req).await
+        }
+        ExecCreate(_) | ExecStart(_) | ExecResize(_) | ExecInspect(_) => {
+            exec::handle(engine, route, req).await
+        }
+        ImageList | ImageCreate | ImageInspect(_) | ImageTag(_) | ImageDelete(_) | ImagePush(_) => {
+            images::handle(engine, route, req).await
+        }
+        _ => error(StatusCode::NOT_IMPLEMENTED, "not implemented yet in berthd"),
+    }
+}

@@ -1,0 +1,270 @@
+//! `/_ping`, `/version`, `/info`, `/events`.
+
+use berth_api::models::EventMessage;
+use berth_api::query::Filters;
+use berth_engine::Engine;
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use serde_json::json;
+
+use crate::http::{channel, error, full, json, response, Resp};
+use crate::route;
+
+pub fn ping(method: &Method) -> Resp {
+    let body = if method == Method::HEAD { "" } else { "OK" };
+    let mut resp = response(
+        StatusCode::OK,
+        Some("text/plain; charset=utf-8"),
+        full(body),
+    );
+    let h = resp.headers_mut();
+    h.insert(
+        "Cache-Control",
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert("Pragma", HeaderValue::from_static("no-cache"));
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    resp
+}
+
+fn kernel() -> String {
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
+}
+
+pub fn version() -> Resp {
+    let v = env!("CARGO_PKG_VERSION");
+    let api = berth_api::API_VERSION;
+    let min = berth_api::MIN_API_VERSION;
+    json(
+        StatusCode::OK,
+        &json!({
+            "Platform": {"Name": "Berth Engine"},
+            "Components": [{"Name": "Engine", "Version": v, "Details": {
+                "ApiVersion": api, "MinAPIVersion": min, "Os": "linux", "Arch": arch(),
+                "KernelVersion": kernel(), "GitCommit": "", "GoVersion": "",
+                "Experimental": "false", "BuildTime": ""}}],
+            "Version": v,
+            "ApiVersion": api,
+            "MinAPIVersion": min,
+            "GitCommit": "",
+            "GoVersion": "",
+            "Os": "linux",
+            "Arch": arch(),
+            "KernelVersion": kernel(),
+            "BuildTime": "",
+        }),
+    )
+}
+
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+pub fn info(engine: &Engine) -> Resp {
+    let containers = engine.containers.all();
+    let running = containers.iter().filter(|c| c.is_running()).count();
+    let paused = containers
+        .iter()
+        .filter(|c| c.state.status == berth_engine::container::Status::Paused)
+        .count();
+    let images = engine.images.list().map(|l| l.len()).unwrap_or(0);
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|k| k.parse::<u64>().ok())
+                })
+        })
+        .unwrap_or(0)
+        * 1024;
+    let cgroup_version = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
+    json(
+        StatusCode::OK,
+        &json!({
+            "ID": "berth",
+            "Containers": containers.len(),
+            "ContainersRunning": running - paused.min(running),
+            "ContainersPaused": paused,
+            "ContainersStopped": containers.len() - running,
+            "Images": images,
+            "Driver": "overlay2",
+            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+            "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Log": ["json-file"]},
+            "MemoryLimit": true, "SwapLimit": true, "KernelMemory": false,
+            "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true,
+            "PidsLimit": true, "IPv4Forwarding": true, "BridgeNfIptables": false,
+            "BridgeNfIp6tables": false, "Debug": false, "NFd": 0, "OomKillDisable": true,
+            "NGoroutines": 0, "SystemTime": berth_engine::container::now_rfc3339(),
+            "LoggingDriver": "json-file", "CgroupDriver": "cgroupfs",
+            "CgroupVersion": cgroup_version, "NEventsListener": 0,
+            "KernelVersion": kernel(), "OperatingSystem": os_name(), "OSVersion": "",
+            "OSType": "linux", "Architecture": std::env::consts::ARCH,
+            "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "NCPU": ncpu, "MemTotal": mem,
+            "DockerRootDir": engine.config.data_root,
+            "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+            "Name": hostname, "Labels": [], "ExperimentalBuild": false,
+            "ServerVersion": env!("CARGO_PKG_VERSION"),
+            "Runtimes": {"berth": {"path": "berth-runtime"}}, "DefaultRuntime": "berth",
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                      "ControlAvailable": false, "Error": "", "RemoteManagers": null},
+            "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
+            "ContainerdCommit": {"ID": "", "Expected": ""},
+            "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "Warnings": [],
+        }),
+    )
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+/// `GET /events?since=&until=&filters=`: past events since `since`, then live ones until
+/// `until` (or until the client goes).
+pub fn events(engine: &Engine, query: Option<&str>) -> Resp {
+    let q = route::query(query);
+    let filters = match Filters::parse(q.get("filters").map(String::as_str).unwrap_or("")) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let time_arg = |k: &str| q.get(k).and_then(|v| parse_time(v, now));
+    let since = time_arg("since");
+    let until = time_arg("until");
+    let (past, mut live) = engine.events.subscribe();
+    let (tx, body) = channel();
+    tokio::spawn(async move {
+        let send = |e: &EventMessage| {
+            let mut line = serde_json::to_vec(&legacy_fields(e)).unwrap_or_default();
+            line.push(b'\n');
+            Bytes::from(line)
+        };
+        let t = |e: &EventMessage| e.time_nano.unwrap_or(0) as f64 / 1e9;
+        if let Some(s) = since {
+            for e in past
+                .iter()
+                .filter(|e| t(e) >= s && until.is_none_or(|u| t(e) <= u))
+            {
+                if matches(e, &filters) && tx.send(send(e)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        loop {
+            let wait = match until {
+                Some(u) => std::time::Duration::from_secs_f64((u - now_secs()).max(0.0)),
+                None => std::time::Duration::from_secs(3600 * 24 * 365),
+            };
+            match tokio::time::timeout(wait, live.recv()).await {
+                Ok(Ok(e)) => {
+                    if until.is_some_and(|u| t(&e) > u) {
+                        return;
+                    }
+                    if matches(&e, &filters) && tx.send(send(&e)).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+                _ => return,
+            }
+        }
+    });
+    response(StatusCode::OK, Some("application/json"), body)
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Unix seconds (`1700000000`, `1700000000.5`), or a duration before now (`10m`).
+fn parse_time(v: &str, now: f64) -> Option<f64> {
+    if let Ok(s) = v.parse::<f64>() {
+        return Some(s);
+    }
+    humantime::parse_duration(v)
+        .ok()
+        .map(|d| now - d.as_secs_f64())
+        .or_else(|| {
+            humantime::parse_rfc3339_weak(v)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs_f64())
+        })
+}
+
+fn matches(e: &EventMessage, f: &Filters) -> bool {
+    let typ = e.typ.map(|t| t.to_string()).unwrap_or_default();
+    let action = e.action.clone().unwrap_or_default();
+    let actor = e.actor.clone().unwrap_or_default();
+    let id = actor.id.unwrap_or_default();
+    let attrs = actor.attributes.unwrap_or_default();
+    let ok = |key: &str, pred: &dyn Fn(&str) -> bool| {
+        let v = f.get(key);
+        v.is_empty() || v.iter().any(|x| pred(x))
+    };
+    ok("type", &|v| v == typ)
+        && ok("event", &|v| {
+            v == action || action.starts_with(&format!("{v}:"))
+        })
+        && ok("container", &|v| {
+            typ == "container" && (id.starts_with(v) || attrs.get("name").is_some_and(|n| n == v))
+        })
+        && ok("image", &|v| {
+            attrs.get("image").is_some_and(|i| i == v) || (typ == "image" && id.contains(v))
+        })
+        && ok("label", &|v| match v.split_once('=') {
+            Some((k, val)) => attrs.get(k).is_some_and(|x| x == val),
+            None => attrs.contains_key(v),
+        })
+}
+
+/// Adds the pre-1.22 fields (`status`, `id`, `from`) dockerd still sends for containers.
+fn legacy_fields(e: &EventMessage) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    let actor = e.actor.clone().unwrap_or_default();
+    if e.typ.map(|t| t.to_string()).as_deref() == Some("container") {
+        v["status"] = json!(e.action);
+        v["id"] = json!(actor.id);
+        v["from"] = json!(actor.attributes.unwrap_or_default().get("image"));
+    }
+    v
+}

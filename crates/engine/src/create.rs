@@ -1,0 +1,126 @@
+//! `POST /containers/create`: a container record from Docker's create body and its image.
+
+use berth_api::models::{ContainerConfig, ContainerCreateBody, EventMessageTypeEnum};
+
+use crate::container::{now_rfc3339, Container, State, NEVER};
+use crate::error::{EngineError, Result};
+use crate::{ids, Engine};
+
+impl Engine {
+    /// Creates a container named `name` (or a generated name); returns its id and warnings.
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>)> {
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                let n = n.strip_prefix('/').unwrap_or(n);
+                if !ids::valid_name(n) {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                    )));
+                }
+                n.to_string()
+            }
+            None => (0..)
+                .map(ids::generate_name)
+                .find(|n| !self.containers.name_taken(n))
+                .unwrap_or_else(ids::new_id),
+        };
+        let image_ref = body.image.clone().unwrap_or_default();
+        if image_ref.is_empty() {
+            return Err(EngineError::InvalidParameter(
+                "config cannot be empty in order to create a container".into(),
+            ));
+        }
+        let image = self.images.resolve(&image_ref)?;
+        let image_config = &image.config["config"];
+        let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
+            v.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+        };
+        // An entrypoint given (even empty) replaces the image's, and then its cmd too.
+        let (entrypoint, cmd) = match &body.entrypoint {
+            Some(ep) => (ep.clone(), body.cmd.clone().unwrap_or_default()),
+            None => (
+                strings(&image_config["Entrypoint"]).unwrap_or_default(),
+                body.cmd
+                    .clone()
+                    .or_else(|| strings(&image_config["Cmd"]))
+                    .unwrap_or_default(),
+            ),
+        };
+        let mut argv = entrypoint;
+        argv.extend(cmd);
+        if argv.is_empty() || argv[0].is_empty() {
+            return Err(EngineError::InvalidParameter("No command specified".into()));
+        }
+        let mut config: ContainerConfig = serde_json::to_value(&body)
+            .and_then(serde_json::from_value)
+            .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        config.image = Some(image_ref.clone());
+        if config.cmd.is_none() && body.entrypoint.is_none() {
+            config.cmd = strings(&image_config["Cmd"]);
+        }
+        if config.entrypoint.is_none() {
+            config.entrypoint = strings(&image_config["Entrypoint"]);
+        }
+        if config.working_dir.as_deref().unwrap_or("").is_empty() {
+            config.working_dir = image_config["WorkingDir"].as_str().map(str::to_string);
+        }
+        let mut env: Vec<String> = strings(&image_config["Env"]).unwrap_or_default();
+        env.extend(body.env.clone().unwrap_or_default());
+        config.env = Some(env);
+        let host_config = body.host_config.clone().unwrap_or_default();
+        let id = ids::new_id();
+        if config.hostname.as_deref().unwrap_or("").is_empty() {
+            config.hostname = Some(id[..12].to_string());
+        }
+        let log_path = self.data_dir(&id).join(format!("{id}-json.log"));
+        let container = Container {
+            id: id.clone(),
+            name: name.clone(),
+            created: now_rfc3339(),
+            image_id: image.id.to_string(),
+            image_manifest: image.manifest.to_string(),
+            image_top: chain_top(&image.config),
+            path: argv[0].clone(),
+            args: argv[1..].to_vec(),
+            config,
+            host_config,
+            state: State {
+                started_at: NEVER.into(),
+                finished_at: NEVER.into(),
+                ..Default::default()
+            },
+            restart_count: 0,
+            manually_stopped: false,
+            log_path,
+        };
+        self.containers.insert(container)?;
+        if let Err(e) = self.images.store.metadata.add_user(&image.manifest, &id) {
+            tracing::warn!(error = %e, "recording the image's user");
+        }
+        self.events.publish(
+            EventMessageTypeEnum::CONTAINER,
+            "create",
+            &id,
+            [("name".to_string(), name), ("image".to_string(), image_ref)].into(),
+        );
+        Ok((id, Vec::new()))
+    }
+}
+
+/// The chain id of the image's top layer, from its config's diff_ids.
+fn chain_top(config: &serde_json::Value) -> Option<String> {
+    let mut parent: Option<berth_image::digest::Digest> = None;
+    for d in config["rootfs"]["diff_ids"].as_array()? {
+        let diff: berth_image::digest::Digest = d.as_str()?.parse().ok()?;
+        parent = Some(berth_image::unpack::chain_id(parent.as_ref(), &diff));
+    }
+    parent.map(|p| p.to_string())
+}

@@ -1,0 +1,142 @@
+//! Pull and push through the API: `berth-registry` with the credential the client sent
+//! (`X-Registry-Auth`), progress as Docker's JSON messages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use berth_image::reference::Reference;
+use berth_registry::credentials::Credential;
+use berth_registry::progress::Progress;
+use berth_registry::{Client, ClientOptions, PullOptions, PushOptions};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::error::{EngineError, Result};
+use crate::Engine;
+
+/// Decodes `X-Registry-Auth` (base64url JSON `{"username","password","serveraddress"}`, or
+/// `{"identitytoken"}`); anything unreadable is anonymous, as dockerd treats it.
+pub fn decode_auth(header: Option<&str>) -> Option<Credential> {
+    let text = header?.trim();
+    let bytes = base64::engine::general_purpose::URL_SAFE
+        .decode(text)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(text))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let username = v["username"].as_str().unwrap_or_default().to_string();
+    let password = v["password"]
+        .as_str()
+        .or_else(|| v["identitytoken"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    (!username.is_empty() || !password.is_empty()).then_some(Credential { username, password })
+}
+
+/// Where the daemon sends a pull's or push's messages (Docker's JSON objects).
+pub type Messages = mpsc::UnboundedSender<Value>;
+
+impl Engine {
+    fn registry_client(&self, domain: &str, auth: Option<Credential>) -> Result<Client> {
+        let mut credentials = HashMap::new();
+        if let Some(c) = auth {
+            credentials.insert(domain.to_string(), c);
+        }
+        Client::new(ClientOptions {
+            insecure: self.config.insecure_registries.clone(),
+            credentials,
+            certs_dir: Some(self.config.certs_dir.clone()),
+            ..Default::default()
+        })
+        .map_err(|e| EngineError::internal("registry client", e))
+    }
+
+    /// Pulls `reference`, sending progress to `out`. Returns the resolved digest and whether
+    /// anything was downloaded.
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        auth: Option<Credential>,
+        out: Messages,
+    ) -> Result<()> {
+        let client = self.registry_client(reference.domain(), auth)?;
+        let tag_or_digest = reference
+            .digest()
+            .map(|d| d.to_string())
+            .or_else(|| reference.tag().map(str::to_string))
+            .unwrap_or_else(|| "latest".into());
+        let _ = out.send(
+            json!({"status": format!("Pulling from {}", reference.path()), "id": tag_or_digest}),
+        );
+        let progress_out = out.clone();
+        let options = PullOptions {
+            progress: Some(Arc::new(move |p: &Progress| {
+                let _ = progress_out.send(p.json_message());
+            })),
+            ..Default::default()
+        };
+        let pulled = berth_registry::pull(&client, &self.images.store, reference, &options)
+            .await
+            .map_err(|e| match &e {
+                berth_registry::PullError::Resolve(
+                    berth_registry::resolve::ResolveError::NotFound { .. },
+                ) => EngineError::NotFound(e.to_string()),
+                _ => EngineError::Internal(e.to_string()),
+            })?;
+        let _ = out.send(json!({"status": format!("Digest: {}", pulled.digest)}));
+        let status = if pulled.downloaded {
+            "Downloaded newer image for"
+        } else {
+            "Image is up to date for"
+        };
+        let _ = out.send(json!({"status": format!("Status: {status} {}", reference.familiar())}));
+        self.events.publish(
+            berth_api::models::EventMessageTypeEnum::IMAGE,
+            "pull",
+            &reference.familiar(),
+            [("name".to_string(), reference.familiar())].into(),
+        );
+        Ok(())
+    }
+
+    /// Pushes the image named `reference`, sending progress to `out`.
+    pub async fn push(
+        &self,
+        reference: &Reference,
+        auth: Option<Credential>,
+        out: Messages,
+    ) -> Result<()> {
+        let name = reference.to_string();
+        if self.images.store.metadata.image(&name).is_err() {
+            return Err(EngineError::NotFound(format!(
+                "An image does not exist locally with the tag: {}",
+                reference.familiar_name()
+            )));
+        }
+        let client = self.registry_client(reference.domain(), auth)?;
+        let _ = out.send(json!({"status": format!("The push refers to repository [{}]", reference.name().trim_start_matches("docker.io/"))}));
+        let progress_out = out.clone();
+        let options = PushOptions {
+            progress: Some(Arc::new(move |p: &Progress| {
+                let _ = progress_out.send(p.json_message());
+            })),
+            ..Default::default()
+        };
+        let pushed = berth_registry::push(&client, &self.images.store, &name, reference, &options)
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let tag = pushed.tag.clone().unwrap_or_default();
+        let _ = out.send(
+            json!({"status": format!("{tag}: digest: {} size: {}", pushed.digest, pushed.size)}),
+        );
+        let _ = out.send(json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": pushed.digest.to_string(), "Size": pushed.size}}));
+        self.events.publish(
+            berth_api::models::EventMessageTypeEnum::IMAGE,
+            "push",
+            &reference.familiar(),
+            [("name".to_string(), reference.familiar())].into(),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,40 @@
+//! The engine's errors, each with the HTTP status Docker answers it with and Docker's wording.
+
+/// What went wrong, in the categories the Docker API distinguishes by status code.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// 404: no such container, image, exec.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: a name in use, a running container removed without force.
+    #[error("{0}")]
+    Conflict(String),
+    /// 400: a bad parameter or body.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// 304: the operation had nothing to do (start of a running container).
+    #[error("{0}")]
+    NotModified(String),
+    /// 500: anything else.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// The HTTP status Docker answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            EngineError::NotFound(_) => 404,
+            EngineError::Conflict(_) => 409,
+            EngineError::InvalidParameter(_) => 400,
+            EngineError::NotModified(_) => 304,
+            EngineError::Internal(_) => 500,
+        }
+    }
+
+    pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> EngineError {
+        EngineError::Internal(format!("{context}: {e}"))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;

@@ -1,0 +1,204 @@
+//! `docker exec`: an exec is created (its config kept in memory, as dockerd keeps it), then
+//! started by the container's monitor, which runs it as its child and streams its stdio; its
+//! state and exit code come from the monitor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use berth_api::models::{ExecConfig, ExecInspectResponse, ProcessConfig};
+use serde_json::json;
+
+use crate::attach::MonitorStream;
+use crate::error::{EngineError, Result};
+use crate::{ids, monitor, spec, users, Engine};
+
+/// An exec as created.
+#[derive(Debug, Clone)]
+pub struct Exec {
+    pub id: String,
+    pub container: String,
+    pub config: ExecConfig,
+    pub started: bool,
+}
+
+/// Every exec of the daemon's life.
+pub type Execs = Arc<Mutex<HashMap<String, Exec>>>;
+
+impl Engine {
+    fn execs_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Exec>> {
+        self.execs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `POST /containers/{id}/exec`.
+    pub fn exec_create(&self, key: &str, config: ExecConfig) -> Result<String> {
+        let c = self.containers.get(key)?;
+        if !c.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        if c.state.status == crate::container::Status::Paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
+        }
+        if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(EngineError::InvalidParameter(
+                "No exec command specified".into(),
+            ));
+        }
+        let id = ids::new_id();
+        self.execs_lock().insert(
+            id.clone(),
+            Exec {
+                id: id.clone(),
+                container: c.id.clone(),
+                config,
+                started: false,
+            },
+        );
+        self.events.publish(
+            berth_api::models::EventMessageTypeEnum::CONTAINER,
+            "exec_create",
+            &c.id,
+            [("name".to_string(), c.name.clone())].into(),
+        );
+        Ok(id)
+    }
+
+    fn exec_get(&self, id: &str) -> Result<Exec> {
+        self.execs_lock()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound(format!("No such exec instance: {id}")))
+    }
+
+    /// `POST /exec/{id}/start`: starts the process; returns whether it has a tty and its
+    /// stream (stdcopy frames without a tty).
+    pub async fn exec_start(&self, id: &str) -> Result<(bool, MonitorStream)> {
+        let exec = self.exec_get(id)?;
+        if exec.started {
+            return Err(EngineError::Conflict(format!(
+                "Error: Exec command {id} has already run"
+            )));
+        }
+        let c = self.containers.get(&exec.container)?;
+        if !c.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let cfg = &exec.config;
+        let tty = cfg.tty.unwrap_or(false);
+        let rootfs = self.run_dir(&c.id).join("rootfs");
+        let user_spec = cfg
+            .user
+            .clone()
+            .filter(|u| !u.is_empty())
+            .or_else(|| c.config.user.clone())
+            .unwrap_or_default();
+        let user = users::resolve(&rootfs, &user_spec)?;
+        let hostname = c.config.hostname.clone().unwrap_or_default();
+        let env = spec::environment(
+            c.config.env.as_deref().unwrap_or(&[]),
+            cfg.env.as_deref().unwrap_or(&[]),
+            &hostname,
+            tty,
+        );
+        let cwd = cfg
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .or_else(|| c.config.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let mut hc = c.host_config.clone();
+        if cfg.privileged == Some(true) {
+            hc.privileged = Some(true);
+        }
+        let caps = spec::capabilities(&hc);
+        let mut process = json!({
+            "terminal": tty,
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "args": cfg.cmd.clone().unwrap_or_default(),
+            "env": env,
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        });
+        if let Some(&[h, w]) = cfg.console_size.as_deref() {
+            if tty && h > 0 && w > 0 {
+                process["consoleSize"] = json!({"height": h, "width": w});
+            }
+        }
+        let sock = monitor::socket(&self.run_dir(&c.id));
+        let request = json!({
+            "op": "exec", "exec_id": id, "process": process, "tty": tty,
+            "stdin": cfg.attach_stdin.unwrap_or(false),
+        });
+        let (_, stream) = monitor::open(&sock, request).await?;
+        if let Some(e) = self.execs_lock().get_mut(id) {
+            e.started = true;
+        }
+        self.events.publish(
+            berth_api::models::EventMessageTypeEnum::CONTAINER,
+            "exec_start",
+            &c.id,
+            [("name".to_string(), c.name.clone())].into(),
+        );
+        Ok((tty, stream))
+    }
+
+    /// `POST /exec/{id}/resize`.
+    pub async fn exec_resize(&self, id: &str, height: u32, width: u32) -> Result<()> {
+        let exec = self.exec_get(id)?;
+        let sock = monitor::socket(&self.run_dir(&exec.container));
+        monitor::call(
+            &sock,
+            json!({"op": "resize", "exec_id": id, "height": height, "width": width}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `GET /exec/{id}/json`.
+    pub async fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse> {
+        let exec = self.exec_get(id)?;
+        let (running, exit_code, pid) = if exec.started {
+            let sock = monitor::socket(&self.run_dir(&exec.container));
+            match monitor::call(&sock, json!({"op": "exec_state", "exec_id": id})).await {
+                Ok(v) => (
+                    v["running"].as_bool().unwrap_or(false),
+                    v["exit_code"].as_i64(),
+                    v["pid"].as_i64().unwrap_or(0),
+                ),
+                // The container (and its monitor) is gone: the exec ended with it.
+                Err(_) => (false, Some(137), 0),
+            }
+        } else {
+            (false, None, 0)
+        };
+        let cmd = exec.config.cmd.clone().unwrap_or_default();
+        Ok(ExecInspectResponse {
+            can_remove: Some(false),
+            detach_keys: Some(String::new()),
+            id: Some(exec.id.clone()),
+            running: Some(running),
+            exit_code,
+            process_config: Some(ProcessConfig {
+                privileged: exec.config.privileged,
+                user: exec.config.user.clone(),
+                tty: exec.config.tty,
+                entrypoint: cmd.first().cloned(),
+                arguments: Some(cmd.iter().skip(1).cloned().collect()),
+            }),
+            open_stdin: exec.config.attach_stdin,
+            open_stderr: exec.config.attach_stderr,
+            open_stdout: exec.config.attach_stdout,
+            container_id: Some(exec.container.clone()),
+            pid: Some(pid),
+        })
+    }
+}

@@ -1,0 +1,132 @@
+//! The daemon's core: containers, images, execs and events as objects, and their lifecycle.
+//! The HTTP side (`crates/daemon`) parses requests and calls the [`Engine`]; the engine drives
+//! the image store, the registry client, and one `berth-monitor` per running container, which
+//! runs the runtime library.
+//!
+//! Where things live:
+//! - `<data-root>/containers/<id>/`: the record (`config.json`, atomic), the log
+//!   (`<id>-json.log`), `hostname`, `hosts`, `resolv.conf`;
+//! - `<data-root>/image/`: the image store; `<data-root>/volumes/<name>/_data`;
+//! - `<exec-root>/containers/<id>/`: the bundle (`config.json`, `rootfs` mount) and the
+//!   monitor's state (`monitor.sock`, `exit.json`); `<exec-root>/netns/<id>`;
+//!   `<exec-root>/runtime/`: the runtime's state.
+
+pub mod attach;
+pub mod container;
+pub mod distribution;
+pub mod error;
+pub mod events;
+pub mod exec;
+pub mod ids;
+pub mod images;
+pub mod lifecycle;
+pub mod logs;
+pub mod monitor;
+pub mod netns;
+pub mod spec;
+pub mod users;
+pub mod views;
+
+mod create;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use berth_image::import::ImageStore;
+use tokio::sync::watch;
+
+pub use error::{EngineError, Result};
+
+/// Where the engine keeps things, and which programs it runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    /// The `berth-monitor` binary.
+    pub monitor: PathBuf,
+    /// Registries where plain HTTP is allowed (loopback always is).
+    pub insecure_registries: Vec<String>,
+    /// Extra certificate authorities: `<dir>/<host>/*.crt`.
+    pub certs_dir: PathBuf,
+}
+
+/// The engine of one data root.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub config: Config,
+    pub images: images::Images,
+    pub containers: container::store::Store,
+    pub events: events::Events,
+    /// Per container: a counter bumped at every exit, and at removal set to u64::MAX, for
+    /// `wait`.
+    exits: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+    /// The last exit code of removed containers, for a `wait?condition=removed` that ends
+    /// after the record is gone.
+    removed_codes: Arc<Mutex<HashMap<String, i64>>>,
+    /// Attaches made before the container started, connected by `start`.
+    pending_attaches: Arc<Mutex<HashMap<String, Vec<attach::Pending>>>>,
+    execs: exec::Execs,
+}
+
+impl Engine {
+    /// Opens (creating) the data and exec roots, the image store and the container records.
+    pub fn open(config: Config) -> Result<Engine> {
+        for dir in [
+            config.data_root.clone(),
+            config.exec_root.join("containers"),
+            config.exec_root.join("netns"),
+            config.exec_root.join("runtime"),
+            config.data_root.join("volumes"),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| EngineError::internal(&format!("create {}", dir.display()), e))?;
+        }
+        let store = ImageStore::open(&config.data_root.join("image"))
+            .map_err(|e| EngineError::internal("open the image store", e))?;
+        let containers = container::store::Store::open(&config.data_root.join("containers"))?;
+        Ok(Engine {
+            images: images::Images {
+                store: Arc::new(store),
+            },
+            containers,
+            events: events::Events::default(),
+            exits: Arc::new(Mutex::new(HashMap::new())),
+            removed_codes: Arc::new(Mutex::new(HashMap::new())),
+            pending_attaches: Arc::new(Mutex::new(HashMap::new())),
+            execs: Arc::new(Mutex::new(HashMap::new())),
+            config,
+        })
+    }
+
+    /// `<exec-root>/containers/<id>`: bundle and monitor state.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.config.exec_root.join("containers").join(id)
+    }
+
+    pub fn runtime_root(&self) -> PathBuf {
+        self.config.exec_root.join("runtime")
+    }
+
+    pub fn netns_path(&self, id: &str) -> PathBuf {
+        self.config.exec_root.join("netns").join(id)
+    }
+
+    pub fn data_dir(&self, id: &str) -> PathBuf {
+        self.containers.dir_of(id)
+    }
+
+    fn exit_channel(&self, id: &str) -> watch::Sender<u64> {
+        let mut map = self
+            .exits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry(id.to_string())
+            .or_insert_with(|| watch::channel(0).0)
+            .clone()
+    }
+
+    pub(crate) fn data_root(&self) -> &Path {
+        &self.config.data_root
+    }
+}

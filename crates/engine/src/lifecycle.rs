@@ -1,0 +1,593 @@
+//! Start, stop, kill, wait, pause, remove, and what happens when a container exits (its
+//! rootfs unmounted, its namespace removed, `--rm`, restart policies). After a daemon restart,
+//! [`Engine::reconcile`] finds the containers that kept running (their monitors are alive) and
+//! those that exited meanwhile (their `exit.json`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use berth_api::models::{EventMessageTypeEnum, RestartPolicyNameEnum};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+use crate::container::{now_rfc3339, Container, Status};
+use crate::error::{EngineError, Result};
+use crate::{monitor, spec, Engine};
+
+/// Which exit `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+impl Engine {
+    fn publish(&self, action: &str, c: &Container, extra: &[(&str, String)]) {
+        let mut attrs: std::collections::HashMap<String, String> = [
+            ("name".to_string(), c.name.clone()),
+            (
+                "image".to_string(),
+                c.config.image.clone().unwrap_or_default(),
+            ),
+        ]
+        .into();
+        for (k, v) in extra {
+            attrs.insert((*k).to_string(), v.clone());
+        }
+        self.events
+            .publish(EventMessageTypeEnum::CONTAINER, action, &c.id, attrs);
+    }
+
+    /// `POST /containers/{id}/start`.
+    pub async fn start(&self, key: &str) -> Result<()> {
+        let c = self.containers.get(key)?;
+        if c.is_running() {
+            return Err(EngineError::NotModified("container already started".into()));
+        }
+        if let Err(e) = self.start_inner(&c).await {
+            self.cleanup_after_exit(&c);
+            let _ = self.containers.update(&c.id, |c| {
+                c.state.error = e.to_string();
+                c.state.exit_code = exit_code_of_start_error(&e.to_string());
+            });
+            // As dockerd: a container that was to be removed on exit is removed when it
+            // cannot start (which ends a `wait?condition=removed`).
+            if c.host_config.auto_remove == Some(true) {
+                let _ = self.remove(&c.id, true).await;
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn start_inner(&self, c: &Container) -> Result<()> {
+        let run_dir = self.run_dir(&c.id);
+        let rootfs = run_dir.join("rootfs");
+        std::fs::create_dir_all(&rootfs).map_err(|e| EngineError::internal("mkdir rootfs", e))?;
+        // A leftover of an earlier run of this container (the daemon died) goes first.
+        let _ = std::fs::remove_file(run_dir.join("exit.json"));
+        self.mount_rootfs(c, &rootfs)?;
+        let data_dir = self.data_dir(&c.id);
+        let hostname = c.config.hostname.clone().unwrap_or_default();
+        write_etc_files(&data_dir, &hostname)?;
+        let host_network = c.host_config.network_mode.as_deref() == Some("host");
+        let netns = self.netns_path(&c.id);
+        if !host_network && !netns.exists() {
+            crate::netns::create(&netns)
+                .map_err(|e| EngineError::internal("network namespace", e))?;
+        }
+        let image = self.images.resolve(&c.image_id).ok();
+        let image_config = image
+            .as_ref()
+            .map(|i| i.config["config"].clone())
+            .unwrap_or(json!({}));
+        let paths = spec::Paths {
+            rootfs: &rootfs,
+            hostname: &data_dir.join("hostname"),
+            hosts: &data_dir.join("hosts"),
+            resolv_conf: &data_dir.join("resolv.conf"),
+            netns: (!host_network).then_some(netns.as_path()),
+            volumes: &self.data_root().join("volumes"),
+            cgroups_path: format!("/berth/{}", c.id),
+        };
+        let config = spec::build(c, &image_config, &paths)?;
+        let bytes =
+            serde_json::to_vec_pretty(&config).map_err(|e| EngineError::internal("encode", e))?;
+        std::fs::write(run_dir.join("config.json"), bytes)
+            .map_err(|e| EngineError::internal("write config.json", e))?;
+        let log_opts = c
+            .host_config
+            .log_config
+            .as_ref()
+            .and_then(|l| l.config.clone())
+            .unwrap_or_default();
+        let launch = monitor::Launch {
+            binary: self.config.monitor.clone(),
+            id: c.id.clone(),
+            bundle: run_dir.clone(),
+            runtime_root: self.runtime_root(),
+            state_dir: run_dir.clone(),
+            log: c.log_path.clone(),
+            log_max_size: log_opts.get("max-size").and_then(|s| parse_size(s)),
+            log_max_file: log_opts.get("max-file").and_then(|s| s.parse().ok()),
+            tty: c.tty(),
+            stdin: c.config.open_stdin.unwrap_or(false),
+            stdin_once: c.config.stdin_once.unwrap_or(false),
+        };
+        let pid = monitor::spawn(&launch).await?;
+        self.connect_pending_attaches(&c.id).await;
+        monitor::call(&monitor::socket(&run_dir), json!({"op": "start"})).await?;
+        let started = self.containers.update(&c.id, |c| {
+            c.state.status = Status::Running;
+            c.state.pid = pid;
+            c.state.exit_code = 0;
+            c.state.error = String::new();
+            c.state.oom_killed = false;
+            c.state.started_at = now_rfc3339();
+            c.manually_stopped = false;
+        })?;
+        self.publish("start", &started, &[]);
+        self.watch_exit(started.id.clone());
+        Ok(())
+    }
+
+    /// The container's rootfs: a snapshot on its image's top layer, mounted at `target`.
+    fn mount_rootfs(&self, c: &Container, target: &Path) -> Result<()> {
+        let snapshots = &self.images.store.snapshots;
+        let key = format!("container-{}", c.id);
+        let mounts = match snapshots.mounts(&key) {
+            Ok(m) => m,
+            Err(_) => snapshots
+                .prepare(&key, c.image_top.as_deref())
+                .map_err(|e| EngineError::internal("prepare the container's rootfs", e))?,
+        };
+        if is_mountpoint(target) {
+            return Ok(());
+        }
+        for m in &mounts {
+            m.mount(target)
+                .map_err(|e| EngineError::internal("mount the container's rootfs", e))?;
+        }
+        Ok(())
+    }
+
+    /// Waits (in a task) for the container's exit, then records it.
+    fn watch_exit(&self, id: String) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let sock = monitor::socket(&engine.run_dir(&id));
+            let answer = monitor::call(&sock, json!({"op": "wait"})).await;
+            let exit = match answer {
+                Ok(v) => monitor::Exit {
+                    exit_code: v["exit_code"].as_i64().unwrap_or(-1),
+                    oom_killed: v["oom_killed"].as_bool().unwrap_or(false),
+                    finished_at: v["finished_at"].as_str().unwrap_or_default().to_string(),
+                },
+                Err(e) => match monitor::read_exit(&engine.run_dir(&id)) {
+                    Some(exit) => exit,
+                    None => {
+                        tracing::warn!(container = %id, error = %e, "lost the monitor");
+                        monitor::Exit {
+                            exit_code: 255,
+                            oom_killed: false,
+                            finished_at: now_rfc3339(),
+                        }
+                    }
+                },
+            };
+            let _ = monitor::call(&sock, json!({"op": "shutdown"})).await;
+            engine.on_exit(&id, exit).await;
+        });
+    }
+
+    /// Records an exit, cleans up, and applies `--rm` or the restart policy.
+    pub(crate) async fn on_exit(&self, id: &str, exit: monitor::Exit) {
+        let Ok(c) = self.containers.update(id, |c| {
+            c.state.status = Status::Exited;
+            c.state.pid = 0;
+            c.state.exit_code = exit.exit_code;
+            c.state.oom_killed = exit.oom_killed;
+            c.state.finished_at = if exit.finished_at.is_empty() {
+                now_rfc3339()
+            } else {
+                exit.finished_at.clone()
+            };
+        }) else {
+            return;
+        };
+        self.cleanup_after_exit(&c);
+        if exit.oom_killed {
+            self.publish("oom", &c, &[]);
+        }
+        self.publish("die", &c, &[("exitCode", exit.exit_code.to_string())]);
+        self.exit_channel(id).send_modify(|n| *n += 1);
+        if c.host_config.auto_remove == Some(true) {
+            if let Err(e) = self.remove(id, true).await {
+                tracing::warn!(container = %id, error = %e, "auto-remove");
+            }
+            return;
+        }
+        if self.should_restart(&c) {
+            let engine = self.clone();
+            let id = id.to_string();
+            let delay = Duration::from_millis(100 << c.restart_count.min(10));
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let Ok(c) = engine.containers.get(&id) else {
+                    return;
+                };
+                if c.manually_stopped || c.is_running() {
+                    return;
+                }
+                let _ = engine.containers.update(&id, |c| c.restart_count += 1);
+                if let Err(e) = engine.start(&id).await {
+                    tracing::warn!(container = %id, error = %e, "restart");
+                }
+            });
+        }
+    }
+
+    fn should_restart(&self, c: &Container) -> bool {
+        if c.manually_stopped {
+            return false;
+        }
+        let Some(policy) = c.host_config.restart_policy.as_ref() else {
+            return false;
+        };
+        match policy.name {
+            Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => {
+                true
+            }
+            Some(RestartPolicyNameEnum::ON_FAILURE) => {
+                let max = policy.maximum_retry_count.unwrap_or(0);
+                c.state.exit_code != 0 && (max == 0 || (c.restart_count as i64) < max)
+            }
+            _ => false,
+        }
+    }
+
+    /// Unmounts the rootfs and removes the network namespace of an exited container.
+    fn cleanup_after_exit(&self, c: &Container) {
+        let run_dir = self.run_dir(&c.id);
+        let rootfs = run_dir.join("rootfs");
+        while is_mountpoint(&rootfs) {
+            if nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).is_err() {
+                break;
+            }
+        }
+        if let Err(e) = crate::netns::remove(&self.netns_path(&c.id)) {
+            tracing::warn!(container = %c.id, error = %e, "removing the network namespace");
+        }
+    }
+
+    /// `POST /containers/{id}/kill?signal=`.
+    pub fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
+        let c = self.containers.get(key)?;
+        if !c.is_running() {
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {key}: Container {} is not running",
+                c.id
+            )));
+        }
+        let sig = parse_signal(signal.unwrap_or("KILL"))?;
+        self.signal(&c, sig)?;
+        self.publish("kill", &c, &[("signal", (sig as i32).to_string())]);
+        Ok(())
+    }
+
+    fn signal(&self, c: &Container, sig: Signal) -> Result<()> {
+        let runtime = berth_runtime::container::Runtime::new(self.runtime_root());
+        runtime
+            .kill(&c.id, sig, false)
+            .map_err(|e| EngineError::internal("kill", e))
+    }
+
+    /// `POST /containers/{id}/stop?t=`: the stop signal, then SIGKILL after the timeout.
+    pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
+        let c = self.containers.get(key)?;
+        if !c.is_running() {
+            let _ = self.containers.update(&c.id, |c| c.manually_stopped = true);
+            return Err(EngineError::NotModified("container already stopped".into()));
+        }
+        let _ = self.containers.update(&c.id, |c| c.manually_stopped = true);
+        let sig = parse_signal(
+            signal
+                .or(c.config.stop_signal.as_deref())
+                .unwrap_or("SIGTERM"),
+        )?;
+        let secs = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
+        let mut rx = self.exit_channel(&c.id).subscribe();
+        let seen = *rx.borrow_and_update();
+        if c.state.status == Status::Paused {
+            let _ = self.unpause(&c.id);
+        }
+        let _ = self.signal(&c, sig);
+        let exited = tokio::time::timeout(Duration::from_secs(secs), rx.wait_for(|n| *n != seen))
+            .await
+            .is_ok();
+        if !exited {
+            let _ = self.signal(&c, Signal::SIGKILL);
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|n| *n != seen)).await;
+        }
+        let c = self.containers.get(&c.id)?;
+        self.publish("stop", &c, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/restart`.
+    pub async fn restart(&self, key: &str, timeout: Option<i64>) -> Result<()> {
+        match self.stop(key, timeout, None).await {
+            Ok(()) | Err(EngineError::NotModified(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start(key).await?;
+        let c = self.containers.get(key)?;
+        self.publish("restart", &c, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/pause`.
+    pub fn pause(&self, key: &str) -> Result<()> {
+        let c = self.containers.get(key)?;
+        if c.state.status != Status::Running {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        berth_runtime::container::Runtime::new(self.runtime_root())
+            .pause(&c.id)
+            .map_err(|e| EngineError::internal("pause", e))?;
+        let c = self
+            .containers
+            .update(&c.id, |c| c.state.status = Status::Paused)?;
+        self.publish("pause", &c, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/unpause`.
+    pub fn unpause(&self, key: &str) -> Result<()> {
+        let c = self.containers.get(key)?;
+        if c.state.status != Status::Paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
+        }
+        berth_runtime::container::Runtime::new(self.runtime_root())
+            .resume(&c.id)
+            .map_err(|e| EngineError::internal("unpause", e))?;
+        let c = self
+            .containers
+            .update(&c.id, |c| c.state.status = Status::Running)?;
+        self.publish("unpause", &c, &[]);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/wait?condition=`: waits, then returns the exit code.
+    pub async fn wait(&self, key: &str, condition: WaitCondition) -> Result<i64> {
+        let c = self.containers.get(key)?;
+        let mut rx = self.exit_channel(&c.id).subscribe();
+        let seen = *rx.borrow_and_update();
+        match condition {
+            WaitCondition::NotRunning if !c.is_running() => return Ok(c.state.exit_code),
+            WaitCondition::NotRunning | WaitCondition::NextExit => {
+                let _ = rx.wait_for(|n| *n != seen).await;
+            }
+            WaitCondition::Removed => {
+                let _ = rx.wait_for(|n| *n == u64::MAX).await;
+            }
+        }
+        // The record may be gone (removed): the last exit code is in the channel's history.
+        Ok(self
+            .containers
+            .get(&c.id)
+            .map(|c| c.state.exit_code)
+            .unwrap_or_else(|_| self.last_exit_code(&c.id)))
+    }
+
+    fn last_exit_code(&self, id: &str) -> i64 {
+        self.removed_codes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// `DELETE /containers/{id}?force=`.
+    pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+        let c = self.containers.get(key)?;
+        if c.is_running() {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            let mut rx = self.exit_channel(&c.id).subscribe();
+            let seen = *rx.borrow_and_update();
+            let _ = self.containers.update(&c.id, |c| {
+                c.manually_stopped = true;
+                c.host_config.auto_remove = Some(false);
+            });
+            let _ = self.signal(&c, Signal::SIGKILL);
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|n| *n != seen)).await;
+        }
+        let c = self.containers.get(&c.id)?;
+        self.cleanup_after_exit(&c);
+        let _ = self
+            .images
+            .store
+            .snapshots
+            .remove(&format!("container-{}", c.id));
+        if let Ok(manifest) = c.image_manifest.parse() {
+            let _ = self.images.store.metadata.remove_user(&manifest, &c.id);
+        }
+        let _ = std::fs::remove_dir_all(self.run_dir(&c.id));
+        self.removed_codes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(c.id.clone(), c.state.exit_code);
+        self.containers.remove(&c.id)?;
+        self.pending_attaches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&c.id);
+        self.publish("destroy", &c, &[]);
+        self.exit_channel(&c.id).send_replace(u64::MAX);
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/rename?name=`.
+    pub fn rename(&self, key: &str, name: &str) -> Result<()> {
+        let name = name.strip_prefix('/').unwrap_or(name);
+        if !crate::ids::valid_name(name) {
+            return Err(EngineError::InvalidParameter(format!(
+                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let c = self.containers.get(key)?;
+        let old = c.name.clone();
+        let c = self.containers.rename(&c.id, name)?;
+        self.publish("rename", &c, &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// `POST /containers/prune`: removes every stopped container; returns their ids.
+    pub async fn prune(&self) -> Result<(Vec<String>, u64)> {
+        let mut removed = Vec::new();
+        for c in self.containers.all() {
+            if !c.is_running() && self.remove(&c.id, false).await.is_ok() {
+                removed.push(c.id);
+            }
+        }
+        Ok((removed, 0))
+    }
+
+    /// After a daemon (re)start: containers whose monitor still runs are watched again; those
+    /// that exited meanwhile get their real exit code from `exit.json`; restart policies apply.
+    pub async fn reconcile(&self) {
+        for c in self.containers.all() {
+            if !c.is_running() {
+                if c.host_config.restart_policy.as_ref().and_then(|p| p.name)
+                    == Some(RestartPolicyNameEnum::ALWAYS)
+                    && !c.manually_stopped
+                {
+                    let _ = self.start(&c.id).await;
+                }
+                continue;
+            }
+            let sock = monitor::socket(&self.run_dir(&c.id));
+            match monitor::call(&sock, json!({"op": "state"})).await {
+                Ok(state) if state["status"] != "exited" => self.watch_exit(c.id.clone()),
+                _ => {
+                    let exit = monitor::read_exit(&self.run_dir(&c.id)).unwrap_or(monitor::Exit {
+                        exit_code: 255,
+                        oom_killed: false,
+                        finished_at: now_rfc3339(),
+                    });
+                    self.on_exit(&c.id, exit).await;
+                }
+            }
+        }
+    }
+}
+
+/// Docker's exit codes for failed starts: 127 not found, 126 cannot execute, else 125... but
+/// recorded on the container as 127/126/128 as dockerd does.
+fn exit_code_of_start_error(message: &str) -> i64 {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        127
+    } else if message.contains("permission denied") {
+        126
+    } else {
+        128
+    }
+}
+
+/// `SIGTERM`, `TERM`, `15`.
+pub fn parse_signal(s: &str) -> Result<Signal> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n)
+            .map_err(|_| EngineError::InvalidParameter(format!("Invalid signal: {s}")));
+    }
+    let up = s.to_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<Signal>()
+        .map_err(|_| EngineError::InvalidParameter(format!("Invalid signal: {s}")))
+}
+
+/// `10m`, `1g`, `512k`, `100` (bytes).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_lowercase();
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        'b' => (&s[..s.len() - 1], 1),
+        _ => (s.as_str(), 1),
+    };
+    num.parse::<u64>().ok().map(|n| n * mult)
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Some(parent) = path.parent().and_then(|p| std::fs::metadata(p).ok()) else {
+        return false;
+    };
+    use std::os::unix::fs::MetadataExt;
+    meta.dev() != parent.dev() || meta.ino() == parent.ino()
+}
+
+/// `hostname`, `hosts` and `resolv.conf` of a container, in its data directory.
+fn write_etc_files(dir: &Path, hostname: &str) -> Result<()> {
+    let w = |name: &str, text: String| {
+        std::fs::write(dir.join(name), text)
+            .map_err(|e| EngineError::internal("write /etc file", e))
+    };
+    w("hostname", format!("{hostname}\n"))?;
+    w(
+        "hosts",
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        ),
+    )?;
+    // The host's resolvers, without loopback ones (unreachable from the container's namespace).
+    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out: Vec<&str> = host
+        .lines()
+        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
+        .collect();
+    if !out.iter().any(|l| l.starts_with("nameserver")) {
+        out.push("nameserver 8.8.8.8");
+        out.push("nameserver 8.8.4.4");
+    }
+    w("resolv.conf", out.join("\n") + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_and_sizes_parse() {
+        assert_eq!(parse_signal("TERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("sigkill").unwrap(), Signal::SIGKILL);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert!(parse_signal("NOPE").is_err());
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("100"), Some(100));
+    }
+}

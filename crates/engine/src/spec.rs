@@ -1,0 +1,488 @@
+//! The OCI runtime config of a container: the image's config and Docker's create body laid over
+//! Docker's defaults (capabilities, mounts, masked and read-only paths, namespaces), as dockerd
+//! builds it for runc.
+
+use std::path::Path;
+
+use berth_api::models::HostConfig;
+use serde_json::{json, Value};
+
+use crate::container::Container;
+use crate::error::{EngineError, Result};
+use crate::users;
+
+/// Docker's default capabilities.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability the kernel knows (for `--privileged` and `--cap-add ALL`).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where the container's files outside its image live.
+#[derive(Debug, Clone)]
+pub struct Paths<'a> {
+    /// The mounted root filesystem.
+    pub rootfs: &'a Path,
+    /// `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf` to bind in.
+    pub hostname: &'a Path,
+    pub hosts: &'a Path,
+    pub resolv_conf: &'a Path,
+    /// The network namespace to join (None: the host's, for `--network host`).
+    pub netns: Option<&'a Path>,
+    /// Where named volumes live (`<dir>/<name>/_data`).
+    pub volumes: &'a Path,
+    pub cgroups_path: String,
+}
+
+/// The capabilities after `--cap-add`/`--cap-drop` (names with or without `CAP_`, any case;
+/// `ALL`).
+pub fn capabilities(hc: &HostConfig) -> Vec<String> {
+    if hc.privileged.unwrap_or(false) {
+        return ALL_CAPS.iter().map(|c| c.to_string()).collect();
+    }
+    let norm = |c: &String| {
+        let up = c.to_uppercase();
+        if up == "ALL" || up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        }
+    };
+    let add: Vec<String> = hc.cap_add.iter().flatten().map(norm).collect();
+    let drop: Vec<String> = hc.cap_drop.iter().flatten().map(norm).collect();
+    let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
+        ALL_CAPS.iter().map(|c| c.to_string()).collect()
+    } else {
+        DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
+    };
+    if drop.iter().any(|c| c == "ALL") {
+        caps.clear();
+    }
+    for c in add.into_iter().filter(|c| c != "ALL") {
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    caps.retain(|c| !drop.contains(c));
+    caps
+}
+
+/// The environment: the image's, then the container's (a later `KEY=` replaces an earlier
+/// one), then `HOSTNAME`, a default `PATH` and `TERM` for a tty if missing.
+pub fn environment(image_env: &[String], env: &[String], hostname: &str, tty: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let key = |s: &str| s.split('=').next().unwrap_or(s).to_string();
+    for e in image_env.iter().chain(env) {
+        let k = key(e);
+        out.retain(|o| key(o) != k);
+        out.push(e.clone());
+    }
+    if !out.iter().any(|e| key(e) == "PATH") {
+        out.insert(0, DEFAULT_PATH.to_string());
+    }
+    if !out.iter().any(|e| key(e) == "HOSTNAME") {
+        out.insert(1.min(out.len()), format!("HOSTNAME={hostname}"));
+    }
+    if tty && !out.iter().any(|e| key(e) == "TERM") {
+        out.push("TERM=xterm".to_string());
+    }
+    out
+}
+
+/// Builds the config.json of `c`, whose image config is `image_config` (the `config` object of
+/// the image's config blob).
+pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<Value> {
+    let hc = &c.host_config;
+    let cfg = &c.config;
+    let tty = c.tty();
+    let hostname = cfg
+        .hostname
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| c.id[..12].to_string());
+    let image_env: Vec<String> = string_list(&image_config["Env"]);
+    let env = environment(
+        &image_env,
+        cfg.env.as_deref().unwrap_or(&[]),
+        &hostname,
+        tty,
+    );
+    let user_spec = cfg
+        .user
+        .clone()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            image_config["User"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        });
+    let user = users::resolve(paths.rootfs, &user_spec)?;
+    let group_add: Vec<u32> = hc
+        .group_add
+        .iter()
+        .flatten()
+        .map(|g| users::resolve_group(paths.rootfs, g))
+        .collect::<Result<_>>()?;
+    let cwd = cfg
+        .working_dir
+        .clone()
+        .filter(|w| !w.is_empty())
+        .or_else(|| image_config["WorkingDir"].as_str().map(str::to_string))
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".to_string());
+    let caps = capabilities(hc);
+    let privileged = hc.privileged.unwrap_or(false);
+    let security = hc.security_opt.clone().unwrap_or_default();
+    let no_new_privs = security.iter().any(|s| {
+        s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"
+    });
+    let rlimits: Vec<Value> = hc
+        .ulimits
+        .iter()
+        .flatten()
+        .map(|u| {
+            json!({
+                "type": format!("RLIMIT_{}", u.name.clone().unwrap_or_default().to_uppercase()),
+                "hard": u.hard.unwrap_or(0),
+                "soft": u.soft.unwrap_or(0),
+            })
+        })
+        .collect();
+    let mut additional_gids = user.additional_gids.clone();
+    additional_gids.extend(group_add);
+
+    let mut mounts = default_mounts(hc, privileged);
+    mounts.push(bind(paths.resolv_conf, "/etc/resolv.conf", false));
+    mounts.push(bind(paths.hostname, "/etc/hostname", false));
+    mounts.push(bind(paths.hosts, "/etc/hosts", false));
+    for (dest, opts) in hc.tmpfs.iter().flatten() {
+        let mut options = vec![
+            "nosuid".to_string(),
+            "nodev".to_string(),
+            "noexec".to_string(),
+        ];
+        options.extend(
+            opts.split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_string),
+        );
+        mounts.retain(|m| m["destination"] != dest.as_str());
+        mounts.push(
+            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}),
+        );
+    }
+    for b in hc.binds.iter().flatten() {
+        let m = bind_mount(b, paths.volumes)?;
+        mounts.retain(|o| o["destination"] != m["destination"]);
+        mounts.push(m);
+    }
+
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if let Some(netns) = paths.netns {
+        namespaces.push(json!({"type": "network", "path": netns}));
+    }
+    let resources = resources(hc);
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "cgroupsPath": paths.cgroups_path,
+        "sysctl": hc.sysctls.clone().unwrap_or_default(),
+    });
+    if !privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    let (path, args) = (c.path.clone(), c.args.clone());
+    let mut argv = vec![path];
+    argv.extend(args);
+    let mut process = json!({
+        "terminal": tty,
+        "user": {"uid": user.uid, "gid": user.gid, "additionalGids": additional_gids},
+        "args": argv,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+        },
+        "noNewPrivileges": no_new_privs,
+    });
+    if !rlimits.is_empty() {
+        process["rlimits"] = json!(rlimits);
+    }
+    if tty {
+        if let Some(&[h, w]) = hc.console_size.as_deref() {
+            if h > 0 && w > 0 {
+                process["consoleSize"] = json!({"height": h, "width": w});
+            }
+        }
+    }
+    Ok(json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": paths.rootfs, "readonly": hc.readonly_rootfs.unwrap_or(false)},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }))
+}
+
+fn string_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn default_mounts(hc: &HostConfig, privileged: bool) -> Vec<Value> {
+    let shm = hc.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
+    let sys_opt = if privileged { "rw" } else { "ro" };
+    vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", sys_opt]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", sys_opt]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
+    ]
+}
+
+fn bind(source: &Path, dest: &str, readonly: bool) -> Value {
+    let mut options = vec!["rbind", "rprivate"];
+    if readonly {
+        options.push("ro");
+    }
+    json!({"destination": dest, "type": "bind", "source": source, "options": options})
+}
+
+/// `-v SRC:DST[:OPTS]`: a host path (absolute) or a named volume (a directory of its own under
+/// `volumes`, made on first use, as Docker's local driver does).
+fn bind_mount(spec: &str, volumes: &Path) -> Result<Value> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, opts] => (*src, *dst, *opts),
+        _ => {
+            return Err(EngineError::InvalidParameter(format!(
+                "invalid volume specification: '{spec}'"
+            )))
+        }
+    };
+    if !dst.starts_with('/') {
+        return Err(EngineError::InvalidParameter(format!(
+            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
+        )));
+    }
+    let source = if src.starts_with('/') {
+        if !Path::new(src).exists() {
+            std::fs::create_dir_all(src).map_err(|e| {
+                EngineError::InvalidParameter(format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {src} ({e})"
+                ))
+            })?;
+        }
+        std::path::PathBuf::from(src)
+    } else {
+        if !crate::ids::valid_name(src) {
+            return Err(EngineError::InvalidParameter(format!(
+                "create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
+            )));
+        }
+        let data = volumes.join(src).join("_data");
+        std::fs::create_dir_all(&data).map_err(|e| EngineError::internal("create volume", e))?;
+        data
+    };
+    let readonly = opts.split(',').any(|o| o == "ro");
+    Ok(bind(&source, dst, readonly))
+}
+
+/// `linux.resources` from the HostConfig's limits.
+fn resources(hc: &HostConfig) -> Value {
+    let mut r = json!({});
+    let memory = hc.memory.unwrap_or(0);
+    if memory > 0 {
+        let swap = match hc.memory_swap.unwrap_or(0) {
+            0 => memory * 2,
+            s => s,
+        };
+        r["memory"] = json!({"limit": memory, "swap": swap});
+    }
+    if let Some(res) = hc.memory_reservation.filter(|m| *m > 0) {
+        r["memory"]["reservation"] = json!(res);
+    }
+    if let Some(s) = hc.memory_swappiness.filter(|s| *s >= 0) {
+        r["memory"]["swappiness"] = json!(s);
+    }
+    if hc.oom_kill_disable == Some(true) {
+        r["memory"]["disableOOMKiller"] = json!(true);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(n * 100_000 / 1_000_000_000));
+    }
+    if let Some(s) = hc.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(q) = hc.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = hc.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(c) = hc.cpuset_cpus.clone().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = hc.cpuset_mems.clone().filter(|m| !m.is_empty()) {
+        cpu.insert("mems".into(), json!(m));
+    }
+    if !cpu.is_empty() {
+        r["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
+        r["pids"] = json!({"limit": p});
+    }
+    if let Some(w) = hc.blkio_weight.filter(|w| *w > 0) {
+        r["blockIO"] = json!({"weight": w});
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_add_and_drop_as_docker() {
+        let mut hc = HostConfig::default();
+        assert_eq!(capabilities(&hc).len(), DEFAULT_CAPS.len());
+        hc.cap_add = Some(vec!["net_admin".into()]);
+        hc.cap_drop = Some(vec!["CAP_CHOWN".into(), "kill".into()]);
+        let caps = capabilities(&hc);
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        assert!(!caps.contains(&"CAP_KILL".to_string()));
+        hc.cap_drop = Some(vec!["ALL".into()]);
+        assert_eq!(capabilities(&hc), vec!["CAP_NET_ADMIN".to_string()]);
+    }
+
+    #[test]
+    fn environment_layers_and_defaults() {
+        let env = environment(
+            &["PATH=/bin".into(), "A=image".into()],
+            &["A=ctr".into(), "B=2".into()],
+            "h",
+            true,
+        );
+        assert_eq!(
+            env,
+            vec!["PATH=/bin", "HOSTNAME=h", "A=ctr", "B=2", "TERM=xterm"]
+        );
+        let env = environment(&[], &[], "h", false);
+        assert_eq!(env, vec![DEFAULT_PATH.to_string(), "HOSTNAME=h".into()]);
+    }
+
+    #[test]
+    fn memory_swap_defaults_to_twice_the_limit() {
+        let hc = HostConfig {
+            memory: Some(64 << 20),
+            nano_cpus: Some(1_500_000_000),
+            pids_limit: Some(10),
+            ..Default::default()
+        };
+        let r = resources(&hc);
+        assert_eq!(r["memory"]["swap"], 128 << 20);
+        assert_eq!(r["cpu"]["quota"], 150_000);
+        assert_eq!(r["pids"]["limit"], 10);
+    }
+}

@@ -1,0 +1,127 @@
+//! `--user` resolved the way Docker resolves it: names and ids looked up in the container's own
+//! `/etc/passwd` and `/etc/group` (read from the mounted root filesystem, never the host's).
+
+use std::path::Path;
+
+use crate::error::{EngineError, Result};
+
+/// A resolved user: ids, and the groups `/etc/group` lists it in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+fn read(rootfs: &Path, file: &str) -> String {
+    // The files are read through the rootfs; a symlink in the image pointing outside would be
+    // followed on the host, so only regular files are read.
+    let path = rootfs.join(file);
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.is_file() => std::fs::read_to_string(&path).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+/// Resolves `spec` (`""`, `user`, `uid`, `user:group`, `uid:gid`).
+pub fn resolve(rootfs: &Path, spec: &str) -> Result<User> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let passwd = read(rootfs, "etc/passwd");
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .find(|f| {
+            if user.is_empty() {
+                f[2] == "0"
+            } else {
+                f[0] == user || f[2] == user
+            }
+        });
+    let (uid, gid, name) = match (entry, user.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            f[0].to_string(),
+        ),
+        (None, Ok(uid)) => (uid, uid, String::new()),
+        (None, Err(_)) if user.is_empty() => (0, 0, "root".to_string()),
+        (None, Err(_)) => {
+            return Err(EngineError::InvalidParameter(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            )))
+        }
+    };
+    let gid = match group {
+        Some(g) => resolve_group(rootfs, g)?,
+        None => gid,
+    };
+    let additional_gids = if name.is_empty() {
+        Vec::new()
+    } else {
+        read(rootfs, "etc/group")
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
+            .filter_map(|f| f[2].parse().ok())
+            .filter(|g| *g != gid)
+            .collect()
+    };
+    Ok(User {
+        uid,
+        gid,
+        additional_gids,
+    })
+}
+
+/// A group name or id.
+pub fn resolve_group(rootfs: &Path, group: &str) -> Result<u32> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    read(rootfs, "etc/group")
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == group)
+        .and_then(|f| f[2].parse().ok())
+        .ok_or_else(|| {
+            EngineError::InvalidParameter(format!(
+                "unable to find group {group}: no matching entries in group file"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_resolve_from_the_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nuser:x:1000:\nwheel:x:10:user\n",
+        )
+        .unwrap();
+        let r = |s| resolve(dir.path(), s);
+        assert_eq!(r("").unwrap().uid, 0);
+        let u = r("user").unwrap();
+        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 1000, vec![10]));
+        assert_eq!(r("1000:wheel").unwrap().gid, 10);
+        assert_eq!(r("4242").unwrap().uid, 4242);
+        assert_eq!(
+            r("nobody2").unwrap_err().to_string(),
+            "unable to find user nobody2: no matching entries in passwd file"
+        );
+        assert!(r("user:nogroup").is_err());
+    }
+}

@@ -1,0 +1,224 @@
+//! Containers as the API shows them: `GET /containers/{id}/json` and `GET /containers/json`
+//! (with Docker's filters and its "Up 5 seconds" / "Exited (0) 3 seconds ago" status text).
+
+use std::time::{Duration, SystemTime};
+
+use berth_api::models::{
+    ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
+    ContainerSummaryHostConfig, ContainerSummaryStateEnum, DriverData,
+};
+use berth_api::query::Filters;
+
+use crate::container::{Container, Status};
+use crate::error::{EngineError, Result};
+use crate::Engine;
+
+impl Engine {
+    /// `GET /containers/{id}/json`.
+    pub fn inspect(&self, key: &str) -> Result<ContainerInspectResponse> {
+        let c = self.containers.get(key)?;
+        let data = self.data_dir(&c.id);
+        let status = match c.state.status {
+            Status::Created => ContainerStateStatusEnum::CREATED,
+            Status::Running => ContainerStateStatusEnum::RUNNING,
+            Status::Paused => ContainerStateStatusEnum::PAUSED,
+            Status::Restarting => ContainerStateStatusEnum::RESTARTING,
+            Status::Removing => ContainerStateStatusEnum::REMOVING,
+            Status::Exited => ContainerStateStatusEnum::EXITED,
+            Status::Dead => ContainerStateStatusEnum::DEAD,
+        };
+        Ok(ContainerInspectResponse {
+            id: Some(c.id.clone()),
+            created: Some(c.created.clone()),
+            path: Some(c.path.clone()),
+            args: Some(c.args.clone()),
+            state: Some(ContainerState {
+                status: Some(status),
+                running: Some(matches!(c.state.status, Status::Running | Status::Paused)),
+                paused: Some(c.state.status == Status::Paused),
+                restarting: Some(c.state.status == Status::Restarting),
+                oom_killed: Some(c.state.oom_killed),
+                dead: Some(c.state.status == Status::Dead),
+                pid: Some(c.state.pid),
+                exit_code: Some(c.state.exit_code),
+                error: Some(c.state.error.clone()),
+                started_at: Some(c.state.started_at.clone()),
+                finished_at: Some(c.state.finished_at.clone()),
+                health: None,
+            }),
+            image: Some(c.image_id.clone()),
+            resolv_conf_path: Some(data.join("resolv.conf").display().to_string()),
+            hostname_path: Some(data.join("hostname").display().to_string()),
+            hosts_path: Some(data.join("hosts").display().to_string()),
+            log_path: Some(c.log_path.display().to_string()),
+            name: Some(format!("/{}", c.name)),
+            restart_count: Some(c.restart_count as i64),
+            driver: Some("overlay2".to_string()),
+            platform: Some("linux".to_string()),
+            mount_label: Some(String::new()),
+            process_label: Some(String::new()),
+            app_armor_profile: Some(String::new()),
+            exec_ids: None,
+            host_config: Some(c.host_config.clone()),
+            graph_driver: Some(DriverData {
+                name: "overlay2".to_string(),
+                data: Default::default(),
+            }),
+            mounts: Some(Vec::new()),
+            config: Some(c.config.clone()),
+            ..Default::default()
+        })
+    }
+
+    /// `GET /containers/json?all=&limit=&filters=`.
+    pub fn list(
+        &self,
+        all: bool,
+        limit: Option<usize>,
+        filters: &Filters,
+    ) -> Result<Vec<ContainerSummary>> {
+        for key in filters.0.keys() {
+            if !matches!(
+                key.as_str(),
+                "status" | "name" | "label" | "id" | "ancestor" | "exited" | "before" | "since"
+            ) {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid filter '{key}'"
+                )));
+            }
+        }
+        let mut containers = self.containers.all();
+        containers.sort_by(|a, b| b.created.cmp(&a.created));
+        // `all` is implied by filters that only match stopped containers.
+        let all = all || filters.has("status") || filters.has("exited");
+        let mut out = Vec::new();
+        for c in containers {
+            if !all && !c.is_running() {
+                continue;
+            }
+            if !self.matches(&c, filters) {
+                continue;
+            }
+            out.push(summary(&c));
+            if limit.is_some_and(|l| l > 0 && out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn matches(&self, c: &Container, f: &Filters) -> bool {
+        let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
+            let values = f.get(key);
+            values.is_empty() || values.iter().any(|v| pred(v))
+        };
+        any("status", &|v| v == c.state.status.as_str())
+            && any("name", &|v| c.name.contains(v.trim_start_matches('/')))
+            && any("id", &|v| c.id.starts_with(v))
+            && any("exited", &|v| {
+                c.state.status == Status::Exited && v.parse::<i64>().ok() == Some(c.state.exit_code)
+            })
+            && any("label", &|v| {
+                let labels = c.config.labels.clone().unwrap_or_default();
+                match v.split_once('=') {
+                    Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+                    None => labels.contains_key(v),
+                }
+            })
+            && any("ancestor", &|v| {
+                c.config.image.as_deref() == Some(v)
+                    || self
+                        .images
+                        .resolve(v)
+                        .is_ok_and(|i| i.id.to_string() == c.image_id)
+            })
+    }
+}
+
+fn summary(c: &Container) -> ContainerSummary {
+    let mut command = vec![c.path.clone()];
+    command.extend(c.args.iter().cloned());
+    let state = match c.state.status {
+        Status::Created => ContainerSummaryStateEnum::CREATED,
+        Status::Running => ContainerSummaryStateEnum::RUNNING,
+        Status::Paused => ContainerSummaryStateEnum::PAUSED,
+        Status::Restarting => ContainerSummaryStateEnum::RESTARTING,
+        Status::Removing => ContainerSummaryStateEnum::REMOVING,
+        Status::Exited => ContainerSummaryStateEnum::EXITED,
+        Status::Dead => ContainerSummaryStateEnum::DEAD,
+    };
+    ContainerSummary {
+        id: Some(c.id.clone()),
+        names: Some(vec![format!("/{}", c.name)]),
+        image: c.config.image.clone(),
+        image_id: Some(c.image_id.clone()),
+        command: Some(command.join(" ")),
+        created: Some(secs(&c.created)),
+        ports: Some(Vec::new()),
+        labels: Some(c.config.labels.clone().unwrap_or_default()),
+        state: Some(state),
+        status: Some(status_text(c)),
+        host_config: Some(ContainerSummaryHostConfig {
+            network_mode: Some(
+                c.host_config
+                    .network_mode
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
+            ),
+            ..Default::default()
+        }),
+        mounts: Some(Vec::new()),
+        ..Default::default()
+    }
+}
+
+fn secs(rfc3339: &str) -> i64 {
+    humantime::parse_rfc3339_weak(rfc3339)
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Docker's status column.
+fn status_text(c: &Container) -> String {
+    let since = |t: &str| {
+        let then = SystemTime::UNIX_EPOCH + Duration::from_secs(secs(t).max(0) as u64);
+        human_duration(SystemTime::now().duration_since(then).unwrap_or_default())
+    };
+    match c.state.status {
+        Status::Created => "Created".to_string(),
+        Status::Running => format!("Up {}", since(&c.state.started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(&c.state.started_at)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
+        Status::Removing => "Removal In Progress".to_string(),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.state.exit_code,
+            since(&c.state.finished_at)
+        ),
+        Status::Dead => "Dead".to_string(),
+    }
+}
+
+/// go-units `HumanDuration`: "Less than a second", "5 seconds", "About a minute", "3 hours"...
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..60 => format!("{s} seconds"),
+        60..120 => "About a minute".into(),
+        120..3600 => format!("{} minutes", s / 60),
+        3600..7200 => "About an hour".into(),
+        7200..172_800 => format!("{} hours", s / 3600),
+        172_800..1_209_600 => format!("{} days", s / 86400),
+        1_209_600..5_259_600 => format!("{} weeks", s / 604_800),
+        5_259_600..63_115_200 => format!("{} months", s / 2_629_800),
+        _ => format!("{} years", s / 31_557_600),
+    }
+}

@@ -1,0 +1,72 @@
+//! The durable record of the container's end: `exit.json`, written atomically (temp file, fsync,
+//! rename, fsync of the directory), and the OOM kill count read from the cgroup before it goes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::protocol::{self, ExitStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExitError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes `status` to `path` atomically and durably.
+pub fn write(path: &Path, status: &ExitStatus) -> Result<(), ExitError> {
+    let tmp = path.with_extension("json.tmp");
+    let err = |what, p: &Path| {
+        let path = p.to_path_buf();
+        move |source| ExitError::Io { what, path, source }
+    };
+    let mut file = std::fs::File::create(&tmp).map_err(err("creating", &tmp))?;
+    file.write_all(&protocol::to_line(status))
+        .map_err(err("writing", &tmp))?;
+    file.sync_all().map_err(err("syncing", &tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(err("renaming to", path))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// Reads `exit.json` (for the daemon after a restart).
+pub fn read(path: &Path) -> Option<ExitStatus> {
+    let data = std::fs::read(path).ok()?;
+    protocol::from_line(data.trim_ascii_end()).ok()
+}
+
+/// Whether the container's cgroup saw an OOM kill.
+pub fn oom_killed(runtime: &berth_runtime::Runtime, record: &berth_runtime::state::Record) -> bool {
+    runtime
+        .cgroup(record)
+        .ok()
+        .and_then(|cg| cg.oom_kill_count().ok())
+        .is_some_and(|n| n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exit.json");
+        let status = ExitStatus {
+            exit_code: 3,
+            oom_killed: false,
+            finished_at: "2026-01-01T00:00:00.000000001Z".into(),
+        };
+        write(&path, &status).unwrap();
+        assert_eq!(read(&path), Some(status));
+        assert!(!dir.path().join("exit.json.tmp").exists());
+    }
+}
