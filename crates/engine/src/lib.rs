@@ -7,7 +7,7 @@
 //! - `<data-root>/containers/<id>/`: the record (`config.json`, atomic), the log
 //!   (`<id>-json.log`), `hostname`, `hosts`, `resolv.conf`;
 //! - `<data-root>/image/`: the image store; `<data-root>/volumes/<name>/_data`;
-//! - `<exec-root>/containers/<id>/`: the bundle (`config.json`, `rootfs` mount) and the
+//! - `<exec-root>/c/<id>/` (short: the monitor socket path must fit in 108 bytes): the bundle (`config.json`, `rootfs` mount) and the
 //!   monitor's state (`monitor.sock`, `exit.json`); `<exec-root>/netns/<id>`;
 //!   `<exec-root>/runtime/`: the runtime's state.
 
@@ -74,7 +74,7 @@ impl Engine {
     pub fn open(config: Config) -> Result<Engine> {
         for dir in [
             config.data_root.clone(),
-            config.exec_root.join("containers"),
+            config.exec_root.join("c"),
             config.exec_root.join("netns"),
             config.exec_root.join("runtime"),
             config.data_root.join("volumes"),
@@ -99,9 +99,9 @@ impl Engine {
         })
     }
 
-    /// `<exec-root>/containers/<id>`: bundle and monitor state.
+    /// `<exec-root>/c/<id>`: bundle and monitor state.
     pub fn run_dir(&self, id: &str) -> PathBuf {
-        self.config.exec_root.join("containers").join(id)
+        self.config.exec_root.join("c").join(id)
     }
 
     pub fn runtime_root(&self) -> PathBuf {

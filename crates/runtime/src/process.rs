@@ -29,7 +29,9 @@ pub enum ProcessError {
     Capability(#[from] CapabilityError),
     #[error("exec: {name:?}: executable file not found in $PATH")]
     NotFound { name: String },
-    #[error("exec: {path:?}: {source}")]
+    /// Worded as runc words it (Go's lower-case errno text: `permission denied`), which is
+    /// what Docker derives exit codes 126/127 from.
+    #[error("exec: {path:?}: {}", source.desc().to_lowercase())]
     Exec { path: PathBuf, source: nix::Error },
     #[error("process.cwd {cwd}: {message}")]
     Cwd { cwd: PathBuf, message: String },

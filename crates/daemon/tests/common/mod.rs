@@ -1,0 +1,219 @@
+//! A private berthd for the end-to-end tests, driven by the real docker CLI
+//! (`/usr/local/bin/docker`, client only) through `DOCKER_HOST`.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses some of these
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Where the docker CLI is.
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+pub fn skip() -> bool {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: berthd's tests need root");
+        return true;
+    }
+    if !Path::new(DOCKER).exists() {
+        eprintln!("skipped: no docker CLI at {DOCKER}");
+        return true;
+    }
+    false
+}
+
+/// `berth-monitor` beside `berthd` in the target directory, brought up to date once per test
+/// binary (`cargo test -p berth-daemon` alone does not build another package's binary).
+fn monitor_binary() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let berthd = PathBuf::from(env!("CARGO_BIN_EXE_berthd"));
+    let monitor = berthd.with_file_name("berth-monitor");
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let release = berthd.parent().is_some_and(|d| d.ends_with("release"));
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "berth-monitor"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cargo build -p berth-monitor");
+        assert!(status.success());
+    });
+    monitor
+}
+
+/// A berthd with its own data root, exec root and socket; stopped and cleaned on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        // Short: the monitor sockets live under the exec root and must fit in 108 bytes.
+        let dir = PathBuf::from(format!(
+            "/run/bt-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Daemon {
+            child: None,
+            socket: dir.join("berth.sock"),
+            dir,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts berthd on the same roots (again, after [`Daemon::kill9`]).
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("berthd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--data-root")
+            .arg(self.dir.join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.join("run"))
+            .arg("--config-file")
+            .arg(self.dir.join("daemon.json"))
+            .arg("--monitor")
+            .arg(monitor_binary())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.docker(&["version"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "berthd did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs berthd (containers and their monitors go on).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("berthd.log")).unwrap_or_default()
+    }
+
+    /// Runs the docker CLI against this daemon, with a time limit.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.docker_stdin(args, None)
+    }
+
+    pub fn docker_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = Command::new("timeout");
+        cmd.arg("-k")
+            .arg("5")
+            .arg("60")
+            .arg(DOCKER)
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = cmd.spawn().unwrap();
+        if let Some(data) = stdin {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().unwrap();
+            pipe.write_all(data).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// `docker ARGS`, which must succeed; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Imports the busybox fixture as `name` (through `docker import`).
+    pub fn busybox(&self, name: &str) {
+        let rootfs = tempfile::tempdir().unwrap();
+        berth_tests::busybox_rootfs(rootfs.path()).unwrap();
+        let tar = self.dir.join("busybox.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(rootfs.path())
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.ok(&["import", tar.to_str().unwrap(), name]);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.docker(&["ps", "-aq"]);
+            for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+                let _ = self.docker(&["rm", "-f", id]);
+            }
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+        // Whatever is still mounted under the roots (a failed test), deepest first.
+        let prefix = format!("{}/", self.dir.display());
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let mut points: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|p| p.starts_with(&prefix))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        for p in points {
+            let _ = nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Text of an output's stdout and stderr.
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

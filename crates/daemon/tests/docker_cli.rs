@@ -1,0 +1,396 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+//! The real docker CLI (28.x) against berthd: the judge of API compatibility. Outputs are
+//! checked, not only exit codes.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{skip, text, Daemon};
+
+#[test]
+fn version_and_info() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    let v = d.ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Server.Os}}",
+    ]);
+    assert_eq!(v.trim(), format!("{} linux", berth_api::API_VERSION));
+    let info = d.ok(&[
+        "info",
+        "--format",
+        "{{.Driver}} {{.OSType}} {{.Containers}}",
+    ]);
+    assert_eq!(info.trim(), "overlay2 linux 0");
+}
+
+#[test]
+fn run_rm_prints_and_returns_the_exit_code() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    assert_eq!(d.ok(&["run", "--rm", "bb:local", "echo", "hi"]), "hi\n");
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "bb:local",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout, "out\n");
+    assert_eq!(stderr, "err\n");
+    // --rm: nothing left.
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    let out = d.docker(&["run", "--rm", "bb:local", "no-such-program"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert!(
+        stderr.contains("\"no-such-program\": executable file not found in $PATH"),
+        "{stderr}"
+    );
+    let out = d.docker(&["run", "--rm", "bb:local", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out).1);
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+}
+
+#[test]
+fn piped_stdin_and_environment_and_user() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let out = d.docker_stdin(&["run", "-i", "--rm", "bb:local", "cat"], Some(b"piped\n"));
+    assert_eq!(text(&out).0, "piped\n");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-u",
+        "1000",
+        "-w",
+        "/tmp",
+        "--hostname",
+        "hn",
+        "bb:local",
+        "sh",
+        "-c",
+        "echo $A $(id -u) $(pwd) $(hostname)",
+    ]);
+    assert_eq!(out, "1 1000 /tmp hn\n");
+}
+
+#[test]
+fn detached_container_lifecycle() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let id = d.ok(&[
+        "run", "-d", "--name", "w1", "bb:local", "sh", "-c",
+        "trap 'echo bye; exit 0' TERM; i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.2; done",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with("w1 Up "), "{ps}");
+    std::thread::sleep(Duration::from_millis(700));
+    let logs = d.ok(&["logs", "--tail", "1", "w1"]);
+    assert!(logs.starts_with("tick"), "{logs}");
+    // rm of a running container is refused.
+    let out = d.docker(&["rm", "w1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("You cannot remove a running container"),
+        "{}",
+        text(&out).1
+    );
+    d.ok(&["pause", "w1"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "w1"])
+            .trim(),
+        "paused"
+    );
+    d.ok(&["unpause", "w1"]);
+    assert_eq!(d.ok(&["stop", "w1"]).trim(), "w1");
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Status}} {{.State.ExitCode}}",
+            "w1"
+        ])
+        .trim(),
+        "exited 0"
+    );
+    assert!(d.ok(&["logs", "w1"]).ends_with("bye\n"));
+    let ps = d.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "status=exited",
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(ps.trim(), "w1");
+    assert_eq!(d.ok(&["ps", "-q"]), "");
+    d.ok(&["start", "w1"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Running}}", "w1"])
+            .trim(),
+        "true"
+    );
+    d.ok(&["restart", "-t", "1", "w1"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Running}}", "w1"])
+            .trim(),
+        "true"
+    );
+    d.ok(&["kill", "w1"]);
+    let code = d.ok(&["wait", "w1"]);
+    assert_eq!(code.trim(), "137");
+    d.ok(&["rename", "w1", "w2"]);
+    assert_eq!(d.ok(&["rm", "w2"]).trim(), "w2");
+    let out = d.docker(&["inspect", "w2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("No such object: w2"),
+        "{}",
+        text(&out).1
+    );
+}
+
+#[test]
+fn exec_runs_in_the_container() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&["run", "-d", "--name", "ex", "bb:local", "sleep", "100"]);
+    let out = d.docker(&["exec", "ex", "sh", "-c", "echo in; echo err >&2; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(text(&out), ("in\n".to_string(), "err\n".to_string()));
+    let out = d.docker_stdin(&["exec", "-i", "ex", "cat"], Some(b"data\n"));
+    assert_eq!(text(&out).0, "data\n");
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "-u",
+            "1000",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=1",
+            "ex",
+            "sh",
+            "-c",
+            "echo $(id -u) $PWD $X"
+        ]),
+        "1000 /tmp 1\n"
+    );
+    d.ok(&["stop", "-t", "0", "ex"]);
+    let out = d.docker(&["exec", "ex", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("is not running"), "{}", text(&out).1);
+}
+
+/// `docker run -it` and `exec -it` under a pty (util-linux `script`), with the window size.
+#[test]
+fn tty_run_and_exec() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let script = |cmd: &str, input: &str| {
+        let full = format!(
+            "(sleep 1; printf '{input}') | DOCKER_HOST=unix://{} script -eqc 'stty rows 33 cols 77; {cmd}' /dev/null",
+            d.socket.display()
+        );
+        Command::new("timeout")
+            .args(["30", "sh", "-c", &full])
+            .output()
+            .unwrap()
+    };
+    let out = script(
+        "docker run -it --rm bb:local sh -c \"read x; echo got \\$x; stty size; exit 5\"",
+        "hello\\r",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("got hello"), "{stdout}");
+    assert!(stdout.contains("33 77"), "{stdout}");
+    assert_eq!(out.status.code(), Some(5), "{stdout}");
+    d.ok(&["run", "-d", "--name", "tt", "bb:local", "sleep", "100"]);
+    let out = script("docker exec -it tt sh", "stty size; exit 2\\r");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("33 77"), "{stdout}");
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+}
+
+#[test]
+fn images_tag_rmi_and_errors() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images.trim(), "bb:local");
+    d.ok(&["tag", "bb:local", "other/name:v2"]);
+    let images = d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(
+        images.contains("other/name:v2") && images.contains("bb:local"),
+        "{images}"
+    );
+    let id = d.ok(&["inspect", "--format", "{{.Id}}", "bb:local"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        d.ok(&["rmi", "other/name:v2"]).trim(),
+        "Untagged: other/name:v2"
+    );
+    // An image a container uses cannot be removed.
+    d.ok(&["create", "--name", "user", "bb:local", "true"]);
+    let out = d.docker(&["rmi", "bb:local"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("is using its referenced image"),
+        "{}",
+        text(&out).1
+    );
+    d.ok(&["rm", "user"]);
+    let out = d.ok(&["rmi", "bb:local"]);
+    assert!(
+        out.contains("Untagged: bb:local") && out.contains("Deleted: sha256:"),
+        "{out}"
+    );
+    let out = d.docker(&["run", "--rm", "nosuchimage:1"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out)
+        .1
+        .contains("Unable to find image 'nosuchimage:1' locally"));
+}
+
+#[test]
+fn names_and_bad_input() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&["create", "--name", "taken", "bb:local", "true"]);
+    let out = d.docker(&["create", "--name", "taken", "bb:local", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out)
+        .1
+        .contains("The container name \"/taken\" is already in use"));
+    let out = d.docker(&["create", "--name", "x", "bb:local", "true"]);
+    assert!(text(&out).1.contains("Invalid container name (x)"));
+    let out = d.docker(&["stop", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("No such container: nope"),
+        "{}",
+        text(&out).1
+    );
+    // Nothing stored changed.
+    assert_eq!(
+        d.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(),
+        "taken"
+    );
+}
+
+#[test]
+fn containers_survive_a_kill_9_of_berthd() {
+    if skip() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "bb:local",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo n$i; sleep 0.2; done",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quick",
+        "bb:local",
+        "sh",
+        "-c",
+        "sleep 1; exit 7",
+    ]);
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(1800));
+    d.spawn();
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.contains("live Up"), "{ps}");
+    assert!(ps.contains("quick Exited (7)"), "{ps}");
+    let before = d.ok(&["logs", "live"]).lines().count();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        d.ok(&["logs", "live"]).lines().count() > before,
+        "logging goes on"
+    );
+    d.ok(&["stop", "-t", "1", "live"]);
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "live"])
+            .trim(),
+        "exited"
+    );
+}
+
+#[test]
+fn events_record_the_lifecycle() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    d.ok(&["run", "--rm", "--name", "ev", "bb:local", "true"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let out = d.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=ev",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = out.lines().collect();
+    assert_eq!(actions, ["create", "start", "die", "destroy"], "{out}");
+}
