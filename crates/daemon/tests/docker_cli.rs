@@ -394,3 +394,53 @@ fn events_record_the_lifecycle() {
     let actions: Vec<&str> = out.lines().collect();
     assert_eq!(actions, ["create", "start", "die", "destroy"], "{out}");
 }
+
+#[test]
+fn push_and_pull_through_a_local_registry() {
+    if skip() {
+        return;
+    }
+    let registry = berth_tests::registry::Registry::start().unwrap();
+    let host = registry.host();
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let name = format!("{host}/team/bb:1");
+    d.ok(&["tag", "bb:local", &name]);
+    let out = d.ok(&["push", &name]);
+    assert!(
+        out.contains(&format!("The push refers to repository [{host}/team/bb]")),
+        "{out}"
+    );
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    d.ok(&["rmi", &name, "bb:local"]);
+    assert_eq!(d.ok(&["images", "-q"]), "");
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pulled"]), "pulled\n");
+    let out = d.ok(&["pull", &name]);
+    assert!(out.contains("Image is up to date"), "{out}");
+    // A missing tag: Docker's message, exit 1.
+    let out = d.docker(&["pull", &format!("{host}/team/bb:nope")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("manifest unknown"),
+        "{}",
+        text(&out).1
+    );
+    // Auto-pull on run, from another repository of the registry.
+    let other = format!("{host}/other/bb:2");
+    d.ok(&["tag", &name, &other]);
+    d.ok(&["push", &other]);
+    d.ok(&["rmi", &other]);
+    let out = d.docker(&["run", "--rm", &other, "echo", "auto"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(stdout, "auto\n", "{stderr}");
+    assert!(
+        stderr.contains(&format!("Unable to find image '{other}' locally")),
+        "{stderr}"
+    );
+}
