@@ -5,6 +5,8 @@
 
 mod containers;
 mod exec;
+mod files;
+mod image_archive;
 mod http;
 mod images;
 mod route;

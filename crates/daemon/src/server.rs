@@ -14,7 +14,7 @@ use tokio::net::UnixListener;
 
 use crate::http::{error, Resp};
 use crate::route::{self, Route, RouteError};
-use crate::{containers, exec, images, system};
+use crate::{containers, exec, files, image_archive, images, system};
 
 /// Shared by every request.
 #[derive(Debug)]

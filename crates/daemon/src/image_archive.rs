@@ -1,0 +1,13 @@
+//! Image archives and housekeeping: `save` (`GET /images/get`), `load`, `history`, `prune`,
+//! `system df`, and `/auth` (login).
+
+use berth_engine::Engine;
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+
+use crate::http::{error, Resp};
+use crate::route::Route;
+
+pub async fn handle(_engine: &Engine, _route: Route, _req: Request<Incoming>) -> Resp {
+    error(StatusCode::NOT_IMPLEMENTED, "not implemented yet in berthd")
+}
