@@ -100,6 +100,11 @@ async fn dispatch(state: &State, route: Route, req: Request<Incoming>) -> Resp {
         ImageList | ImageCreate | ImageInspect(_) | ImageTag(_) | ImageDelete(_) | ImagePush(_) => {
             images::handle(engine, route, req).await
         }
-        _ => error(StatusCode::NOT_IMPLEMENTED, "not implemented yet in berthd"),
+        ContainerTop(_) | ContainerStats(_) | ContainerExport(_) | ContainerArchive(_) | Commit => {
+            files::handle(engine, route, req).await
+        }
+        ImageLoad | ImageGet | ImageHistory(_) | ImagePrune | SystemDf | Auth => {
+            image_archive::handle(engine, route, req).await
+        }
     }
 }
