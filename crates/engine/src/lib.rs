@@ -17,6 +17,8 @@ pub mod distribution;
 pub mod error;
 pub mod events;
 pub mod exec;
+pub mod files;
+pub mod image_archive;
 pub mod ids;
 pub mod images;
 pub mod lifecycle;

@@ -1,0 +1,1 @@
+//! Container files and figures: archive (`docker cp`), export, top, stats, commit.

@@ -1,0 +1,1 @@
+//! Image archives and housekeeping: save, load, history, prune, disk usage, login.
