@@ -444,3 +444,128 @@ fn push_and_pull_through_a_local_registry() {
         "{stderr}"
     );
 }
+
+#[test]
+fn default_seccomp_filter_and_its_opt_outs() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    // A user namespace needs no capability, but Docker's profile refuses it.
+    let out = d.docker(&["run", "--rm", "bb:local", "unshare", "-U", "-r", "id", "-u"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("Operation not permitted"),
+        "{}",
+        text(&out).1
+    );
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "bb:local",
+        "unshare",
+        "-U",
+        "-r",
+        "id",
+        "-u",
+    ]);
+    assert_eq!(out, "0\n");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "SYS_ADMIN",
+        "bb:local",
+        "sh",
+        "-c",
+        "mkdir /m && mount -t tmpfs none /m && echo mounted",
+    ]);
+    assert_eq!(out, "mounted\n");
+    // Without the capability, mount fails (capability and filter both).
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "bb:local",
+        "sh",
+        "-c",
+        "mkdir /m && mount -t tmpfs none /m",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn restart_policies_apply_and_survive_a_daemon_restart() {
+    if skip() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.busybox("bb:local");
+    // on-failure:2 restarts twice, then stays exited.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fails",
+        "--restart",
+        "on-failure:2",
+        "bb:local",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d.ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            "fails",
+        ]);
+        if s.trim() == "2 exited" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // always: a container that exits is started again, also after berthd was killed.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "bb:local",
+        "sleep",
+        "1",
+    ]);
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    d.spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = d.ok(&[
+            "inspect",
+            "--format",
+            "{{.State.Running}} {{.RestartCount}}",
+            "again",
+        ]);
+        let mut f = s.split_whitespace();
+        if f.next() == Some("true") && f.next().and_then(|n| n.parse::<u32>().ok()) >= Some(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A stopped one stays stopped.
+    d.ok(&["stop", "-t", "0", "again"]);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Running}}", "again"])
+            .trim(),
+        "false"
+    );
+}

@@ -473,11 +473,19 @@ impl Engine {
     pub async fn reconcile(&self) {
         for c in self.containers.all() {
             if !c.is_running() {
-                if c.host_config.restart_policy.as_ref().and_then(|p| p.name)
-                    == Some(RestartPolicyNameEnum::ALWAYS)
-                    && !c.manually_stopped
+                // As dockerd at start: `always` and `unless-stopped` containers that a user
+                // did not stop are started again.
+                let policy = c.host_config.restart_policy.as_ref().and_then(|p| p.name);
+                if matches!(
+                    policy,
+                    Some(RestartPolicyNameEnum::ALWAYS)
+                        | Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+                ) && !c.manually_stopped
+                    && c.state.status == Status::Exited
                 {
-                    let _ = self.start(&c.id).await;
+                    if let Err(e) = self.start(&c.id).await {
+                        tracing::warn!(container = %c.id, error = %e, "restart at daemon start");
+                    }
                 }
                 continue;
             }

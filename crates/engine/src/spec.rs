@@ -275,6 +275,9 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
         "cgroupsPath": paths.cgroups_path,
         "sysctl": hc.sysctls.clone().unwrap_or_default(),
     });
+    if let Some(filter) = crate::seccomp::profile(&security, privileged, &caps)? {
+        linux["seccomp"] = filter;
+    }
     if !privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
