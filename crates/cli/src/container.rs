@@ -1200,10 +1200,25 @@ pub async fn rm(host: &str, o: &RmOpts) -> Result<i32> {
         q.push(("link", "1"));
     }
     let q = encode_query(&q);
-    for_each(&client, &o.containers, |n| {
-        (Method::DELETE, format!("/containers/{n}"), q.clone())
-    })
-    .await
+    let mut failed = false;
+    for name in &o.containers {
+        match client
+            .call(Method::DELETE, &format!("/containers/{name}"), &q)
+            .await
+        {
+            Ok(()) => println!("{name}"),
+            // docker rm -f of a missing container is no error
+            Err(e) if o.force && e.is_not_found() => {}
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(status(1, None));
+    }
+    Ok(0)
 }
 
 pub async fn simple(host: &str, o: &NamesOpts, verb: &str) -> Result<i32> {

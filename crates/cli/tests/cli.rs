@@ -636,3 +636,54 @@ fn container_and_image_tools() {
     d.berth(&["rm", &renamed]).ok();
     d.berth(&["rmi", &img]).ok();
 }
+
+#[test]
+fn logs_follow_ends_with_the_container() {
+    let d = daemon_or_skip!();
+    let name = unique("follow");
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        IMAGE,
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; sleep 0.3; done",
+    ])
+    .ok();
+    let out = d.berth(&["logs", "-f", &name]);
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.stdout, "line1\nline2\nline3\n");
+    let out = d.berth(&["logs", "--tail", "1", &name]).ok();
+    assert_eq!(out.stdout, "line3\n");
+    d.berth(&["rm", &name]).ok();
+}
+
+#[test]
+fn unreachable_daemon() {
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_berth")).args([
+            "-H",
+            "unix:///nonexistent/berth.sock",
+            "ps",
+        ]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "Cannot connect to the Docker daemon at unix:///nonexistent/berth.sock. Is the docker daemon running?\n"
+    );
+    let out = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_berth")).args([
+            "-H",
+            "unix:///nonexistent/berth.sock",
+            "run",
+            "img",
+        ]),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.code(), 125, "{out:?}");
+    assert!(out.stderr.starts_with("berth: Cannot connect"), "{out:?}");
+}

@@ -1,1 +1,0 @@
-//! Container files and figures: archive (`docker cp`), export, top, stats, commit.
