@@ -2,6 +2,7 @@
 //! way the docker CLI does, so it works against berthd and against dockerd.
 
 mod container;
+mod embedded;
 mod fmt;
 mod image;
 mod progress;
@@ -223,8 +224,30 @@ fn host(cli: &Cli) -> String {
         .unwrap_or_else(|| DEFAULT_HOST.to_string())
 }
 
-/// A negotiated client.
+/// A negotiated client. At the default socket with no daemon there, as root, berthd is
+/// started first (the embedded default).
 pub async fn connect(cli_host: &str) -> Result<Client> {
+    match negotiated(cli_host).await {
+        Err(e) if cli_host == DEFAULT_HOST && is_connect_error(&e) => {
+            let socket = DEFAULT_HOST.trim_start_matches("unix://");
+            match embedded::start_daemon(socket) {
+                Ok(true) => negotiated(cli_host).await,
+                Ok(false) => Err(e),
+                Err(start) => Err(anyhow::anyhow!("{e}\nstarting berthd: {start}")),
+            }
+        }
+        other => other,
+    }
+}
+
+fn is_connect_error(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ClientError>(),
+        Some(ClientError::Connect { .. })
+    )
+}
+
+async fn negotiated(cli_host: &str) -> Result<Client> {
     let mut client = Client::new(cli_host)?;
     let pinned = std::env::var("BERTH_API_VERSION")
         .or_else(|_| std::env::var("DOCKER_API_VERSION"))

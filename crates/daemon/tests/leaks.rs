@@ -1,0 +1,83 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+//! 100 `docker run --rm` cycles leave nothing behind: no mount, cgroup, network namespace,
+//! monitor process, container record or snapshot.
+
+mod common;
+
+use std::path::Path;
+
+use common::{skip, Daemon};
+
+/// Entries of `dir` (none if it does not exist).
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn monitors_under(dir: &Path) -> usize {
+    let needle = dir.display().to_string();
+    entries(Path::new("/proc"))
+        .iter()
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c);
+                    c.contains("berth-monitor") && c.contains(&needle)
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[test]
+fn a_hundred_run_rm_cycles_leave_nothing_behind() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    for i in 0..100 {
+        let out = d.ok(&["run", "--rm", "bb:local", "echo", &i.to_string()]);
+        assert_eq!(out.trim(), i.to_string());
+    }
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    // Monitors exit on the daemon's shutdown request, shortly after their container.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while monitors_under(&d.dir) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "monitor processes are left"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let ours: Vec<&str> = mounts
+        .lines()
+        .filter(|l| l.contains(&d.dir.display().to_string()))
+        .collect();
+    assert!(ours.is_empty(), "mounts left: {ours:?}");
+    assert!(entries(&d.dir.join("run/c")).is_empty());
+    assert!(entries(&d.dir.join("run/netns")).is_empty());
+    assert!(entries(&d.dir.join("data/containers")).is_empty());
+    assert!(entries(&d.dir.join("run/runtime")).is_empty());
+    // Test binaries run one after the other: no other berthd has containers now.
+    for controller in ["memory", "pids", "cpu,cpuacct", "freezer", "devices"] {
+        let dir = Path::new("/sys/fs/cgroup").join(controller).join("berth");
+        let left: Vec<String> = entries(&dir).into_iter().filter(|e| e.len() == 64).collect();
+        assert!(left.is_empty(), "cgroups left in {controller}: {left:?}");
+    }
+    let snapshots =
+        std::fs::read_to_string(d.dir.join("data/image/snapshots/overlay/metadata.json"))
+            .unwrap_or_default();
+    assert!(
+        !snapshots.contains("container-"),
+        "container snapshots left"
+    );
+}
