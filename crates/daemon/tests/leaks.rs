@@ -28,8 +28,10 @@ fn monitors_under(dir: &Path) -> usize {
         .filter(|p| {
             std::fs::read(format!("/proc/{p}/cmdline"))
                 .map(|c| {
+                    // argv[0] is the monitor (berthd's own command line names it too).
                     let c = String::from_utf8_lossy(&c);
-                    c.contains("berth-monitor") && c.contains(&needle)
+                    let argv0 = c.split('\0').next().unwrap_or_default();
+                    argv0.ends_with("berth-monitor") && c.contains(&needle)
                 })
                 .unwrap_or(false)
         })
