@@ -452,6 +452,11 @@ fn default_seccomp_filter_and_its_opt_outs() {
     }
     let d = Daemon::start();
     d.busybox("bb:local");
+    // Plain fork and exec are untouched.
+    assert_eq!(
+        d.ok(&["run", "--rm", "bb:local", "sh", "-c", "ls / >/dev/null && echo forked"]),
+        "forked\n"
+    );
     // A user namespace needs no capability, but Docker's profile refuses it.
     let out = d.docker(&["run", "--rm", "bb:local", "unshare", "-U", "-r", "id", "-u"]);
     assert_eq!(out.status.code(), Some(1));

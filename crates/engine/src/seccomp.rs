@@ -133,10 +133,14 @@ pub fn profile(
     if !has("CAP_SYS_ADMIN") {
         // clone with namespace flags fails; clone3 (whose flags are in memory, out of a
         // filter's reach) reports ENOSYS so that callers use clone.
-        syscalls.push(json!({
-            "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
-            "args": [{"index": 0, "value": CLONE_NAMESPACES, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
-        }));
+        // One rule per flag: `(flags & bit) == bit` (MASKED_EQ takes the mask in `value`
+        // and the datum in `valueTwo`); rules for one call are alternatives.
+        for bit in (0..64).map(|i| 1u64 << i).filter(|b| CLONE_NAMESPACES & b != 0) {
+            syscalls.push(json!({
+                "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+                "args": [{"index": 0, "value": bit, "valueTwo": bit, "op": "SCMP_CMP_MASKED_EQ"}],
+            }));
+        }
         syscalls.push(json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS}));
     }
     Ok(Some(json!({
@@ -216,6 +220,17 @@ mod tests {
         assert!(!denied.contains(&json!("mount")));
         assert!(denied.contains(&json!("keyctl")));
         assert_eq!(p["syscalls"].as_array().unwrap().len(), 1);
+        let p = profile(&[], false, &caps).unwrap().unwrap();
+        let clone_rules: Vec<&Value> = p["syscalls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["names"] == json!(["clone"]))
+            .collect();
+        assert_eq!(clone_rules.len(), 8);
+        assert!(clone_rules
+            .iter()
+            .all(|r| r["args"][0]["value"] == r["args"][0]["valueTwo"]));
     }
 
     #[test]
