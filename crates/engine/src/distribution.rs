@@ -76,6 +76,15 @@ impl Engine {
             })),
             ..Default::default()
         };
+        // Docker's "Downloaded newer image" means the name is new or moved, whatever was
+        // fetched; "Image is up to date" that it already named this image.
+        let before = self
+            .images
+            .store
+            .metadata
+            .image(&reference.to_string())
+            .ok()
+            .map(|i| i.target);
         let pulled = berth_registry::pull(&client, &self.images.store, reference, &options)
             .await
             .map_err(|e| match &e {
@@ -85,7 +94,7 @@ impl Engine {
                 _ => EngineError::Internal(e.to_string()),
             })?;
         let _ = out.send(json!({"status": format!("Digest: {}", pulled.digest)}));
-        let status = if pulled.downloaded {
+        let status = if pulled.downloaded || before.as_ref() != Some(&pulled.manifest) {
             "Downloaded newer image for"
         } else {
             "Image is up to date for"

@@ -133,7 +133,7 @@ impl Engine {
     }
 
     /// The container's rootfs: a snapshot on its image's top layer, mounted at `target`.
-    fn mount_rootfs(&self, c: &Container, target: &Path) -> Result<()> {
+    pub(crate) fn mount_rootfs(&self, c: &Container, target: &Path) -> Result<()> {
         let snapshots = &self.images.store.snapshots;
         let key = format!("container-{}", c.id);
         let mounts = match snapshots.mounts(&key) {

@@ -152,7 +152,13 @@ fn summary(c: &Container) -> ContainerSummary {
         names: Some(vec![format!("/{}", c.name)]),
         image: c.config.image.clone(),
         image_id: Some(c.image_id.clone()),
-        command: Some(command.join(" ")),
+        command: Some(
+            command
+                .iter()
+                .map(|a| quote_arg(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
         created: Some(secs(&c.created)),
         ports: Some(Vec::new()),
         labels: Some(c.config.labels.clone().unwrap_or_default()),
@@ -170,6 +176,15 @@ fn summary(c: &Container) -> ContainerSummary {
         mounts: Some(Vec::new()),
         ..Default::default()
     }
+}
+
+/// An argument as dockerd shows it in the `Command` column: shell-quoted when it holds blanks
+/// or quotes.
+fn quote_arg(a: &str) -> String {
+    if !a.is_empty() && !a.chars().any(|c| c.is_whitespace() || c == '\'' || c == '"') {
+        return a.to_string();
+    }
+    format!("'{}'", a.replace('\'', "'\\''"))
 }
 
 fn secs(rfc3339: &str) -> i64 {

@@ -1,0 +1,166 @@
+//! Container files and figures: archive (`docker cp`), export, top, stats, commit.
+//!
+//! Every file operation works on the container's root filesystem as the host sees it: the
+//! snapshot `container-<id>` mounted at `<exec-root>/c/<id>/rootfs`. A running container has it
+//! mounted already; for a stopped (or never started) one, [`Engine::rootfs`] mounts it there for
+//! the time of the operation (a start meanwhile reuses that mount) and unmounts it afterwards,
+//! unless the container runs by then. Paths are resolved inside that root with
+//! `openat2(RESOLVE_IN_ROOT)`, so a symlink in the container never leads outside it.
+
+pub mod archive;
+pub mod commit;
+pub mod stats;
+pub mod top;
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::container::Container;
+use crate::error::{EngineError, Result};
+use crate::Engine;
+
+/// Temporary mounts of stopped containers' roots, by rootfs path: how many operations use each.
+static TEMPORARY: Mutex<Option<HashMap<PathBuf, usize>>> = Mutex::new(None);
+
+fn with_temporary<T>(f: impl FnOnce(&mut HashMap<PathBuf, usize>) -> T) -> T {
+    let mut guard = TEMPORARY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(guard.get_or_insert_with(HashMap::new))
+}
+
+/// A container's mounted root filesystem, held open for one operation.
+#[derive(Debug)]
+pub struct Rootfs {
+    /// The container as it was when the root was opened.
+    pub container: Container,
+    /// The key the client named the container by (for Docker's error messages).
+    pub key: String,
+    path: PathBuf,
+    root: OwnedFd,
+    /// Mounted for this operation (the container was not running).
+    temporary: bool,
+    engine: Engine,
+}
+
+impl Engine {
+    /// The root filesystem of the container `key`, mounted (temporarily if it is not running).
+    pub fn rootfs(&self, key: &str) -> Result<Rootfs> {
+        let c = self.containers.get(key)?;
+        let path = self.run_dir(&c.id).join("rootfs");
+        let temporary = !c.is_running();
+        if temporary {
+            // Counted before mounting, so a concurrent release does not unmount under us.
+            with_temporary(|m| *m.entry(path.clone()).or_insert(0) += 1);
+            let mounted = std::fs::create_dir_all(&path)
+                .map_err(|e| EngineError::internal("mkdir rootfs", e))
+                .and_then(|()| self.mount_rootfs(&c, &path));
+            if let Err(e) = mounted {
+                release_temporary(self, &c.id, &path);
+                return Err(e);
+            }
+        }
+        let root = rustix::fs::openat(
+            rustix::fs::CWD,
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| EngineError::internal("open the container's rootfs", e));
+        let root = match root {
+            Ok(r) => r,
+            Err(e) => {
+                if temporary {
+                    release_temporary(self, &c.id, &path);
+                }
+                return Err(e);
+            }
+        };
+        if !temporary && !is_mountpoint(&path) {
+            return Err(EngineError::Internal(format!(
+                "the rootfs of container {} is not mounted",
+                c.id
+            )));
+        }
+        Ok(Rootfs {
+            container: c,
+            key: key.to_string(),
+            path,
+            root,
+            temporary,
+            engine: self.clone(),
+        })
+    }
+}
+
+/// Drops one use of a temporary mount; the last one unmounts it, unless the container was
+/// started meanwhile (its start reused the mount).
+fn release_temporary(engine: &Engine, id: &str, path: &Path) {
+    let last = with_temporary(|m| {
+        let n = m.entry(path.to_path_buf()).or_insert(1);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            m.remove(path);
+            true
+        } else {
+            false
+        }
+    });
+    if !last {
+        return;
+    }
+    let running = engine.containers.get(id).is_ok_and(|c| c.is_running());
+    if running {
+        return;
+    }
+    while is_mountpoint(path) {
+        if nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_err() {
+            break;
+        }
+    }
+}
+
+impl Rootfs {
+    /// The mounted root, as a path (for the library functions that take one).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A descriptor of the root directory.
+    pub fn root(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.root.as_fd()
+    }
+
+    /// Writes the whole tree as one tar (`docker export`).
+    pub fn export(&self, out: impl std::io::Write) -> Result<()> {
+        // The mount point itself (the daemon's own directory): the tree below it is walked
+        // without following symlinks.
+        berth_image::export::export(&self.path, out)
+            .map(|_| ())
+            .map_err(|e| EngineError::internal("export", e))
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        if self.temporary {
+            release_temporary(&self.engine, &self.container.id, &self.path);
+        }
+    }
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Some(parent) = path.parent().and_then(|p| std::fs::metadata(p).ok()) else {
+        return false;
+    };
+    meta.dev() != parent.dev() || meta.ino() == parent.ino()
+}
