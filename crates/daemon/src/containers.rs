@@ -208,7 +208,10 @@ async fn attach(
         stdout: flag("stdout"),
         stderr: flag("stderr"),
     };
-    let (_tty, attached) = match engine.attach(id, opts).await {
+    let detach = opts
+        .stdin
+        .then(|| detach_keys(q.get("detachKeys").map(String::as_str)));
+    let (tty, attached) = match engine.attach(id, opts).await {
         Ok(x) => x,
         Err(e) => return engine_error(&e),
     };
@@ -222,7 +225,7 @@ async fn attach(
                 Err(_) => return,
             },
         };
-        pump(TokioIo::new(upgraded), monitor).await;
+        pump(TokioIo::new(upgraded), monitor, detach, tty).await;
     });
     upgraded_response()
 }
@@ -240,19 +243,108 @@ pub fn upgraded_response() -> Resp {
     resp
 }
 
+/// Docker's detach keys (`ctrl-p,ctrl-q`, `ctrl-a`, `a`...) as bytes.
+pub fn detach_keys(spec: Option<&str>) -> Vec<u8> {
+    let spec = spec.filter(|s| !s.is_empty()).unwrap_or("ctrl-p,ctrl-q");
+    spec.split(',')
+        .filter_map(|k| match k.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let b = c.as_bytes()[0].to_ascii_lowercase();
+                match b {
+                    b'a'..=b'z' => Some(b - b'a' + 1),
+                    b'@' => Some(0),
+                    b'[' => Some(27),
+                    b'\\' => Some(28),
+                    b']' => Some(29),
+                    b'^' => Some(30),
+                    b'_' => Some(31),
+                    _ => None,
+                }
+            }
+            None if k.len() == 1 => Some(k.as_bytes()[0]),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Copies the client's bytes to the monitor (its half-close ends stdin) and the monitor's to
-/// the client, until the monitor ends the stream (the process exited, output flushed).
-pub async fn pump<C>(client: C, monitor: MonitorStream)
+/// the client, until the monitor ends the stream (the process exited, output flushed). With
+/// `detach`, that key sequence in the input detaches the client: its connection closes, while
+/// the container's stdin stays open (the monitor connection is kept, its output drained).
+///
+/// With a tty, the client's end of input ends the attach but leaves the container's stdin
+/// open, as dockerd does (closing a terminal's input would end the shell behind it).
+pub async fn pump<C>(client: C, monitor: MonitorStream, detach: Option<Vec<u8>>, tty: bool)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
+    use tokio::io::AsyncReadExt;
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut mr, mut mw) = tokio::io::split(monitor);
-    let input = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut cr, &mut mw).await;
-        let _ = mw.shutdown().await;
+    let mut input = tokio::spawn(async move {
+        let keys = detach.filter(|k| !k.is_empty());
+        let mut buf = vec![0u8; 16 << 10];
+        let mut matched = 0usize;
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) if tty => return Some(mw),
+                Ok(0) | Err(_) => {
+                    let _ = mw.shutdown().await;
+                    return None;
+                }
+                Ok(n) => n,
+            };
+            let Some(keys) = &keys else {
+                if mw.write_all(&buf[..n]).await.is_err() {
+                    return None;
+                }
+                continue;
+            };
+            let mut out = Vec::with_capacity(n);
+            for &b in &buf[..n] {
+                if b == keys[matched] {
+                    matched += 1;
+                    if matched == keys.len() {
+                        let _ = mw.write_all(&out).await;
+                        return Some(mw);
+                    }
+                    continue;
+                }
+                out.extend_from_slice(&keys[..matched]);
+                matched = 0;
+                if b == keys[0] {
+                    matched = 1;
+                } else {
+                    out.push(b);
+                }
+            }
+            if mw.write_all(&out).await.is_err() {
+                return None;
+            }
+        }
     });
-    let _ = tokio::io::copy(&mut mr, &mut cw).await;
+    let mut input_done = false;
+    let detached = {
+        let output = tokio::io::copy(&mut mr, &mut cw);
+        tokio::pin!(output);
+        loop {
+            tokio::select! {
+                _ = &mut output => break None,
+                r = &mut input, if !input_done => match r {
+                    Ok(Some(mw)) => break Some(mw),
+                    // The client's half-close ends stdin, not the output.
+                    _ => input_done = true,
+                },
+            }
+        }
+    };
     let _ = cw.shutdown().await;
-    input.abort();
+    match detached {
+        Some(mw) => {
+            // Keep the container's stdin open and its output flowing until it exits.
+            let _ = tokio::io::copy(&mut mr, &mut tokio::io::sink()).await;
+            drop(mw);
+        }
+        None => input.abort(),
+    }
 }

@@ -36,7 +36,10 @@ pub async fn handle(engine: &Engine, route: Route, mut req: Request<Incoming>) -
                 Ok(c) => c,
                 Err(resp) => return resp,
             };
-            let (_tty, stream) = match engine.exec_start(&id).await {
+            let detach = engine
+                .exec_detach_keys(&id)
+                .map(|k| crate::containers::detach_keys(k.as_deref()));
+            let (tty, stream) = match engine.exec_start(&id).await {
                 Ok(x) => x,
                 Err(e) => return engine_error(&e),
             };
@@ -50,7 +53,7 @@ pub async fn handle(engine: &Engine, route: Route, mut req: Request<Incoming>) -
             }
             tokio::spawn(async move {
                 if let Ok(upgraded) = upgrade.await {
-                    pump(TokioIo::new(upgraded), stream).await;
+                    pump(TokioIo::new(upgraded), stream, detach, tty).await;
                 }
             });
             upgraded_response()

@@ -151,6 +151,15 @@ impl Engine {
         Ok((tty, stream))
     }
 
+    /// The detach keys of an exec with stdin (None without stdin: nothing to detach from).
+    pub fn exec_detach_keys(&self, id: &str) -> Option<Option<String>> {
+        let exec = self.exec_get(id).ok()?;
+        exec.config
+            .attach_stdin
+            .unwrap_or(false)
+            .then(|| exec.config.detach_keys.clone())
+    }
+
     /// `POST /exec/{id}/resize`.
     pub async fn exec_resize(&self, id: &str, height: u32, width: u32) -> Result<()> {
         let exec = self.exec_get(id)?;

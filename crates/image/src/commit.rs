@@ -101,6 +101,13 @@ pub fn commit(
     if !opts.author.is_empty() {
         config["author"] = json!(opts.author);
     }
+    // Docker's image config keeps the commit message at the top too (`docker inspect
+    // --format {{.Comment}}`).
+    if !opts.comment.is_empty() {
+        config["comment"] = json!(opts.comment);
+    } else if let Some(o) = config.as_object_mut() {
+        o.remove("comment");
+    }
     if let Some(diff_ids) = config["rootfs"]["diff_ids"].as_array_mut() {
         diff_ids.push(json!(diff_id.to_string()));
     } else {
