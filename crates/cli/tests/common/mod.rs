@@ -1,9 +1,10 @@
-//! The daemon the CLI tests talk to: a private dockerd (its own data root, exec root, socket
-//! and pid file under /tmp, no bridge, no iptables), started on first use and shared by the
-//! tests of one binary that run at the same time; it stops when the last of them drops it.
+//! The daemon the CLI tests talk to: a private berthd (its own data root, exec root and socket
+//! under /run), started on first use and shared by the tests of one binary that run at the same
+//! time; it stops when the last of them drops it.
 //!
-//! `BERTH_TEST_HOST=unix:///run/berth/berth.sock` points the tests at a running daemon
-//! (berthd) instead.
+//! `BERTH_TEST_DOCKERD=1` runs them against a private dockerd (Debian's docker.io: no bridge, no
+//! iptables) instead, to check that berth speaks the API as Docker serves it;
+//! `BERTH_TEST_HOST=unix://...` points them at a running daemon.
 //!
 //! Every daemon gets a busybox image imported as [`IMAGE`].
 
@@ -75,6 +76,9 @@ impl Daemon {
             d.import_image();
             return Some(d);
         }
+        if std::env::var("BERTH_TEST_DOCKERD").as_deref() != Ok("1") {
+            return Self::start_berthd();
+        }
         if !Path::new(DOCKERD).exists() {
             eprintln!("skipping: {DOCKERD} is missing (apt-get install docker.io)");
             return None;
@@ -123,6 +127,59 @@ impl Daemon {
                 panic!("dockerd did not start: {}\n{log}", out.stderr);
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+        d.import_image();
+        Some(d)
+    }
+
+    /// A private berthd, from the binaries beside `berth` (built if this package's tests
+    /// run alone).
+    fn start_berthd() -> Option<Daemon> {
+        if !nix_is_root() {
+            eprintln!("skipping: berthd needs root");
+            return None;
+        }
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_berth"));
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args(["build", "-q", "-p", "berth-daemon", "-p", "berth-monitor"]);
+        if bin.parent().is_some_and(|d| d.ends_with("release")) {
+            build.arg("--release");
+        }
+        assert!(build.status().unwrap().success(), "building berthd");
+        // Short: monitor sockets live under the exec root and must fit in 108 bytes.
+        let dir = PathBuf::from(format!("/run/{}", berth_tests::unique("bc")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("berth.sock");
+        let log = std::fs::File::create(dir.join("berthd.log")).unwrap();
+        let child = Command::new(bin.with_file_name("berthd"))
+            .arg("-H")
+            .arg(format!("unix://{}", sock.display()))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("run"))
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--monitor")
+            .arg(bin.with_file_name("berth-monitor"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            host: format!("unix://{}", sock.display()),
+            dir: Some(dir.clone()),
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while d.berth(&["version"]).code() != 0 {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("berthd.log")).unwrap_or_default();
+                panic!("berthd did not start:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         d.import_image();
         Some(d)
@@ -180,6 +237,12 @@ fn nix_is_root() -> bool {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            let ids = self.berth(&["ps", "-aq"]);
+            for id in ids.stdout.split_whitespace() {
+                let _ = self.berth(&["rm", "-f", id]);
+            }
+        }
         let Some(mut child) = self.child.take() else {
             return;
         };
