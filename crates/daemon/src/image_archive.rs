@@ -1,13 +1,233 @@
 //! Image archives and housekeeping: `save` (`GET /images/get`), `load`, `history`, `prune`,
 //! `system df`, and `/auth` (login).
 
+use std::io::{self, Read, Write};
+
+use berth_api::query::Filters;
+use berth_engine::image_archive::LoginError;
 use berth_engine::Engine;
+use bytes::Bytes;
 use http::{Request, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use serde_json::json;
+use tokio::sync::mpsc;
 
-use crate::http::{error, Resp};
-use crate::route::Route;
+use crate::http::{engine_error, error, json, read_json, response, Resp};
+use crate::route::{self, Route};
 
-pub async fn handle(_engine: &Engine, _route: Route, _req: Request<Incoming>) -> Resp {
-    error(StatusCode::NOT_IMPLEMENTED, "not implemented yet in berthd")
+pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+    match route {
+        Route::ImageGet => save(engine, &req),
+        Route::ImageLoad => load(engine, req),
+        Route::ImageHistory(name) => match engine.images.history(&name) {
+            Ok(items) => json(StatusCode::OK, &items),
+            Err(e) => engine_error(&e),
+        },
+        Route::ImagePrune => prune(engine, &req).await,
+        Route::SystemDf => {
+            let engine = engine.clone();
+            match tokio::task::spawn_blocking(move || engine.disk_usage()).await {
+                Ok(Ok(body)) => json(StatusCode::OK, &body),
+                Ok(Err(e)) => engine_error(&e),
+                Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+            }
+        }
+        Route::Auth => auth(engine, req).await,
+        _ => error(StatusCode::NOT_FOUND, "page not found"),
+    }
+}
+
+/// `GET /images/get?names=a&names=b`: the archive, streamed as it is written. An unknown name
+/// is a 404 before anything is sent.
+fn save(engine: &Engine, req: &Request<Incoming>) -> Resp {
+    let keys: Vec<String> = route::query_all(req.uri().query())
+        .into_iter()
+        .filter(|(k, _)| k == "names")
+        .map(|(_, v)| v)
+        .collect();
+    let names = match engine.images.save_names(&keys) {
+        Ok(n) => n,
+        Err(e) => return engine_error(&e),
+    };
+    let (tx, body) = crate::http::channel();
+    let images = engine.images.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        // Once the head is out, a failure can only cut the stream short: the client sees a
+        // truncated archive.
+        if let Err(e) = images.save(&names, &mut out) {
+            tracing::warn!(error = %e, "image save");
+            return;
+        }
+        let _ = out.flush();
+    });
+    response(StatusCode::OK, Some("application/x-tar"), body)
+}
+
+const CHUNK: usize = 64 * 1024;
+
+/// A blocking writer feeding a streamed response body in chunks.
+struct ChannelWriter {
+    tx: mpsc::Sender<Bytes>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+/// A blocking reader over a request body received by an async task.
+struct ChannelReader {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("reading the request body: {e}"),
+                    ))
+                }
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// One progress line, `\r\n`-terminated as dockerd's stream formatter writes them.
+fn line(v: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("{v}\r\n"))
+}
+
+/// `POST /images/load?quiet=`: the body is the archive; the answer is JSON lines
+/// (`{"stream":"Loaded image: bb:local\n"}`), errors in-band.
+fn load(engine: &Engine, req: Request<Incoming>) -> Resp {
+    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, String>>(16);
+    let mut incoming = req.into_body();
+    tokio::spawn(async move {
+        while let Some(frame) = incoming.frame().await {
+            let item = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => Ok(d),
+                    Err(_) => continue,
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            let failed = item.is_err();
+            if body_tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    let images = engine.images.clone();
+    let loading = tokio::task::spawn_blocking(move || {
+        images.load_archive(ChannelReader {
+            rx: body_rx,
+            current: Bytes::new(),
+        })
+    });
+    let (out, body) = crate::http::channel();
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let result = match loading.await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(lines) => {
+                for l in lines {
+                    if let Some(name) = l.strip_prefix("Loaded image: ") {
+                        engine.events.publish(
+                            berth_api::models::EventMessageTypeEnum::IMAGE,
+                            "load",
+                            name,
+                            [("name".to_string(), name.to_string())].into(),
+                        );
+                    }
+                    let _ = out.send(line(&json!({ "stream": format!("{l}\n") }))).await;
+                }
+            }
+            Err(message) => {
+                let _ = out
+                    .send(line(
+                        &json!({"errorDetail": {"message": message}, "error": message}),
+                    ))
+                    .await;
+            }
+        }
+    });
+    response(StatusCode::OK, Some("application/json"), body)
+}
+
+/// `POST /images/prune?filters=`.
+async fn prune(engine: &Engine, req: &Request<Incoming>) -> Resp {
+    let q = route::query(req.uri().query());
+    let filters = match Filters::parse(q.get("filters").map_or("", String::as_str)) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let engine = engine.clone();
+    match tokio::task::spawn_blocking(move || engine.prune_images(&filters)).await {
+        Ok(Ok((entries, reclaimed))) => {
+            let deleted: Vec<_> = entries.iter().map(|(k, v)| json!({ k: v })).collect();
+            let deleted = if deleted.is_empty() {
+                serde_json::Value::Null
+            } else {
+                json!(deleted)
+            };
+            json(
+                StatusCode::OK,
+                &json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}),
+            )
+        }
+        Ok(Err(e)) => engine_error(&e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `POST /auth`: `{"username","password","serveraddress"}` checked against the registry.
+async fn auth(engine: &Engine, req: Request<Incoming>) -> Resp {
+    let body: serde_json::Value = match read_json(req.into_body()).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let field = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+    let (user, password, server) = (field("username"), field("password"), field("serveraddress"));
+    match engine.login(&user, &password, &server).await {
+        Ok(()) => json(
+            StatusCode::OK,
+            &json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+        ),
+        Err(LoginError::Unauthorized(m)) => error(StatusCode::UNAUTHORIZED, &m),
+        Err(LoginError::Engine(e)) => engine_error(&e),
+    }
 }

@@ -15,7 +15,17 @@ use crate::route::{self, Route};
 pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
     let q = route::query(req.uri().query());
     let result = match route {
-        Route::ImageList => engine.images.list().map(|l| json(StatusCode::OK, &l)),
+        Route::ImageList => {
+            // `all` adds intermediate images, which a store without parent chains has none
+            // of; `digests` only changes the CLI's columns (RepoDigests are always sent).
+            match berth_api::query::Filters::parse(q.get("filters").map_or("", String::as_str)) {
+                Ok(f) => engine
+                    .images
+                    .list_filtered(&f)
+                    .map(|l| json(StatusCode::OK, &l)),
+                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+            }
+        }
         Route::ImageInspect(name) => engine
             .images
             .inspect(&name)

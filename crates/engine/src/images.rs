@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use berth_api::models::{ImageConfig, ImageInspect, ImageInspectRootFs, ImageSummary};
+use berth_api::query::Filters;
 use berth_image::digest::Digest;
 use berth_image::import::ImageStore;
 use berth_image::manifest::{self, Manifest};
@@ -39,6 +40,10 @@ fn internal(e: impl std::fmt::Display) -> EngineError {
 
 impl Images {
     /// The manifest, config and layers behind `target`.
+    pub(crate) fn load_resolved(&self, target: &Digest, name: Option<String>) -> Result<Resolved> {
+        self.load(target, name)
+    }
+
     fn load(&self, target: &Digest, name: Option<String>) -> Result<Resolved> {
         let bytes = self.store.content.read_to_vec(target).map_err(internal)?;
         let Manifest::Image(m) = manifest::parse(None, &bytes).map_err(internal)? else {
@@ -94,6 +99,46 @@ impl Images {
 
     /// `GET /images/json`: one entry per image id, with its names.
     pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        self.list_filtered(&Filters::default())
+    }
+
+    /// `GET /images/json?filters=`: `dangling`, `reference` (globs as Docker's, on the familiar
+    /// name with or without its tag), `label`, `before`, `since`.
+    pub fn list_filtered(&self, filters: &Filters) -> Result<Vec<ImageSummary>> {
+        for key in filters.0.keys() {
+            if !matches!(
+                key.as_str(),
+                "dangling" | "reference" | "label" | "before" | "since" | "until"
+            ) {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid filter '{key}'"
+                )));
+            }
+        }
+        for v in filters.get("dangling") {
+            if !matches!(v.as_str(), "true" | "false" | "1" | "0") {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid filter 'dangling={v}'"
+                )));
+            }
+        }
+        let dangling: Option<bool> = filters
+            .get("dangling")
+            .first()
+            .map(|v| v == "true" || v == "1");
+        let created_of =
+            |key: &str| -> Result<i64> { Ok(created_secs(&self.resolve(key)?.config)) };
+        let before: Vec<i64> = filters
+            .get("before")
+            .iter()
+            .map(|k| created_of(k))
+            .collect::<Result<_>>()?;
+        let since: Vec<i64> = filters
+            .get("since")
+            .iter()
+            .map(|k| created_of(k))
+            .collect::<Result<_>>()?;
+        let patterns = filters.get("reference");
         let mut by_id: BTreeMap<String, (Resolved, Vec<Image>)> = BTreeMap::new();
         for img in self.store.metadata.images().map_err(internal)? {
             let Ok(res) = self.load(&img.target, None) else {
@@ -105,24 +150,50 @@ impl Images {
                 .1
                 .push(img);
         }
-        let mut out: Vec<ImageSummary> = by_id
-            .into_values()
-            .map(|(res, names)| {
-                let (tags, digests) = repo_names(&names, &res.manifest);
-                ImageSummary {
-                    id: res.id.to_string(),
-                    parent_id: String::new(),
-                    repo_tags: tags,
-                    repo_digests: digests,
-                    created: created_secs(&res.config),
-                    size: size_of(&res),
-                    shared_size: -1,
-                    labels: labels(&res.config),
-                    containers: -1,
-                    ..Default::default()
+        let mut out = Vec::new();
+        for (res, names) in by_id.into_values() {
+            let (mut tags, mut digests) = repo_names(&names);
+            let created = created_secs(&res.config);
+            let labels = labels(&res.config);
+            if let Some(d) = dangling {
+                if d != tags.is_empty() {
+                    continue;
                 }
-            })
-            .collect();
+            }
+            if !patterns.is_empty() {
+                let keep = |r: &String| patterns.iter().any(|p| reference_matches(p, r));
+                tags.retain(keep);
+                digests.retain(keep);
+                if tags.is_empty() && digests.is_empty() {
+                    continue;
+                }
+            }
+            if !filters
+                .get("label")
+                .iter()
+                .all(|l| match l.split_once('=') {
+                    Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+                    None => labels.contains_key(l.as_str()),
+                })
+            {
+                continue;
+            }
+            if !before.iter().all(|b| created < *b) || !since.iter().all(|s| created > *s) {
+                continue;
+            }
+            out.push(ImageSummary {
+                id: res.id.to_string(),
+                parent_id: String::new(),
+                repo_tags: tags,
+                repo_digests: digests,
+                created,
+                size: size_of(&res),
+                shared_size: -1,
+                labels,
+                containers: -1,
+                ..Default::default()
+            });
+        }
         out.sort_by_key(|i| std::cmp::Reverse(i.created));
         Ok(out)
     }
@@ -138,7 +209,7 @@ impl Images {
             .into_iter()
             .filter(|i| i.target == res.manifest)
             .collect();
-        let (tags, digests) = repo_names(&names, &res.manifest);
+        let (tags, digests) = repo_names(&names);
         let config: Option<ImageConfig> = serde_json::from_value(res.config["config"].clone()).ok();
         let diff_ids = res.config["rootfs"]["diff_ids"]
             .as_array()
@@ -211,7 +282,14 @@ impl Images {
         // By name: untag that name. By id: every name (refused without force if several).
         let to_remove: Vec<String> = match &res.name {
             Some(n) => vec![n.clone()],
-            None if names.len() > 1 && !force => {
+            None if !force && {
+                let repos: std::collections::HashSet<String> = names
+                    .iter()
+                    .filter(|i| is_named(&i.name))
+                    .filter_map(|i| i.name.parse::<Reference>().ok().map(|r| r.name()))
+                    .collect();
+                repos.len() > 1
+            } => {
                 return Err(EngineError::Conflict(format!(
                     "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                     &res.id.hex()[..12]
@@ -219,12 +297,44 @@ impl Images {
             }
             None => names.iter().map(|i| i.name.clone()).collect(),
         };
+        // A tag removed and no tag of its repository left: the repository's digest references
+        // (`repo@sha256:...`, recorded by pulls) go too, as Docker does.
+        let mut to_remove = to_remove;
+        if let Some(r) = res.name.as_ref().and_then(|n| n.parse::<Reference>().ok()) {
+            if r.digest().is_none() {
+                let same_repo = |i: &Image| {
+                    is_named(&i.name)
+                        && i.name != r.to_string()
+                        && i.name
+                            .parse::<Reference>()
+                            .is_ok_and(|o| o.name() == r.name())
+                };
+                let tag_left = names.iter().filter(|i| same_repo(i)).any(|i| {
+                    i.name
+                        .parse::<Reference>()
+                        .is_ok_and(|o| o.digest().is_none())
+                });
+                if !tag_left {
+                    to_remove.extend(
+                        names
+                            .iter()
+                            .filter(|i| same_repo(i))
+                            .map(|i| i.name.clone()),
+                    );
+                }
+            }
+        }
         let mut out = Vec::new();
+        let mut removed: Vec<Image> = Vec::new();
         for name in &to_remove {
-            self.store
-                .metadata
-                .delete_image(name, force)
-                .map_err(|e| match e {
+            let deleted = self.store.metadata.delete_image(name, force);
+            if deleted.is_err() {
+                // All or nothing: names already removed come back.
+                for img in &removed {
+                    let _ = self.store.metadata.put_image(img);
+                }
+            }
+            let deleted = deleted.map_err(|e| match e {
                     MetadataError::InUse { container, .. } => EngineError::Conflict(format!(
                         "conflict: unable to remove repository reference \"{key}\" (must force) - container {} is using its referenced image {}",
                         &container[..container.len().min(12)],
@@ -232,11 +342,14 @@ impl Images {
                     )),
                     other => internal(other),
                 })?;
-            let display = name
-                .parse::<Reference>()
-                .map(|r| r.familiar())
-                .unwrap_or_else(|_| name.clone());
-            out.push(("Untagged".to_string(), display));
+            removed.push(deleted);
+            if is_named(name) {
+                let display = name
+                    .parse::<Reference>()
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| name.clone());
+                out.push(("Untagged".to_string(), display));
+            }
         }
         let left = self
             .store
@@ -270,36 +383,111 @@ impl Images {
     }
 }
 
-/// `RepoTags` and `RepoDigests` of the names pointing at `manifest`.
-fn repo_names(names: &[Image], _manifest: &Digest) -> (Vec<String>, Vec<String>) {
+/// Whether a stored name is a reference (an unnamed image is stored under its id,
+/// `sha256:<hex>`, which would otherwise parse as the repository `sha256`).
+pub(crate) fn is_named(name: &str) -> bool {
+    !name.starts_with("sha256:") && name.parse::<Reference>().is_ok()
+}
+
+/// `RepoTags` and `RepoDigests` of `names` (familiar forms, sorted).
+pub(crate) fn repo_names(names: &[Image]) -> (Vec<String>, Vec<String>) {
     let mut tags = Vec::new();
     let mut digests = Vec::new();
     for img in names {
+        if !is_named(&img.name) {
+            continue;
+        }
         match img.name.parse::<Reference>() {
             Ok(r) if r.digest().is_some() => digests.push(r.familiar()),
             Ok(r) => tags.push(r.familiar()),
-            // An unnamed import is stored under its id: no names to show.
             Err(_) => {}
         }
     }
     tags.sort();
+    tags.dedup();
+    digests.sort();
+    digests.dedup();
     (tags, digests)
 }
 
-fn created_secs(config: &Value) -> i64 {
-    config["created"]
-        .as_str()
-        .and_then(|c| humantime::parse_rfc3339_weak(c).ok())
+/// Docker's `reference` filter: `pattern` (a glob, as Go's `path.Match`) against the familiar
+/// reference, or failing that against its name without tag or digest.
+pub(crate) fn reference_matches(pattern: &str, familiar: &str) -> bool {
+    if glob(pattern.as_bytes(), familiar.as_bytes()) {
+        return true;
+    }
+    let name = familiar.split('@').next().unwrap_or(familiar);
+    let slash = name.rfind('/').map_or(0, |i| i + 1);
+    let name = match name[slash..].rfind(':') {
+        Some(i) => &name[..slash + i],
+        None => name,
+    };
+    glob(pattern.as_bytes(), name.as_bytes())
+}
+
+/// Go's `path.Match`: `*` (not across `/`), `?`, `[...]` classes with ranges and `^`.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match p.first() {
+        None => s.is_empty(),
+        Some(b'*') => {
+            let rest = &p[1..];
+            let mut i = 0;
+            loop {
+                if glob(rest, &s[i..]) {
+                    return true;
+                }
+                if i >= s.len() || s[i] == b'/' {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        Some(b'?') => !s.is_empty() && s[0] != b'/' && glob(&p[1..], &s[1..]),
+        Some(b'[') => {
+            let Some(&c) = s.first() else { return false };
+            let Some(end) = p.iter().skip(1).position(|&b| b == b']').map(|i| i + 1) else {
+                return false;
+            };
+            let class = &p[1..end];
+            let (negate, class) = match class.first() {
+                Some(b'^') => (true, &class[1..]),
+                _ => (false, class),
+            };
+            let mut found = false;
+            let mut i = 0;
+            while i < class.len() {
+                if i + 2 < class.len() && class[i + 1] == b'-' {
+                    found |= class[i] <= c && c <= class[i + 2];
+                    i += 3;
+                } else {
+                    found |= class[i] == c;
+                    i += 1;
+                }
+            }
+            found != negate && glob(&p[end + 1..], &s[1..])
+        }
+        Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && glob(&p[2..], &s[1..]),
+        Some(&b) => s.first() == Some(&b) && glob(&p[1..], &s[1..]),
+    }
+}
+
+pub(crate) fn secs(rfc3339: &str) -> i64 {
+    humantime::parse_rfc3339_weak(rfc3339)
+        .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 
-fn size_of(res: &Resolved) -> i64 {
+pub(crate) fn created_secs(config: &Value) -> i64 {
+    secs(config["created"].as_str().unwrap_or_default())
+}
+
+pub(crate) fn size_of(res: &Resolved) -> i64 {
     res.layers.iter().map(|(_, s)| *s as i64).sum()
 }
 
-fn labels(config: &Value) -> HashMap<String, String> {
+pub(crate) fn labels(config: &Value) -> HashMap<String, String> {
     config["config"]["Labels"]
         .as_object()
         .map(|m| {
@@ -308,4 +496,31 @@ fn labels(config: &Value) -> HashMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_filter_globs_like_docker() {
+        assert!(reference_matches("bb", "bb:local"));
+        assert!(reference_matches("bb*", "bb:local"));
+        assert!(reference_matches("bb:*", "bb:local"));
+        assert!(reference_matches("b?:l[a-z]cal", "bb:local"));
+        assert!(!reference_matches("bb:o*", "bb:local"));
+        assert!(!reference_matches("b*", "team/bb:1"));
+        assert!(reference_matches("*/bb", "team/bb:1"));
+        assert!(reference_matches(
+            "localhost:5000/bb",
+            "localhost:5000/bb@sha256:0000"
+        ));
+        assert!(!reference_matches("[^b]b", "bb:local"));
+    }
+
+    #[test]
+    fn unnamed_images_are_not_references() {
+        assert!(!is_named(&format!("sha256:{}", "a".repeat(64))));
+        assert!(is_named("docker.io/library/bb:local"));
+    }
 }

@@ -325,6 +325,22 @@ async fn pull_leased(
         size: resolved.manifest.bytes.len() as u64,
         created: humantime_now(),
     })?;
+    // The repository's digest reference too (`repo@sha256:...`, what the tag resolved to), as
+    // Docker records it: the image's RepoDigests.
+    if ctx.reference.digest().is_none() {
+        let by_digest = format!("{}@{}", ctx.reference.name(), resolved.digest())
+            .parse::<Reference>()
+            .map(|r| r.to_string());
+        if let Ok(by_digest) = by_digest {
+            store.metadata.put_image(&Image {
+                name: by_digest,
+                target: resolved.manifest.digest.clone(),
+                media_type: resolved.manifest.media_type.clone(),
+                size: resolved.manifest.bytes.len() as u64,
+                created: humantime_now(),
+            })?;
+        }
+    }
     Ok(Pulled {
         name,
         digest: resolved.digest().clone(),
