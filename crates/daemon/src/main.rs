@@ -6,8 +6,8 @@
 mod containers;
 mod exec;
 mod files;
-mod image_archive;
 mod http;
+mod image_archive;
 mod images;
 mod route;
 mod server;

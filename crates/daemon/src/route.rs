@@ -50,6 +50,9 @@ pub enum Route {
     ImageDelete(String),
     Commit,
     Auth,
+    NetworkPrune,
+    VolumePrune,
+    BuildPrune,
 }
 
 /// Why a request has no route.
@@ -142,6 +145,9 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("POST", ["images", "prune"]) => ImagePrune,
         ("POST", ["commit"]) => Commit,
         ("POST", ["auth"]) => Auth,
+        ("POST", ["networks", "prune"]) => NetworkPrune,
+        ("POST", ["volumes", "prune"]) => VolumePrune,
+        ("POST", ["build", "prune"]) => BuildPrune,
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => ImageInspect(name.join("/")),
         ("GET", ["images", name @ .., "history"]) if !name.is_empty() => {
             ImageHistory(name.join("/"))

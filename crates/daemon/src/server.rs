@@ -103,6 +103,23 @@ async fn dispatch(state: &State, route: Route, req: Request<Incoming>) -> Resp {
         ContainerTop(_) | ContainerStats(_) | ContainerExport(_) | ContainerArchive(_) | Commit => {
             files::handle(engine, route, req).await
         }
+        // Networks other than none and host, and a build cache, do not exist yet: nothing to
+        // prune.
+        NetworkPrune => crate::http::json(
+            StatusCode::OK,
+            &serde_json::json!({"NetworksDeleted": null}),
+        ),
+        BuildPrune => crate::http::json(
+            StatusCode::OK,
+            &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
+        ),
+        VolumePrune => match engine.prune_volumes() {
+            Ok((names, space)) => crate::http::json(
+                StatusCode::OK,
+                &serde_json::json!({"VolumesDeleted": names, "SpaceReclaimed": space}),
+            ),
+            Err(e) => crate::http::engine_error(&e),
+        },
         ImageLoad | ImageGet | ImageHistory(_) | ImagePrune | SystemDf | Auth => {
             image_archive::handle(engine, route, req).await
         }

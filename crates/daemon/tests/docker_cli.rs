@@ -454,7 +454,14 @@ fn default_seccomp_filter_and_its_opt_outs() {
     d.busybox("bb:local");
     // Plain fork and exec are untouched.
     assert_eq!(
-        d.ok(&["run", "--rm", "bb:local", "sh", "-c", "ls / >/dev/null && echo forked"]),
+        d.ok(&[
+            "run",
+            "--rm",
+            "bb:local",
+            "sh",
+            "-c",
+            "ls / >/dev/null && echo forked"
+        ]),
         "forked\n"
     );
     // A user namespace needs no capability, but Docker's profile refuses it.
@@ -572,5 +579,44 @@ fn restart_policies_apply_and_survive_a_daemon_restart() {
         d.ok(&["inspect", "--format", "{{.State.Running}}", "again"])
             .trim(),
         "false"
+    );
+}
+
+#[test]
+fn system_prune_removes_stopped_containers_and_unused_volumes() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&[
+        "run",
+        "--name",
+        "gone",
+        "-v",
+        "vol1:/data",
+        "bb:local",
+        "sh",
+        "-c",
+        "echo x > /data/f",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "kept",
+        "-v",
+        "vol2:/data",
+        "bb:local",
+        "sleep",
+        "100",
+    ]);
+    let out = d.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    assert!(out.contains("vol1") && !out.contains("vol2"), "{out}");
+    assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(), "kept");
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}"]).trim(),
+        "bb"
     );
 }
