@@ -72,7 +72,10 @@ fn a_hundred_run_rm_cycles_leave_nothing_behind() {
     // Test binaries run one after the other: no other berthd has containers now.
     for controller in ["memory", "pids", "cpu,cpuacct", "freezer", "devices"] {
         let dir = Path::new("/sys/fs/cgroup").join(controller).join("berth");
-        let left: Vec<String> = entries(&dir).into_iter().filter(|e| e.len() == 64).collect();
+        let left: Vec<String> = entries(&dir)
+            .into_iter()
+            .filter(|e| e.len() == 64)
+            .collect();
         assert!(left.is_empty(), "cgroups left in {controller}: {left:?}");
     }
     let snapshots =

@@ -135,7 +135,10 @@ pub fn profile(
         // filter's reach) reports ENOSYS so that callers use clone.
         // One rule per flag: `(flags & bit) == bit` (MASKED_EQ takes the mask in `value`
         // and the datum in `valueTwo`); rules for one call are alternatives.
-        for bit in (0..64).map(|i| 1u64 << i).filter(|b| CLONE_NAMESPACES & b != 0) {
+        for bit in (0..64)
+            .map(|i| 1u64 << i)
+            .filter(|b| CLONE_NAMESPACES & b != 0)
+        {
             syscalls.push(json!({
                 "names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
                 "args": [{"index": 0, "value": bit, "valueTwo": bit, "op": "SCMP_CMP_MASKED_EQ"}],

@@ -181,7 +181,11 @@ fn summary(c: &Container) -> ContainerSummary {
 /// An argument as dockerd shows it in the `Command` column: shell-quoted when it holds blanks
 /// or quotes.
 fn quote_arg(a: &str) -> String {
-    if !a.is_empty() && !a.chars().any(|c| c.is_whitespace() || c == '\'' || c == '"') {
+    if !a.is_empty()
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || c == '\'' || c == '"')
+    {
         return a.to_string();
     }
     format!("'{}'", a.replace('\'', "'\\''"))
