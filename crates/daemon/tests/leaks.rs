@@ -45,9 +45,20 @@ fn a_hundred_run_rm_cycles_leave_nothing_behind() {
     }
     let d = Daemon::start();
     d.busybox("bb:local");
+    let mut ids = Vec::new();
     for i in 0..100 {
-        let out = d.ok(&["run", "--rm", "bb:local", "echo", &i.to_string()]);
+        let cidfile = d.dir.join(format!("cid-{i}"));
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--cidfile",
+            cidfile.to_str().unwrap(),
+            "bb:local",
+            "echo",
+            &i.to_string(),
+        ]);
         assert_eq!(out.trim(), i.to_string());
+        ids.push(std::fs::read_to_string(&cidfile).unwrap());
     }
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     // Monitors exit on the daemon's shutdown request, shortly after their container.
@@ -69,13 +80,17 @@ fn a_hundred_run_rm_cycles_leave_nothing_behind() {
     assert!(entries(&d.dir.join("run/netns")).is_empty());
     assert!(entries(&d.dir.join("data/containers")).is_empty());
     assert!(entries(&d.dir.join("run/runtime")).is_empty());
-    // Test binaries run one after the other: no other berthd has containers now.
-    for controller in ["memory", "pids", "cpu,cpuacct", "freezer", "devices"] {
+    for controller in [
+        "memory",
+        "pids",
+        "cpu,cpuacct",
+        "freezer",
+        "devices",
+        "blkio",
+        "cpuset",
+    ] {
         let dir = Path::new("/sys/fs/cgroup").join(controller).join("berth");
-        let left: Vec<String> = entries(&dir)
-            .into_iter()
-            .filter(|e| e.len() == 64)
-            .collect();
+        let left: Vec<&String> = ids.iter().filter(|id| dir.join(id).exists()).collect();
         assert!(left.is_empty(), "cgroups left in {controller}: {left:?}");
     }
     let snapshots =
