@@ -22,7 +22,7 @@ if [ ! -x /usr/sbin/dockerd ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null \
     || have_dockerd=0
 fi
-cargo build --release -q -p berth-daemon -p berth-monitor -p berth-runtime
+cargo build --release -q -p berth-daemon -p berth-monitor -p berth-runtime -p berth-cli
 bin=$repo/target/release
 
 tmp=$(mktemp -d /run/berth-bench.XXXXXX)
@@ -115,7 +115,11 @@ if [ "$have_dockerd" = 1 ]; then
   printf '   docker %8.1f ms   ratio %s (target <= 0.10)' "$d_run" "$(ratio "$b_run" "$d_run")"
 fi
 echo
-printf '%-34s %8.1f ms   berth/bare %s (target <= 2)\n' "bare berth-runtime run true" "$r_run" "$(ratio "$b_run" "$r_run")"
+c_run=$(rounds "$bin/berth" -H "unix://$tmp/berth.sock" run --rm bb:bench true)
+printf '%-34s berth %8.1f ms' "berth run --rm IMG true (berth CLI)" "$c_run"
+[ "$have_dockerd" = 1 ] && printf '   ratio to docker %s' "$(ratio "$c_run" "$d_run")"
+echo
+printf '%-34s %8.1f ms   berth/bare %s, berth CLI/bare %s (target <= 2)\n' "bare berth-runtime run true" "$r_run" "$(ratio "$b_run" "$r_run")" "$(ratio "$c_run" "$r_run")"
 
 # 20 parallel run -d
 par() { # B|D
