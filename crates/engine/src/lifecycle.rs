@@ -67,7 +67,9 @@ impl Engine {
         std::fs::create_dir_all(&rootfs).map_err(|e| EngineError::internal("mkdir rootfs", e))?;
         // A leftover of an earlier run of this container (the daemon died) goes first.
         let _ = std::fs::remove_file(run_dir.join("exit.json"));
+        let t0 = std::time::Instant::now();
         self.mount_rootfs(c, &rootfs)?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "rootfs mounted");
         let data_dir = self.data_dir(&c.id);
         let hostname = c.config.hostname.clone().unwrap_or_default();
         write_etc_files(&data_dir, &hostname)?;
@@ -115,7 +117,9 @@ impl Engine {
             stdin: c.config.open_stdin.unwrap_or(false),
             stdin_once: c.config.stdin_once.unwrap_or(false),
         };
+        tracing::debug!(elapsed = ?t0.elapsed(), "config written");
         let pid = monitor::spawn(&launch).await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "monitor ready");
         self.connect_pending_attaches(&c.id).await;
         monitor::call(&monitor::socket(&run_dir), json!({"op": "start"})).await?;
         let started = self.containers.update(&c.id, |c| {
@@ -127,6 +131,7 @@ impl Engine {
             c.state.started_at = now_rfc3339();
             c.manually_stopped = false;
         })?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "started");
         self.publish("start", &started, &[]);
         self.watch_exit(started.id.clone());
         Ok(())
@@ -176,8 +181,10 @@ impl Engine {
                     }
                 },
             };
+            tracing::debug!("exit reported");
             let _ = monitor::call(&sock, json!({"op": "shutdown"})).await;
             engine.on_exit(&id, exit).await;
+            tracing::debug!("exit handled");
         });
     }
 
