@@ -113,9 +113,17 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         LinuxNamespaceType::Mount => 2,
         _ => 1,
     });
-    if let Some(pid_ns) = pid_ns {
-        pid_ns.enter()?;
-    }
+    // setns(CLONE_NEWPID) changes where this process's *children* are born; a long-lived
+    // caller (the monitor) must get its own back once the child exists, or it could not fork
+    // after the container died.
+    let _restore_pid_ns = match pid_ns {
+        Some(pid_ns) => {
+            let guard = PidNsRestore::capture()?;
+            pid_ns.enter()?;
+            Some(guard)
+        }
+        None => None,
+    };
     let cgroup = runtime.cgroup(&record)?;
     let console = opts
         .console_socket
@@ -213,4 +221,26 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
     }
     let prepared = become_process(plan.process, plan.console, plan.seccomp, plan.caps)?;
     Err(exec_program(&prepared, plan.argv, plan.preserve_fds))
+}
+
+/// The caller's namespace for its children, set back on drop.
+struct PidNsRestore(File);
+
+impl PidNsRestore {
+    fn capture() -> Result<PidNsRestore, Error> {
+        let path = "/proc/thread-self/ns/pid_for_children";
+        File::open(path)
+            .map(PidNsRestore)
+            .map_err(|source| Error::Io {
+                what: format!("opening {path}"),
+                source,
+            })
+    }
+}
+
+impl Drop for PidNsRestore {
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        let _ = nix::sched::setns(self.0.as_fd(), CloneFlags::CLONE_NEWPID);
+    }
 }

@@ -338,3 +338,37 @@ fn exec_with_a_bad_cwd_fails_clearly() {
     assert!(out.stderr.contains("/no/such/dir"), "{out:?}");
     assert_eq!(b.state()["status"], "running");
 }
+
+/// The library's exec, called from a long-lived process (the monitor calls it in-process),
+/// gives the caller back its own pid namespace for its children: after an exec, and after the
+/// container is gone, it can still fork.
+#[test]
+fn library_exec_restores_the_callers_namespace_for_children() {
+    let b = running_sleeper();
+    let ns = "/proc/thread-self/ns/pid_for_children";
+    let before = std::fs::read_link(ns).expect("pid_for_children");
+    let runtime = berth_runtime::container::Runtime::new(b.state_root());
+    let process: oci_spec::runtime::Process = serde_json::from_value(serde_json::json!({
+        "args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "env": ["PATH=/bin:/usr/bin"],
+    }))
+    .expect("process");
+    let opts = berth_runtime::exec::ExecOptions {
+        process,
+        console_socket: None,
+        pid_file: None,
+        preserve_fds: 0,
+    };
+    let pid = berth_runtime::exec::exec(&runtime, &b.id, &opts).expect("exec");
+    let status = nix::sys::wait::waitpid(pid, None).expect("waitpid");
+    assert!(
+        matches!(status, nix::sys::wait::WaitStatus::Exited(_, 0)),
+        "{status:?}"
+    );
+    assert_eq!(std::fs::read_link(ns).expect("pid_for_children"), before);
+    b.cmd(&["delete", "--force", &b.id]).ok();
+    let child = std::process::Command::new("true")
+        .status()
+        .expect("fork after the container died");
+    assert!(child.success());
+}
