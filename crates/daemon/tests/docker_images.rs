@@ -215,7 +215,9 @@ fn images_list_filters_and_columns() {
     d.busybox("bb:local");
     d.ok(&["tag", "bb:local", "bb:other"]);
     d.ok(&["tag", "bb:local", "cc:1"]);
-    // An unnamed import: dangling, `<none>:<none>`.
+    // An unnamed import: dangling, `<none>:<none>`. Creation times are in seconds, and
+    // `since`/`before` below compare them: a second apart.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let dangling = import_again(&d, "dangling", None);
     let short = &dangling[7..19];
     let rows = image_rows(&d, &[]);
