@@ -2,7 +2,7 @@
 //! and `commit`. The engine's file operations block (mounts, tar reading and writing), so they
 //! run on blocking threads; tars stream through channels in both directions.
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use berth_api::query::bool_value;
@@ -12,11 +12,10 @@ use berth_engine::files::stats::stats_json;
 use berth_engine::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::json;
-use tokio::sync::mpsc;
 
+use crate::blocking_io::{BodyReader, BodyWriter};
 use crate::http::{channel, empty, engine_error, error, json, response, Resp};
 use crate::route::{self, Route};
 
@@ -129,7 +128,7 @@ async fn export(engine: &Engine, id: String) -> Resp {
     };
     let (tx, body) = channel();
     tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter::new(tx);
+        let mut w = BodyWriter::new(tx);
         if let Err(e) = rootfs.export(&mut w) {
             tracing::warn!(container = %rootfs.container.id, error = %e, "export");
             return;
@@ -184,7 +183,7 @@ async fn archive(
     } else {
         let (tx, body) = channel();
         tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter::new(tx);
+            let mut w = BodyWriter::new(tx);
             if let Err(e) = rootfs.write_tar(&path, &mut w) {
                 tracing::warn!(container = %rootfs.container.id, error = %e, "archive");
                 return;
@@ -197,88 +196,4 @@ async fn archive(
         resp.headers_mut().insert(PATH_STAT, v);
     }
     resp
-}
-
-/// A blocking writer that sends 64 KiB chunks into a streamed body.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-const CHUNK: usize = 64 * 1024;
-
-impl ChannelWriter {
-    fn new(tx: mpsc::Sender<Bytes>) -> ChannelWriter {
-        ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        }
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-/// A request body as a blocking reader: a task forwards its data frames.
-struct BodyReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
-    cur: Bytes,
-}
-
-impl BodyReader {
-    fn spawn(mut body: Incoming) -> BodyReader {
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            while let Some(frame) = body.frame().await {
-                let item = match frame {
-                    Ok(f) => match f.into_data() {
-                        Ok(d) => Ok(d),
-                        Err(_) => continue,
-                    },
-                    Err(e) => Err(io::Error::other(e)),
-                };
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    break;
-                }
-            }
-        });
-        BodyReader {
-            rx,
-            cur: Bytes::new(),
-        }
-    }
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.cur.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.cur = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.cur.len());
-        out[..n].copy_from_slice(&self.cur[..n]);
-        let _ = self.cur.split_to(n);
-        Ok(n)
-    }
 }

@@ -1,18 +1,17 @@
 //! Image archives and housekeeping: `save` (`GET /images/get`), `load`, `history`, `prune`,
 //! `system df`, and `/auth` (login).
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 
 use berth_api::query::Filters;
 use berth_engine::image_archive::LoginError;
 use berth_engine::Engine;
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::json;
-use tokio::sync::mpsc;
 
+use crate::blocking_io::{BodyReader, BodyWriter};
 use crate::http::{engine_error, error, json, read_json, response, Resp};
 use crate::route::{self, Route};
 
@@ -53,10 +52,7 @@ fn save(engine: &Engine, req: &Request<Incoming>) -> Resp {
     let (tx, body) = crate::http::channel();
     let images = engine.images.clone();
     tokio::task::spawn_blocking(move || {
-        let mut out = ChannelWriter {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        };
+        let mut out = BodyWriter::new(tx);
         // Once the head is out, a failure can only cut the stream short: the client sees a
         // truncated archive.
         if let Err(e) = images.save(&names, &mut out) {
@@ -68,61 +64,6 @@ fn save(engine: &Engine, req: &Request<Incoming>) -> Resp {
     response(StatusCode::OK, Some("application/x-tar"), body)
 }
 
-const CHUNK: usize = 64 * 1024;
-
-/// A blocking writer feeding a streamed response body in chunks.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-/// A blocking reader over a request body received by an async task.
-struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, String>>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("reading the request body: {e}"),
-                    ))
-                }
-            }
-        }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
-    }
-}
-
 /// One progress line, `\r\n`-terminated as dockerd's stream formatter writes them.
 fn line(v: &serde_json::Value) -> Bytes {
     Bytes::from(format!("{v}\r\n"))
@@ -131,30 +72,9 @@ fn line(v: &serde_json::Value) -> Bytes {
 /// `POST /images/load?quiet=`: the body is the archive; the answer is JSON lines
 /// (`{"stream":"Loaded image: bb:local\n"}`), errors in-band.
 fn load(engine: &Engine, req: Request<Incoming>) -> Resp {
-    let (body_tx, body_rx) = mpsc::channel::<Result<Bytes, String>>(16);
-    let mut incoming = req.into_body();
-    tokio::spawn(async move {
-        while let Some(frame) = incoming.frame().await {
-            let item = match frame {
-                Ok(f) => match f.into_data() {
-                    Ok(d) => Ok(d),
-                    Err(_) => continue,
-                },
-                Err(e) => Err(e.to_string()),
-            };
-            let failed = item.is_err();
-            if body_tx.send(item).await.is_err() || failed {
-                break;
-            }
-        }
-    });
+    let body = BodyReader::spawn(req.into_body());
     let images = engine.images.clone();
-    let loading = tokio::task::spawn_blocking(move || {
-        images.load_archive(ChannelReader {
-            rx: body_rx,
-            current: Bytes::new(),
-        })
-    });
+    let loading = tokio::task::spawn_blocking(move || images.load_archive(body));
     let (out, body) = crate::http::channel();
     let engine = engine.clone();
     tokio::spawn(async move {

@@ -3,6 +3,7 @@
 // The `/info` body is one large `json!`.
 #![recursion_limit = "256"]
 
+mod blocking_io;
 mod containers;
 mod exec;
 mod files;
