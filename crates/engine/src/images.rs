@@ -44,7 +44,7 @@ impl Images {
         self.load(target, name)
     }
 
-    fn load(&self, target: &Digest, name: Option<String>) -> Result<Resolved> {
+    pub(crate) fn load(&self, target: &Digest, name: Option<String>) -> Result<Resolved> {
         let bytes = self.store.content.read_to_vec(target).map_err(internal)?;
         let Manifest::Image(m) = manifest::parse(None, &bytes).map_err(internal)? else {
             return Err(internal(format!("{target} is an index")));

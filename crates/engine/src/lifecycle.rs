@@ -79,7 +79,12 @@ impl Engine {
             crate::netns::create(&netns)
                 .map_err(|e| EngineError::internal("network namespace", e))?;
         }
-        let image = self.images.resolve(&c.image_id).ok();
+        // The manifest the container was made from: no search through every image.
+        let image = c
+            .image_manifest
+            .parse()
+            .ok()
+            .and_then(|m| self.images.load(&m, None).ok());
         let image_config = image
             .as_ref()
             .map(|i| i.config["config"].clone())

@@ -69,7 +69,7 @@ impl Engine {
             .map_err(|e| EngineError::internal("the container's image manifest", e))?;
         let image_config = self
             .images
-            .resolve(&c.image_id)
+            .load(&manifest, None)
             .map(|i| i.config["config"].clone())
             .unwrap_or(json!({}));
         let mut config = Map::new();
