@@ -19,6 +19,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 
 use crate::config::Config;
 use crate::jsonlog::{JsonLog, LogStream};
+use crate::memory::Trimmer;
 use crate::protocol::{self, ExitStatus};
 use crate::stdio::{self, StdioError};
 use crate::task::{self, Ended, Task};
@@ -108,6 +109,7 @@ pub struct Monitor {
     idle_since: Option<Instant>,
     pub(crate) shutdown: bool,
     buf: Vec<u8>,
+    pub(crate) trimmer: Trimmer,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -248,7 +250,8 @@ impl Monitor {
         };
         // The create's transient allocations (the spec, the seccomp program, the clone stack)
         // are freed; give the pages back, since this process stays as long as the container.
-        crate::memory::release();
+        let mut trimmer = Trimmer::default();
+        trimmer.trim();
         Ok(Monitor {
             cfg: cfg.clone(),
             runtime,
@@ -265,6 +268,7 @@ impl Monitor {
             idle_since: None,
             shutdown: false,
             buf: vec![0; 64 << 10],
+            trimmer,
         })
     }
 
@@ -277,7 +281,11 @@ impl Monitor {
             if self.idle_since.is_some_and(|t| t.elapsed() >= IDLE_EXIT) {
                 break;
             }
+            self.trimmer.trim_if_idle();
             let events = self.poll_once();
+            if !events.is_empty() {
+                self.trimmer.touch();
+            }
             for (token, flags) in events {
                 self.dispatch(token, flags);
             }
@@ -296,6 +304,9 @@ impl Monitor {
             if let (Some(ended), false) = (task.ended, task.finished) {
                 min(DRAIN.saturating_sub(ended.reaped.elapsed()));
             }
+        }
+        if let Some(d) = self.trimmer.due_in() {
+            min(d);
         }
         t.map(|d| d + Duration::from_millis(5))
     }

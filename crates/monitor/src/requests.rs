@@ -161,7 +161,6 @@ impl Monitor {
         match self.runtime.start(&self.cfg.id) {
             Ok(()) => {
                 self.started_at = Some(SystemTime::now());
-                crate::memory::release();
                 Reply::ok()
             }
             Err(e) => Reply::error(e.to_string()),
@@ -260,7 +259,6 @@ impl Monitor {
             let pid = result.map_err(|e| e.to_string())?;
             Task::with_pipes(pid.as_raw(), ours, true)
         };
-        crate::memory::release();
         task.exec_id = Some(exec_id.to_string());
         let pid = task.pid;
         self.tasks.insert(key, task);
