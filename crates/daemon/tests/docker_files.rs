@@ -137,11 +137,8 @@ fn export_has_the_image_and_the_containers_files() {
     let names = tar_list(&tar);
     assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
     assert!(names.iter().any(|n| n == "written"), "{names:?}");
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(
-        !mounts.contains(&format!("{}/", d.dir.display())),
-        "a temporary mount is left: {mounts}"
-    );
+    let mounts = d.mounts_under();
+    assert!(mounts.is_empty(), "a temporary mount is left: {mounts:?}");
     // Running, to stdout.
     d.ok(&["run", "-d", "--name", "e2", "bb:local", "sleep", "1000"]);
     let out = d.docker(&["export", "e2"]);

@@ -70,11 +70,7 @@ fn a_hundred_run_rm_cycles_leave_nothing_behind() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
-    let ours: Vec<&str> = mounts
-        .lines()
-        .filter(|l| l.contains(&d.dir.display().to_string()))
-        .collect();
+    let ours = d.mounts_under();
     assert!(ours.is_empty(), "mounts left: {ours:?}");
     assert!(entries(&d.dir.join("run/c")).is_empty());
     assert!(entries(&d.dir.join("run/netns")).is_empty());

@@ -75,6 +75,7 @@ pub struct Engine {
 impl Engine {
     /// Opens (creating) the data and exec roots, the image store and the container records.
     pub fn open(config: Config) -> Result<Engine> {
+        volatile_exec_root(&config.exec_root)?;
         for dir in [
             config.data_root.clone(),
             config.exec_root.join("c"),
@@ -88,6 +89,16 @@ impl Engine {
         let store = ImageStore::open(&config.data_root.join("image"))
             .map_err(|e| EngineError::internal("open the image store", e))?;
         let containers = container::store::Store::open(&config.data_root.join("containers"))?;
+        // Which container uses which image is restated from the records (see `add_user`).
+        let records = containers.all();
+        let manifests: Vec<(berth_image::digest::Digest, &str)> = records
+            .iter()
+            .filter_map(|c| Some((c.image_manifest.parse().ok()?, c.id.as_str())))
+            .collect();
+        store
+            .metadata
+            .set_users(manifests.iter().map(|(d, id)| (d, *id)))
+            .map_err(|e| EngineError::internal("record the images in use", e))?;
         Ok(Engine {
             images: images::Images {
                 store: Arc::new(store),
@@ -132,4 +143,32 @@ impl Engine {
     pub(crate) fn data_root(&self) -> &Path {
         &self.config.data_root
     }
+}
+
+/// Makes sure the exec root dies with the machine, as its contents must (bundles, sockets,
+/// `exit.json`, namespaces): when it is not on a tmpfs already (`/run` is one on most systems, not
+/// on all), and still empty, a tmpfs is mounted on it. Besides the meaning, this keeps a
+/// container's many short-lived state files off the disk.
+fn volatile_exec_root(dir: &Path) -> Result<()> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| EngineError::internal(&format!("create {}", dir.display()), e))?;
+    let on_tmpfs = rustix::fs::statfs(dir).is_ok_and(|s| s.f_type == TMPFS_MAGIC);
+    let empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+    if on_tmpfs || !empty {
+        return Ok(());
+    }
+    nix::mount::mount(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0711"),
+    )
+    .map_err(|e| {
+        EngineError::internal(
+            &format!("mount a tmpfs on the exec root {}", dir.display()),
+            e,
+        )
+    })
 }

@@ -68,15 +68,20 @@ impl Engine {
         // A leftover of an earlier run of this container (the daemon died) goes first.
         let _ = std::fs::remove_file(run_dir.join("exit.json"));
         let t0 = std::time::Instant::now();
+        let host_network = c.host_config.network_mode.as_deref() == Some("host");
+        let netns = self.netns_path(&c.id);
+        // The network namespace is made on another thread while the rootfs is mounted (on an
+        // error, it is waited for on drop, then removed with the rest by the caller).
+        let creating =
+            (!host_network && !netns.exists()).then(|| crate::netns::Creating::start(&netns));
         self.mount_rootfs(c, &rootfs)?;
         tracing::debug!(elapsed = ?t0.elapsed(), "rootfs mounted");
         let data_dir = self.data_dir(&c.id);
         let hostname = c.config.hostname.clone().unwrap_or_default();
         write_etc_files(&data_dir, &hostname)?;
-        let host_network = c.host_config.network_mode.as_deref() == Some("host");
-        let netns = self.netns_path(&c.id);
-        if !host_network && !netns.exists() {
-            crate::netns::create(&netns)
+        if let Some(creating) = creating {
+            creating
+                .wait()
                 .map_err(|e| EngineError::internal("network namespace", e))?;
         }
         // The manifest the container was made from: no search through every image.
@@ -187,15 +192,29 @@ impl Engine {
                 },
             };
             tracing::debug!("exit reported");
-            let _ = monitor::call(&sock, json!({"op": "shutdown"})).await;
-            engine.on_exit(&id, exit).await;
+            // The monitor deletes the runtime's container while the exit is recorded; what
+            // follows (waiters told, `--rm`, a restart) waits for both.
+            let shutdown = async {
+                let _ = monitor::call(&sock, json!({"op": "shutdown"})).await;
+            };
+            let ((), c) = tokio::join!(shutdown, engine.record_exit(&id, &exit));
+            if let Some(c) = c {
+                engine.after_exit(c, &exit).await;
+            }
             tracing::debug!("exit handled");
         });
     }
 
     /// Records an exit, cleans up, and applies `--rm` or the restart policy.
     pub(crate) async fn on_exit(&self, id: &str, exit: monitor::Exit) {
-        let Ok(c) = self.containers.update(id, |c| {
+        if let Some(c) = self.record_exit(id, &exit).await {
+            self.after_exit(c, &exit).await;
+        }
+    }
+
+    /// Records an exit and unmounts what the container used.
+    async fn record_exit(&self, id: &str, exit: &monitor::Exit) -> Option<Container> {
+        let mark_exited = |c: &mut Container| {
             c.state.status = Status::Exited;
             c.state.pid = 0;
             c.state.exit_code = exit.exit_code;
@@ -205,10 +224,25 @@ impl Engine {
             } else {
                 exit.finished_at.clone()
             };
-        }) else {
-            return;
         };
+        let auto_remove = self
+            .containers
+            .get(id)
+            .is_ok_and(|c| c.host_config.auto_remove == Some(true));
+        // A container removed right below needs no durable exit state.
+        let updated = if auto_remove {
+            self.containers.update_in_memory(id, mark_exited)
+        } else {
+            self.containers.update(id, mark_exited)
+        };
+        let c = updated.ok()?;
         self.cleanup_after_exit(&c);
+        Some(c)
+    }
+
+    /// Tells the exit, then applies `--rm` or the restart policy.
+    async fn after_exit(&self, c: Container, exit: &monitor::Exit) {
+        let id = c.id.as_str();
         if exit.oom_killed {
             self.publish("oom", &c, &[]);
         }
@@ -431,15 +465,20 @@ impl Engine {
         }
         let c = self.containers.get(&c.id)?;
         self.cleanup_after_exit(&c);
-        let _ = self
-            .images
-            .store
-            .snapshots
-            .remove(&format!("container-{}", c.id));
-        if let Ok(manifest) = c.image_manifest.parse() {
-            let _ = self.images.store.metadata.remove_user(&manifest, &c.id);
-        }
-        let _ = std::fs::remove_dir_all(self.run_dir(&c.id));
+        // The writable layer goes on another thread while the rest is removed.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _ = self
+                    .images
+                    .store
+                    .snapshots
+                    .remove(&format!("container-{}", c.id));
+            });
+            if let Ok(manifest) = c.image_manifest.parse() {
+                let _ = self.images.store.metadata.remove_user(&manifest, &c.id);
+            }
+            let _ = std::fs::remove_dir_all(self.run_dir(&c.id));
+        });
         self.removed_codes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -10,29 +10,61 @@ use std::path::Path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
-/// Makes a network namespace pinned at `path` (a new empty file), with `lo` up.
-pub fn create(path: &Path) -> io::Result<()> {
-    std::fs::File::create(path)?;
-    let target = path.to_path_buf();
-    // unshare(CLONE_NEWNET) changes only the calling thread: a thread of its own, which ends.
-    let made = std::thread::spawn(move || -> io::Result<()> {
-        unshare(CloneFlags::CLONE_NEWNET)?;
-        loopback_up()?;
-        mount(
-            Some("/proc/thread-self/ns/net"),
-            &target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )?;
-        Ok(())
-    })
-    .join()
-    .unwrap_or_else(|_| Err(io::Error::other("the netns thread panicked")));
-    if made.is_err() {
-        let _ = std::fs::remove_file(path);
+/// A network namespace pinned at a path (a new empty file), with `lo` up, being made on a thread
+/// of its own (unshare(CLONE_NEWNET) changes only the calling thread) while the caller goes on;
+/// waited for by [`Creating::wait`] or on drop.
+#[derive(Debug)]
+pub struct Creating {
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl Creating {
+    pub fn start(path: &Path) -> Creating {
+        let target = path.to_path_buf();
+        let thread = std::thread::spawn(move || -> io::Result<()> {
+            std::fs::File::create(&target)?;
+            let made = unshare(CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)
+                .and_then(|()| loopback_up())
+                .and_then(|()| {
+                    mount(
+                        Some("/proc/thread-self/ns/net"),
+                        &target,
+                        None::<&str>,
+                        MsFlags::MS_BIND,
+                        None::<&str>,
+                    )
+                    .map_err(io::Error::from)
+                });
+            if made.is_err() {
+                let _ = std::fs::remove_file(&target);
+            }
+            made
+        });
+        Creating {
+            thread: Some(thread),
+        }
     }
-    made
+
+    /// Waits for the namespace.
+    pub fn wait(mut self) -> io::Result<()> {
+        self.join()
+    }
+
+    fn join(&mut self) -> io::Result<()> {
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the netns thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Creating {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
 }
 
 /// Unpins and removes the namespace at `path` (gone once no process is in it).

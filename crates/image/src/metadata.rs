@@ -165,9 +165,15 @@ impl Metadata {
     }
 
     /// Records that `container` uses the image `target`.
+    ///
+    /// Users are derived state: whoever keeps the containers restates them all at start with
+    /// [`Metadata::set_users`]. So this and [`Metadata::remove_user`] commit without waiting for
+    /// the disk (a machine crash can lose them, never half-apply them), which keeps two syncs off
+    /// every container's create and removal.
     pub fn add_user(&self, target: &Digest, container: &str) -> Result<(), MetadataError> {
         let key = format!("{target}\0{container}");
-        let txn = self.db.begin_write().map_err(dberr)?;
+        let mut txn = self.db.begin_write().map_err(dberr)?;
+        txn.set_durability(redb::Durability::None);
         txn.open_table(USERS)
             .map_err(dberr)?
             .insert(key.as_str(), ())
@@ -175,13 +181,32 @@ impl Metadata {
         txn.commit().map_err(dberr)
     }
 
+    /// Forgets that `container` uses the image `target` (see [`Metadata::add_user`]).
     pub fn remove_user(&self, target: &Digest, container: &str) -> Result<(), MetadataError> {
         let key = format!("{target}\0{container}");
-        let txn = self.db.begin_write().map_err(dberr)?;
+        let mut txn = self.db.begin_write().map_err(dberr)?;
+        txn.set_durability(redb::Durability::None);
         txn.open_table(USERS)
             .map_err(dberr)?
             .remove(key.as_str())
             .map_err(dberr)?;
+        txn.commit().map_err(dberr)
+    }
+
+    /// Replaces every user record with `users` (image, container), durably.
+    pub fn set_users<'a>(
+        &self,
+        users: impl IntoIterator<Item = (&'a Digest, &'a str)>,
+    ) -> Result<(), MetadataError> {
+        let txn = self.db.begin_write().map_err(dberr)?;
+        txn.delete_table(USERS).map_err(dberr)?;
+        {
+            let mut table = txn.open_table(USERS).map_err(dberr)?;
+            for (target, container) in users {
+                let key = format!("{target}\0{container}");
+                table.insert(key.as_str(), ()).map_err(dberr)?;
+            }
+        }
         txn.commit().map_err(dberr)
     }
 
@@ -270,6 +295,20 @@ mod tests {
         );
         let err = m.image("nope").unwrap_err();
         assert_eq!(err.to_string(), "No such image: nope");
+    }
+
+    #[test]
+    fn set_users_replaces_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Metadata::open(&dir.path().join("meta.redb")).unwrap();
+        let img = image("docker.io/library/a:latest", b"one");
+        m.put_image(&img).unwrap();
+        m.add_user(&img.target, "gone").unwrap();
+        m.set_users([(&img.target, "kept")]).unwrap();
+        let err = m.delete_image(&img.name, false).unwrap_err();
+        assert!(err.to_string().contains("container kept"), "{err}");
+        m.set_users([]).unwrap();
+        m.delete_image(&img.name, false).unwrap();
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! The durable record of the container's end: `exit.json`, written atomically (temp file, fsync,
-//! rename, fsync of the directory), and the OOM kill count read from the cgroup before it goes.
+//! The record of the container's end: `exit.json`, written atomically (temp file, rename), and
+//! the OOM kill count read from the cgroup before it goes.
+//!
+//! It lives in the exec root, which dies with the machine (a tmpfs): it has to outlive the
+//! monitor and the daemon, not a power cut, so it is not fsynced. Once written, a `kill -9` of
+//! either process cannot lose it; the daemon copies it into the container's durable record.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +20,7 @@ pub enum ExitError {
     },
 }
 
-/// Writes `status` to `path` atomically and durably.
+/// Writes `status` to `path` atomically.
 pub fn write(path: &Path, status: &ExitStatus) -> Result<(), ExitError> {
     let tmp = path.with_extension("json.tmp");
     let err = |what, p: &Path| {
@@ -26,15 +30,8 @@ pub fn write(path: &Path, status: &ExitStatus) -> Result<(), ExitError> {
     let mut file = std::fs::File::create(&tmp).map_err(err("creating", &tmp))?;
     file.write_all(&protocol::to_line(status))
         .map_err(err("writing", &tmp))?;
-    file.sync_all().map_err(err("syncing", &tmp))?;
     drop(file);
-    std::fs::rename(&tmp, path).map_err(err("renaming to", path))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    std::fs::rename(&tmp, path).map_err(err("renaming to", path))
 }
 
 /// Reads `exit.json` (for the daemon after a restart).

@@ -687,21 +687,28 @@ impl Monitor {
         if let Err(e) = crate::exit::write(&self.cfg.exit_path(), &status) {
             eprintln!("berth-monitor: {e}");
         }
-        if let Err(e) = self.runtime.delete(&self.cfg.id, true) {
-            eprintln!("berth-monitor: deleting container {}: {e}", self.cfg.id);
-        }
         let line = protocol::to_line(&status);
-        for c in self.clients.values_mut() {
+        let mut waiters = Vec::new();
+        for (&k, c) in &mut self.clients {
             match c.role {
                 Role::Wait => {
                     c.out.extend_from_slice(&line);
                     c.close_when_flushed = true;
+                    waiters.push(k);
                 }
                 Role::Attach {
                     task: CONTAINER, ..
                 } => c.close_when_flushed = true,
                 _ => {}
             }
+        }
+        // The waiters (the daemon) hear of the end first: the runtime's cleanup (cgroups, state)
+        // is not theirs to wait for, and requests that come meanwhile are answered after it.
+        for k in waiters {
+            self.client_flush(k);
+        }
+        if let Err(e) = self.runtime.delete(&self.cfg.id, true) {
+            eprintln!("berth-monitor: deleting container {}: {e}", self.cfg.id);
         }
         self.exit = Some(status);
     }

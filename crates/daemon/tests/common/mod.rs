@@ -114,6 +114,20 @@ impl Daemon {
         }
     }
 
+    /// Mount points under this daemon's directory, but for the exec root's own tmpfs (berthd
+    /// mounts one there when it is not on a tmpfs).
+    pub fn mounts_under(&self) -> Vec<String> {
+        let exec_root = self.dir.join("run").display().to_string();
+        let prefix = format!("{}/", self.dir.display());
+        std::fs::read_to_string("/proc/self/mounts")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|p| p.starts_with(&prefix) && *p != exec_root)
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("berthd.log")).unwrap_or_default()
     }

@@ -90,6 +90,17 @@ impl Store {
         Ok(changed)
     }
 
+    /// Changes container `id` with `f` in memory only, for a container about to be removed: the
+    /// record on disk keeps its last state (after a crash, `reconcile` sees the exit again).
+    pub fn update_in_memory(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        let mut map = lock(&self.inner);
+        let c = map
+            .get_mut(id)
+            .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))?;
+        f(c);
+        Ok(c.clone())
+    }
+
     /// Renames a container; refused if the new name is taken.
     pub fn rename(&self, id: &str, name: &str) -> Result<Container> {
         {

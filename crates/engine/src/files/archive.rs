@@ -131,14 +131,24 @@ fn split(path: &str) -> Split {
 }
 
 /// Opens `path` (relative to the root) inside the root: symlinks and `..` cannot leave it.
+///
+/// The kernel answers EAGAIN when a mount or a rename anywhere on the system raced with a `..`
+/// of the walk (openat2(2)); the walk is then tried again, a bounded number of times.
 fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat2(
-        root,
-        path,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
+    let mut tries = 0;
+    loop {
+        let opened = rustix::fs::openat2(
+            root,
+            path,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        );
+        match opened {
+            Err(rustix::io::Errno::AGAIN) if tries < 64 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 /// A path found in the container: its parent directory and name (`None`: the directory itself).
