@@ -99,7 +99,30 @@ pub async fn read_json<T: serde::de::DeserializeOwned + Default>(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    // dockerd answers a body it cannot decode with 500.
-    serde_json::from_slice(&bytes)
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))
+    // dockerd (since 18.09 for most routes, 25 for create) answers a body it cannot decode
+    // with 400 and `invalid JSON: ...`; dockerd 20.10 answered create with 500.
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid JSON: {}", json_error_text(&bytes, &e)),
+        )
+    })
+}
+
+/// A decoding error in Go's words where they are easy to tell (`invalid character 'x' looking
+/// for beginning of value`, `unexpected end of JSON input`), else serde's.
+fn json_error_text(bytes: &[u8], e: &serde_json::Error) -> String {
+    if e.is_eof() {
+        return "unexpected end of JSON input".to_string();
+    }
+    if e.is_syntax() && e.to_string().starts_with("expected value") {
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        if let Some(&c) = first.filter(|c| !b"{[\"-0123456789tfn".contains(c)) {
+            return format!(
+                "invalid character {:?} looking for beginning of value",
+                char::from(c)
+            );
+        }
+    }
+    e.to_string()
 }

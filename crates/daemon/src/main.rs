@@ -49,6 +49,12 @@ struct Flags {
     /// The berth-monitor binary (default: beside berthd).
     #[arg(long)]
     monitor: Option<PathBuf>,
+    /// The init of `--init` containers (default: `berth-init` beside berthd, else in PATH).
+    #[arg(long)]
+    init_path: Option<PathBuf>,
+    /// Run an init in every container whose create body leaves `HostConfig.Init` unset.
+    #[arg(long)]
+    init: bool,
     /// A registry where plain HTTP is allowed (loopback always is); repeatable.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -74,10 +80,13 @@ fn main() -> anyhow::Result<()> {
             .context("finding berthd's own path")?
             .with_file_name("berth-monitor"),
     };
+    let init = init_binary(flags.init_path.as_deref())?;
     let engine = berth_engine::Engine::open(berth_engine::Config {
         data_root: flags.data_root.clone(),
         exec_root: flags.exec_root.clone(),
         monitor,
+        init,
+        init_default: flags.init,
         insecure_registries: flags.insecure_registries.clone(),
         certs_dir: PathBuf::from("/etc/berth/certs.d"),
     })?;
@@ -104,7 +113,35 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`, as
+/// The init binary as dockerd finds its `docker-init`: `--init-path` (a bare name is looked up
+/// in PATH), else `berth-init` beside berthd, else in PATH. A binary found nowhere is kept as
+/// given: containers without `--init` do not need it, and the others fail to start saying so.
+fn init_binary(configured: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    const NAME: &str = "berth-init";
+    let in_path = |name: &std::path::Path| {
+        std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    if let Some(p) = configured {
+        if p.components().count() > 1 || p.is_absolute() {
+            return Ok(p.to_path_buf());
+        }
+        return Ok(in_path(p).unwrap_or_else(|| p.to_path_buf()));
+    }
+    let beside = std::env::current_exe()
+        .context("finding berthd's own path")?
+        .with_file_name(NAME);
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    Ok(in_path(std::path::Path::new(NAME)).unwrap_or(beside))
+}
+
+/// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`,
+/// `insecure-registries`, `init`, `init-path`, as
 /// docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
 fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
@@ -141,6 +178,15 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         if let Some(r) = r.as_str() {
             flags.insecure_registries.push(r.to_string());
         }
+    }
+    if let Some(p) = v["init-path"]
+        .as_str()
+        .filter(|_| flags.init_path.is_none())
+    {
+        flags.init_path = Some(PathBuf::from(p));
+    }
+    if let Some(true) = v["init"].as_bool() {
+        flags.init = true;
     }
     if let Some(l) = v["log-level"]
         .as_str()

@@ -131,7 +131,7 @@ pub fn info(engine: &Engine) -> Resp {
             "Runtimes": {"berth": {"path": "berth-runtime"}}, "DefaultRuntime": "berth",
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": false, "Error": "", "RemoteManagers": null},
-            "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
+            "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "berth-init",
             "ContainerdCommit": {"ID": "", "Expected": ""},
             "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
             "SecurityOptions": ["name=seccomp,profile=builtin"],

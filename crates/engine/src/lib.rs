@@ -48,6 +48,11 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// The `berth-monitor` binary.
     pub monitor: PathBuf,
+    /// The `berth-init` binary, bind-mounted read-only at `/dev/init` and run as PID 1 of the
+    /// containers created with `--init` (dockerd's `--init-path`).
+    pub init: PathBuf,
+    /// Whether containers whose `HostConfig.Init` is unset get the init (dockerd's `--init`).
+    pub init_default: bool,
     /// Registries where plain HTTP is allowed (loopback always is).
     pub insecure_registries: Vec<String>,
     /// Extra certificate authorities: `<dir>/<host>/*.crt`.

@@ -102,6 +102,7 @@ impl Engine {
             netns: (!host_network).then_some(netns.as_path()),
             volumes: &self.data_root().join("volumes"),
             cgroups_path: format!("/berth/{}", c.id),
+            init: self.init_binary(c),
         };
         let config = spec::build(c, &image_config, &paths)?;
         let bytes =

@@ -29,7 +29,8 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
-/// Every capability the kernel knows (for `--privileged` and `--cap-add ALL`).
+/// Every capability the kernel knows, in the kernel's numbering (`CAP_CHOWN` is 0), for
+/// `--privileged` and `--cap-add ALL` (see [`all_caps`]).
 pub const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -113,13 +114,52 @@ pub struct Paths<'a> {
     /// Where named volumes live (`<dir>/<name>/_data`).
     pub volumes: &'a Path,
     pub cgroups_path: String,
+    /// The init to bind at [`INIT_PATH`] and run as PID 1 (`--init`), from
+    /// [`crate::Engine::init_binary`].
+    pub init: Option<&'a Path>,
+}
+
+/// Where the init of `--init` appears in the container, as Docker's `docker-init`.
+pub const INIT_PATH: &str = "/dev/init";
+
+impl crate::Engine {
+    /// The init binary `c` runs as its PID 1: `HostConfig.Init`, or the daemon's `init`
+    /// default when the container leaves it unset; `None` without init.
+    pub fn init_binary(&self, c: &Container) -> Option<&Path> {
+        c.host_config
+            .init
+            .unwrap_or(self.config.init_default)
+            .then_some(self.config.init.as_path())
+    }
+}
+
+/// "Every capability" as a container can get it: those of [`ALL_CAPS`] in berthd's own
+/// bounding set (as moby's `GetAllCapabilities`): a capability the daemon lacks (a machine or
+/// a parent container that dropped it) cannot be raised in the container, and asking for it
+/// would make the runtime's capset fail.
+pub fn all_caps() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 /// The capabilities after `--cap-add`/`--cap-drop` (names with or without `CAP_`, any case;
 /// `ALL`).
 pub fn capabilities(hc: &HostConfig) -> Vec<String> {
     if hc.privileged.unwrap_or(false) {
-        return ALL_CAPS.iter().map(|c| c.to_string()).collect();
+        return all_caps();
     }
     let norm = |c: &String| {
         let up = c.to_uppercase();
@@ -132,7 +172,7 @@ pub fn capabilities(hc: &HostConfig) -> Vec<String> {
     let add: Vec<String> = hc.cap_add.iter().flatten().map(norm).collect();
     let drop: Vec<String> = hc.cap_drop.iter().flatten().map(norm).collect();
     let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
-        ALL_CAPS.iter().map(|c| c.to_string()).collect()
+        all_caps()
     } else {
         DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
     };
@@ -234,6 +274,15 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
     additional_gids.extend(group_add);
 
     let mut mounts = default_mounts(hc, privileged);
+    if let Some(init) = paths.init {
+        if !init.is_file() {
+            return Err(EngineError::Internal(format!(
+                "berth-init binary not found: {} (set the daemon's --init-path)",
+                init.display()
+            )));
+        }
+        mounts.push(bind(init, INIT_PATH, true));
+    }
     mounts.push(bind(paths.resolv_conf, "/etc/resolv.conf", false));
     mounts.push(bind(paths.hostname, "/etc/hostname", false));
     mounts.push(bind(paths.hosts, "/etc/hosts", false));
@@ -268,13 +317,24 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
     if let Some(netns) = paths.netns {
         namespaces.push(json!({"type": "network", "path": netns}));
     }
-    let resources = resources(hc);
+    let mut resources = resources(hc);
+    let mut devices = Vec::new();
+    if privileged {
+        // Every device node of the host, and the device cgroup open to all, as dockerd does.
+        devices = host_devices(Path::new("/dev"));
+        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+    } else {
+        resources["devices"] = default_device_rules();
+    }
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
         "cgroupsPath": paths.cgroups_path,
         "sysctl": hc.sysctls.clone().unwrap_or_default(),
     });
+    if !devices.is_empty() {
+        linux["devices"] = Value::Array(devices);
+    }
     if let Some(filter) = crate::seccomp::profile(&security, privileged, &caps)? {
         linux["seccomp"] = filter;
     }
@@ -283,7 +343,11 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
     let (path, args) = (c.path.clone(), c.args.clone());
-    let mut argv = vec![path];
+    let mut argv = Vec::new();
+    if paths.init.is_some() {
+        argv.extend([INIT_PATH.to_string(), "--".to_string()]);
+    }
+    argv.push(path);
     argv.extend(args);
     let mut process = json!({
         "terminal": tty,
@@ -338,6 +402,73 @@ fn default_mounts(hc: &HostConfig, privileged: bool) -> Vec<Value> {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
     ]
+}
+
+/// Docker's device cgroup for unprivileged containers (moby's default spec): deny all, then
+/// allow zero, null, urandom, random, tty and console, and deny `c 10:229` (fuse) explicitly;
+/// the runtime appends full, ptmx, the ptys and `linux.devices`, as runc does.
+fn default_device_rules() -> Value {
+    let allow = |major: i64, minor: i64| json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"});
+    json!([
+        {"allow": false, "access": "rwm"},
+        allow(1, 5),
+        allow(1, 3),
+        allow(1, 9),
+        allow(1, 8),
+        allow(5, 0),
+        allow(5, 1),
+        {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+    ])
+}
+
+/// The device nodes under `dir` (the host's `/dev`) as `linux.devices` entries, as containerd's
+/// `HostDevices` lists them for `--privileged`: recursively, skipping the directories of other
+/// mounts (`pts`, `shm`, `fd`, `mqueue`) and of LXC/udev bookkeeping, `console` (the container
+/// gets its own), symlinks, fifos and anything that vanishes meanwhile.
+fn host_devices(dir: &Path) -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            let skip = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+            if !skip.iter().any(|s| name == *s) {
+                out.extend(host_devices(&path));
+            }
+            continue;
+        }
+        if name == "console" {
+            continue;
+        }
+        let kind = if ft.is_char_device() {
+            "c"
+        } else if ft.is_block_device() {
+            "b"
+        } else {
+            continue;
+        };
+        let rdev = meta.rdev();
+        out.push(json!({
+            "path": path,
+            "type": kind,
+            "major": nix::sys::stat::major(rdev),
+            "minor": nix::sys::stat::minor(rdev),
+            "fileMode": meta.mode() & 0o777,
+            "uid": meta.uid(),
+            "gid": meta.gid(),
+        }));
+    }
+    out
 }
 
 fn bind(source: &Path, dest: &str, readonly: bool) -> Value {
@@ -473,6 +604,123 @@ mod tests {
         );
         let env = environment(&[], &[], "h", false);
         assert_eq!(env, vec![DEFAULT_PATH.to_string(), "HOSTNAME=h".into()]);
+    }
+
+    fn container(hc: HostConfig) -> Container {
+        Container {
+            id: "0123456789ab".repeat(5) + "0123",
+            name: "c".into(),
+            created: String::new(),
+            image_id: String::new(),
+            image_manifest: String::new(),
+            image_top: None,
+            path: "sleep".into(),
+            args: vec!["100".into()],
+            config: Default::default(),
+            host_config: hc,
+            state: Default::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            log_path: Default::default(),
+        }
+    }
+
+    fn spec(hc: HostConfig, init: Option<&Path>) -> Value {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        std::fs::write(&f, "").unwrap();
+        let paths = Paths {
+            rootfs: dir.path(),
+            hostname: &f,
+            hosts: &f,
+            resolv_conf: &f,
+            netns: None,
+            volumes: dir.path(),
+            cgroups_path: "/berth/x".into(),
+            init,
+        };
+        build(&container(hc), &json!({}), &paths).unwrap()
+    }
+
+    #[test]
+    fn init_is_bound_read_only_and_runs_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = dir.path().join("berth-init");
+        std::fs::write(&init, "").unwrap();
+        let s = spec(HostConfig::default(), Some(&init));
+        assert_eq!(
+            s["process"]["args"],
+            json!(["/dev/init", "--", "sleep", "100"])
+        );
+        let m = s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/init")
+            .unwrap();
+        assert_eq!(m["source"], json!(init));
+        assert!(m["options"].as_array().unwrap().contains(&json!("ro")));
+        let s = spec(HostConfig::default(), None);
+        assert_eq!(s["process"]["args"], json!(["sleep", "100"]));
+        // A missing binary is an error that says which.
+        let missing = dir.path().join("nope");
+        let c = container(HostConfig::default());
+        let paths = Paths {
+            rootfs: dir.path(),
+            hostname: &init,
+            hosts: &init,
+            resolv_conf: &init,
+            netns: None,
+            volumes: dir.path(),
+            cgroups_path: String::new(),
+            init: Some(&missing),
+        };
+        let err = build(&c, &json!({}), &paths).unwrap_err().to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn privileged_gets_the_host_devices_and_an_open_device_cgroup() {
+        let s = spec(HostConfig::default(), None);
+        assert_eq!(
+            s["linux"]["resources"]["devices"][0],
+            json!({"allow": false, "access": "rwm"})
+        );
+        assert!(s["linux"]["devices"].is_null());
+        assert!(s["linux"]["maskedPaths"].is_array());
+        let hc = HostConfig {
+            privileged: Some(true),
+            ..Default::default()
+        };
+        let s = spec(hc, None);
+        assert_eq!(
+            s["linux"]["resources"]["devices"],
+            json!([{"allow": true, "access": "rwm"}])
+        );
+        let devices = s["linux"]["devices"].as_array().unwrap();
+        let null = devices.iter().find(|d| d["path"] == "/dev/null").unwrap();
+        assert_eq!(
+            (&null["type"], &null["major"], &null["minor"]),
+            (&json!("c"), &json!(1), &json!(3))
+        );
+        assert!(devices.iter().all(|d| {
+            let p = d["path"].as_str().unwrap();
+            p != "/dev/console" && !p.starts_with("/dev/pts/") && !p.starts_with("/dev/shm/")
+        }));
+        assert!(s["linux"]["maskedPaths"].is_null());
+        assert!(s["linux"]["readonlyPaths"].is_null());
+    }
+
+    #[test]
+    fn all_caps_are_those_of_the_bounding_set() {
+        let all = all_caps();
+        assert!(all.contains(&"CAP_CHOWN".to_string()));
+        assert!(all.len() <= ALL_CAPS.len());
+        let hc = HostConfig {
+            privileged: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(capabilities(&hc), all);
     }
 
     #[test]

@@ -24,7 +24,8 @@ pub fn skip() -> bool {
 }
 
 /// `berth-monitor` beside `berthd` in the target directory, brought up to date once per test
-/// binary (`cargo test -p berth-daemon` alone does not build another package's binary).
+/// binary (`cargo test -p berth-daemon` alone does not build another package's binary), with
+/// `berth-init`, which berthd finds beside itself for `--init`.
 fn monitor_binary() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let berthd = PathBuf::from(env!("CARGO_BIN_EXE_berthd"));
@@ -33,11 +34,13 @@ fn monitor_binary() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let release = berthd.parent().is_some_and(|d| d.ends_with("release"));
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "berth-monitor"]);
+        cmd.args(["build", "-q", "-p", "berth-monitor", "-p", "berth-init"]);
         if release {
             cmd.arg("--release");
         }
-        let status = cmd.status().expect("cargo build -p berth-monitor");
+        let status = cmd
+            .status()
+            .expect("cargo build -p berth-monitor -p berth-init");
         assert!(status.success());
     });
     monitor
@@ -160,6 +163,19 @@ impl Daemon {
             pipe.write_all(data).unwrap();
         }
         child.wait_with_output().unwrap()
+    }
+
+    /// A `docker ARGS` command against this daemon, to spawn and watch (stdin null, stdout and
+    /// stderr piped); the caller bounds its waits and kills it.
+    pub fn docker_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(DOCKER);
+        cmd.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
     }
 
     /// `docker ARGS`, which must succeed; its stdout.
