@@ -1,0 +1,201 @@
+//! IP address management: one [`Pool`] per network, each persisted as `<dir>/<network id>.json`
+//! (atomically, see [`crate::persist`]) on every change, so addresses survive a daemon restart
+//! and are released when their container is removed.
+
+mod pool;
+pub mod subnets;
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+
+pub use pool::Pool;
+
+use crate::persist::{self, PersistError};
+
+/// What IPAM refuses, worded as Docker's IPAM words it.
+#[derive(Debug, thiserror::Error)]
+pub enum IpamError {
+    /// The subnet overlaps another network's.
+    #[error("Pool overlaps with other one on this address space")]
+    Overlap,
+    /// No default pool is free.
+    #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
+    NoDefaultPool,
+    /// The subnet has no room for a gateway and a container.
+    #[error("invalid subnet {0}: too small")]
+    SubnetTooSmall(Ipv4Net),
+    /// `--gateway` is not a host address of the subnet.
+    #[error("no matching subnet for gateway {0}")]
+    GatewayOutside(Ipv4Addr),
+    /// `--ip-range` is not inside the subnet.
+    #[error("no matching subnet for range {0}")]
+    RangeOutside(Ipv4Net),
+    /// A requested address is outside the subnet.
+    #[error("no configured subnet or ip-range contain the IP address {0}")]
+    NotInSubnet(Ipv4Addr),
+    /// A requested address is taken (or is the gateway).
+    #[error("Address already in use")]
+    InUse(Ipv4Addr),
+    /// The range is full.
+    #[error("no available addresses on this pool")]
+    Exhausted,
+    /// The container already has an address on this network.
+    #[error("container {container} already has address {ip} on this network")]
+    ContainerHasAddress {
+        /// The container.
+        container: String,
+        /// Its address.
+        ip: Ipv4Addr,
+    },
+    /// No pool for this network.
+    #[error("no address pool for network {0}")]
+    NoPool(String),
+    /// A network id that cannot name a file.
+    #[error("invalid network id {0:?}")]
+    BadId(String),
+    /// The thread writing a pool's record failed.
+    #[error("saving the address pool: {0}")]
+    SaveTask(String),
+    /// The pool could not be read or written.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+}
+
+/// A pool's record still to be written (see [`Ipam::allocate_unsaved`]).
+#[derive(Debug)]
+#[must_use = "the allocation is not persisted until the save is written"]
+pub struct Save {
+    path: PathBuf,
+    pool: Pool,
+}
+
+impl Save {
+    /// Writes the record (atomically and durably; blocking).
+    pub fn write(self) -> Result<(), IpamError> {
+        Ok(persist::write_json(&self.path, &self.pool)?)
+    }
+}
+
+/// The pools of all networks, kept in memory and written through to `dir`.
+#[derive(Debug)]
+pub struct Ipam {
+    dir: PathBuf,
+    pools: BTreeMap<String, Pool>,
+}
+
+impl Ipam {
+    /// Loads every pool under `dir` (created on first write).
+    pub fn open(dir: &Path) -> Result<Self, IpamError> {
+        let mut pools = BTreeMap::new();
+        for path in persist::list(dir)? {
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            pools.insert(id.to_string(), persist::read_json(&path)?);
+        }
+        Ok(Ipam {
+            dir: dir.to_path_buf(),
+            pools,
+        })
+    }
+
+    /// The pool of network `id`.
+    pub fn pool(&self, id: &str) -> Option<&Pool> {
+        self.pools.get(id)
+    }
+
+    /// The subnets of all pools.
+    pub fn subnets(&self) -> Vec<Ipv4Net> {
+        self.pools.values().map(|p| p.subnet).collect()
+    }
+
+    /// Adds (and persists) the pool of a new network; its subnet must not overlap another's.
+    pub fn add_pool(&mut self, id: &str, pool: Pool) -> Result<(), IpamError> {
+        let path = self.path(id)?;
+        if self
+            .pools
+            .iter()
+            .any(|(other, p)| other != id && subnets::overlaps(&p.subnet, &pool.subnet))
+        {
+            return Err(IpamError::Overlap);
+        }
+        persist::write_json(&path, &pool)?;
+        self.pools.insert(id.to_string(), pool);
+        Ok(())
+    }
+
+    /// Forgets the pool of network `id` and removes its file.
+    pub fn remove_pool(&mut self, id: &str) -> Result<(), IpamError> {
+        persist::remove(&self.path(id)?)?;
+        self.pools.remove(id);
+        Ok(())
+    }
+
+    /// Gives `container` an address on network `id` (see [`Pool::allocate`]) and persists it.
+    pub fn allocate(
+        &mut self,
+        id: &str,
+        container: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, IpamError> {
+        let (ip, save) = self.allocate_unsaved(id, container, requested)?;
+        if let Err(e) = save.write() {
+            if let Some(pool) = self.pools.get_mut(id) {
+                pool.release(container);
+            }
+            return Err(e);
+        }
+        Ok(ip)
+    }
+
+    /// Like [`Ipam::allocate`], but returns the write to do instead of doing it, so that the
+    /// caller can overlap the fsync with other work (the attach path does it with the netlink
+    /// requests). If the write fails, the caller must [`Ipam::release`] the address.
+    pub fn allocate_unsaved(
+        &mut self,
+        id: &str,
+        container: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<(Ipv4Addr, Save), IpamError> {
+        let path = self.path(id)?;
+        let pool = self
+            .pools
+            .get_mut(id)
+            .ok_or_else(|| IpamError::NoPool(id.to_string()))?;
+        let ip = pool.allocate(container, requested)?;
+        Ok((
+            ip,
+            Save {
+                path,
+                pool: pool.clone(),
+            },
+        ))
+    }
+
+    /// Takes `container`'s address on network `id` back and persists the pool; returns the
+    /// address if there was one.
+    pub fn release(&mut self, id: &str, container: &str) -> Result<Option<Ipv4Addr>, IpamError> {
+        let path = self.path(id)?;
+        let Some(pool) = self.pools.get_mut(id) else {
+            return Ok(None);
+        };
+        let Some(ip) = pool.release(container) else {
+            return Ok(None);
+        };
+        if let Err(e) = persist::write_json(&path, pool) {
+            pool.allocated.insert(container.to_string(), ip);
+            return Err(e.into());
+        }
+        Ok(Some(ip))
+    }
+
+    fn path(&self, id: &str) -> Result<PathBuf, IpamError> {
+        if !crate::valid_id(id) {
+            return Err(IpamError::BadId(id.to_string()));
+        }
+        Ok(self.dir.join(format!("{id}.json")))
+    }
+}

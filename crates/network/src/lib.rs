@@ -1,0 +1,37 @@
+//! Container networking for Berth: the bridge driver.
+//!
+//! - [`netlink`]: bridges, veth pairs, addresses and routes over rtnetlink, in the host's
+//!   namespace or a container's;
+//! - [`ipam`]: per-network address pools, persisted, and default subnets that avoid the host's
+//!   routes and other networks;
+//! - [`firewall`]: Berth's own nftables table: masquerade, isolation between bridges,
+//!   `--internal`, published ports (with hairpin and 127.0.0.1);
+//! - [`ports`]: the host port allocator;
+//! - [`Networks`]: the façade the engine calls: create/remove/list networks, attach a
+//!   container's network namespace between runtime create and start, detach it on stop.
+//!
+//! Everything is IPv4 for now.
+
+pub mod firewall;
+pub mod ipam;
+pub mod netlink;
+mod networks;
+mod persist;
+pub mod ports;
+pub mod sysctl;
+
+pub use networks::{
+    AttachRequest, Config, Endpoint, Network, NetworkError, NetworkSpec, Networks, OPT_BRIDGE_NAME,
+    OPT_MTU,
+};
+pub use persist::PersistError;
+pub use ports::{PortBinding, Proto, PublishedPort};
+
+/// Whether `id` can name a record file: ASCII letters, digits, `_`, `-`, not empty.
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}

@@ -1,0 +1,80 @@
+//! The bridge of a network: made once at network creation (or found again after a daemon
+//! restart), with the gateway address, and up.
+
+use futures_util::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::{LinkBridge, LinkUnspec};
+
+use super::{libc_errno, request, Netlink, NetlinkError};
+
+impl Netlink {
+    /// Makes bridge `name` (or takes the existing one), gives it `address` (the gateway with the
+    /// subnet's prefix) and `mtu`, and sets it up. Returns its index.
+    pub async fn ensure_bridge(
+        &self,
+        name: &str,
+        address: Ipv4Net,
+        mtu: Option<u32>,
+    ) -> Result<u32, NetlinkError> {
+        let mut bridge = LinkBridge::new(name);
+        if let Some(mtu) = mtu {
+            bridge = bridge.mtu(mtu);
+        }
+        if let Err(e) = self.handle.link().add(bridge.build()).execute().await {
+            let e = request(format!("creating bridge {name}"))(e);
+            if e.errno() != Some(libc_errno::EEXIST) {
+                return Err(e);
+            }
+        }
+        let index = self
+            .link_index(name)
+            .await?
+            .ok_or_else(|| NetlinkError::NoLink(name.to_string()))?;
+        if !self.has_address(index, address).await? {
+            let added = self
+                .handle
+                .address()
+                .add(index, address.addr().into(), address.prefix_len())
+                .execute()
+                .await;
+            if let Err(e) = added {
+                let e = request(format!("adding {address} to {name}"))(e);
+                if e.errno() != Some(libc_errno::EEXIST) {
+                    return Err(e);
+                }
+            }
+        }
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(request(format!("setting {name} up")))?;
+        Ok(index)
+    }
+
+    /// Whether link `index` has `address` (same address and prefix).
+    async fn has_address(&self, index: u32, address: Ipv4Net) -> Result<bool, NetlinkError> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        let mut addrs = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        while let Some(msg) = addrs
+            .try_next()
+            .await
+            .map_err(request("listing addresses"))?
+        {
+            let same = msg
+                .attributes
+                .iter()
+                .any(|attr| matches!(attr, AddressAttribute::Address(ip) if *ip == address.addr()));
+            if same && msg.header.prefix_len == address.prefix_len() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,62 @@
+//! The container end, configured from a connection inside the container's namespace: address,
+//! link up, default route via the gateway.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use rtnetlink::{LinkUnspec, RouteMessageBuilder};
+
+use super::{libc_errno, request, Netlink, NetlinkError};
+
+/// How the container end is configured.
+#[derive(Debug, Clone)]
+pub struct ContainerSide {
+    /// Its name (`eth0`).
+    pub interface: String,
+    /// Its address, with the subnet's prefix.
+    pub address: Ipv4Net,
+    /// The default route's gateway; `None` for a network that does not give the default route.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl Netlink {
+    /// Configures the container end; this connection must be in the container's namespace.
+    pub async fn configure_container_side(&self, side: &ContainerSide) -> Result<(), NetlinkError> {
+        let name = &side.interface;
+        let index = self
+            .link_index(name)
+            .await?
+            .ok_or_else(|| NetlinkError::NoLink(name.clone()))?;
+        let added = self
+            .handle
+            .address()
+            .add(index, side.address.addr().into(), side.address.prefix_len())
+            .execute()
+            .await;
+        if let Err(e) = added {
+            let e = request(format!("adding {} to {name}", side.address))(e);
+            if e.errno() != Some(libc_errno::EEXIST) {
+                return Err(e);
+            }
+        }
+        self.handle
+            .link()
+            .set(LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(request(format!("setting {name} up")))?;
+        if let Some(gateway) = side.gateway {
+            let route = RouteMessageBuilder::<Ipv4Addr>::new()
+                .output_interface(index)
+                .gateway(gateway)
+                .build();
+            if let Err(e) = self.handle.route().add(route).execute().await {
+                let e = request(format!("adding the default route via {gateway}"))(e);
+                if e.errno() != Some(libc_errno::EEXIST) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}

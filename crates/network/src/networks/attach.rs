@@ -1,0 +1,218 @@
+//! Attaching a container's network namespace to a network and detaching it. The attach path
+//! costs one IPAM record write, one netlink request on the host connection, one connection in
+//! the container's namespace (three requests), and an `nft` run only if ports are published.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+
+use ipnet::Ipv4Net;
+
+use super::types::{AttachRequest, Endpoint, NetworkError};
+use super::{find, Networks};
+use crate::netlink::{ContainerSide, Netlink, VethPair};
+use crate::ports::PublishedPort;
+
+impl Networks {
+    /// Attaches the network namespace of `req.container_id` to `req.network`: an address, a
+    /// veth pair (host end on the bridge, `req.interface` inside), the default route, and the
+    /// published ports. Nothing is left behind when it fails.
+    pub async fn attach(&self, req: &AttachRequest) -> Result<Endpoint, NetworkError> {
+        let mut state = self.state.lock().await;
+        let network = find(&state.networks, &req.network)?.clone();
+        let container = req.container_id.as_str();
+        let attached = state
+            .ipam
+            .pool(&network.id)
+            .and_then(|p| p.address_of(container))
+            .is_some();
+        if attached {
+            return Err(NetworkError::AlreadyAttached {
+                container: container.to_string(),
+                network: network.name,
+            });
+        }
+        let netns = File::open(&req.netns).map_err(|source| NetworkError::Netns {
+            path: req.netns.clone(),
+            source,
+        })?;
+        let (ip, save) = state
+            .ipam
+            .allocate_unsaved(&network.id, container, req.ip)?;
+        // The record's fsync runs on a blocking thread while the netlink requests go on.
+        let saved = tokio::task::spawn_blocking(move || save.write());
+        let bindings = if network.internal {
+            &[][..]
+        } else {
+            &req.ports[..]
+        };
+        let ports = match state.ports.reserve(ip, bindings) {
+            Ok(ports) => ports,
+            Err(e) => {
+                let _ = saved.await;
+                let _ = state.ipam.release(&network.id, container);
+                return Err(e.into());
+            }
+        };
+        let host_veth = host_veth_name(container, &network.id);
+        let mac = mac_for(ip);
+        let wired = async {
+            let bridge_index = self
+                .netlink
+                .link_index(&network.bridge)
+                .await?
+                .ok_or_else(|| crate::netlink::NetlinkError::NoLink(network.bridge.clone()))?;
+            self.netlink
+                .add_veth(VethPair {
+                    host: &host_veth,
+                    bridge_index,
+                    netns: netns.as_fd(),
+                    peer: &req.interface,
+                    mac,
+                    mtu: network.mtu,
+                })
+                .await?;
+            let inside = Netlink::in_netns(&req.netns)?;
+            let gateway = (req.default_route && !network.internal).then_some(network.gateway);
+            inside
+                .configure_container_side(&ContainerSide {
+                    interface: req.interface.clone(),
+                    address: Ipv4Net::new(ip, network.subnet.prefix_len())
+                        .unwrap_or(network.subnet),
+                    gateway,
+                })
+                .await?;
+            self.firewall.publish(&ports).await?;
+            Ok::<_, NetworkError>(())
+        }
+        .await;
+        let saved = match saved.await {
+            Ok(saved) => saved.map_err(NetworkError::from),
+            Err(e) => Err(crate::ipam::IpamError::SaveTask(e.to_string()).into()),
+        };
+        if let Err(e) = wired.and(saved) {
+            if let Err(e) = self.netlink.delete_link(&host_veth).await {
+                tracing::warn!("deleting {host_veth} after a failed attach: {e}");
+            }
+            state.ports.release(ip);
+            let _ = state.ipam.release(&network.id, container);
+            return Err(e);
+        }
+        Ok(Endpoint {
+            network_id: network.id,
+            container_id: container.to_string(),
+            interface: req.interface.clone(),
+            host_veth,
+            ip,
+            prefix_len: network.subnet.prefix_len(),
+            gateway: network.gateway,
+            mac: mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+            ports,
+        })
+    }
+
+    /// Detaches `container_id` from `network`: unpublishes its ports, deletes its veth pair
+    /// (the namespace may be gone already, which deleted it) and releases its address.
+    pub async fn detach(&self, network: &str, container_id: &str) -> Result<(), NetworkError> {
+        let mut state = self.state.lock().await;
+        let network = find(&state.networks, network)?.clone();
+        let host_veth = host_veth_name(container_id, &network.id);
+        let Some(ip) = state
+            .ipam
+            .pool(&network.id)
+            .and_then(|p| p.address_of(container_id))
+        else {
+            self.netlink.delete_link(&host_veth).await?;
+            return Err(NetworkError::NotAttached {
+                container: container_id.to_string(),
+                network: network.name,
+            });
+        };
+        let ports: Vec<PublishedPort> = state.ports.release(ip);
+        if let Err(e) = self.firewall.unpublish(&ports).await {
+            for port in ports {
+                state.ports.insert(port);
+            }
+            return Err(e.into());
+        }
+        self.netlink.delete_link(&host_veth).await?;
+        state.ipam.release(&network.id, container_id)?;
+        Ok(())
+    }
+
+    /// The containers attached to a network, with their addresses.
+    pub async fn endpoints(&self, network: &str) -> Result<Vec<(String, Ipv4Addr)>, NetworkError> {
+        let state = self.state.lock().await;
+        let network = find(&state.networks, network)?;
+        Ok(state
+            .ipam
+            .pool(&network.id)
+            .map(|p| p.allocated.iter().map(|(c, ip)| (c.clone(), *ip)).collect())
+            .unwrap_or_default())
+    }
+
+    /// Recovery on daemon start: detaches every container for which `exists` is false, from
+    /// every network. Returns the (network id, container id) pairs detached.
+    pub async fn prune(
+        &self,
+        exists: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String)>, NetworkError> {
+        let stale: Vec<(String, String)> = {
+            let state = self.state.lock().await;
+            state
+                .networks
+                .keys()
+                .filter_map(|id| state.ipam.pool(id).map(|p| (id, p)))
+                .flat_map(|(id, p)| p.allocated.keys().map(move |c| (id.clone(), c.clone())))
+                .filter(|(_, c)| !exists(c))
+                .collect()
+        };
+        for (network, container) in &stale {
+            self.detach(network, container).await?;
+        }
+        Ok(stale)
+    }
+}
+
+/// The host end's name: `vb` and 12 hex digits of a hash of container and network, so that it
+/// is found again without a record, and differs per network of a container.
+pub(crate) fn host_veth_name(container: &str, network_id: &str) -> String {
+    // FNV-1a, 64 bits: stable across builds and platforms, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in container.bytes().chain([b'/']).chain(network_id.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("vb{:012x}", hash & 0xffff_ffff_ffff)
+}
+
+/// Docker's MAC for an address: `02:42:` then the address's four bytes.
+fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = ip.octets();
+    [0x02, 0x42, a, b, c, d]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_are_short_stable_and_per_network() {
+        let a = host_veth_name("abc", "net1");
+        assert_eq!(a.len(), 14);
+        assert_eq!(a, host_veth_name("abc", "net1"));
+        assert_ne!(a, host_veth_name("abc", "net2"));
+    }
+
+    #[test]
+    fn mac_is_dockers() {
+        assert_eq!(
+            mac_for(Ipv4Addr::new(172, 17, 0, 2)),
+            [0x02, 0x42, 172, 17, 0, 2]
+        );
+    }
+}

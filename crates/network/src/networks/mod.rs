@@ -1,0 +1,303 @@
+//! [`Networks`]: the façade the engine calls. It owns one host netlink connection, the
+//! firewall table, the IPAM pools and the port table, behind one lock, so network operations
+//! are serialized; each undoes its finished steps when a later one fails.
+
+mod attach;
+mod types;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ipnet::Ipv4Net;
+use tokio::sync::Mutex;
+
+pub use types::{
+    AttachRequest, Config, Endpoint, Network, NetworkError, NetworkSpec, OPT_BRIDGE_NAME, OPT_MTU,
+};
+
+use crate::firewall::{Firewall, NetworkRules};
+use crate::ipam::{subnets, Ipam, Pool};
+use crate::netlink::Netlink;
+use crate::persist;
+use crate::ports::PortTable;
+use crate::sysctl;
+
+const DEFAULT_MTU: u32 = 1500;
+
+/// The networks of one daemon.
+#[derive(Debug)]
+pub struct Networks {
+    netlink: Netlink,
+    firewall: Firewall,
+    records: PathBuf,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    networks: BTreeMap<String, Network>,
+    ipam: Ipam,
+    ports: PortTable,
+}
+
+impl Networks {
+    /// Loads the recorded networks and makes sure each has its bridge and rules (after a reboot
+    /// they are gone); reads the published ports back from the firewall. Must be called inside
+    /// a tokio runtime.
+    pub async fn open(config: Config) -> Result<Self, NetworkError> {
+        let netlink = Netlink::host()?;
+        let firewall = Firewall::new(&config.table)?;
+        let records = config.state_dir.join("networks");
+        let ipam = Ipam::open(&config.state_dir.join("ipam"))?;
+        let mut networks = BTreeMap::new();
+        for path in persist::list(&records)? {
+            let network: Network = persist::read_json(&path)?;
+            networks.insert(network.id.clone(), network);
+        }
+        firewall.ensure_table().await?;
+        // Ports published to addresses no pool holds any more (a crash between the two) are
+        // unpublished; the rest are taken again.
+        let held: BTreeSet<Ipv4Addr> = networks
+            .keys()
+            .filter_map(|id| ipam.pool(id))
+            .flat_map(|pool| pool.allocated.values().copied())
+            .collect();
+        let (kept, stale): (Vec<_>, Vec<_>) = firewall
+            .published()
+            .await?
+            .into_iter()
+            .partition(|port| held.contains(&port.container_ip));
+        firewall.unpublish(&stale).await?;
+        let mut ports = PortTable::new(PortTable::ephemeral_range());
+        for port in kept {
+            ports.insert(port);
+        }
+        let this = Networks {
+            netlink,
+            firewall,
+            records,
+            state: Mutex::new(State {
+                networks,
+                ipam,
+                ports,
+            }),
+        };
+        let networks: Vec<Network> = this.state.lock().await.networks.values().cloned().collect();
+        for network in &networks {
+            this.install(network).await?;
+        }
+        Ok(this)
+    }
+
+    /// The nftables table this instance uses.
+    pub fn firewall(&self) -> &Firewall {
+        &self.firewall
+    }
+
+    /// All networks, by id.
+    pub async fn list(&self) -> Vec<Network> {
+        self.state.lock().await.networks.values().cloned().collect()
+    }
+
+    /// The network with this id, name, or unique id prefix.
+    pub async fn get(&self, name_or_id: &str) -> Result<Network, NetworkError> {
+        let state = self.state.lock().await;
+        find(&state.networks, name_or_id).cloned()
+    }
+
+    /// Creates a network: subnet, bridge with the gateway address, firewall rules, record.
+    pub async fn create(&self, spec: NetworkSpec) -> Result<Network, NetworkError> {
+        let mut state = self.state.lock().await;
+        let name = spec.name.clone();
+        let name_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !name_ok {
+            return Err(NetworkError::BadName(name));
+        }
+        if state.networks.values().any(|n| n.name == name) {
+            return Err(NetworkError::NameExists(name));
+        }
+        let id = random_id()?;
+        let bridge = match spec.options.get(OPT_BRIDGE_NAME) {
+            Some(bridge) => bridge.clone(),
+            None => format!("br-{}", &id[..12]),
+        };
+        check_bridge_name(&bridge)?;
+        if state.networks.values().any(|n| n.bridge == bridge)
+            || self.netlink.link_index(&bridge).await?.is_some()
+        {
+            return Err(NetworkError::BadBridge(
+                bridge,
+                "an interface with this name exists",
+            ));
+        }
+        let mtu = match spec.options.get(OPT_MTU) {
+            None => DEFAULT_MTU,
+            Some(value) => value
+                .parse::<u32>()
+                .ok()
+                .filter(|mtu| (68..=65535).contains(mtu))
+                .ok_or_else(|| NetworkError::BadOption {
+                    option: OPT_MTU.to_string(),
+                    value: value.clone(),
+                })?,
+        };
+        let subnet = match spec.subnet {
+            Some(subnet) => subnet,
+            None => {
+                let mut in_use = self.netlink.ipv4_routes().await?;
+                in_use.extend(state.ipam.subnets());
+                subnets::choose(&in_use, spec.default_bridge)
+                    .ok_or(crate::ipam::IpamError::NoDefaultPool)?
+            }
+        };
+        let pool = Pool::new(subnet, spec.gateway, spec.ip_range)?;
+        let network = Network {
+            id: id.clone(),
+            name,
+            driver: "bridge".to_string(),
+            bridge,
+            subnet: pool.subnet,
+            gateway: pool.gateway,
+            ip_range: pool.ip_range,
+            internal: spec.internal,
+            labels: spec.labels,
+            options: spec.options,
+            mtu,
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        state.ipam.add_pool(&id, pool)?;
+        let made = async {
+            self.install(&network).await?;
+            persist::write_json(&self.record(&id), &network)?;
+            Ok::<_, NetworkError>(())
+        }
+        .await;
+        if let Err(e) = made {
+            self.uninstall(&network).await;
+            let _ = state.ipam.remove_pool(&id);
+            return Err(e);
+        }
+        state.networks.insert(id, network.clone());
+        Ok(network)
+    }
+
+    /// Removes a network without endpoints: rules, bridge, pool, record.
+    pub async fn remove(&self, name_or_id: &str) -> Result<(), NetworkError> {
+        let mut state = self.state.lock().await;
+        let network = find(&state.networks, name_or_id)?.clone();
+        let busy = state
+            .ipam
+            .pool(&network.id)
+            .is_some_and(|p| !p.allocated.is_empty());
+        if busy {
+            return Err(NetworkError::ActiveEndpoints {
+                name: network.name,
+                id: network.id,
+            });
+        }
+        self.firewall.remove_network(&rules_of(&network)).await?;
+        self.netlink.delete_link(&network.bridge).await?;
+        state.ipam.remove_pool(&network.id)?;
+        persist::remove(&self.record(&network.id))?;
+        state.networks.remove(&network.id);
+        Ok(())
+    }
+
+    /// Makes the bridge, its sysctls and its rules (all idempotent).
+    async fn install(&self, network: &Network) -> Result<(), NetworkError> {
+        let address =
+            Ipv4Net::new(network.gateway, network.subnet.prefix_len()).unwrap_or(network.subnet);
+        self.netlink
+            .ensure_bridge(&network.bridge, address, Some(network.mtu))
+            .await?;
+        sysctl::enable_route_localnet(&network.bridge)?;
+        if !network.internal {
+            sysctl::enable_ip_forward()?;
+        }
+        self.firewall.add_network(&rules_of(network)).await?;
+        Ok(())
+    }
+
+    /// Undoes [`Networks::install`] as far as it can (used on failure paths).
+    async fn uninstall(&self, network: &Network) {
+        if let Err(e) = self.firewall.remove_network(&rules_of(network)).await {
+            tracing::warn!("removing the rules of {}: {e}", network.bridge);
+        }
+        if let Err(e) = self.netlink.delete_link(&network.bridge).await {
+            tracing::warn!("deleting bridge {}: {e}", network.bridge);
+        }
+    }
+
+    fn record(&self, id: &str) -> PathBuf {
+        self.records.join(format!("{id}.json"))
+    }
+}
+
+fn rules_of(network: &Network) -> NetworkRules<'_> {
+    NetworkRules {
+        bridge: &network.bridge,
+        subnet: network.subnet,
+        internal: network.internal,
+    }
+}
+
+/// A network by exact id, exact name, or unique id prefix (Docker's order).
+fn find<'a>(
+    networks: &'a BTreeMap<String, Network>,
+    name_or_id: &str,
+) -> Result<&'a Network, NetworkError> {
+    if let Some(network) = networks.get(name_or_id) {
+        return Ok(network);
+    }
+    if let Some(network) = networks.values().find(|n| n.name == name_or_id) {
+        return Ok(network);
+    }
+    let matches: Vec<_> = networks
+        .values()
+        .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(NetworkError::NotFound(name_or_id.to_string())),
+        many => Err(NetworkError::Ambiguous(name_or_id.to_string(), many.len())),
+    }
+}
+
+fn check_bridge_name(name: &str) -> Result<(), NetworkError> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(NetworkError::BadBridge(
+            name.to_string(),
+            "at most 15 letters, digits, '_' or '-'",
+        ))
+    }
+}
+
+/// 64 random hex digits, as Docker's ids.
+fn random_id() -> Result<String, NetworkError> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|source| {
+            NetworkError::Persist(crate::persist::PersistError::Io {
+                op: "reading",
+                path: PathBuf::from("/dev/urandom"),
+                source,
+            })
+        })?;
+    Ok(hex::encode(bytes))
+}

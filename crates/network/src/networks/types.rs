@@ -1,0 +1,215 @@
+//! The façade's data: configuration, what a caller asks for, what it gets back, and errors.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use crate::firewall::FirewallError;
+use crate::ipam::IpamError;
+use crate::netlink::NetlinkError;
+use crate::persist::PersistError;
+use crate::ports::{PortBinding, PortError, PublishedPort};
+use crate::sysctl::SysctlError;
+
+/// Docker's driver option naming the bridge interface (`-o com.docker.network.bridge.name=`).
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+/// Docker's driver option setting the MTU (`-o com.docker.network.driver.mtu=`).
+pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+
+/// Where and how [`super::Networks`] keeps its state.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The state directory (`<data-root>/network`): `networks/<id>.json`, `ipam/<id>.json`.
+    pub state_dir: PathBuf,
+    /// Berth's nftables table (`berth`); tests use one of their own.
+    pub table: String,
+}
+
+impl Config {
+    /// The daemon's configuration under `data_root`.
+    pub fn new(data_root: &std::path::Path) -> Self {
+        Config {
+            state_dir: data_root.join("network"),
+            table: "berth".to_string(),
+        }
+    }
+}
+
+/// A network to create (`docker network create` and the default `bridge` network).
+#[derive(Debug, Clone, Default)]
+pub struct NetworkSpec {
+    /// Its name.
+    pub name: String,
+    /// `--subnet`; chosen from the default pools when absent.
+    pub subnet: Option<Ipv4Net>,
+    /// `--gateway`; the subnet's first address when absent.
+    pub gateway: Option<Ipv4Addr>,
+    /// `--ip-range`.
+    pub ip_range: Option<Ipv4Net>,
+    /// `--internal`: no traffic to or from outside the bridge.
+    pub internal: bool,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+    /// `-o`: [`OPT_BRIDGE_NAME`] (default `br-<id[..12]>`) and [`OPT_MTU`] (default 1500) are
+    /// understood; the rest are kept.
+    pub options: BTreeMap<String, String>,
+    /// The default `bridge` network: a chosen subnet skips 172.17.0.0/16, which a Docker on the
+    /// same host would take for `docker0`.
+    pub default_bridge: bool,
+}
+
+/// A network as recorded (`networks/<id>.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// 64 hex digits.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Always `bridge` for now.
+    pub driver: String,
+    /// The bridge interface.
+    pub bridge: String,
+    /// The subnet.
+    pub subnet: Ipv4Net,
+    /// The bridge's address.
+    pub gateway: Ipv4Addr,
+    /// `--ip-range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Ipv4Net>,
+    /// `--internal`.
+    #[serde(default)]
+    pub internal: bool,
+    /// `--label`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `-o`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// The MTU of the bridge and the veths.
+    pub mtu: u32,
+    /// Creation time, seconds since the epoch.
+    pub created: u64,
+}
+
+/// Attach a container's network namespace to a network (between runtime create and start).
+#[derive(Debug, Clone)]
+pub struct AttachRequest {
+    /// The network: id, name, or unique id prefix.
+    pub network: String,
+    /// The container's id.
+    pub container_id: String,
+    /// The container's network namespace file (`<exec-root>/netns/<id>`).
+    pub netns: PathBuf,
+    /// The interface name inside (`eth0`, `eth1` for a second network).
+    pub interface: String,
+    /// `--ip`.
+    pub ip: Option<Ipv4Addr>,
+    /// `-p`/`-P`, ignored on internal networks (as Docker does).
+    pub ports: Vec<PortBinding>,
+    /// Whether this network gives the container's default route (the first one does).
+    pub default_route: bool,
+}
+
+/// What a container got on a network (for `NetworkSettings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The network's id.
+    pub network_id: String,
+    /// The container.
+    pub container_id: String,
+    /// The interface inside the container.
+    pub interface: String,
+    /// The veth end on the host.
+    pub host_veth: String,
+    /// The container's address.
+    pub ip: Ipv4Addr,
+    /// The subnet's prefix length.
+    pub prefix_len: u8,
+    /// The gateway.
+    pub gateway: Ipv4Addr,
+    /// The container's MAC address (`02:42:` and the address, as Docker).
+    pub mac: String,
+    /// The published ports.
+    pub ports: Vec<PublishedPort>,
+}
+
+/// Why a network operation failed, in Docker's words where Docker has them.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// No network with this id, name or id prefix.
+    #[error("network {0} not found")]
+    NotFound(String),
+    /// An id prefix matches several networks.
+    #[error("network {0} is ambiguous ({1} matches found based on ID prefix)")]
+    Ambiguous(String, usize),
+    /// The name is taken.
+    #[error("network with name {0} already exists")]
+    NameExists(String),
+    /// The name is not valid.
+    #[error("invalid network name {0:?}")]
+    BadName(String),
+    /// The bridge name is not a valid interface name, or is taken.
+    #[error("invalid bridge name {0:?}: {1}")]
+    BadBridge(String, &'static str),
+    /// An option's value is not valid.
+    #[error("invalid value {value:?} for option {option}")]
+    BadOption {
+        /// The option.
+        option: String,
+        /// Its value.
+        value: String,
+    },
+    /// Containers are still attached.
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    ActiveEndpoints {
+        /// The network's name.
+        name: String,
+        /// The network's id.
+        id: String,
+    },
+    /// The container is attached already.
+    #[error("endpoint with name {container} already exists in network {network}")]
+    AlreadyAttached {
+        /// The container.
+        container: String,
+        /// The network's name.
+        network: String,
+    },
+    /// The container is not attached.
+    #[error("container {container} is not connected to network {network}")]
+    NotAttached {
+        /// The container.
+        container: String,
+        /// The network's name.
+        network: String,
+    },
+    /// The container's network namespace could not be opened.
+    #[error("opening network namespace {}: {source}", path.display())]
+    Netns {
+        /// The namespace file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Address management refused.
+    #[error(transparent)]
+    Ipam(#[from] IpamError),
+    /// A port could not be published.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// A netlink request failed.
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    /// A firewall change failed.
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    /// A sysctl could not be set.
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    /// A record could not be read or written.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+}

@@ -1,0 +1,294 @@
+//! Published ports: what a container asks for (`-p [IP:][HOST:]CTR[/PROTO]`), what it gets,
+//! and the host-wide table that hands out host ports and refuses conflicts, as Docker's port
+//! allocator does. Pure bookkeeping; [`crate::firewall`] installs the DNAT rules.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// A transport protocol that ports are published for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// The name nftables and Docker use (`tcp`, `udp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A port a container asks to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// The protocol.
+    pub proto: Proto,
+    /// The host address to listen on; `None` for all (`0.0.0.0`).
+    pub host_ip: Option<Ipv4Addr>,
+    /// The host port; `None` for one chosen from the ephemeral range (`-p CTR`, `-P`).
+    pub host_port: Option<u16>,
+    /// The container's port.
+    pub container_port: u16,
+}
+
+/// A published port: host address and port to container address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublishedPort {
+    /// The protocol.
+    pub proto: Proto,
+    /// The host address; `0.0.0.0` for all.
+    pub host_ip: Ipv4Addr,
+    /// The host port.
+    pub host_port: u16,
+    /// The container's address.
+    pub container_ip: Ipv4Addr,
+    /// The container's port.
+    pub container_port: u16,
+}
+
+/// A port that cannot be published.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// Another container has the host port (Docker's wording).
+    #[error("Bind for {ip}:{port} failed: port is already allocated")]
+    Allocated {
+        /// The host address asked for.
+        ip: Ipv4Addr,
+        /// The host port asked for.
+        port: u16,
+    },
+    /// No free port is left in the ephemeral range.
+    #[error("no free host port left in {lo}-{hi} for {ip}/{proto}")]
+    Exhausted {
+        /// The host address asked for.
+        ip: Ipv4Addr,
+        /// The protocol.
+        proto: Proto,
+        /// The range's first port.
+        lo: u16,
+        /// The range's last port.
+        hi: u16,
+    },
+    /// Port 0 is not a port.
+    #[error("invalid port 0")]
+    Zero,
+}
+
+/// Every port published on the host, by protocol and host port.
+#[derive(Debug, Clone)]
+pub struct PortTable {
+    by_port: BTreeMap<(Proto, u16), Vec<PublishedPort>>,
+    range: (u16, u16),
+    next: u16,
+}
+
+impl PortTable {
+    /// An empty table whose random ports come from `range` (inclusive).
+    pub fn new(range: (u16, u16)) -> Self {
+        let range = (range.0.max(1), range.1.max(range.0.max(1)));
+        PortTable {
+            by_port: BTreeMap::new(),
+            range,
+            next: range.0,
+        }
+    }
+
+    /// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), Docker's default
+    /// 49153-60999 when it cannot be read.
+    pub fn ephemeral_range() -> (u16, u16) {
+        let text =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+        let mut parts = text.split_whitespace().map(str::parse::<u16>);
+        match (parts.next(), parts.next()) {
+            (Some(Ok(lo)), Some(Ok(hi))) if lo > 0 && lo <= hi => (lo, hi),
+            _ => (49153, 60999),
+        }
+    }
+
+    /// Records a port published before (read back from the firewall on start).
+    pub fn insert(&mut self, port: PublishedPort) {
+        let entry = self
+            .by_port
+            .entry((port.proto, port.host_port))
+            .or_default();
+        if !entry.contains(&port) {
+            entry.push(port);
+        }
+    }
+
+    /// Gives `container_ip` all of `bindings`, or none of them.
+    pub fn reserve(
+        &mut self,
+        container_ip: Ipv4Addr,
+        bindings: &[PortBinding],
+    ) -> Result<Vec<PublishedPort>, PortError> {
+        let saved = self.clone();
+        let mut given = Vec::new();
+        for binding in bindings {
+            match self.reserve_one(container_ip, binding) {
+                Ok(port) => given.push(port),
+                Err(e) => {
+                    *self = saved;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(given)
+    }
+
+    fn reserve_one(
+        &mut self,
+        container_ip: Ipv4Addr,
+        binding: &PortBinding,
+    ) -> Result<PublishedPort, PortError> {
+        if binding.container_port == 0 {
+            return Err(PortError::Zero);
+        }
+        let ip = binding.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let host_port = match binding.host_port {
+            Some(0) => return Err(PortError::Zero),
+            Some(port) if self.taken(binding.proto, ip, port) => {
+                return Err(PortError::Allocated { ip, port })
+            }
+            Some(port) => port,
+            None => self.random(binding.proto, ip)?,
+        };
+        let port = PublishedPort {
+            proto: binding.proto,
+            host_ip: ip,
+            host_port,
+            container_ip,
+            container_port: binding.container_port,
+        };
+        self.insert(port);
+        Ok(port)
+    }
+
+    /// Frees and returns every port published to `container_ip`.
+    pub fn release(&mut self, container_ip: Ipv4Addr) -> Vec<PublishedPort> {
+        let mut freed = Vec::new();
+        self.by_port.retain(|_, ports| {
+            ports.retain(|p| {
+                let mine = p.container_ip == container_ip;
+                if mine {
+                    freed.push(*p);
+                }
+                !mine
+            });
+            !ports.is_empty()
+        });
+        freed
+    }
+
+    /// All published ports.
+    pub fn all(&self) -> impl Iterator<Item = &PublishedPort> {
+        self.by_port.values().flatten()
+    }
+
+    /// Whether `ip:port` clashes with a published port: same address, or either is `0.0.0.0`.
+    fn taken(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> bool {
+        self.by_port.get(&(proto, port)).is_some_and(|ports| {
+            ports
+                .iter()
+                .any(|p| p.host_ip == ip || p.host_ip.is_unspecified() || ip.is_unspecified())
+        })
+    }
+
+    /// The next free port of the range, going round from where the last search stopped.
+    fn random(&mut self, proto: Proto, ip: Ipv4Addr) -> Result<u16, PortError> {
+        let (lo, hi) = self.range;
+        let start = self.next.clamp(lo, hi);
+        let found = (start..=hi)
+            .chain(lo..start)
+            .find(|port| !self.taken(proto, ip, *port));
+        let port = found.ok_or(PortError::Exhausted { ip, proto, lo, hi })?;
+        self.next = if port == hi { lo } else { port + 1 };
+        Ok(port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind(host_ip: Option<&str>, host_port: Option<u16>, ctr: u16) -> PortBinding {
+        PortBinding {
+            proto: Proto::Tcp,
+            host_ip: host_ip.map(|s| s.parse().unwrap()),
+            host_port,
+            container_port: ctr,
+        }
+    }
+
+    const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+
+    #[test]
+    fn conflicts_follow_docker() {
+        let mut table = PortTable::new((40000, 40001));
+        table.reserve(A, &[bind(None, Some(8080), 80)]).unwrap();
+        let err = table.reserve(B, &[bind(None, Some(8080), 80)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Bind for 0.0.0.0:8080 failed: port is already allocated"
+        );
+        assert!(table
+            .reserve(B, &[bind(Some("127.0.0.1"), Some(8080), 80)])
+            .is_err());
+        let udp = PortBinding {
+            proto: Proto::Udp,
+            ..bind(None, Some(8080), 80)
+        };
+        assert!(table.reserve(B, &[udp]).is_ok());
+        table
+            .reserve(B, &[bind(Some("127.0.0.1"), Some(9090), 80)])
+            .unwrap();
+        assert!(table
+            .reserve(A, &[bind(Some("127.0.0.2"), Some(9090), 80)])
+            .is_ok());
+    }
+
+    #[test]
+    fn all_or_nothing_and_release() {
+        let mut table = PortTable::new((40000, 40001));
+        table.reserve(A, &[bind(None, Some(8080), 80)]).unwrap();
+        let both = [bind(None, Some(8081), 81), bind(None, Some(8080), 80)];
+        assert!(table.reserve(B, &both).is_err());
+        assert_eq!(table.all().count(), 1);
+        assert_eq!(table.release(A).len(), 1);
+        assert_eq!(table.reserve(B, &both).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn random_ports_come_from_the_range() {
+        let mut table = PortTable::new((40000, 40001));
+        let a = table.reserve(A, &[bind(None, None, 80)]).unwrap();
+        let b = table.reserve(B, &[bind(None, None, 80)]).unwrap();
+        assert_eq!((a[0].host_port, b[0].host_port), (40000, 40001));
+        assert!(matches!(
+            table.reserve(B, &[bind(None, None, 81)]),
+            Err(PortError::Exhausted { .. })
+        ));
+        table.release(A);
+        assert_eq!(
+            table.reserve(B, &[bind(None, None, 81)]).unwrap()[0].host_port,
+            40000
+        );
+    }
+}

@@ -1,0 +1,82 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+//! Detaching and removing leave no link, rule, map element or record behind, also when the
+//! container's namespace went first; networks with endpoints are not removed.
+
+mod common;
+
+use berth_network::netlink::Netlink;
+use berth_network::{PortBinding, Proto};
+use common::{root_or_skip, ruleset, Env};
+
+#[tokio::test]
+async fn detach_and_remove_leave_nothing_behind() {
+    if !root_or_skip("detach_and_remove_leave_nothing_behind") {
+        return;
+    }
+    let env = Env::new("h").await;
+    let table = env.prefix.clone();
+    env.network("n0", 0, "10.213.11.0/24", false).await;
+    env.network("n1", 1, "10.213.12.0/24", true).await;
+    let (a, b) = (env.netns("a"), env.netns("b"));
+    let port = PortBinding {
+        proto: Proto::Udp,
+        host_ip: Some("127.0.0.1".parse().unwrap()),
+        host_port: Some(20000 + (std::process::id() % 1000) as u16 * 10 + 5),
+        container_port: 53,
+    };
+    let ea = env.attach("n0", "ctr-a", &a, vec![port]).await.unwrap();
+    let eb = env.attach("n1", "ctr-b", &b, vec![]).await.unwrap();
+    let host = Netlink::host().unwrap();
+    assert!(host.link_index(&ea.host_veth).await.unwrap().is_some());
+    assert!(ruleset().contains("10.213.11.2 . 53"));
+
+    let err = env.nets.remove("n0").await.unwrap_err();
+    assert!(err.to_string().ends_with("has active endpoints"), "{err}");
+
+    // b's namespace goes away before its detach (a container that died with the host's help).
+    let mounted = b.clone();
+    nix::mount::umount2(&mounted, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    env.nets.detach("n0", "ctr-a").await.unwrap();
+    env.nets.detach("n1", "ctr-b").await.unwrap();
+    env.nets.remove("n0").await.unwrap();
+    env.nets.remove("n1").await.unwrap();
+
+    for link in [&ea.host_veth, &eb.host_veth, &env.bridge(0), &env.bridge(1)] {
+        assert_eq!(host.link_index(link).await.unwrap(), None, "{link} is left");
+    }
+    assert!(host.links_with_prefix(&table).await.unwrap().is_empty());
+    let rules = ruleset();
+    assert!(!rules.contains(&env.bridge(0)), "{rules}");
+    assert!(!rules.contains("10.213.11."), "{rules}");
+    assert!(!rules.contains("10.213.12."), "{rules}");
+    assert!(env.nets.firewall().bridges().await.unwrap().is_empty());
+    assert!(env.nets.firewall().published().await.unwrap().is_empty());
+    for dir in ["networks", "ipam"] {
+        let left = std::fs::read_dir(env.dir.path().join("state").join(dir))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "records left in {dir}");
+    }
+
+    env.nets.firewall().delete_table().await.unwrap();
+    assert!(!ruleset().contains(&format!("table ip {table} ")));
+}
+
+#[tokio::test]
+async fn prune_detaches_containers_that_no_longer_exist() {
+    if !root_or_skip("prune_detaches_containers_that_no_longer_exist") {
+        return;
+    }
+    let env = Env::new("i").await;
+    env.network("n0", 0, "10.213.13.0/24", false).await;
+    let (a, b) = (env.netns("a"), env.netns("b"));
+    env.attach("n0", "keep", &a, vec![]).await.unwrap();
+    let gone = env.attach("n0", "gone", &b, vec![]).await.unwrap();
+    let pruned = env.nets.prune(|id| id == "keep").await.unwrap();
+    assert_eq!(pruned.len(), 1);
+    assert_eq!(pruned[0].1, "gone");
+    let left: Vec<_> = env.nets.endpoints("n0").await.unwrap();
+    assert_eq!(left.len(), 1);
+    let host = Netlink::host().unwrap();
+    assert_eq!(host.link_index(&gone.host_veth).await.unwrap(), None);
+}
