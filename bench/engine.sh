@@ -130,11 +130,13 @@ par() { # B|D
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }'
 }
 b_par=$(par berth)
-# monitor RSS while the 20 run
+# monitor RSS while the 20 run, in their steady state (a monitor trims after a second idle)
+sleep 2
 mon_rss=$(for p in $(pgrep -f "berth-monitor.*$tmp/b/"); do rss_kb "$p"; done | median)
 printf '%-34s berth %8.1f ms' "20 parallel run -d IMG sleep 60" "$b_par"
 if [ "$have_dockerd" = 1 ]; then
   d_par=$(par docker)
+  sleep 2
   shim_rss=$(for p in $(pgrep -f "containerd-shim.*$tmp/d"); do rss_kb "$p"; done | median)
   [ -z "$shim_rss" ] && shim_rss=$(for p in $(pgrep -f containerd-shim); do rss_kb "$p"; done | median)
   printf '   docker %8.1f ms   ratio %s (target <= 0.15)' "$d_par" "$(ratio "$b_par" "$d_par")"

@@ -90,13 +90,21 @@ fn main() -> anyhow::Result<()> {
         insecure_registries: flags.insecure_registries.clone(),
         certs_dir: PathBuf::from("/etc/berth/certs.d"),
     })?;
+    // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
+    // tasks) would each get an arena of their own, kept for the process's life.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; no other thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         engine.reconcile().await;
-        let state = Arc::new(server::State { engine });
+        let state = Arc::new(server::State::new(engine));
+        tokio::spawn(server::idle_trim(Arc::clone(&state)));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             r = server::serve(&socket, state) => r,

@@ -20,6 +20,39 @@ use crate::{containers, exec, files, image_archive, images, system};
 #[derive(Debug)]
 pub struct State {
     pub engine: Engine,
+    /// Gives memory back once no request came for a while (see [`idle_trim`]).
+    pub trimmer: std::sync::Mutex<berth_memtrim::Trimmer>,
+}
+
+impl State {
+    pub fn new(engine: Engine) -> State {
+        let mut trimmer = berth_memtrim::Trimmer::threaded(IDLE_TRIM);
+        // Opening the stores and reconciling the containers was the first burst.
+        trimmer.touch();
+        State {
+            engine,
+            trimmer: std::sync::Mutex::new(trimmer),
+        }
+    }
+
+    fn trimmer(&self) -> std::sync::MutexGuard<'_, berth_memtrim::Trimmer> {
+        self.trimmer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How long berthd goes without a request before it gives memory back.
+const IDLE_TRIM: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Trims berthd's memory whenever it has been idle for [`IDLE_TRIM`] after some activity: the
+/// daemon mostly waits, and bursts (a pull, a hundred containers) leave code and heap behind.
+pub async fn idle_trim(state: Arc<State>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        state.trimmer().trim_if_idle();
+    }
 }
 
 /// Binds the socket at `path` (mode 0660, a stale one replaced) and serves until the task is
@@ -53,6 +86,7 @@ pub async fn serve(path: &Path, state: Arc<State>) -> anyhow::Result<()> {
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Resp {
+    state.trimmer().touch();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let mut resp = match route::parse(&method, &path) {

@@ -11,7 +11,6 @@
 pub mod config;
 pub mod exit;
 pub mod jsonlog;
-mod memory;
 pub mod monitor;
 pub mod protocol;
 mod requests;

@@ -19,10 +19,10 @@ use rustix::event::{poll, PollFd, PollFlags};
 
 use crate::config::Config;
 use crate::jsonlog::{JsonLog, LogStream};
-use crate::memory::Trimmer;
 use crate::protocol::{self, ExitStatus};
 use crate::stdio::{self, StdioError};
 use crate::task::{self, Ended, Task};
+use berth_memtrim::Trimmer;
 
 /// How long output is still read after a process ended, if its pipes stay open (a process that
 /// escaped with a copy of them).

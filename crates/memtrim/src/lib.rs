@@ -1,28 +1,34 @@
-//! Keeping the resident set small: one monitor stays per running container.
+//! Keeping the resident set of long-lived, mostly idle processes small: one `berth-monitor`
+//! stays per running container, and `berthd` waits for requests most of the time.
 //!
-//! Creating the container runs a large part of the runtime library (spec parsing, seccomp, the
-//! clone), and every burst of work afterwards (a start, an exec, an attach, output to log) faults
-//! in more code. Once the monitor has been idle for [`IDLE_TRIM`], [`Trimmer::trim`] hands back
-//! what an idle process does not need:
+//! Every burst of work (creating a container runs a large part of the runtime library; a
+//! request, an exec, an attach) faults in code and grows the heap. Once the process has been
+//! idle for a while (its caller decides: [`Trimmer::touch`], [`Trimmer::due_in`]),
+//! [`Trimmer::trim`] hands back what an idle process does not need:
 //! - freed heap memory (`malloc_trim`);
 //! - the pages of code and read-only data: private file mappings that hold no copied page are
 //!   never written, so dropping them from the page tables loses nothing, and what the loop needs
 //!   next is faulted back in from the page cache (shared with every other monitor);
-//! - the stack below the current frame, which holds no live data.
+//! - the main thread's stack below the current frame, which holds no live data (only when
+//!   called on the main thread of a process that takes its signals through a signalfd).
 //!
-//! The binary is linked position-dependent (`build.rs`), so its read-only data needs no
-//! relocation at load time and stays a clean, droppable file mapping too.
+//! Binaries using this are best linked position-dependent (their `build.rs`), so that their
+//! read-only data needs no relocation at load time and stays a clean, droppable file mapping.
 
 use std::time::{Duration, Instant};
 
-/// How long the monitor waits without activity before it trims.
+/// How long a process waits without activity before it trims, unless it says otherwise.
 pub const IDLE_TRIM: Duration = Duration::from_secs(1);
 /// Stack kept below the current frame when trimming: the calls `trim` makes run in it.
 const STACK_MARGIN: usize = 16 << 10;
 
 /// When to trim, and what.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Trimmer {
+    /// Idle time before a trim.
+    idle: Duration,
+    /// Whether the `[stack]` mapping may be trimmed (see the module documentation).
+    trim_stack: bool,
     /// Whole private, read-only, file-backed mappings without anonymous pages (as listed once).
     ranges: Vec<(usize, usize)>,
     /// The `[stack]` mapping.
@@ -32,15 +38,40 @@ pub struct Trimmer {
     active: Option<Instant>,
 }
 
+impl Default for Trimmer {
+    /// A trimmer for a single-threaded process whose signals are blocked: trims after
+    /// [`IDLE_TRIM`], stack included.
+    fn default() -> Self {
+        Trimmer {
+            idle: IDLE_TRIM,
+            trim_stack: true,
+            ranges: Vec::new(),
+            stack: None,
+            scanned: false,
+            active: None,
+        }
+    }
+}
+
 impl Trimmer {
-    /// Notes activity: a trim is due [`IDLE_TRIM`] after the last one.
+    /// A trimmer for a multi-threaded process (whose other threads may run signal handlers on
+    /// the main stack): the stack is left alone; trims after `idle`.
+    pub fn threaded(idle: Duration) -> Self {
+        Trimmer {
+            idle,
+            trim_stack: false,
+            ..Trimmer::default()
+        }
+    }
+
+    /// Notes activity: a trim is due the idle time after the last one.
     pub fn touch(&mut self) {
         self.active = Some(Instant::now());
     }
 
     /// How long until a trim is due, if one is pending.
     pub fn due_in(&self) -> Option<Duration> {
-        self.active.map(|t| IDLE_TRIM.saturating_sub(t.elapsed()))
+        self.active.map(|t| self.idle.saturating_sub(t.elapsed()))
     }
 
     /// Trims if the monitor has been idle long enough since the last activity.
@@ -77,7 +108,7 @@ impl Trimmer {
                 );
             }
         }
-        if let Some((start, end)) = self.stack {
+        if let Some((start, end)) = self.stack.filter(|_| self.trim_stack) {
             let here = std::ptr::addr_of!(start) as usize;
             let keep_from = here.saturating_sub(STACK_MARGIN) & !(page_size() - 1);
             if (start..end).contains(&here) && keep_from > start {
