@@ -1,6 +1,12 @@
 //! The containers of one data root: loaded at start, kept in memory, each change written to its
 //! record file atomically (temp file, fsync, rename), so a `kill -9` at any moment leaves either
 //! the old or the new record.
+//!
+//! The slow part, the fsync, happens outside the lock of the in-memory map, so that containers
+//! created and started together do not queue behind each other's disk writes. Each change takes
+//! a sequence number under that lock; a record is renamed into place only if it is newer than
+//! the one already there, so concurrent changes of one container land on disk in their order.
+//! A removal while a write is in flight wins: the late write is dropped.
 
 use std::collections::HashMap;
 use std::fs;
@@ -15,7 +21,27 @@ use crate::error::{EngineError, Result};
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
-    inner: Arc<Mutex<HashMap<String, Container>>>,
+    inner: Arc<Mutex<Inner>>,
+    /// Per container with writes in flight or done: what is on disk. Locked after `inner`.
+    written: Arc<Mutex<HashMap<String, Written>>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    containers: HashMap<String, Container>,
+    /// The sequence number of the last change.
+    seq: u64,
+}
+
+/// The disk side of one container's record.
+#[derive(Debug, Default)]
+struct Written {
+    /// The sequence number of the record in place.
+    last: u64,
+    /// Writes begun and not finished.
+    in_flight: u32,
+    /// Removed while writes were in flight: they are dropped.
+    removed: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -31,6 +57,12 @@ impl Store {
             fs::read_dir(dir).map_err(|e| EngineError::internal("read containers dir", e))?
         {
             let Ok(entry) = entry else { continue };
+            // Temporary records of writes that a crash interrupted.
+            for file in fs::read_dir(entry.path()).into_iter().flatten().flatten() {
+                if file.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = fs::remove_file(file.path());
+                }
+            }
             let path = entry.path().join("config.json");
             match fs::read(&path)
                 .map_err(|e| e.to_string())
@@ -46,7 +78,11 @@ impl Store {
         }
         Ok(Store {
             dir: dir.to_path_buf(),
-            inner: Arc::new(Mutex::new(map)),
+            inner: Arc::new(Mutex::new(Inner {
+                containers: map,
+                seq: 0,
+            })),
+            written: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -57,44 +93,106 @@ impl Store {
 
     /// Adds a new container, refusing a name in use.
     pub fn insert(&self, c: Container) -> Result<()> {
-        let mut map = lock(&self.inner);
-        if let Some(other) = map.values().find(|o| o.name == c.name) {
-            return Err(name_in_use(&c.name, &other.id));
+        let seq = {
+            let mut inner = lock(&self.inner);
+            if let Some(other) = inner.containers.values().find(|o| o.name == c.name) {
+                return Err(name_in_use(&c.name, &other.id));
+            }
+            inner.containers.insert(c.id.clone(), c.clone());
+            self.begin_write(&mut inner, &c.id)
+        };
+        if let Err(e) = self.write(&c, seq) {
+            lock(&self.inner).containers.remove(&c.id);
+            return Err(e);
         }
-        write_record(&self.dir, &c)?;
-        map.insert(c.id.clone(), c);
         Ok(())
     }
 
     /// Finds a container by full id, name (with or without `/`), or unique id prefix.
     pub fn get(&self, key: &str) -> Result<Container> {
-        let map = lock(&self.inner);
-        find(&map, key).cloned()
+        let inner = lock(&self.inner);
+        find(&inner.containers, key).cloned()
     }
 
     /// Every container.
     pub fn all(&self) -> Vec<Container> {
-        lock(&self.inner).values().cloned().collect()
+        lock(&self.inner).containers.values().cloned().collect()
     }
 
-    /// Changes container `id` with `f` and writes the record; returns the new record.
+    /// Changes container `id` with `f` and writes the record; returns the new record. The change
+    /// is seen at once; an error means it did not reach the disk.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
-        let mut map = lock(&self.inner);
-        let c = map
-            .get_mut(id)
-            .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))?;
-        let mut changed = c.clone();
-        f(&mut changed);
-        write_record(&self.dir, &changed)?;
-        *c = changed.clone();
+        let (changed, seq) = {
+            let mut inner = lock(&self.inner);
+            let c = inner
+                .containers
+                .get_mut(id)
+                .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))?;
+            f(c);
+            let changed = c.clone();
+            (changed, self.begin_write(&mut inner, id))
+        };
+        self.write(&changed, seq)?;
         Ok(changed)
+    }
+
+    /// Numbers a change of `id` and counts its write in flight (under the map's lock, so that a
+    /// removal sees it).
+    fn begin_write(&self, inner: &mut Inner, id: &str) -> u64 {
+        inner.seq += 1;
+        lock(&self.written)
+            .entry(id.to_string())
+            .or_default()
+            .in_flight += 1;
+        inner.seq
+    }
+
+    /// Writes change `seq` of `c`'s record, and puts it in place unless a newer one is there or
+    /// the container was removed meanwhile.
+    fn write(&self, c: &Container, seq: u64) -> Result<()> {
+        let cdir = self.dir.join(&c.id);
+        let tmp = cdir.join(format!("config.json.{seq}.tmp"));
+        let written = (|| -> std::io::Result<()> {
+            fs::create_dir_all(&cdir)?;
+            let bytes = serde_json::to_vec(c).map_err(std::io::Error::other)?;
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })();
+        let mut all = lock(&self.written);
+        let Some(w) = all.get_mut(&c.id) else {
+            return Ok(());
+        };
+        w.in_flight -= 1;
+        let placed = match written {
+            Ok(()) if !w.removed && seq > w.last => {
+                fs::rename(&tmp, cdir.join("config.json")).map(|()| w.last = seq)
+            }
+            Ok(()) => {
+                let _ = fs::remove_file(&tmp);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        };
+        if w.removed {
+            // What this late write made is all that is left of the container's directory.
+            let _ = fs::remove_dir(&cdir);
+            if w.in_flight == 0 {
+                all.remove(&c.id);
+            }
+        }
+        placed.map_err(|e| EngineError::internal("write container record", e))
     }
 
     /// Changes container `id` with `f` in memory only, for a container about to be removed: the
     /// record on disk keeps its last state (after a crash, `reconcile` sees the exit again).
     pub fn update_in_memory(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
-        let mut map = lock(&self.inner);
-        let c = map
+        let mut inner = lock(&self.inner);
+        let c = inner
+            .containers
             .get_mut(id)
             .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))?;
         f(c);
@@ -104,8 +202,12 @@ impl Store {
     /// Renames a container; refused if the new name is taken.
     pub fn rename(&self, id: &str, name: &str) -> Result<Container> {
         {
-            let map = lock(&self.inner);
-            if let Some(other) = map.values().find(|o| o.name == name && o.id != id) {
+            let inner = lock(&self.inner);
+            if let Some(other) = inner
+                .containers
+                .values()
+                .find(|o| o.name == name && o.id != id)
+            {
                 return Err(name_in_use(name, &other.id));
             }
         }
@@ -114,8 +216,17 @@ impl Store {
 
     /// Forgets container `id` and removes its directory (record and logs).
     pub fn remove(&self, id: &str) -> Result<()> {
-        let mut map = lock(&self.inner);
-        map.remove(id);
+        {
+            let mut inner = lock(&self.inner);
+            inner.containers.remove(id);
+            let mut written = lock(&self.written);
+            match written.get_mut(id) {
+                Some(w) if w.in_flight > 0 => w.removed = true,
+                _ => {
+                    written.remove(id);
+                }
+            }
+        }
         let dir = self.dir.join(id);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -126,7 +237,10 @@ impl Store {
 
     /// Whether a name is taken.
     pub fn name_taken(&self, name: &str) -> bool {
-        lock(&self.inner).values().any(|c| c.name == name)
+        lock(&self.inner)
+            .containers
+            .values()
+            .any(|c| c.name == name)
     }
 }
 
@@ -159,16 +273,75 @@ fn find<'a>(map: &'a HashMap<String, Container>, key: &str) -> Result<&'a Contai
     }
 }
 
-fn write_record(dir: &Path, c: &Container) -> Result<()> {
-    let cdir = dir.join(&c.id);
-    fs::create_dir_all(&cdir).map_err(|e| EngineError::internal("create container dir", e))?;
-    let bytes = serde_json::to_vec(c).map_err(|e| EngineError::internal("encode record", e))?;
-    let tmp = cdir.join("config.json.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, cdir.join("config.json"))
-    };
-    write().map_err(|e| EngineError::internal("write container record", e))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(id: &str, name: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            created: String::new(),
+            image_id: String::new(),
+            image_manifest: String::new(),
+            image_top: None,
+            path: "true".into(),
+            args: Vec::new(),
+            config: Default::default(),
+            host_config: Default::default(),
+            state: Default::default(),
+            restart_count: 0,
+            manually_stopped: false,
+            log_path: Default::default(),
+        }
+    }
+
+    #[test]
+    fn concurrent_changes_reach_the_disk_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert(container("a", "one")).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        store.update("a", |c| c.restart_count += 1).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(store.get("a").unwrap().restart_count, 200);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(reopened.get("a").unwrap().restart_count, 200);
+        let left: Vec<_> = fs::read_dir(dir.path().join("a"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["config.json"]);
+        assert!(store.insert(container("b", "one")).is_err(), "name in use");
+    }
+
+    #[test]
+    fn a_removal_beats_writes_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for round in 0..20 {
+            let id = format!("c{round}");
+            store.insert(container(&id, &id)).unwrap();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    for _ in 0..10 {
+                        let _ = store.update(&id, |c| c.restart_count += 1);
+                    }
+                });
+                s.spawn(|| {
+                    let _ = store.remove(&id);
+                });
+            });
+            // Every write has finished (the scope joined its threads): nothing is left.
+            assert!(!dir.path().join(&id).exists(), "{id} is left");
+            assert!(store.get(&id).is_err());
+        }
+        assert!(Store::open(dir.path()).unwrap().all().is_empty());
+    }
 }
