@@ -153,7 +153,7 @@ async fn archive(
     };
     let method = req.method().clone();
     let engine = engine.clone();
-    let rootfs = match blocking(move || engine.rootfs(&id)).await {
+    let rootfs = match blocking(move || engine.container_view(&id)).await {
         Ok(r) => r,
         Err(e) => return engine_error(&e),
     };

@@ -249,6 +249,65 @@ fn cp_in_and_out_of_running_and_stopped_containers() {
 }
 
 #[test]
+fn cp_sees_the_volumes_and_binds_of_a_running_container() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let host = scratch(&d, "binds");
+    std::fs::write(host.join("on-host.txt"), "bound\n").unwrap();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "v1",
+        "-v",
+        "cpvol:/data",
+        "-v",
+        &format!("{}:/bind", s(&host)),
+        "bb:local",
+        "sleep",
+        "1000",
+    ]);
+    // Into the named volume: the container sees it, and so does a second container.
+    let file = scratch(&d, "in").join("to-volume.txt");
+    std::fs::write(&file, "into the volume\n").unwrap();
+    d.ok(&["cp", s(&file), "v1:/data/"]);
+    assert_eq!(
+        d.ok(&["exec", "v1", "cat", "/data/to-volume.txt"]),
+        "into the volume\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "cpvol:/v",
+            "bb:local",
+            "cat",
+            "/v/to-volume.txt"
+        ]),
+        "into the volume\n"
+    );
+    // Out of the bind mount and out of the container's own /etc/hostname.
+    let out = scratch(&d, "out");
+    d.ok(&["cp", "v1:/bind/on-host.txt", &format!("{}/", s(&out))]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("on-host.txt")).unwrap(),
+        "bound\n"
+    );
+    d.ok(&["cp", "v1:/etc/hostname", &format!("{}/", s(&out))]);
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "v1"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("hostname"))
+            .unwrap()
+            .trim(),
+        &id.trim()[..12]
+    );
+}
+
+#[test]
 fn cp_through_a_symlink_to_the_host_stays_in_the_container() {
     if skip() {
         return;

@@ -1,7 +1,8 @@
 //! Container files and figures: archive (`docker cp`), export, top, stats, commit.
 //!
 //! Every file operation works on the container's root filesystem as the host sees it: the
-//! snapshot `container-<id>` mounted at `<exec-root>/c/<id>/rootfs`. A running container has it
+//! snapshot `container-<id>` mounted at `<exec-root>/c/<id>/rootfs`; `docker cp` into or out of a
+//! running container sees its mounts too (volumes, binds), through `/proc/<pid>/root`. A running container has it
 //! mounted already; for a stopped (or never started) one, [`Engine::rootfs`] mounts it there for
 //! the time of the operation (a start meanwhile reuses that mount) and unmounts it afterwards,
 //! unless the container runs by then. Paths are resolved inside that root with
@@ -48,6 +49,32 @@ pub struct Rootfs {
 }
 
 impl Engine {
+    /// The container `key`'s files as its processes see them, for `docker cp`: while it runs,
+    /// its root with every mount in it (volumes, binds, `/etc/hosts`...), through
+    /// `/proc/<pid>/root`; otherwise (or if the process just went) [`Engine::rootfs`].
+    pub fn container_view(&self, key: &str) -> Result<Rootfs> {
+        let mut rootfs = self.rootfs(key)?;
+        let pid = rootfs.container.state.pid;
+        if rootfs.container.is_running() && pid > 0 {
+            let view = rustix::fs::openat(
+                rustix::fs::CWD,
+                format!("/proc/{pid}/root"),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            );
+            // The process is the container's only if it still is after the open (a pid can
+            // be reused once the container exited).
+            let still = self
+                .containers
+                .get(&rootfs.container.id)
+                .is_ok_and(|c| c.is_running() && c.state.pid == pid);
+            if let (Ok(view), true) = (view, still) {
+                rootfs.root = view;
+            }
+        }
+        Ok(rootfs)
+    }
+
     /// The root filesystem of the container `key`, mounted (temporarily if it is not running).
     pub fn rootfs(&self, key: &str) -> Result<Rootfs> {
         let c = self.containers.get(key)?;
