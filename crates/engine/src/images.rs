@@ -32,6 +32,8 @@ pub struct Resolved {
 #[derive(Debug, Clone)]
 pub struct Images {
     pub store: Arc<ImageStore>,
+    /// Container snapshots being removed in the background (see [`Images::remove_snapshot_later`]).
+    pending: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
 }
 
 fn internal(e: impl std::fmt::Display) -> EngineError {
@@ -367,9 +369,52 @@ impl Images {
 }
 
 impl Images {
+    pub fn new(store: ImageStore) -> Images {
+        Images {
+            store: Arc::new(store),
+            pending: Arc::default(),
+        }
+    }
+
+    /// Removes snapshot `key` (a removed container's writable layer) on a thread of its own:
+    /// the container is gone already, and deleting its files is nobody's wait. A crash before
+    /// the end leaves a snapshot that `Engine::open` removes as an orphan.
+    pub fn remove_snapshot_later(&self, key: String) {
+        let (count, _) = &*self.pending;
+        *count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        let store = Arc::clone(&self.store);
+        let pending = Arc::clone(&self.pending);
+        std::thread::spawn(move || {
+            if let Err(e) = store.snapshots.remove(&key) {
+                tracing::warn!(snapshot = %key, error = %e, "removing a container's layer");
+            }
+            let (count, done) = &*pending;
+            let mut n = count
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *n = n.saturating_sub(1);
+            done.notify_all();
+        });
+    }
+
+    /// Waits (a bounded time) for the snapshots being removed: a container's layer holds its
+    /// image's layers, which garbage collection would otherwise keep for next time.
+    pub fn settle_removals(&self) {
+        let (count, done) = &*self.pending;
+        let guard = count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = done
+            .wait_timeout_while(guard, std::time::Duration::from_secs(30), |n| *n > 0)
+            .map_err(|_| ());
+    }
+
     /// Removes the blobs and snapshots nothing needs any more (errors are logged: garbage left
     /// for next time is harmless).
     pub fn collect_garbage(&self) {
+        self.settle_removals();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

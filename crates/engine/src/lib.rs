@@ -104,10 +104,18 @@ impl Engine {
             .metadata
             .set_users(manifests.iter().map(|(d, id)| (d, *id)))
             .map_err(|e| EngineError::internal("record the images in use", e))?;
+        // Writable layers of containers that are gone (a crash in the middle of a removal).
+        for info in store.snapshots.list().unwrap_or_default() {
+            if let Some(id) = info.key.strip_prefix("container-") {
+                if containers.get(id).map(|c| c.id != id).unwrap_or(true) {
+                    tracing::info!(snapshot = %info.key, "removing an orphaned container layer");
+                    let _ = store.snapshots.remove(&info.key);
+                }
+            }
+        }
+        let images = images::Images::new(store);
         Ok(Engine {
-            images: images::Images {
-                store: Arc::new(store),
-            },
+            images,
             containers,
             events: events::Events::default(),
             exits: Arc::new(Mutex::new(HashMap::new())),

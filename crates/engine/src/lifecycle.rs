@@ -47,7 +47,10 @@ impl Engine {
         }
         if let Err(e) = self.start_inner(&c).await {
             self.cleanup_after_exit(&c);
+            let before = c.state.status;
             let _ = self.containers.update(&c.id, |c| {
+                c.state.status = before;
+                c.state.pid = 0;
                 c.state.error = e.to_string();
                 c.state.exit_code = exit_code_of_start_error(&e.to_string());
             });
@@ -132,16 +135,29 @@ impl Engine {
         let pid = monitor::spawn(&launch).await?;
         tracing::debug!(elapsed = ?t0.elapsed(), "monitor ready");
         self.connect_pending_attaches(&c.id).await;
-        monitor::call(&monitor::socket(&run_dir), json!({"op": "start"})).await?;
-        let started = self.containers.update(&c.id, |c| {
-            c.state.status = Status::Running;
-            c.state.pid = pid;
-            c.state.exit_code = 0;
-            c.state.error = String::new();
-            c.state.oom_killed = false;
-            c.state.started_at = now_rfc3339();
-            c.manually_stopped = false;
-        })?;
+        // The record says "running" (its fsync) while the monitor starts the process; if the
+        // start fails, `start` writes the state back.
+        let record = {
+            let engine = self.clone();
+            let id = c.id.clone();
+            tokio::task::spawn_blocking(move || {
+                engine.containers.update(&id, |c| {
+                    c.state.status = Status::Running;
+                    c.state.pid = pid;
+                    c.state.exit_code = 0;
+                    c.state.error = String::new();
+                    c.state.oom_killed = false;
+                    c.state.started_at = now_rfc3339();
+                    c.manually_stopped = false;
+                })
+            })
+        };
+        let begun = monitor::call(&monitor::socket(&run_dir), json!({"op": "start"})).await;
+        let started = record
+            .await
+            .map_err(|e| EngineError::internal("record the start", e))?;
+        begun?;
+        let started = started?;
         tracing::debug!(elapsed = ?t0.elapsed(), "started");
         self.publish("start", &started, &[]);
         self.watch_exit(started.id.clone());
@@ -466,25 +482,18 @@ impl Engine {
         }
         let c = self.containers.get(&c.id)?;
         self.cleanup_after_exit(&c);
-        // The writable layer goes on another thread while the rest is removed.
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let _ = self
-                    .images
-                    .store
-                    .snapshots
-                    .remove(&format!("container-{}", c.id));
-            });
-            if let Ok(manifest) = c.image_manifest.parse() {
-                let _ = self.images.store.metadata.remove_user(&manifest, &c.id);
-            }
-            let _ = std::fs::remove_dir_all(self.run_dir(&c.id));
-        });
+        if let Ok(manifest) = c.image_manifest.parse() {
+            let _ = self.images.store.metadata.remove_user(&manifest, &c.id);
+        }
+        let _ = std::fs::remove_dir_all(self.run_dir(&c.id));
         self.removed_codes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(c.id.clone(), c.state.exit_code);
         self.containers.remove(&c.id)?;
+        // The container is gone (its record moved away): its files are deleted meanwhile.
+        self.images
+            .remove_snapshot_later(format!("container-{}", c.id));
         self.pending_attaches
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

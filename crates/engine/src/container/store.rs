@@ -57,6 +57,10 @@ impl Store {
             fs::read_dir(dir).map_err(|e| EngineError::internal("read containers dir", e))?
         {
             let Ok(entry) = entry else { continue };
+            if entry.file_name().to_string_lossy().starts_with(".removed-") {
+                let _ = fs::remove_dir_all(entry.path());
+                continue;
+            }
             // Temporary records of writes that a crash interrupted.
             for file in fs::read_dir(entry.path()).into_iter().flatten().flatten() {
                 if file.file_name().to_string_lossy().ends_with(".tmp") {
@@ -227,9 +231,17 @@ impl Store {
                 }
             }
         }
+        // Renamed out of the way at once (a crash leaves a `.removed-` directory, which `open`
+        // deletes), then deleted on a thread of its own.
         let dir = self.dir.join(id);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
+        let trash = self.dir.join(format!(".removed-{id}"));
+        match fs::rename(&dir, &trash) {
+            Ok(()) => {
+                std::thread::spawn(move || {
+                    let _ = fs::remove_dir_all(trash);
+                });
+                Ok(())
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(EngineError::internal("remove container dir", e)),
         }
