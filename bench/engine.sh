@@ -120,6 +120,14 @@ printf '%-34s berth %8.1f ms' "berth run --rm IMG true (berth CLI)" "$c_run"
 [ "$have_dockerd" = 1 ] && printf '   ratio to docker %s' "$(ratio "$c_run" "$d_run")"
 echo
 printf '%-34s %8.1f ms   berth/bare %s, berth CLI/bare %s (target <= 2)\n' "bare berth-runtime run true" "$r_run" "$(ratio "$b_run" "$r_run")" "$(ratio "$c_run" "$r_run")"
+# The docker CLI's own CPU time (user + sys of the client process) per `run --rm`: a floor that
+# no daemon removes.
+cli_cpu() {
+  local TIMEFORMAT='%U %S'
+  { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%.1f\n", ($1 + $2) * 1000 }'
+}
+d_cli=$(for _ in $(seq "$ROUNDS"); do cli_cpu B run --rm bb:bench true; done | median)
+printf '%-34s %8.1f ms   (the client alone: %s x docker's run --rm)\n' "docker CLI's own CPU per run --rm" "$d_cli" "$([ "$have_dockerd" = 1 ] && ratio "$d_cli" "$d_run" || echo -)"
 
 # 20 parallel run -d
 par() { # B|D
