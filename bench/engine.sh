@@ -127,7 +127,7 @@ cli_cpu() {
   { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%.1f\n", ($1 + $2) * 1000 }'
 }
 d_cli=$(for _ in $(seq "$ROUNDS"); do cli_cpu B run --rm bb:bench true; done | median)
-printf '%-34s %8.1f ms   (the client alone: %s x docker's run --rm)\n' "docker CLI's own CPU per run --rm" "$d_cli" "$([ "$have_dockerd" = 1 ] && ratio "$d_cli" "$d_run" || echo -)"
+printf '%-34s %8.1f ms   (the client alone: %s x docker run --rm)\n' "docker CLI's own CPU per run --rm" "$d_cli" "$([ "$have_dockerd" = 1 ] && ratio "$d_cli" "$d_run" || echo -)"
 
 # 20 parallel run -d
 par() { # B|D
