@@ -2,7 +2,7 @@
 //! its socket (one JSON request per connection; attach and exec turn the connection into the
 //! container's stream).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -42,7 +42,6 @@ pub fn socket(state_dir: &Path) -> PathBuf {
 pub async fn spawn(l: &Launch) -> Result<i64> {
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| EngineError::internal("pipe", e))?;
-    let write_fd = write.as_raw_fd();
     let mut cmd = tokio::process::Command::new(&l.binary);
     cmd.arg("--id")
         .arg(&l.id)
@@ -55,7 +54,7 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
         .arg("--log")
         .arg(&l.log)
         .arg("--ready-fd")
-        .arg(write_fd.to_string());
+        .arg("1");
     if let Some(s) = l.log_max_size {
         cmd.arg("--log-max-size").arg(s.to_string());
     }
@@ -71,25 +70,15 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
             cmd.arg(flag);
         }
     }
+    // The ready pipe is the monitor's stdout: no descriptor to carry over by hand, so the
+    // spawn can use posix_spawn (vfork) rather than a fork of the daemon.
     cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(write))
         .stderr(std::process::Stdio::null())
         .process_group(0);
-    // SAFETY: the closure only calls fcntl(2), which is async-signal-safe, on a descriptor
-    // that stays open in the parent until after spawn returns.
-    unsafe {
-        cmd.pre_exec(move || {
-            let flags = libc::fcntl(write_fd, libc::F_GETFD);
-            if flags < 0 || libc::fcntl(write_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
     let child = cmd
         .spawn()
         .map_err(|e| EngineError::internal(&format!("start {}", l.binary.display()), e))?;
-    drop(write);
     // The child is reaped by tokio when it exits (the handle is dropped, not killed).
     drop(child);
     let line = tokio::time::timeout(READY_TIMEOUT, read_line(read))

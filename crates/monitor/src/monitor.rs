@@ -3,8 +3,7 @@
 //! `shutdown`, or 5 seconds without a connection after the container's end was recorded.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
@@ -131,11 +130,26 @@ pub fn run(cfg: Config) -> i32 {
         fd
     });
     let report = |ready: Option<OwnedFd>, line: String| {
-        if let Some(fd) = ready {
-            let mut file = std::fs::File::from(fd);
-            let _ = file.write_all(line.as_bytes());
-        } else {
+        let Some(mut fd) = ready else {
             eprint!("{line}");
+            return;
+        };
+        let mut rest = line.as_bytes();
+        while !rest.is_empty() {
+            match rustix::io::write(&fd, rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break,
+            }
+        }
+        // The daemon passes the pipe as stdout: a standard descriptor gets /dev/null back
+        // instead of staying free for the next open.
+        if fd.as_raw_fd() <= 2 {
+            if let Ok(null) = std::fs::File::open("/dev/null") {
+                if rustix::io::dup2(&null, &mut fd).is_ok() {
+                    let _ = fd.into_raw_fd();
+                }
+            }
         }
     };
     let socket = cfg.socket_path();
