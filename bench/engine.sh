@@ -6,6 +6,8 @@
 #   - 20 parallel `docker run -d IMG sleep 60` (wall time for all 20);
 #   - idle RSS of berthd against dockerd + containerd;
 #   - RSS of one berth-monitor against one containerd-shim, with a running container each.
+# Both run their containers with `--network none` (dockerd runs with --bridge=none): this is the
+# engine's cost; what a bridge network adds is bench/network's.
 # Targets (issue 4): run --rm <= 0.1 x docker and <= 2 x bare berth-runtime run; 20 parallel
 # <= 0.15 x docker; berthd under 15 MB; a monitor under 1 MB.
 #
@@ -43,6 +45,9 @@ cleanup() {
     umount -l "$m" 2>/dev/null || true
   done
   rm -rf "$tmp"
+  # berthd's default bridge and firewall table of this run.
+  ip link del bbench0 2>/dev/null || true
+  nft delete table ip berth_bench 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -60,7 +65,7 @@ wait_for() { # SOCKET
 }
 
 "$bin/berthd" -H "unix://$tmp/berth.sock" --data-root "$tmp/berth-data" --exec-root "$tmp/b" \
-  --config-file /nonexistent -l warn >"$tmp/berthd.log" 2>&1 &
+  --bridge bbench0 --nft-table berth_bench --config-file /nonexistent -l warn >"$tmp/berthd.log" 2>&1 &
 pids+=($!)
 berthd_pid=$!
 wait_for "$tmp/berth.sock"
@@ -98,7 +103,7 @@ echo "$(nproc) cpus, kernel $(uname -r), $ROUNDS rounds, client $("$DOCKER" --ve
 echo
 
 # run --rm
-b_run=$(rounds B run --rm bb:bench true)
+b_run=$(rounds B run --rm --network none bb:bench true)
 runtime_dir=$tmp/rt
 cp -a "$tmp/bundle" "$runtime_dir"
 n=0
@@ -111,11 +116,11 @@ PY
 r_run=$(rounds bare)
 printf '%-34s berth %8.1f ms' "docker run --rm IMG true" "$b_run"
 if [ "$have_dockerd" = 1 ]; then
-  d_run=$(rounds D run --rm bb:bench true)
+  d_run=$(rounds D run --rm --network none bb:bench true)
   printf '   docker %8.1f ms   ratio %s (target <= 0.10)' "$d_run" "$(ratio "$b_run" "$d_run")"
 fi
 echo
-c_run=$(rounds "$bin/berth" -H "unix://$tmp/berth.sock" run --rm bb:bench true)
+c_run=$(rounds "$bin/berth" -H "unix://$tmp/berth.sock" run --rm --network none bb:bench true)
 printf '%-34s berth %8.1f ms' "berth run --rm IMG true (berth CLI)" "$c_run"
 [ "$have_dockerd" = 1 ] && printf '   ratio to docker %s' "$(ratio "$c_run" "$d_run")"
 echo
@@ -126,14 +131,14 @@ cli_cpu() {
   local TIMEFORMAT='%U %S'
   { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%.1f\n", ($1 + $2) * 1000 }'
 }
-d_cli=$(for _ in $(seq "$ROUNDS"); do cli_cpu B run --rm bb:bench true; done | median)
+d_cli=$(for _ in $(seq "$ROUNDS"); do cli_cpu B run --rm --network none bb:bench true; done | median)
 printf '%-34s %8.1f ms   (the client alone: %s x docker run --rm)\n' "docker CLI's own CPU per run --rm" "$d_cli" "$([ "$have_dockerd" = 1 ] && ratio "$d_cli" "$d_run" || echo -)"
 
 # 20 parallel run -d
 par() { # B|D
   local t0 t1
   t0=$EPOCHREALTIME
-  seq 20 | xargs -P 20 -I{} env DOCKER_HOST="unix://$tmp/$1.sock" "$DOCKER" run -d bb:bench sleep 60 >/dev/null
+  seq 20 | xargs -P 20 -I{} env DOCKER_HOST="unix://$tmp/$1.sock" "$DOCKER" run -d --network none bb:bench sleep 60 >/dev/null
   t1=$EPOCHREALTIME
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }'
 }

@@ -5,6 +5,7 @@ mod container;
 mod embedded;
 mod fmt;
 mod image;
+mod network;
 mod progress;
 mod system;
 mod term;
@@ -137,6 +138,11 @@ pub enum Cmd {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
+    /// List port mappings or a specific mapping for the container
+    Port(network::PortOpts),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
@@ -413,6 +419,8 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Commit(o) => container::commit(h, o).await,
         Cmd::History(o) => image::history(h, o).await,
         Cmd::Events(o) => system::events(h, o).await,
+        Cmd::Network(c) => network::network(h, c).await,
+        Cmd::Port(o) => network::port(h, o).await,
         Cmd::Container(c) => match c {
             ContainerCmd::Prune(o) => system::container_prune(h, o).await,
             ContainerCmd::Ls(o) => container::ps(h, o).await,

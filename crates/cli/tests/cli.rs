@@ -687,3 +687,71 @@ fn unreachable_daemon() {
     assert_eq!(out.code(), 125, "{out:?}");
     assert!(out.stderr.starts_with("berth: Cannot connect"), "{out:?}");
 }
+
+#[test]
+fn network_commands_and_port() {
+    let d = daemon_or_skip!();
+    let net = unique("net");
+    let name = unique("pub");
+    let id = d.berth(&["network", "create", "--label", "t=1", &net]).ok();
+    assert_eq!(id.stdout.trim().len(), 64, "{}", id.stdout);
+    let ls = d.berth(&["network", "ls"]).ok();
+    assert!(ls.stdout.starts_with("NETWORK ID"), "{}", ls.stdout);
+    for n in ["bridge", "host", "none", net.as_str()] {
+        assert!(
+            ls.stdout
+                .lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(n)),
+            "{n}: {}",
+            ls.stdout
+        );
+    }
+    let driver = d
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Driver}} {{.Labels.t}}",
+            &net,
+        ])
+        .ok();
+    assert_eq!(driver.stdout.trim(), "bridge 1");
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &net,
+        "--network-alias",
+        "svc",
+        "-p",
+        "127.0.0.1::80",
+        IMAGE,
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let port = d.berth(&["port", &name]).ok();
+    assert!(
+        port.stdout.starts_with("80/tcp -> 127.0.0.1:"),
+        "{}",
+        port.stdout
+    );
+    let hosts = d.berth(&["exec", &name, "cat", "/etc/hosts"]).ok();
+    assert!(
+        hosts.stdout.trim_end().ends_with(" svc"),
+        "{}",
+        hosts.stdout
+    );
+    let out = d.berth(&["network", "rm", &net]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr.contains("has active endpoints"),
+        "{}",
+        out.stderr
+    );
+    d.berth(&["network", "disconnect", &net, &name]).ok();
+    d.berth(&["network", "rm", &net]).ok();
+    d.remove(&[&name]);
+}

@@ -10,6 +10,7 @@ mod files;
 mod http;
 mod image_archive;
 mod images;
+mod networks;
 mod route;
 mod server;
 mod system;
@@ -58,6 +59,15 @@ struct Flags {
     /// A registry where plain HTTP is allowed (loopback always is); repeatable.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// The default bridge network's interface.
+    #[arg(short = 'b', long, default_value = "berth0")]
+    bridge: String,
+    /// The default bridge's address and prefix (e.g. 10.99.0.1/24); chosen when absent.
+    #[arg(long)]
+    bip: Option<String>,
+    /// Berth's nftables table (`ip` family); another one lets several daemons share a host.
+    #[arg(long, default_value = "berth")]
+    nft_table: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,11 +107,26 @@ fn main() -> anyhow::Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+    let network = berth_engine::network::NetworkConfig {
+        bridge: flags.bridge.clone(),
+        bip: match flags.bip.as_deref() {
+            Some(b) => Some(
+                b.parse()
+                    .with_context(|| format!("invalid --bip {b}: expected ADDRESS/PREFIX"))?,
+            ),
+            None => None,
+        },
+        table: flags.nft_table.clone(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        engine
+            .open_networks(network)
+            .await
+            .context("setting up networking")?;
         engine.reconcile().await;
         let state = Arc::new(server::State::new(engine));
         tokio::spawn(server::idle_trim(Arc::clone(&state)));
@@ -149,7 +174,7 @@ fn init_binary(configured: Option<&std::path::Path>) -> anyhow::Result<PathBuf> 
 }
 
 /// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`,
-/// `insecure-registries`, `init`, `init-path`, as
+/// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `nft-table` (Berth's own), as
 /// docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
 fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
@@ -192,6 +217,21 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         .filter(|_| flags.init_path.is_none())
     {
         flags.init_path = Some(PathBuf::from(p));
+    }
+    if let Some(b) = v["bridge"]
+        .as_str()
+        .filter(|_| flags.bridge == defaults.bridge)
+    {
+        flags.bridge = b.to_string();
+    }
+    if let Some(b) = v["bip"].as_str().filter(|_| flags.bip.is_none()) {
+        flags.bip = Some(b.to_string());
+    }
+    if let Some(t) = v["nft-table"]
+        .as_str()
+        .filter(|_| flags.nft_table == defaults.nft_table)
+    {
+        flags.nft_table = t.to_string();
     }
     if let Some(true) = v["init"].as_bool() {
         flags.init = true;

@@ -14,7 +14,7 @@ use tokio::net::UnixListener;
 
 use crate::http::{error, Resp};
 use crate::route::{self, Route, RouteError};
-use crate::{containers, exec, files, image_archive, images, system};
+use crate::{containers, exec, files, image_archive, images, networks, system};
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -137,12 +137,9 @@ async fn dispatch(state: &State, route: Route, req: Request<Incoming>) -> Resp {
         ContainerTop(_) | ContainerStats(_) | ContainerExport(_) | ContainerArchive(_) | Commit => {
             files::handle(engine, route, req).await
         }
-        // Networks other than none and host, and a build cache, do not exist yet: nothing to
-        // prune.
-        NetworkPrune => crate::http::json(
-            StatusCode::OK,
-            &serde_json::json!({"NetworksDeleted": null}),
-        ),
+        NetworkList | NetworkCreate | NetworkPrune | NetworkInspect(_) | NetworkDelete(_)
+        | NetworkConnect(_) | NetworkDisconnect(_) => networks::handle(engine, route, req).await,
+        // A build cache does not exist yet: nothing to prune.
         BuildPrune => crate::http::json(
             StatusCode::OK,
             &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),

@@ -111,7 +111,7 @@ pub fn info(engine: &Engine) -> Resp {
             "Images": images,
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-            "Plugins": {"Volume": ["local"], "Network": ["host", "null"], "Log": ["json-file"]},
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
             "MemoryLimit": true, "SwapLimit": true, "KernelMemory": false,
             "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true,
             "PidsLimit": true, "IPv4Forwarding": true, "BridgeNfIptables": false,

@@ -76,9 +76,11 @@ impl Engine {
         env.extend(body.env.clone().unwrap_or_default());
         config.env = Some(env);
         let host_config = body.host_config.clone().unwrap_or_default();
+        crate::network::merge_exposed_ports(&mut config, image_config);
+        let (networks, warnings) = self.networks_for_create(&body, &host_config)?;
         let id = ids::new_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
-            config.hostname = Some(id[..12].to_string());
+            config.hostname = Some(self.default_hostname(&host_config, &id));
         }
         let log_path = self.data_dir(&id).join(format!("{id}-json.log"));
         let container = Container {
@@ -100,6 +102,7 @@ impl Engine {
             restart_count: 0,
             manually_stopped: false,
             log_path,
+            networks,
         };
         self.containers.insert(container)?;
         if let Err(e) = self.images.store.metadata.add_user(&image.manifest, &id) {
@@ -111,7 +114,7 @@ impl Engine {
             &id,
             [("name".to_string(), name), ("image".to_string(), image_ref)].into(),
         );
-        Ok((id, Vec::new()))
+        Ok((id, warnings))
     }
 }
 

@@ -6,6 +6,10 @@ pub enum EngineError {
     /// 404: no such container, image, exec.
     #[error("{0}")]
     NotFound(String),
+    /// 403: an operation the object's state forbids (a network with active endpoints, a
+    /// pre-defined network).
+    #[error("{0}")]
+    Forbidden(String),
     /// 409: a name in use, a running container removed without force.
     #[error("{0}")]
     Conflict(String),
@@ -25,6 +29,7 @@ impl EngineError {
     pub fn status(&self) -> u16 {
         match self {
             EngineError::NotFound(_) => 404,
+            EngineError::Forbidden(_) => 403,
             EngineError::Conflict(_) => 409,
             EngineError::InvalidParameter(_) => 400,
             EngineError::NotModified(_) => 304,

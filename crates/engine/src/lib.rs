@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
 pub mod netns;
+pub mod network;
 pub mod seccomp;
 pub mod spec;
 pub mod users;
@@ -75,6 +76,8 @@ pub struct Engine {
     /// Attaches made before the container started, connected by `start`.
     pending_attaches: Arc<Mutex<HashMap<String, Vec<attach::Pending>>>>,
     execs: exec::Execs,
+    /// The networks, once berthd opened them ([`Engine::open_networks`]).
+    net: network::NetSlot,
 }
 
 impl Engine {
@@ -122,6 +125,7 @@ impl Engine {
             removed_codes: Arc::new(Mutex::new(HashMap::new())),
             pending_attaches: Arc::new(Mutex::new(HashMap::new())),
             execs: Arc::new(Mutex::new(HashMap::new())),
+            net: Arc::default(),
             config,
         })
     }

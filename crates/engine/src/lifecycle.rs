@@ -46,6 +46,7 @@ impl Engine {
             return Err(EngineError::NotModified("container already started".into()));
         }
         if let Err(e) = self.start_inner(&c).await {
+            self.disconnect_on_exit(&c.id).await;
             self.cleanup_after_exit(&c);
             let before = c.state.status;
             let _ = self.containers.update(&c.id, |c| {
@@ -71,22 +72,23 @@ impl Engine {
         // A leftover of an earlier run of this container (the daemon died) goes first.
         let _ = std::fs::remove_file(run_dir.join("exit.json"));
         let t0 = std::time::Instant::now();
-        let host_network = c.host_config.network_mode.as_deref() == Some("host");
-        let netns = self.netns_path(&c.id);
+        let sandbox = self.sandbox(c)?;
         // The network namespace is made on another thread while the rootfs is mounted (on an
         // error, it is waited for on drop, then removed with the rest by the caller).
-        let creating =
-            (!host_network && !netns.exists()).then(|| crate::netns::Creating::start(&netns));
+        let creating = sandbox
+            .new_netns
+            .then(|| crate::netns::Creating::start(&self.netns_path(&c.id)));
         self.mount_rootfs(c, &rootfs)?;
         tracing::debug!(elapsed = ?t0.elapsed(), "rootfs mounted");
-        let data_dir = self.data_dir(&c.id);
-        let hostname = c.config.hostname.clone().unwrap_or_default();
-        write_etc_files(&data_dir, &hostname)?;
         if let Some(creating) = creating {
             creating
                 .wait()
                 .map_err(|e| EngineError::internal("network namespace", e))?;
         }
+        // Veth, address, route, published ports; then hostname, hosts, resolv.conf.
+        self.connect_on_start(c, &sandbox).await?;
+        tracing::debug!(elapsed = ?t0.elapsed(), "network attached");
+        let data_dir = &sandbox.etc_dir;
         // The manifest the container was made from: no search through every image.
         let image = c
             .image_manifest
@@ -102,7 +104,7 @@ impl Engine {
             hostname: &data_dir.join("hostname"),
             hosts: &data_dir.join("hosts"),
             resolv_conf: &data_dir.join("resolv.conf"),
-            netns: (!host_network).then_some(netns.as_path()),
+            netns: sandbox.netns.as_deref(),
             volumes: &self.data_root().join("volumes"),
             cgroups_path: format!("/berth/{}", c.id),
             init: self.init_binary(c),
@@ -253,6 +255,7 @@ impl Engine {
             self.containers.update(id, mark_exited)
         };
         let c = updated.ok()?;
+        self.disconnect_on_exit(&c.id).await;
         self.cleanup_after_exit(&c);
         Some(c)
     }
@@ -481,6 +484,7 @@ impl Engine {
                 tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|n| *n != seen)).await;
         }
         let c = self.containers.get(&c.id)?;
+        self.disconnect_on_exit(&c.id).await;
         self.cleanup_after_exit(&c);
         if let Ok(manifest) = c.image_manifest.parse() {
             let _ = self.images.store.metadata.remove_user(&manifest, &c.id);
@@ -664,32 +668,6 @@ fn is_mountpoint(path: &Path) -> bool {
     };
     use std::os::unix::fs::MetadataExt;
     meta.dev() != parent.dev() || meta.ino() == parent.ino()
-}
-
-/// `hostname`, `hosts` and `resolv.conf` of a container, in its data directory.
-fn write_etc_files(dir: &Path, hostname: &str) -> Result<()> {
-    let w = |name: &str, text: String| {
-        std::fs::write(dir.join(name), text)
-            .map_err(|e| EngineError::internal("write /etc file", e))
-    };
-    w("hostname", format!("{hostname}\n"))?;
-    w(
-        "hosts",
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
-        ),
-    )?;
-    // The host's resolvers, without loopback ones (unreachable from the container's namespace).
-    let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut out: Vec<&str> = host
-        .lines()
-        .filter(|l| !(l.starts_with("nameserver") && (l.contains(" 127.") || l.contains(" ::1"))))
-        .collect();
-    if !out.iter().any(|l| l.starts_with("nameserver")) {
-        out.push("nameserver 8.8.8.8");
-        out.push("nameserver 8.8.4.4");
-    }
-    w("resolv.conf", out.join("\n") + "\n")
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use berth_api::models::{
     ContainerInspectResponse, ContainerState, ContainerStateStatusEnum, ContainerSummary,
-    ContainerSummaryHostConfig, ContainerSummaryStateEnum, DriverData,
+    ContainerSummaryHostConfig, ContainerSummaryNetworkSettings, ContainerSummaryStateEnum,
+    DriverData,
 };
 use berth_api::query::Filters;
 
@@ -66,6 +67,7 @@ impl Engine {
             }),
             mounts: Some(Vec::new()),
             config: Some(c.config.clone()),
+            network_settings: Some(self.network_settings(&c)),
             ..Default::default()
         })
     }
@@ -80,7 +82,15 @@ impl Engine {
         for key in filters.0.keys() {
             if !matches!(
                 key.as_str(),
-                "status" | "name" | "label" | "id" | "ancestor" | "exited" | "before" | "since"
+                "status"
+                    | "name"
+                    | "label"
+                    | "id"
+                    | "ancestor"
+                    | "exited"
+                    | "before"
+                    | "since"
+                    | "network"
             ) {
                 return Err(EngineError::InvalidParameter(format!(
                     "invalid filter '{key}'"
@@ -99,7 +109,7 @@ impl Engine {
             if !self.matches(&c, filters) {
                 continue;
             }
-            out.push(summary(&c));
+            out.push(summary(self, &c));
             if limit.is_some_and(|l| l > 0 && out.len() >= l) {
                 break;
             }
@@ -125,6 +135,11 @@ impl Engine {
                     None => labels.contains_key(v),
                 }
             })
+            && any("network", &|v| {
+                c.networks.endpoints.iter().any(|e| {
+                    e.name == v || (!e.network_id.is_empty() && e.network_id.starts_with(v))
+                })
+            })
             && any("ancestor", &|v| {
                 c.config.image.as_deref() == Some(v)
                     || self
@@ -135,7 +150,7 @@ impl Engine {
     }
 }
 
-fn summary(c: &Container) -> ContainerSummary {
+fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
     let mut command = vec![c.path.clone()];
     command.extend(c.args.iter().cloned());
     let state = match c.state.status {
@@ -160,7 +175,7 @@ fn summary(c: &Container) -> ContainerSummary {
                 .join(" "),
         ),
         created: Some(secs(&c.created)),
-        ports: Some(Vec::new()),
+        ports: Some(crate::network::summary_ports(c)),
         labels: Some(c.config.labels.clone().unwrap_or_default()),
         state: Some(state),
         status: Some(status_text(c)),
@@ -172,6 +187,9 @@ fn summary(c: &Container) -> ContainerSummary {
                     .unwrap_or_else(|| "default".into()),
             ),
             ..Default::default()
+        }),
+        network_settings: Some(ContainerSummaryNetworkSettings {
+            networks: Some(crate::network::summary_networks(engine, c)),
         }),
         mounts: Some(Vec::new()),
         ..Default::default()

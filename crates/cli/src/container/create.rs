@@ -188,10 +188,35 @@ fn build_create(o: &CreateOpts, detach: bool) -> Result<(ContainerCreateBody, St
             config: Some(kv_map(&o.log_opt)),
         }),
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        publish_all_ports: Some(o.publish_all),
+        dns: Some(o.dns.clone()),
+        dns_search: Some(o.dns_search.clone()),
+        dns_options: Some(o.dns_option.clone()),
+        extra_hosts: (!o.add_host.is_empty()).then(|| o.add_host.clone()),
         ..Default::default()
     };
     let mut endpoints = HashMap::new();
-    endpoints.insert(network, EndpointSettings::default());
+    if !o.network_alias.is_empty() || o.ip.is_some() {
+        if network == "default" || network == "bridge" {
+            bail!("network-scoped aliases are only supported for user-defined networks");
+        }
+        endpoints.insert(
+            network,
+            EndpointSettings {
+                aliases: (!o.network_alias.is_empty()).then(|| o.network_alias.clone()),
+                ipam_config: o
+                    .ip
+                    .as_ref()
+                    .map(|ip| berth_api::models::EndpointIpamConfig {
+                        ipv4_address: Some(ip.clone()),
+                        ..Default::default()
+                    }),
+                ..Default::default()
+            },
+        );
+    } else {
+        endpoints.insert(network, EndpointSettings::default());
+    }
     let body = ContainerCreateBody {
         hostname: Some(o.hostname.clone().unwrap_or_default()),
         domainname: Some(String::new()),

@@ -131,6 +131,27 @@ pub struct CreateOpts {
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
     network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    ip: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option")]
+    dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     platform: Option<String>,

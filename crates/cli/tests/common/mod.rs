@@ -25,6 +25,8 @@ pub struct Daemon {
     pub host: String,
     dir: Option<PathBuf>,
     child: Option<Child>,
+    /// berthd's own default bridge and nftables table, removed on drop.
+    net: Option<(String, String)>,
 }
 
 static SHARED: Mutex<Weak<Daemon>> = Mutex::new(Weak::new());
@@ -72,6 +74,7 @@ impl Daemon {
                 host,
                 dir: None,
                 child: None,
+                net: None,
             };
             d.import_image();
             return Some(d);
@@ -115,6 +118,7 @@ impl Daemon {
             host: format!("unix://{}", sock.display()),
             dir: Some(dir.clone()),
             child: Some(child),
+            net: None,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -152,7 +156,15 @@ impl Daemon {
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("berth.sock");
         let log = std::fs::File::create(dir.join("berthd.log")).unwrap();
+        let pid = std::process::id();
+        let (bridge, table) = (format!("bc{}", pid % 1_000_000), format!("bc_{pid}"));
         let child = Command::new(bin.with_file_name("berthd"))
+            .arg("--bridge")
+            .arg(&bridge)
+            .arg("--bip")
+            .arg(format!("10.{}.250.1/24", 20 + pid % 200))
+            .arg("--nft-table")
+            .arg(&table)
             .arg("-H")
             .arg(format!("unix://{}", sock.display()))
             .arg("--data-root")
@@ -172,6 +184,7 @@ impl Daemon {
             host: format!("unix://{}", sock.display()),
             dir: Some(dir.clone()),
             child: Some(child),
+            net: Some((bridge, table)),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while d.berth(&["version"]).code() != 0 {
@@ -259,6 +272,30 @@ impl Drop for Daemon {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
+        }
+        if let (Some((bridge, table)), Some(dir)) = (self.net.take(), self.dir.as_ref()) {
+            // berthd leaves its bridges and rules to the containers that may outlive it.
+            let mut bridges = vec![bridge];
+            let records = dir.join("data/network/networks");
+            for entry in std::fs::read_dir(records).into_iter().flatten().flatten() {
+                let v: serde_json::Value = std::fs::read(entry.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                if let Some(b) = v["bridge"].as_str() {
+                    bridges.push(b.to_string());
+                }
+            }
+            for b in bridges {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &b])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &table])
+                .stderr(Stdio::null())
+                .status();
         }
         if let Some(dir) = self.dir.take() {
             unmount_under(&dir);

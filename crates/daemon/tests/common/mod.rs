@@ -46,11 +46,18 @@ fn monitor_binary() -> PathBuf {
     monitor
 }
 
-/// A berthd with its own data root, exec root and socket; stopped and cleaned on drop.
+/// A berthd with its own data root, exec root and socket, and its own default bridge,
+/// subnet and nftables table (test daemons run in parallel); stopped and cleaned on drop.
 pub struct Daemon {
     child: Option<Child>,
     pub dir: PathBuf,
     pub socket: PathBuf,
+    /// The default bridge's interface.
+    pub bridge: String,
+    /// The default bridge's gateway and prefix (`--bip`).
+    pub bip: String,
+    /// The daemon's nftables table.
+    pub table: String,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -58,17 +65,20 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 impl Daemon {
     pub fn start() -> Daemon {
         // Short: the monitor sockets live under the exec root and must fit in 108 bytes.
-        let dir = PathBuf::from(format!(
-            "/run/bt-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
+        let pid = std::process::id();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = PathBuf::from(format!("/run/bt-{pid}-{seq}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let mut d = Daemon {
             child: None,
             socket: dir.join("berth.sock"),
             dir,
+            // At most 15 characters; unique per test process and daemon.
+            bridge: format!("bt{}x{seq}", pid % 1_000_000),
+            // 10.20-219.x.0/24: one /24 per daemon, the second octet from the process.
+            bip: format!("10.{}.{}.1/24", 20 + pid % 200, seq % 256),
+            table: format!("bt_{pid}_{seq}"),
         };
         d.spawn();
         d
@@ -92,6 +102,12 @@ impl Daemon {
             .arg(self.dir.join("daemon.json"))
             .arg("--monitor")
             .arg(monitor_binary())
+            .arg("--bridge")
+            .arg(&self.bridge)
+            .arg("--bip")
+            .arg(&self.bip)
+            .arg("--nft-table")
+            .arg(&self.table)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -224,6 +240,31 @@ impl Drop for Daemon {
             );
             let _ = c.wait();
         }
+        // The daemon's bridges (the default one and those of networks the test made; berthd
+        // keeps them, as containers may outlive it) and its nftables table.
+        let records = self.dir.join("data/network/networks");
+        let mut bridges = vec![self.bridge.clone()];
+        for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+            let record: serde_json::Value = std::fs::read(entry.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            if let Some(b) = record["bridge"].as_str() {
+                bridges.push(b.to_string());
+            }
+        }
+        bridges.sort();
+        bridges.dedup();
+        for bridge in &bridges {
+            let _ = Command::new("ip")
+                .args(["link", "del", bridge])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.table])
+            .stderr(Stdio::null())
+            .status();
         // Whatever is still mounted under the roots (a failed test), deepest first.
         let prefix = format!("{}/", self.dir.display());
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();

@@ -77,6 +77,10 @@ pub struct Container {
     /// Set when a user stopped the container (for `unless-stopped` after a daemon restart).
     pub manually_stopped: bool,
     pub log_path: PathBuf,
+    /// The networks it is connected to (`NetworkingConfig`, `network connect`), and what it
+    /// got on them while it runs.
+    #[serde(default)]
+    pub networks: crate::network::ContainerNetworks,
 }
 
 impl Container {

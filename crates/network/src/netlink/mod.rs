@@ -148,6 +148,23 @@ impl Netlink {
         let Some(index) = self.link_index(name).await? else {
             return Ok(());
         };
+        self.delete_index(index, name).await
+    }
+
+    /// Deletes link number `index` (once known as `name`), in a task of its own: the kernel
+    /// takes tens of milliseconds to delete a veth (it waits for RCU grace periods), which no
+    /// caller needs to wait for. By index, so that a new link of the same name made meanwhile
+    /// is not touched. Failures are logged.
+    pub fn delete_index_later(&self, index: u32, name: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.delete_index(index, &name).await {
+                tracing::warn!(link = %name, error = %e, "deleting a link");
+            }
+        });
+    }
+
+    async fn delete_index(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
         match self.handle.link().del(index).execute().await {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -118,6 +118,25 @@ impl Networks {
     /// Detaches `container_id` from `network`: unpublishes its ports, deletes its veth pair
     /// (the namespace may be gone already, which deleted it) and releases its address.
     pub async fn detach(&self, network: &str, container_id: &str) -> Result<(), NetworkError> {
+        self.detach_inner(network, container_id, false).await
+    }
+
+    /// [`Networks::detach`] for a container whose network namespace is going away: its
+    /// address and ports are released at once, the veth is deleted in the background.
+    pub async fn detach_exited(
+        &self,
+        network: &str,
+        container_id: &str,
+    ) -> Result<(), NetworkError> {
+        self.detach_inner(network, container_id, true).await
+    }
+
+    async fn detach_inner(
+        &self,
+        network: &str,
+        container_id: &str,
+        link_later: bool,
+    ) -> Result<(), NetworkError> {
         let mut state = self.state.lock().await;
         let network = find(&state.networks, network)?.clone();
         let host_veth = host_veth_name(container_id, &network.id);
@@ -139,7 +158,13 @@ impl Networks {
             }
             return Err(e.into());
         }
-        self.netlink.delete_link(&host_veth).await?;
+        if link_later {
+            if let Some(index) = self.netlink.link_index(&host_veth).await? {
+                self.netlink.delete_index_later(index, host_veth);
+            }
+        } else {
+            self.netlink.delete_link(&host_veth).await?;
+        }
         state.ipam.release(&network.id, container_id)?;
         Ok(())
     }

@@ -1,0 +1,429 @@
+//! The `/networks` API: list, inspect, create, remove, prune, connect, disconnect.
+
+use super::*;
+
+const NO_NETWORK: &str =
+    "container cannot be connected to multiple networks with one of the networks in private (none) mode";
+
+impl Engine {
+    /// `GET /networks?filters=`.
+    pub async fn network_list(&self, filters: &Filters) -> Result<Vec<Value>> {
+        for key in filters.0.keys() {
+            if !matches!(
+                key.as_str(),
+                "name" | "id" | "label" | "driver" | "type" | "scope" | "dangling"
+            ) {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid filter '{key}'"
+                )));
+            }
+        }
+        let net = self.net()?;
+        let mut out = Vec::new();
+        for v in self.predefined_json(net) {
+            out.push(v);
+        }
+        for n in net.networks.list().await {
+            out.push(network_json(&n, json!({})));
+        }
+        let used: BTreeSet<String> = self
+            .containers
+            .all()
+            .iter()
+            .flat_map(|c| c.networks.endpoints.iter().map(|e| e.network_id.clone()))
+            .collect();
+        Ok(out
+            .into_iter()
+            .filter(|v| {
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
+                    let values = filters.get(key);
+                    values.is_empty() || values.iter().any(|x| pred(x))
+                };
+                let builtin = ["bridge", "host", "none"].contains(&s("Name").as_str());
+                any("name", &|x| s("Name").contains(x))
+                    && any("id", &|x| s("Id").starts_with(x))
+                    && any("driver", &|x| s("Driver") == x)
+                    && any("scope", &|x| x == "local")
+                    && any("type", &|x| (x == "builtin") == builtin)
+                    && any("dangling", &|x| {
+                        (x == "true" || x == "1") == (!builtin && !used.contains(&s("Id")))
+                    })
+                    && any("label", &|x| match x.split_once('=') {
+                        Some((k, val)) => v["Labels"][k].as_str() == Some(val),
+                        None => v["Labels"].get(x).is_some(),
+                    })
+            })
+            .collect())
+    }
+
+    /// `GET /networks/{id}`.
+    pub async fn network_inspect(&self, key: &str) -> Result<Value> {
+        let net = self.net()?;
+        if let Some(v) = self
+            .predefined_json(net)
+            .into_iter()
+            .find(|v| v["Name"] == key || v["Id"] == key)
+        {
+            return Ok(v);
+        }
+        let n = net.networks.get(key).await.map_err(net_error)?;
+        let mut containers = serde_json::Map::new();
+        for c in self.containers.all() {
+            for e in &c.networks.endpoints {
+                if let (true, Some(live)) = (e.network_id == n.id, &e.live) {
+                    containers.insert(
+                        c.id.clone(),
+                        json!({
+                            "Name": c.name,
+                            "EndpointID": live.endpoint_id,
+                            "MacAddress": live.endpoint.mac,
+                            "IPv4Address": format!("{}/{}", live.endpoint.ip, live.endpoint.prefix_len),
+                            "IPv6Address": "",
+                        }),
+                    );
+                }
+            }
+        }
+        Ok(network_json(&n, Value::Object(containers)))
+    }
+
+    fn predefined_json(&self, net: &NetState) -> Vec<Value> {
+        let p = &net.predefined;
+        [("host", "host", &p.host), ("none", "null", &p.none)]
+            .into_iter()
+            .map(|(name, driver, id)| {
+                json!({
+                    "Name": name, "Id": id, "Created": p.created, "Scope": "local",
+                    "Driver": driver, "EnableIPv4": true, "EnableIPv6": false,
+                    "IPAM": {"Driver": "default", "Options": null, "Config": []},
+                    "Internal": false, "Attachable": false, "Ingress": false,
+                    "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+                    "Containers": {}, "Options": {}, "Labels": {},
+                })
+            })
+            .collect()
+    }
+
+    /// `POST /networks/create`: the new network's id.
+    pub async fn network_create(&self, req: NetworkCreateRequest) -> Result<String> {
+        let net = self.net()?;
+        if ["host", "none"].contains(&req.name.as_str()) {
+            return Err(EngineError::Conflict(format!(
+                "network with name {} already exists",
+                req.name
+            )));
+        }
+        if req.name.is_empty() {
+            return Err(EngineError::InvalidParameter(
+                "network name cannot be empty".into(),
+            ));
+        }
+        match req.driver.as_deref().unwrap_or("") {
+            "" | "bridge" => {}
+            other => {
+                return Err(EngineError::NotFound(format!(
+                    "plugin \"{other}\" not found"
+                )))
+            }
+        }
+        if req.enable_ipv6 == Some(true) {
+            return Err(EngineError::InvalidParameter(
+                "IPv6 networks are not supported by berth yet".into(),
+            ));
+        }
+        let mut spec = NetworkSpec {
+            name: req.name.clone(),
+            internal: req.internal.unwrap_or(false),
+            labels: req.labels.unwrap_or_default().into_iter().collect(),
+            options: req.options.unwrap_or_default().into_iter().collect(),
+            ..Default::default()
+        };
+        let configs = req.ipam.and_then(|i| i.config).unwrap_or_default();
+        let mut v4 = configs
+            .iter()
+            .filter(|c| !c.subnet.as_deref().unwrap_or("").contains(':'));
+        if let Some(cfg) = v4.next() {
+            if v4.next().is_some() {
+                return Err(EngineError::InvalidParameter(
+                    "berth supports one IPv4 subnet per network".into(),
+                ));
+            }
+            let cidr = |s: &Option<String>| -> Result<Option<Ipv4Net>> {
+                match s.as_deref().filter(|s| !s.is_empty()) {
+                    None => Ok(None),
+                    Some(s) => s.parse::<Ipv4Net>().map(Some).map_err(|_| {
+                        EngineError::InvalidParameter(format!("invalid CIDR address: {s}"))
+                    }),
+                }
+            };
+            spec.subnet = cidr(&cfg.subnet)?.map(|n| n.trunc());
+            spec.ip_range = cidr(&cfg.ip_range)?;
+            spec.gateway = match cfg.gateway.as_deref().filter(|s| !s.is_empty()) {
+                None => None,
+                Some(g) => Some(g.parse().map_err(|_| {
+                    EngineError::InvalidParameter(format!("invalid gateway address: {g}"))
+                })?),
+            };
+            if spec.subnet.is_none() && (spec.ip_range.is_some() || spec.gateway.is_some()) {
+                return Err(EngineError::InvalidParameter(
+                    "ip-range and gateway need a subnet".into(),
+                ));
+            }
+        }
+        if configs
+            .iter()
+            .any(|c| c.subnet.as_deref().unwrap_or("").contains(':'))
+        {
+            return Err(EngineError::InvalidParameter(
+                "IPv6 networks are not supported by berth yet".into(),
+            ));
+        }
+        let made = net.networks.create(spec).await.map_err(net_error);
+        self.refresh_cache(net).await;
+        let n = made?;
+        self.events.publish(
+            EventMessageTypeEnum::NETWORK,
+            "create",
+            &n.id,
+            [
+                ("name".to_string(), n.name.clone()),
+                ("type".to_string(), "bridge".to_string()),
+            ]
+            .into(),
+        );
+        Ok(n.id)
+    }
+
+    /// `DELETE /networks/{id}`.
+    pub async fn network_remove(&self, key: &str) -> Result<()> {
+        let net = self.net()?;
+        let n = match net.networks.get(key).await {
+            Ok(n) => n,
+            Err(e) => {
+                let p = &net.predefined;
+                if ["host", "none"].contains(&key) || key == p.host || key == p.none {
+                    let name = if key == p.host {
+                        "host"
+                    } else if key == p.none {
+                        "none"
+                    } else {
+                        key
+                    };
+                    return Err(EngineError::Forbidden(format!(
+                        "{name} is a pre-defined network and cannot be removed"
+                    )));
+                }
+                return Err(net_error(e));
+            }
+        };
+        if n.name == DEFAULT_BRIDGE {
+            return Err(EngineError::Forbidden(format!(
+                "{DEFAULT_BRIDGE} is a pre-defined network and cannot be removed"
+            )));
+        }
+        let removed = net.networks.remove(&n.id).await.map_err(net_error);
+        self.refresh_cache(net).await;
+        removed?;
+        self.events.publish(
+            EventMessageTypeEnum::NETWORK,
+            "destroy",
+            &n.id,
+            [
+                ("name".to_string(), n.name.clone()),
+                ("type".to_string(), "bridge".to_string()),
+            ]
+            .into(),
+        );
+        Ok(())
+    }
+
+    /// `POST /networks/prune`: removes the user networks nothing is attached to; their names.
+    pub async fn network_prune(&self, filters: &Filters) -> Result<Vec<String>> {
+        let net = self.net()?;
+        let mut removed = Vec::new();
+        for n in net.networks.list().await {
+            if n.name == DEFAULT_BRIDGE {
+                continue;
+            }
+            let label_ok = filters
+                .get("label")
+                .iter()
+                .all(|x| match x.split_once('=') {
+                    Some((k, v)) => n.labels.get(k).is_some_and(|l| l == v),
+                    None => n.labels.contains_key(x.as_str()),
+                });
+            if !label_ok {
+                continue;
+            }
+            if net.networks.remove(&n.id).await.is_ok() {
+                removed.push(n.name);
+            }
+        }
+        self.refresh_cache(net).await;
+        Ok(removed)
+    }
+
+    /// `POST /networks/{id}/connect`: a running container is attached now, a stopped one at
+    /// its next start.
+    pub async fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        settings: Option<EndpointSettings>,
+    ) -> Result<()> {
+        let net = self.net()?;
+        let n = self.network_for_connect(net, network).await?;
+        let c = self.containers.get(container)?;
+        self.check_connectable(&c)?;
+        if c.networks.endpoints.iter().any(|e| e.network_id == n.id) {
+            return Err(EngineError::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                c.name, n.name
+            )));
+        }
+        let mut entry = entry_for(&n, settings.as_ref())?;
+        if c.is_running() {
+            let netns = self.netns_path(&c.id);
+            let used: BTreeSet<String> = c
+                .networks
+                .endpoints
+                .iter()
+                .filter_map(|e| e.live.as_ref().map(|l| l.endpoint.interface.clone()))
+                .collect();
+            let interface = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|name| !used.contains(name))
+                .unwrap_or_else(|| "eth9".into());
+            let first = used.is_empty();
+            // Recorded first so that `attach_one` finds the entry to mark live.
+            let pending = entry.clone();
+            self.containers
+                .update_in_memory(&c.id, move |c| c.networks.endpoints.push(pending))?;
+            match self
+                .attach_one(net, &c, &entry, &netns, &interface, first, Vec::new())
+                .await
+            {
+                Ok(live) => entry.live = Some(live),
+                Err(e) => {
+                    let id = n.id.clone();
+                    let _ = self.containers.update_in_memory(&c.id, move |c| {
+                        c.networks.endpoints.retain(|e| e.network_id != id)
+                    });
+                    return Err(e);
+                }
+            }
+            let id = n.id.clone();
+            self.containers.update(&c.id, move |c| {
+                c.networks.endpoints.retain(|e| e.network_id != id);
+                c.networks.endpoints.push(entry);
+            })?;
+        } else {
+            self.containers
+                .update(&c.id, move |c| c.networks.endpoints.push(entry))?;
+        }
+        Ok(())
+    }
+
+    /// `POST /networks/{id}/disconnect`.
+    pub async fn network_disconnect(
+        &self,
+        network: &str,
+        container: &str,
+        force: bool,
+    ) -> Result<()> {
+        let net = self.net()?;
+        let n = self.network_for_connect(net, network).await?;
+        let c = match self.containers.get(container) {
+            Ok(c) => c,
+            Err(_) if force => {
+                // A container that is gone: its endpoint (if any) goes with force.
+                let _ = net.networks.detach(&n.id, container).await;
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        self.check_connectable(&c)?;
+        let Some(entry) = c
+            .networks
+            .endpoints
+            .iter()
+            .find(|e| e.network_id == n.id)
+            .cloned()
+        else {
+            // dockerd 20.10 answers this one with a 500.
+            return Err(EngineError::Internal(format!(
+                "container {} is not connected to network {}",
+                c.id, n.name
+            )));
+        };
+        if entry.live.is_some() {
+            match net.networks.detach(&n.id, &c.id).await {
+                Ok(()) | Err(NetworkError::NotAttached { .. }) => {}
+                Err(e) => return Err(net_error(e)),
+            }
+            self.events.publish(
+                EventMessageTypeEnum::NETWORK,
+                "disconnect",
+                &n.id,
+                [
+                    ("container".to_string(), c.id.clone()),
+                    ("name".to_string(), n.name.clone()),
+                    ("type".to_string(), "bridge".to_string()),
+                ]
+                .into(),
+            );
+        }
+        let id = n.id.clone();
+        self.containers.update(&c.id, move |c| {
+            c.networks.endpoints.retain(|e| e.network_id != id)
+        })?;
+        Ok(())
+    }
+
+    async fn network_for_connect(&self, net: &NetState, key: &str) -> Result<Network> {
+        let p = &net.predefined;
+        // Statuses and words of dockerd 20.10.
+        if key == "host" || key == p.host {
+            return Err(EngineError::InvalidParameter(
+                "container cannot be disconnected from host network or connected to host network"
+                    .into(),
+            ));
+        }
+        if key == "none" || key == p.none {
+            return Err(EngineError::InvalidParameter(NO_NETWORK.into()));
+        }
+        net.networks.get(key).await.map_err(net_error)
+    }
+
+    fn check_connectable(&self, c: &Container) -> Result<()> {
+        match mode(&c.host_config) {
+            Mode::Networks(_) => Ok(()),
+            Mode::None => Err(EngineError::InvalidParameter(NO_NETWORK.into())),
+            Mode::Host | Mode::Container(_) => Err(EngineError::InvalidParameter(
+                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+            )),
+        }
+    }
+}
+
+/// A network's JSON as `GET /networks/{id}` shows it.
+fn network_json(n: &Network, containers: Value) -> Value {
+    let mut config = json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()});
+    if let Some(r) = n.ip_range {
+        config["IPRange"] = json!(r.to_string());
+    }
+    json!({
+        "Name": n.name, "Id": n.id, "Created": rfc3339_secs(n.created), "Scope": "local",
+        "Driver": n.driver, "EnableIPv4": true, "EnableIPv6": false,
+        "IPAM": {"Driver": "default", "Options": null, "Config": [config]},
+        "Internal": n.internal, "Attachable": false, "Ingress": false,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+        "Containers": containers, "Options": n.options, "Labels": n.labels,
+    })
+}
+
+fn rfc3339_secs(secs: u64) -> String {
+    humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
+}

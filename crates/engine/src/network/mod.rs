@@ -1,0 +1,772 @@
+//! The engine's side of networking: the glue between containers and `berth-network`.
+//!
+//! - [`Engine::open_networks`] (berthd at start): opens the [`Networks`] of the data root,
+//!   detaches containers that are not running any more (recovery), and makes the default
+//!   `bridge` network (`--bridge`, `--bip`); `host` and `none` are listed as Docker lists them.
+//! - Create: `HostConfig.NetworkMode` (`default`/`bridge`, `host`, `none`, `container:X`, a
+//!   network's name) and `NetworkingConfig.EndpointsConfig` (aliases, `IPAMConfig.IPv4Address`)
+//!   become the record's [`ContainerNetworks`], checked as Docker checks them.
+//! - Start: `Engine::sandbox` says which namespace the container makes or joins and where its
+//!   `/etc` files are; once the namespace exists, `Engine::connect_on_start` attaches it to
+//!   its networks (veth, address, route, published ports) before the monitor runs, and writes
+//!   `hostname`, `hosts` and `resolv.conf`. Exit and removal call
+//!   `Engine::disconnect_on_exit`.
+//! - `api`: the network API (`/networks/...`); `views`: the containers' `NetworkSettings`
+//!   and `Ports`; `ports`: `PortBindings` and `-P` as bindings; `etc`: the `/etc` files.
+
+mod api;
+mod etc;
+mod ports;
+mod views;
+
+use etc::write_etc_files;
+pub(crate) use ports::merge_exposed_ports;
+use ports::{parse_port_key, port_bindings};
+pub(crate) use views::{summary_networks, summary_ports};
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use berth_api::models::{
+    ContainerConfig, ContainerCreateBody, EndpointIpamConfig, EndpointSettings,
+    EventMessageTypeEnum, HostConfig, NetworkCreateRequest, NetworkSettings, PortMap, PortSummary,
+    PortSummaryTypeEnum,
+};
+use berth_api::query::Filters;
+use berth_network::{
+    AttachRequest, Network, NetworkError, NetworkSpec, Networks, PortBinding, Proto, PublishedPort,
+    OPT_BRIDGE_NAME,
+};
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::container::Container;
+use crate::error::{EngineError, Result};
+use crate::Engine;
+
+/// The name of the default network.
+pub const DEFAULT_BRIDGE: &str = "bridge";
+
+/// How berthd sets up networking (dockerd's `--bridge`, `--bip`; the nftables table is
+/// Berth's own, so that several daemons can share a host, as the tests do).
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// The default bridge's interface (dockerd's `-b`/`--bridge`; `berth0`).
+    pub bridge: String,
+    /// The default bridge's address and prefix (`--bip 10.99.0.1/24`); chosen when absent.
+    pub bip: Option<Ipv4Net>,
+    /// The nftables table (`berth`).
+    pub table: String,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            bridge: "berth0".to_string(),
+            bip: None,
+            table: "berth".to_string(),
+        }
+    }
+}
+
+/// The opened networks, shared by the engine's clones.
+#[derive(Debug)]
+pub(crate) struct NetState {
+    networks: Networks,
+    predefined: Predefined,
+    /// The networks as last listed, for the synchronous create path.
+    cache: Mutex<Vec<Network>>,
+}
+
+/// The engine's slot for [`NetState`], set once by [`Engine::open_networks`].
+pub(crate) type NetSlot = Arc<OnceLock<Arc<NetState>>>;
+
+/// The ids of the `host` and `none` networks (made once, kept in `predefined.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Predefined {
+    host: String,
+    none: String,
+    created: String,
+}
+
+/// The network part of a container's record: its endpoints, in the order they were connected
+/// (the first gives `eth0`, the default route and the published ports).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerNetworks {
+    #[serde(default)]
+    pub endpoints: Vec<EndpointEntry>,
+}
+
+/// One network a container is connected to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndpointEntry {
+    /// The network's name (the key of `NetworkSettings.Networks`).
+    pub name: String,
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(default)]
+    pub ipv4: Option<Ipv4Addr>,
+    /// What the container got, while it runs.
+    #[serde(default)]
+    pub live: Option<Live>,
+}
+
+/// An attached endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Live {
+    pub endpoint_id: String,
+    pub endpoint: berth_network::Endpoint,
+}
+
+/// How a container is networked (`HostConfig.NetworkMode`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Its own namespace on networks (`default`, `bridge`, a network's name or id).
+    Networks(String),
+    Host,
+    /// Its own namespace with loopback only.
+    None,
+    /// The namespace of another container.
+    Container(String),
+}
+
+pub(crate) fn mode(hc: &HostConfig) -> Mode {
+    match hc.network_mode.as_deref().unwrap_or("") {
+        "" | "default" | "bridge" => Mode::Networks(DEFAULT_BRIDGE.to_string()),
+        "host" => Mode::Host,
+        "none" => Mode::None,
+        other => match other.strip_prefix("container:") {
+            Some(name) => Mode::Container(name.to_string()),
+            None => Mode::Networks(other.to_string()),
+        },
+    }
+}
+
+/// Where a starting container's network namespace and `/etc` files are.
+#[derive(Debug, Clone)]
+pub(crate) struct Sandbox {
+    /// The namespace to join (None: the host's).
+    pub netns: Option<PathBuf>,
+    /// Whether the container makes it (its own, not there yet).
+    pub new_netns: bool,
+    /// The directory of `hostname`, `hosts`, `resolv.conf` (another container's for
+    /// `container:X`).
+    pub etc_dir: PathBuf,
+    /// Whether this container writes them.
+    pub writes_etc: bool,
+}
+
+fn net_error(e: NetworkError) -> EngineError {
+    use berth_network::ipam::IpamError;
+    let text = e.to_string();
+    match e {
+        NetworkError::NotFound(_) => EngineError::NotFound(text),
+        NetworkError::NameExists(_) => EngineError::Conflict(text),
+        // As dockerd 20.10: 403 for these, 500 for a container not connected.
+        NetworkError::ActiveEndpoints { .. } | NetworkError::AlreadyAttached { .. } => {
+            EngineError::Forbidden(text)
+        }
+        NetworkError::Ipam(IpamError::Overlap | IpamError::InUse(_)) => {
+            EngineError::Forbidden(text)
+        }
+        NetworkError::Ambiguous(..)
+        | NetworkError::BadName(_)
+        | NetworkError::BadBridge(..)
+        | NetworkError::BadOption { .. }
+        | NetworkError::Ipam(_) => EngineError::InvalidParameter(text),
+        _ => EngineError::Internal(text),
+    }
+}
+
+/// 64 random hex digits.
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| EngineError::internal("read /dev/urandom", e))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl Engine {
+    fn net(&self) -> Result<&Arc<NetState>> {
+        self.net
+            .get()
+            .ok_or_else(|| EngineError::Internal("networking is not set up".into()))
+    }
+
+    /// Opens the networks of the data root (berthd, once, before [`Engine::reconcile`]):
+    /// containers that do not run any more are detached, the default bridge is made (again,
+    /// when `--bridge` or `--bip` changed and nothing is attached to it).
+    pub async fn open_networks(&self, cfg: NetworkConfig) -> Result<()> {
+        let mut config = berth_network::Config::new(&self.config.data_root);
+        config.table = cfg.table.clone();
+        let state_dir = config.state_dir.clone();
+        let networks = Networks::open(config).await.map_err(net_error)?;
+        let running: BTreeSet<String> = self
+            .containers
+            .all()
+            .into_iter()
+            .filter(Container::is_running)
+            .map(|c| c.id)
+            .collect();
+        for (network, container) in networks
+            .prune(|id| running.contains(id))
+            .await
+            .map_err(net_error)?
+        {
+            tracing::info!(%network, %container, "detached a container that no longer runs");
+        }
+        let wanted = NetworkSpec {
+            name: DEFAULT_BRIDGE.to_string(),
+            subnet: cfg.bip.map(|b| b.trunc()),
+            gateway: cfg.bip.map(|b| b.addr()),
+            options: [
+                (OPT_BRIDGE_NAME, cfg.bridge.as_str()),
+                ("com.docker.network.bridge.default_bridge", "true"),
+                ("com.docker.network.bridge.enable_icc", "true"),
+                ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+                ("com.docker.network.bridge.host_binding_ipv4", "0.0.0.0"),
+                ("com.docker.network.driver.mtu", "1500"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            default_bridge: true,
+            ..Default::default()
+        };
+        let existing = networks
+            .list()
+            .await
+            .into_iter()
+            .find(|n| n.name == DEFAULT_BRIDGE);
+        let keep = existing.as_ref().is_some_and(|n| {
+            n.bridge == cfg.bridge
+                && cfg
+                    .bip
+                    .is_none_or(|b| b.trunc() == n.subnet && b.addr() == n.gateway)
+        });
+        if let (Some(old), false) = (&existing, keep) {
+            match networks.remove(&old.id).await {
+                Ok(()) => tracing::info!("default bridge changed: made again"),
+                Err(e) => tracing::warn!(error = %e, "keeping the old default bridge"),
+            }
+        }
+        let has_bridge = networks
+            .list()
+            .await
+            .iter()
+            .any(|n| n.name == DEFAULT_BRIDGE);
+        if !has_bridge {
+            let made = match networks.create(wanted.clone()).await {
+                // An interface of that name and no record (the state was removed while the
+                // machine ran): taken over, as dockerd takes `docker0`.
+                Err(NetworkError::BadBridge(..)) => {
+                    let host = berth_network::netlink::Netlink::host().map_err(|e| {
+                        EngineError::Internal(format!("creating the default bridge network: {e}"))
+                    })?;
+                    if let Err(e) = host.delete_link(&cfg.bridge).await {
+                        tracing::warn!(bridge = %cfg.bridge, error = %e, "deleting a stale bridge");
+                    }
+                    networks.create(wanted).await
+                }
+                other => other,
+            };
+            made.map_err(|e| {
+                EngineError::Internal(format!("creating the default bridge network: {e}"))
+            })?;
+        }
+        let predefined = predefined(&state_dir)?;
+        let cache = Mutex::new(networks.list().await);
+        let state = Arc::new(NetState {
+            networks,
+            predefined,
+            cache,
+        });
+        self.net
+            .set(state)
+            .map_err(|_| EngineError::Internal("networks opened twice".into()))
+    }
+
+    /// The networks as last listed (for create, which is synchronous).
+    fn cached_networks(&self) -> Vec<Network> {
+        self.net
+            .get()
+            .map(|n| {
+                n.cache
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn refresh_cache(&self, net: &NetState) {
+        let list = net.networks.list().await;
+        *net.cache.lock().unwrap_or_else(PoisonError::into_inner) = list;
+    }
+
+    fn find_cached(&self, name_or_id: &str) -> Result<Network> {
+        let list = self.cached_networks();
+        if let Some(n) = list
+            .iter()
+            .find(|n| n.id == name_or_id || n.name == name_or_id)
+        {
+            return Ok(n.clone());
+        }
+        let mut prefixed = list
+            .iter()
+            .filter(|n| !name_or_id.is_empty() && n.id.starts_with(name_or_id));
+        match (prefixed.next(), prefixed.next()) {
+            (Some(n), None) => Ok(n.clone()),
+            _ => Err(EngineError::NotFound(format!(
+                "network {name_or_id} not found"
+            ))),
+        }
+    }
+
+    /// The create body's networking, checked as dockerd checks it; returns the record's part
+    /// and the warnings.
+    pub(crate) fn networks_for_create(
+        &self,
+        body: &ContainerCreateBody,
+        hc: &HostConfig,
+    ) -> Result<(ContainerNetworks, Vec<String>)> {
+        let mut warnings = Vec::new();
+        let publishes = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
+            || hc.publish_all_ports == Some(true);
+        // Checked now so that a bad `-p` is a 400 at create, as dockerd's.
+        port_bindings(hc, &body.exposed_ports.clone().unwrap_or_default())?;
+        let mode = mode(hc);
+        let endpoints_config: HashMap<String, EndpointSettings> = body
+            .networking_config
+            .as_ref()
+            .and_then(|n| n.endpoints_config.clone())
+            .unwrap_or_default();
+        let primary = match &mode {
+            Mode::Host => {
+                if publishes {
+                    warnings.push(
+                        "Published ports are discarded when using host network mode".to_string(),
+                    );
+                }
+                return Ok((ContainerNetworks::default(), warnings));
+            }
+            Mode::None => return Ok((ContainerNetworks::default(), warnings)),
+            Mode::Container(_) => {
+                if publishes {
+                    return Err(EngineError::InvalidParameter(
+                        "conflicting options: port publishing and the container type network mode"
+                            .into(),
+                    ));
+                }
+                if body.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+                    return Err(EngineError::InvalidParameter(
+                        "conflicting options: hostname and the network mode".into(),
+                    ));
+                }
+                // Whether the other container exists is the start's question, as dockerd's
+                // (a 404 at create would make the docker CLI pull the image).
+                return Ok((ContainerNetworks::default(), warnings));
+            }
+            Mode::Networks(name) => name.clone(),
+        };
+        if self.net.get().is_none() {
+            return Ok((ContainerNetworks::default(), warnings));
+        }
+        let raw_mode = hc.network_mode.clone().unwrap_or_default();
+        // As dockerd: an unknown network is an error of the start (a 404 at create would
+        // make the docker CLI pull the image).
+        let first = self
+            .find_cached(&primary)
+            .unwrap_or_else(|_| unresolved(&primary));
+        let mut out = ContainerNetworks::default();
+        let mut seen = BTreeSet::new();
+        // The mode's network first (its settings under its name, id, or `default`), then the
+        // other networks of EndpointsConfig (API 1.44+ sends them all at create).
+        let mut keys: Vec<&String> = endpoints_config.keys().collect();
+        keys.sort();
+        let primary_settings = [primary.as_str(), raw_mode.as_str(), first.id.as_str()]
+            .iter()
+            .find_map(|k| endpoints_config.get(*k))
+            .cloned();
+        let mut wanted = vec![(first, primary_settings)];
+        for key in keys {
+            if [primary.as_str(), raw_mode.as_str(), "default"].contains(&key.as_str()) {
+                continue;
+            }
+            let n = self.find_cached(key).unwrap_or_else(|_| unresolved(key));
+            wanted.push((n, endpoints_config.get(key).cloned()));
+        }
+        for (network, settings) in wanted {
+            if !seen.insert((network.id.clone(), network.name.clone())) {
+                continue;
+            }
+            out.endpoints.push(entry_for(&network, settings.as_ref())?);
+        }
+        Ok((out, warnings))
+    }
+
+    /// The hostname a container gets when none was asked: the host's for `--network host`,
+    /// the other container's for `container:X`, else the id's first 12 digits.
+    pub(crate) fn default_hostname(&self, hc: &HostConfig, id: &str) -> String {
+        match mode(hc) {
+            Mode::Host => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| id[..12].to_string()),
+            Mode::Container(other) => self
+                .containers
+                .get(&other)
+                .ok()
+                .and_then(|o| o.config.hostname)
+                .unwrap_or_else(|| id[..12].to_string()),
+            _ => id[..12].to_string(),
+        }
+    }
+
+    /// Where a container's namespace and `/etc` files are.
+    pub(crate) fn sandbox(&self, c: &Container) -> Result<Sandbox> {
+        let own = || Sandbox {
+            netns: Some(self.netns_path(&c.id)),
+            new_netns: !self.netns_path(&c.id).exists(),
+            etc_dir: self.data_dir(&c.id),
+            writes_etc: true,
+        };
+        match mode(&c.host_config) {
+            Mode::Host => Ok(Sandbox {
+                netns: None,
+                new_netns: false,
+                etc_dir: self.data_dir(&c.id),
+                writes_etc: true,
+            }),
+            Mode::None | Mode::Networks(_) => Ok(own()),
+            Mode::Container(name) => {
+                let mut other = self.containers.get(&name)?;
+                // `container:X` where X itself shares another's: follow (a few steps).
+                for _ in 0..8 {
+                    if !other.is_running() {
+                        return Err(EngineError::Conflict(format!(
+                            "cannot join network namespace of a non running container: {name}"
+                        )));
+                    }
+                    match mode(&other.host_config) {
+                        Mode::Container(next) => other = self.containers.get(&next)?,
+                        Mode::Host => {
+                            return Ok(Sandbox {
+                                netns: None,
+                                new_netns: false,
+                                etc_dir: self.data_dir(&other.id),
+                                writes_etc: false,
+                            })
+                        }
+                        _ => {
+                            return Ok(Sandbox {
+                                netns: Some(self.netns_path(&other.id)),
+                                new_netns: false,
+                                etc_dir: self.data_dir(&other.id),
+                                writes_etc: false,
+                            })
+                        }
+                    }
+                }
+                Err(EngineError::InvalidParameter(format!(
+                    "cannot join network namespace of container {name}: too many levels"
+                )))
+            }
+        }
+    }
+
+    /// Between the namespace and the monitor: attaches the container to its networks and
+    /// writes its `/etc` files. On an error, what was attached stays recorded for
+    /// [`Engine::disconnect_on_exit`], which the failed start calls.
+    pub(crate) async fn connect_on_start(&self, c: &Container, sandbox: &Sandbox) -> Result<()> {
+        if !sandbox.writes_etc {
+            return Ok(());
+        }
+        let hostname = c.config.hostname.clone().unwrap_or_default();
+        let mut own: Option<(Ipv4Addr, Vec<String>)> = None;
+        let mut gateway = None;
+        if let (Ok(net), Some(netns)) = (self.net(), sandbox.netns.as_deref()) {
+            gateway = self.find_cached(DEFAULT_BRIDGE).ok().map(|n| n.gateway);
+            if mode(&c.host_config) != Mode::None {
+                let ports = port_bindings(
+                    &c.host_config,
+                    &c.config.exposed_ports.clone().unwrap_or_default(),
+                )?;
+                for (i, entry) in c.networks.endpoints.iter().enumerate() {
+                    let entry = self.resolve_entry(net, c, entry).await?;
+                    let ports = if i == 0 { ports.clone() } else { Vec::new() };
+                    let live = self
+                        .attach_one(net, c, &entry, netns, &format!("eth{i}"), i == 0, ports)
+                        .await?;
+                    if i == 0 {
+                        own = Some((live.endpoint.ip, entry.aliases.clone()));
+                    }
+                }
+            }
+        }
+        write_etc_files(
+            &sandbox.etc_dir,
+            &c.config,
+            &c.host_config,
+            &hostname,
+            own.as_ref(),
+            gateway,
+        )
+    }
+
+    /// The entry's network now: by id, else by name (a network made again under the same
+    /// name, or one that did not exist at create); the record follows.
+    async fn resolve_entry(
+        &self,
+        net: &NetState,
+        c: &Container,
+        entry: &EndpointEntry,
+    ) -> Result<EndpointEntry> {
+        if !entry.network_id.is_empty() && net.networks.get(&entry.network_id).await.is_ok() {
+            return Ok(entry.clone());
+        }
+        let n = net.networks.get(&entry.name).await.map_err(net_error)?;
+        let mut resolved = entry.clone();
+        resolved.network_id = n.id.clone();
+        resolved.name = n.name.clone();
+        let (old, new) = (entry.clone(), resolved.clone());
+        self.containers.update_in_memory(&c.id, move |c| {
+            for e in &mut c.networks.endpoints {
+                if e.name == old.name && e.network_id == old.network_id {
+                    e.network_id = new.network_id.clone();
+                    e.name = new.name.clone();
+                }
+            }
+        })?;
+        Ok(resolved)
+    }
+
+    /// Attaches one endpoint and records it (in memory: the record is written when the start
+    /// is).
+    #[allow(clippy::too_many_arguments)]
+    async fn attach_one(
+        &self,
+        net: &NetState,
+        c: &Container,
+        entry: &EndpointEntry,
+        netns: &Path,
+        interface: &str,
+        default_route: bool,
+        ports: Vec<PortBinding>,
+    ) -> Result<Live> {
+        let req = AttachRequest {
+            network: entry.network_id.clone(),
+            container_id: c.id.clone(),
+            netns: netns.to_path_buf(),
+            interface: interface.to_string(),
+            ip: entry.ipv4,
+            ports,
+            default_route,
+        };
+        let endpoint_id = random_id()?;
+        let mut attached = net.networks.attach(&req).await;
+        if let Err(NetworkError::AlreadyAttached { .. }) = attached {
+            // Left from a start that did not finish: detach and go again.
+            let _ = net.networks.detach(&entry.network_id, &c.id).await;
+            attached = net.networks.attach(&req).await;
+        }
+        let endpoint = attached.map_err(|e| match e {
+            NetworkError::Port(p) => EngineError::Internal(format!(
+                "driver failed programming external connectivity on endpoint {} ({endpoint_id}): {p}",
+                c.name
+            )),
+            e => net_error(e),
+        })?;
+        let live = Live {
+            endpoint_id,
+            endpoint,
+        };
+        let recorded = live.clone();
+        let network_id = entry.network_id.clone();
+        self.containers.update_in_memory(&c.id, move |c| {
+            if let Some(e) = c
+                .networks
+                .endpoints
+                .iter_mut()
+                .find(|e| e.network_id == network_id)
+            {
+                e.live = Some(recorded);
+            }
+        })?;
+        self.events.publish(
+            EventMessageTypeEnum::NETWORK,
+            "connect",
+            &entry.network_id,
+            [
+                ("container".to_string(), c.id.clone()),
+                ("name".to_string(), entry.name.clone()),
+                ("type".to_string(), "bridge".to_string()),
+            ]
+            .into(),
+        );
+        Ok(live)
+    }
+
+    /// Detaches a container that exited (or failed to start, or is removed) from its
+    /// networks. Nothing to do for one that has no live endpoint.
+    pub(crate) async fn disconnect_on_exit(&self, id: &str) {
+        let Ok(c) = self.containers.get(id) else {
+            return;
+        };
+        let live: Vec<EndpointEntry> = c
+            .networks
+            .endpoints
+            .iter()
+            .filter(|e| e.live.is_some())
+            .cloned()
+            .collect();
+        if live.is_empty() {
+            return;
+        }
+        let Ok(net) = self.net() else {
+            return;
+        };
+        for entry in &live {
+            match net.networks.detach_exited(&entry.network_id, id).await {
+                Ok(()) | Err(NetworkError::NotAttached { .. }) | Err(NetworkError::NotFound(_)) => {
+                }
+                Err(e) => {
+                    tracing::warn!(container = %id, network = %entry.name, error = %e, "detach")
+                }
+            }
+            self.events.publish(
+                EventMessageTypeEnum::NETWORK,
+                "disconnect",
+                &entry.network_id,
+                [
+                    ("container".to_string(), id.to_string()),
+                    ("name".to_string(), entry.name.clone()),
+                    ("type".to_string(), "bridge".to_string()),
+                ]
+                .into(),
+            );
+        }
+        let _ = self.containers.update_in_memory(id, |c| {
+            for e in &mut c.networks.endpoints {
+                e.live = None;
+            }
+        });
+    }
+}
+
+/// A record entry for `network` from the client's endpoint settings (aliases, `--ip`),
+/// refused as dockerd refuses them on the default bridge.
+fn entry_for(network: &Network, settings: Option<&EndpointSettings>) -> Result<EndpointEntry> {
+    let aliases: Vec<String> = settings
+        .and_then(|s| s.aliases.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .collect();
+    let ip = settings
+        .and_then(|s| s.ipam_config.as_ref())
+        .and_then(|i| i.ipv4_address.clone())
+        .filter(|s| !s.is_empty());
+    let default_bridge = network.name == DEFAULT_BRIDGE;
+    if default_bridge && !aliases.is_empty() {
+        return Err(EngineError::InvalidParameter(
+            "network-scoped alias is supported only for containers in user defined networks".into(),
+        ));
+    }
+    if default_bridge && ip.is_some() {
+        return Err(EngineError::InvalidParameter(
+            "user specified IP address is supported on user defined networks only".into(),
+        ));
+    }
+    let ipv4 = match ip {
+        None => None,
+        Some(s) => {
+            let ip: Ipv4Addr = s
+                .parse()
+                .map_err(|_| EngineError::InvalidParameter(format!("invalid IPv4 address: {s}")))?;
+            if !network.id.is_empty() && !network.subnet.contains(&ip) {
+                return Err(EngineError::InvalidParameter(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )));
+            }
+            Some(ip)
+        }
+    };
+    Ok(EndpointEntry {
+        name: network.name.clone(),
+        network_id: network.id.clone(),
+        aliases,
+        ipv4,
+        live: None,
+    })
+}
+
+/// A network named at create that does not exist (yet): the start looks for it again.
+fn unresolved(name: &str) -> Network {
+    Network {
+        id: String::new(),
+        name: name.to_string(),
+        driver: "bridge".to_string(),
+        bridge: String::new(),
+        subnet: Ipv4Net::default(),
+        gateway: Ipv4Addr::UNSPECIFIED,
+        ip_range: None,
+        internal: false,
+        labels: Default::default(),
+        options: Default::default(),
+        mtu: 0,
+        created: 0,
+    }
+}
+
+/// The ids of `host` and `none`, made once.
+fn predefined(state_dir: &Path) -> Result<Predefined> {
+    let path = state_dir.join("predefined.json");
+    if let Some(p) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Predefined>(&b).ok())
+    {
+        return Ok(p);
+    }
+    let p = Predefined {
+        host: random_id()?,
+        none: random_id()?,
+        created: crate::container::now_rfc3339(),
+    };
+    let bytes = serde_json::to_vec(&p).map_err(|e| EngineError::internal("encode", e))?;
+    let tmp = state_dir.join("predefined.json.tmp");
+    std::fs::create_dir_all(state_dir)
+        .and_then(|()| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| EngineError::internal(&format!("write {}", path.display()), e))?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_as_dockers() {
+        let hc = |m: &str| HostConfig {
+            network_mode: Some(m.to_string()),
+            ..Default::default()
+        };
+        assert_eq!(mode(&hc("default")), Mode::Networks("bridge".into()));
+        assert_eq!(
+            mode(&HostConfig::default()),
+            Mode::Networks("bridge".into())
+        );
+        assert_eq!(mode(&hc("host")), Mode::Host);
+        assert_eq!(mode(&hc("none")), Mode::None);
+        assert_eq!(mode(&hc("container:web")), Mode::Container("web".into()));
+        assert_eq!(mode(&hc("net1")), Mode::Networks("net1".into()));
+    }
+}
