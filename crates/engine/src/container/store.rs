@@ -305,6 +305,7 @@ mod tests {
             restart_count: 0,
             manually_stopped: false,
             log_path: Default::default(),
+            networks: Default::default(),
         }
     }
 
