@@ -17,11 +17,23 @@ use berth_registry::{pull, push, PullOptions};
 use berth_tests::registry::{AuthProxy, Registry};
 use common::*;
 
-/// A store that already holds an image, so "as it was" means something.
+/// A store that already holds an image, so "as it was" means something. Its layer differs from
+/// the busybox layer the tests push (a busybox tree made in the same second would be the same
+/// layer, already there, and the pull would not fetch it).
 fn store_with_an_image() -> (tempfile::TempDir, std::sync::Arc<ImageStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
-    let manifest = import_busybox(&store, "local/already:here");
+    let tree = tempfile::tempdir().unwrap();
+    berth_tests::busybox_rootfs(tree.path()).unwrap();
+    fs::write(tree.path().join("etc/already-here"), "yes\n").unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".", tree.path()).unwrap();
+    let reference: Reference = "local/already:here".parse().unwrap();
+    store
+        .import(tar.into_inner().unwrap().as_slice(), Some(&reference), &[])
+        .unwrap();
+    let manifest = store.metadata.image(&reference.to_string()).unwrap().target;
     top_chain(&store, &manifest);
     (dir, store)
 }
