@@ -85,9 +85,7 @@ impl Engine {
                 .wait()
                 .map_err(|e| EngineError::internal("network namespace", e))?;
         }
-        // Veth, address, route, published ports; then hostname, hosts, resolv.conf.
-        self.connect_on_start(c, &sandbox).await?;
-        tracing::debug!(elapsed = ?t0.elapsed(), "network attached");
+        self.prepare_etc(c, &sandbox)?;
         let data_dir = &sandbox.etc_dir;
         // The manifest the container was made from: no search through every image.
         let image = c
@@ -134,8 +132,22 @@ impl Engine {
             stdin_once: c.config.stdin_once.unwrap_or(false),
         };
         tracing::debug!(elapsed = ?t0.elapsed(), "config written");
-        let pid = monitor::spawn(&launch).await?;
-        tracing::debug!(elapsed = ?t0.elapsed(), "monitor ready");
+        // The monitor creates the container while the networks are attached (veth, address,
+        // route, published ports, then the /etc files again): both are needed by the start,
+        // neither by the other.
+        let (spawned, connected) =
+            tokio::join!(monitor::spawn(&launch), self.connect_on_start(c, &sandbox));
+        let pid = match (spawned, connected) {
+            (Ok(pid), Ok(())) => pid,
+            (Ok(pid), Err(e)) => {
+                // The created container goes; its monitor records the end and exits.
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+                return Err(e);
+            }
+            (Err(e), _) => return Err(e),
+        };
+        tracing::debug!(elapsed = ?t0.elapsed(), "monitor ready, network attached");
         self.connect_pending_attaches(&c.id).await;
         // The record says "running" (its fsync) while the monitor starts the process; if the
         // start fails, `start` writes the state back.

@@ -42,6 +42,17 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Per
 
 /// Writes `value` as JSON to `path`, atomically and durably.
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
+    write(path, value, true)
+}
+
+/// Writes `value` as JSON to `path` atomically, without waiting for the disk: for changes that
+/// recovery redoes if a machine crash loses them (a released address: the endpoints of
+/// containers that are gone are released again when berthd starts).
+pub fn write_json_unsynced<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistError> {
+    write(path, value, false)
+}
+
+fn write<T: Serialize>(path: &Path, value: &T, durable: bool) -> Result<(), PersistError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
     let bytes = serde_json::to_vec_pretty(value).map_err(|source| PersistError::Json {
@@ -54,13 +65,19 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PersistErr
     let written = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(&bytes)?;
-        file.sync_all()
+        if durable {
+            file.sync_all()?;
+        }
+        Ok(())
     })();
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(io_err("writing", &tmp)(e));
     }
     fs::rename(&tmp, path).map_err(io_err("renaming into", path))?;
+    if !durable {
+        return Ok(());
+    }
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err("syncing", dir))

@@ -485,6 +485,25 @@ impl Engine {
     /// Between the namespace and the monitor: attaches the container to its networks and
     /// writes its `/etc` files. On an error, what was attached stays recorded for
     /// [`Engine::disconnect_on_exit`], which the failed start calls.
+    /// A first `hostname`, `hosts` and `resolv.conf`, without the container's address, so that
+    /// the runtime has them to bind while [`Engine::connect_on_start`] attaches the networks; that
+    /// one rewrites them in place (same files, so the binds show the new text) before the
+    /// process starts.
+    pub(crate) fn prepare_etc(&self, c: &Container, sandbox: &Sandbox) -> Result<()> {
+        if !sandbox.writes_etc {
+            return Ok(());
+        }
+        let hostname = c.config.hostname.clone().unwrap_or_default();
+        write_etc_files(
+            &sandbox.etc_dir,
+            &c.config,
+            &c.host_config,
+            &hostname,
+            None,
+            None,
+        )
+    }
+
     pub(crate) async fn connect_on_start(&self, c: &Container, sandbox: &Sandbox) -> Result<()> {
         if !sandbox.writes_etc {
             return Ok(());

@@ -175,8 +175,9 @@ impl Ipam {
         ))
     }
 
-    /// Takes `container`'s address on network `id` back and persists the pool; returns the
-    /// address if there was one.
+    /// Takes `container`'s address on network `id` back and persists the pool (without a sync:
+    /// recovery releases it again if a crash loses the write); returns the address if there was
+    /// one.
     pub fn release(&mut self, id: &str, container: &str) -> Result<Option<Ipv4Addr>, IpamError> {
         let path = self.path(id)?;
         let Some(pool) = self.pools.get_mut(id) else {
@@ -185,7 +186,7 @@ impl Ipam {
         let Some(ip) = pool.release(container) else {
             return Ok(None);
         };
-        if let Err(e) = persist::write_json(&path, pool) {
+        if let Err(e) = persist::write_json_unsynced(&path, pool) {
             pool.allocated.insert(container.to_string(), ip);
             return Err(e.into());
         }
