@@ -290,14 +290,20 @@ fn exec_output_and_exit_code() {
 }
 
 fn script(cmdline: &str, input: &str) -> berth_tests::Output {
-    // script(1) gives the command a pty of 40x100; the input arrives after a pause, once the
-    // shell in the container reads
+    script_when(cmdline, "true", input)
+}
+
+/// `cmdline` under script(1), which gives it a pty of 40x100; the input arrives once the shell
+/// condition `ready` holds (polled for up to 30 s), and a pause later, once the program reads
+/// (before the CLI puts the terminal in raw mode, the line discipline would eat a ctrl-q).
+fn script_when(cmdline: &str, ready: &str, input: &str) -> berth_tests::Output {
     let shell = format!(
-        "(sleep 2; printf '{input}'; sleep 3) | script -qec \"stty rows 40 cols 100; {cmdline}\" /dev/null"
+        "(i=0; until {ready} || [ $i -ge 300 ]; do i=$((i+1)); sleep 0.1; done; sleep 2; \
+         printf '{input}'; sleep 3) | script -qec \"stty rows 40 cols 100; {cmdline}\" /dev/null"
     );
     run_with_timeout(
         Command::new("sh").arg("-c").arg(shell),
-        Duration::from_secs(60),
+        Duration::from_secs(90),
     )
 }
 
@@ -553,7 +559,13 @@ fn detach_keys_leave_the_container_running() {
         d.host,
         env!("CARGO_BIN_EXE_berth")
     );
-    let out = script(&cmd, "\\020\\021");
+    // The keys go once the container runs: the CLI is attached and the terminal raw by then.
+    let running = format!(
+        "[ \"$(BERTH_HOST={} {} inspect --format '{{{{.State.Status}}}}' {name} 2>/dev/null)\" = running ]",
+        d.host,
+        env!("CARGO_BIN_EXE_berth")
+    );
+    let out = script_when(&cmd, &running, "\\020\\021");
     let state = d
         .berth(&["inspect", "--format", "{{.State.Status}}", &name])
         .ok();
