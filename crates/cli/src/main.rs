@@ -1,6 +1,7 @@
 //! `berth`: the Docker-compatible command line of Berth. It speaks the Docker Engine API the
 //! way the docker CLI does, so it works against berthd and against dockerd.
 
+mod batch;
 mod container;
 mod embedded;
 mod fmt;

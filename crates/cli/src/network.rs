@@ -331,24 +331,10 @@ fn pretty(v: &Value) -> Result<String> {
 }
 
 async fn rm(client: &Client, o: &RmOpts) -> Result<i32> {
-    let mut failed = false;
-    for name in &o.networks {
-        match client
-            .call(Method::DELETE, &format!("/networks/{name}"), "")
-            .await
-        {
-            Ok(()) => println!("{name}"),
-            Err(e) if o.force && e.is_not_found() => {}
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(status(1, None));
-    }
-    Ok(0)
+    crate::batch::each(client, &o.networks, o.force, |n| {
+        (Method::DELETE, format!("/networks/{n}"), String::new())
+    })
+    .await
 }
 
 async fn prune(client: &Client, o: &PruneOpts) -> Result<i32> {

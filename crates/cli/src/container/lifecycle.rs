@@ -1,35 +1,13 @@
 //! Lifecycle commands: stop/restart, kill, rm, pause/unpause, rename and wait.
 
 use anyhow::Result;
-use berth_api::client::{empty_body, encode_query, Client};
+use berth_api::client::{empty_body, encode_query};
 use hyper::Method;
 
 use crate::{connect, status};
 
 use super::streams::wait_status;
 use super::{KillOpts, NamesOpts, RenameOpts, RmOpts, StopOpts};
-
-async fn for_each(
-    client: &Client,
-    names: &[String],
-    f: impl Fn(&str) -> (Method, String, String),
-) -> Result<i32> {
-    let mut failed = false;
-    for name in names {
-        let (m, path, q) = f(name);
-        match client.call(m, &path, &q).await {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(status(1, None));
-    }
-    Ok(0)
-}
 
 pub async fn stop(host: &str, o: &StopOpts, restart: bool) -> Result<i32> {
     let client = connect(host).await?;
@@ -42,7 +20,7 @@ pub async fn stop(host: &str, o: &StopOpts, restart: bool) -> Result<i32> {
     }
     let q = encode_query(&q);
     let verb = if restart { "restart" } else { "stop" };
-    for_each(&client, &o.containers, |n| {
+    crate::batch::each(&client, &o.containers, false, |n| {
         (Method::POST, format!("/containers/{n}/{verb}"), q.clone())
     })
     .await
@@ -54,7 +32,7 @@ pub async fn kill(host: &str, o: &KillOpts) -> Result<i32> {
         Some(s) => encode_query(&[("signal", s)]),
         None => String::new(),
     };
-    for_each(&client, &o.containers, |n| {
+    crate::batch::each(&client, &o.containers, false, |n| {
         (Method::POST, format!("/containers/{n}/kill"), q.clone())
     })
     .await
@@ -73,30 +51,16 @@ pub async fn rm(host: &str, o: &RmOpts) -> Result<i32> {
         q.push(("link", "1"));
     }
     let q = encode_query(&q);
-    let mut failed = false;
-    for name in &o.containers {
-        match client
-            .call(Method::DELETE, &format!("/containers/{name}"), &q)
-            .await
-        {
-            Ok(()) => println!("{name}"),
-            // docker rm -f of a missing container is no error
-            Err(e) if o.force && e.is_not_found() => {}
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(status(1, None));
-    }
-    Ok(0)
+    // docker rm -f of a missing container is no error
+    crate::batch::each(&client, &o.containers, o.force, |n| {
+        (Method::DELETE, format!("/containers/{n}"), q.clone())
+    })
+    .await
 }
 
 pub async fn simple(host: &str, o: &NamesOpts, verb: &str) -> Result<i32> {
     let client = connect(host).await?;
-    for_each(&client, &o.containers, |n| {
+    crate::batch::each(&client, &o.containers, false, |n| {
         (
             Method::POST,
             format!("/containers/{n}/{verb}"),

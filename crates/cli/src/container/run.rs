@@ -139,23 +139,14 @@ pub async fn start(host: &str, o: &StartOpts) -> Result<i32> {
         }
         return wait_status(wait_resp).await;
     }
-    let mut failed = false;
-    for name in &o.containers {
-        match client
-            .call(Method::POST, &format!("/containers/{name}/start"), "")
-            .await
-        {
-            Ok(()) => println!("{name}"),
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(status(1, None));
-    }
-    Ok(0)
+    crate::batch::each(&client, &o.containers, false, |n| {
+        (
+            Method::POST,
+            format!("/containers/{n}/start"),
+            String::new(),
+        )
+    })
+    .await
 }
 
 pub async fn attach_cmd(host: &str, o: &AttachOpts) -> Result<i32> {
