@@ -11,6 +11,7 @@ use hyper::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::container::create::kv_map;
 use crate::fmt;
 use crate::{connect, status};
 
@@ -151,16 +152,6 @@ fn filters(items: &[String]) -> String {
     }
 }
 
-fn kv(items: &[String]) -> HashMap<String, String> {
-    items
-        .iter()
-        .map(|s| match s.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
-            None => (s.clone(), String::new()),
-        })
-        .collect()
-}
-
 pub async fn network(host: &str, cmd: &NetworkCmd) -> Result<i32> {
     let client = connect(host).await?;
     match cmd {
@@ -230,7 +221,7 @@ async fn create(client: &Client, o: &CreateOpts) -> Result<i32> {
         "Name": o.name, "Driver": o.driver, "CheckDuplicate": true,
         "IPAM": {"Driver": "default", "Options": {}, "Config": config},
         "Internal": o.internal, "Attachable": o.attachable,
-        "Options": kv(&o.opt), "Labels": kv(&o.label),
+        "Options": kv_map(&o.opt), "Labels": kv_map(&o.label),
     });
     let v: Value = client
         .json(Method::POST, "/networks/create", "", Some(&body))

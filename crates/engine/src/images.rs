@@ -406,9 +406,7 @@ impl Images {
         let guard = count
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let _ = done
-            .wait_timeout_while(guard, std::time::Duration::from_secs(30), |n| *n > 0)
-            .map_err(|_| ());
+        let _ = done.wait_timeout_while(guard, std::time::Duration::from_secs(30), |n| *n > 0);
     }
 
     /// Removes the blobs and snapshots nothing needs any more (errors are logged: garbage left

@@ -110,7 +110,7 @@ impl Engine {
         // Writable layers of containers that are gone (a crash in the middle of a removal).
         for info in store.snapshots.list().unwrap_or_default() {
             if let Some(id) = info.key.strip_prefix("container-") {
-                if containers.get(id).map(|c| c.id != id).unwrap_or(true) {
+                if !containers.get(id).is_ok_and(|c| c.id == id) {
                     tracing::info!(snapshot = %info.key, "removing an orphaned container layer");
                     let _ = store.snapshots.remove(&info.key);
                 }

@@ -17,7 +17,7 @@ use crate::{connect, status};
 use super::{env_list, CreateCmd, CreateOpts};
 
 /// `KEY=VALUE` list to a map (`KEY` alone maps to "").
-fn kv_map(items: &[String]) -> HashMap<String, String> {
+pub(crate) fn kv_map(items: &[String]) -> HashMap<String, String> {
     items
         .iter()
         .map(|s| match s.split_once('=') {

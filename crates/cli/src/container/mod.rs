@@ -4,7 +4,7 @@
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-mod create;
+pub(crate) mod create;
 mod exec;
 mod files;
 mod inspect;

@@ -128,10 +128,7 @@ impl Store {
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
         let (changed, seq) = {
             let mut inner = lock(&self.inner);
-            let c = inner
-                .containers
-                .get_mut(id)
-                .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))?;
+            let c = entry(&mut inner, id)?;
             f(c);
             let changed = c.clone();
             (changed, self.begin_write(&mut inner, id))
@@ -195,10 +192,7 @@ impl Store {
     /// record on disk keeps its last state (after a crash, `reconcile` sees the exit again).
     pub fn update_in_memory(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
         let mut inner = lock(&self.inner);
-        let c = inner
-            .containers
-            .get_mut(id)
-            .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))?;
+        let c = entry(&mut inner, id)?;
         f(c);
         Ok(c.clone())
     }
@@ -254,6 +248,14 @@ impl Store {
             .values()
             .any(|c| c.name == name)
     }
+}
+
+/// Container `id` (a full id) of the map, or Docker's not-found.
+fn entry<'a>(inner: &'a mut Inner, id: &str) -> Result<&'a mut Container> {
+    inner
+        .containers
+        .get_mut(id)
+        .ok_or_else(|| EngineError::NotFound(format!("No such container: {id}")))
 }
 
 fn name_in_use(name: &str, id: &str) -> EngineError {

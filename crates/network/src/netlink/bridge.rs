@@ -3,7 +3,7 @@
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
-use rtnetlink::{LinkBridge, LinkUnspec};
+use rtnetlink::LinkBridge;
 
 use super::{libc_errno, request, Netlink, NetlinkError};
 
@@ -31,25 +31,9 @@ impl Netlink {
             .await?
             .ok_or_else(|| NetlinkError::NoLink(name.to_string()))?;
         if !self.has_address(index, address).await? {
-            let added = self
-                .handle
-                .address()
-                .add(index, address.addr().into(), address.prefix_len())
-                .execute()
-                .await;
-            if let Err(e) = added {
-                let e = request(format!("adding {address} to {name}"))(e);
-                if e.errno() != Some(libc_errno::EEXIST) {
-                    return Err(e);
-                }
-            }
+            self.add_address(index, address, name).await?;
         }
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(request(format!("setting {name} up")))?;
+        self.set_up(index, name).await?;
         Ok(index)
     }
 

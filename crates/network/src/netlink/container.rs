@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
-use rtnetlink::{LinkUnspec, RouteMessageBuilder};
+use rtnetlink::RouteMessageBuilder;
 
 use super::{libc_errno, request, Netlink, NetlinkError};
 
@@ -27,24 +27,8 @@ impl Netlink {
             .link_index(name)
             .await?
             .ok_or_else(|| NetlinkError::NoLink(name.clone()))?;
-        let added = self
-            .handle
-            .address()
-            .add(index, side.address.addr().into(), side.address.prefix_len())
-            .execute()
-            .await;
-        if let Err(e) = added {
-            let e = request(format!("adding {} to {name}", side.address))(e);
-            if e.errno() != Some(libc_errno::EEXIST) {
-                return Err(e);
-            }
-        }
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(request(format!("setting {name} up")))?;
+        self.add_address(index, side.address, name).await?;
+        self.set_up(index, name).await?;
         if let Some(gateway) = side.gateway {
             let route = RouteMessageBuilder::<Ipv4Addr>::new()
                 .output_interface(index)

@@ -143,6 +143,42 @@ impl Netlink {
         }
     }
 
+    /// Gives link `index` (named `name`, for errors) `address`; one it has already is fine.
+    pub(crate) async fn add_address(
+        &self,
+        index: u32,
+        address: ipnet::Ipv4Net,
+        name: &str,
+    ) -> Result<(), NetlinkError> {
+        let added = self
+            .handle
+            .address()
+            .add(index, address.addr().into(), address.prefix_len())
+            .execute()
+            .await;
+        match added {
+            Err(e) => {
+                let e = request(format!("adding {address} to {name}"))(e);
+                if e.errno() == Some(libc_errno::EEXIST) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
+    /// Sets link `index` (named `name`, for errors) up.
+    pub(crate) async fn set_up(&self, index: u32, name: &str) -> Result<(), NetlinkError> {
+        self.handle
+            .link()
+            .set(rtnetlink::LinkUnspec::new_with_index(index).up().build())
+            .execute()
+            .await
+            .map_err(request(format!("setting {name} up")))
+    }
+
     /// Deletes link `name` (for a veth, both ends); a missing link is not an error.
     pub async fn delete_link(&self, name: &str) -> Result<(), NetlinkError> {
         let Some(index) = self.link_index(name).await? else {
