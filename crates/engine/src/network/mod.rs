@@ -485,10 +485,18 @@ impl Engine {
     /// Between the namespace and the monitor: attaches the container to its networks and
     /// writes its `/etc` files. On an error, what was attached stays recorded for
     /// [`Engine::disconnect_on_exit`], which the failed start calls.
+    /// The default bridge's gateway, for `--add-host NAME:host-gateway`, when the container has
+    /// a namespace of its own.
+    fn host_gateway(&self, sandbox: &Sandbox) -> Option<Ipv4Addr> {
+        self.net().ok()?;
+        sandbox.netns.as_ref()?;
+        self.find_cached(DEFAULT_BRIDGE).ok().map(|n| n.gateway)
+    }
+
     /// A first `hostname`, `hosts` and `resolv.conf`, without the container's address, so that
     /// the runtime has them to bind while [`Engine::connect_on_start`] attaches the networks; that
     /// one rewrites them in place (same files, so the binds show the new text) before the
-    /// process starts.
+    /// process starts, if an address was given.
     pub(crate) fn prepare_etc(&self, c: &Container, sandbox: &Sandbox) -> Result<()> {
         if !sandbox.writes_etc {
             return Ok(());
@@ -500,7 +508,7 @@ impl Engine {
             &c.host_config,
             &hostname,
             None,
-            None,
+            self.host_gateway(sandbox),
         )
     }
 
@@ -508,11 +516,8 @@ impl Engine {
         if !sandbox.writes_etc {
             return Ok(());
         }
-        let hostname = c.config.hostname.clone().unwrap_or_default();
         let mut own: Option<(Ipv4Addr, Vec<String>)> = None;
-        let mut gateway = None;
         if let (Ok(net), Some(netns)) = (self.net(), sandbox.netns.as_deref()) {
-            gateway = self.find_cached(DEFAULT_BRIDGE).ok().map(|n| n.gateway);
             if mode(&c.host_config) != Mode::None {
                 let ports = port_bindings(
                     &c.host_config,
@@ -530,13 +535,18 @@ impl Engine {
                 }
             }
         }
+        // Without an address, the files `prepare_etc` wrote are already right.
+        if own.is_none() {
+            return Ok(());
+        }
+        let hostname = c.config.hostname.clone().unwrap_or_default();
         write_etc_files(
             &sandbox.etc_dir,
             &c.config,
             &c.host_config,
             &hostname,
             own.as_ref(),
-            gateway,
+            self.host_gateway(sandbox),
         )
     }
 
