@@ -315,6 +315,42 @@ fn names_and_bad_input() {
 }
 
 #[test]
+fn a_removal_cut_short_by_a_crash_is_finished_at_start() {
+    if skip() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&["run", "--name", "cut", "bb:local", "true"]);
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "cut"]);
+    let id = id.trim();
+    let metadata = d.dir.join("data/image/snapshots/overlay/metadata.json");
+    let layer = format!("container-{id}");
+    assert!(std::fs::read_to_string(&metadata).unwrap().contains(&layer));
+    // The exec root is a tmpfs of berthd's own (this machine's /run is not one).
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let exec_root = format!(" {}/run tmpfs ", d.dir.display());
+    assert!(mounts.contains(&exec_root), "no tmpfs exec root: {mounts}");
+    // A crash right after the record moved away, before the layer went.
+    d.kill9();
+    let containers = d.dir.join("data/containers");
+    std::fs::rename(
+        containers.join(id),
+        containers.join(format!(".removed-{id}")),
+    )
+    .unwrap();
+    d.spawn();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    assert!(
+        !std::fs::read_to_string(&metadata).unwrap().contains(&layer),
+        "the layer of the removed container is left"
+    );
+    assert!(!containers.join(format!(".removed-{id}")).exists());
+    // Its name is free again.
+    d.ok(&["create", "--name", "cut", "bb:local", "true"]);
+}
+
+#[test]
 fn containers_survive_a_kill_9_of_berthd() {
     if skip() {
         return;
