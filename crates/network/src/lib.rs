@@ -7,11 +7,13 @@
 //! - [`firewall`]: Berth's own nftables table: masquerade, isolation between bridges,
 //!   `--internal`, published ports (with hairpin and 127.0.0.1);
 //! - [`ports`]: the host port allocator;
+//! - [`dns`]: the embedded DNS server at 127.0.0.11 in containers on user-defined networks;
 //! - [`Networks`]: the façade the engine calls: create/remove/list networks, attach a
 //!   container's network namespace between runtime create and start, detach it on stop.
 //!
 //! Everything is IPv4 for now.
 
+pub mod dns;
 pub mod firewall;
 pub mod ipam;
 pub mod netlink;
