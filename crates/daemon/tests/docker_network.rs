@@ -486,9 +486,33 @@ fn etc_files_have_the_address_hostname_aliases_and_dns() {
     let gateway = d.bip.split('/').next().unwrap();
     assert!(hosts.contains(&format!("{gateway}\tgw\n")), "{hosts}");
     assert!(hosts.ends_with("10.251.77.9\th1 db\n"), "{hosts}");
+    // On a user network the embedded DNS server is the one nameserver (it forwards to
+    // `--dns`); on the default bridge, `--dns` is written as is.
+    assert_eq!(
+        resolv
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .collect::<Vec<_>>(),
+        ["nameserver 127.0.0.11"],
+        "{resolv}"
+    );
+    assert!(resolv.contains("options ndots:0\n"), "{resolv}");
+    assert!(resolv.contains("search example.org\n"), "{resolv}");
+    let resolv = d.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "10.0.0.53",
+        "--dns-option",
+        "attempts:2",
+        "bb:local",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
     assert!(resolv.contains("nameserver 10.0.0.53\n"), "{resolv}");
     assert!(!resolv.contains("nameserver 127."), "{resolv}");
-    assert!(resolv.contains("search example.org\n"), "{resolv}");
+    assert!(resolv.contains("options attempts:2\n"), "{resolv}");
+    assert!(!resolv.contains("ndots"), "{resolv}");
     assert!(rest.starts_with("h1\n"), "{rest}");
     assert!(rest.contains("inet 10.251.77.9/24"), "{rest}");
     // Aliases and fixed addresses are for user networks only, as in Docker.

@@ -304,10 +304,13 @@ impl Engine {
                 }
             }
             let id = n.id.clone();
-            self.containers.update(&c.id, move |c| {
+            let c = self.containers.update(&c.id, move |c| {
                 c.networks.endpoints.retain(|e| e.network_id != id);
                 c.networks.endpoints.push(entry);
             })?;
+            if dns::uses_embedded_dns(&c) {
+                self.start_dns(net, &c.id, &netns)?;
+            }
         } else {
             self.containers
                 .update(&c.id, move |c| c.networks.endpoints.push(entry))?;
@@ -365,9 +368,12 @@ impl Engine {
             );
         }
         let id = n.id.clone();
-        self.containers.update(&c.id, move |c| {
+        let c = self.containers.update(&c.id, move |c| {
             c.networks.endpoints.retain(|e| e.network_id != id)
         })?;
+        if !dns::uses_embedded_dns(&c) {
+            self.stop_dns(net, &c.id).await;
+        }
         Ok(())
     }
 

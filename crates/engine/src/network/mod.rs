@@ -15,6 +15,7 @@
 //!   and `Ports`; `ports`: `PortBindings` and `-P` as bindings; `etc`: the `/etc` files.
 
 mod api;
+mod dns;
 mod etc;
 mod ports;
 mod views;
@@ -80,6 +81,8 @@ pub(crate) struct NetState {
     predefined: Predefined,
     /// The networks as last listed, for the synchronous create path.
     cache: Mutex<Vec<Network>>,
+    /// The embedded DNS servers of running containers.
+    dns: dns::Servers,
 }
 
 /// The engine's slot for [`NetState`], set once by [`Engine::open_networks`].
@@ -287,7 +290,9 @@ impl Engine {
             networks,
             predefined,
             cache,
+            dns: dns::Servers::default(),
         });
+        self.restart_dns_servers(&state);
         self.net
             .set(state)
             .map_err(|_| EngineError::Internal("networks opened twice".into()))
@@ -509,6 +514,7 @@ impl Engine {
             &hostname,
             None,
             self.host_gateway(sandbox),
+            dns::uses_embedded_dns(c),
         )
     }
 
@@ -533,6 +539,9 @@ impl Engine {
                         own = Some((live.endpoint.ip, entry.aliases.clone()));
                     }
                 }
+                if dns::uses_embedded_dns(c) {
+                    self.start_dns(net, &c.id, netns)?;
+                }
             }
         }
         // Without an address, the files `prepare_etc` wrote are already right.
@@ -547,6 +556,7 @@ impl Engine {
             &hostname,
             own.as_ref(),
             self.host_gateway(sandbox),
+            dns::uses_embedded_dns(c),
         )
     }
 
@@ -649,6 +659,10 @@ impl Engine {
         let Ok(c) = self.containers.get(id) else {
             return;
         };
+        let Ok(net) = self.net() else {
+            return;
+        };
+        self.stop_dns(net, id).await;
         let live: Vec<EndpointEntry> = c
             .networks
             .endpoints
@@ -659,9 +673,6 @@ impl Engine {
         if live.is_empty() {
             return;
         }
-        let Ok(net) = self.net() else {
-            return;
-        };
         for entry in &live {
             match net.networks.detach_exited(&entry.network_id, id).await {
                 Ok(()) | Err(NetworkError::NotAttached { .. }) | Err(NetworkError::NotFound(_)) => {
