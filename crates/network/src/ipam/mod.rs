@@ -110,6 +110,11 @@ impl Ipam {
         self.pools.get(id)
     }
 
+    /// The network ids that have a pool.
+    pub fn pool_ids(&self) -> Vec<String> {
+        self.pools.keys().cloned().collect()
+    }
+
     /// The subnets of all pools.
     pub fn subnets(&self) -> Vec<Ipv4Net> {
         self.pools.values().map(|p| p.subnet).collect()
