@@ -167,7 +167,9 @@ impl Drop for DnsServer {
 async fn serve_udp(socket: Arc<UdpSocket>, shared: Arc<Shared>, mut stop: watch::Receiver<()>) {
     let forwards = Arc::new(Semaphore::new(MAX_UDP_FORWARDS));
     let mut pending = JoinSet::new();
-    let mut buf = vec![0u8; MAX_TCP];
+    // Queries over UDP are 512 bytes without EDNS and seldom over 4 kB with it; a longer one
+    // arrives cut and gets FORMERR. (The buffer lives as long as the container.)
+    let mut buf = vec![0u8; 4096];
     let id = &shared.container_id;
     loop {
         tokio::select! {
