@@ -12,9 +12,11 @@
 //!   `hostname`, `hosts` and `resolv.conf`. Exit and removal call
 //!   `Engine::disconnect_on_exit`.
 //! - `api`: the network API (`/networks/...`); `views`: the containers' `NetworkSettings`
-//!   and `Ports`; `ports`: `PortBindings` and `-P` as bindings; `etc`: the `/etc` files.
+//!   and `Ports`; `ports`: `PortBindings` and `-P` as bindings; `etc`: the `/etc` files;
+//!   `cni`: `resolv.conf` from a CNI result's DNS.
 
 mod api;
+mod cni;
 mod etc;
 mod ports;
 mod views;
@@ -175,7 +177,11 @@ fn net_error(e: NetworkError) -> EngineError {
         NetworkError::Ipam(IpamError::Overlap | IpamError::InUse(_)) => {
             EngineError::Forbidden(text)
         }
+        NetworkError::BadDriver(_) => EngineError::NotFound(text),
+        NetworkError::Cni(ref c) if c.is_config() => EngineError::InvalidParameter(text),
         NetworkError::Ambiguous(..)
+        | NetworkError::CniPorts(_)
+        | NetworkError::CniUnsupported { .. }
         | NetworkError::BadName(_)
         | NetworkError::BadBridge(..)
         | NetworkError::BadOption { .. }
@@ -547,7 +553,8 @@ impl Engine {
             &hostname,
             own.as_ref(),
             self.host_gateway(sandbox),
-        )
+        )?;
+        self.cni_resolv_conf(&c.id, &sandbox.etc_dir)
     }
 
     /// The entry's network now: by id, else by name (a network made again under the same
@@ -752,6 +759,7 @@ fn unresolved(name: &str) -> Network {
         options: Default::default(),
         mtu: 0,
         created: 0,
+        cni: None,
     }
 }
 
