@@ -20,6 +20,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 DOCKER=${DOCKER_CLI:-$(command -v docker || echo /usr/local/bin/docker)}
 [ -x "$DOCKER" ] || { echo "no docker CLI" >&2; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
 have_dockerd=1
 if [ ! -x /usr/sbin/dockerd ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null \
@@ -31,20 +33,9 @@ bin=$repo/target/release
 tmp=$(mktemp -d /run/berth-bench.XXXXXX)
 pids=()
 cleanup() {
-  for s in "$tmp/berth.sock" "$tmp/docker.sock"; do
-    [ -S "$s" ] || continue
-    ids=$(DOCKER_HOST=unix://$s "$DOCKER" ps -aq 2>/dev/null || true)
-    # shellcheck disable=SC2086
-    [ -n "$ids" ] && DOCKER_HOST=unix://$s "$DOCKER" rm -f $ids >/dev/null 2>&1 || true
-  done
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-  awk -v t="$tmp/" 'index($2, t) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r m; do
-    umount -l "$m" 2>/dev/null || true
-  done
+  remove_containers "$tmp/berth.sock" "$tmp/docker.sock"
+  stop_pids "${pids[@]}"
+  umount_under "$tmp"
   rm -rf "$tmp"
   # berthd's default bridge and firewall table of this run.
   ip link del bbench0 2>/dev/null || true
@@ -54,16 +45,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # The image: the busybox fixture's layout, as one tar.
-scripts/busybox-bundle "$tmp/bundle" >/dev/null
-tar -C "$tmp/bundle/rootfs" -cf "$tmp/busybox.tar" .
-
-wait_for() { # SOCKET
-  for i in $(seq 300); do
-    DOCKER_HOST=unix://$1 "$DOCKER" version >/dev/null 2>&1 && return 0
-    [ "$i" = 300 ] && { echo "daemon at $1 did not start" >&2; return 1; }
-    sleep 0.1
-  done
-}
+busybox_tar "$tmp"
 
 "$bin/berthd" -H "unix://$tmp/berth.sock" --data-root "$tmp/berth-data" --exec-root "$tmp/b" \
   --bridge bbench0 --nft-table berth_bench --config-file /nonexistent -l warn >"$tmp/berthd.log" 2>&1 &
@@ -84,19 +66,10 @@ D() { DOCKER_HOST=unix://$tmp/docker.sock "$DOCKER" "$@"; }
 B import "$tmp/busybox.tar" bb:bench >/dev/null
 [ "$have_dockerd" = 1 ] && D import "$tmp/busybox.tar" bb:bench >/dev/null
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ms() { # COMMAND...: milliseconds of one run
-  local t0 t1
-  t0=$EPOCHREALTIME
-  "$@" >/dev/null
-  t1=$EPOCHREALTIME
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", (b - a) * 1000 }'
-}
 rounds() { # COMMAND...: median ms over ROUNDS runs, after one warm-up
   "$@" >/dev/null
   for _ in $(seq "$ROUNDS"); do ms "$@"; done | median
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 echo "berthd $("$bin/berthd" --version | awk '{print $2}') vs dockerd $([ "$have_dockerd" = 1 ] && /usr/sbin/dockerd --version | awk '{print $3}' | tr -d ,)"

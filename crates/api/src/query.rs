@@ -69,6 +69,16 @@ impl Filters {
     pub fn has(&self, key: &str) -> bool {
         self.0.contains_key(key)
     }
+
+    /// Whether an object with these labels passes the `label` filters (each `KEY` or
+    /// `KEY=VALUE` must hold, as dockerd's) and the `label!` ones (none may hold).
+    pub fn labels_match<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
+        let holds = |filter: &String| match filter.split_once('=') {
+            Some((k, v)) => label(k) == Some(v),
+            None => label(filter).is_some(),
+        };
+        self.get("label").iter().all(holds) && !self.get("label!").iter().any(holds)
+    }
 }
 
 #[cfg(test)]

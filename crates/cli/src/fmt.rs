@@ -52,6 +52,15 @@ pub fn since_unix(secs: i64) -> String {
 
 /// Go's `%.3g` followed by a unit, as `units.HumanSizeWithPrecision(size, 3)`.
 pub fn human_size(size: f64) -> String {
+    human_size_prec(size, 3)
+}
+
+/// `units.HumanSize` (`%.4g`): the "Total reclaimed space" of the prunes.
+pub fn human_size_4(size: f64) -> String {
+    human_size_prec(size, 4)
+}
+
+fn human_size_prec(size: f64, precision: i32) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut s = size;
     let mut i = 0;
@@ -59,7 +68,7 @@ pub fn human_size(size: f64) -> String {
         s /= 1000.0;
         i += 1;
     }
-    format!("{}{}", go_g3(s), UNITS[i])
+    format!("{}{}", go_g(s, precision), UNITS[i])
 }
 
 /// `units.BytesSize` (binary units, `%.4g`), as `docker stats` prints memory.
@@ -76,12 +85,13 @@ pub fn bytes_size(size: f64) -> String {
     format!("{t}{}", UNITS[i])
 }
 
-fn go_g3(v: f64) -> String {
+/// Go's `%.{precision}g` for values below 10^precision.
+fn go_g(v: f64, precision: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let digits = v.abs().log10().floor() as i32;
-    let decimals = (2 - digits).max(0) as usize;
+    let decimals = (precision - 1 - digits).max(0) as usize;
     let s = format!("{v:.decimals$}");
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -553,6 +563,9 @@ mod tests {
         assert_eq!(human_size(0.0), "0B");
         assert_eq!(human_size(123000.0), "123kB");
         assert_eq!(human_size(4096.0), "4.1kB");
+        assert_eq!(human_size_4(4187.0), "4.187kB");
+        assert_eq!(human_size_4(1200.0), "1.2kB");
+        assert_eq!(human_size_4(0.0), "0B");
         assert_eq!(ram_in_bytes("64m").ok(), Some(67108864));
     }
 

@@ -10,6 +10,7 @@ mod network;
 mod progress;
 mod system;
 mod term;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -142,6 +143,9 @@ pub enum Cmd {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCmd),
     /// List port mappings or a specific mapping for the container
     Port(network::PortOpts),
     /// Manage Docker
@@ -421,6 +425,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::History(o) => image::history(h, o).await,
         Cmd::Events(o) => system::events(h, o).await,
         Cmd::Network(c) => network::network(h, c).await,
+        Cmd::Volume(c) => volume::volume(h, c).await,
         Cmd::Port(o) => network::port(h, o).await,
         Cmd::Container(c) => match c {
             ContainerCmd::Prune(o) => system::container_prune(h, o).await,

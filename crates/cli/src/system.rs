@@ -442,7 +442,8 @@ pub async fn df(host: &str, o: &DfOpts) -> Result<i32> {
     Ok(0)
 }
 
-fn confirm(warning: &str, force: bool) -> Result<bool> {
+/// Asks docker's "Are you sure you want to continue? [y/N]" (on stdout) unless `force`.
+pub(crate) fn confirm(warning: &str, force: bool) -> Result<bool> {
     if force {
         return Ok(true);
     }
@@ -506,7 +507,7 @@ pub async fn container_prune(host: &str, o: &PruneOpts) -> Result<i32> {
         return Ok(0);
     }
     let n = prune_containers(&client, &o.filter).await?;
-    println!("Total reclaimed space: {}", human_size(n));
+    println!("Total reclaimed space: {}", fmt::human_size_4(n));
     Ok(0)
 }
 
@@ -521,7 +522,7 @@ pub async fn image_prune(host: &str, o: &ImagePruneOpts) -> Result<i32> {
         return Ok(0);
     }
     let n = prune_images(&client, o.all, &o.filter).await?;
-    println!("Total reclaimed space: {}", human_size(n));
+    println!("Total reclaimed space: {}", fmt::human_size_4(n));
     Ok(0)
 }
 
@@ -576,6 +577,6 @@ pub async fn system_prune(host: &str, o: &SystemPruneOpts) -> Result<i32> {
         }
     }
     total += prune_images(&client, o.all, &o.filter).await?;
-    println!("Total reclaimed space: {}", human_size(total));
+    println!("Total reclaimed space: {}", fmt::human_size_4(total));
     Ok(0)
 }

@@ -767,3 +767,236 @@ fn network_commands_and_port() {
     d.berth(&["network", "rm", &net]).ok();
     d.remove(&[&name]);
 }
+
+/// Removes the containers, then the volumes, of a test, even when it fails half way.
+struct VolumeCleanup<'a> {
+    d: &'a common::Daemon,
+    containers: Vec<String>,
+    volumes: Vec<String>,
+}
+
+impl Drop for VolumeCleanup<'_> {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = self.d.berth(&["rm", "-f", c]);
+        }
+        for v in &self.volumes {
+            let _ = self.d.berth(&["volume", "rm", "-f", v]);
+        }
+    }
+}
+
+#[test]
+fn volume_create_ls_inspect_use_and_rm() {
+    let d = daemon_or_skip!();
+    let (v1, user, tag) = (unique("vol"), unique("voluser"), unique("t"));
+    let label = format!("berthtest={tag}");
+    let _cleanup = VolumeCleanup {
+        d: &d,
+        containers: vec![user.clone()],
+        volumes: vec![v1.clone()],
+    };
+    let out = d.berth(&["volume", "create", "--label", &label, &v1]).ok();
+    assert_eq!(out.stdout, format!("{v1}\n"));
+    let filter = format!("label={label}");
+    let out = d.berth(&["volume", "ls", "-q", "-f", &filter]).ok();
+    assert_eq!(out.stdout, format!("{v1}\n"));
+    let out = d.berth(&["volume", "ls"]).ok();
+    assert!(
+        out.stdout.starts_with("DRIVER    VOLUME NAME\n"),
+        "{}",
+        out.stdout
+    );
+    let row = format!("local     {v1}");
+    assert!(out.stdout.lines().any(|l| l == row), "{}", out.stdout);
+    let out = d
+        .berth(&[
+            "volume",
+            "ls",
+            "-f",
+            &filter,
+            "--format",
+            "{{.Name}}|{{.Labels}}",
+        ])
+        .ok();
+    assert_eq!(out.stdout, format!("{v1}|{label}\n"));
+
+    let out = d
+        .berth(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels.berthtest}}",
+            &v1,
+        ])
+        .ok();
+    assert_eq!(out.stdout, format!("{v1} local local {tag}\n"));
+    // JSON as docker indents it; a missing name is reported after the found ones, exit 1.
+    let missing = unique("novol");
+    let out = d.berth(&["volume", "inspect", &v1, &missing]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert!(
+        out.stdout.starts_with("[\n    {\n        \"CreatedAt\": "),
+        "{}",
+        out.stdout
+    );
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list[0]["Name"], v1.as_str(), "{}", out.stdout);
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        out.stderr,
+        format!("Error response from daemon: get {missing}: no such volume\n")
+    );
+
+    // What one container writes into the volume, the next one reads.
+    let mount = format!("{v1}:/d");
+    d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        &mount,
+        IMAGE,
+        "sh",
+        "-c",
+        "echo kept > /d/f",
+    ])
+    .ok();
+    let ro = format!("{v1}:/d:ro");
+    let out = d
+        .berth(&["run", "--rm", "-v", &ro, IMAGE, "cat", "/d/f"])
+        .ok();
+    assert_eq!(out.stdout, "kept\n");
+
+    // Mounted by a container, even a stopped one: rm is refused, the others still go.
+    let id = d
+        .berth(&["create", "--name", &user, "-v", &mount, IMAGE, "true"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let dangling = ["volume", "ls", "-q", "-f", &filter, "-f", "dangling=true"];
+    assert_eq!(d.berth(&dangling).ok().stdout, "");
+    let out = d.berth(&["volume", "rm", &v1]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.stdout, "");
+    assert_eq!(
+        out.stderr,
+        format!("Error response from daemon: remove {v1}: volume is in use - [{id}]\n")
+    );
+    d.berth(&["rm", &user]).ok();
+    assert_eq!(d.berth(&dangling).ok().stdout, format!("{v1}\n"));
+    let out = d.berth(&["volume", "rm", &missing, &v1]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.stdout, format!("{v1}\n"));
+    assert_eq!(
+        out.stderr,
+        format!("Error response from daemon: get {missing}: no such volume\n")
+    );
+    // -f: a missing volume counts as removed, as docker's.
+    let out = d.berth(&["volume", "rm", "-f", &missing]).ok();
+    assert_eq!(out.stdout, format!("{missing}\n"));
+    assert_eq!(
+        d.berth(&["volume", "ls", "-q", "-f", &filter]).ok().stdout,
+        ""
+    );
+}
+
+#[test]
+fn volume_prune_anonymous_then_all() {
+    let d = daemon_or_skip!();
+    let (named, used, user, tag) = (
+        unique("named"),
+        unique("used"),
+        unique("voluser"),
+        unique("t"),
+    );
+    let label = format!("berthtest={tag}");
+    let filter = format!("label={label}");
+    let mut cleanup = VolumeCleanup {
+        d: &d,
+        containers: vec![user.clone()],
+        volumes: vec![named.clone(), used.clone()],
+    };
+    let anon = d
+        .berth(&["volume", "create", "--label", &label])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(anon.len(), 64, "{anon}");
+    cleanup.volumes.push(anon.clone());
+    for v in [&named, &used] {
+        d.berth(&["volume", "create", "--label", &label, v]).ok();
+    }
+    let mount = format!("{used}:/d");
+    d.berth(&["create", "--name", &user, "-v", &mount, IMAGE, "true"])
+        .ok();
+    let ls = || {
+        d.berth(&["volume", "ls", "-q", "-f", &filter])
+            .ok()
+            .stdout
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let mut all = vec![anon.clone(), named.clone(), used.clone()];
+    all.sort();
+    assert_eq!(ls(), all);
+
+    // Without -f it asks first; "n" keeps everything.
+    let out = d
+        .berth_stdin(&["volume", "prune", "--filter", &filter], b"n\n")
+        .ok();
+    assert_eq!(
+        out.stdout,
+        "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+    );
+    let out = d
+        .berth_stdin(&["volume", "prune", "-a", "--filter", &filter], b"n\n")
+        .ok();
+    assert_eq!(
+        out.stdout,
+        "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] "
+    );
+    assert_eq!(ls().len(), 3);
+
+    // -f: only the anonymous one goes.
+    let out = d
+        .berth(&["volume", "prune", "-f", "--filter", &filter])
+        .ok();
+    let head = format!("Deleted Volumes:\n{anon}\n\nTotal reclaimed space: ");
+    assert!(out.stdout.starts_with(&head), "{}", out.stdout);
+    assert!(out.stdout.ends_with("B\n"), "{}", out.stdout);
+    assert_eq!(ls(), [named.as_str(), used.as_str()]);
+
+    // -a: the unused named one too; the one a container mounts stays.
+    let out = d
+        .berth(&["volume", "prune", "-af", "--filter", &filter])
+        .ok();
+    let head = format!("Deleted Volumes:\n{named}\n\nTotal reclaimed space: ");
+    assert!(out.stdout.starts_with(&head), "{}", out.stdout);
+    assert_eq!(ls(), [used.as_str()]);
+    let out = d
+        .berth(&["volume", "prune", "-af", "--filter", &filter])
+        .ok();
+    assert_eq!(out.stdout, "Total reclaimed space: 0B\n");
+
+    // system prune --volumes prunes anonymous volumes too.
+    let anon2 = d
+        .berth(&["volume", "create", "--label", &label])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    cleanup.volumes.push(anon2.clone());
+    let out = d
+        .berth(&["system", "prune", "-f", "--volumes", "--filter", &filter])
+        .ok();
+    assert!(
+        out.stdout
+            .contains(&format!("Deleted Volumes:\n{anon2}\n\n")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ls(), [used.as_str()]);
+}

@@ -14,6 +14,7 @@ mod networks;
 mod route;
 mod server;
 mod system;
+mod volumes;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -57,7 +57,11 @@ pub enum Route {
     NetworkDelete(String),
     NetworkConnect(String),
     NetworkDisconnect(String),
+    VolumeList,
+    VolumeCreate,
     VolumePrune,
+    VolumeInspect(String),
+    VolumeDelete(String),
     BuildPrune,
 }
 
@@ -158,7 +162,11 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("DELETE", ["networks", id]) => NetworkDelete(owned(id)),
         ("POST", ["networks", id, "connect"]) => NetworkConnect(owned(id)),
         ("POST", ["networks", id, "disconnect"]) => NetworkDisconnect(owned(id)),
+        ("GET", ["volumes"] | ["volumes", ""]) => VolumeList,
+        ("POST", ["volumes", "create"]) => VolumeCreate,
         ("POST", ["volumes", "prune"]) => VolumePrune,
+        ("GET", ["volumes", name]) => VolumeInspect(owned(name)),
+        ("DELETE", ["volumes", name]) => VolumeDelete(owned(name)),
         ("POST", ["build", "prune"]) => BuildPrune,
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => ImageInspect(name.join("/")),
         ("GET", ["images", name @ .., "history"]) if !name.is_empty() => {

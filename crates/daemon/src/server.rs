@@ -14,7 +14,7 @@ use tokio::net::UnixListener;
 
 use crate::http::{error, Resp};
 use crate::route::{self, Route, RouteError};
-use crate::{containers, exec, files, image_archive, images, networks, system};
+use crate::{containers, exec, files, image_archive, images, networks, system, volumes};
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -144,13 +144,9 @@ async fn dispatch(state: &State, route: Route, req: Request<Incoming>) -> Resp {
             StatusCode::OK,
             &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
         ),
-        VolumePrune => match engine.prune_volumes() {
-            Ok((names, space)) => crate::http::json(
-                StatusCode::OK,
-                &serde_json::json!({"VolumesDeleted": names, "SpaceReclaimed": space}),
-            ),
-            Err(e) => crate::http::engine_error(&e),
-        },
+        VolumeList | VolumeCreate | VolumePrune | VolumeInspect(_) | VolumeDelete(_) => {
+            volumes::handle(engine, route, req).await
+        }
         ImageLoad | ImageGet | ImageHistory(_) | ImagePrune | SystemDf | Auth => {
             image_archive::handle(engine, route, req).await
         }

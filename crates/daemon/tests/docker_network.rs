@@ -339,6 +339,70 @@ fn published_ports_answer_on_loopback_and_show_in_ps_and_port() {
     d.ok(&["rm", "-f", &id]);
 }
 
+/// A UDP echo server on `port` inside the network namespace of the process `pid` (busybox
+/// has no UDP server): a thread joins the namespace, binds, and echoes until the test ends.
+fn udp_echo_in(pid: &str, port: u16) {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            let mut reply = b"echo:".to_vec();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = socket.send_to(&reply, peer);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn a_published_udp_port_answers_from_the_host() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "udp",
+        "-p",
+        &format!("{port}:5353/udp"),
+        "bb:local",
+        "sleep",
+        "300",
+    ]);
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "udp"]);
+    udp_echo_in(pid.trim(), 5353);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = None;
+    for _ in 0..5 {
+        client.send_to(b"ping", ("127.0.0.1", port)).unwrap();
+        if let Ok((n, _)) = client.recv_from(&mut buf) {
+            got = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            break;
+        }
+    }
+    assert_eq!(got.as_deref(), Some("echo:ping"));
+    assert_eq!(
+        d.ok(&["port", "udp"]).trim(),
+        format!("5353/udp -> 0.0.0.0:{port}")
+    );
+}
+
 #[test]
 fn container_mode_shares_the_stack_and_none_has_only_loopback() {
     if skip() {
@@ -486,9 +550,33 @@ fn etc_files_have_the_address_hostname_aliases_and_dns() {
     let gateway = d.bip.split('/').next().unwrap();
     assert!(hosts.contains(&format!("{gateway}\tgw\n")), "{hosts}");
     assert!(hosts.ends_with("10.251.77.9\th1 db\n"), "{hosts}");
+    // On a user network the embedded DNS server is the one nameserver (it forwards to
+    // `--dns`); on the default bridge, `--dns` is written as is.
+    assert_eq!(
+        resolv
+            .lines()
+            .filter(|l| l.starts_with("nameserver"))
+            .collect::<Vec<_>>(),
+        ["nameserver 127.0.0.11"],
+        "{resolv}"
+    );
+    assert!(resolv.contains("options ndots:0\n"), "{resolv}");
+    assert!(resolv.contains("search example.org\n"), "{resolv}");
+    let resolv = d.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "10.0.0.53",
+        "--dns-option",
+        "attempts:2",
+        "bb:local",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
     assert!(resolv.contains("nameserver 10.0.0.53\n"), "{resolv}");
     assert!(!resolv.contains("nameserver 127."), "{resolv}");
-    assert!(resolv.contains("search example.org\n"), "{resolv}");
+    assert!(resolv.contains("options attempts:2\n"), "{resolv}");
+    assert!(!resolv.contains("ndots"), "{resolv}");
     assert!(rest.starts_with("h1\n"), "{rest}");
     assert!(rest.contains("inet 10.251.77.9/24"), "{rest}");
     // Aliases and fixed addresses are for user networks only, as in Docker.
@@ -542,7 +630,7 @@ fn port_elements(table: &str) -> Vec<String> {
 }
 
 #[test]
-fn twenty_run_rm_cycles_leave_no_network_state_behind() {
+fn fifty_run_rm_cycles_leave_no_network_state_behind() {
     if skip() {
         return;
     }
@@ -552,7 +640,7 @@ fn twenty_run_rm_cycles_leave_no_network_state_behind() {
     let cyc_id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "cyc"]);
     let cyc_bridge = format!("br-{}", &cyc_id.trim()[..12]);
     let port = free_port().to_string();
-    for i in 0..20 {
+    for i in 0..50 {
         let publish = format!("127.0.0.1:{port}:80");
         let net = if i % 2 == 0 { "bridge" } else { "cyc" };
         let out = d.ok(&[

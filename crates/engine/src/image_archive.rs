@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
-use std::path::Path;
 
 use berth_api::models::{ContainerSummary, ImageSummary};
 use berth_api::query::{bool_value, Filters};
@@ -254,13 +253,6 @@ fn parse_time(v: &str) -> Option<i64> {
     Some(images::secs(v)).filter(|s| *s > 0)
 }
 
-fn label_matches(labels: &HashMap<String, String>, filter: &str) -> bool {
-    match filter.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(filter),
-    }
-}
-
 impl Engine {
     /// Manifests and image ids used by containers (any state).
     fn images_in_use(&self) -> (HashSet<String>, HashMap<String, i64>) {
@@ -306,14 +298,7 @@ impl Engine {
                 && !in_use.contains(&e.res.manifest.to_string())
                 && !in_use_ids.contains_key(&e.res.id.to_string())
                 && until.iter().all(|u| created < *u)
-                && filters
-                    .get("label")
-                    .iter()
-                    .all(|l| label_matches(&labels, l))
-                && filters
-                    .get("label!")
-                    .iter()
-                    .all(|l| !label_matches(&labels, l));
+                && filters.labels_match(|k| labels.get(k).map(String::as_str));
             if prune {
                 doomed.push(e);
             } else {
@@ -428,7 +413,7 @@ impl Engine {
                 .store
                 .snapshots
                 .upper_dir(&format!("container-{id}"))
-                .map(|p| dir_size(&p))
+                .map(|p| crate::volumes::dir_size(&p))
                 .unwrap_or(0) as i64;
             let base = c
                 .image_id
@@ -448,57 +433,6 @@ impl Engine {
             "BuildCache": [],
             "BuilderSize": 0,
         }))
-    }
-
-    /// The volumes under `<data-root>/volumes`, with their size and how many containers
-    /// mount them.
-    fn volume_usage(&self) -> Vec<Value> {
-        let root = self.data_root().join("volumes");
-        let Ok(dir) = std::fs::read_dir(&root) else {
-            return Vec::new();
-        };
-        let containers = self.containers.all();
-        let mut out = Vec::new();
-        let mut names: Vec<String> = dir
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        for name in names {
-            let data = root.join(&name).join("_data");
-            let refs = containers
-                .iter()
-                .filter(|c| {
-                    let hc = serde_json::to_value(&c.host_config).unwrap_or_default();
-                    let bind = hc["Binds"].as_array().into_iter().flatten().any(|b| {
-                        b.as_str()
-                            .and_then(|b| b.split(':').next())
-                            .is_some_and(|src| src == name)
-                    });
-                    let mount = hc["Mounts"].as_array().into_iter().flatten().any(|m| {
-                        m["Type"].as_str() == Some("volume")
-                            && m["Source"].as_str() == Some(name.as_str())
-                    });
-                    bind || mount
-                })
-                .count();
-            let created = std::fs::metadata(root.join(&name))
-                .and_then(|m| m.modified())
-                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-                .unwrap_or_default();
-            out.push(json!({
-                "Name": name,
-                "Driver": "local",
-                "Mountpoint": data.display().to_string(),
-                "CreatedAt": created,
-                "Labels": {},
-                "Scope": "local",
-                "Options": null,
-                "UsageData": {"Size": dir_size(&data), "RefCount": refs},
-            }));
-        }
-        out
     }
 
     /// `POST /auth`: checks `username`/`password` against the registry `server` (as
@@ -567,26 +501,4 @@ fn login_error(domain: &str, e: ClientError) -> LoginError {
     LoginError::Unauthorized(format!(
         "login attempt to {url} failed with status: 401 Unauthorized"
     ))
-}
-
-/// The bytes under `dir` (files counted once per inode; not following symlinks).
-fn dir_size(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let mut total = 0;
-    let mut seen = HashSet::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in rd.flatten() {
-            let Ok(m) = entry.metadata() else { continue };
-            if m.is_dir() {
-                todo.push(entry.path());
-            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
-                total += m.len();
-            }
-        }
-    }
-    total
 }

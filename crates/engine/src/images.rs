@@ -170,14 +170,7 @@ impl Images {
                     continue;
                 }
             }
-            if !filters
-                .get("label")
-                .iter()
-                .all(|l| match l.split_once('=') {
-                    Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-                    None => labels.contains_key(l.as_str()),
-                })
-            {
+            if !filters.labels_match(|k| labels.get(k).map(String::as_str)) {
                 continue;
             }
             if !before.iter().all(|b| created < *b) || !since.iter().all(|s| created > *s) {

@@ -30,6 +30,7 @@ pub mod seccomp;
 pub mod spec;
 pub mod users;
 pub mod views;
+pub mod volumes;
 
 mod create;
 

@@ -545,33 +545,6 @@ impl Engine {
         Ok((removed, 0))
     }
 
-    /// `POST /volumes/prune`: removes the named volumes no container's binds name; returns
-    /// their names and the bytes freed.
-    pub fn prune_volumes(&self) -> Result<(Vec<String>, u64)> {
-        let dir = self.data_root().join("volumes");
-        let used: std::collections::HashSet<String> = self
-            .containers
-            .all()
-            .iter()
-            .flat_map(|c| c.host_config.binds.clone().unwrap_or_default())
-            .filter_map(|b| b.split(':').next().map(str::to_string))
-            .filter(|src| !src.starts_with('/'))
-            .collect();
-        let mut removed = Vec::new();
-        let mut space = 0;
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if used.contains(&name) {
-                continue;
-            }
-            space += dir_size(&entry.path());
-            if std::fs::remove_dir_all(entry.path()).is_ok() {
-                removed.push(name);
-            }
-        }
-        Ok((removed, space))
-    }
-
     /// After a daemon (re)start: containers whose monitor still runs are watched again; those
     /// that exited meanwhile get their real exit code from `exit.json`; restart policies apply.
     pub async fn reconcile(&self) {
@@ -650,25 +623,6 @@ fn parse_size(s: &str) -> Option<u64> {
         _ => (s.as_str(), 1),
     };
     num.parse::<u64>().ok().map(|n| n * mult)
-}
-
-/// Bytes of the regular files under `path` (symlinks not followed).
-fn dir_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_dir() {
-        std::fs::read_dir(path)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| dir_size(&e.path()))
-            .sum()
-    } else if meta.is_file() {
-        meta.len()
-    } else {
-        0
-    }
 }
 
 fn is_mountpoint(path: &Path) -> bool {

@@ -507,14 +507,7 @@ fn bind_mount(spec: &str, volumes: &Path) -> Result<Value> {
         }
         std::path::PathBuf::from(src)
     } else {
-        if !crate::ids::valid_name(src) {
-            return Err(EngineError::InvalidParameter(format!(
-                "create {src}: \"{src}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed"
-            )));
-        }
-        let data = volumes.join(src).join("_data");
-        std::fs::create_dir_all(&data).map_err(|e| EngineError::internal("create volume", e))?;
-        data
+        crate::volumes::source(volumes, src)?
     };
     let readonly = opts.split(',').any(|o| o == "ro");
     Ok(bind(&source, dst, readonly))

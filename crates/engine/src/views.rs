@@ -128,12 +128,9 @@ impl Engine {
             && any("exited", &|v| {
                 c.state.status == Status::Exited && v.parse::<i64>().ok() == Some(c.state.exit_code)
             })
-            && any("label", &|v| {
-                let labels = c.config.labels.clone().unwrap_or_default();
-                match v.split_once('=') {
-                    Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-                    None => labels.contains_key(v),
-                }
+            && f.labels_match(|k| {
+                let labels = c.config.labels.as_ref()?;
+                labels.get(k).map(String::as_str)
             })
             && any("network", &|v| {
                 c.networks.endpoints.iter().any(|e| {

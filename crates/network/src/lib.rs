@@ -9,12 +9,14 @@
 //! - [`ports`]: the host port allocator;
 //! - [`cni`]: the runtime side of the Container Network Interface: configuration lists, plugin
 //!   runs (ADD, DEL), results and their cache;
+//! - [`dns`]: the embedded DNS server at 127.0.0.11 in containers on user-defined networks;
 //! - [`Networks`]: the façade the engine calls: create/remove/list networks, attach a
 //!   container's network namespace between runtime create and start, detach it on stop.
 //!
 //! Everything is IPv4 for now.
 
 pub mod cni;
+pub mod dns;
 pub mod firewall;
 pub mod ipam;
 pub mod netlink;

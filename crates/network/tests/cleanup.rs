@@ -80,3 +80,41 @@ async fn prune_detaches_containers_that_no_longer_exist() {
     let host = Netlink::host().unwrap();
     assert_eq!(host.link_index(&gone.host_veth).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_create_cut_short_by_a_crash_is_undone_or_finished_at_open() {
+    if !root_or_skip("a_create_cut_short_by_a_crash_is_undone_or_finished_at_open") {
+        return;
+    }
+    let mut env = Env::new("j").await;
+    let state = env.dir.path().join("state");
+    // A crash after the pool was written, before the record: the pool goes at open, and its
+    // subnet is free again.
+    let made = env.network("n0", 0, "10.213.14.0/24", false).await;
+    let record = state.join("networks").join(format!("{}.json", made.id));
+    let pool = state.join("ipam").join(format!("{}.json", made.id));
+    let pool_text = std::fs::read(&pool).unwrap();
+    env.nets.remove("n0").await.unwrap();
+    std::fs::write(&pool, &pool_text).unwrap();
+    env.reopen().await;
+    assert!(!pool.exists());
+    env.network("n1", 1, "10.213.14.0/24", false).await;
+
+    // A crash after the record, before the bridge and rules: open makes them.
+    let host = Netlink::host().unwrap();
+    let n2 = env.network("n2", 2, "10.213.15.0/24", false).await;
+    let record_text =
+        std::fs::read(state.join("networks").join(format!("{}.json", n2.id))).unwrap();
+    host.delete_link(&env.bridge(2)).await.unwrap();
+    env.nets.firewall().delete_table().await.unwrap();
+    assert_eq!(host.link_index(&env.bridge(2)).await.unwrap(), None);
+    assert!(!ruleset().contains(&format!("chain in-{} ", env.bridge(2))));
+    env.reopen().await;
+    assert!(host.link_index(&env.bridge(2)).await.unwrap().is_some());
+    assert!(ruleset().contains(&format!("chain in-{} ", env.bridge(2))));
+    assert_eq!(
+        std::fs::read(state.join("networks").join(format!("{}.json", n2.id))).unwrap(),
+        record_text
+    );
+    assert!(!record.exists());
+}

@@ -123,6 +123,15 @@ impl Store {
         lock(&self.inner).containers.values().cloned().collect()
     }
 
+    /// What `f` makes of each container, looked at in place (nothing is cloned).
+    pub fn scan<T>(&self, mut f: impl FnMut(&Container) -> Option<T>) -> Vec<T> {
+        lock(&self.inner)
+            .containers
+            .values()
+            .filter_map(&mut f)
+            .collect()
+    }
+
     /// Changes container `id` with `f` and writes the record; returns the new record. The change
     /// is seen at once; an error means it did not reach the disk.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {

@@ -49,10 +49,7 @@ impl Engine {
                     && any("dangling", &|x| {
                         (x == "true" || x == "1") == (!builtin && !used.contains(&s("Id")))
                     })
-                    && any("label", &|x| match x.split_once('=') {
-                        Some((k, val)) => v["Labels"][k].as_str() == Some(val),
-                        None => v["Labels"].get(x).is_some(),
-                    })
+                    && filters.labels_match(|k| v["Labels"].get(k).and_then(Value::as_str))
             })
             .collect())
     }
@@ -248,14 +245,7 @@ impl Engine {
             if n.name == DEFAULT_BRIDGE {
                 continue;
             }
-            let label_ok = filters
-                .get("label")
-                .iter()
-                .all(|x| match x.split_once('=') {
-                    Some((k, v)) => n.labels.get(k).is_some_and(|l| l == v),
-                    None => n.labels.contains_key(x.as_str()),
-                });
-            if !label_ok {
+            if !filters.labels_match(|k| n.labels.get(k).map(String::as_str)) {
                 continue;
             }
             if net.networks.remove(&n.id).await.is_ok() {
@@ -316,10 +306,13 @@ impl Engine {
                 }
             }
             let id = n.id.clone();
-            self.containers.update(&c.id, move |c| {
+            let c = self.containers.update(&c.id, move |c| {
                 c.networks.endpoints.retain(|e| e.network_id != id);
                 c.networks.endpoints.push(entry);
             })?;
+            if dns::uses_embedded_dns(&c) {
+                self.start_dns(net, &c.id, &netns)?;
+            }
         } else {
             self.containers
                 .update(&c.id, move |c| c.networks.endpoints.push(entry))?;
@@ -377,9 +370,12 @@ impl Engine {
             );
         }
         let id = n.id.clone();
-        self.containers.update(&c.id, move |c| {
+        let c = self.containers.update(&c.id, move |c| {
             c.networks.endpoints.retain(|e| e.network_id != id)
         })?;
+        if !dns::uses_embedded_dns(&c) {
+            self.stop_dns(net, &c.id).await;
+        }
         Ok(())
     }
 

@@ -6,7 +6,9 @@ use super::*;
 /// entries, `--add-host` (`host-gateway` is the default bridge's gateway), then the
 /// container's address with its hostname and aliases; the host's resolvers without loopback
 /// ones (unreachable from the container's namespace) unless `--dns`, with `--dns-search` and
-/// `--dns-option`. `--network host` gets the host's files.
+/// `--dns-option`. `--network host` gets the host's files. A container on a user-defined
+/// network has the embedded DNS server as its only `nameserver`, with `ndots:0`; its other
+/// servers are the ones that server forwards to.
 pub(super) fn write_etc_files(
     dir: &Path,
     config: &ContainerConfig,
@@ -14,6 +16,7 @@ pub(super) fn write_etc_files(
     hostname: &str,
     own: Option<&(Ipv4Addr, Vec<String>)>,
     host_gateway: Option<Ipv4Addr>,
+    embedded_dns: bool,
 ) -> Result<()> {
     let w = |name: &str, text: String| {
         std::fs::write(dir.join(name), text)
@@ -71,7 +74,12 @@ pub(super) fn write_etc_files(
             out.push(line.to_string());
         }
     }
-    out.extend(dns.iter().map(|d| format!("nameserver {d}")));
+    if embedded_dns {
+        out.retain(|l| !l.starts_with("nameserver"));
+        out.push(format!("nameserver {}", berth_network::dns::ADDRESS));
+    } else {
+        out.extend(dns.iter().map(|d| format!("nameserver {d}")));
+    }
     if !out.iter().any(|l| l.starts_with("nameserver")) {
         out.push("nameserver 8.8.8.8".into());
         out.push("nameserver 8.8.4.4".into());
@@ -81,6 +89,16 @@ pub(super) fn write_etc_files(
     }
     if !options.is_empty() {
         out.push(format!("options {}", options.join(" ")));
+    }
+    if embedded_dns
+        && !out
+            .iter()
+            .any(|l| l.starts_with("options") && l.contains("ndots:"))
+    {
+        match out.iter_mut().find(|l| l.starts_with("options")) {
+            Some(line) => line.push_str(" ndots:0"),
+            None => out.push("options ndots:0".into()),
+        }
     }
     w("resolv.conf", out.join("\n") + "\n")
 }

@@ -17,6 +17,7 @@
 
 mod api;
 mod cni;
+mod dns;
 mod etc;
 mod ports;
 mod views;
@@ -82,6 +83,8 @@ pub(crate) struct NetState {
     predefined: Predefined,
     /// The networks as last listed, for the synchronous create path.
     cache: Mutex<Vec<Network>>,
+    /// The embedded DNS servers of running containers.
+    dns: dns::Servers,
 }
 
 /// The engine's slot for [`NetState`], set once by [`Engine::open_networks`].
@@ -293,7 +296,9 @@ impl Engine {
             networks,
             predefined,
             cache,
+            dns: dns::Servers::default(),
         });
+        self.restart_dns_servers(&state);
         self.net
             .set(state)
             .map_err(|_| EngineError::Internal("networks opened twice".into()))
@@ -515,6 +520,7 @@ impl Engine {
             &hostname,
             None,
             self.host_gateway(sandbox),
+            dns::uses_embedded_dns(c),
         )
     }
 
@@ -539,6 +545,9 @@ impl Engine {
                         own = Some((live.endpoint.ip, entry.aliases.clone()));
                     }
                 }
+                if dns::uses_embedded_dns(c) {
+                    self.start_dns(net, &c.id, netns)?;
+                }
             }
         }
         // Without an address, the files `prepare_etc` wrote are already right.
@@ -553,6 +562,7 @@ impl Engine {
             &hostname,
             own.as_ref(),
             self.host_gateway(sandbox),
+            dns::uses_embedded_dns(c),
         )?;
         self.cni_resolv_conf(&c.id, &sandbox.etc_dir)
     }
@@ -656,6 +666,10 @@ impl Engine {
         let Ok(c) = self.containers.get(id) else {
             return;
         };
+        let Ok(net) = self.net() else {
+            return;
+        };
+        self.stop_dns(net, id).await;
         let live: Vec<EndpointEntry> = c
             .networks
             .endpoints
@@ -666,9 +680,6 @@ impl Engine {
         if live.is_empty() {
             return;
         }
-        let Ok(net) = self.net() else {
-            return;
-        };
         for entry in &live {
             match net.networks.detach_exited(&entry.network_id, id).await {
                 Ok(()) | Err(NetworkError::NotAttached { .. }) | Err(NetworkError::NotFound(_)) => {

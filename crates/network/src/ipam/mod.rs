@@ -73,9 +73,12 @@ pub struct Save {
 }
 
 impl Save {
-    /// Writes the record (atomically and durably; blocking).
+    /// Writes the record (atomically, without a sync; blocking). An address matters only
+    /// while its container runs, and a crash of the machine, the one thing that can lose the
+    /// write, ends every container: at the next start, recovery releases the addresses of
+    /// containers that no longer run anyway.
     pub fn write(self) -> Result<(), IpamError> {
-        Ok(persist::write_json(&self.path, &self.pool)?)
+        Ok(persist::write_json_unsynced(&self.path, &self.pool)?)
     }
 }
 
@@ -105,6 +108,11 @@ impl Ipam {
     /// The pool of network `id`.
     pub fn pool(&self, id: &str) -> Option<&Pool> {
         self.pools.get(id)
+    }
+
+    /// The network ids that have a pool.
+    pub fn pool_ids(&self) -> Vec<String> {
+        self.pools.keys().cloned().collect()
     }
 
     /// The subnets of all pools.
@@ -152,7 +160,7 @@ impl Ipam {
     }
 
     /// Like [`Ipam::allocate`], but returns the write to do instead of doing it, so that the
-    /// caller can overlap the fsync with other work (the attach path does it with the netlink
+    /// caller can overlap it with other work (the attach path does it with the netlink
     /// requests). If the write fails, the caller must [`Ipam::release`] the address.
     pub fn allocate_unsaved(
         &mut self,

@@ -42,7 +42,7 @@ impl Networks {
         let (ip, save) = state
             .ipam
             .allocate_unsaved(&network.id, container, req.ip)?;
-        // The record's fsync runs on a blocking thread while the netlink requests go on.
+        // The record is written on a blocking thread while the netlink requests go on.
         let saved = tokio::task::spawn_blocking(move || save.write());
         let bindings = if network.internal {
             &[][..]

@@ -59,11 +59,18 @@ impl Networks {
         let firewall = Firewall::new(&config.table)?;
         let records = config.state_dir.join("networks");
         let cni_cache = CniCache::new(&config.state_dir.join("cni"));
-        let ipam = Ipam::open(&config.state_dir.join("ipam"))?;
+        let mut ipam = Ipam::open(&config.state_dir.join("ipam"))?;
         let mut networks = BTreeMap::new();
         for path in persist::list(&records)? {
             let network: Network = persist::read_json(&path)?;
             networks.insert(network.id.clone(), network);
+        }
+        // The pool of a network whose creation a crash cut short, before its record.
+        for id in ipam.pool_ids() {
+            if !networks.contains_key(&id) {
+                tracing::info!(network = %id, "removing the address pool of a network never made");
+                ipam.remove_pool(&id)?;
+            }
         }
         firewall.ensure_table().await?;
         // Ports published to addresses no pool holds any more (a crash between the two) are
@@ -204,15 +211,18 @@ impl Networks {
                 .map_or(0, |d| d.as_secs()),
             cni: None,
         };
+        // Pool, record, then bridge and rules: a crash in between leaves a pool without a
+        // record (dropped by `open`) or a record whose bridge and rules `open` installs.
         state.ipam.add_pool(&id, pool)?;
         let made = async {
-            self.install(&network).await?;
             persist::write_json(&self.record(&id), &network)?;
+            self.install(&network).await?;
             Ok::<_, NetworkError>(())
         }
         .await;
         if let Err(e) = made {
             self.uninstall(&network).await;
+            let _ = persist::remove(&self.record(&id));
             let _ = state.ipam.remove_pool(&id);
             return Err(e);
         }

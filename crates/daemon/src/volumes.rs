@@ -1,0 +1,50 @@
+//! `/volumes/...`: list, inspect, create, remove, prune.
+
+use berth_api::models::VolumeCreateRequest;
+use berth_api::query::{bool_value, Filters};
+use berth_engine::Engine;
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::http::{engine_error, error, json, no_content, read_json, Resp};
+use crate::route::{self, Route};
+
+pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+    let q = route::query(req.uri().query());
+    let filters = match Filters::parse(q.get("filters").map(String::as_str).unwrap_or("")) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let result = match route {
+        Route::VolumeList => engine
+            .volume_list(&filters)
+            .map(|l| json(StatusCode::OK, &l)),
+        Route::VolumeInspect(name) => engine
+            .volume_inspect(&name)
+            .map(|v| json(StatusCode::OK, &v)),
+        Route::VolumeCreate => {
+            let body: VolumeCreateRequest = match read_json(req.into_body()).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            engine
+                .volume_create(body)
+                .map(|v| json(StatusCode::CREATED, &v))
+        }
+        Route::VolumeDelete(name) => {
+            let force = q.get("force").is_some_and(|f| bool_value(f));
+            engine
+                .volume_remove(&name, force)
+                .map(|()| no_content(StatusCode::NO_CONTENT))
+        }
+        Route::VolumePrune => engine.prune_volumes(&filters).map(|(names, space)| {
+            json(
+                StatusCode::OK,
+                &json!({"VolumesDeleted": names, "SpaceReclaimed": space}),
+            )
+        }),
+        _ => return error(StatusCode::NOT_FOUND, "page not found"),
+    };
+    result.unwrap_or_else(|e| engine_error(&e))
+}

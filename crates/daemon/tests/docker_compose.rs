@@ -1,0 +1,184 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+//! Debian's docker-compose 1.29 (the Python one, on docker-py) against berthd: a project with
+//! a web service (busybox httpd serving a file from a named volume, on a published port) and
+//! a client that reaches it by its service name through the embedded DNS; `ps`, `logs`, and
+//! `down`, which removes the containers and the network and keeps the volume.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{skip, text, Daemon};
+
+const COMPOSE: &str = "/usr/bin/docker-compose";
+
+/// `docker-compose -p PROJECT ARGS` in `dir` against `d`, killed after 120 s.
+fn compose(d: &Daemon, dir: &Path, project: &str, args: &[&str]) -> Output {
+    assert!(
+        Path::new(COMPOSE).exists(),
+        "docker-compose is not installed (apt-get install docker-compose)"
+    );
+    Command::new("timeout")
+        .args(["120", COMPOSE, "--no-ansi", "-p", project])
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+fn compose_ok(d: &Daemon, dir: &Path, project: &str, args: &[&str]) -> String {
+    let out = compose(d, dir, project, args);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "docker-compose {args:?} failed ({}): {stdout}{stderr}\n--- berthd log:\n{}",
+        out.status,
+        d.log()
+    );
+    stdout + &stderr
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP GET of `/` on 127.0.0.1:`port`, tried until it answers or 20 s pass.
+fn http_get(port: u16) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let sent = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut body = String::new();
+            if sent.is_ok() && s.read_to_string(&mut body).is_ok() && !body.is_empty() {
+                return Some(body);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn a_two_service_project_comes_up_talks_by_service_name_and_goes_down() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let project = format!("p{}", std::process::id());
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        format!(
+            r#"version: "3.8"
+services:
+  web:
+    image: bb:local
+    init: true
+    command: ["sh", "-c", "[ -f /data/index.html ] || echo hello from web > /data/index.html; echo web up; exec httpd -f -p 8080 -h /data"]
+    ports: ["{port}:8080"]
+    volumes: [data:/data]
+  client:
+    image: bb:local
+    init: true
+    depends_on: [web]
+    command: ["sh", "-c", "for i in $$(seq 100); do if wget -qO- http://web:8080/ > /tmp/got; then echo client got: $$(cat /tmp/got); break; fi; sleep 0.2; done; exec sleep 300"]
+volumes:
+  data: {{}}
+"#
+        ),
+    )
+    .unwrap();
+
+    compose_ok(&d, dir.path(), &project, &["up", "-d"]);
+
+    // Both run, the port is shown, and it answers from the host.
+    let ps = compose_ok(&d, dir.path(), &project, &["ps"]);
+    let web = format!("{project}_web_1");
+    let client = format!("{project}_client_1");
+    for name in [&web, &client] {
+        let line = ps.lines().find(|l| l.starts_with(name.as_str()));
+        assert!(
+            line.is_some_and(|l| l.contains(" Up")),
+            "{name} not up in:\n{ps}"
+        );
+        assert_eq!(
+            ps.lines().filter(|l| l.starts_with(name.as_str())).count(),
+            1,
+            "{name} listed more than once:\n{ps}"
+        );
+    }
+    assert!(
+        ps.contains(&format!("0.0.0.0:{port}->8080/tcp")),
+        "no port in:\n{ps}"
+    );
+    let body = http_get(port).expect("the published port did not answer");
+    assert!(body.contains("hello from web"), "{body}");
+
+    // The client found `web` by its service name (the embedded DNS).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logs = loop {
+        let logs = compose_ok(&d, dir.path(), &project, &["logs", "--no-color"]);
+        if logs.contains("client got: hello from web") || Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(logs.contains("client got: hello from web"), "{logs}");
+    assert!(logs.contains("web up"), "{logs}");
+
+    // `down`: containers and network gone, the named volume kept.
+    compose_ok(&d, dir.path(), &project, &["down"]);
+    let (all, _) = text(&d.docker(&["ps", "-a", "--format", "{{.Names}}"]));
+    assert!(!all.contains(&project), "containers left: {all}");
+    let networks = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !networks.contains(&format!("{project}_default")),
+        "{networks}"
+    );
+    let volume = format!("{project}_data");
+    let volumes = d.ok(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(volumes.lines().any(|v| v == volume), "{volumes}");
+    let labels = d.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{index .Labels \"com.docker.compose.project\"}}",
+        &volume,
+    ]);
+    assert_eq!(labels.trim(), project);
+
+    // What is in the volume is there for the next `up`, and `down -v` removes it too.
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{volume}:/d"),
+        "bb:local",
+        "sh",
+        "-c",
+        "echo kept in the volume > /d/index.html",
+    ]);
+    compose_ok(&d, dir.path(), &project, &["up", "-d", "web"]);
+    let body = http_get(port).expect("the published port did not answer after a new up");
+    assert!(body.contains("kept in the volume"), "{body}");
+    compose_ok(&d, dir.path(), &project, &["down", "-v"]);
+    let volumes = d.ok(&["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(!volumes.lines().any(|v| v == volume), "{volumes}");
+}

@@ -1,0 +1,164 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+//! Named volumes through the real docker CLI: create with labels, ls with filters, inspect,
+//! data kept across containers, rm refused while in use, prune of anonymous volumes only
+//! unless `--all`, bind-backed volumes, and Docker's errors with nothing changed.
+
+mod common;
+
+use common::{skip, text, Daemon};
+
+#[test]
+fn volumes_are_created_listed_used_and_removed_as_dockers() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb");
+
+    assert_eq!(
+        d.ok(&["volume", "create", "--label", "team=a", "v1"])
+            .trim(),
+        "v1"
+    );
+    // Creating it again gives the same volume back.
+    assert_eq!(d.ok(&["volume", "create", "v1"]).trim(), "v1");
+    d.ok(&["volume", "create", "v2"]);
+    let inspect = d.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{.Scope}} {{.Labels.team}} {{.Mountpoint}}",
+        "v1",
+    ]);
+    let fields: Vec<&str> = inspect.split_whitespace().collect();
+    assert_eq!(&fields[..4], ["v1", "local", "local", "a"], "{inspect}");
+    assert!(fields[4].ends_with("/volumes/v1/_data"), "{inspect}");
+    let labelled = d.ok(&["volume", "ls", "-q", "--filter", "label=team=a"]);
+    assert_eq!(labelled.trim(), "v1");
+
+    // Data written by one container is read by the next.
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "v1:/d",
+        "bb",
+        "sh",
+        "-c",
+        "echo kept > /d/f",
+    ]);
+    let read = d.ok(&["run", "--rm", "-v", "v1:/d:ro", "bb", "cat", "/d/f"]);
+    assert_eq!(read.trim(), "kept");
+
+    // In use by a container (even a stopped one): rm refused, data intact.
+    d.ok(&["create", "--name", "user", "-v", "v1:/d", "bb", "true"]);
+    let out = d.docker(&["volume", "rm", "v1"]);
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("remove v1: volume is in use - ["),
+        "unexpected error: {err}"
+    );
+    let dangling = d.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling.trim(), "v2");
+
+    // Errors: unknown volume, bad name, unknown driver; nothing else changes.
+    let out = d.docker(&["volume", "inspect", "nope"]);
+    assert!(text(&out).1.contains("no such volume"), "{}", text(&out).1);
+    let out = d.docker(&["volume", "rm", "nope"]);
+    assert!(text(&out).1.contains("no such volume"), "{}", text(&out).1);
+    let out = d.docker(&["volume", "create", "bad/name"]);
+    assert!(
+        text(&out).1.contains("includes invalid characters"),
+        "{}",
+        text(&out).1
+    );
+    let out = d.docker(&["volume", "create", "-d", "nfs-plugin", "x"]);
+    assert!(
+        text(&out).1.contains("plugin \"nfs-plugin\" not found"),
+        "{}",
+        text(&out).1
+    );
+    let names = d.ok(&["volume", "ls", "-q"]);
+    assert_eq!(names.split_whitespace().collect::<Vec<_>>(), ["v1", "v2"]);
+
+    // prune: only anonymous volumes, unless --all; in-use ones are kept either way.
+    d.ok(&["volume", "create"]);
+    let pruned = d.ok(&["volume", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Volumes:"), "{pruned}");
+    let names = d.ok(&["volume", "ls", "-q"]);
+    assert_eq!(names.split_whitespace().collect::<Vec<_>>(), ["v1", "v2"]);
+    d.ok(&["volume", "prune", "-f", "--all"]);
+    let names = d.ok(&["volume", "ls", "-q"]);
+    assert_eq!(names.trim(), "v1");
+
+    d.ok(&["rm", "user"]);
+    d.ok(&["volume", "rm", "v1"]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "");
+}
+
+#[test]
+fn a_bind_backed_volume_mounts_its_device() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb");
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("from-host"), "on the host\n").unwrap();
+    let device = format!("device={}", host.path().display());
+    d.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "hostdir",
+    ]);
+    let read = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "hostdir:/d",
+        "bb",
+        "sh",
+        "-c",
+        "cat /d/from-host; echo back > /d/from-ctr",
+    ]);
+    assert_eq!(read.trim(), "on the host");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("from-ctr")).unwrap(),
+        "back\n"
+    );
+    let options = d.ok(&["volume", "inspect", "-f", "{{.Options.o}}", "hostdir"]);
+    assert_eq!(options.trim(), "bind");
+
+    // A device that does not exist, or another mount type: refused, nothing made.
+    let out = d.docker(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        "device=/nonexistent/dir",
+        "bad1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("no such file or directory"),
+        "{}",
+        text(&out).1
+    );
+    let out = d.docker(&["volume", "create", "-o", "type=nfs", "bad2"]);
+    assert!(!out.status.success());
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "hostdir");
+    // Removing the volume leaves the host directory alone.
+    d.ok(&["volume", "rm", "hostdir"]);
+    assert!(host.path().join("from-host").exists());
+}

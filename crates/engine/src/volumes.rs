@@ -1,0 +1,357 @@
+//! Named volumes of the `local` driver: `<data-root>/volumes/<name>/_data`, and beside it
+//! `berth.json` with what `volume create` was given (labels, driver options, creation time).
+//! A volume first named by `-v NAME:/path` is made then, without labels, as Docker does.
+//!
+//! Driver options are the local driver's: `type=none,o=bind,device=DIR` makes a volume whose
+//! mounts use the host directory `DIR` (a "bind-backed" volume); other mount types are refused.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use berth_api::models::{EventMessageTypeEnum, VolumeCreateRequest};
+use berth_api::query::Filters;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::container::Container;
+use crate::{Engine, EngineError, Result};
+
+const META: &str = "berth.json";
+/// The label of volumes made without a name, the only ones `volume prune` removes unless
+/// given the `all` filter (API 1.42 on).
+const ANONYMOUS: &str = "com.docker.volume.anonymous";
+
+/// What `volume create` recorded.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Meta {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+    #[serde(default)]
+    created: String,
+}
+
+/// The volumes directory of a data root.
+pub(crate) fn root(data_root: &Path) -> PathBuf {
+    data_root.join("volumes")
+}
+
+/// The host directory that mounts of volume `name` use, made on first use: its `_data`, or
+/// the `device` of a bind-backed volume.
+pub(crate) fn source(volumes: &Path, name: &str) -> Result<PathBuf> {
+    check_name(name)?;
+    let meta = read_meta(volumes, name);
+    if let Some(device) = bind_device(&meta.options) {
+        return Ok(PathBuf::from(device));
+    }
+    let data = volumes.join(name).join("_data");
+    std::fs::create_dir_all(&data).map_err(|e| EngineError::internal("create volume", e))?;
+    Ok(data)
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if crate::ids::valid_name(name) {
+        return Ok(());
+    }
+    Err(EngineError::InvalidParameter(format!(
+        "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+    )))
+}
+
+fn bind_device(options: &BTreeMap<String, String>) -> Option<&str> {
+    let bind = options
+        .get("o")
+        .is_some_and(|o| o.split(',').any(|o| o == "bind"));
+    bind.then(|| options.get("device").map(String::as_str))
+        .flatten()
+}
+
+fn read_meta(volumes: &Path, name: &str) -> Meta {
+    std::fs::read(volumes.join(name).join(META))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// The names of the volumes `c` mounts.
+fn mounted_by(c: &Container) -> impl Iterator<Item = String> + '_ {
+    c.host_config
+        .binds
+        .iter()
+        .flatten()
+        .filter_map(|b| b.split(':').next())
+        .filter(|src| !src.starts_with('/'))
+        .map(str::to_string)
+}
+
+impl Engine {
+    fn volumes_dir(&self) -> PathBuf {
+        root(self.data_root())
+    }
+
+    fn volume_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.volumes_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| crate::ids::valid_name(n))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Which containers mount each volume.
+    fn volume_users(&self) -> HashMap<String, Vec<String>> {
+        let mut users: HashMap<String, Vec<String>> = HashMap::new();
+        for c in self.containers.all() {
+            for name in mounted_by(&c) {
+                users.entry(name).or_default().push(c.id.clone());
+            }
+        }
+        users
+    }
+
+    /// Docker's JSON of volume `name`.
+    fn volume_view(&self, name: &str) -> Value {
+        let dir = self.volumes_dir().join(name);
+        let meta = read_meta(&self.volumes_dir(), name);
+        let created = if meta.created.is_empty() {
+            std::fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_default()
+        } else {
+            meta.created.clone()
+        };
+        json!({
+            "CreatedAt": created,
+            "Driver": "local",
+            "Labels": meta.labels,
+            "Mountpoint": dir.join("_data").display().to_string(),
+            "Name": name,
+            "Options": if meta.options.is_empty() { Value::Null } else { json!(meta.options) },
+            "Scope": "local",
+        })
+    }
+
+    fn volume_event(&self, action: &str, name: &str) {
+        self.events.publish(
+            EventMessageTypeEnum::VOLUME,
+            action,
+            name,
+            [("driver".to_string(), "local".to_string())].into(),
+        );
+    }
+
+    fn volume_exists(&self, name: &str) -> bool {
+        crate::ids::valid_name(name) && self.volumes_dir().join(name).is_dir()
+    }
+
+    /// `POST /volumes/create`. An existing name gives the existing volume back, as Docker's.
+    pub fn volume_create(&self, req: VolumeCreateRequest) -> Result<Value> {
+        let driver = req.driver.unwrap_or_default();
+        if !driver.is_empty() && driver != "local" {
+            return Err(EngineError::NotFound(format!(
+                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+            )));
+        }
+        let mut labels: BTreeMap<String, String> =
+            req.labels.unwrap_or_default().into_iter().collect();
+        let name = match req.name.filter(|n| !n.is_empty()) {
+            Some(n) => n,
+            None => {
+                labels.insert(ANONYMOUS.to_string(), String::new());
+                crate::ids::new_id()
+            }
+        };
+        check_name(&name)?;
+        let options: BTreeMap<String, String> =
+            req.driver_opts.unwrap_or_default().into_iter().collect();
+        for key in options.keys() {
+            if !["type", "o", "device"].contains(&key.as_str()) {
+                return Err(EngineError::InvalidParameter(format!(
+                    "create {name}: invalid option key: {key:?}"
+                )));
+            }
+        }
+        if !options.is_empty() {
+            let ty = options.get("type").map(String::as_str).unwrap_or("");
+            match bind_device(&options) {
+                Some(device) if ty == "none" && Path::new(device).is_dir() => {}
+                Some(device) if ty == "none" => {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "create {name}: failed to mount local volume: mount {device}: no such file or directory"
+                    )))
+                }
+                _ => {
+                    return Err(EngineError::InvalidParameter(format!(
+                        "create {name}: only bind-backed local volumes (type=none, o=bind, device=DIR) are supported"
+                    )))
+                }
+            }
+        }
+        if self.volume_exists(&name) {
+            return Ok(self.volume_view(&name));
+        }
+        let meta = Meta {
+            labels,
+            options,
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        };
+        // Made under a temporary name and renamed into place, so that a half-made volume is
+        // never listed.
+        let dir = self.volumes_dir();
+        let tmp = dir.join(format!(".new-{}", crate::ids::new_id()));
+        let made = std::fs::create_dir_all(tmp.join("_data"))
+            .and_then(|()| {
+                let text = serde_json::to_vec(&meta).map_err(std::io::Error::other)?;
+                std::fs::write(tmp.join(META), text)
+            })
+            .and_then(|()| std::fs::rename(&tmp, dir.join(&name)));
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if self.volume_exists(&name) {
+                return Ok(self.volume_view(&name));
+            }
+            return Err(EngineError::internal("create volume", e));
+        }
+        self.volume_event("create", &name);
+        Ok(self.volume_view(&name))
+    }
+
+    /// `GET /volumes/NAME`.
+    pub fn volume_inspect(&self, name: &str) -> Result<Value> {
+        if !self.volume_exists(name) {
+            return Err(no_such_volume(name));
+        }
+        Ok(self.volume_view(name))
+    }
+
+    /// `GET /volumes`: with the `name`, `label`, `dangling` and `driver` filters.
+    pub fn volume_list(&self, filters: &Filters) -> Result<Value> {
+        let users = self.volume_users();
+        let mut out = Vec::new();
+        for name in self.volume_names() {
+            let view = self.volume_view(&name);
+            let names_ok = filters
+                .get("name")
+                .iter()
+                .all(|n| name.contains(n.as_str()));
+            let labels_ok = filters.labels_match(|k| view["Labels"].get(k).and_then(Value::as_str));
+            let driver_ok = filters.get("driver").iter().all(|d| d == "local");
+            let dangling_ok = filters.get("dangling").iter().all(|d| {
+                let dangling = matches!(d.as_str(), "true" | "1");
+                dangling != users.contains_key(&name)
+            });
+            if names_ok && labels_ok && driver_ok && dangling_ok {
+                out.push(view);
+            }
+        }
+        Ok(json!({"Volumes": out, "Warnings": []}))
+    }
+
+    /// `DELETE /volumes/NAME`: refused while a container (running or not) mounts it.
+    pub fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
+        if !self.volume_exists(name) {
+            if force {
+                return Ok(());
+            }
+            return Err(no_such_volume(name));
+        }
+        if let Some(ids) = self.volume_users().get(name) {
+            return Err(EngineError::Conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                ids.join(", ")
+            )));
+        }
+        self.remove_volume_dir(name)?;
+        self.volume_event("destroy", name);
+        Ok(())
+    }
+
+    /// Removes a volume's directory: renamed away first, so that it is gone from listings
+    /// at once even if the removal of its data stops half way.
+    fn remove_volume_dir(&self, name: &str) -> Result<()> {
+        let dir = self.volumes_dir();
+        let trash = dir.join(format!(".removed-{}", crate::ids::new_id()));
+        std::fs::rename(dir.join(name), &trash)
+            .map_err(|e| EngineError::internal("remove volume", e))?;
+        std::fs::remove_dir_all(&trash).map_err(|e| EngineError::internal("remove volume", e))
+    }
+
+    /// `POST /volumes/prune`: removes the anonymous volumes no container mounts, or with the
+    /// `all` filter every unused one (and the `label` filter); returns their names and the
+    /// bytes freed.
+    pub fn prune_volumes(&self, filters: &Filters) -> Result<(Vec<String>, u64)> {
+        let users = self.volume_users();
+        let all = filters
+            .get("all")
+            .iter()
+            .any(|a| matches!(a.as_str(), "true" | "1"));
+        let mut removed = Vec::new();
+        let mut space = 0;
+        for name in self.volume_names() {
+            if users.contains_key(&name) {
+                continue;
+            }
+            let view = self.volume_view(&name);
+            let anonymous = view["Labels"].get(ANONYMOUS).is_some();
+            if !(all || anonymous)
+                || !filters.labels_match(|k| view["Labels"].get(k).and_then(Value::as_str))
+            {
+                continue;
+            }
+            let size = dir_size(&self.volumes_dir().join(&name));
+            if self.remove_volume_dir(&name).is_ok() {
+                space += size;
+                self.volume_event("destroy", &name);
+                removed.push(name);
+            }
+        }
+        Ok((removed, space))
+    }
+
+    /// The volumes with their size and how many containers mount them (`system df`).
+    pub(crate) fn volume_usage(&self) -> Vec<Value> {
+        let users = self.volume_users();
+        self.volume_names()
+            .into_iter()
+            .map(|name| {
+                let mut view = self.volume_view(&name);
+                let size = dir_size(&self.volumes_dir().join(&name).join("_data"));
+                let refs = users.get(&name).map_or(0, Vec::len);
+                view["UsageData"] = json!({"Size": size, "RefCount": refs});
+                view
+            })
+            .collect()
+    }
+}
+
+fn no_such_volume(name: &str) -> EngineError {
+    EngineError::NotFound(format!("get {name}: no such volume"))
+}
+
+/// The bytes under `dir` (files counted once per inode; not following symlinks).
+pub(crate) fn dir_size(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let mut seen = HashSet::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in rd.flatten() {
+            let Ok(m) = entry.metadata() else { continue };
+            if m.is_dir() {
+                todo.push(entry.path());
+            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
