@@ -1,4 +1,4 @@
-//! Container networking for Berth: the bridge driver.
+//! Container networking for Berth: the bridge driver, and networks backed by CNI plugins.
 //!
 //! - [`netlink`]: bridges, veth pairs, addresses and routes over rtnetlink, in the host's
 //!   namespace or a container's;
@@ -7,12 +7,15 @@
 //! - [`firewall`]: Berth's own nftables table: masquerade, isolation between bridges,
 //!   `--internal`, published ports (with hairpin and 127.0.0.1);
 //! - [`ports`]: the host port allocator;
+//! - [`cni`]: the runtime side of the Container Network Interface: configuration lists, plugin
+//!   runs (ADD, DEL), results and their cache;
 //! - [`dns`]: the embedded DNS server at 127.0.0.11 in containers on user-defined networks;
 //! - [`Networks`]: the façade the engine calls: create/remove/list networks, attach a
 //!   container's network namespace between runtime create and start, detach it on stop.
 //!
 //! Everything is IPv4 for now.
 
+pub mod cni;
 pub mod dns;
 pub mod firewall;
 pub mod ipam;
@@ -23,8 +26,8 @@ pub mod ports;
 pub mod sysctl;
 
 pub use networks::{
-    AttachRequest, Config, Endpoint, Network, NetworkError, NetworkSpec, Networks, OPT_BRIDGE_NAME,
-    OPT_MTU,
+    AttachRequest, CniSpec, Config, Endpoint, Network, NetworkError, NetworkSpec, Networks,
+    DRIVER_CNI, OPT_BRIDGE_NAME, OPT_CNI_CONFLIST, OPT_MTU,
 };
 pub use persist::PersistError;
 pub use ports::{PortBinding, Proto, PublishedPort};

@@ -116,8 +116,9 @@ impl Engine {
                 "network name cannot be empty".into(),
             ));
         }
-        match req.driver.as_deref().unwrap_or("") {
-            "" | "bridge" => {}
+        let driver = req.driver.clone().unwrap_or_default();
+        match driver.as_str() {
+            "" | "bridge" | berth_network::DRIVER_CNI => {}
             other => {
                 return Err(EngineError::NotFound(format!(
                     "plugin \"{other}\" not found"
@@ -131,6 +132,7 @@ impl Engine {
         }
         let mut spec = NetworkSpec {
             name: req.name.clone(),
+            driver,
             internal: req.internal.unwrap_or(false),
             labels: req.labels.unwrap_or_default().into_iter().collect(),
             options: req.options.unwrap_or_default().into_iter().collect(),
@@ -185,7 +187,7 @@ impl Engine {
             &n.id,
             [
                 ("name".to_string(), n.name.clone()),
-                ("type".to_string(), "bridge".to_string()),
+                ("type".to_string(), n.driver.clone()),
             ]
             .into(),
         );
@@ -228,7 +230,7 @@ impl Engine {
             &n.id,
             [
                 ("name".to_string(), n.name.clone()),
-                ("type".to_string(), "bridge".to_string()),
+                ("type".to_string(), n.driver.clone()),
             ]
             .into(),
         );
@@ -362,7 +364,7 @@ impl Engine {
                 [
                     ("container".to_string(), c.id.clone()),
                     ("name".to_string(), n.name.clone()),
-                    ("type".to_string(), "bridge".to_string()),
+                    ("type".to_string(), n.driver.clone()),
                 ]
                 .into(),
             );
@@ -403,16 +405,28 @@ impl Engine {
     }
 }
 
-/// A network's JSON as `GET /networks/{id}` shows it.
+/// A network's JSON as `GET /networks/{id}` shows it. A CNI network shows the subnet and
+/// IPAM type of its conflist (no `Config` when the conflist names no subnet).
 fn network_json(n: &Network, containers: Value) -> Value {
     let mut config = json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()});
     if let Some(r) = n.ip_range {
         config["IPRange"] = json!(r.to_string());
     }
+    let cni = n
+        .cni
+        .as_ref()
+        .and_then(|c| berth_network::cni::ConfList::parse(&c.conflist).ok());
+    let configs = match &cni {
+        Some(_) if n.subnet.prefix_len() == 0 => vec![],
+        _ => vec![config],
+    };
+    let ipam_driver = cni
+        .as_ref()
+        .map_or("default", |c| c.ipam_type().unwrap_or(""));
     json!({
         "Name": n.name, "Id": n.id, "Created": rfc3339_secs(n.created), "Scope": "local",
         "Driver": n.driver, "EnableIPv4": true, "EnableIPv6": false,
-        "IPAM": {"Driver": "default", "Options": null, "Config": [config]},
+        "IPAM": {"Driver": ipam_driver, "Options": null, "Config": configs},
         "Internal": n.internal, "Attachable": false, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
         "Containers": containers, "Options": n.options, "Labels": n.labels,

@@ -20,6 +20,9 @@ impl Networks {
     pub async fn attach(&self, req: &AttachRequest) -> Result<Endpoint, NetworkError> {
         let mut state = self.state.lock().await;
         let network = find(&state.networks, &req.network)?.clone();
+        if network.cni.is_some() {
+            return self.attach_cni(&network, req).await;
+        }
         let container = req.container_id.as_str();
         let attached = state
             .ipam
@@ -112,6 +115,7 @@ impl Networks {
                 .collect::<Vec<_>>()
                 .join(":"),
             ports,
+            dns: None,
         })
     }
 
@@ -139,6 +143,9 @@ impl Networks {
     ) -> Result<(), NetworkError> {
         let mut state = self.state.lock().await;
         let network = find(&state.networks, network)?.clone();
+        if network.cni.is_some() {
+            return self.detach_cni(&network, container_id, link_later).await;
+        }
         let host_veth = host_veth_name(container_id, &network.id);
         let Some(ip) = state
             .ipam
@@ -173,6 +180,9 @@ impl Networks {
     pub async fn endpoints(&self, network: &str) -> Result<Vec<(String, Ipv4Addr)>, NetworkError> {
         let state = self.state.lock().await;
         let network = find(&state.networks, network)?;
+        if network.cni.is_some() {
+            return self.cni_endpoints(network);
+        }
         Ok(state
             .ipam
             .pool(&network.id)
@@ -181,25 +191,38 @@ impl Networks {
     }
 
     /// Recovery on daemon start: detaches every container for which `exists` is false, from
-    /// every network. Returns the (network id, container id) pairs detached.
+    /// every network (a CNI network's DEL may fail: the record goes all the same). Returns the
+    /// (network id, container id) pairs detached.
     pub async fn prune(
         &self,
         exists: impl Fn(&str) -> bool,
     ) -> Result<Vec<(String, String)>, NetworkError> {
-        let stale: Vec<(String, String)> = {
+        type Pairs = Vec<(String, String)>;
+        let (stale, stale_cni): (Pairs, Pairs) = {
             let state = self.state.lock().await;
-            state
+            let bridges = state
                 .networks
                 .keys()
                 .filter_map(|id| state.ipam.pool(id).map(|p| (id, p)))
-                .flat_map(|(id, p)| p.allocated.keys().map(move |c| (id.clone(), c.clone())))
-                .filter(|(_, c)| !exists(c))
-                .collect()
+                .flat_map(|(id, p)| p.allocated.keys().map(move |c| (id.clone(), c.clone())));
+            let cni = state
+                .networks
+                .values()
+                .filter(|n| n.cni.is_some())
+                .flat_map(|n| self.cni_attached(n).into_iter().map(|c| (n.id.clone(), c)))
+                .collect::<Vec<_>>();
+            (
+                bridges.filter(|(_, c)| !exists(c)).collect(),
+                cni.into_iter().filter(|(_, c)| !exists(c)).collect(),
+            )
         };
         for (network, container) in &stale {
             self.detach(network, container).await?;
         }
-        Ok(stale)
+        for (network, container) in &stale_cni {
+            self.detach_exited(network, container).await?;
+        }
+        Ok(stale.into_iter().chain(stale_cni).collect())
     }
 }
 

@@ -1,8 +1,10 @@
 //! [`Networks`]: the façade the engine calls. It owns one host netlink connection, the
 //! firewall table, the IPAM pools and the port table, behind one lock, so network operations
-//! are serialized; each undoes its finished steps when a later one fails.
+//! are serialized; each undoes its finished steps when a later one fails. Networks of the
+//! `cni` driver are handed to their CNI plugins instead (see `cni`).
 
 mod attach;
+mod cni;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,9 +17,12 @@ use ipnet::Ipv4Net;
 use tokio::sync::Mutex;
 
 pub use types::{
-    AttachRequest, Config, Endpoint, Network, NetworkError, NetworkSpec, OPT_BRIDGE_NAME, OPT_MTU,
+    AttachRequest, CniSpec, Config, Endpoint, Network, NetworkError, NetworkSpec, DRIVER_CNI,
+    OPT_BRIDGE_NAME, OPT_CNI_CONFLIST, OPT_MTU,
 };
 
+use crate::cni::cache::Cache as CniCache;
+use crate::cni::Cni;
 use crate::firewall::{Firewall, NetworkRules};
 use crate::ipam::{subnets, Ipam, Pool};
 use crate::netlink::Netlink;
@@ -33,6 +38,8 @@ pub struct Networks {
     netlink: Netlink,
     firewall: Firewall,
     records: PathBuf,
+    cni: Cni,
+    cni_cache: CniCache,
     state: Mutex<State>,
 }
 
@@ -51,6 +58,7 @@ impl Networks {
         let netlink = Netlink::host()?;
         let firewall = Firewall::new(&config.table)?;
         let records = config.state_dir.join("networks");
+        let cni_cache = CniCache::new(&config.state_dir.join("cni"));
         let mut ipam = Ipam::open(&config.state_dir.join("ipam"))?;
         let mut networks = BTreeMap::new();
         for path in persist::list(&records)? {
@@ -86,6 +94,8 @@ impl Networks {
             netlink,
             firewall,
             records,
+            cni: Cni::new(),
+            cni_cache,
             state: Mutex::new(State {
                 networks,
                 ipam,
@@ -93,10 +103,16 @@ impl Networks {
             }),
         };
         let networks: Vec<Network> = this.state.lock().await.networks.values().cloned().collect();
-        for network in &networks {
+        for network in networks.iter().filter(|n| n.cni.is_none()) {
             this.install(network).await?;
         }
         Ok(this)
+    }
+
+    /// Runs CNI plugins as `cni` says (plugin path, time limit); by default from `CNI_PATH`,
+    /// else [`crate::cni::DEFAULT_PATH`].
+    pub fn set_cni(&mut self, cni: Cni) {
+        self.cni = cni;
     }
 
     /// The nftables table this instance uses.
@@ -130,6 +146,11 @@ impl Networks {
             return Err(NetworkError::NameExists(name));
         }
         let id = random_id()?;
+        match spec.driver.as_str() {
+            "" | "bridge" => {}
+            DRIVER_CNI => return self.create_cni(&mut state, spec, id).await,
+            other => return Err(NetworkError::BadDriver(other.to_string())),
+        }
         let bridge = match spec.options.get(OPT_BRIDGE_NAME) {
             Some(bridge) => bridge.clone(),
             None => format!("br-{}", &id[..12]),
@@ -159,10 +180,19 @@ impl Networks {
             None => {
                 let mut in_use = self.netlink.ipv4_routes().await?;
                 in_use.extend(state.ipam.subnets());
+                in_use.extend(state.networks.values().filter_map(cni::cni_subnet));
                 subnets::choose(&in_use, spec.default_bridge)
                     .ok_or(crate::ipam::IpamError::NoDefaultPool)?
             }
         };
+        if state
+            .networks
+            .values()
+            .filter_map(cni::cni_subnet)
+            .any(|other| other.contains(&subnet) || subnet.contains(&other))
+        {
+            return Err(crate::ipam::IpamError::Overlap.into());
+        }
         let pool = Pool::new(subnet, spec.gateway, spec.ip_range)?;
         let network = Network {
             id: id.clone(),
@@ -179,6 +209,7 @@ impl Networks {
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            cni: None,
         };
         // Pool, record, then bridge and rules: a crash in between leaves a pool without a
         // record (dropped by `open`) or a record whose bridge and rules `open` installs.
@@ -203,6 +234,9 @@ impl Networks {
     pub async fn remove(&self, name_or_id: &str) -> Result<(), NetworkError> {
         let mut state = self.state.lock().await;
         let network = find(&state.networks, name_or_id)?.clone();
+        if network.cni.is_some() {
+            return self.remove_cni(&mut state, &network).await;
+        }
         let busy = state
             .ipam
             .pool(&network.id)

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+use crate::cni::{CniError, Dns};
 use crate::firewall::FirewallError;
 use crate::ipam::IpamError;
 use crate::netlink::NetlinkError;
@@ -18,6 +19,12 @@ use crate::sysctl::SysctlError;
 pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 /// Docker's driver option setting the MTU (`-o com.docker.network.driver.mtu=`).
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
+
+/// The driver option naming a CNI network configuration list file, for `--driver cni`
+/// (`-o cni.conflist=/etc/cni/net.d/x.conflist`); the file is read at create.
+pub const OPT_CNI_CONFLIST: &str = "cni.conflist";
+/// The driver of networks backed by a CNI configuration list.
+pub const DRIVER_CNI: &str = "cni";
 
 /// Where and how [`super::Networks`] keeps its state.
 #[derive(Debug, Clone)]
@@ -43,6 +50,9 @@ impl Config {
 pub struct NetworkSpec {
     /// Its name.
     pub name: String,
+    /// `--driver`: `bridge` (or empty) or [`DRIVER_CNI`] (which needs [`OPT_CNI_CONFLIST`]
+    /// and takes neither subnet, gateway, range nor `--internal`).
+    pub driver: String,
     /// `--subnet`; chosen from the default pools when absent.
     pub subnet: Option<Ipv4Net>,
     /// `--gateway`; the subnet's first address when absent.
@@ -68,9 +78,10 @@ pub struct Network {
     pub id: String,
     /// Its name.
     pub name: String,
-    /// Always `bridge` for now.
+    /// `bridge` or [`DRIVER_CNI`].
     pub driver: String,
-    /// The bridge interface.
+    /// The bridge interface; for a CNI network, the bridge its `bridge` plugin makes when no
+    /// such interface existed at create (deleted with the network), else empty.
     pub bridge: String,
     /// The subnet.
     pub subnet: Ipv4Net,
@@ -92,6 +103,18 @@ pub struct Network {
     pub mtu: u32,
     /// Creation time, seconds since the epoch.
     pub created: u64,
+    /// For a CNI network, its configuration list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<CniSpec>,
+}
+
+/// The configuration list of a CNI network, as read at create.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CniSpec {
+    /// The file it was read from.
+    pub source: PathBuf,
+    /// Its content.
+    pub conflist: String,
 }
 
 /// Attach a container's network namespace to a network (between runtime create and start).
@@ -134,6 +157,9 @@ pub struct Endpoint {
     pub mac: String,
     /// The published ports.
     pub ports: Vec<PublishedPort>,
+    /// DNS settings a CNI plugin gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<Dns>,
 }
 
 /// Why a network operation failed, in Docker's words where Docker has them.
@@ -194,6 +220,21 @@ pub enum NetworkError {
         /// The error.
         source: std::io::Error,
     },
+    /// `--driver` names no driver Berth has.
+    #[error("plugin \"{0}\" not found")]
+    BadDriver(String),
+    /// A CNI network was asked to publish ports.
+    #[error("port publishing is not supported on cni network {0}")]
+    CniPorts(String),
+    /// A CNI network was asked for something only bridge networks do.
+    #[error("{what} is not supported with the cni driver (the conflist's plugins decide)")]
+    CniUnsupported {
+        /// What.
+        what: &'static str,
+    },
+    /// A CNI configuration or plugin run failed.
+    #[error(transparent)]
+    Cni(#[from] CniError),
     /// Address management refused.
     #[error(transparent)]
     Ipam(#[from] IpamError),
