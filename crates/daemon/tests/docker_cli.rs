@@ -655,7 +655,10 @@ fn system_prune_removes_stopped_containers_and_unused_anonymous_volumes() {
     assert!(out.contains(anonymous.trim()), "{out}");
     assert!(!out.contains("vol1") && !out.contains("vol2"), "{out}");
     let volumes = d.ok(&["volume", "ls", "-q"]);
-    assert_eq!(volumes.split_whitespace().collect::<Vec<_>>(), ["vol1", "vol2"]);
+    assert_eq!(
+        volumes.split_whitespace().collect::<Vec<_>>(),
+        ["vol1", "vol2"]
+    );
     assert_eq!(d.ok(&["ps", "-a", "--format", "{{.Names}}"]).trim(), "kept");
     assert_eq!(
         d.ok(&["images", "--format", "{{.Repository}}"]).trim(),

@@ -12,7 +12,7 @@ mod common;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{skip, text, Daemon};
 
@@ -73,17 +73,6 @@ impl Cni {
         ips.sort();
         ips
     }
-}
-
-/// The address of `container` on `network`.
-fn ip_on(d: &Daemon, container: &str, network: &str) -> String {
-    let ip = d.ok(&[
-        "inspect",
-        "-f",
-        &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
-        container,
-    ]);
-    ip.trim().to_string()
 }
 
 #[test]
@@ -158,7 +147,7 @@ fn containers_on_a_cni_network_get_its_addresses_and_reach_each_other() {
         "sleep",
         "300",
     ]);
-    let a = ip_on(&d, "peer", "cninet");
+    let a = d.ip_on("peer", "cninet");
     assert!(a.starts_with(&format!("{}.", cni.net)), "{a}");
     d.ok(&[
         "exec",
@@ -168,23 +157,7 @@ fn containers_on_a_cni_network_get_its_addresses_and_reach_each_other() {
         "-c",
         "echo pong | nc -l -p 7000",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut answer = String::new();
-    while Instant::now() < deadline && answer.trim() != "pong" {
-        let out = d.docker(&[
-            "run",
-            "--rm",
-            "--network",
-            "cninet",
-            "bb:local",
-            "nc",
-            "-w",
-            "2",
-            &a,
-            "7000",
-        ]);
-        answer = text(&out).0;
-    }
+    let answer = d.nc_from("cninet", &a, "7000", "pong");
     assert_eq!(answer.trim(), "pong");
     let members = d.ok(&[
         "network",
@@ -223,7 +196,7 @@ fn containers_on_a_cni_network_get_its_addresses_and_reach_each_other() {
     // connect and disconnect a running container of the default bridge.
     d.ok(&["run", "-d", "--name", "other", "bb:local", "sleep", "300"]);
     d.ok(&["network", "connect", "cninet", "other"]);
-    let b = ip_on(&d, "other", "cninet");
+    let b = d.ip_on("other", "cninet");
     let eth1 = d.ok(&["exec", "other", "ip", "-4", "addr", "show", "eth1"]);
     assert!(eth1.contains(&format!("inet {b}/24")), "{eth1}");
     let out = d.ok(&["exec", "other", "ping", "-c", "1", "-W", "2", &a]);
@@ -238,7 +211,7 @@ fn containers_on_a_cni_network_get_its_addresses_and_reach_each_other() {
     // reservation, no bridge.
     d.kill9();
     d.spawn();
-    assert_eq!(ip_on(&d, "peer", "cninet"), a);
+    assert_eq!(d.ip_on("peer", "cninet"), a);
     d.ok(&["rm", "-f", "peer", "other"]);
     assert!(cni.reserved().is_empty(), "{:?}", cni.reserved());
     d.ok(&["network", "rm", "cninet"]);

@@ -7,13 +7,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{skip, text, Daemon};
+use common::{free_port, http_get, skip, text, Daemon};
 
 const COMPOSE: &str = "/usr/bin/docker-compose";
 
@@ -45,32 +43,6 @@ fn compose_ok(d: &Daemon, dir: &Path, project: &str, args: &[&str]) -> String {
         d.log()
     );
     stdout + &stderr
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An HTTP GET of `/` on 127.0.0.1:`port`, tried until it answers or 20 s pass.
-fn http_get(port: u16) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let sent = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
-            let mut body = String::new();
-            if sent.is_ok() && s.read_to_string(&mut body).is_ok() && !body.is_empty() {
-                return Some(body);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
 }
 
 #[test]

@@ -14,17 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::{skip, text, Daemon};
 
-/// The address of `container` on `network`.
-fn ip_on(d: &Daemon, container: &str, network: &str) -> String {
-    let ip = d.ok(&[
-        "inspect",
-        "-f",
-        &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
-        container,
-    ]);
-    ip.trim().to_string()
-}
-
 /// `nslookup NAME` in container `from` (exec); the addresses of the answer, if it had one.
 fn lookup(d: &Daemon, from: &str, name: &str) -> Option<Vec<String>> {
     let out = d.docker(&["exec", from, "nslookup", "-type=a", name]);
@@ -116,7 +105,7 @@ fn names_and_aliases_resolve_on_shared_networks_only() {
         "300",
     ]);
     d.ok(&["run", "-d", "--name", "legacy", "bb:local", "sleep", "300"]);
-    let ip = ip_on(&d, "web", "front");
+    let ip = d.ip_on("web", "front");
 
     let resolv = d.ok(&["exec", "client", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver 127.0.0.11\n"), "{resolv}");
@@ -139,7 +128,7 @@ fn names_and_aliases_resolve_on_shared_networks_only() {
     // Connected to `front` with an alias, the outsider finds web, and is found by its alias.
     d.ok(&["network", "connect", "--alias", "side", "front", "outsider"]);
     assert_eq!(lookup(&d, "outsider", "web"), Some(vec![ip.clone()]));
-    let side = ip_on(&d, "outsider", "front");
+    let side = d.ip_on("outsider", "front");
     assert_eq!(lookup(&d, "client", "side"), Some(vec![side]));
     d.ok(&["network", "disconnect", "front", "outsider"]);
     assert_eq!(lookup(&d, "client", "side"), None);
@@ -189,7 +178,7 @@ fn other_names_go_to_the_containers_dns_servers_also_after_a_daemon_restart() {
         "sleep",
         "300",
     ]);
-    let b = ip_on(&d, "cb", "net");
+    let b = d.ip_on("cb", "net");
 
     assert_eq!(
         lookup(&d, "ca", "outside.test"),

@@ -7,52 +7,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use common::{skip, text, Daemon};
-
-/// The address of `container` on `network`.
-fn ip_on(d: &Daemon, container: &str, network: &str) -> String {
-    let ip = d.ok(&[
-        "inspect",
-        "-f",
-        &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
-        container,
-    ]);
-    let ip = ip.trim().to_string();
-    assert!(ip.parse::<Ipv4Addr>().is_ok(), "no address: {ip:?}");
-    ip
-}
-
-/// A TCP port nothing on the host listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An HTTP GET of `/` on 127.0.0.1:`port`, tried until it answers or 20 s pass (the server
-/// in the container starts after `docker run -d` returns).
-fn http_get(port: u16) -> Option<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let sent = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
-            let mut body = String::new();
-            if sent.is_ok() && s.read_to_string(&mut body).is_ok() && !body.is_empty() {
-                return Some(body);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
+use common::{free_port, http_get, skip, text, Daemon};
 
 /// `docker run -d` of a busybox httpd serving `hello` on port 80, with `args` before the
 /// image.
@@ -96,7 +55,7 @@ fn peers_on_a_user_network_reach_each_other_and_other_networks_do_not() {
         "sleep",
         "300",
     ]);
-    let a = ip_on(&d, "peer", "front");
+    let a = d.ip_on("peer", "front");
     // TCP too: a server in `a`, a client in a neighbour.
     d.ok(&[
         "exec",
@@ -107,23 +66,7 @@ fn peers_on_a_user_network_reach_each_other_and_other_networks_do_not() {
         "echo pong | nc -l -p 7000",
     ]);
     assert!(pings(&d, &["--network", "front"], &a));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut answer = String::new();
-    while Instant::now() < deadline && answer.trim() != "pong" {
-        let out = d.docker(&[
-            "run",
-            "--rm",
-            "--network",
-            "front",
-            "bb:local",
-            "nc",
-            "-w",
-            "2",
-            &a,
-            "7000",
-        ]);
-        answer = text(&out).0;
-    }
+    let answer = d.nc_from("front", &a, "7000", "pong");
     assert_eq!(answer.trim(), "pong");
     // Another user network and the default bridge are isolated from it.
     assert!(!pings(&d, &["--network", "back"], &a));
@@ -161,7 +104,7 @@ fn peers_on_a_user_network_reach_each_other_and_other_networks_do_not() {
     );
     // `network connect` of the running container to `back`: reachable there too, as eth1.
     d.ok(&["network", "connect", "back", "peer"]);
-    let a_back = ip_on(&d, "peer", "back");
+    let a_back = d.ip_on("peer", "back");
     assert!(pings(&d, &["--network", "back"], &a_back));
     let links = d.ok(&["exec", "peer", "ip", "-o", "-4", "addr"]);
     assert!(
@@ -421,7 +364,7 @@ fn container_mode_shares_the_stack_and_none_has_only_loopback() {
         "sleep",
         "300",
     ]);
-    let base = ip_on(&d, "base", "bridge");
+    let base = d.ip_on("base", "bridge");
     let shared = d.ok(&[
         "run",
         "--rm",
@@ -726,7 +669,7 @@ fn bad_network_requests_get_dockers_errors_and_change_nothing() {
         "sleep",
         "300",
     ]);
-    let ip = ip_on(&d, "user", "taken");
+    let ip = d.ip_on("user", "taken");
     let out = d.docker(&["network", "rm", "taken"]);
     assert_eq!(out.status.code(), Some(1));
     let (_, err) = text(&out);
@@ -735,7 +678,7 @@ fn bad_network_requests_get_dockers_errors_and_change_nothing() {
         "{err}"
     );
     assert!(err.contains("has active endpoints"), "{err}");
-    assert_eq!(ip_on(&d, "user", "taken"), ip);
+    assert_eq!(d.ip_on("user", "taken"), ip);
     for builtin in ["bridge", "host", "none"] {
         let out = d.docker(&["network", "rm", builtin]);
         assert!(
@@ -788,7 +731,7 @@ fn bad_network_requests_get_dockers_errors_and_change_nothing() {
         "{}",
         text(&out).1
     );
-    assert_eq!(ip_on(&d, "user", "taken"), ip);
+    assert_eq!(d.ip_on("user", "taken"), ip);
     // Removed once unused; prune takes the unused ones and keeps the default ones.
     d.ok(&["rm", "-f", "user"]);
     d.ok(&["network", "rm", "taken"]);
@@ -812,7 +755,7 @@ fn endpoints_survive_a_daemon_restart_and_those_of_dead_containers_are_released(
     let keep = format!("127.0.0.1:{p1}:80");
     let lose = format!("127.0.0.1:{p2}:80");
     httpd(&d, &["--name", "web", "-p", &keep]);
-    let ip = ip_on(&d, "web", "bridge");
+    let ip = d.ip_on("web", "bridge");
     d.ok(&[
         "run", "-d", "--name", "gone", "-p", &lose, "bb:local", "sleep", "300",
     ]);
@@ -841,7 +784,7 @@ fn endpoints_survive_a_daemon_restart_and_those_of_dead_containers_are_released(
         std::thread::sleep(Duration::from_millis(20));
     }
     d.spawn();
-    assert_eq!(ip_on(&d, "web", "bridge"), ip);
+    assert_eq!(d.ip_on("web", "bridge"), ip);
     assert_eq!(
         http_get(p1).as_deref().map(|b| b.contains("hello")),
         Some(true)

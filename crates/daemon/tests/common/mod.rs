@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses some of these
 
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -207,6 +209,42 @@ impl Daemon {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// The address of `container` on `network`.
+    pub fn ip_on(&self, container: &str, network: &str) -> String {
+        let ip = self.ok(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+            container,
+        ]);
+        let ip = ip.trim().to_string();
+        assert!(ip.parse::<Ipv4Addr>().is_ok(), "no address: {ip:?}");
+        ip
+    }
+
+    /// What `nc IP PORT` in a new container on `network` reads, tried until it is `expected`
+    /// or 20 s pass (the server in the other container may not listen yet).
+    pub fn nc_from(&self, network: &str, ip: &str, port: &str, expected: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut answer = String::new();
+        while Instant::now() < deadline && answer.trim() != expected {
+            let out = self.docker(&[
+                "run",
+                "--rm",
+                "--network",
+                network,
+                "bb:local",
+                "nc",
+                "-w",
+                "2",
+                ip,
+                port,
+            ]);
+            answer = text(&out).0;
+        }
+        answer
+    }
+
     /// Imports the busybox fixture as `name` (through `docker import`).
     pub fn busybox(&self, name: &str) {
         let rootfs = tempfile::tempdir().unwrap();
@@ -287,4 +325,32 @@ pub fn text(out: &Output) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A TCP port nothing on the host listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP GET of `/` on 127.0.0.1:`port`, tried until it answers or 20 s pass (the server
+/// in the container starts after `docker run -d` returns).
+pub fn http_get(port: u16) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let sent = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut body = String::new();
+            if sent.is_ok() && s.read_to_string(&mut body).is_ok() && !body.is_empty() {
+                return Some(body);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
 }
