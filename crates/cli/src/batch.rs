@@ -1,12 +1,14 @@
 //! Commands that act on several names with one request each, as docker's do (`stop a b`,
 //! `rm -f a b`, `network rm n m`): each name that succeeds is printed, each error is reported,
-//! and the command exits 1 if any failed.
+//! and the command exits 1 if any failed; and `inspect` of several objects of one kind.
 
 use anyhow::Result;
 use berth_api::client::Client;
 use hyper::Method;
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::status;
+use crate::{fmt, status};
 
 /// Calls `request(name)` (method, path, query) for every name in turn. With `missing_ok`, a
 /// name that does not exist is neither printed nor an error (`rm -f`).
@@ -30,6 +32,47 @@ pub async fn each(
     }
     if failed {
         return Err(status(1, None));
+    }
+    Ok(0)
+}
+
+/// `KIND inspect [-f FORMAT] NAME...` (`GET {path}/NAME` each): the objects found as a JSON
+/// array indented as the docker CLI does, or each through the template; then the errors of
+/// the others, and exit 1 if there were any.
+pub async fn inspect(
+    client: &Client,
+    path: &str,
+    names: &[String],
+    format: Option<&str>,
+) -> Result<i32> {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for name in names {
+        match client
+            .get_json::<Value>(&format!("{path}/{name}"), "")
+            .await
+        {
+            Ok(v) => found.push(v),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match format {
+        Some(f) => {
+            let t = fmt::Template::parse(f)?;
+            for v in &found {
+                println!("{}", t.render(v)?);
+            }
+        }
+        None => {
+            let mut out = Vec::new();
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+            Value::Array(found).serialize(&mut ser)?;
+            println!("{}", String::from_utf8_lossy(&out));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(status(1, Some(errors.join("\n"))));
     }
     Ok(0)
 }

@@ -283,42 +283,7 @@ async fn ls(client: &Client, o: &LsOpts) -> Result<i32> {
 }
 
 async fn inspect(client: &Client, o: &InspectOpts) -> Result<i32> {
-    let mut found = Vec::new();
-    let mut failed = false;
-    for name in &o.networks {
-        match client
-            .get_json::<Value>(&format!("/networks/{name}"), "")
-            .await
-        {
-            Ok(v) => found.push(v),
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    match &o.format {
-        Some(f) => {
-            let t = fmt::Template::parse(f)?;
-            for v in &found {
-                println!("{}", t.render(v)?);
-            }
-        }
-        None => println!("{}", pretty(&Value::Array(found))?),
-    }
-    if failed {
-        return Err(status(1, None));
-    }
-    Ok(0)
-}
-
-/// JSON indented by four spaces, as the docker CLI prints it.
-fn pretty(v: &Value) -> Result<String> {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    v.serialize(&mut ser)?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    crate::batch::inspect(client, "/networks", &o.networks, o.format.as_deref()).await
 }
 
 async fn rm(client: &Client, o: &RmOpts) -> Result<i32> {

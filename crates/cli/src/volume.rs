@@ -8,7 +8,6 @@ use anyhow::Result;
 use berth_api::client::{encode_query, Client};
 use clap::{Args, Subcommand};
 use hyper::Method;
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::container::create::kv_map;
@@ -231,40 +230,7 @@ async fn ls(client: &Client, o: &LsOpts) -> Result<i32> {
 }
 
 async fn inspect(client: &Client, o: &InspectOpts) -> Result<i32> {
-    let mut found = Vec::new();
-    let mut errors = Vec::new();
-    for name in &o.volumes {
-        match client
-            .get_json::<Value>(&format!("/volumes/{name}"), "")
-            .await
-        {
-            Ok(v) => found.push(v),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    match &o.format {
-        Some(f) => {
-            let t = fmt::Template::parse(f)?;
-            for v in &found {
-                println!("{}", t.render(v)?);
-            }
-        }
-        None => println!("{}", pretty(&Value::Array(found))?),
-    }
-    if !errors.is_empty() {
-        // as docker: the errors after what was found
-        return Err(status(1, Some(errors.join("\n"))));
-    }
-    Ok(0)
-}
-
-/// JSON indented by four spaces, as the docker CLI prints it.
-fn pretty(v: &Value) -> Result<String> {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    v.serialize(&mut ser)?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    crate::batch::inspect(client, "/volumes", &o.volumes, o.format.as_deref()).await
 }
 
 async fn rm(client: &Client, o: &RmOpts) -> Result<i32> {
