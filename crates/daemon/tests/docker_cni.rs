@@ -4,20 +4,23 @@
 //! cni -o cni.conflist=PATH`), with Debian's containernetworking-plugins (`bridge`,
 //! `host-local`): containers get addresses from the conflist's subnet and its DNS, reach each
 //! other, connect and disconnect; bad conflists are refused with a 400 and nothing made; and
-//! removal (also after a `kill -9` of berthd) leaves no bridge or address reservation behind. The conflist's bridge, subnet and
-//! host-local data directory are this test process's own.
+//! removal (also after a `kill -9` of berthd) leaves no bridge or address reservation behind;
+//! with `portmap` in the list, published ports answer on the host's address and removal takes
+//! portmap's rules. The conflist's bridge, subnet and host-local data directory are this test
+//! process's own.
 
 mod common;
 
 use std::io::{Read, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{skip, text, Daemon};
+use common::{free_port, host_address, http_get_at, portmap_rules, skip, text, Daemon};
 
-fn plugins_missing() -> bool {
-    let missing = !["bridge", "host-local"]
+fn plugins_missing(plugins: &[&str]) -> bool {
+    let missing = !plugins
         .iter()
         .all(|p| Path::new("/usr/lib/cni").join(p).exists());
     if missing {
@@ -26,8 +29,8 @@ fn plugins_missing() -> bool {
     missing
 }
 
-/// A CNI world of one test: bridge `bcni<pid>`, subnet `10.214.<100 + pid % 100>.0/24`,
-/// host-local's data under the daemon's directory.
+/// A CNI world of one test: bridge `bcni<tag><pid>`, subnet `10.214.<third>.0/24`, host-local's
+/// data under the daemon's directory, `extra` plugins after the bridge.
 struct Cni {
     bridge: String,
     /// The subnet's first three octets (`10.214.N`).
@@ -37,11 +40,11 @@ struct Cni {
 }
 
 impl Cni {
-    fn new(d: &Daemon) -> Cni {
+    fn new(d: &Daemon, tag: &str, third: u32, extra: &str) -> Cni {
         let pid = std::process::id();
         let cni = Cni {
-            bridge: format!("bcni{}", pid % 1_000_000),
-            net: format!("10.214.{}", 100 + pid % 100),
+            bridge: format!("bcni{tag}{}", pid % 1_000_000),
+            net: format!("10.214.{third}"),
             data_dir: d.dir.join("host-local"),
             conflist: d.dir.join("cninet.conflist"),
         };
@@ -50,7 +53,7 @@ impl Cni {
                 {{"type": "bridge", "bridge": "{bridge}", "isGateway": true, "ipMasq": false,
                   "dns": {{"nameservers": ["{net}.53"], "search": ["cni.test"]}},
                   "ipam": {{"type": "host-local", "dataDir": "{data}", "subnet": "{net}.0/24",
-                            "routes": [{{"dst": "0.0.0.0/0"}}]}}}}]}}"#,
+                            "routes": [{{"dst": "0.0.0.0/0"}}]}}}}{extra}]}}"#,
             bridge = cni.bridge,
             net = cni.net,
             data = cni.data_dir.display(),
@@ -77,12 +80,12 @@ impl Cni {
 
 #[test]
 fn containers_on_a_cni_network_get_its_addresses_and_reach_each_other() {
-    if skip() || plugins_missing() {
+    if skip() || plugins_missing(&["bridge", "host-local"]) {
         return;
     }
     let mut d = Daemon::start();
     d.busybox("bb:local");
-    let cni = Cni::new(&d);
+    let cni = Cni::new(&d, "", 100 + std::process::id() % 100, "");
     let opt = format!("cni.conflist={}", cni.conflist.display());
     d.ok(&["network", "create", "--driver", "cni", "-o", &opt, "cninet"]);
     // The record keeps the conflist's content.
@@ -221,6 +224,93 @@ fn containers_on_a_cni_network_get_its_addresses_and_reach_each_other() {
         .is_empty());
 }
 
+#[test]
+fn published_ports_on_a_cni_network_go_through_portmap() {
+    if skip() || plugins_missing(&["bridge", "host-local", "portmap"]) {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.busybox("bb:local");
+    let portmap = r#", {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}"#;
+    let cni = Cni::new(&d, "p", 200 + std::process::id() % 50, portmap);
+    let opt = format!("cni.conflist={}", cni.conflist.display());
+    d.ok(&["network", "create", "--driver", "cni", "-o", &opt, "cninet"]);
+
+    // The daemon's drop removes the container: its DEL takes portmap's rules.
+    let port = free_port();
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "cninet",
+            "-p",
+            &format!("{port}:80"),
+            "bb:local",
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www",
+        ])
+        .trim()
+        .to_string();
+    let body = http_get_at(host_address(), port).expect("no answer on the host's address");
+    assert!(body.ends_with("hello\n"), "{body}");
+    let gateway: Ipv4Addr = format!("{}.1", cni.net).parse().unwrap();
+    let body = http_get_at(gateway, port).expect("no answer on the gateway");
+    assert!(body.ends_with("hello\n"), "{body}");
+    assert_eq!(
+        d.ok(&["port", "web", "80"]).trim(),
+        format!("0.0.0.0:{port}")
+    );
+    let ps = d.ok(&["ps", "--format", "{{.Ports}}", "--filter", "name=web"]);
+    assert_eq!(ps.trim(), format!("0.0.0.0:{port}->80/tcp"));
+    assert!(!portmap_rules(&id).is_empty());
+
+    // The port is taken: another container cannot have it, and its failed start runs no
+    // plugin.
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "cninet",
+        "-p",
+        &format!("{port}:80"),
+        "bb:local",
+        "true",
+    ]);
+    assert!(
+        text(&out).1.contains("port is already allocated"),
+        "{}",
+        text(&out).1
+    );
+
+    // After a kill -9 of berthd, the record gives DEL its mappings: rm takes the rules.
+    d.kill9();
+    d.spawn();
+    assert_eq!(
+        d.ok(&["port", "web", "80"]).trim(),
+        format!("0.0.0.0:{port}")
+    );
+    d.ok(&["rm", "-f", "web"]);
+    assert_eq!(portmap_rules(&id), Vec::<String>::new());
+    assert!(cni.reserved().is_empty(), "{:?}", cni.reserved());
+    // The port is free again.
+    d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "cninet",
+        "-p",
+        &format!("{port}:80"),
+        "bb:local",
+        "true",
+    ]);
+    d.ok(&["network", "rm", "cninet"]);
+    assert!(!Path::new("/sys/class/net").join(&cni.bridge).exists());
+}
+
 /// `POST /networks/create` with `body`: the status code and the body.
 fn create_raw(d: &Daemon, body: &str) -> (u16, String) {
     let mut s = UnixStream::connect(&d.socket).unwrap();
@@ -243,7 +333,7 @@ fn create_raw(d: &Daemon, body: &str) -> (u16, String) {
 
 #[test]
 fn bad_cni_conflists_are_refused_and_nothing_is_made() {
-    if skip() || plugins_missing() {
+    if skip() || plugins_missing(&["bridge", "host-local"]) {
         return;
     }
     let d = Daemon::start();

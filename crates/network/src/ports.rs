@@ -180,6 +180,19 @@ impl PortTable {
         Ok(port)
     }
 
+    /// Frees `ports` (those of a CNI attachment, whose container address may be shared with
+    /// another network's).
+    pub fn remove(&mut self, ports: &[PublishedPort]) {
+        for port in ports {
+            if let Some(entry) = self.by_port.get_mut(&(port.proto, port.host_port)) {
+                entry.retain(|p| p != port);
+                if entry.is_empty() {
+                    self.by_port.remove(&(port.proto, port.host_port));
+                }
+            }
+        }
+    }
+
     /// Frees and returns every port published to `container_ip`.
     pub fn release(&mut self, container_ip: Ipv4Addr) -> Vec<PublishedPort> {
         let mut freed = Vec::new();
@@ -272,7 +285,12 @@ mod tests {
         assert!(table.reserve(B, &both).is_err());
         assert_eq!(table.all().count(), 1);
         assert_eq!(table.release(A).len(), 1);
-        assert_eq!(table.reserve(B, &both).unwrap().len(), 2);
+        let given = table.reserve(B, &both).unwrap();
+        assert_eq!(given.len(), 2);
+        table.remove(&given[..1]);
+        assert_eq!(table.all().collect::<Vec<_>>(), vec![&given[1]]);
+        table.remove(&given);
+        assert_eq!(table.all().count(), 0);
     }
 
     #[test]

@@ -5,101 +5,32 @@
 //! the namespace is gone), and a failing plugin's error comes back with nothing left behind.
 //! Each test's bridge is named with its [`Env`] prefix, so `Env`'s drop removes it.
 
+mod cnikit;
 mod common;
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use berth_network::cni::{Cni, CniError, DEFAULT_PATH};
-use berth_network::{
-    Network, NetworkError, NetworkSpec, PortBinding, Proto, DRIVER_CNI, OPT_CNI_CONFLIST,
+use berth_network::PublishedPort;
+use berth_network::{NetworkError, NetworkSpec, PortBinding, Proto, DRIVER_CNI};
+use cnikit::{
+    conflist, create, free_port, host_address, persisted, plugins_or_skip, portmap_rules, ports_of,
+    reserved, DelGuard,
 };
-use common::{root_or_skip, tcp_get, tcp_server, Env};
+use common::{tcp_get, tcp_server, udp_get, udp_server, Env};
 
-fn plugins_or_skip(test: &str) -> bool {
-    if !root_or_skip(test) {
-        return false;
-    }
-    let found = ["bridge", "host-local"]
-        .iter()
-        .all(|p| Path::new("/usr/lib/cni").join(p).exists());
-    if !found {
-        println!("skipped {test}: needs containernetworking-plugins in /usr/lib/cni");
-    }
-    found
-}
-
-/// A conflist file in the test's directory: a `bridge` plugin on `bridge` (gateway, no
-/// masquerade) with `host-local` handing out `first`..`last` of `subnet`, then `extra`
-/// plugins.
-fn conflist(
-    env: &Env,
-    file: &str,
-    bridge: &str,
-    subnet: &str,
-    range: (u8, u8),
-    extra: &str,
-) -> PathBuf {
-    let net: ipnet::Ipv4Net = subnet.parse().unwrap();
-    let [a, b, c, _] = net.network().octets();
-    let text = format!(
-        r#"{{"cniVersion": "1.0.0", "name": "{name}-{file}", "plugins": [
-            {{"type": "bridge", "bridge": "{bridge}", "isGateway": true, "ipMasq": false,
-              "ipam": {{"type": "host-local", "dataDir": "{data}",
-                        "ranges": [[{{"subnet": "{subnet}", "rangeStart": "{a}.{b}.{c}.{first}",
-                                      "rangeEnd": "{a}.{b}.{c}.{last}"}}]],
-                        "routes": [{{"dst": "0.0.0.0/0"}}]}}}}{extra}]}}"#,
-        name = env.prefix,
-        data = env.dir.path().join("host-local").display(),
-        first = range.0,
-        last = range.1,
-    );
-    let path = env.dir.path().join(format!("{file}.conflist"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// The addresses host-local holds for the conflist `file`.
-fn reserved(env: &Env, file: &str) -> Vec<Ipv4Addr> {
-    let dir = env
-        .dir
-        .path()
-        .join("host-local")
-        .join(format!("{}-{file}", env.prefix));
-    let mut ips: Vec<Ipv4Addr> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    ips.sort();
-    ips
-}
-
-/// The interfaces enslaved to `bridge`.
-fn ports_of(bridge: &str) -> Vec<String> {
-    std::fs::read_dir(format!("/sys/class/net/{bridge}/brif"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect()
-}
-
-async fn create(env: &Env, name: &str, conflist: &Path) -> Result<Network, NetworkError> {
-    env.nets
-        .create(NetworkSpec {
-            name: name.to_string(),
-            driver: DRIVER_CNI.to_string(),
-            options: [(OPT_CNI_CONFLIST.to_string(), conflist.display().to_string())].into(),
-            ..NetworkSpec::default()
-        })
-        .await
-}
+/// The plugins of the plain tests.
+const BRIDGE: &[&str] = &["bridge", "host-local"];
 
 #[tokio::test]
 async fn cni_bridge_connects_namespaces_and_gives_addresses_back() {
-    if !plugins_or_skip("cni_bridge_connects_namespaces_and_gives_addresses_back") {
+    if !plugins_or_skip(
+        "cni_bridge_connects_namespaces_and_gives_addresses_back",
+        BRIDGE,
+    ) {
         return;
     }
     let mut env = Env::new("c").await;
@@ -163,9 +94,11 @@ async fn cni_bridge_connects_namespaces_and_gives_addresses_back() {
         .attach("cninet", "ctr-c", &c, vec![port])
         .await
         .unwrap_err();
-    assert_eq!(
-        ports.to_string(),
-        "port publishing is not supported on cni network cninet"
+    assert!(
+        ports
+            .to_string()
+            .starts_with("port publishing is not supported on cni network cninet: "),
+        "{ports}"
     );
     let busy = env.nets.remove("cninet").await.unwrap_err();
     assert!(
@@ -196,9 +129,138 @@ async fn cni_bridge_connects_namespaces_and_gives_addresses_back() {
     assert!(!env.dir.path().join("state/cni").join(&net.id).exists());
 }
 
+fn tcp(host_port: Option<u16>, container_port: u16) -> PortBinding {
+    PortBinding {
+        proto: Proto::Tcp,
+        host_ip: None,
+        host_port,
+        container_port,
+    }
+}
+
+#[tokio::test]
+async fn portmap_publishes_ports_and_del_removes_its_rules() {
+    if !plugins_or_skip(
+        "portmap_publishes_ports_and_del_removes_its_rules",
+        &["bridge", "host-local", "portmap"],
+    ) {
+        return;
+    }
+    let mut env = Env::new("p").await;
+    let bridge = env.bridge(0);
+    let extra = r#", {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}"#;
+    let file = conflist(&env, "pm", &bridge, "10.214.4.0/24", (2, 20), extra);
+    let net = create(&env, "pmnet", &file).await.unwrap();
+    // Runs DEL for whatever is still attached when the test ends, before `env`'s cleanup.
+    let _del = DelGuard::new(&env, &net);
+
+    let (a, b, c) = (env.netns("a"), env.netns("b"), env.netns("c"));
+    let _servers = [
+        tcp_server(&a, 7000, "from a"),
+        tcp_server(&b, 7000, "from b"),
+        udp_server(&a, 7001, "udp from a"),
+    ];
+    let (p, q) = (free_port(), free_port());
+    let udp = PortBinding {
+        proto: Proto::Udp,
+        host_ip: None,
+        host_port: Some(q),
+        container_port: 7001,
+    };
+    let ea = env
+        .attach("pmnet", "ctr-pa", &a, vec![tcp(Some(p), 7000), udp])
+        .await
+        .unwrap();
+    let published = |proto, host_port, container_port| PublishedPort {
+        proto,
+        host_ip: Ipv4Addr::UNSPECIFIED,
+        host_port,
+        container_ip: ea.ip,
+        container_port,
+    };
+    assert_eq!(
+        ea.ports,
+        [
+            published(Proto::Tcp, p, 7000),
+            published(Proto::Udp, q, 7001)
+        ]
+    );
+    let rules = portmap_rules("ctr-pa");
+    assert!(
+        rules.iter().any(|r| r.contains("DNAT")),
+        "no DNAT rule: {rules:?}"
+    );
+
+    // From the host: to the bridge's gateway, to the host's own address, and (portmap sets
+    // route_localnet on the bridge and masquerades 127.0.0.1 with snat) to 127.0.0.1.
+    let gateway = ea.gateway;
+    assert_eq!(tcp_get(None, gateway, p).unwrap(), "from a");
+    assert_eq!(tcp_get(None, host_address(), p).unwrap(), "from a");
+    assert_eq!(tcp_get(None, Ipv4Addr::LOCALHOST, p).unwrap(), "from a");
+    assert_eq!(udp_get(gateway, q).unwrap(), "udp from a");
+
+    // The port table is the bridges': a taken port is refused before any plugin runs, a
+    // random one comes from the ephemeral range.
+    let taken = env
+        .attach("pmnet", "ctr-pb", &b, vec![tcp(Some(p), 7000)])
+        .await
+        .unwrap_err();
+    assert!(
+        taken.to_string().contains("port is already allocated"),
+        "{taken}"
+    );
+    assert_eq!(reserved(&env, "pm"), vec![ea.ip]);
+    let eb = env
+        .attach("pmnet", "ctr-pb", &b, vec![tcp(None, 7000)])
+        .await
+        .unwrap();
+    let r = eb.ports[0].host_port;
+    assert!(r != p && r >= 1024, "{:?}", eb.ports);
+    assert_eq!(tcp_get(None, gateway, r).unwrap(), "from b");
+
+    // After a restart the ports are still taken (from the records), and DEL gets the
+    // mappings from its record: the rules go.
+    env.reopen().await;
+    let taken = env
+        .attach("pmnet", "ctr-pc", &c, vec![tcp(Some(r), 7000)])
+        .await
+        .unwrap_err();
+    assert!(
+        taken.to_string().contains("port is already allocated"),
+        "{taken}"
+    );
+    env.nets.detach("pmnet", "ctr-pa").await.unwrap();
+    assert_eq!(portmap_rules("ctr-pa"), Vec::<String>::new());
+    assert!(tcp_get(None, gateway, p).is_err());
+    // With the namespace gone, DEL still removes them.
+    assert!(!portmap_rules("ctr-pb").is_empty());
+    nix::mount::umount2(&b, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    env.nets.detach_exited("pmnet", "ctr-pb").await.unwrap();
+    assert_eq!(portmap_rules("ctr-pb"), Vec::<String>::new());
+
+    // The ports are free again.
+    let ec = env
+        .attach(
+            "pmnet",
+            "ctr-pc",
+            &c,
+            vec![tcp(Some(p), 7000), tcp(Some(r), 7002)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ec.ports.len(), 2);
+    env.nets.detach("pmnet", "ctr-pc").await.unwrap();
+    assert_eq!(portmap_rules("ctr-pc"), Vec::<String>::new());
+    assert!(reserved(&env, "pm").is_empty());
+    env.nets.remove("pmnet").await.unwrap();
+}
+
 #[tokio::test]
 async fn a_failing_plugin_gives_its_error_and_leaves_nothing() {
-    if !plugins_or_skip("a_failing_plugin_gives_its_error_and_leaves_nothing") {
+    if !plugins_or_skip(
+        "a_failing_plugin_gives_its_error_and_leaves_nothing",
+        BRIDGE,
+    ) {
         return;
     }
     let mut env = Env::new("f").await;
@@ -251,7 +313,7 @@ async fn a_failing_plugin_gives_its_error_and_leaves_nothing() {
 
 #[tokio::test]
 async fn bad_conflists_are_refused_and_nothing_is_stored() {
-    if !plugins_or_skip("bad_conflists_are_refused_and_nothing_is_stored") {
+    if !plugins_or_skip("bad_conflists_are_refused_and_nothing_is_stored", BRIDGE) {
         return;
     }
     let env = Env::new("b").await;
@@ -301,13 +363,4 @@ async fn bad_conflists_are_refused_and_nothing_is_stored() {
     );
     assert!(env.nets.list().await.is_empty());
     assert!(persisted(dir).is_empty());
-}
-
-/// The network records on disk.
-fn persisted(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir.join("state/networks"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect()
 }

@@ -339,8 +339,13 @@ pub fn free_port() -> u16 {
 /// An HTTP GET of `/` on 127.0.0.1:`port`, tried until it answers or 20 s pass (the server
 /// in the container starts after `docker run -d` returns).
 pub fn http_get(port: u16) -> Option<String> {
+    http_get_at(Ipv4Addr::LOCALHOST, port)
+}
+
+/// [`http_get`] on `ip`:`port`.
+pub fn http_get_at(ip: Ipv4Addr, port: u16) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let addr = SocketAddr::from((ip, port));
     while Instant::now() < deadline {
         if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -353,4 +358,38 @@ pub fn http_get(port: u16) -> Option<String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     None
+}
+
+/// The lines of `iptables-save` that are `portmap`'s for `container`: its rules in
+/// `CNI-HOSTPORT-DNAT` (their comment names the container) and the per-container chains they
+/// jump to.
+pub fn portmap_rules(container: &str) -> Vec<String> {
+    let out = Command::new("iptables-save").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tag = format!("id: \\\"{container}\\\"");
+    let chains: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(&tag))
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-j").nth(1))
+        .filter(|c| c.starts_with("CNI-DN-"))
+        .map(str::to_string)
+        .collect();
+    text.lines()
+        .filter(|l| l.contains(&tag) || chains.iter().any(|c| l.contains(c.as_str())))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The host's address on its default route.
+pub fn host_address() -> Ipv4Addr {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "route", "get", "1.1.1.1"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "src")
+        .nth(1)
+        .and_then(|ip| ip.parse().ok())
+        .expect("the host has an IPv4 default route")
 }

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{CniError, Invocation};
+use super::{conf, CniError, Invocation};
 use crate::persist;
+use crate::ports::PublishedPort;
 
 /// One container's attachment to a CNI network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,16 +27,28 @@ pub struct Attachment {
     /// The result of ADD (None while it runs).
     #[serde(default)]
     pub result: Option<Value>,
+    /// The published ports, passed as the `portMappings` capability; their container address
+    /// is unspecified until ADD gave one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PublishedPort>,
 }
 
 impl Attachment {
     /// The plugins' view of it.
     pub fn invocation(&self) -> Invocation {
+        let mut runtime_config = serde_json::Map::new();
+        if !self.ports.is_empty() {
+            runtime_config.insert(
+                conf::CAP_PORT_MAPPINGS.to_string(),
+                conf::port_mappings(&self.ports),
+            );
+        }
         Invocation {
             container_id: self.container_id.clone(),
             netns: self.netns.clone(),
             ifname: self.ifname.clone(),
             args: self.args.clone(),
+            runtime_config,
         }
     }
 }
@@ -130,7 +143,18 @@ mod tests {
             ifname: "eth0".into(),
             args: String::new(),
             result: Some(serde_json::json!({"cniVersion": "1.0.0"})),
+            ports: vec![PublishedPort {
+                proto: crate::ports::Proto::Tcp,
+                host_ip: std::net::Ipv4Addr::UNSPECIFIED,
+                host_port: 8080,
+                container_ip: std::net::Ipv4Addr::new(10, 9, 0, 2),
+                container_port: 80,
+            }],
         };
+        assert_eq!(
+            a.invocation().runtime_config["portMappings"][0]["hostPort"],
+            8080
+        );
         assert_eq!(cache.get("n1", "c1").unwrap(), None);
         cache.put("n1", &a).unwrap();
         assert_eq!(cache.get("n1", "c1").unwrap(), Some(a.clone()));

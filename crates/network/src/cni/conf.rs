@@ -9,6 +9,10 @@ use ipnet::Ipv4Net;
 use serde_json::{Map, Value};
 
 use super::CniError;
+use crate::ports::PublishedPort;
+
+/// The capability of port-mapping plugins (`portmap`).
+pub const CAP_PORT_MAPPINGS: &str = "portMappings";
 
 /// The configuration versions accepted (results of 0.3.x and 0.4.0 have the shape of 1.0.0's
 /// as far as Berth reads them).
@@ -30,6 +34,34 @@ pub struct ConfList {
 /// The `type` of a plugin configuration ([`ConfList::parse`] checked there is one).
 pub fn plugin_type(plugin: &Map<String, Value>) -> &str {
     plugin.get("type").and_then(Value::as_str).unwrap_or("")
+}
+
+/// Whether a plugin configuration declares capability `cap` (`"capabilities": {cap: true}`).
+pub fn has_capability(plugin: &Map<String, Value>, cap: &str) -> bool {
+    plugin
+        .get("capabilities")
+        .and_then(|c| c.get(cap))
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+}
+
+/// The `runtimeConfig` entry of the `portMappings` capability for `ports`: `[{"hostPort",
+/// "containerPort", "protocol", "hostIP"}]` (no `hostIP` for all addresses).
+pub fn port_mappings(ports: &[PublishedPort]) -> Value {
+    ports
+        .iter()
+        .map(|p| {
+            let mut m = serde_json::json!({
+                "hostPort": p.host_port,
+                "containerPort": p.container_port,
+                "protocol": p.proto.as_str(),
+            });
+            if !p.host_ip.is_unspecified() {
+                m["hostIP"] = Value::String(p.host_ip.to_string());
+            }
+            m
+        })
+        .collect()
 }
 
 impl ConfList {
@@ -99,9 +131,16 @@ impl ConfList {
         })
     }
 
-    /// What plugin `index` reads on stdin: its configuration with `name`, `cniVersion` and
-    /// (when there is one) `prevResult` put in.
-    pub fn plugin_config(&self, index: usize, prev: Option<&Value>) -> Value {
+    /// What plugin `index` reads on stdin: its configuration with `name`, `cniVersion`,
+    /// (when there is one) `prevResult`, and the entries of `runtime` for the capabilities it
+    /// declares (`"capabilities": {"portMappings": true}`) as its `runtimeConfig`, as the
+    /// spec's "dynamic plugin-specific fields" have it: a plugin declaring none gets none.
+    pub fn plugin_config(
+        &self,
+        index: usize,
+        prev: Option<&Value>,
+        runtime: &Map<String, Value>,
+    ) -> Value {
         let mut config = self.plugins.get(index).cloned().unwrap_or_default();
         config.insert("name".into(), Value::String(self.name.clone()));
         config.insert("cniVersion".into(), Value::String(self.cni_version.clone()));
@@ -109,7 +148,25 @@ impl ConfList {
             Some(prev) => config.insert("prevResult".into(), prev.clone()),
             None => config.remove("prevResult"),
         };
+        let given: Map<String, Value> = runtime
+            .iter()
+            .filter(|(cap, _)| has_capability(&config, cap))
+            .map(|(cap, value)| (cap.clone(), value.clone()))
+            .collect();
+        if !given.is_empty() {
+            let mut merged = match config.remove("runtimeConfig") {
+                Some(Value::Object(written)) => written,
+                _ => Map::new(),
+            };
+            merged.extend(given);
+            config.insert("runtimeConfig".into(), Value::Object(merged));
+        }
         Value::Object(config)
+    }
+
+    /// Whether a plugin of the list declares capability `cap`.
+    pub fn has_capability(&self, cap: &str) -> bool {
+        self.plugins.iter().any(|p| has_capability(p, cap))
     }
 
     /// The first IPv4 subnet of a plugin's `ipam` (host-local's `subnet`, or the first of its
@@ -194,12 +251,55 @@ mod tests {
         assert_eq!(conf.bridges(), ["cni9"]);
         assert_eq!(conf.ipam_type(), Some("host-local"));
         let prev = serde_json::json!({"cniVersion": "1.0.0", "ips": []});
-        let c = conf.plugin_config(1, Some(&prev));
+        let none = Map::new();
+        let c = conf.plugin_config(1, Some(&prev), &none);
         assert_eq!(c["name"], "n1");
         assert_eq!(c["cniVersion"], "1.0.0");
         assert_eq!(c["prevResult"], prev);
         assert_eq!(c["capabilities"]["portMappings"], true);
-        assert!(conf.plugin_config(0, None).get("prevResult").is_none());
+        assert!(c.get("runtimeConfig").is_none());
+        assert!(conf
+            .plugin_config(0, None, &none)
+            .get("prevResult")
+            .is_none());
+    }
+
+    #[test]
+    fn runtime_config_goes_only_to_plugins_declaring_the_capability() {
+        let conf = ConfList::parse(LIST).unwrap();
+        assert!(conf.has_capability(CAP_PORT_MAPPINGS));
+        assert!(!conf.has_capability("bandwidth"));
+        let ports = [
+            PublishedPort {
+                proto: crate::ports::Proto::Tcp,
+                host_ip: Ipv4Addr::UNSPECIFIED,
+                host_port: 8080,
+                container_ip: Ipv4Addr::new(10, 9, 0, 2),
+                container_port: 80,
+            },
+            PublishedPort {
+                proto: crate::ports::Proto::Udp,
+                host_ip: Ipv4Addr::LOCALHOST,
+                host_port: 5353,
+                container_ip: Ipv4Addr::new(10, 9, 0, 2),
+                container_port: 53,
+            },
+        ];
+        let mut runtime = Map::new();
+        runtime.insert(CAP_PORT_MAPPINGS.into(), port_mappings(&ports));
+        runtime.insert("bandwidth".into(), serde_json::json!({"ingressRate": 1}));
+        assert!(conf
+            .plugin_config(0, None, &runtime)
+            .get("runtimeConfig")
+            .is_none());
+        let c = conf.plugin_config(1, None, &runtime);
+        assert_eq!(
+            c["runtimeConfig"],
+            serde_json::json!({"portMappings": [
+                {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+                {"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": "127.0.0.1"},
+            ]})
+        );
     }
 
     #[test]

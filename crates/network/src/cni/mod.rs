@@ -11,7 +11,9 @@
 //!
 //! [`Cni::add`] runs the list's plugins in order, each with the previous one's result as
 //! `prevResult`, and undoes what it did (DEL of the whole list) when one fails; [`Cni::del`]
-//! runs them in reverse order with the cached result. Written by hand: the spec is small
+//! runs them in reverse order with the cached result. Both give the runtime's capability
+//! values ([`Invocation::runtime_config`], e.g. `portMappings`) as `runtimeConfig` to the
+//! plugins declaring them. Written by hand: the spec is small
 //! (environment, stdin, stdout), and the Rust crates for it are clients of a different shape
 //! (async runtimes of their own, or plugin-side only).
 
@@ -145,6 +147,9 @@ pub struct Invocation {
     pub ifname: String,
     /// `CNI_ARGS` (`K=V;K=V`).
     pub args: String,
+    /// The runtime's values of capabilities (`portMappings`), given as `runtimeConfig` to the
+    /// plugins that declare them, on ADD and DEL alike.
+    pub runtime_config: serde_json::Map<String, Value>,
 }
 
 /// The plugin path and time limit: how plugins are run.
@@ -274,7 +279,7 @@ impl Cni {
         let plugin = &conf.plugins[index];
         let kind = conf::plugin_type(plugin);
         let exe = self.find(kind)?;
-        let config = conf.plugin_config(index, prev);
+        let config = conf.plugin_config(index, prev, &inv.runtime_config);
         let stdin = serde_json::to_vec(&config).map_err(|e| CniError::Invalid(e.to_string()))?;
         exec::run(&exec::Run {
             exe: &exe,

@@ -1,8 +1,9 @@
 //! Networks backed by a CNI configuration list (`--driver cni -o cni.conflist=PATH`): the list
 //! is read and checked at create and kept in the network's record; attach is the list's ADD,
 //! detach its DEL (with the cached result), and Berth makes no bridge, address pool or
-//! firewall rule of its own for them. The bridge a `bridge` plugin makes is deleted with the
-//! network when it did not exist before.
+//! firewall rule of its own for them: published ports are the `portMappings` capability of a
+//! plugin (`portmap`), their host ports from Berth's port table. The bridge a `bridge` plugin
+//! makes is deleted with the network when it did not exist before.
 
 use std::io::Read;
 use std::net::Ipv4Addr;
@@ -17,10 +18,11 @@ use super::types::{
 };
 use super::{Networks, State};
 use crate::cni::cache::Attachment;
-use crate::cni::conf::MAX_SIZE;
+use crate::cni::conf::{CAP_PORT_MAPPINGS, MAX_SIZE};
 use crate::cni::{CniError, CniResult, ConfList};
 use crate::ipam::IpamError;
 use crate::persist;
+use crate::ports::PublishedPort;
 
 impl Networks {
     /// Creates a CNI network (the state locked, its name checked): reads and checks the
@@ -133,17 +135,20 @@ impl Networks {
         Ok(())
     }
 
-    /// Attaches a container to a CNI network: the list's ADD, its result cached. Nothing is
-    /// left behind when it fails (the list is deleted again).
+    /// Attaches a container to a CNI network: the list's ADD, its result cached. Published
+    /// ports take host ports from the port table, as on a bridge, and are given to the plugins
+    /// declaring the `portMappings` capability (`portmap`); a list without one refuses them.
+    /// Nothing is left behind when it fails (the list is deleted again).
     pub(super) async fn attach_cni(
         &self,
+        state: &mut State,
         network: &Network,
         req: &AttachRequest,
     ) -> Result<Endpoint, NetworkError> {
-        if !req.ports.is_empty() {
+        let conf = conf_of(network).ok_or_else(|| CniError::Invalid("no conflist".into()))??;
+        if !req.ports.is_empty() && !conf.has_capability(CAP_PORT_MAPPINGS) {
             return Err(NetworkError::CniPorts(network.name.clone()));
         }
-        let conf = conf_of(network).ok_or_else(|| CniError::Invalid("no conflist".into()))??;
         let container = req.container_id.as_str();
         if self.cni_cache.get(&network.id, container)?.is_some() {
             return Err(NetworkError::AlreadyAttached {
@@ -151,6 +156,9 @@ impl Networks {
                 network: network.name.clone(),
             });
         }
+        // The container's address is known after ADD only, and the plugins need the host
+        // ports in it: reserved for the unspecified address, moved to the real one after.
+        let reserved = state.ports.reserve(Ipv4Addr::UNSPECIFIED, &req.ports)?;
         let mut record = Attachment {
             container_id: container.to_string(),
             netns: req.netns.clone(),
@@ -161,12 +169,17 @@ impl Networks {
                 .map(|ip| format!("IgnoreUnknown=1;IP={ip}"))
                 .unwrap_or_default(),
             result: None,
+            ports: reserved.clone(),
         };
         // Written first, so that a daemon dying in ADD leaves a record to DEL at its start.
-        self.cni_cache.put(&network.id, &record)?;
-        let value = match self.cni.add(&conf, &record.invocation()).await {
+        let added = match self.cni_cache.put(&network.id, &record) {
+            Ok(()) => self.cni.add(&conf, &record.invocation()).await,
+            Err(e) => Err(e),
+        };
+        let value = match added {
             Ok(value) => value,
             Err(e) => {
+                state.ports.remove(&reserved);
                 self.cni_cache.remove(&network.id, container)?;
                 return Err(e.into());
             }
@@ -179,39 +192,56 @@ impl Networks {
             let address = result
                 .address(&req.interface, &conf.bridges())
                 .ok_or_else(|| CniError::NoAddress(network.name.clone()))?;
+            let ip = address.address.addr();
             record.result = Some(value.clone());
+            record.ports = reserved
+                .iter()
+                .map(|p| PublishedPort {
+                    container_ip: ip,
+                    ..*p
+                })
+                .collect();
             self.cni_cache.put(&network.id, &record)?;
             Ok::<_, CniError>(Endpoint {
                 network_id: network.id.clone(),
                 container_id: container.to_string(),
                 interface: req.interface.clone(),
                 host_veth: address.host_interface.unwrap_or_default(),
-                ip: address.address.addr(),
+                ip,
                 prefix_len: address.address.prefix_len(),
                 gateway: address.gateway.unwrap_or(Ipv4Addr::UNSPECIFIED),
                 mac: address.mac.unwrap_or_default(),
-                ports: Vec::new(),
+                ports: record.ports.clone(),
                 dns: (!result.dns.is_empty()).then_some(result.dns),
             })
         })();
         match made {
-            Ok(endpoint) => Ok(endpoint),
+            Ok(endpoint) => {
+                state.ports.remove(&reserved);
+                for port in &endpoint.ports {
+                    state.ports.insert(*port);
+                }
+                Ok(endpoint)
+            }
             Err(e) => {
                 let inv = record.invocation();
                 if let Err(undo) = self.cni.del(&conf, &inv, Some(&value)).await {
                     tracing::warn!(network = %network.name, error = %undo, "cni DEL after a bad result");
                 }
+                state.ports.remove(&reserved);
                 self.cni_cache.remove(&network.id, container)?;
                 Err(e.into())
             }
         }
     }
 
-    /// Detaches a container from a CNI network: the list's DEL with the cached result. When
-    /// `gone` (the container exited or no longer exists), a failing DEL is logged and the
-    /// record dropped all the same; otherwise the record stays for another try.
+    /// Detaches a container from a CNI network: the list's DEL with the cached result and
+    /// ports, which are freed. When `gone` (the container exited or no longer exists), a
+    /// failing DEL is logged and the record dropped all the same; otherwise the record (and
+    /// its ports) stay for another try.
     pub(super) async fn detach_cni(
         &self,
+        state: &mut State,
         network: &Network,
         container: &str,
         gone: bool,
@@ -235,7 +265,18 @@ impl Networks {
             Err(e) => return Err(e.into()),
         }
         self.cni_cache.remove(&network.id, container)?;
+        state.ports.remove(&record.ports);
         Ok(())
+    }
+
+    /// The ports published by the CNI attachments on disk (for the port table on start).
+    pub(super) fn cni_ports(&self, networks: &[Network]) -> Vec<PublishedPort> {
+        networks
+            .iter()
+            .filter(|n| n.cni.is_some())
+            .flat_map(|n| self.cni_cache.list(&n.id).unwrap_or_default())
+            .flat_map(|a| a.ports)
+            .collect()
     }
 
     /// The containers attached to a CNI network, with their addresses (those whose ADD

@@ -103,6 +103,14 @@ impl Networks {
             }),
         };
         let networks: Vec<Network> = this.state.lock().await.networks.values().cloned().collect();
+        // The ports of CNI attachments are in their records, not in the firewall.
+        let cni_ports = this.cni_ports(&networks);
+        {
+            let mut state = this.state.lock().await;
+            for port in cni_ports {
+                state.ports.insert(port);
+            }
+        }
         for network in networks.iter().filter(|n| n.cni.is_none()) {
             this.install(network).await?;
         }

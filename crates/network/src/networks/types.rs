@@ -223,8 +223,10 @@ pub enum NetworkError {
     /// `--driver` names no driver Berth has.
     #[error("plugin \"{0}\" not found")]
     BadDriver(String),
-    /// A CNI network was asked to publish ports.
-    #[error("port publishing is not supported on cni network {0}")]
+    /// A CNI network without a `portMappings` plugin was asked to publish ports.
+    #[error(
+        "port publishing is not supported on cni network {0}: no plugin of its conflist has the portMappings capability"
+    )]
     CniPorts(String),
     /// A CNI network was asked for something only bridge networks do.
     #[error("{what} is not supported with the cni driver (the conflist's plugins decide)")]
