@@ -2,7 +2,8 @@
 
 //! Named volumes through the real docker CLI: create with labels, ls with filters, inspect,
 //! data kept across containers, rm refused while in use, prune of anonymous volumes only
-//! unless `--all`, bind-backed volumes, and Docker's errors with nothing changed.
+//! unless `--all`, bind-backed volumes, the copy of the image's files into an empty volume,
+//! `Mounts` in inspect, and Docker's errors with nothing changed.
 
 mod common;
 
@@ -161,4 +162,111 @@ fn a_bind_backed_volume_mounts_its_device() {
     // Removing the volume leaves the host directory alone.
     d.ok(&["volume", "rm", "hostdir"]);
     assert!(host.path().join("from-host").exists());
+}
+
+#[test]
+fn an_empty_volume_gets_the_images_files_on_first_mount() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb");
+    d.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "bb",
+        "sh",
+        "-c",
+        "mkdir -p /seed/sub && echo seeded > /seed/sub/f && chown -R 1000:1000 /seed && chmod 750 /seed",
+    ]);
+    d.ok(&["commit", "mk", "seeded"]);
+
+    // First mount of an empty volume: the image's files, owners and mode are copied in.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "cv:/seed",
+        "seeded",
+        "sh",
+        "-c",
+        "cat /seed/sub/f; stat -c '%u %a' /seed /seed/sub/f",
+    ]);
+    assert_eq!(out, "seeded\n1000 750\n1000 644\n");
+    let data = d.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "cv"]);
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(data.trim()).join("sub/f")).unwrap(),
+        "seeded\n"
+    );
+    // Not again: what the volume holds now is what the next container sees.
+    d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "cv:/seed",
+        "seeded",
+        "sh",
+        "-c",
+        "rm -r /seed/sub; echo mine > /seed/own",
+    ]);
+    let out = d.ok(&["run", "--rm", "-v", "cv:/seed", "seeded", "ls", "/seed"]);
+    assert_eq!(out, "own\n");
+    // `nocopy`, and a bind-backed volume: nothing copied.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "cv2:/seed:nocopy",
+        "seeded",
+        "ls",
+        "-A",
+        "/seed",
+    ]);
+    assert_eq!(out, "");
+    let host = tempfile::tempdir().unwrap();
+    let device = format!("device={}", host.path().display());
+    d.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "hb",
+    ]);
+    let out = d.ok(&[
+        "run", "--rm", "-v", "hb:/seed", "seeded", "ls", "-A", "/seed",
+    ]);
+    assert_eq!(out, "");
+    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
+
+    // inspect's Mounts: the volume and a bind, as dockerd lists them.
+    let bind = host.path().display().to_string();
+    d.ok(&[
+        "create",
+        "--name",
+        "mm",
+        "-v",
+        "cv:/seed:ro",
+        "-v",
+        &format!("{bind}:/host"),
+        "seeded",
+        "true",
+    ]);
+    let mounts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Source}} {{.Destination}} {{.RW}}|{{end}}",
+        "mm",
+    ]);
+    assert_eq!(
+        mounts.trim(),
+        format!(
+            "volume cv {} /seed false|bind  {bind} /host true|",
+            data.trim()
+        )
+    );
 }

@@ -303,7 +303,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
         );
     }
     for b in hc.binds.iter().flatten() {
-        let m = bind_mount(b, paths.volumes)?;
+        let m = bind_mount(b, paths.volumes, paths.rootfs)?;
         mounts.retain(|o| o["destination"] != m["destination"]);
         mounts.push(m);
     }
@@ -481,16 +481,11 @@ fn bind(source: &Path, dest: &str, readonly: bool) -> Value {
 
 /// `-v SRC:DST[:OPTS]`: a host path (absolute) or a named volume (a directory of its own under
 /// `volumes`, made on first use, as Docker's local driver does).
-fn bind_mount(spec: &str, volumes: &Path) -> Result<Value> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, opts) = match parts.as_slice() {
-        [src, dst] => (*src, *dst, ""),
-        [src, dst, opts] => (*src, *dst, *opts),
-        _ => {
-            return Err(EngineError::InvalidParameter(format!(
-                "invalid volume specification: '{spec}'"
-            )))
-        }
+fn bind_mount(spec: &str, volumes: &Path, rootfs: &Path) -> Result<Value> {
+    let Some((src, dst, opts)) = crate::volumes::split_bind(spec) else {
+        return Err(EngineError::InvalidParameter(format!(
+            "invalid volume specification: '{spec}'"
+        )));
     };
     if !dst.starts_with('/') {
         return Err(EngineError::InvalidParameter(format!(
@@ -507,7 +502,11 @@ fn bind_mount(spec: &str, volumes: &Path) -> Result<Value> {
         }
         std::path::PathBuf::from(src)
     } else {
-        crate::volumes::source(volumes, src)?
+        let data = crate::volumes::source(volumes, src)?;
+        if !opts.split(',').any(|o| o == "nocopy") {
+            crate::volumes::copy_up(volumes, src, rootfs, dst)?;
+        }
+        data
     };
     let readonly = opts.split(',').any(|o| o == "ro");
     Ok(bind(&source, dst, readonly))

@@ -65,7 +65,10 @@ impl Engine {
                 name: "overlay2".to_string(),
                 data: Default::default(),
             }),
-            mounts: Some(Vec::new()),
+            mounts: Some(crate::volumes::mount_points(
+                &c,
+                &crate::volumes::root(self.data_root()),
+            )),
             config: Some(c.config.clone()),
             network_settings: Some(self.network_settings(&c)),
             ..Default::default()
@@ -188,7 +191,10 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
         network_settings: Some(ContainerSummaryNetworkSettings {
             networks: Some(crate::network::summary_networks(engine, c)),
         }),
-        mounts: Some(Vec::new()),
+        mounts: Some(crate::volumes::mount_points(
+            c,
+            &crate::volumes::root(engine.data_root()),
+        )),
         ..Default::default()
     }
 }

@@ -4,11 +4,15 @@
 //!
 //! Driver options are the local driver's: `type=none,o=bind,device=DIR` makes a volume whose
 //! mounts use the host directory `DIR` (a "bind-backed" volume); other mount types are refused.
+//!
+//! As Docker's, an empty volume mounted where the image has files gets a copy of them first
+//! ([`copy_up`]; `-v NAME:/path:nocopy` skips it), and inspect's `Mounts` lists the binds and
+//! volumes of a container ([`mount_points`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use berth_api::models::{EventMessageTypeEnum, VolumeCreateRequest};
+use berth_api::models::{EventMessageTypeEnum, MountPoint, VolumeCreateRequest};
 use berth_api::query::Filters;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -74,13 +78,120 @@ fn read_meta(volumes: &Path, name: &str) -> Meta {
         .unwrap_or_default()
 }
 
+/// One `-v SRC:DST[:OPTS]` of `HostConfig.Binds`, split; `None` when it is malformed.
+pub(crate) fn split_bind(spec: &str) -> Option<(&str, &str, &str)> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    match parts.as_slice() {
+        [src, dst] => Some((src, dst, "")),
+        [src, dst, opts] => Some((src, dst, opts)),
+        _ => None,
+    }
+}
+
+/// Serializes copy-ups, so that two containers starting on one new volume do not both copy.
+static COPY_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Docker's first-mount copy: when volume `name`'s data directory is empty and `dst` in the
+/// container's root filesystem `rootfs` is a directory with entries, they are copied into it
+/// (owners, modes, extended attributes, times, hard links), and the data directory takes the
+/// directory's owner and mode. Not for bind-backed volumes (the host's directory is theirs).
+/// A symlink on the way to `dst` stops it: the copy never reads outside `rootfs`.
+pub(crate) fn copy_up(volumes: &Path, name: &str, rootfs: &Path, dst: &str) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if bind_device(&read_meta(volumes, name).options).is_some() {
+        return Ok(());
+    }
+    let data = &volumes.join(name).join("_data");
+    let mut source = rootfs.to_path_buf();
+    for part in Path::new(dst).components() {
+        match part {
+            std::path::Component::RootDir => {}
+            std::path::Component::Normal(name) => {
+                source.push(name);
+                match std::fs::symlink_metadata(&source) {
+                    Ok(m) if m.is_dir() => {}
+                    _ => return Ok(()),
+                }
+            }
+            _ => return Ok(()),
+        }
+    }
+    let _one_at_a_time = COPY_UP
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let empty = |dir: &Path| std::fs::read_dir(dir).map(|mut d| d.next().is_none());
+    if !empty(data).unwrap_or(false) || empty(&source).unwrap_or(true) {
+        return Ok(());
+    }
+    let failed = |e: &dyn std::fmt::Display| {
+        EngineError::Internal(format!(
+            "copying the image's {dst} into volume {}: {e}",
+            data.display()
+        ))
+    };
+    let entries = std::fs::read_dir(&source).map_err(|e| failed(&e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| failed(&e))?;
+        berth_image::snapshot::copy::copy_tree(dst, &entry.path(), &data.join(entry.file_name()))
+            .map_err(|e| failed(&e))?;
+    }
+    let meta = std::fs::metadata(&source).map_err(|e| failed(&e))?;
+    std::os::unix::fs::lchown(data, Some(meta.uid()), Some(meta.gid())).map_err(|e| failed(&e))?;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| failed(&e))
+}
+
+/// Inspect's `Mounts` of a container: its bind mounts and volumes, as dockerd lists them.
+pub(crate) fn mount_points(c: &Container, volumes: &Path) -> Vec<MountPoint> {
+    c.host_config
+        .binds
+        .iter()
+        .flatten()
+        .filter_map(|b| split_bind(b))
+        .map(|(src, dst, opts)| {
+            let rw = !opts.split(',').any(|o| o == "ro");
+            let mode = opts
+                .split(',')
+                .filter(|o| !matches!(*o, "ro" | "rw" | "nocopy"))
+                .collect::<Vec<_>>()
+                .join(",");
+            if src.starts_with('/') {
+                MountPoint {
+                    typ: Some("bind".to_string()),
+                    source: Some(src.to_string()),
+                    destination: Some(dst.to_string()),
+                    mode: Some(mode),
+                    rw: Some(rw),
+                    propagation: Some("rprivate".to_string()),
+                    ..Default::default()
+                }
+            } else {
+                MountPoint {
+                    typ: Some("volume".to_string()),
+                    name: Some(src.to_string()),
+                    source: Some(volumes.join(src).join("_data").display().to_string()),
+                    destination: Some(dst.to_string()),
+                    driver: Some("local".to_string()),
+                    mode: Some(if mode.is_empty() {
+                        "z".to_string()
+                    } else {
+                        mode
+                    }),
+                    rw: Some(rw),
+                    propagation: Some(String::new()),
+                }
+            }
+        })
+        .collect()
+}
+
 /// The names of the volumes `c` mounts.
 fn mounted_by(c: &Container) -> impl Iterator<Item = String> + '_ {
     c.host_config
         .binds
         .iter()
         .flatten()
-        .filter_map(|b| b.split(':').next())
+        .filter_map(|b| split_bind(b).map(|(src, _, _)| src))
         .filter(|src| !src.starts_with('/'))
         .map(str::to_string)
 }
@@ -354,4 +465,35 @@ pub(crate) fn dir_size(dir: &Path) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_up_copies_into_empty_volumes_only_and_never_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rootfs, volumes) = (dir.path().join("rootfs"), dir.path().join("volumes"));
+        std::fs::create_dir_all(rootfs.join("seed/sub")).unwrap();
+        std::fs::write(rootfs.join("seed/sub/f"), "x").unwrap();
+        // A symlink that would lead out of the root filesystem.
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(&outside, rootfs.join("link")).unwrap();
+
+        let data = source(&volumes, "vv").unwrap();
+        copy_up(&volumes, "vv", &rootfs, "/seed").unwrap();
+        assert_eq!(std::fs::read_to_string(data.join("sub/f")).unwrap(), "x");
+        // Not empty any more: a change in the image is not copied again.
+        std::fs::write(rootfs.join("seed/g"), "y").unwrap();
+        copy_up(&volumes, "vv", &rootfs, "/seed").unwrap();
+        assert!(!data.join("g").exists());
+
+        let data = source(&volumes, "ww").unwrap();
+        copy_up(&volumes, "ww", &rootfs, "/link").unwrap();
+        copy_up(&volumes, "ww", &rootfs, "/missing/path").unwrap();
+        assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0);
+    }
 }

@@ -181,16 +181,7 @@ impl Engine {
         let made = net.networks.create(spec).await.map_err(net_error);
         self.refresh_cache(net).await;
         let n = made?;
-        self.events.publish(
-            EventMessageTypeEnum::NETWORK,
-            "create",
-            &n.id,
-            [
-                ("name".to_string(), n.name.clone()),
-                ("type".to_string(), n.driver.clone()),
-            ]
-            .into(),
-        );
+        self.network_event("create", (&n.id, &n.name, Some(&n.driver)), None);
         Ok(n.id)
     }
 
@@ -224,16 +215,7 @@ impl Engine {
         let removed = net.networks.remove(&n.id).await.map_err(net_error);
         self.refresh_cache(net).await;
         removed?;
-        self.events.publish(
-            EventMessageTypeEnum::NETWORK,
-            "destroy",
-            &n.id,
-            [
-                ("name".to_string(), n.name.clone()),
-                ("type".to_string(), n.driver.clone()),
-            ]
-            .into(),
-        );
+        self.network_event("destroy", (&n.id, &n.name, Some(&n.driver)), None);
         Ok(())
     }
 
@@ -357,17 +339,7 @@ impl Engine {
                 Ok(()) | Err(NetworkError::NotAttached { .. }) => {}
                 Err(e) => return Err(net_error(e)),
             }
-            self.events.publish(
-                EventMessageTypeEnum::NETWORK,
-                "disconnect",
-                &n.id,
-                [
-                    ("container".to_string(), c.id.clone()),
-                    ("name".to_string(), n.name.clone()),
-                    ("type".to_string(), n.driver.clone()),
-                ]
-                .into(),
-            );
+            self.network_event("disconnect", (&n.id, &n.name, Some(&n.driver)), Some(&c.id));
         }
         let id = n.id.clone();
         let c = self.containers.update(&c.id, move |c| {

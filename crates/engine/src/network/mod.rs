@@ -248,6 +248,36 @@ impl Engine {
         }
     }
 
+    /// A `network` event (`create`, `destroy`, `connect`, `disconnect`), with the network's
+    /// driver as its `type` (looked up when not given), as dockerd's.
+    pub(crate) fn network_event(
+        &self,
+        action: &str,
+        (network_id, name, driver): (&str, &str, Option<&str>),
+        container: Option<&str>,
+    ) {
+        let driver = match driver {
+            Some(d) => d.to_string(),
+            None => self
+                .find_cached(network_id)
+                .map_or_else(|_| "bridge".to_string(), |n| n.driver),
+        };
+        let mut attributes: HashMap<String, String> = [
+            ("name".to_string(), name.to_string()),
+            ("type".to_string(), driver),
+        ]
+        .into();
+        if let Some(id) = container {
+            attributes.insert("container".to_string(), id.to_string());
+        }
+        self.events.publish(
+            EventMessageTypeEnum::NETWORK,
+            action,
+            network_id,
+            attributes,
+        );
+    }
+
     /// The create body's networking, checked as dockerd checks it; returns the record's part
     /// and the warnings.
     pub(crate) fn networks_for_create(
@@ -553,16 +583,10 @@ impl Engine {
                 e.live = Some(recorded);
             }
         })?;
-        self.events.publish(
-            EventMessageTypeEnum::NETWORK,
+        self.network_event(
             "connect",
-            &entry.network_id,
-            [
-                ("container".to_string(), c.id.clone()),
-                ("name".to_string(), entry.name.clone()),
-                ("type".to_string(), "bridge".to_string()),
-            ]
-            .into(),
+            (&entry.network_id, &entry.name, None),
+            Some(&c.id),
         );
         Ok(live)
     }
@@ -595,16 +619,10 @@ impl Engine {
                     tracing::warn!(container = %id, network = %entry.name, error = %e, "detach")
                 }
             }
-            self.events.publish(
-                EventMessageTypeEnum::NETWORK,
+            self.network_event(
                 "disconnect",
-                &entry.network_id,
-                [
-                    ("container".to_string(), id.to_string()),
-                    ("name".to_string(), entry.name.clone()),
-                    ("type".to_string(), "bridge".to_string()),
-                ]
-                .into(),
+                (&entry.network_id, &entry.name, None),
+                Some(id),
             );
         }
         let _ = self.containers.update_in_memory(id, |c| {
