@@ -82,7 +82,7 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
             .unpause(&id)
             .map(|()| no_content(StatusCode::NO_CONTENT)),
         Route::ContainerDelete(id) => engine
-            .remove(&id, flag("force"))
+            .remove_with_volumes(&id, flag("force"), flag("v"))
             .await
             .map(|()| no_content(StatusCode::NO_CONTENT)),
         Route::ContainerRename(id) => {

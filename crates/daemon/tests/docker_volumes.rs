@@ -3,7 +3,8 @@
 //! Named volumes through the real docker CLI: create with labels, ls with filters, inspect,
 //! data kept across containers, rm refused while in use, prune of anonymous volumes only
 //! unless `--all`, bind-backed volumes, the copy of the image's files into an empty volume,
-//! `Mounts` in inspect, and Docker's errors with nothing changed.
+//! anonymous volumes (`-v /path`, the image's `VOLUME`), `Mounts` in inspect, and Docker's
+//! errors with nothing changed.
 
 mod common;
 
@@ -269,4 +270,82 @@ fn an_empty_volume_gets_the_images_files_on_first_mount() {
             data.trim()
         )
     );
+}
+
+#[test]
+fn anonymous_volumes_are_made_for_v_path_and_image_volumes_and_go_with_rm_v() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb");
+    let volumes = || {
+        let out = d.ok(&["volume", "ls", "-q"]);
+        out.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+
+    // `-v /data`: a volume of its own, listed in Mounts, kept by `rm` and taken by prune.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "av",
+        "-v",
+        "/data",
+        "bb",
+        "sh",
+        "-c",
+        "echo kept > /data/f; sleep 300",
+    ]);
+    let mounts = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}}{{end}}",
+        "av",
+    ]);
+    let fields: Vec<&str> = mounts.split_whitespace().collect();
+    assert_eq!(fields.len(), 3, "{mounts}");
+    assert_eq!((fields[0], fields[2]), ("volume", "/data"));
+    assert_eq!(fields[1].len(), 64, "{mounts}");
+    assert_eq!(volumes(), [fields[1]]);
+    d.ok(&["rm", "-f", "av"]);
+    assert_eq!(volumes(), [fields[1]]);
+    d.ok(&["volume", "prune", "-f"]);
+    assert!(volumes().is_empty());
+
+    // `rm -v` and `--rm` take them along.
+    d.ok(&["create", "--name", "cv", "-v", "/x", "bb", "true"]);
+    assert_eq!(volumes().len(), 1);
+    d.ok(&["rm", "-v", "cv"]);
+    assert!(volumes().is_empty());
+    d.ok(&["run", "--rm", "-v", "/x", "bb", "true"]);
+    assert!(volumes().is_empty());
+
+    // An image's VOLUME: an anonymous volume with the image's files in it; a bind on the same
+    // path takes its place.
+    d.ok(&[
+        "run",
+        "--name",
+        "mk",
+        "bb",
+        "sh",
+        "-c",
+        "mkdir /seed && echo from-image > /seed/f",
+    ]);
+    d.ok(&["commit", "--change", "VOLUME /seed", "mk", "withvol"]);
+    d.ok(&["rm", "mk"]);
+    d.ok(&["run", "-d", "--name", "iv", "withvol", "sleep", "300"]);
+    let out = d.ok(&["exec", "iv", "cat", "/seed/f"]);
+    assert_eq!(out, "from-image\n");
+    let name = d.ok(&["inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", "iv"]);
+    assert_eq!(volumes(), [name.trim()]);
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/seed", host.path().display());
+    let out = d.ok(&["run", "--rm", "-v", &bind, "withvol", "ls", "-A", "/seed"]);
+    assert_eq!(out, "");
+    assert_eq!(volumes(), [name.trim()]);
+    d.ok(&["rm", "-fv", "iv"]);
+    assert!(volumes().is_empty());
 }

@@ -83,6 +83,7 @@ impl Engine {
             config.hostname = Some(self.default_hostname(&host_config, &id));
         }
         let log_path = self.data_dir(&id).join(format!("{id}-json.log"));
+        let anonymous_volumes = self.anonymous_volumes(&config, &host_config, image_config)?;
         let container = Container {
             id: id.clone(),
             name: name.clone(),
@@ -103,8 +104,12 @@ impl Engine {
             manually_stopped: false,
             log_path,
             networks,
+            anonymous_volumes,
         };
-        self.containers.insert(container)?;
+        if let Err(e) = self.containers.insert(container.clone()) {
+            self.remove_anonymous_volumes(&container);
+            return Err(e);
+        }
         if let Err(e) = self.images.store.metadata.add_user(&image.manifest, &id) {
             tracing::warn!(error = %e, "recording the image's user");
         }

@@ -58,7 +58,7 @@ impl Engine {
             // As dockerd: a container that was to be removed on exit is removed when it
             // cannot start (which ends a `wait?condition=removed`).
             if c.host_config.auto_remove == Some(true) {
-                let _ = self.remove(&c.id, true).await;
+                let _ = self.remove_with_volumes(&c.id, true, true).await;
             }
             return Err(e);
         }
@@ -281,7 +281,7 @@ impl Engine {
         self.publish("die", &c, &[("exitCode", exit.exit_code.to_string())]);
         self.exit_channel(id).send_modify(|n| *n += 1);
         if c.host_config.auto_remove == Some(true) {
-            if let Err(e) = self.remove(id, true).await {
+            if let Err(e) = self.remove_with_volumes(id, true, true).await {
                 tracing::warn!(container = %id, error = %e, "auto-remove");
             }
             return;
@@ -477,6 +477,11 @@ impl Engine {
 
     /// `DELETE /containers/{id}?force=`.
     pub async fn remove(&self, key: &str, force: bool) -> Result<()> {
+        self.remove_with_volumes(key, force, false).await
+    }
+
+    /// `DELETE /containers/{id}?force=&v=`: with `volumes`, its anonymous volumes go too.
+    pub async fn remove_with_volumes(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.containers.get(key)?;
         if c.is_running() {
             if !force {
@@ -514,6 +519,9 @@ impl Engine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&c.id);
+        if volumes {
+            self.remove_anonymous_volumes(&c);
+        }
         self.publish("destroy", &c, &[]);
         self.exit_channel(&c.id).send_replace(u64::MAX);
         Ok(())

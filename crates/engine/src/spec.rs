@@ -302,7 +302,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
             json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}),
         );
     }
-    for b in hc.binds.iter().flatten() {
+    for b in hc.binds.iter().flatten().chain(&c.anonymous_volumes) {
         let m = bind_mount(b, paths.volumes, paths.rootfs)?;
         mounts.retain(|o| o["destination"] != m["destination"]);
         mounts.push(m);
@@ -615,6 +615,7 @@ mod tests {
             manually_stopped: false,
             log_path: Default::default(),
             networks: Default::default(),
+            anonymous_volumes: Vec::new(),
         }
     }
 

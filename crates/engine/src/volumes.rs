@@ -12,7 +12,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use berth_api::models::{EventMessageTypeEnum, MountPoint, VolumeCreateRequest};
+use berth_api::models::{
+    ContainerConfig, EventMessageTypeEnum, HostConfig, MountPoint, VolumeCreateRequest,
+};
 use berth_api::query::Filters;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -147,6 +149,7 @@ pub(crate) fn mount_points(c: &Container, volumes: &Path) -> Vec<MountPoint> {
         .binds
         .iter()
         .flatten()
+        .chain(&c.anonymous_volumes)
         .filter_map(|b| split_bind(b))
         .map(|(src, dst, opts)| {
             let rw = !opts.split(',').any(|o| o == "ro");
@@ -191,12 +194,80 @@ fn mounted_by(c: &Container) -> impl Iterator<Item = String> + '_ {
         .binds
         .iter()
         .flatten()
+        .chain(&c.anonymous_volumes)
         .filter_map(|b| split_bind(b).map(|(src, _, _)| src))
         .filter(|src| !src.starts_with('/'))
         .map(str::to_string)
 }
 
 impl Engine {
+    /// The anonymous volumes a new container needs: one for each path of the create body's
+    /// `Volumes` and the image's `VOLUME`s that no bind or tmpfs covers (as `NAME:/path`).
+    pub(crate) fn anonymous_volumes(
+        &self,
+        config: &ContainerConfig,
+        hc: &HostConfig,
+        image_config: &Value,
+    ) -> Result<Vec<String>> {
+        let covered: HashSet<&str> = hc
+            .binds
+            .iter()
+            .flatten()
+            .filter_map(|b| split_bind(b).map(|(_, dst, _)| dst))
+            .chain(hc.tmpfs.iter().flatten().map(|(dst, _)| dst.as_str()))
+            .map(|dst| dst.trim_end_matches('/'))
+            .collect();
+        let mut paths: Vec<String> = config
+            .volumes
+            .iter()
+            .flatten()
+            .cloned()
+            .chain(
+                image_config["Volumes"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys().cloned()),
+            )
+            .filter(|p| !covered.contains(p.trim_end_matches('/')))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        let mut made = Vec::new();
+        for path in paths {
+            if !path.starts_with('/') || path.contains(':') {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid volume specification: '{path}': invalid mount config for type \"volume\": invalid mount path: '{path}' mount path must be absolute"
+                )));
+            }
+            let view = self.volume_create(VolumeCreateRequest::default())?;
+            let name = view["Name"].as_str().unwrap_or_default();
+            made.push(format!("{name}:{path}"));
+        }
+        Ok(made)
+    }
+
+    /// Removes the anonymous volumes of `c` (with `rm -v`, and `--rm`), unless another
+    /// container uses them too.
+    pub(crate) fn remove_anonymous_volumes(&self, c: &Container) {
+        for bind in &c.anonymous_volumes {
+            let Some((name, _, _)) = split_bind(bind) else {
+                continue;
+            };
+            let others = self
+                .volume_users()
+                .get(name)
+                .is_some_and(|users| users.iter().any(|id| *id != c.id));
+            if others {
+                continue;
+            }
+            if let Err(e) = self.remove_volume_dir(name) {
+                tracing::warn!(volume = name, error = %e, "removing an anonymous volume");
+            } else {
+                self.volume_event("destroy", name);
+            }
+        }
+    }
+
     fn volumes_dir(&self) -> PathBuf {
         root(self.data_root())
     }

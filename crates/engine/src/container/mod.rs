@@ -81,6 +81,10 @@ pub struct Container {
     /// got on them while it runs.
     #[serde(default)]
     pub networks: crate::network::ContainerNetworks,
+    /// The anonymous volumes made for it at create (`-v /path`, the image's `VOLUME`s), as
+    /// `NAME:/path` binds; removed with it by `rm -v` and `--rm`.
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
 }
 
 impl Container {

@@ -317,6 +317,7 @@ mod tests {
             manually_stopped: false,
             log_path: Default::default(),
             networks: Default::default(),
+            anonymous_volumes: Vec::new(),
         }
     }
 
