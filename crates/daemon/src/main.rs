@@ -72,6 +72,10 @@ struct Flags {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Descriptors inherited from whoever started berthd (a shell's, a CI runner's pipe) must
+    // not reach the monitors, which outlive berthd and would hold them open for as long as
+    // their containers run.
+    berth_runtime::sys::cloexec_from(3).context("marking inherited descriptors close-on-exec")?;
     let mut flags = Flags::parse();
     apply_config_file(&mut flags)?;
     tracing_subscriber::fmt()

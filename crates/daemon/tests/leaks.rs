@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
 //! 100 `docker run --rm` cycles leave nothing behind: no mount, cgroup, network namespace,
-//! monitor process, container record or snapshot.
+//! monitor process, container record or snapshot; and a descriptor berthd inherits does not
+//! reach the monitors, which outlive it.
 
 mod common;
 
@@ -110,4 +111,46 @@ fn a_hundred_run_rm_cycles_leave_nothing_behind() {
             .all(|n| layers.contains(&format!("\"id\": {n},"))),
         "snapshot directories without a record: {dirs:?}"
     );
+}
+
+#[test]
+fn descriptors_berthd_inherits_do_not_reach_the_monitors() {
+    if skip() {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    // A pipe without close-on-exec, as a shell or a CI runner leaves one: berthd inherits it.
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let inode = std::fs::metadata(format!("/proc/self/fd/{}", write.as_raw_fd()))
+        .unwrap()
+        .ino();
+    let d = Daemon::start();
+    drop(read);
+    d.busybox("bb");
+    let berthd_has_it = |pid: &str| {
+        entries(Path::new(&format!("/proc/{pid}/fd")))
+            .iter()
+            .any(|fd| {
+                std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                    .is_ok_and(|l| l.to_string_lossy() == format!("pipe:[{inode}]"))
+            })
+    };
+    let id = d.ok(&["run", "-d", "bb", "sleep", "300"]);
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", id.trim()]);
+    // The monitor is the container process's parent.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let monitor = after_name.split_whitespace().nth(1).unwrap().to_string();
+    let comm = std::fs::read_to_string(format!("/proc/{monitor}/comm")).unwrap();
+    assert_eq!(comm.trim(), "berth-monitor");
+    assert!(
+        !berthd_has_it(&monitor),
+        "the monitor holds berthd's inherited pipe"
+    );
+    assert!(
+        !berthd_has_it(pid.trim()),
+        "the container holds berthd's inherited pipe"
+    );
+    drop(write);
 }

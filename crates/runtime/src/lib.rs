@@ -21,7 +21,7 @@ pub mod scheduling;
 pub mod spec;
 pub mod state;
 pub mod sync;
-mod sys;
+pub mod sys;
 
 pub use container::Runtime;
 pub use error::Error;
