@@ -290,16 +290,18 @@ fn exec_output_and_exit_code() {
 }
 
 fn script(cmdline: &str, input: &str) -> berth_tests::Output {
-    script_when(cmdline, "true", input)
+    script_when(cmdline, "true", input, 1)
 }
 
 /// `cmdline` under script(1), which gives it a pty of 40x100; the input arrives once the shell
 /// condition `ready` holds (polled for up to 30 s), and a pause later, once the program reads
-/// (before the CLI puts the terminal in raw mode, the line discipline would eat a ctrl-q).
-fn script_when(cmdline: &str, ready: &str, input: &str) -> berth_tests::Output {
+/// (before the CLI puts the terminal in raw mode, the line discipline would eat a ctrl-q);
+/// `times` times, a second apart (the rest go nowhere once the program is gone).
+fn script_when(cmdline: &str, ready: &str, input: &str, times: u32) -> berth_tests::Output {
     let shell = format!(
         "(i=0; until {ready} || [ $i -ge 300 ]; do i=$((i+1)); sleep 0.1; done; sleep 2; \
-         printf '{input}'; sleep 3) | script -qec \"stty rows 40 cols 100; {cmdline}\" /dev/null"
+         printf '{input}'; for k in $(seq 2 {times}); do sleep 1; printf '{input}'; done; \
+         sleep 3) | script -qec \"stty rows 40 cols 100; {cmdline}\" /dev/null"
     );
     run_with_timeout(
         Command::new("sh").arg("-c").arg(shell),
@@ -559,13 +561,15 @@ fn detach_keys_leave_the_container_running() {
         d.host,
         env!("CARGO_BIN_EXE_berth")
     );
-    // The keys go once the container runs: the CLI is attached and the terminal raw by then.
+    // The keys go once the container runs (the CLI is attached and the terminal raw by then),
+    // and again every second until the CLI is gone, so that a pair lost on a busy machine
+    // does not leave the test waiting.
     let running = format!(
         "[ \"$(BERTH_HOST={} {} inspect --format '{{{{.State.Status}}}}' {name} 2>/dev/null)\" = running ]",
         d.host,
         env!("CARGO_BIN_EXE_berth")
     );
-    let out = script_when(&cmd, &running, "\\020\\021");
+    let out = script_when(&cmd, &running, "\\020\\021", 20);
     let state = d
         .berth(&["inspect", "--format", "{{.State.Status}}", &name])
         .ok();
