@@ -2,8 +2,10 @@
 //! `busybox-static`, OCI bundles around it, and commands run with a time limit.
 //!
 //! Everything a fixture makes is removed by its `Drop`, so a failing assertion leaves nothing behind.
-//! The registries of the registry client's tests are in [`registry`].
+//! The registries of the registry client's tests are in [`registry`]; host-side networking
+//! helpers in [`net`].
 
+pub mod net;
 pub mod registry;
 
 use std::fs;

@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // each test file uses some of these
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -327,15 +327,6 @@ pub fn text(out: &Output) -> (String, String) {
     )
 }
 
-/// A TCP port nothing on the host listens on now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An HTTP GET of `/` on 127.0.0.1:`port`, tried until it answers or 20 s pass (the server
 /// in the container starts after `docker run -d` returns).
 pub fn http_get(port: u16) -> Option<String> {
@@ -360,36 +351,5 @@ pub fn http_get_at(ip: Ipv4Addr, port: u16) -> Option<String> {
     None
 }
 
-/// The lines of `iptables-save` that are `portmap`'s for `container`: its rules in
-/// `CNI-HOSTPORT-DNAT` (their comment names the container) and the per-container chains they
-/// jump to.
-pub fn portmap_rules(container: &str) -> Vec<String> {
-    let out = Command::new("iptables-save").output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let tag = format!("id: \\\"{container}\\\"");
-    let chains: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains(&tag))
-        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-j").nth(1))
-        .filter(|c| c.starts_with("CNI-DN-"))
-        .map(str::to_string)
-        .collect();
-    text.lines()
-        .filter(|l| l.contains(&tag) || chains.iter().any(|c| l.contains(c.as_str())))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The host's address on its default route.
-pub fn host_address() -> Ipv4Addr {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "route", "get", "1.1.1.1"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .skip_while(|w| *w != "src")
-        .nth(1)
-        .and_then(|ip| ip.parse().ok())
-        .expect("the host has an IPv4 default route")
-}
+#[allow(unused_imports)] // each test file uses some of these
+pub use berth_tests::net::{free_port, host_address, portmap_rules};

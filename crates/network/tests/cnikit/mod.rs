@@ -4,9 +4,8 @@
 //! still recorded when a test ends (also when it fails), so that `portmap`'s rules go.
 #![allow(dead_code)] // not every test uses every helper
 
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use berth_network::cni::cache::Cache;
 use berth_network::cni::{Cni, ConfList};
@@ -104,50 +103,6 @@ pub fn persisted(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The lines of `iptables-save` that are `portmap`'s for `container`: its rules in
-/// `CNI-HOSTPORT-DNAT` (their comment names the container) and every line of the per-container
-/// chains they jump to (`CNI-DN-<hash>`).
-pub fn portmap_rules(container: &str) -> Vec<String> {
-    let out = Command::new("iptables-save").output().unwrap();
-    assert!(out.status.success(), "iptables-save failed");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let tag = format!("id: \\\"{container}\\\"");
-    let chains: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains(&tag))
-        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "-j").nth(1))
-        .filter(|c| c.starts_with("CNI-DN-"))
-        .map(str::to_string)
-        .collect();
-    text.lines()
-        .filter(|l| l.contains(&tag) || chains.iter().any(|c| l.contains(c.as_str())))
-        .map(str::to_string)
-        .collect()
-}
-
-/// The host's address on its default route (not loopback, not a test bridge's).
-pub fn host_address() -> Ipv4Addr {
-    let out = Command::new("ip")
-        .args(["-4", "-o", "route", "get", "1.1.1.1"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .skip_while(|w| *w != "src")
-        .nth(1)
-        .and_then(|ip| ip.parse().ok())
-        .expect("the host has an IPv4 default route")
-}
-
-/// A TCP port nothing on the host listens on now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// On drop, runs the CNI DEL of every attachment still recorded for the network `id` (its
 /// plugins' rules and addresses go), on a thread with a runtime of its own. Declared after the
 /// [`Env`], so that it runs before the `Env`'s cleanup.
@@ -196,3 +151,5 @@ impl Drop for DelGuard {
         }
     }
 }
+
+pub use berth_tests::net::{free_port, host_address, portmap_rules};
