@@ -1,7 +1,7 @@
 //! `/containers/...`: create, list, inspect, start, stop, kill, wait, remove, logs, attach.
 
 use berth_api::models::ContainerCreateBody;
-use berth_api::query::{bool_value, Filters};
+use berth_api::query::bool_value;
 use berth_api::stdcopy;
 use berth_engine::attach::{AttachOptions, Attached, MonitorStream};
 use berth_engine::lifecycle::WaitCondition;
@@ -39,9 +39,9 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
                 })
         }
         Route::ContainerList => {
-            let filters = match Filters::parse(q.get("filters").map(String::as_str).unwrap_or("")) {
+            let filters = match crate::http::filters(&q) {
                 Ok(f) => f,
-                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+                Err(resp) => return resp,
             };
             let limit = int("limit").filter(|l| *l > 0).map(|l| l as usize);
             engine

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 
+use berth_api::query::Filters;
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
@@ -65,6 +66,13 @@ pub fn error(status: StatusCode, message: &str) -> Resp {
         .unwrap_or_else(|_| b"{}".to_vec());
     bytes.push(b'\n');
     response(status, Some("application/json"), full(bytes))
+}
+
+/// The request's `filters` query parameter (either of Docker's encodings), or a 400 for it.
+#[allow(clippy::result_large_err)] // the error is the response itself, sent as it is
+pub fn filters(query: &std::collections::HashMap<String, String>) -> Result<Filters, Resp> {
+    Filters::parse(query.get("filters").map_or("", String::as_str))
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &e.to_string()))
 }
 
 /// A status with no body (204, 304, 201 for tag).

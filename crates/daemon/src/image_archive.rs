@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use berth_api::query::Filters;
 use berth_engine::image_archive::LoginError;
 use berth_engine::Engine;
 use bytes::Bytes;
@@ -111,9 +110,9 @@ fn load(engine: &Engine, req: Request<Incoming>) -> Resp {
 /// `POST /images/prune?filters=`.
 async fn prune(engine: &Engine, req: &Request<Incoming>) -> Resp {
     let q = route::query(req.uri().query());
-    let filters = match Filters::parse(q.get("filters").map_or("", String::as_str)) {
+    let filters = match crate::http::filters(&q) {
         Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(resp) => return resp,
     };
     let engine = engine.clone();
     match tokio::task::spawn_blocking(move || engine.prune_images(&filters)).await {

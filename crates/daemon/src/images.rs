@@ -18,12 +18,12 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
         Route::ImageList => {
             // `all` adds intermediate images, which a store without parent chains has none
             // of; `digests` only changes the CLI's columns (RepoDigests are always sent).
-            match berth_api::query::Filters::parse(q.get("filters").map_or("", String::as_str)) {
+            match crate::http::filters(&q) {
                 Ok(f) => engine
                     .images
                     .list_filtered(&f)
                     .map(|l| json(StatusCode::OK, &l)),
-                Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+                Err(resp) => return resp,
             }
         }
         Route::ImageInspect(name) => engine

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::json;
 
-use crate::http::{channel, error, full, json, response, Resp};
+use crate::http::{channel, full, json, response, Resp};
 use crate::route;
 
 pub fn ping(method: &Method) -> Resp {
@@ -156,9 +156,9 @@ fn os_name() -> String {
 /// `until` (or until the client goes).
 pub fn events(engine: &Engine, query: Option<&str>) -> Resp {
     let q = route::query(query);
-    let filters = match Filters::parse(q.get("filters").map(String::as_str).unwrap_or("")) {
+    let filters = match crate::http::filters(&q) {
         Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(resp) => return resp,
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

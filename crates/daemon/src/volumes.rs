@@ -1,7 +1,7 @@
 //! `/volumes/...`: list, inspect, create, remove, prune.
 
 use berth_api::models::VolumeCreateRequest;
-use berth_api::query::{bool_value, Filters};
+use berth_api::query::bool_value;
 use berth_engine::Engine;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -12,9 +12,9 @@ use crate::route::{self, Route};
 
 pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
     let q = route::query(req.uri().query());
-    let filters = match Filters::parse(q.get("filters").map(String::as_str).unwrap_or("")) {
+    let filters = match crate::http::filters(&q) {
         Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(resp) => return resp,
     };
     let result = match route {
         Route::VolumeList => engine

@@ -449,13 +449,23 @@ impl Engine {
         if !sandbox.writes_etc {
             return Ok(());
         }
-        let hostname = c.config.hostname.clone().unwrap_or_default();
+        self.write_etc(c, sandbox, None)
+    }
+
+    /// `hostname`, `hosts` and `resolv.conf` of `c` in its sandbox, with its address and
+    /// aliases on its first network when `own` gives them.
+    fn write_etc(
+        &self,
+        c: &Container,
+        sandbox: &Sandbox,
+        own: Option<&(Ipv4Addr, Vec<String>)>,
+    ) -> Result<()> {
         write_etc_files(
             &sandbox.etc_dir,
             &c.config,
             &c.host_config,
-            &hostname,
-            None,
+            c.config.hostname.as_deref().unwrap_or_default(),
+            own,
             self.host_gateway(sandbox),
             dns::uses_embedded_dns(c),
         )
@@ -491,16 +501,7 @@ impl Engine {
         if own.is_none() {
             return Ok(());
         }
-        let hostname = c.config.hostname.clone().unwrap_or_default();
-        write_etc_files(
-            &sandbox.etc_dir,
-            &c.config,
-            &c.host_config,
-            &hostname,
-            own.as_ref(),
-            self.host_gateway(sandbox),
-            dns::uses_embedded_dns(c),
-        )?;
+        self.write_etc(c, sandbox, own.as_ref())?;
         self.cni_resolv_conf(&c.id, &sandbox.etc_dir)
     }
 
