@@ -99,6 +99,20 @@ pub enum Error {
     /// No freezer: neither a v1 freezer hierarchy nor cgroup2.
     #[error("no freezer available (no v1 freezer hierarchy and no cgroup2 mount)")]
     NoFreezer,
+    /// A sub-cgroup path that climbs out of the cgroup or is absolute.
+    #[error("invalid sub-cgroup path {0:?}: must be relative, without \"..\"")]
+    InvalidSubPath(PathBuf),
+    /// A sub-cgroup that does not exist (it is never created for the caller).
+    #[error("sub-cgroup {0} does not exist")]
+    SubCgroupMissing(PathBuf),
+    /// Controllers were named for a sub-cgroup on a pure cgroup2 host, or none of them is mounted.
+    #[error("sub-cgroup for controllers {controllers:?}: {reason}")]
+    SubCgroupControllers {
+        /// The controllers as given.
+        controllers: Vec<String>,
+        /// Why they cannot be used.
+        reason: &'static str,
+    },
     /// Several hierarchies failed during `destroy`; the first error is kept.
     #[error("{first} (and {more} more error(s) removing the cgroup)")]
     Destroy {
@@ -195,6 +209,47 @@ impl Manager {
             return self.v2().map(|c| c.dir.clone());
         }
         self.locate(controller).map(|c| c.dir.clone())
+    }
+
+    /// The same cgroup with the directories of some hierarchies moved down to the existing
+    /// sub-cgroup `sub` (relative): those holding one of `controllers`, or every hierarchy when
+    /// `controllers` is empty (runc's `exec --cgroup [CONTROLLER,...:]PATH`). Naming controllers
+    /// needs cgroup v1: on pure cgroup2 there is one directory for all of them.
+    pub fn sub_cgroup(&self, controllers: &[String], sub: &Path) -> Result<Manager, Error> {
+        let valid = sub
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !valid || sub.as_os_str().is_empty() {
+            return Err(Error::InvalidSubPath(sub.to_path_buf()));
+        }
+        if !controllers.is_empty() && self.mode == Mode::Unified {
+            return Err(Error::SubCgroupControllers {
+                controllers: controllers.to_vec(),
+                reason: "controllers can only be named on cgroup v1",
+            });
+        }
+        let mut out = self.clone();
+        let mut moved = 0;
+        for c in &mut out.cgroups {
+            let wanted = controllers.is_empty()
+                || (!c.is_v2() && controllers.iter().any(|name| c.hierarchy.has(name)));
+            if !wanted {
+                continue;
+            }
+            let dir = c.dir.join(sub);
+            if !dir.is_dir() {
+                return Err(Error::SubCgroupMissing(dir));
+            }
+            c.dir = dir;
+            moved += 1;
+        }
+        if moved == 0 {
+            return Err(Error::SubCgroupControllers {
+                controllers: controllers.to_vec(),
+                reason: "none of them is mounted as a cgroup v1 hierarchy",
+            });
+        }
+        Ok(out)
     }
 
     /// Every directory this cgroup has (one per hierarchy).

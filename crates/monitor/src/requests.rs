@@ -236,6 +236,7 @@ impl Monitor {
             console_socket: None,
             pid_file: None,
             preserve_fds: 0,
+            ..Default::default()
         };
         let mut task = if tty {
             let path = self.cfg.dir.join(format!("x{key}.sock"));

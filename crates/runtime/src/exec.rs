@@ -25,13 +25,18 @@ use crate::state::Status;
 use crate::sync::{self, Channel, Msg};
 
 /// Options of `exec`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     /// The process to start, complete (args, env, cwd, user, capabilities...).
     pub process: Process,
     pub console_socket: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    /// Run in a paused container too: the process starts frozen and runs once it is resumed.
+    pub ignore_paused: bool,
+    /// Sub-cgroups to run in instead of the container's own: (controllers, path relative to the
+    /// container's cgroup); no controllers means every hierarchy (runc's `--cgroup`).
+    pub sub_cgroups: Vec<(Vec<String>, PathBuf)>,
 }
 
 fn ns_file_name(typ: LinuxNamespaceType) -> &'static str {
@@ -58,13 +63,19 @@ struct ExecPlan<'a> {
     caps: Option<&'a CapabilitySets>,
     argv: &'a Argv,
     preserve_fds: u32,
+    personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
 }
 
 /// Starts the process; returns its pid once it has exec'd.
 pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Error> {
     let record = runtime.load(id)?;
     let status = runtime.status(&record);
-    if status != Status::Running {
+    if status == Status::Paused && !opts.ignore_paused {
+        return Err(Error::Usage(
+            "cannot exec in a paused container (use --ignore-paused to override)".into(),
+        ));
+    }
+    if status != Status::Running && !(status == Status::Paused && opts.ignore_paused) {
         return Err(Error::WrongStatus {
             id: id.to_string(),
             status,
@@ -124,7 +135,10 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         }
         None => None,
     };
-    let cgroup = runtime.cgroup(&record)?;
+    let mut cgroup = runtime.cgroup(&record)?;
+    for (controllers, sub) in &opts.sub_cgroups {
+        cgroup = cgroup.sub_cgroup(controllers, sub)?;
+    }
     let console = opts
         .console_socket
         .as_deref()
@@ -156,6 +170,7 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         caps: caps.as_ref(),
         argv: &argv,
         preserve_fds: opts.preserve_fds,
+        personality: linux.personality().as_ref(),
     };
     let cgroup_dir = crate::launch::cgroup2_dir(&cgroup)?;
     let pid = crate::launch::fork_child(
@@ -212,6 +227,10 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
     for ns in plan.join {
         ns.enter()?;
     }
+    // As runc: the container's execution domain holds for every process in it, not the init's only.
+    if let Some(p) = plan.personality {
+        crate::scheduling::set_personality(p)?;
+    }
     if plan.console.is_some() {
         // The terminal must become the controlling terminal of a new session.
         nix::unistd::setsid().map_err(|source| InitError::Sys {
@@ -219,8 +238,14 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
             source,
         })?;
     }
-    let prepared = become_process(plan.process, plan.console, plan.seccomp, plan.caps)?;
-    Err(exec_program(&prepared, plan.argv, plan.preserve_fds))
+    let prepared = become_process(
+        plan.process,
+        plan.console,
+        plan.seccomp,
+        plan.caps,
+        plan.preserve_fds,
+    )?;
+    Err(exec_program(&prepared, plan.argv))
 }
 
 /// The caller's namespace for its children, set back on drop.

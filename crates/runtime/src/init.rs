@@ -207,7 +207,13 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
     {
         crate::scheduling::set_memory_policy(p)?;
     }
-    let prepared = become_process(proc, plan.console, plan.seccomp, plan.caps)?;
+    let prepared = become_process(
+        proc,
+        plan.console,
+        plan.seccomp,
+        plan.caps,
+        plan.preserve_fds,
+    )?;
 
     plan.channel.send(&Msg::Ready)?;
     // With `create`: blocks until `start` opens the fifo. From then on `start` reads it to the
@@ -229,7 +235,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
                 source,
             })?;
         }
-        Err(exec_program(&prepared, plan.argv, plan.preserve_fds))
+        Err(exec_program(&prepared, plan.argv))
     })();
     let err = match result {
         Ok(never) => match never {},
@@ -250,14 +256,17 @@ pub(crate) struct Prepared<'a> {
 
 /// Turns the calling process (the init, or `exec`'s child, already in the container's
 /// namespaces and root) into what `proc` describes: terminal, rlimits, I/O priority and
-/// scheduler, no_new_privs, user and capabilities, umask, working directory; and finds the
-/// program. Without no_new_privs the seccomp filter is loaded here, while CAP_SYS_ADMIN is still
-/// there; with it, as late as possible, by [`exec_program`].
+/// scheduler, no_new_privs, descriptors past stdio and the `preserve_fds` close-on-exec, user
+/// and capabilities, umask, working directory; and finds the program. Without no_new_privs the
+/// seccomp filter is loaded here, while CAP_SYS_ADMIN is still there; with it, as late as
+/// possible, by [`exec_program`]. Whatever the runtime needs that a profile may deny
+/// (`close_range`, `openat2`, `clone3`...) happens before either.
 pub(crate) fn become_process<'a>(
     proc: &oci_spec::runtime::Process,
     console: Option<&UnixStream>,
     seccomp: Option<&'a berth_seccomp::Program>,
     caps: Option<&CapabilitySets>,
+    preserve_fds: u32,
 ) -> Result<Prepared<'a>, InitError> {
     if let Some(console) = console {
         let size = proc
@@ -271,6 +280,7 @@ pub(crate) fn become_process<'a>(
     if no_new_privs {
         process::set_no_new_privs()?;
     }
+    process::close_fds_on_exec(3 + preserve_fds)?;
     if let (Some(filter), false) = (seccomp, no_new_privs) {
         filter.load()?;
     }
@@ -285,16 +295,13 @@ pub(crate) fn become_process<'a>(
     })
 }
 
-/// Loads a pending seccomp filter, hides every descriptor but stdio and the preserved ones, and
-/// execs. Returns only on failure.
-pub(crate) fn exec_program(prepared: &Prepared<'_>, argv: &Argv, preserve_fds: u32) -> InitError {
+/// Loads a pending seccomp filter and execs: execve is the only call after the filter. Returns
+/// only on failure.
+pub(crate) fn exec_program(prepared: &Prepared<'_>, argv: &Argv) -> InitError {
     if let Some(filter) = prepared.seccomp {
         if let Err(e) = filter.load() {
             return e.into();
         }
-    }
-    if let Err(e) = process::close_fds_on_exec(3 + preserve_fds) {
-        return e.into();
     }
     process::exec(&prepared.program, argv).into()
 }

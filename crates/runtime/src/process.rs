@@ -181,12 +181,56 @@ impl Argv {
 }
 
 /// Marks every descriptor from `first` up close-on-exec, so that nothing of the runtime's reaches
-/// the container's program.
+/// the container's program. With `close_range(CLOSE_RANGE_CLOEXEC)` where the kernel and any
+/// seccomp filter already loaded allow it, else (EPERM, ENOSYS, EINVAL) one `fcntl` per
+/// descriptor listed in `/proc/self/fd`, as runc does.
 pub fn close_fds_on_exec(first: u32) -> Result<(), ProcessError> {
-    crate::sys::cloexec_from(first).map_err(|e| ProcessError::Sys {
-        what: "marking descriptors close-on-exec".to_string(),
+    match crate::sys::cloexec_from(first) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::ENOSYS | libc::EINVAL)
+            ) =>
+        {
+            cloexec_listed(first)
+        }
+        Err(e) => Err(ProcessError::Sys {
+            what: "marking descriptors close-on-exec".to_string(),
+            source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
+        }),
+    }
+}
+
+/// The fallback of [`close_fds_on_exec`]: `fcntl(F_SETFD, FD_CLOEXEC)` on each open descriptor.
+fn cloexec_listed(first: u32) -> Result<(), ProcessError> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let what = "marking descriptors close-on-exec (listing /proc/self/fd)";
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|e| ProcessError::Sys {
+        what: what.to_string(),
         source: nix::Error::from_raw(e.raw_os_error().unwrap_or(0)),
-    })
+    })?;
+    // Collected first: the directory's own descriptor is among those listed, and gone after.
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .filter(|fd| u32::try_from(*fd).is_ok_and(|fd| fd >= first))
+        .collect();
+    for fd in fds {
+        // SAFETY: the descriptor is only borrowed for the fcntl call; one that closed since the
+        // listing (the directory's own) makes fcntl fail with EBADF, which is ignored.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        match fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)) {
+            Ok(_) | Err(nix::Error::EBADF) => {}
+            Err(source) => {
+                return Err(ProcessError::Sys {
+                    what: format!("marking descriptor {fd} close-on-exec"),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Replaces the process with the program. Returns only on failure.
@@ -214,4 +258,20 @@ pub fn reset_signals() {
             nix::sys::signal::SigHandler::SigDfl,
         )
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+
+    #[test]
+    fn the_fallback_marks_listed_descriptors_close_on_exec() {
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        fcntl(&file, FcntlArg::F_SETFD(FdFlag::empty())).unwrap();
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+        cloexec_listed(u32::try_from(raw).unwrap()).unwrap();
+        let flags = FdFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFD).unwrap());
+        assert!(flags.contains(FdFlag::FD_CLOEXEC));
+    }
 }

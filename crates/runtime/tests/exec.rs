@@ -250,9 +250,122 @@ fn exec_into_a_paused_container_is_refused() {
     b.cmd(&["pause", &b.id]).ok();
     let out = exec(&b, &[&b.id, "true"]);
     assert_ne!(out.code(), 0, "{out:?}");
-    assert!(out.stderr.contains("paused"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("cannot exec in a paused container (use --ignore-paused to override)"),
+        "{out:?}"
+    );
     b.cmd(&["resume", &b.id]).ok();
     assert_eq!(exec(&b, &[&b.id, "true"]).code(), 0);
+}
+
+#[test]
+fn exec_with_ignore_paused_runs_once_the_container_is_resumed() {
+    let b = running_sleeper();
+    b.cmd(&["pause", &b.id]).ok();
+    let cmd = b.command(&["exec", "--ignore-paused", &b.id, "echo", "ran"]);
+    let pending = berth_tests::run_in_background(cmd, berth_tests::TIMEOUT);
+    // The exec'd process joins the frozen cgroup and stays frozen until the resume.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cgroup = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let freezer = std::path::Path::new("/sys/fs/cgroup/freezer")
+        .join(cgroup.trim_start_matches('/'))
+        .join("cgroup.procs");
+    let in_freezer = || {
+        std::fs::read_to_string(&freezer)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    while in_freezer() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the exec'd process never joined the cgroup"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!pending.is_finished(), "exec ran in a frozen container");
+    b.cmd(&["resume", &b.id]).ok();
+    let out = pending.join().unwrap_or_else(|_| panic!("exec thread"));
+    assert_eq!(out.ok().stdout, "ran\n");
+}
+
+#[test]
+fn exec_in_a_sub_cgroup() {
+    let b = running_sleeper();
+    let cgroup = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let memory = std::path::Path::new("/sys/fs/cgroup/memory")
+        .join(cgroup.trim_start_matches('/'))
+        .join("sub");
+    let missing = exec(&b, &["--cgroup", "memory:sub", &b.id, "true"]);
+    assert_ne!(missing.code(), 0, "{missing:?}");
+    assert!(missing.stderr.contains("does not exist"), "{missing:?}");
+    std::fs::create_dir(&memory).expect("sub-cgroup");
+    let out = exec(
+        &b,
+        &["--cgroup", "memory:sub", &b.id, "cat", "/proc/self/cgroup"],
+    )
+    .ok();
+    let memory_line = out.stdout.lines().find(|l| l.contains(":memory:"));
+    assert!(memory_line.is_some_and(|l| l.ends_with("/sub")), "{out:?}");
+    let cpu_line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(":cpu,") || l.contains(":cpu:"));
+    assert!(cpu_line.is_some_and(|l| !l.ends_with("/sub")), "{out:?}");
+    let bad = exec(&b, &["--cgroup", "a", "--cgroup", "b", &b.id, "true"]);
+    assert!(
+        bad.stderr.contains("missing <controller>: prefix"),
+        "{bad:?}"
+    );
+    drop(b);
+    let _ = std::fs::remove_dir(&memory);
+}
+
+#[test]
+fn exec_cap_adds_to_bounding_effective_and_permitted_only() {
+    let b = running_sleeper();
+    let out = exec(
+        &b,
+        &[
+            "--cap",
+            "CAP_SYS_ADMIN",
+            &b.id,
+            "grep",
+            "^Cap",
+            "/proc/self/status",
+        ],
+    )
+    .ok();
+    let field = |name: &str| {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap_or("0"), 16).unwrap_or(0)
+    };
+    let sys_admin = 1u64 << 21;
+    for set in ["CapBnd:", "CapEff:", "CapPrm:"] {
+        assert_ne!(field(set) & sys_admin, 0, "{set} {out:?}");
+    }
+    assert_eq!(field("CapInh:") & sys_admin, 0, "{out:?}");
+}
+
+#[test]
+fn exec_gets_the_containers_personality() {
+    let mut b = Bundle::new(RUNTIME, &["sleep", "30"]);
+    b.config["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+    b.save();
+    b.create().ok();
+    b.cmd(&["start", &b.id]).ok();
+    assert_eq!(exec(&b, &[&b.id, "uname", "-m"]).ok().stdout, "i686\n");
 }
 
 #[test]
@@ -358,6 +471,7 @@ fn library_exec_restores_the_callers_namespace_for_children() {
         console_socket: None,
         pid_file: None,
         preserve_fds: 0,
+        ..Default::default()
     };
     let pid = berth_runtime::exec::exec(&runtime, &b.id, &opts).expect("exec");
     let status = nix::sys::wait::waitpid(pid, None).expect("waitpid");

@@ -35,9 +35,17 @@ pub struct ExecArgs {
     detach: bool,
     #[arg(long = "pid-file")]
     pid_file: Option<PathBuf>,
-    /// Add a capability to the bounding, effective, permitted and inheritable sets.
+    /// Add a capability to the bounding, effective and permitted sets (as runc 1.2: not the
+    /// inheritable one).
     #[arg(short, long)]
     cap: Vec<String>,
+    /// Exec in a paused container too: the process runs once the container is resumed.
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
+    /// Run in an existing sub-cgroup of the container: PATH for every hierarchy, or
+    /// CONTROLLER[,CONTROLLER...]:PATH (cgroup v1; may be repeated).
+    #[arg(long = "cgroup")]
+    cgroup: Vec<String>,
     /// Set no_new_privs.
     #[arg(long = "no-new-privs")]
     no_new_privs: bool,
@@ -115,7 +123,6 @@ fn build_process(rt: &Runtime, args: &ExecArgs) -> Result<Process> {
             caps.set_bounding(add(caps.bounding()));
             caps.set_effective(add(caps.effective()));
             caps.set_permitted(add(caps.permitted()));
-            caps.set_inheritable(add(caps.inheritable()));
         }
         process.set_capabilities(Some(caps));
     }
@@ -131,6 +138,8 @@ pub fn run(rt: &Runtime, args: ExecArgs) -> Result<i32> {
         console_socket: args.console_socket.clone(),
         pid_file: args.pid_file.clone(),
         preserve_fds: args.preserve_fds,
+        ignore_paused: args.ignore_paused,
+        sub_cgroups: sub_cgroups(&args.cgroup)?,
     };
     if !args.detach {
         super::wait::block_forwarded_signals()?;
@@ -140,4 +149,57 @@ pub fn run(rt: &Runtime, args: ExecArgs) -> Result<i32> {
         return Ok(0);
     }
     super::wait::wait_forwarding(pid)
+}
+
+/// Parses `--cgroup` values as runc does: one bare PATH (all hierarchies), or any number of
+/// `CONTROLLER[,CONTROLLER...]:PATH`, each controller named once.
+fn sub_cgroups(args: &[String]) -> Result<Vec<(Vec<String>, PathBuf)>> {
+    let mut out: Vec<(Vec<String>, PathBuf)> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    for arg in args {
+        let Some((controllers, path)) = arg.split_once(':') else {
+            if args.len() != 1 {
+                bail!("invalid --cgroup argument: {arg} (missing <controller>: prefix)");
+            }
+            out.push((Vec::new(), PathBuf::from(arg)));
+            continue;
+        };
+        let mut names = Vec::new();
+        for name in controllers.split(',') {
+            if name.is_empty() {
+                bail!("invalid --cgroup argument: {arg} (empty <controller> prefix)");
+            }
+            if seen.iter().any(|s| s == name) {
+                bail!("invalid --cgroup argument(s): controller {name} specified multiple times");
+            }
+            seen.push(name.to_string());
+            names.push(name.to_string());
+        }
+        out.push((names, PathBuf::from(path)));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_arguments_as_runc_parses_them() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            sub_cgroups(&s(&["sub"])).unwrap(),
+            vec![(vec![], PathBuf::from("sub"))]
+        );
+        assert_eq!(
+            sub_cgroups(&s(&["cpu,memory:a", "pids:b"])).unwrap(),
+            vec![
+                (s(&["cpu", "memory"]), PathBuf::from("a")),
+                (s(&["pids"]), PathBuf::from("b"))
+            ]
+        );
+        assert!(sub_cgroups(&s(&["a", "b"])).is_err());
+        assert!(sub_cgroups(&s(&[":a"])).is_err());
+        assert!(sub_cgroups(&s(&["cpu:a", "cpu:b"])).is_err());
+    }
 }
