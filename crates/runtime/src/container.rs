@@ -175,6 +175,7 @@ impl Runtime {
             "poststart",
             hooks.unwrap_or_default(),
             &record.oci_state(Status::Running),
+            hooks::DefaultEnv::Runtime,
         ) {
             eprintln!("warning: {e}");
         }
@@ -247,7 +248,8 @@ impl Runtime {
         Ok(self.cgroup(&record)?.thaw()?)
     }
 
-    /// `delete`: removes a stopped container; with `force`, kills a live one first.
+    /// `delete`: removes a stopped container, or a created one (killed first: the program never
+    /// ran, as runc does); with `force`, kills a running or paused one first.
     pub fn delete(&self, id: &str, force: bool) -> Result<(), Error> {
         let record = match self.load(id) {
             Err(Error::State(StateError::NotFound(_))) if force => return Ok(()),
@@ -255,7 +257,7 @@ impl Runtime {
         };
         let status = self.status(&record);
         if status != Status::Stopped {
-            if !force {
+            if !force && status != Status::Created {
                 return Err(Error::NotStopped {
                     id: id.to_string(),
                     status,
@@ -290,6 +292,7 @@ impl Runtime {
                 "poststop",
                 hooks.unwrap_or_default(),
                 &record.oci_state(Status::Stopped),
+                hooks::DefaultEnv::Runtime,
             ) {
                 eprintln!("warning: {e}");
             }

@@ -57,10 +57,24 @@ fn failure_is_a_warning(stage: &str) -> bool {
     matches!(stage, "poststart" | "poststop")
 }
 
+/// The environment of a hook whose config gives none, as runc's: the container's `process.env`
+/// for the hooks run inside the container (createContainer, startContainer), the runtime's own
+/// for the others.
+#[derive(Debug, Clone, Copy)]
+pub enum DefaultEnv<'a> {
+    Container(&'a [String]),
+    Runtime,
+}
+
 /// Runs `hooks` in order. For most stages the first failure stops the rest and is returned; for
 /// poststart and poststop every hook runs and the failures are returned together, for the caller
 /// to log as a warning.
-pub fn run_all(stage: &'static str, hooks: &[Hook], state: &OciState) -> Result<(), HookError> {
+pub fn run_all(
+    stage: &'static str,
+    hooks: &[Hook],
+    state: &OciState,
+    default_env: DefaultEnv<'_>,
+) -> Result<(), HookError> {
     if hooks.is_empty() {
         return Ok(());
     }
@@ -68,7 +82,7 @@ pub fn run_all(stage: &'static str, hooks: &[Hook], state: &OciState) -> Result<
     let mut runs = hooks
         .iter()
         .enumerate()
-        .map(|(index, h)| run(stage, index, h, &state_json));
+        .map(|(index, h)| run(stage, index, h, &state_json, default_env));
     if !failure_is_a_warning(stage) {
         return runs.try_for_each(|r| r);
     }
@@ -80,7 +94,13 @@ pub fn run_all(stage: &'static str, hooks: &[Hook], state: &OciState) -> Result<
     }
 }
 
-fn run(stage: &'static str, index: usize, hook: &Hook, state_json: &[u8]) -> Result<(), HookError> {
+fn run(
+    stage: &'static str,
+    index: usize,
+    hook: &Hook,
+    state_json: &[u8],
+    default_env: DefaultEnv<'_>,
+) -> Result<(), HookError> {
     let path = hook.path().display().to_string();
     let timeout = match hook.timeout() {
         Some(secs) if secs <= 0 => {
@@ -105,14 +125,20 @@ fn run(stage: &'static str, index: usize, hook: &Hook, state_json: &[u8]) -> Res
         cmd.arg0(arg0);
     }
     cmd.args(args.iter().skip(1))
-        .env_clear()
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit());
-    for kv in hook.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    let env = match (hook.env().as_deref(), default_env) {
+        (Some(env), _) | (None, DefaultEnv::Container(env)) => Some(env),
+        (None, DefaultEnv::Runtime) => None,
+    };
+    if let Some(env) = env {
+        cmd.env_clear();
+        for kv in env {
+            if let Some((k, v)) = kv.split_once('=') {
+                cmd.env(k, v);
+            }
         }
     }
     let mut child = cmd.spawn().map_err(spawn_err)?;

@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sched::{unshare, CloneFlags};
 use oci_spec::runtime::Spec;
@@ -70,8 +70,8 @@ pub struct InitPlan<'a> {
     pub new_time: bool,
     pub new_uts: bool,
     pub channel: &'a Channel,
-    /// With `create`: the fifo that `start` opens.
-    pub fifo: Option<PathBuf>,
+    /// With `create`: an `O_PATH` descriptor of the fifo that `start` opens.
+    pub fifo: Option<OwnedFd>,
     pub console: Option<&'a UnixStream>,
     pub seccomp: Option<&'a berth_seccomp::Program>,
     pub caps: Option<&'a CapabilitySets>,
@@ -163,8 +163,6 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
             })?;
         }
     }
-    let fifo = plan.fifo.as_deref().map(open_path).transpose()?;
-
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     // The mounts before the first cgroup mount are made while the runtime moves us into our
     // cgroup (a migration waits for an RCU grace period, milliseconds): they overlap.
@@ -190,6 +188,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
             .and_then(|h| h.create_container().as_deref())
             .unwrap_or_default(),
         &hook_state,
+        hooks::DefaultEnv::Container(proc.env().as_deref().unwrap_or_default()),
     )?;
     plan.rootfs.enter()?;
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
@@ -214,12 +213,16 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         plan.caps,
         plan.preserve_fds,
     )?;
+    if let Some(fifo) = &plan.fifo {
+        // Whatever would keep us from opening the fifo is a failure of `create`, not of `start`.
+        check_fifo_writable(fifo)?;
+    }
 
     plan.channel.send(&Msg::Ready)?;
     // With `create`: blocks until `start` opens the fifo. From then on `start` reads it to the
     // end: "0" once the startContainer hooks passed, then end-of-file when the exec closes it
     // (close-on-exec); any text after the "0", or a "1" and text, is the error that stopped us.
-    let mut start = fifo.as_ref().map(wait_for_start).transpose()?;
+    let mut start = plan.fifo.as_ref().map(wait_for_start).transpose()?;
     hook_state.status = crate::state::Status::Created;
     let result = (|| -> Result<Infallible, InitError> {
         hooks::run_all(
@@ -228,6 +231,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
                 .and_then(|h| h.start_container().as_deref())
                 .unwrap_or_default(),
             &hook_state,
+            hooks::DefaultEnv::Container(proc.env().as_deref().unwrap_or_default()),
         )?;
         if let Some(f) = &mut start {
             f.write_all(b"0").map_err(|source| InitError::Io {
@@ -306,16 +310,24 @@ pub(crate) fn exec_program(prepared: &Prepared<'_>, argv: &Argv) -> InitError {
     process::exec(&prepared.program, argv).into()
 }
 
-fn open_path(path: &Path) -> Result<OwnedFd, InitError> {
-    rustix::fs::open(
-        path,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+/// Opens the exec fifo for writing without waiting: ENXIO (no reader yet) means it can be
+/// opened once `start` comes; any other error is returned.
+fn check_fifo_writable(fifo: &OwnedFd) -> Result<(), InitError> {
+    let path = format!("/proc/self/fd/{}", fifo.as_raw_fd());
+    match rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| InitError::Io {
-        what: format!("opening {}", path.display()),
-        source: e.into(),
-    })
+    ) {
+        Err(rustix::io::Errno::NXIO) => Ok(()),
+        // A reader already: cannot happen before `Ready` (`start` refuses a container still
+        // being created), and would mean the fifo is usable anyway.
+        Ok(_) => Ok(()),
+        Err(e) => Err(InitError::Io {
+            what: "opening the exec fifo".into(),
+            source: e.into(),
+        }),
+    }
 }
 
 /// Opens the exec fifo for writing through our `O_PATH` descriptor (close-on-exec): this blocks

@@ -90,7 +90,7 @@ impl Drop for Rollback<'_> {
         let _ = self.store.remove(&self.id);
         // runtime.md "Lifecycle": a failed create goes on at step 12 (destroy), then 13 (poststop).
         if let Some((hooks, state)) = &self.poststop {
-            if let Err(e) = hooks::run_all("poststop", hooks, state) {
+            if let Err(e) = hooks::run_all("poststop", hooks, state, hooks::DefaultEnv::Runtime) {
                 eprintln!("warning: {e}");
             }
         }
@@ -167,14 +167,7 @@ pub fn launch(
     cgroup.apply(&resources)?;
 
     let fifo = if mode == Mode::Create {
-        let path = store.fifo_path(id);
-        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
-            |source| Error::Sys {
-                what: format!("creating {}", path.display()),
-                source,
-            },
-        )?;
-        Some(path)
+        Some(make_exec_fifo(&store.fifo_path(id), linux)?)
     } else {
         None
     };
@@ -302,6 +295,7 @@ pub fn launch(
             .and_then(|h| h.prestart().as_deref())
             .unwrap_or_default(),
         &oci_state,
+        hooks::DefaultEnv::Runtime,
     )?;
     hooks::run_all(
         "createRuntime",
@@ -309,6 +303,7 @@ pub fn launch(
             .and_then(|h| h.create_runtime().as_deref())
             .unwrap_or_default(),
         &oci_state,
+        hooks::DefaultEnv::Runtime,
     )?;
 
     parent_end.send(&Msg::Placed)?;
@@ -341,6 +336,51 @@ pub fn launch(
         pid,
         console: relay,
     })
+}
+
+/// Makes the exec fifo that `start` opens, as runc does: mode 0622, owned by the container's
+/// root (the host ids its uid and gid 0 map to), so that the init can open it for writing
+/// whoever it runs as by then (a user namespace's root, or a non-root user without
+/// CAP_DAC_OVERRIDE). Returns an `O_PATH` descriptor of it, which the init inherits and
+/// reopens through /proc/self/fd: the init never resolves the state directory's path.
+fn make_exec_fifo(path: &Path, linux: &oci_spec::runtime::Linux) -> Result<OwnedFd, Error> {
+    let sys = |what: String| move |source| Error::Sys { what, source };
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
+        .map_err(sys(format!("creating {}", path.display())))?;
+    // mkfifo's mode went through the umask.
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::sys::stat::Mode::from_bits_truncate(0o622),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(sys(format!("chmod {}", path.display())))?;
+    let uid = host_id_of_root(linux.uid_mappings());
+    let gid = host_id_of_root(linux.gid_mappings());
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )
+    .map_err(sys(format!("chown {}", path.display())))?;
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::Io {
+        what: format!("opening {}", path.display()),
+        source: e.into(),
+    })
+}
+
+/// The host id that id 0 of the container maps to (0 without a mapping).
+fn host_id_of_root(maps: &Option<Vec<LinuxIdMapping>>) -> u32 {
+    maps.iter()
+        .flatten()
+        .find(|m| m.container_id() == 0 && m.size() > 0)
+        .map(|m| m.host_id())
+        .unwrap_or(0)
 }
 
 /// Opens the cgroup2 directory of `cgroup`, if it has one, for clone3(CLONE_INTO_CGROUP).

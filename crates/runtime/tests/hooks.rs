@@ -535,3 +535,26 @@ fn hook_timeout_must_be_positive() {
     assert!(out.stderr.contains("timeout"), "{out:?}");
     assert_nothing_left(&b);
 }
+
+#[test]
+fn hooks_without_env_get_the_containers_env_inside_and_the_runtimes_outside() {
+    let mut b = Bundle::new(RUNTIME, &["true"]);
+    b.config["process"]["env"] = json!(["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "FROM=container"]);
+    let hook = |file: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat >/dev/null; echo \"$FROM$RUNTIME_SIDE\" > {file}")]});
+    // Before pivot_root (createContainer, prestart) the rootfs is reached through its host path.
+    let host_path = |name: &str| b.rootfs().join(name).display().to_string();
+    b.config["hooks"] = json!({
+        "createContainer": [hook(&host_path("create.env"))],
+        "startContainer": [hook("/start.env")],
+        "prestart": [hook(&host_path("prestart.env"))],
+    });
+    b.save();
+    let bundle = b.path().display().to_string();
+    let mut cmd = b.command(&["run", "--bundle", &bundle, &b.id]);
+    cmd.env("RUNTIME_SIDE", "runtime");
+    run_with_timeout(&mut cmd, berth_tests::TIMEOUT).ok();
+    let read = |name: &str| std::fs::read_to_string(b.rootfs().join(name)).unwrap_or_default();
+    assert_eq!(read("start.env"), "container\n");
+    assert_eq!(read("create.env"), "container\n");
+    assert_eq!(read("prestart.env"), "runtime\n");
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
 use berth_tests::Bundle;
+use serde_json::json;
 
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
 
@@ -88,10 +89,7 @@ fn unknown_program_fails_at_create() {
 fn operations_in_the_wrong_state_are_refused() {
     let b = Bundle::new(RUNTIME, &["sh", "-c", "exit 0"]);
     b.create().ok();
-    // created: delete without --force is refused, as is resume.
-    let del = b.cmd(&["delete", &b.id]);
-    assert_ne!(del.code(), 0);
-    assert!(del.stderr.contains("not stopped: created"), "{del:?}");
+    // created: resume is refused.
     assert_ne!(b.cmd(&["resume", &b.id]).code(), 0);
     b.cmd(&["start", &b.id]).ok();
     b.wait_status("stopped");
@@ -354,4 +352,69 @@ fn features_is_the_spec_document() {
         .as_array()
         .unwrap()
         .contains(&"rslave".into()));
+}
+
+/// A bundle whose container runs in a user namespace where host root is not mapped.
+fn userns_bundle(args: &[&str]) -> Bundle {
+    let mut b = Bundle::new(RUNTIME, args);
+    let c = &mut b.config;
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.save();
+    b
+}
+
+#[test]
+fn create_and_start_in_a_user_namespace_and_as_a_non_root_user() {
+    let script = ["sh", "-c", "id -u > /tmp/uid"];
+    let userns = userns_bundle(&script);
+    let mut non_root = Bundle::new(RUNTIME, &script);
+    non_root.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    non_root.save();
+    for (b, uid, fifo_owner) in [(&userns, "0", 100000), (&non_root, "1000", 0)] {
+        let out = b.create();
+        assert_eq!(out.code(), 0, "{out:?}");
+        assert_eq!(b.state()["status"], "created");
+        assert_ne!(b.state()["pid"], 0);
+        // The fifo belongs to the container's root, and others may write it.
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(b.state_root().join(&b.id).join("exec.fifo")).expect("fifo");
+        assert_eq!(meta.mode() & 0o777, 0o622);
+        assert_eq!(meta.uid(), fifo_owner);
+        b.cmd(&["start", &b.id]).ok();
+        b.wait_status("stopped");
+        let got = std::fs::read_to_string(b.rootfs().join("tmp/uid")).expect("the program ran");
+        assert_eq!(got.trim(), uid);
+    }
+}
+
+#[test]
+fn delete_of_a_created_container_kills_and_removes_it() {
+    let b = Bundle::new(RUNTIME, &["sh", "-c", "touch /tmp/ran"]);
+    b.create().ok();
+    let pid = b.state()["pid"].as_i64().expect("pid");
+    b.cmd(&["delete", &b.id]).ok();
+    assert!(!b.state_root().join(&b.id).exists());
+    // Gone, or a zombie until pid 1 reaps it (its parent, `create`, has exited).
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(") ").next().and_then(|r| r.chars().next());
+    assert!(
+        matches!(state, None | Some('Z' | 'X')),
+        "the init is still there: {stat}"
+    );
+    let cgroup = b.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(berth_tests::cgroup_dirs(cgroup).is_empty());
+    assert!(!b.rootfs().join("tmp/ran").exists(), "the program ran");
+    // A running container still needs --force.
+    let r = Bundle::new(RUNTIME, &["sleep", "30"]);
+    r.create().ok();
+    r.cmd(&["start", &r.id]).ok();
+    let del = r.cmd(&["delete", &r.id]);
+    assert!(del.stderr.contains("not stopped: running"), "{del:?}");
 }
