@@ -182,7 +182,9 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
     drop(child_end);
     drop(console);
     let result = (|| {
-        parent_end.send(&Msg::Go)?;
+        if let Some(text) = parent_end.send_to_child(&Msg::Go)? {
+            return Err(Error::Init(text));
+        }
         match parent_end.recv()? {
             Msg::Closed => Ok(()),
             Msg::Error(text) => Err(Error::Init(text)),

@@ -190,7 +190,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         &hook_state,
         hooks::DefaultEnv::Container(proc.env().as_deref().unwrap_or_default()),
     )?;
-    plan.rootfs.enter()?;
+    plan.rootfs.enter(spec)?;
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         write_sysctls(sysctl)?;
     }

@@ -215,7 +215,14 @@ pub fn launch(
     };
     let mut oci_state = record.oci_state(Status::Creating);
 
-    let idmaps = crate::idmap::prepare(spec.mounts().as_deref().unwrap_or_default())?;
+    let idmaps = crate::idmap::prepare(
+        spec.mounts().as_deref().unwrap_or_default(),
+        (
+            linux.uid_mappings().as_deref().unwrap_or_default(),
+            linux.gid_mappings().as_deref().unwrap_or_default(),
+        ),
+        &bundle,
+    )?;
     let (parent_end, child_end) = sync::pair()?;
     let userns = ns.has_new(LinuxNamespaceType::User)
         || ns.join.iter().any(|j| j.typ == LinuxNamespaceType::User);
@@ -254,7 +261,9 @@ pub fn launch(
     if ns.has_new(LinuxNamespaceType::User) {
         write_id_maps(pid, linux.uid_mappings(), linux.gid_mappings())?;
     }
-    parent_end.send(&Msg::Go)?;
+    if let Some(text) = parent_end.send_to_child(&Msg::Go)? {
+        return Err(Error::Init(text));
+    }
     if !userns {
         // The child moves itself (no global lock, no RCU grace period) and says so.
         match parent_end.recv()? {
@@ -306,7 +315,9 @@ pub fn launch(
         hooks::DefaultEnv::Runtime,
     )?;
 
-    parent_end.send(&Msg::Placed)?;
+    if let Some(text) = parent_end.send_to_child(&Msg::Placed)? {
+        return Err(Error::Init(text));
+    }
     match parent_end.recv()? {
         Msg::Ready => {}
         Msg::Error(text) => return Err(Error::Init(text)),

@@ -108,6 +108,20 @@ impl Channel {
         })
     }
 
+    /// Sends `msg` to a child that may have failed already: when the send fails because the
+    /// child's end is gone, the error message the child left before dying is what is returned
+    /// (as `Ok(Some(text))`), not the send's EPIPE.
+    pub fn send_to_child(&self, msg: &Msg) -> Result<Option<String>, SyncError> {
+        match self.send(msg) {
+            Ok(()) => Ok(None),
+            Err(SyncError::Send(nix::Error::EPIPE | nix::Error::ECONNRESET)) => match self.recv() {
+                Ok(Msg::Error(text)) => Ok(Some(text)),
+                _ => Ok(Some("container init exited during setup".to_string())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
     /// Waits for `expected`; an error message or anything else becomes an error.
     pub fn expect(&self, expected: Msg) -> Result<(), SyncError> {
         let got = self.recv()?;

@@ -133,40 +133,53 @@ pub fn set_mempolicy_self(mode: i32, nodemask: &[libc::c_ulong]) -> std::io::Res
     }
 }
 
-/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {MOUNT_ATTR_IDMAP, userns_fd})`: makes
-/// the detached mount `fd` (from open_tree) an idmapped mount with the mappings of `userns`.
-pub fn mount_setattr_idmap(
+/// The kernel's `struct mount_attr` (mount_setattr(2)).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+/// `MOUNT_ATTR_*` bits of mount_setattr(2).
+pub mod mount_attr {
+    pub const RDONLY: u64 = 0x0000_0001;
+    pub const NOSUID: u64 = 0x0000_0002;
+    pub const NODEV: u64 = 0x0000_0004;
+    pub const NOEXEC: u64 = 0x0000_0008;
+    /// The mask of the three atime settings below.
+    pub const ATIME: u64 = 0x0000_0070;
+    pub const RELATIME: u64 = 0x0000_0000;
+    pub const NOATIME: u64 = 0x0000_0010;
+    pub const STRICTATIME: u64 = 0x0000_0020;
+    pub const NODIRATIME: u64 = 0x0000_0080;
+    pub const IDMAP: u64 = 0x0010_0000;
+    pub const NOSYMFOLLOW: u64 = 0x0020_0000;
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr)`: changes the attributes of the
+/// mount behind `fd` (an `O_PATH` descriptor of a mount point, or a detached mount from
+/// open_tree), and with `recursive` of every mount below it.
+pub fn mount_setattr(
     fd: std::os::fd::BorrowedFd<'_>,
-    userns: std::os::fd::BorrowedFd<'_>,
     recursive: bool,
+    attr: &MountAttr,
 ) -> std::io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_IDMAP,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: std::os::fd::AsRawFd::as_raw_fd(&userns) as u64,
-    };
     let mut flags = libc::AT_EMPTY_PATH;
     if recursive {
         flags |= libc::AT_RECURSIVE;
     }
     // SAFETY: the path is a NUL-terminated empty string, `attr` is a valid mount_attr of the
-    // size given, and both outlive the call, which changes only the mount behind `fd`.
+    // size given, and both outlive the call, which changes only the mounts behind `fd`.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             std::os::fd::AsRawFd::as_raw_fd(&fd),
             c"".as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };

@@ -46,7 +46,13 @@ pub fn cgroup_rules(devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
     rules.push(rule(5, Some(1))); // /dev/console
     rules.push(rule(5, Some(2))); // /dev/ptmx
     rules.push(rule(136, None)); // /dev/pts/*
-    rules.extend(devices.iter().map(LinuxDeviceCgroup::from));
+                                 // A FIFO is no device: the device cgroup has nothing to say about it.
+    rules.extend(
+        devices
+            .iter()
+            .filter(|d| d.typ() != LinuxDeviceType::P)
+            .map(LinuxDeviceCgroup::from),
+    );
     rules
 }
 
@@ -111,8 +117,8 @@ impl Device {
             std::fs::create_dir_all(parent).map_err(io_err(what()))?;
         }
         let _ = std::fs::remove_file(&dest);
-        if in_userns {
-            // mknod is not allowed in a user namespace: bind the host's node instead.
+        // mknod of a device is not allowed in a user namespace (a FIFO is): bind the host's node.
+        if in_userns && self.kind != SFlag::S_IFIFO {
             create_mount_point(&dest, false)?;
             return mount(
                 Some(&self.path),

@@ -45,7 +45,7 @@ pub struct Rootfs {
     pub bundle: PathBuf,
     pub in_userns: bool,
     pub no_pivot: bool,
-    /// Per mount of the config: the user namespace of an idmapped mount (see `idmap`).
+    /// Per mount of the config: the detached idmapped copy of its source (see `idmap`).
     pub idmaps: std::sync::Arc<Vec<Option<OwnedFd>>>,
 }
 
@@ -62,18 +62,13 @@ impl Rootfs {
 
     /// Step 1a: make the rootfs a mount point and mount the config's mounts before `split`.
     pub fn prepare_early(&self, spec: &Spec, split: usize) -> Result<(), RootfsError> {
-        let linux = spec.linux().as_ref();
-        let propagation = linux
-            .and_then(|l| l.rootfs_propagation().as_deref())
-            .filter(|p| !p.is_empty());
-        let flag = match propagation {
-            Some(name) => options::propagation_flag(name).ok_or_else(|| {
-                RootfsError::Config(format!("unknown rootfsPropagation {name:?}"))
-            })?,
-            None => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        };
+        let flag = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
         mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
             .map_err(mounts::sys_err("setting the propagation of /".to_string()))?;
+        // As runc: the mount holding the rootfs becomes private, so that the bind below does not
+        // propagate anywhere and pivot_root finds no shared parent (whatever rootfsPropagation
+        // made of /); the configured propagation is given to the new / after pivot_root.
+        make_holding_mount_private(&self.path)?;
         mount(
             Some(&self.path),
             &self.path,
@@ -85,17 +80,6 @@ impl Rootfs {
             "bind mounting rootfs {}",
             self.path.display()
         )))?;
-        if flag.contains(MsFlags::MS_SHARED) {
-            // pivot_root refuses a new root whose mount is shared.
-            mount(
-                None::<&str>,
-                &self.path,
-                None::<&str>,
-                MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )
-            .map_err(mounts::sys_err("making rootfs private".to_string()))?;
-        }
         self.mount_range(spec, 0..split)
     }
 
@@ -138,8 +122,8 @@ impl Rootfs {
         })
     }
 
-    /// Step 2: make the rootfs the process's `/`.
-    pub fn enter(&self) -> Result<(), RootfsError> {
+    /// Step 2: make the rootfs the process's `/`, with the configured `rootfsPropagation`.
+    pub fn enter(&self, spec: &Spec) -> Result<(), RootfsError> {
         chdir(&self.path).map_err(mounts::sys_err(format!("chdir to {}", self.path.display())))?;
         if self.no_pivot {
             mount(
@@ -153,20 +137,33 @@ impl Rootfs {
             chroot(".").map_err(mounts::sys_err("chroot".to_string()))?;
         } else {
             // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "."
-            // then removes the old root, with no directory needed to hold it.
+            // then removes the old root, with no directory needed to hold it. Before that the
+            // old root's tree (only it: held by a descriptor taken before the pivot, so that
+            // the propagation the config gave the container's own mounts stays) becomes a
+            // slave, so that the unmount cannot reach the host.
+            let old_root = open_dir(Path::new("/"))?;
             pivot_root(".", ".").map_err(mounts::sys_err("pivot_root".to_string()))?;
-            mount(
-                None::<&str>,
-                ".",
-                None::<&str>,
-                MsFlags::MS_SLAVE | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(mounts::sys_err("making the old root a slave".to_string()))?;
+            let slave = crate::sys::MountAttr {
+                propagation: MsFlags::MS_SLAVE.bits(),
+                ..Default::default()
+            };
+            crate::sys::mount_setattr(std::os::fd::AsFd::as_fd(&old_root), true, &slave)
+                .map_err(mounts::io_err("making the old root a slave".to_string()))?;
+            drop(old_root);
             umount2(".", MntFlags::MNT_DETACH)
                 .map_err(mounts::sys_err("unmounting the old root".to_string()))?;
         }
-        chdir("/").map_err(mounts::sys_err("chdir to /".to_string()))
+        chdir("/").map_err(mounts::sys_err("chdir to /".to_string()))?;
+        // Private is what the holding mount already is; anything else is given to the new root
+        // now that it is /, where it cannot reach the host.
+        match root_propagation(spec)? {
+            Some(flag) if !flag.contains(MsFlags::MS_PRIVATE) => {
+                mount(None::<&str>, "/", None::<&str>, flag, None::<&str>).map_err(mounts::sys_err(
+                    "applying rootfsPropagation to /".to_string(),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Step 3 (inside the new root): masked paths, read-only paths, read-only root.
@@ -195,6 +192,46 @@ impl Rootfs {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The mount flags of `linux.rootfsPropagation`, if set.
+fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>, RootfsError> {
+    let name = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .filter(|p| !p.is_empty());
+    name.map(|name| {
+        options::propagation_flag(name)
+            .ok_or_else(|| RootfsError::Config(format!("unknown rootfsPropagation {name:?}")))
+    })
+    .transpose()
+}
+
+/// Makes private the mount `path` is on: `path` itself if it is a mount point, else the first
+/// ancestor that is (mount(2) says EINVAL for a directory that is not one).
+fn make_holding_mount_private(path: &Path) -> Result<(), RootfsError> {
+    let mut at = path;
+    loop {
+        match mount(
+            None::<&str>,
+            at,
+            None::<&str>,
+            MsFlags::MS_PRIVATE,
+            None::<&str>,
+        ) {
+            Ok(()) => return Ok(()),
+            Err(nix::Error::EINVAL) if at.parent().is_some() => {
+                at = at.parent().unwrap_or(Path::new("/"));
+            }
+            Err(e) => {
+                return Err(mounts::sys_err(format!(
+                    "making the mount holding {} private",
+                    path.display()
+                ))(e))
+            }
+        }
     }
 }
 

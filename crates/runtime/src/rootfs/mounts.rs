@@ -30,7 +30,7 @@ pub(super) fn io_err(what: String) -> impl FnOnce(std::io::Error) -> RootfsError
     move |e| RootfsError::Io { what, source: e }
 }
 
-/// Mounts `m` into the root filesystem; `idmap` is the user namespace of an idmapped bind mount.
+/// Mounts `m` into the root filesystem; `idmap` is the detached idmapped copy of its source.
 pub fn mount_one(
     target: &Target<'_>,
     m: &Mount,
@@ -38,6 +38,9 @@ pub fn mount_one(
 ) -> Result<(), RootfsError> {
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
+    if matches!(typ, "proc" | "sysfs") {
+        refuse_non_directory(target.root, m.destination(), typ)?;
+    }
     let dest = paths::resolve(target.root, m.destination())?;
     if typ == "cgroup" || typ == "cgroup2" {
         return super::cgroupfs::mount_cgroups(&dest, &opts);
@@ -60,26 +63,41 @@ pub fn mount_one(
     mount(Some(&source), &paths::fd_path(&fd), Some(typ), flags, data).map_err(sys_err(
         format!("mounting {typ} on {}", m.destination().display()),
     ))?;
-    apply_propagation(&fd, &opts, m.destination())
+    // The descriptor names the directory under the new mount: open the mount itself.
+    let mounted = paths::open_in_root(target.root_fd, target.root, &dest)?;
+    apply_recursive_attrs(&mounted, &opts, m.destination())?;
+    apply_propagation(&mounted, &opts, m.destination())
 }
 
-/// A bind mount whose ids go through the mappings of `userns`: a detached copy of the source
-/// (open_tree), made idmapped (mount_setattr), then attached on `dest` (move_mount).
-fn idmapped_bind(
-    source: &Path,
-    dest: &OwnedFd,
-    userns: &OwnedFd,
-    recursive: bool,
-) -> std::io::Result<()> {
-    use rustix::mount::{MoveMountFlags, OpenTreeFlags};
-    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-    if recursive {
-        flags |= OpenTreeFlags::AT_RECURSIVE;
+/// proc and sysfs only go on an ordinary directory of the rootfs, never through a symlink the
+/// image controls (runc's rule, from the attacks that mounted them over host paths).
+fn refuse_non_directory(root: &Path, destination: &Path, typ: &str) -> Result<(), RootfsError> {
+    let unresolved = root.join(destination.strip_prefix("/").unwrap_or(destination));
+    match fs::symlink_metadata(&unresolved) {
+        Ok(meta) if !meta.is_dir() => Err(RootfsError::Config(format!(
+            "filesystem {typ:?} must be mounted on ordinary directory"
+        ))),
+        _ => Ok(()),
     }
-    let tree = rustix::mount::open_tree(rustix::fs::CWD, source, flags)?;
-    crate::sys::mount_setattr_idmap(tree.as_fd(), userns.as_fd(), recursive)?;
+}
+
+/// The recursive options (`rro`, `rnosuid`...): mount_setattr(2) with AT_RECURSIVE.
+fn apply_recursive_attrs(fd: &OwnedFd, opts: &Options, dest: &Path) -> Result<(), RootfsError> {
+    if opts.recursive == crate::sys::MountAttr::default() {
+        return Ok(());
+    }
+    crate::sys::mount_setattr(fd.as_fd(), true, &opts.recursive).map_err(io_err(format!(
+        "applying recursive mount options to {}",
+        dest.display()
+    )))
+}
+
+/// Attaches `tree`, a detached mount made by the runtime (an idmapped copy of the source), on
+/// the mount point `dest`.
+fn attach_tree(tree: &OwnedFd, dest: &OwnedFd) -> std::io::Result<()> {
+    use rustix::mount::MoveMountFlags;
     rustix::mount::move_mount(
-        &tree,
+        tree,
         "",
         dest,
         "",
@@ -118,10 +136,8 @@ fn bind(
             m.destination().display()
         )
     };
-    let recursive = opts.flags.contains(MsFlags::MS_REC);
     match idmap {
-        Some(userns) => idmapped_bind(&source, &fd, userns, recursive)
-            .map_err(io_err(format!("{} (idmapped)", what())))?,
+        Some(tree) => attach_tree(tree, &fd).map_err(io_err(format!("{} (idmapped)", what())))?,
         None => mount(
             Some(&source),
             &dest_fd_path,
@@ -137,6 +153,7 @@ fn bind(
     if !extra.is_empty() {
         remount(&paths::fd_path(&mounted), extra, &source).map_err(sys_err(what()))?;
     }
+    apply_recursive_attrs(&mounted, opts, m.destination())?;
     apply_propagation(&mounted, opts, m.destination())
 }
 

@@ -1,7 +1,11 @@
 //! Mount options of config.json (`["nosuid", "ro", "mode=755"]`) split into mount(2) flags,
-//! propagation flags and the filesystem's data string, with the names runc and mount(8) accept.
+//! propagation flags, recursive attributes (`rro`, `rnosuid`... for mount_setattr(2) with
+//! AT_RECURSIVE), idmapping (`idmap`, `ridmap`) and the filesystem's data string, with the names
+//! runc and mount(8) accept.
 
 use nix::mount::MsFlags;
+
+use crate::sys::{mount_attr, MountAttr};
 
 /// One mount's options, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +16,10 @@ pub struct Options {
     pub propagation: Vec<MsFlags>,
     /// Options mount(2) passes to the filesystem (`mode=755,size=65536k`).
     pub data: String,
+    /// Attributes set and cleared on the mount and every mount below it (`rro`, `rnoexec`...).
+    pub recursive: MountAttr,
+    /// `idmap` (Some(false)) or `ridmap` (Some(true), every mount below too).
+    pub idmap: Option<bool>,
 }
 
 impl Options {
@@ -30,6 +38,7 @@ pub const KNOWN: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "lazytime",
     "mand",
     "noatime",
@@ -42,13 +51,32 @@ pub const KNOWN: &[&str] = &[
     "nostrictatime",
     "nosuid",
     "private",
+    "ratime",
     "rbind",
+    "rdev",
+    "rdiratime",
+    "rexec",
+    "ridmap",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
     "relatime",
     "remount",
     "ro",
     "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
     "rshared",
     "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
     "runbindable",
     "rw",
     "shared",
@@ -66,6 +94,8 @@ pub fn parse(options: &[String]) -> Options {
         flags: MsFlags::empty(),
         propagation: Vec::new(),
         data: String::new(),
+        recursive: MountAttr::default(),
+        idmap: None,
     };
     let mut data: Vec<&str> = Vec::new();
     for opt in options {
@@ -105,6 +135,22 @@ pub fn parse(options: &[String]) -> Options {
             }
             // runc's extension: copy the image's content up into a tmpfs. Not applied yet.
             "tmpcopyup" => continue,
+            "idmap" => {
+                out.idmap = Some(false);
+                continue;
+            }
+            "ridmap" => {
+                out.idmap = Some(true);
+                continue;
+            }
+            name if recursive_attr(name).is_some() => {
+                if let Some((set, clear)) = recursive_attr(name) {
+                    let attr = &mut out.recursive;
+                    attr.attr_set = (attr.attr_set & !clear) | set;
+                    attr.attr_clr = (attr.attr_clr & !set) | clear;
+                }
+                continue;
+            }
             other => {
                 data.push(other);
                 continue;
@@ -115,6 +161,30 @@ pub fn parse(options: &[String]) -> Options {
     }
     out.data = data.join(",");
     out
+}
+
+/// The attributes a recursive option sets and clears (runc's table). The kernel changes the
+/// atime setting only as a whole: every atime option clears the whole mask and sets one.
+fn recursive_attr(name: &str) -> Option<(u64, u64)> {
+    use mount_attr as A;
+    Some(match name {
+        "rro" => (A::RDONLY, 0),
+        "rrw" => (0, A::RDONLY),
+        "rnosuid" => (A::NOSUID, 0),
+        "rsuid" => (0, A::NOSUID),
+        "rnodev" => (A::NODEV, 0),
+        "rdev" => (0, A::NODEV),
+        "rnoexec" => (A::NOEXEC, 0),
+        "rexec" => (0, A::NOEXEC),
+        "rnodiratime" => (A::NODIRATIME, 0),
+        "rdiratime" => (0, A::NODIRATIME),
+        "rrelatime" | "ratime" | "rnostrictatime" => (A::RELATIME, A::ATIME),
+        "rnoatime" => (A::NOATIME, A::ATIME),
+        "rstrictatime" | "rnorelatime" => (A::STRICTATIME, A::ATIME),
+        "rnosymfollow" => (A::NOSYMFOLLOW, 0),
+        "rsymfollow" => (0, A::NOSYMFOLLOW),
+        _ => return None,
+    })
 }
 
 /// The mount(2) flags of a propagation name (`rslave` → MS_SLAVE|MS_REC).
@@ -160,6 +230,22 @@ mod tests {
             assert_eq!(parse(&strings(&[name])).data, "", "{name}");
         }
         assert_eq!(parse(&strings(&["size=1m"])).data, "size=1m");
+    }
+
+    #[test]
+    fn recursive_attributes_and_idmap() {
+        let o = parse(&strings(&["rbind", "rro", "rnoexec", "rnoatime", "ridmap"]));
+        assert_eq!(
+            o.recursive.attr_set,
+            mount_attr::RDONLY | mount_attr::NOEXEC | mount_attr::NOATIME
+        );
+        assert_eq!(o.recursive.attr_clr, mount_attr::ATIME);
+        assert_eq!(o.idmap, Some(true));
+        assert_eq!(o.data, "");
+        let o = parse(&strings(&["rro", "rrw", "idmap"]));
+        assert_eq!(o.recursive.attr_set, 0);
+        assert_eq!(o.recursive.attr_clr, mount_attr::RDONLY);
+        assert_eq!(o.idmap, Some(false));
     }
 
     #[test]
