@@ -285,6 +285,10 @@ impl Runtime {
     pub fn destroy(&self, record: &Record) -> Result<(), Error> {
         self.cgroup(record)?.destroy()?;
         let spec = self.config(&record.id).ok();
+        if spec.as_ref().is_some_and(|s| !has_mount_namespace(s)) {
+            // The mounts of a container without a mount namespace are the host's.
+            crate::rootfs::unmount_below(&record.rootfs)?;
+        }
         self.store.remove(&record.id)?;
         if let Some(spec) = spec {
             let hooks = spec.hooks().as_ref().and_then(|h| h.poststop().as_deref());
@@ -310,6 +314,17 @@ impl Runtime {
         let record = self.load(id)?;
         Ok(self.cgroup(&record)?.stats()?)
     }
+}
+
+/// Whether the config lists a mount namespace (new or joined).
+pub(crate) fn has_mount_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Mount)
+        })
 }
 
 fn wrong(id: &str, status: Status, action: &'static str, needs: &'static str) -> Error {

@@ -28,6 +28,8 @@ pub enum Error {
     NetDevice(#[from] crate::netdev::NetDeviceError),
     #[error(transparent)]
     Sync(#[from] crate::sync::SyncError),
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
     #[error("container init: {0}")]
     Init(String),
     #[error("config.json has no process to run")]

@@ -64,6 +64,8 @@ struct ExecPlan<'a> {
     argv: &'a Argv,
     preserve_fds: u32,
     personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
+    /// Without a mount namespace to join: the init's root (`/proc/PID/root`), to chroot into.
+    chroot: Option<PathBuf>,
 }
 
 /// Starts the process; returns its pid once it has exec'd.
@@ -171,6 +173,8 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         argv: &argv,
         preserve_fds: opts.preserve_fds,
         personality: linux.personality().as_ref(),
+        chroot: (!crate::container::has_mount_namespace(&spec))
+            .then(|| PathBuf::from(format!("/proc/{}/root", record.pid))),
     };
     let cgroup_dir = crate::launch::cgroup2_dir(&cgroup)?;
     let pid = crate::launch::fork_child(
@@ -228,6 +232,17 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
     }
     for ns in plan.join {
         ns.enter()?;
+    }
+    if let Some(root) = &plan.chroot {
+        let sys = |what: &'static str| {
+            move |source| InitError::Sys {
+                what: what.into(),
+                source,
+            }
+        };
+        nix::unistd::chdir(root).map_err(sys("entering the container's root"))?;
+        nix::unistd::chroot(".").map_err(sys("chroot into the container's root"))?;
+        nix::unistd::chdir("/").map_err(sys("chdir to /"))?;
     }
     // As runc: the container's execution domain holds for every process in it, not the init's only.
     if let Some(p) = plan.personality {

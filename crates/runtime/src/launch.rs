@@ -72,6 +72,8 @@ struct Rollback<'a> {
     child: Option<Pid>,
     /// Once the hooks have begun: the poststop hooks and the state to run them with.
     poststop: Option<(Vec<oci_spec::runtime::Hook>, crate::state::OciState)>,
+    /// Without a mount namespace: the rootfs, below which the init's mounts are the host's.
+    host_mounts_below: Option<PathBuf>,
     armed: bool,
 }
 
@@ -86,6 +88,9 @@ impl Drop for Rollback<'_> {
         }
         if let Some(cg) = &self.cgroup {
             let _ = cg.destroy();
+        }
+        if let Some(rootfs) = &self.host_mounts_below {
+            let _ = crate::rootfs::unmount_below(rootfs);
         }
         let _ = self.store.remove(&self.id);
         // runtime.md "Lifecycle": a failed create goes on at step 12 (destroy), then 13 (poststop).
@@ -133,6 +138,7 @@ pub fn launch(
         cgroup: None,
         child: None,
         poststop: None,
+        host_mounts_below: None,
         armed: true,
     };
     std::fs::write(
@@ -233,6 +239,7 @@ pub fn launch(
             bundle: bundle.clone(),
             in_userns: userns,
             no_pivot: opts.no_pivot,
+            mount_ns: mount_ns_of(&ns),
             idmaps: std::sync::Arc::new(idmaps),
         },
         join: &ns.join,
@@ -250,6 +257,9 @@ pub fn launch(
         cgroup: (!userns).then_some(&cgroup),
         born_in_v2: std::cell::Cell::new(false),
     };
+    if plan.rootfs.mount_ns == crate::rootfs::MountNs::Inherited {
+        rollback.host_mounts_below = Some(plan.rootfs.path.clone());
+    }
     let cgroup_dir = cgroup2_dir(&cgroup)?;
     let pid = fork_child(clone_flags, cgroup_dir.as_ref(), &plan.born_in_v2, || {
         init::run(&plan)
@@ -392,6 +402,18 @@ fn host_id_of_root(maps: &Option<Vec<LinuxIdMapping>>) -> u32 {
         .find(|m| m.container_id() == 0 && m.size() > 0)
         .map(|m| m.host_id())
         .unwrap_or(0)
+}
+
+/// Which mount namespace the plan gives the container.
+fn mount_ns_of(ns: &Plan) -> crate::rootfs::MountNs {
+    use crate::rootfs::MountNs;
+    if ns.has_new(LinuxNamespaceType::Mount) {
+        MountNs::New
+    } else if ns.join.iter().any(|j| j.typ == LinuxNamespaceType::Mount) {
+        MountNs::Joined
+    } else {
+        MountNs::Inherited
+    }
 }
 
 /// Opens the cgroup2 directory of `cgroup`, if it has one, for clone3(CLONE_INTO_CGROUP).

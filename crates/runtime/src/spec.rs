@@ -127,16 +127,46 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             }
         }
         match ns.typ() {
-            LinuxNamespaceType::Mount => has_mount_ns = ns.path().is_none(),
+            LinuxNamespaceType::Mount => has_mount_ns = true,
             LinuxNamespaceType::User => has_user_ns = true,
             _ => {}
         }
     }
     if !has_mount_ns {
-        return Err(invalid(
-            "linux.namespaces",
-            "a new mount namespace is required to set up the root filesystem",
-        ));
+        // The runtime's own mount namespace is the host's: nothing may be changed in it but
+        // the mounts below the rootfs (runc refuses the paths too).
+        if linux.masked_paths().as_ref().is_some_and(|p| !p.is_empty())
+            || linux
+                .readonly_paths()
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+        {
+            return Err(invalid(
+                "linux.maskedPaths",
+                "unable to restrict sys entries without a private MNT namespace",
+            ));
+        }
+        if spec
+            .root()
+            .as_ref()
+            .and_then(|r| r.readonly())
+            .unwrap_or(false)
+        {
+            return Err(invalid(
+                "root.readonly",
+                "unable to make the root filesystem read-only without a private MNT namespace",
+            ));
+        }
+        if linux
+            .rootfs_propagation()
+            .as_ref()
+            .is_some_and(|p| !p.is_empty())
+        {
+            return Err(invalid(
+                "linux.rootfsPropagation",
+                "unable to set the root propagation without a private MNT namespace",
+            ));
+        }
     }
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         && linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());

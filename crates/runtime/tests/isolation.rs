@@ -247,3 +247,112 @@ fn net_devices_are_moved_in_and_renamed() {
         "{out:?}"
     );
 }
+
+fn ns_of(pid: i64, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn own_ns(kind: &str) -> String {
+    ns_of(i64::from(std::process::id()), kind)
+}
+
+/// The mount points at or below `dir` in this process's mount namespace.
+fn mounts_below(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&dir))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn without_a_mount_namespace_the_runtimes_is_shared_and_left_clean() {
+    let mut b = Bundle::new(RUNTIME, &["sleep", "30"]);
+    let c = &mut b.config;
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    c["linux"]["maskedPaths"] = serde_json::json!([]);
+    c["linux"]["readonlyPaths"] = serde_json::json!([]);
+    b.save();
+    b.create().ok();
+    b.cmd(&["start", &b.id]).ok();
+    let pid = b.state()["pid"].as_i64().unwrap();
+    assert_eq!(ns_of(pid, "mnt"), own_ns("mnt"));
+    // The process is in the rootfs all the same, and so is an exec'd one.
+    let root = std::fs::read_link(format!("/proc/{pid}/root")).unwrap();
+    assert_eq!(root, b.rootfs());
+    let out = b
+        .cmd(&[
+            "exec",
+            &b.id,
+            "sh",
+            "-c",
+            "cat /etc/hostname; ls /proc/1/ns",
+        ])
+        .ok();
+    assert!(out.stdout.starts_with("busybox\n"), "{out:?}");
+    // Its mounts (proc, dev...) are the host's, below the rootfs, until delete.
+    assert!(!mounts_below(&b.rootfs()).is_empty());
+    b.cmd(&["delete", "--force", &b.id]).ok();
+    assert_eq!(mounts_below(&b.rootfs()), Vec::<String>::new());
+
+    // What would change the host's mount table is refused.
+    let mut b = Bundle::new(RUNTIME, &["true"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    b.save();
+    let out = b.create();
+    assert!(
+        out.stderr.contains("without a private MNT namespace"),
+        "{out:?}"
+    );
+    assert_eq!(mounts_below(&b.rootfs()), Vec::<String>::new());
+}
+
+#[test]
+fn joins_an_existing_mount_namespace_by_path() {
+    // A mount namespace held by a sleeping process of the test.
+    let mut holder = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let pid = holder.id();
+    let _kill = Kill(&mut holder);
+    let own = own_ns("mnt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let path = format!("/proc/{pid}/ns/mnt");
+    while ns_of(i64::from(pid), "mnt") == own {
+        assert!(std::time::Instant::now() < deadline, "unshare never ran");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let target = ns_of(i64::from(pid), "mnt");
+    let mut b = Bundle::new(
+        RUNTIME,
+        &["sh", "-c", "readlink /proc/self/ns/mnt; cat /etc/hostname"],
+    );
+    for n in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "mount" {
+            n["path"] = path.clone().into();
+        }
+    }
+    b.save();
+    let out = b.run().ok().stdout;
+    assert_eq!(out, format!("{target}\nbusybox\n"));
+}

@@ -37,6 +37,20 @@ pub enum RootfsError {
     Config(String),
 }
 
+/// The container's mount namespace, as the config's `linux.namespaces` give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountNs {
+    /// A new one (the usual case).
+    New,
+    /// An existing one, joined by path: set up as a new one, as runc does.
+    Joined,
+    /// None listed: the runtime's own, shared with the host. The rootfs is entered with
+    /// chroot, and the propagation of `/` is left alone (changing it would change the host's);
+    /// the config's mounts are made on the host, below the rootfs, and removed at delete
+    /// ([`unmount_below`]).
+    Inherited,
+}
+
 /// Everything the root filesystem steps need.
 #[derive(Debug, Clone)]
 pub struct Rootfs {
@@ -45,6 +59,8 @@ pub struct Rootfs {
     pub bundle: PathBuf,
     pub in_userns: bool,
     pub no_pivot: bool,
+    /// Which mount namespace the container has.
+    pub mount_ns: MountNs,
     /// Per mount of the config: the detached idmapped copy of its source (see `idmap`).
     pub idmaps: std::sync::Arc<Vec<Option<OwnedFd>>>,
 }
@@ -62,6 +78,9 @@ impl Rootfs {
 
     /// Step 1a: make the rootfs a mount point and mount the config's mounts before `split`.
     pub fn prepare_early(&self, spec: &Spec, split: usize) -> Result<(), RootfsError> {
+        if self.mount_ns == MountNs::Inherited {
+            return self.mount_range(spec, 0..split);
+        }
         let flag = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
         mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
             .map_err(mounts::sys_err("setting the propagation of /".to_string()))?;
@@ -125,6 +144,11 @@ impl Rootfs {
     /// Step 2: make the rootfs the process's `/`, with the configured `rootfsPropagation`.
     pub fn enter(&self, spec: &Spec) -> Result<(), RootfsError> {
         chdir(&self.path).map_err(mounts::sys_err(format!("chdir to {}", self.path.display())))?;
+        if self.mount_ns == MountNs::Inherited {
+            // The host's mount table: nothing to move or pivot, and nothing to propagate.
+            chroot(".").map_err(mounts::sys_err("chroot".to_string()))?;
+            return chdir("/").map_err(mounts::sys_err("chdir to /".to_string()));
+        }
         if self.no_pivot {
             mount(
                 Some(&self.path),
@@ -193,6 +217,56 @@ impl Rootfs {
         }
         Ok(())
     }
+}
+
+/// Unmounts (lazily, deepest first) every mount at or below `rootfs` in the caller's mount
+/// namespace: what a container without a mount namespace of its own left on the host.
+pub fn unmount_below(rootfs: &Path) -> Result<(), RootfsError> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(mounts::io_err("reading /proc/self/mountinfo".to_string()))?;
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|p| p.starts_with(rootfs))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for point in points {
+        match umount2(&point, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::Error::EINVAL | nix::Error::ENOENT) => {}
+            Err(e) => {
+                return Err(mounts::sys_err(format!("unmounting {}", point.display()))(
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A mount point of /proc/self/mountinfo, with its octal escapes (`\040` for a space) undone.
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                let value = d.iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+                out.push(u8::try_from(value).unwrap_or(b'?'));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// The mount flags of `linux.rootfsPropagation`, if set.
@@ -288,5 +362,19 @@ fn mask_path(path: &Path) -> Result<(), RootfsError> {
             None::<&str>,
         )
         .map_err(mounts::sys_err(what()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            unescape_mountinfo("/a\\040b\\011c\\134d\\777"),
+            PathBuf::from("/a b\tc\\d?")
+        );
+        assert_eq!(unescape_mountinfo("/plain\\"), PathBuf::from("/plain\\"));
     }
 }
