@@ -298,6 +298,7 @@ pub fn restore(
         .clone()
         .unwrap_or_else(|| crate::launch::default_cgroups_path(id));
     let cgroup = Manager::new(&cgroups_path)?;
+    refuse_busy(&cgroup)?;
     cgroup.create()?;
     rollback.cgroup = Some(cgroup.clone());
     cgroup.apply(&crate::launch::cgroup_resources(linux))?;
@@ -514,6 +515,19 @@ fn refuse_terminal(spec: &Spec) -> Result<(), CheckpointError> {
              berth-runtime runs the criu command"
                 .into(),
         ));
+    }
+    Ok(())
+}
+
+/// A failed restore kills what is in its cgroup: it must not be one where processes already run.
+fn refuse_busy(cgroup: &Manager) -> Result<(), CheckpointError> {
+    let found = cgroup.pids().unwrap_or_default().len();
+    if found > 0 {
+        return Err(CheckpointError::Invalid(format!(
+            "cgroup {} is not empty: {found} process(es) found (is cgroupsPath another \
+             container's?)",
+            cgroup.path().display()
+        )));
     }
     Ok(())
 }
