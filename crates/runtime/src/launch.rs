@@ -64,6 +64,20 @@ pub fn default_cgroups_path(id: &str) -> PathBuf {
     PathBuf::from(format!("/berth-runtime/{id}"))
 }
 
+/// The limits of the container's cgroup: the config's, with the device rules for the default and
+/// configured devices appended, as runc does.
+pub(crate) fn cgroup_resources(
+    linux: &oci_spec::runtime::Linux,
+) -> oci_spec::runtime::LinuxResources {
+    let mut resources = linux.resources().clone().unwrap_or_default();
+    let mut device_rules = resources.devices().clone().unwrap_or_default();
+    device_rules.extend(crate::rootfs::devices::cgroup_rules(
+        linux.devices().as_deref().unwrap_or_default(),
+    ));
+    resources.set_devices(Some(device_rules));
+    resources
+}
+
 /// Undoes a half-made container when dropped, unless disarmed.
 struct Rollback<'a> {
     store: &'a Store,
@@ -164,13 +178,7 @@ pub fn launch(
     let cgroup = Manager::new(&cgroups_path)?;
     cgroup.create()?;
     rollback.cgroup = Some(cgroup.clone());
-    let mut resources = linux.resources().clone().unwrap_or_default();
-    let mut device_rules = resources.devices().clone().unwrap_or_default();
-    device_rules.extend(crate::rootfs::devices::cgroup_rules(
-        linux.devices().as_deref().unwrap_or_default(),
-    ));
-    resources.set_devices(Some(device_rules));
-    cgroup.apply(&resources)?;
+    cgroup.apply(&cgroup_resources(linux))?;
 
     let fifo = if mode == Mode::Create {
         Some(make_exec_fifo(&store.fifo_path(id), linux)?)

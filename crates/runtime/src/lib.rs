@@ -5,6 +5,7 @@
 //! it. Control groups and seccomp live in their own crates (`berth-cgroups`, `berth-seccomp`).
 
 pub mod capabilities;
+pub mod checkpoint;
 pub mod console;
 pub mod container;
 pub mod error;

@@ -7,6 +7,7 @@ macro_rules! out {
     };
 }
 
+mod checkpoint_cmd;
 mod exec_cmd;
 mod features;
 mod log;
@@ -166,6 +167,10 @@ enum Command {
     },
     /// Run a new process in a running container.
     Exec(exec_cmd::ExecArgs),
+    /// Checkpoint a running container with criu.
+    Checkpoint(checkpoint_cmd::CheckpointArgs),
+    /// Restore a container from a checkpoint with criu.
+    Restore(checkpoint_cmd::RestoreArgs),
 }
 
 pub fn main() -> i32 {
@@ -252,6 +257,8 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         Command::Exec(args) => return exec_cmd::run(&rt, args),
+        Command::Checkpoint(args) => return checkpoint_cmd::checkpoint(&rt, args),
+        Command::Restore(args) => return checkpoint_cmd::restore(&rt, args),
         Command::Features => out!("{}", serde_json::to_string_pretty(&features::document())?),
     }
     Ok(0)

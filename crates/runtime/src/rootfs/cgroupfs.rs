@@ -64,6 +64,32 @@ fn own_cgroup(proc_cgroup: &str, h: &Hierarchy) -> Option<String> {
     })
 }
 
+/// Where [`mount_cgroups`] puts hierarchy `h` below `dest`: `dest` itself on a pure cgroup2
+/// host, else `dest/<name of the host's mount point>` (`memory`, `cpu,cpuacct`, `unified`).
+fn destination(dest: &Path, h: &Hierarchy, pure_v2: bool) -> PathBuf {
+    if pure_v2 {
+        return dest.to_path_buf();
+    }
+    let name = h
+        .mount_point
+        .file_name()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    dest.join(name)
+}
+
+/// The bind mounts [`mount_cgroups`] makes when the container has no cgroup namespace: for each
+/// host hierarchy, its destination below `dest` and its mount point on the host (checkpoint and
+/// restore name them to criu as external mounts).
+pub(crate) fn bind_destinations(dest: &Path) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
+    let all = hierarchies(&std::fs::read_to_string("/proc/self/mountinfo")?);
+    let pure_v2 = all.iter().all(|h| h.fstype != "cgroup");
+    Ok(all
+        .iter()
+        .map(|h| (destination(dest, h, pure_v2), h.mount_point.clone()))
+        .collect())
+}
+
 pub(super) fn mount_cgroups(dest: &Path, opts: &Options) -> Result<(), RootfsError> {
     let read = |p: &str| std::fs::read_to_string(p).map_err(io_err(format!("reading {p}")));
     let all = hierarchies(&read("/proc/self/mountinfo")?);
@@ -82,16 +108,7 @@ pub(super) fn mount_cgroups(dest: &Path, opts: &Options) -> Result<(), RootfsErr
             .map_err(sys_err(format!("mounting tmpfs on {}", dest.display())))?;
     }
     for h in &all {
-        let sub = if pure_v2 {
-            dest.to_path_buf()
-        } else {
-            let name = h
-                .mount_point
-                .file_name()
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            dest.join(name)
-        };
+        let sub = destination(dest, h, pure_v2);
         std::fs::create_dir_all(&sub).map_err(io_err(format!("creating {}", sub.display())))?;
         let what = || format!("mounting cgroup hierarchy on {}", sub.display());
         if in_cgroupns {

@@ -7,7 +7,7 @@
 //! rest, devices), [`Rootfs::enter`] (`pivot_root`, or `chroot` with `--no-pivot`),
 //! [`Rootfs::finish`] (masked and read-only paths, read-only root).
 
-mod cgroupfs;
+pub(crate) mod cgroupfs;
 pub mod devices;
 mod mounts;
 pub mod options;
