@@ -173,11 +173,14 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         // SAFETY: see `run`.
         unsafe { libc::_exit(1) }
     }
+    // Where our cgroup is in the host's hierarchies, before the cgroup namespace hides it.
+    let host_cgroup = std::fs::read_to_string("/proc/self/cgroup").ok();
     if plan.new_cgroupns {
         // Made after the runtime moved us into our cgroup, so that the namespace's root is it.
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("creating the cgroup namespace"))?;
     }
-    plan.rootfs.prepare_late(spec, split)?;
+    plan.rootfs
+        .prepare_late(spec, split, host_cgroup.as_deref())?;
     let hooks = spec.hooks().as_ref();
     // Hooks in the container's namespaces get the pid as the container sees it (state.md).
     let mut hook_state = plan.state.clone();

@@ -356,3 +356,31 @@ fn joins_an_existing_mount_namespace_by_path() {
     let out = b.run().ok().stdout;
     assert_eq!(out, format!("{target}\nbusybox\n"));
 }
+
+#[test]
+fn cgroup_v1_in_a_user_and_cgroup_namespace_is_the_containers_own() {
+    // In a user namespace a v1 hierarchy cannot be mounted afresh (its superblock belongs to
+    // the host's user namespace): the container's directory is bound instead.
+    let mut b = Bundle::new(
+        RUNTIME,
+        &[
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /proc/self/cgroup | grep -c ':/$'",
+        ],
+    );
+    let c = &mut b.config;
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["resources"]["memory"] = json!({"limit": 67108864});
+    b.save();
+    let out = b.run().ok().stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "67108864", "{out}");
+    // Every hierarchy's path is "/" in the cgroup namespace.
+    assert!(lines[1].parse::<u32>().unwrap() > 1, "{out}");
+}

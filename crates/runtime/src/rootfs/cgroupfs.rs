@@ -90,10 +90,21 @@ pub(crate) fn bind_destinations(dest: &Path) -> std::io::Result<Vec<(PathBuf, Pa
         .collect())
 }
 
-pub(super) fn mount_cgroups(dest: &Path, opts: &Options) -> Result<(), RootfsError> {
+/// Mounts the container's view of its cgroups on `dest`. In a cgroup namespace each hierarchy is
+/// mounted afresh, except a v1 one in a user namespace, whose superblock belongs to the host's
+/// user namespace (mounting it again is EBUSY): that one, like every hierarchy without a cgroup
+/// namespace, is the container's directory bound from the host's hierarchy, as runc does.
+pub(super) fn mount_cgroups(
+    dest: &Path,
+    opts: &Options,
+    target: &super::mounts::Target<'_>,
+) -> Result<(), RootfsError> {
     let read = |p: &str| std::fs::read_to_string(p).map_err(io_err(format!("reading {p}")));
     let all = hierarchies(&read("/proc/self/mountinfo")?);
     let proc_cgroup = read("/proc/self/cgroup")?;
+    // Where the container's cgroup is in the host's hierarchies (inside a cgroup namespace
+    // /proc/self/cgroup says only "/").
+    let host_cgroup = target.host_cgroup.unwrap_or(&proc_cgroup);
     let in_cgroupns = proc_cgroup.lines().all(|l| l.ends_with(":/"));
     let flags = (opts.flags & !MsFlags::MS_RDONLY)
         | MsFlags::MS_NOSUID
@@ -111,7 +122,8 @@ pub(super) fn mount_cgroups(dest: &Path, opts: &Options) -> Result<(), RootfsErr
         let sub = destination(dest, h, pure_v2);
         std::fs::create_dir_all(&sub).map_err(io_err(format!("creating {}", sub.display())))?;
         let what = || format!("mounting cgroup hierarchy on {}", sub.display());
-        if in_cgroupns {
+        let fresh = in_cgroupns && !(target.in_userns && h.fstype == "cgroup");
+        if fresh {
             let data = (!h.options.is_empty()).then_some(h.options.as_str());
             let ro = if readonly {
                 MsFlags::MS_RDONLY
@@ -127,7 +139,7 @@ pub(super) fn mount_cgroups(dest: &Path, opts: &Options) -> Result<(), RootfsErr
             )
             .map_err(sys_err(what()))?;
         } else {
-            let own = own_cgroup(&proc_cgroup, h).unwrap_or_else(|| "/".to_string());
+            let own = own_cgroup(host_cgroup, h).unwrap_or_else(|| "/".to_string());
             let source = h.mount_point.join(own.trim_start_matches('/'));
             mount(
                 Some(&source),

@@ -79,7 +79,7 @@ impl Rootfs {
     /// Step 1a: make the rootfs a mount point and mount the config's mounts before `split`.
     pub fn prepare_early(&self, spec: &Spec, split: usize) -> Result<(), RootfsError> {
         if self.mount_ns == MountNs::Inherited {
-            return self.mount_range(spec, 0..split);
+            return self.mount_range(spec, 0..split, None);
         }
         let flag = root_propagation(spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
         mount(None::<&str>, "/", None::<&str>, flag, None::<&str>)
@@ -99,13 +99,19 @@ impl Rootfs {
             "bind mounting rootfs {}",
             self.path.display()
         )))?;
-        self.mount_range(spec, 0..split)
+        self.mount_range(spec, 0..split, None)
     }
 
     /// Step 1b: the mounts from `split` on (in the cgroup namespace by now), then `/dev`.
-    pub fn prepare_late(&self, spec: &Spec, split: usize) -> Result<(), RootfsError> {
+    /// `host_cgroup` is /proc/self/cgroup as read before the cgroup namespace was made.
+    pub fn prepare_late(
+        &self,
+        spec: &Spec,
+        split: usize,
+        host_cgroup: Option<&str>,
+    ) -> Result<(), RootfsError> {
         let mounts = spec.mounts().as_deref().unwrap_or_default();
-        self.mount_range(spec, split..mounts.len())?;
+        self.mount_range(spec, split..mounts.len(), host_cgroup)?;
         let dev_is_tmpfs = mounts
             .iter()
             .any(|m| m.destination() == Path::new("/dev") && m.typ().as_deref() != Some("bind"));
@@ -121,7 +127,12 @@ impl Rootfs {
         Ok(())
     }
 
-    fn mount_range(&self, spec: &Spec, range: std::ops::Range<usize>) -> Result<(), RootfsError> {
+    fn mount_range(
+        &self,
+        spec: &Spec,
+        range: std::ops::Range<usize>,
+        host_cgroup: Option<&str>,
+    ) -> Result<(), RootfsError> {
         let mounts = spec.mounts().as_deref().unwrap_or_default();
         let Some(slice) = mounts.get(range.clone()) else {
             return Ok(());
@@ -134,6 +145,8 @@ impl Rootfs {
             root: &self.path,
             root_fd: &root_fd,
             bundle: &self.bundle,
+            in_userns: self.in_userns,
+            host_cgroup,
         };
         slice.iter().zip(range.clone()).try_for_each(|(m, i)| {
             let idmap = self.idmaps.get(i).and_then(Option::as_ref);

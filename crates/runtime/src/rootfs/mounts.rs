@@ -20,6 +20,10 @@ pub struct Target<'a> {
     pub root_fd: &'a OwnedFd,
     /// The bundle directory, against which relative bind sources are resolved.
     pub bundle: &'a Path,
+    /// Whether the container has a user namespace.
+    pub in_userns: bool,
+    /// /proc/self/cgroup as read before the cgroup namespace was made (for `cgroup` mounts).
+    pub host_cgroup: Option<&'a str>,
 }
 
 pub(super) fn sys_err(what: String) -> impl FnOnce(nix::Error) -> RootfsError {
@@ -43,7 +47,7 @@ pub fn mount_one(
     }
     let dest = paths::resolve(target.root, m.destination())?;
     if typ == "cgroup" || typ == "cgroup2" {
-        return super::cgroupfs::mount_cgroups(&dest, &opts);
+        return super::cgroupfs::mount_cgroups(&dest, &opts, target);
     }
     if typ == "bind" || opts.is_bind() {
         return bind(target, m, &dest, &opts, idmap);
