@@ -30,7 +30,7 @@ use std::path::PathBuf;
 pub use compile::compile;
 use oci_spec::runtime::LinuxSeccompAction;
 
-/// Errors from compiling or loading a seccomp filter.
+/// Errors from compiling or loading a seccomp filter, and from handing its listener to the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `defaultAction` is `SCMP_ACT_NOTIFY`: every syscall, including those the runtime makes
