@@ -3,10 +3,11 @@
 //!
 //! Everything a fixture makes is removed by its `Drop`, so a failing assertion leaves nothing behind.
 //! The registries of the registry client's tests are in [`registry`]; host-side networking
-//! helpers in [`net`].
+//! helpers in [`net`]; a seccomp agent for `SCMP_ACT_NOTIFY` in [`seccomp_agent`].
 
 pub mod net;
 pub mod registry;
+pub mod seccomp_agent;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};

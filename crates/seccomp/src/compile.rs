@@ -10,8 +10,19 @@
 //!   conditions on the same argument, so when a rule has those, each condition becomes its own
 //!   rule (the conditions are ORed), as runc does.
 //! * `SCMP_CMP_MASKED_EQ` uses `value` as the mask and `valueTwo` (default 0) as the datum.
-//! * `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` only affects notify listeners, which are not
-//!   supported, so it is accepted and has no effect (as in libseccomp).
+//! * `SCMP_ACT_NOTIFY` is accepted in rules and needs `listenerPath`; it cannot be the default
+//!   action (runc refuses it too: the runtime's own syscalls after the load, among them those
+//!   handing the listener over, would all wait for an agent that does not have it yet). A
+//!   configuration with a notify rule gets `SECCOMP_FILTER_FLAG_NEW_LISTENER`, even when every
+//!   syscall name of its notify rules is unknown and skipped, so that the agent always gets the
+//!   listener the configuration promises it.
+//! * The kernel refuses `SECCOMP_FILTER_FLAG_TSYNC` with `NEW_LISTENER` (a positive return value
+//!   could be a thread id or the listener), unless `SECCOMP_FILTER_FLAG_TSYNC_ESRCH` makes a
+//!   synchronisation failure an `ESRCH` error: with TSYNC and a notify rule, that flag is added
+//!   (Linux 5.7 and later, as the notify support of libseccomp needs anyway).
+//! * `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV` (Linux 5.19) only affects notify listeners: it is
+//!   passed to the kernel with a notify rule, and ignored without one (the kernel refuses it
+//!   without a listener).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -40,12 +51,31 @@ const INSN_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
 ///
 /// Runs libseccomp and allocates: call it in the parent, before `fork`.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, Error> {
+    if seccomp.default_action() == LinuxSeccompAction::ScmpActNotify {
+        return Err(Error::NotifyDefaultAction);
+    }
     let default = action(
         seccomp.default_action(),
         seccomp.default_errno_ret(),
         "defaultAction",
     )?;
-    let flags = flags(seccomp.flags().as_deref().unwrap_or_default());
+    let rules = seccomp.syscalls().as_deref().unwrap_or_default();
+    let notify_rule = rules
+        .iter()
+        .find(|r| r.action() == LinuxSeccompAction::ScmpActNotify);
+    if let Some(rule) = notify_rule {
+        if seccomp
+            .listener_path()
+            .as_ref()
+            .is_none_or(|p| p.as_os_str().is_empty())
+        {
+            return Err(Error::NotifyWithoutListener {
+                context: rule_context(rule.names()),
+            });
+        }
+    }
+    let notify = notify_rule.is_some();
+    let flags = flags(seccomp.flags().as_deref().unwrap_or_default(), notify);
 
     let mut ctx = ScmpFilterContext::new(default).map_err(libseccomp_err("creating the filter"))?;
 
@@ -60,7 +90,6 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, Error> {
         }
     }
 
-    let rules = seccomp.syscalls().as_deref().unwrap_or_default();
     let names: usize = rules.iter().map(|r| r.names().len()).sum();
     if names > OPTIMIZE_THRESHOLD {
         ctx.set_ctl_optimize(2)
@@ -75,6 +104,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, Error> {
     Ok(Program {
         instructions,
         flags,
+        notify,
     })
 }
 
@@ -166,12 +196,7 @@ fn action(
         A::ScmpActTrace => ScmpAction::Trace(ret(errno_ret)?),
         A::ScmpActLog => ScmpAction::Log,
         A::ScmpActAllow => ScmpAction::Allow,
-        A::ScmpActNotify => {
-            return Err(Error::UnsupportedAction {
-                context: context.to_owned(),
-                action,
-            })
-        }
+        A::ScmpActNotify => ScmpAction::Notify,
     })
 }
 
@@ -203,19 +228,31 @@ fn condition(arg: &LinuxSeccompArg, context: &str) -> Result<ScmpArgCompare, Err
     Ok(ScmpArgCompare::new(index, op, datum))
 }
 
-/// Translates the OCI filter flags into `SECCOMP_FILTER_FLAG_*` bits.
-fn flags(flags: &[LinuxSeccompFilterFlag]) -> libc::c_ulong {
+/// Translates the OCI filter flags into `SECCOMP_FILTER_FLAG_*` bits, adding those a notify
+/// listener needs when `notify`.
+fn flags(flags: &[LinuxSeccompFilterFlag], notify: bool) -> libc::c_ulong {
     use LinuxSeccompFilterFlag as F;
 
-    flags.iter().fold(0, |bits, flag| {
+    let mut bits = flags.iter().fold(0, |bits, flag| {
         bits | match flag {
             F::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
             F::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
             F::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
-            // Only meaningful together with a notify listener, which is not supported.
+            // Only meaningful with a listener; the kernel refuses it without one.
+            F::SeccompFilterFlagWaitKillableRecv if notify => {
+                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+            }
             F::SeccompFilterFlagWaitKillableRecv => 0,
         }
-    })
+    });
+    if notify {
+        bits |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        // NEW_LISTENER and TSYNC together are EINVAL unless TSYNC failures are ESRCH.
+        if bits & libc::SECCOMP_FILTER_FLAG_TSYNC != 0 {
+            bits |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        }
+    }
+    bits
 }
 
 /// Maps an OCI architecture to libseccomp's.
@@ -370,22 +407,142 @@ mod tests {
     }
 
     #[test]
-    fn notify_is_rejected() {
-        let err = compiled(serde_json::json!({
+    fn notify_rules_compile_and_ask_for_a_listener() {
+        let p = compiled(serde_json::json!({
             "defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        assert!(p.uses_notify());
+        assert_eq!(p.flags(), libc::SECCOMP_FILTER_FLAG_NEW_LISTENER);
+        // The USER_NOTIF return value is in the program.
+        assert!(insns(&p)
+            .iter()
+            .any(|&(_, _, _, k)| k == libc::SECCOMP_RET_USER_NOTIF));
+
+        // Without a notify rule, no listener, even with listenerPath set (as runc).
+        let p = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "listenerMetadata": "m",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap();
+        assert!(!p.uses_notify());
+        assert_eq!(p.flags(), 0);
+        assert!(!allow_all().uses_notify());
+
+        // A notify rule whose names are all unknown still asks for the listener it promises.
+        let p = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["no_such_syscall"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
+        assert!(p.uses_notify());
+        assert_eq!(insns(&p), insns(&allow_all()));
+    }
+
+    #[test]
+    fn notify_needs_a_listener_path() {
+        for path in [None, Some("")] {
+            let mut config = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [
+                    {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"},
+                    {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}
+                ]
+            });
+            if let Some(path) = path {
+                config["listenerPath"] = path.into();
+            }
+            let err = compiled(config).unwrap_err();
+            assert!(
+                matches!(err, Error::NotifyWithoutListener { .. }),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                r#"seccomp: syscalls ["mkdir", "mkdirat"]: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, which is not set"#
+            );
+        }
+    }
+
+    #[test]
+    fn notify_cannot_be_the_default_action() {
+        let err = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_NOTIFY",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["write"], "action": "SCMP_ACT_ALLOW"}]
         }))
         .unwrap_err();
-        assert!(matches!(err, Error::UnsupportedAction { .. }), "{err:?}");
+        assert!(matches!(err, Error::NotifyDefaultAction), "{err:?}");
         assert_eq!(
             err.to_string(),
-            r#"seccomp: syscall "mkdir": seccomp action SCMP_ACT_NOTIFY is not supported"#
+            "seccomp: defaultAction: SCMP_ACT_NOTIFY cannot be the default action, only the \
+             action of listed syscalls"
         );
+    }
 
-        let err = compiled(serde_json::json!({"defaultAction": "SCMP_ACT_NOTIFY"})).unwrap_err();
+    #[test]
+    fn notify_takes_no_errno_ret() {
+        let err = compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY", "errnoRet": 1}]
+        }))
+        .unwrap_err();
+        assert!(matches!(err, Error::ErrnoRetNotSupported { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn notify_listener_flags() {
+        let flags = |list: serde_json::Value, notify: bool| {
+            let mut config = serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": "/run/agent.sock",
+                "flags": list,
+                "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+            });
+            if notify {
+                config["syscalls"][0]["action"] = "SCMP_ACT_NOTIFY".into();
+            }
+            compiled(config).unwrap().flags()
+        };
+        // TSYNC with a listener needs TSYNC_ESRCH (the kernel's rule); without one, it does not.
         assert_eq!(
-            err.to_string(),
-            "seccomp: defaultAction: seccomp action SCMP_ACT_NOTIFY is not supported"
+            flags(serde_json::json!(["SECCOMP_FILTER_FLAG_TSYNC"]), true),
+            libc::SECCOMP_FILTER_FLAG_TSYNC
+                | libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+                | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+        );
+        assert_eq!(
+            flags(serde_json::json!(["SECCOMP_FILTER_FLAG_TSYNC"]), false),
+            libc::SECCOMP_FILTER_FLAG_TSYNC
+        );
+        // WAIT_KILLABLE_RECV goes to the kernel only with a listener.
+        assert_eq!(
+            flags(
+                serde_json::json!([
+                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+                    "SECCOMP_FILTER_FLAG_LOG"
+                ]),
+                true
+            ),
+            libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+                | libc::SECCOMP_FILTER_FLAG_LOG
+                | libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+        );
+        assert_eq!(
+            flags(
+                serde_json::json!([
+                    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+                    "SECCOMP_FILTER_FLAG_LOG"
+                ]),
+                false
+            ),
+            libc::SECCOMP_FILTER_FLAG_LOG
         );
     }
 
@@ -551,6 +708,12 @@ mod tests {
             }))
             .unwrap_or_else(|e| panic!("default {action}: {e}"));
         }
+        compiled(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        }))
+        .unwrap();
     }
 
     #[test]
@@ -643,5 +806,6 @@ mod tests {
     fn program_debug_shows_size_and_flags() {
         let s = format!("{:?}", allow_all());
         assert!(s.starts_with("Program { flags: 0x0, len: "), "{s}");
+        assert!(s.contains("notify: false"), "{s}");
     }
 }

@@ -1,6 +1,6 @@
 //! What this crate supports, by the names of the OCI runtime spec, for `features` (features.md).
 
-/// Actions `compile` accepts (SCMP_ACT_NOTIFY needs a listener and is refused).
+/// Actions `compile` accepts (SCMP_ACT_NOTIFY in rules only, with `listenerPath`).
 pub const ACTIONS: &[&str] = &[
     "SCMP_ACT_ALLOW",
     "SCMP_ACT_ERRNO",
@@ -8,6 +8,7 @@ pub const ACTIONS: &[&str] = &[
     "SCMP_ACT_KILL_PROCESS",
     "SCMP_ACT_KILL_THREAD",
     "SCMP_ACT_LOG",
+    "SCMP_ACT_NOTIFY",
     "SCMP_ACT_TRACE",
     "SCMP_ACT_TRAP",
 ];
@@ -74,11 +75,13 @@ pub const KNOWN_FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
 
-/// Filter flags passed on to the kernel (WAIT_KILLABLE_RECV only matters with NOTIFY).
+/// Filter flags passed on to the kernel (WAIT_KILLABLE_RECV only with a SCMP_ACT_NOTIFY rule,
+/// the only case where it means something).
 pub const SUPPORTED_FLAGS: &[&str] = &[
     "SECCOMP_FILTER_FLAG_LOG",
     "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
     "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
 ];
 
 #[cfg(test)]
@@ -90,7 +93,7 @@ mod tests {
     fn listed_names_compile() {
         for action in ACTIONS {
             let cfg = format!(
-                r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{{"names": ["getpid"], "action": "{action}"}}]}}"#
+                r#"{{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock", "syscalls": [{{"names": ["getpid"], "action": "{action}"}}]}}"#
             );
             let seccomp: oci_spec::runtime::LinuxSeccomp =
                 serde_json::from_str(&cfg).expect("json");

@@ -10,26 +10,45 @@
 //!
 //! The child must have set `no_new_privs` (or hold `CAP_SYS_ADMIN`) before loading; this crate
 //! leaves that to the caller.
+//!
+//! `SCMP_ACT_NOTIFY` rules hand the notified syscalls to a *seccomp agent* in user space. A
+//! program using them ([`Program::uses_notify`]) is loaded with
+//! `SECCOMP_FILTER_FLAG_NEW_LISTENER`, and [`Program::load`] returns the listener descriptor. The
+//! runtime passes that descriptor to its parent, which sends it with the container process state
+//! to the agent listening at `linux.seccomp.listenerPath` with [`agent::send_to_agent`]. Until
+//! the agent has it, every notified syscall of the child waits (and once no process holds the
+//! listener any more, notified syscalls fail with `ENOSYS`).
 
+pub mod agent;
 mod compile;
 pub mod features;
 mod load;
 
 use std::fmt;
+use std::path::PathBuf;
 
 pub use compile::compile;
 use oci_spec::runtime::LinuxSeccompAction;
 
-/// Errors from compiling or loading a seccomp filter.
+/// Errors from compiling or loading a seccomp filter, and from handing its listener to the agent.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The action cannot be used by this runtime (only `SCMP_ACT_NOTIFY` today).
-    #[error("seccomp: {context}: seccomp action {action} is not supported")]
-    UnsupportedAction {
-        /// Where the action appears: `defaultAction` or the rule's syscalls.
+    /// `defaultAction` is `SCMP_ACT_NOTIFY`: every syscall, including those the runtime makes
+    /// after loading the filter to hand the listener over, would wait for the agent (runc refuses
+    /// it too).
+    #[error(
+        "seccomp: defaultAction: SCMP_ACT_NOTIFY cannot be the default action, only the action \
+         of listed syscalls"
+    )]
+    NotifyDefaultAction,
+    /// A rule uses `SCMP_ACT_NOTIFY` but `listenerPath` is missing or empty: nobody would answer
+    /// the notified syscalls.
+    #[error(
+        "seccomp: {context}: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath, which is not set"
+    )]
+    NotifyWithoutListener {
+        /// The first rule using the action.
         context: String,
-        /// The rejected action.
-        action: LinuxSeccompAction,
     },
     /// `errnoRet`/`defaultErrnoRet` was given with an action that returns no errno.
     #[error("seccomp: {context}: errno return code is not supported with action {action}")]
@@ -82,6 +101,29 @@ pub enum Error {
     /// With `SECCOMP_FILTER_FLAG_TSYNC`, another thread could not be synchronised.
     #[error("seccomp: loading the filter with TSYNC: thread {0} could not be synchronised")]
     Tsync(libc::pid_t),
+    /// With `SECCOMP_FILTER_FLAG_TSYNC` and a notify listener, another thread could not be
+    /// synchronised (the kernel then says `ESRCH` and not which thread).
+    #[error("seccomp: loading the filter with TSYNC: another thread could not be synchronised")]
+    TsyncListener,
+    /// Sending the container process state and the listener to the seccomp agent failed.
+    #[error("seccomp: sending the listener to the seccomp agent at {}: {what}: {source}", path.display())]
+    Agent {
+        /// `listenerPath`.
+        path: PathBuf,
+        /// The step that failed (connecting, sending...).
+        what: &'static str,
+        /// The system's error.
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// The container process state given to [`agent::send_to_agent`] cannot be sent as it is.
+    #[error("seccomp: container process state for the seccomp agent at {}: {reason}", path.display())]
+    InvalidProcessState {
+        /// `listenerPath`.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A compiled filter: the BPF program, ready to load, and the `seccomp(2)` flags to load it with.
@@ -91,6 +133,7 @@ pub enum Error {
 pub struct Program {
     instructions: Vec<libc::sock_filter>,
     flags: libc::c_ulong,
+    notify: bool,
 }
 
 impl Program {
@@ -104,9 +147,17 @@ impl Program {
         self.instructions.is_empty()
     }
 
-    /// The `SECCOMP_FILTER_FLAG_*` bits passed to `seccomp(2)` by [`Program::load`].
+    /// The `SECCOMP_FILTER_FLAG_*` bits passed to `seccomp(2)` by [`Program::load`]: those of
+    /// the configuration, and with [`Program::uses_notify`], `SECCOMP_FILTER_FLAG_NEW_LISTENER`
+    /// (and `SECCOMP_FILTER_FLAG_TSYNC_ESRCH` when `TSYNC` is set).
     pub fn flags(&self) -> libc::c_ulong {
         self.flags
+    }
+
+    /// Whether a rule of the configuration uses `SCMP_ACT_NOTIFY`: then [`Program::load`] returns
+    /// a listener descriptor, to be sent to the agent at `listenerPath` (see [`agent`]).
+    pub fn uses_notify(&self) -> bool {
+        self.notify
     }
 }
 
@@ -123,6 +174,7 @@ impl fmt::Debug for Program {
         f.debug_struct("Program")
             .field("flags", &format_args!("{:#x}", self.flags))
             .field("len", &self.instructions.len())
+            .field("notify", &self.notify)
             .field("instructions", &Insns(&self.instructions))
             .finish()
     }
