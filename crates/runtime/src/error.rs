@@ -30,6 +30,8 @@ pub enum Error {
     Sync(#[from] crate::sync::SyncError),
     #[error(transparent)]
     Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
     #[error("container init: {0}")]
     Init(String),
     #[error("config.json has no process to run")]

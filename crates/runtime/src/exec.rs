@@ -146,6 +146,9 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         .as_deref()
         .map(crate::console::connect)
         .transpose()?;
+    if let Some(seccomp) = linux.seccomp() {
+        crate::notify::check(seccomp)?;
+    }
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -189,10 +192,17 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         if let Some(text) = parent_end.send_to_child(&Msg::Go)? {
             return Err(Error::Init(text));
         }
-        match parent_end.recv()? {
-            Msg::Closed => Ok(()),
-            Msg::Error(text) => Err(Error::Init(text)),
-            other => Err(Error::Init(format!("unexpected message {other:?}"))),
+        loop {
+            match parent_end.recv_with_fd()? {
+                (Msg::Closed, _) => return Ok(()),
+                (Msg::Listener, Some(listener)) => {
+                    let seccomp = linux.seccomp().as_ref().ok_or(Error::NoLinux)?;
+                    let state = record.oci_state(Status::Running);
+                    crate::notify::forward(seccomp, &state, pid.as_raw(), listener)?;
+                }
+                (Msg::Error(text), _) => return Err(Error::Init(text)),
+                (other, _) => return Err(Error::Init(format!("unexpected message {other:?}"))),
+            }
         }
     })();
     if let Err(e) = result {
@@ -261,6 +271,7 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
         plan.seccomp,
         plan.caps,
         plan.preserve_fds,
+        plan.channel,
     )?;
     Err(exec_program(&prepared, plan.argv))
 }

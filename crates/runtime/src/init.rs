@@ -12,7 +12,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -215,6 +215,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         plan.seccomp,
         plan.caps,
         plan.preserve_fds,
+        plan.channel,
     )?;
     if let Some(fifo) = &plan.fifo {
         // Whatever would keep us from opening the fifo is a failure of `create`, not of `start`.
@@ -268,12 +269,17 @@ pub(crate) struct Prepared<'a> {
 /// seccomp filter is loaded here, while CAP_SYS_ADMIN is still there; with it, as late as
 /// possible, by [`exec_program`]. Whatever the runtime needs that a profile may deny
 /// (`close_range`, `openat2`, `clone3`...) happens before either.
+///
+/// A filter with `SCMP_ACT_NOTIFY` rules is loaded here in either case, as runc does: its
+/// listener goes to the runtime over `channel` (which hands it to the seccomp agent), and with
+/// `create` the runtime is gone by the time of the exec.
 pub(crate) fn become_process<'a>(
     proc: &oci_spec::runtime::Process,
     console: Option<&UnixStream>,
     seccomp: Option<&'a berth_seccomp::Program>,
     caps: Option<&CapabilitySets>,
     preserve_fds: u32,
+    channel: &Channel,
 ) -> Result<Prepared<'a>, InitError> {
     if let Some(console) = console {
         let size = proc
@@ -288,8 +294,11 @@ pub(crate) fn become_process<'a>(
         process::set_no_new_privs()?;
     }
     process::close_fds_on_exec(3 + preserve_fds)?;
-    if let (Some(filter), false) = (seccomp, no_new_privs) {
-        filter.load()?;
+    let load_now = seccomp.filter(|f| !no_new_privs || f.uses_notify());
+    if let Some(filter) = load_now {
+        if let Some(listener) = filter.load()? {
+            channel.send_listener(listener.as_fd())?;
+        }
     }
     process::change_user(proc, caps)?;
     process::set_umask(proc);
@@ -298,7 +307,7 @@ pub(crate) fn become_process<'a>(
     let program = process::find_executable(&proc.args().as_deref().unwrap_or_default()[0], env)?;
     Ok(Prepared {
         program,
-        seccomp: seccomp.filter(|_| no_new_privs),
+        seccomp: if load_now.is_some() { None } else { seccomp },
     })
 }
 
@@ -306,6 +315,7 @@ pub(crate) fn become_process<'a>(
 /// only on failure.
 pub(crate) fn exec_program(prepared: &Prepared<'_>, argv: &Argv) -> InitError {
     if let Some(filter) = prepared.seccomp {
+        // Never a listener here: filters with notify rules are loaded by `become_process`.
         if let Err(e) = filter.load() {
             return e.into();
         }

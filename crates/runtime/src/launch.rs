@@ -199,6 +199,9 @@ pub fn launch(
             .transpose()?;
         (console, None)
     };
+    if let Some(seccomp) = linux.seccomp() {
+        crate::notify::check(seccomp)?;
+    }
     let seccomp = linux
         .seccomp()
         .as_ref()
@@ -336,13 +339,19 @@ pub fn launch(
     if let Some(text) = parent_end.send_to_child(&Msg::Placed)? {
         return Err(Error::Init(text));
     }
-    match parent_end.recv()? {
-        Msg::Ready => {}
-        Msg::Error(text) => return Err(Error::Init(text)),
-        _ => {
-            return Err(Error::Init(
-                "container init exited before it was ready".into(),
-            ))
+    loop {
+        match parent_end.recv_with_fd()? {
+            (Msg::Ready, _) => break,
+            (Msg::Listener, Some(listener)) => {
+                let seccomp = linux.seccomp().as_ref().ok_or(Error::NoLinux)?;
+                crate::notify::forward(seccomp, &oci_state, pid.as_raw(), listener)?;
+            }
+            (Msg::Error(text), _) => return Err(Error::Init(text)),
+            _ => {
+                return Err(Error::Init(
+                    "container init exited before it was ready".into(),
+                ))
+            }
         }
     }
     if mode == Mode::Run {

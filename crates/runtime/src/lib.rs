@@ -16,6 +16,7 @@ pub mod init;
 pub mod launch;
 pub mod namespaces;
 pub mod netdev;
+pub mod notify;
 pub mod process;
 pub mod rootfs;
 pub mod scheduling;

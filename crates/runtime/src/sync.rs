@@ -2,11 +2,16 @@
 //!
 //! A `SOCK_SEQPACKET` socket pair, close-on-exec on both ends: each message is one packet, and the
 //! child's end closes by itself when the child execs the user's program, so the parent reads
-//! end-of-file exactly when the exec has succeeded.
+//! end-of-file exactly when the exec has succeeded. One message carries a descriptor
+//! ([`Msg::Listener`], the seccomp notify listener, with SCM_RIGHTS).
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, send, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned,
+    MsgFlags, SockFlag, SockType,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -34,6 +39,9 @@ pub enum Msg {
     Ready,
     /// Child to parent: setting up failed; the text says why.
     Error(String),
+    /// Child to parent: the seccomp notify listener, for the agent (the descriptor comes with
+    /// it: see [`Channel::send_listener`] and [`Channel::recv_with_fd`]).
+    Listener,
     /// The other end closed (for the child's end: it exec'd or died).
     Closed,
 }
@@ -67,6 +75,7 @@ impl Channel {
             Msg::Placed => b"P".to_vec(),
             Msg::Joined => b"J".to_vec(),
             Msg::Ready => b"R".to_vec(),
+            Msg::Listener => b"L".to_vec(),
             Msg::Error(text) => {
                 let mut v = b"E".to_vec();
                 v.extend_from_slice(text.as_bytes());
@@ -83,29 +92,74 @@ impl Channel {
         }
     }
 
-    pub fn recv(&self) -> Result<Msg, SyncError> {
-        let mut buf = vec![0u8; 64 * 1024];
-        let n = loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                Ok(n) => break n,
+    /// Sends [`Msg::Listener`] with `fd` attached (SCM_RIGHTS).
+    pub fn send_listener(&self, fd: BorrowedFd<'_>) -> Result<(), SyncError> {
+        let fds = [fd.as_raw_fd()];
+        loop {
+            match sendmsg::<()>(
+                self.fd.as_raw_fd(),
+                &[IoSlice::new(b"L")],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
                 Err(nix::Error::EINTR) => continue,
-                Err(nix::Error::ECONNRESET) => break 0,
+                Err(e) => return Err(SyncError::Send(e)),
+            }
+        }
+    }
+
+    pub fn recv(&self) -> Result<Msg, SyncError> {
+        Ok(self.recv_with_fd()?.0)
+    }
+
+    /// Receives a message and the descriptor that came with it, if any (close-on-exec).
+    pub fn recv_with_fd(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
+        let (n, fd) = loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            match recvmsg::<()>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(msg) => {
+                    let mut fd = None;
+                    for cmsg in msg.cmsgs().map_err(SyncError::Recv)? {
+                        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                            for raw in fds {
+                                // SAFETY: SCM_RIGHTS just installed `raw` in this process and
+                                // nothing else owns it; the first is kept, others are closed.
+                                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    break (msg.bytes, fd);
+                }
+                Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::ECONNRESET) => break (0, None),
                 Err(e) => return Err(SyncError::Recv(e)),
             }
         };
-        Ok(match &buf[..n] {
+        let msg = match buf.get(..n).unwrap_or_default() {
             [] => Msg::Closed,
             b"G" => Msg::Go,
             b"P" => Msg::Placed,
             b"J" => Msg::Joined,
             b"R" => Msg::Ready,
+            b"L" => Msg::Listener,
             [b'E', rest @ ..] => Msg::Error(String::from_utf8_lossy(rest).into_owned()),
             other => {
                 return Err(SyncError::Unexpected(
                     String::from_utf8_lossy(other).into_owned(),
                 ))
             }
-        })
+        };
+        Ok((msg, fd))
     }
 
     /// Sends `msg` to a child that may have failed already: when the send fails because the
