@@ -418,3 +418,23 @@ fn delete_of_a_created_container_kills_and_removes_it() {
     let del = r.cmd(&["delete", &r.id]);
     assert!(del.stderr.contains("not stopped: running"), "{del:?}");
 }
+
+#[test]
+fn an_init_that_fails_while_the_runtime_runs_hooks_reports_its_own_error() {
+    // The first mount fails at once in the init, while the runtime is still in a slow prestart
+    // hook: the error is the mount's, not the runtime's failed send to a child that is gone.
+    let mut b = Bundle::new(RUNTIME, &["true"]);
+    b.config["mounts"].as_array_mut().expect("mounts").insert(
+        0,
+        json!({"destination": "/x", "type": "nosuchfs", "source": "none"}),
+    );
+    b.config["hooks"] = json!({"prestart": [{
+        "path": "/bin/sh", "args": ["sh", "-c", "cat >/dev/null; sleep 0.5"]
+    }]});
+    b.save();
+    let out = b.create();
+    assert_ne!(out.code(), 0);
+    assert!(out.stderr.contains("mounting nosuchfs on /x"), "{out:?}");
+    assert!(!out.stderr.contains("EPIPE"), "{out:?}");
+    assert!(!b.state_root().join(&b.id).exists());
+}
