@@ -244,20 +244,21 @@ pub fn exec(path: &CString, argv: &Argv) -> ProcessError {
     }
 }
 
-/// Resets what a forked runtime process must not pass on: blocked signals and ignored SIGPIPE.
+/// Resets what a forked runtime process must not pass on: the signal mask, and every signal's
+/// disposition back to the default (a caller started under `nohup` ignores SIGHUP, a shell's
+/// background job SIGINT and SIGQUIT, and ignored signals stay ignored across execve).
 pub fn reset_signals() {
-    let _ = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    );
-    // SAFETY: SIG_DFL installs no handler, so no code of ours can run in a signal context.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    };
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for signal in Signal::iterator().filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP)) {
+        // SAFETY: SIG_DFL installs no handler, so no code of ours can run in a signal context.
+        let _ = unsafe { sigaction(signal, &default) };
+    }
+    // The real-time signals, which nix does not name (and 32, 33, which glibc hides).
+    for signo in 32..=libc::SIGRTMAX() {
+        let _ = crate::sys::default_signal_action(signo);
+    }
 }
 
 #[cfg(test)]

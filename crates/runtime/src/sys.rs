@@ -189,3 +189,40 @@ pub fn mount_setattr(
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// `rt_sigaction(signo, SIG_DFL)` straight to the kernel: the only way to reset signals 32 and
+/// 33, which glibc keeps for itself and refuses in sigaction(3) (an ignored one is inherited
+/// across execve all the same).
+pub fn default_signal_action(signo: libc::c_int) -> std::io::Result<()> {
+    /// The kernel's `struct sigaction` on x86_64 and aarch64: handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::c_ulong,
+        flags: libc::c_ulong,
+        restorer: libc::c_ulong,
+        mask: u64,
+    }
+    let action = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `action` is a valid kernel sigaction with SIG_DFL, which installs no handler (so
+    // no restorer is needed), alive for the call; no old action is asked for; the size of the
+    // kernel's signal set is 8 bytes.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signo,
+            &action as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -326,3 +326,30 @@ fn an_allowlist_profile_without_newer_syscalls_still_runs_and_execs() {
         assert!(out.stdout.contains("rc=1"), "{out:?}");
     }
 }
+
+#[test]
+fn signals_ignored_by_the_caller_are_not_ignored_in_the_container() {
+    // A runtime started under `nohup` (SIGHUP ignored) or as a background job (SIGINT, SIGQUIT)
+    // with blocked signals: the container's process starts with every disposition at default
+    // and nothing blocked. SigIgn and SigBlk of /proc/self/status are hexadecimal masks.
+    // (Two commands, so that grep is sh's child: sh as pid 1 ignores SIGQUIT itself.)
+    let b = sh("grep -E '^(SigIgn|SigBlk)' /proc/self/status; true");
+    let bundle = b.path().display().to_string();
+    let mut cmd = b.command(&["run", "--bundle", &bundle, &b.id]);
+    // SAFETY: (test) the closure only calls signal and sigprocmask, which are async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1, 40] {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let out = berth_tests::run_with_timeout(&mut cmd, berth_tests::TIMEOUT).ok();
+    assert!(out.stdout.contains("SigIgn:\t0000000000000000"), "{out:?}");
+    assert!(out.stdout.contains("SigBlk:\t0000000000000000"), "{out:?}");
+}
