@@ -74,6 +74,7 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
                     .map(String::as_str)
                     .filter(|s| !s.is_empty()),
             )
+            .await
             .map(|()| no_content(StatusCode::NO_CONTENT)),
         Route::ContainerPause(id) => engine
             .pause(&id)

@@ -21,12 +21,17 @@ pub struct Exec {
     pub started: bool,
 }
 
-/// Every exec of the daemon's life.
+/// The execs of the existing containers.
 pub type Execs = Arc<Mutex<HashMap<String, Exec>>>;
 
 impl Engine {
     fn execs_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Exec>> {
         self.execs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Drops the execs of a removed container, as dockerd does.
+    pub(crate) fn forget_execs(&self, container: &str) {
+        self.execs_lock().retain(|_, e| e.container != container);
     }
 
     /// `POST /containers/{id}/exec`.

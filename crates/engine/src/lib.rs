@@ -68,12 +68,12 @@ pub struct Engine {
     pub images: images::Images,
     pub containers: container::store::Store,
     pub events: events::Events,
-    /// Per container: a counter bumped at every exit, and at removal set to u64::MAX, for
-    /// `wait`.
-    exits: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
-    /// The last exit code of removed containers, for a `wait?condition=removed` that ends
-    /// after the record is gone.
-    removed_codes: Arc<Mutex<HashMap<String, i64>>>,
+    /// Per container while it exists: its exits so far and, once removed, its last exit code,
+    /// for `wait`. The entry goes with the container (waiters keep their receivers).
+    exits: Arc<Mutex<HashMap<String, watch::Sender<ExitState>>>>,
+    /// Per container: held by what changes its processes and mounts (start, the teardown after
+    /// an exit, removal), so that a start never races the previous run's teardown.
+    lifecycle: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     /// Attaches made before the container started, connected by `start`.
     pending_attaches: Arc<Mutex<HashMap<String, Vec<attach::Pending>>>>,
     execs: exec::Execs,
@@ -123,7 +123,7 @@ impl Engine {
             containers,
             events: events::Events::default(),
             exits: Arc::new(Mutex::new(HashMap::new())),
-            removed_codes: Arc::new(Mutex::new(HashMap::new())),
+            lifecycle: Arc::new(Mutex::new(HashMap::new())),
             pending_attaches: Arc::new(Mutex::new(HashMap::new())),
             execs: Arc::new(Mutex::new(HashMap::new())),
             net: Arc::default(),
@@ -148,19 +148,61 @@ impl Engine {
         self.containers.dir_of(id)
     }
 
-    fn exit_channel(&self, id: &str) -> watch::Sender<u64> {
+    fn exit_channel(&self, id: &str) -> watch::Sender<ExitState> {
         let mut map = self
             .exits
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.entry(id.to_string())
-            .or_insert_with(|| watch::channel(0).0)
+            .or_insert_with(|| watch::channel(ExitState::default()).0)
             .clone()
+    }
+
+    /// Waits for the lifecycle lock of container `id` (see [`Engine::lifecycle`]).
+    async fn lifecycle_lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .lifecycle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(id.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    /// Tells the waiters of container `id` that it is gone, with its last exit code, and drops
+    /// its channel (and whatever else the engine kept in memory for it).
+    fn forget(&self, id: &str, exit_code: i64) {
+        let sender = self
+            .exits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        if let Some(sender) = sender {
+            sender.send_modify(|s| s.removed = Some(exit_code));
+        }
+        self.lifecycle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        self.pending_attaches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        self.forget_execs(id);
     }
 
     pub(crate) fn data_root(&self) -> &Path {
         &self.config.data_root
     }
+}
+
+/// What `wait` watches of a container: how many times it exited, and whether (with which last
+/// exit code) it was removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ExitState {
+    pub exits: u64,
+    pub removed: Option<i64>,
 }
 
 /// Makes sure the exec root dies with the machine, as its contents must (bundles, sockets,
@@ -189,4 +231,61 @@ fn volatile_exec_root(dir: &Path) -> Result<()> {
             e,
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing the engine keeps in memory per container outlives the container: after 10,000
+    /// containers came and went, the maps are as empty as at the start.
+    #[tokio::test]
+    async fn removed_containers_leave_nothing_in_memory() {
+        let data = tempfile::tempdir().expect("data root");
+        let exec = tempfile::tempdir_in("/dev/shm").expect("exec root on a tmpfs");
+        let engine = Engine::open(Config {
+            data_root: data.path().to_path_buf(),
+            exec_root: exec.path().to_path_buf(),
+            monitor: PathBuf::from("berth-monitor"),
+            init: PathBuf::from("berth-init"),
+            init_default: false,
+            insecure_registries: Vec::new(),
+            certs_dir: data.path().join("certs"),
+        })
+        .expect("engine");
+        for n in 0..10_000 {
+            let id = format!("{n:064x}");
+            let mut rx = engine.exit_channel(&id).subscribe();
+            drop(engine.lifecycle_lock(&id).await);
+            engine.exit_channel(&id).send_modify(|s| s.exits += 1);
+            engine.execs.lock().expect("execs").insert(
+                format!("exec-{n}"),
+                exec::Exec {
+                    id: format!("exec-{n}"),
+                    container: id.clone(),
+                    config: Default::default(),
+                    started: true,
+                },
+            );
+            engine.forget(&id, 137);
+            // A waiter still holding its receiver learns the removal and the last code.
+            let state = *rx.borrow_and_update();
+            assert_eq!(state.removed, Some(137));
+        }
+        let lock = |m: &Mutex<HashMap<String, watch::Sender<ExitState>>>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len()
+        };
+        assert_eq!(lock(&engine.exits), 0);
+        assert_eq!(
+            engine
+                .lifecycle
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .len(),
+            0
+        );
+        assert_eq!(engine.execs.lock().expect("execs").len(), 0);
+    }
 }

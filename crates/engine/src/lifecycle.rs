@@ -14,6 +14,9 @@ use crate::container::{now_rfc3339, Container, Status};
 use crate::error::{EngineError, Result};
 use crate::{monitor, spec, Engine};
 
+/// How long `kill` with SIGKILL waits for the exit to be recorded (dockerd: 10 s).
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
 /// Which exit `wait` waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitCondition {
@@ -42,6 +45,9 @@ impl Engine {
     /// `POST /containers/{id}/start`.
     pub async fn start(&self, key: &str) -> Result<()> {
         let c = self.containers.get(key)?;
+        let guard = self.lifecycle_lock(&c.id).await;
+        // Read again under the lock: the previous run's teardown has finished by now.
+        let c = self.containers.get(&c.id)?;
         if c.is_running() {
             return Err(EngineError::NotModified("container already started".into()));
         }
@@ -55,6 +61,7 @@ impl Engine {
                 c.state.error = e.to_string();
                 c.state.exit_code = exit_code_of_start_error(&e.to_string());
             });
+            drop(guard);
             // As dockerd: a container that was to be removed on exit is removed when it
             // cannot start (which ends a `wait?condition=removed`).
             if c.host_config.auto_remove == Some(true) {
@@ -256,6 +263,7 @@ impl Engine {
                 exit.finished_at.clone()
             };
         };
+        let _guard = self.lifecycle_lock(id).await;
         let auto_remove = self
             .containers
             .get(id)
@@ -279,7 +287,7 @@ impl Engine {
             self.publish("oom", &c, &[]);
         }
         self.publish("die", &c, &[("exitCode", exit.exit_code.to_string())]);
-        self.exit_channel(id).send_modify(|n| *n += 1);
+        self.exit_channel(id).send_modify(|s| s.exits += 1);
         if c.host_config.auto_remove == Some(true) {
             if let Err(e) = self.remove_with_volumes(id, true, true).await {
                 tracing::warn!(container = %id, error = %e, "auto-remove");
@@ -339,8 +347,10 @@ impl Engine {
         }
     }
 
-    /// `POST /containers/{id}/kill?signal=`.
-    pub fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
+    /// `POST /containers/{id}/kill?signal=`. As dockerd, a SIGKILL returns once the container
+    /// has exited and its exit is recorded (for at most [`KILL_WAIT`]), so that what a client
+    /// does next (inspect, remove, start) sees it stopped.
+    pub async fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
         let c = self.containers.get(key)?;
         if !c.is_running() {
             return Err(EngineError::Conflict(format!(
@@ -349,8 +359,16 @@ impl Engine {
             )));
         }
         let sig = parse_signal(signal.unwrap_or("KILL"))?;
+        let mut rx = self.exit_channel(&c.id).subscribe();
+        let seen = rx.borrow_and_update().exits;
         self.signal(&c, sig)?;
         self.publish("kill", &c, &[("signal", (sig as i32).to_string())]);
+        if sig == Signal::SIGKILL {
+            let exited = rx.wait_for(|s| s.exits != seen || s.removed.is_some());
+            if tokio::time::timeout(KILL_WAIT, exited).await.is_err() {
+                tracing::warn!(container = %c.id, "still running {KILL_WAIT:?} after SIGKILL");
+            }
+        }
         Ok(())
     }
 
@@ -377,17 +395,17 @@ impl Engine {
         let secs = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
         let mut rx = self.exit_channel(&c.id).subscribe();
         let seen = *rx.borrow_and_update();
+        let exited_since = move |s: &crate::ExitState| s.exits != seen.exits || s.removed.is_some();
         if c.state.status == Status::Paused {
             let _ = self.unpause(&c.id);
         }
         let _ = self.signal(&c, sig);
-        let exited = tokio::time::timeout(Duration::from_secs(secs), rx.wait_for(|n| *n != seen))
+        let exited = tokio::time::timeout(Duration::from_secs(secs), rx.wait_for(exited_since))
             .await
             .is_ok();
         if !exited {
             let _ = self.signal(&c, Signal::SIGKILL);
-            let _ =
-                tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|n| *n != seen)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(exited_since)).await;
         }
         let c = self.containers.get(&c.id)?;
         self.publish("stop", &c, &[]);
@@ -449,30 +467,23 @@ impl Engine {
         let c = self.containers.get(key)?;
         let mut rx = self.exit_channel(&c.id).subscribe();
         let seen = *rx.borrow_and_update();
-        match condition {
+        let state = match condition {
             WaitCondition::NotRunning if !c.is_running() => return Ok(c.state.exit_code),
-            WaitCondition::NotRunning | WaitCondition::NextExit => {
-                let _ = rx.wait_for(|n| *n != seen).await;
-            }
-            WaitCondition::Removed => {
-                let _ = rx.wait_for(|n| *n == u64::MAX).await;
-            }
+            WaitCondition::NotRunning | WaitCondition::NextExit => rx
+                .wait_for(|s| s.exits != seen.exits || s.removed.is_some())
+                .await
+                .map(|s| *s),
+            WaitCondition::Removed => rx.wait_for(|s| s.removed.is_some()).await.map(|s| *s),
+        };
+        // The record may be gone (removed): then its last exit code came with the channel.
+        if let Ok(Some(code)) = state.map(|s| s.removed) {
+            return Ok(code);
         }
-        // The record may be gone (removed): the last exit code is in the channel's history.
         Ok(self
             .containers
             .get(&c.id)
             .map(|c| c.state.exit_code)
-            .unwrap_or_else(|_| self.last_exit_code(&c.id)))
-    }
-
-    fn last_exit_code(&self, id: &str) -> i64 {
-        self.removed_codes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(id)
-            .copied()
-            .unwrap_or(0)
+            .unwrap_or(0))
     }
 
     /// `DELETE /containers/{id}?force=`.
@@ -491,39 +502,39 @@ impl Engine {
                 )));
             }
             let mut rx = self.exit_channel(&c.id).subscribe();
-            let seen = *rx.borrow_and_update();
+            let seen = rx.borrow_and_update().exits;
             let _ = self.containers.update(&c.id, |c| {
                 c.manually_stopped = true;
                 c.host_config.auto_remove = Some(false);
             });
             let _ = self.signal(&c, Signal::SIGKILL);
-            let _ =
-                tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|n| *n != seen)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|s| s.exits != seen))
+                .await;
         }
+        let _guard = self.lifecycle_lock(&c.id).await;
         let c = self.containers.get(&c.id)?;
+        if c.is_running() {
+            // Started again meanwhile (a restart policy, another client).
+            return Err(EngineError::Conflict(format!(
+                "You cannot remove a running container {}. Stop the container before attempting removal or force remove",
+                c.id
+            )));
+        }
         self.disconnect_on_exit(&c.id).await;
         self.cleanup_after_exit(&c);
         if let Ok(manifest) = c.image_manifest.parse() {
             let _ = self.images.store.metadata.remove_user(&manifest, &c.id);
         }
         let _ = std::fs::remove_dir_all(self.run_dir(&c.id));
-        self.removed_codes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(c.id.clone(), c.state.exit_code);
         self.containers.remove(&c.id)?;
         // The container is gone (its record moved away): its files are deleted meanwhile.
         self.images
             .remove_snapshot_later(format!("container-{}", c.id));
-        self.pending_attaches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&c.id);
         if volumes {
             self.remove_anonymous_volumes(&c);
         }
         self.publish("destroy", &c, &[]);
-        self.exit_channel(&c.id).send_replace(u64::MAX);
+        self.forget(&c.id, c.state.exit_code);
         Ok(())
     }
 
