@@ -214,21 +214,65 @@ async fn attach(
     let detach = opts
         .stdin
         .then(|| detach_keys(q.get("detachKeys").map(String::as_str)));
-    let (tty, attached) = match engine.attach(id, opts).await {
-        Ok(x) => x,
-        Err(e) => return engine_error(&e),
+    // `logs`: what the container wrote so far comes first; `stream=0`: only that, then the
+    // connection is closed (no live attach, which on a stopped container would wait for the
+    // next start).
+    let logs = flag("logs");
+    let stream = q.get("stream").is_none_or(|v| bool_value(v));
+    let past = if logs {
+        let o = LogOptions {
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            ..LogOptions::default()
+        };
+        match engine.logs(id, o) {
+            Ok((_, rx)) => Some(rx),
+            Err(e) => return engine_error(&e),
+        }
+    } else {
+        None
     };
+    let (tty, attached) = if stream {
+        match engine.attach(id, opts).await {
+            Ok((tty, a)) => (tty, Some(a)),
+            Err(e) => return engine_error(&e),
+        }
+    } else {
+        match engine.containers.get(id) {
+            Ok(c) => (c.tty(), None),
+            Err(e) => return engine_error(&e),
+        }
+    };
+    let conn = req.extensions().get::<crate::hijack::Connection>().copied();
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
+        crate::hijack::until_client_read(conn).await;
+        let mut io = TokioIo::new(upgraded);
+        if let Some(mut past) = past {
+            while let Some(r) = past.recv().await {
+                let chunk = if tty {
+                    r.text
+                } else {
+                    stdcopy::frame(r.stream, &r.text)
+                };
+                if io.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        }
         let monitor = match attached {
-            Attached::Now(s) => s,
-            Attached::AtStart(rx) => match rx.await {
+            None => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            Some(Attached::Now(s)) => s,
+            Some(Attached::AtStart(rx)) => match rx.await {
                 Ok(s) => s,
                 Err(_) => return,
             },
         };
-        pump(TokioIo::new(upgraded), monitor, detach, tty).await;
+        pump(io, monitor, detach, tty).await;
     });
     upgraded_response()
 }

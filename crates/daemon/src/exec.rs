@@ -31,6 +31,7 @@ pub async fn handle(engine: &Engine, route: Route, mut req: Request<Incoming>) -
             }
         }
         Route::ExecStart(id) => {
+            let conn = req.extensions().get::<crate::hijack::Connection>().copied();
             let upgrade = hyper::upgrade::on(&mut req);
             let start: ExecStartConfig = match read_json(req.into_body()).await {
                 Ok(c) => c,
@@ -39,11 +40,15 @@ pub async fn handle(engine: &Engine, route: Route, mut req: Request<Incoming>) -
             let detach = engine
                 .exec_detach_keys(&id)
                 .map(|k| crate::containers::detach_keys(k.as_deref()));
-            let (tty, stream) = match engine.exec_start(&id).await {
-                Ok(x) => x,
+            let prepared = match engine.exec_prepare(&id) {
+                Ok(p) => p,
                 Err(e) => return engine_error(&e),
             };
             if start.detach == Some(true) {
+                let stream = match engine.exec_launch(prepared).await {
+                    Ok(s) => s,
+                    Err(e) => return engine_error(&e),
+                };
                 // Nobody reads the output: drain it so the process never blocks on a pipe.
                 tokio::spawn(async move {
                     let mut stream = stream;
@@ -51,9 +56,22 @@ pub async fn handle(engine: &Engine, route: Route, mut req: Request<Incoming>) -
                 });
                 return response(StatusCode::OK, None, empty());
             }
+            // The process starts once the client has the 101 (as dockerd): output sent with
+            // the answer could end up in a client's header buffer.
+            let engine = engine.clone();
             tokio::spawn(async move {
-                if let Ok(upgraded) = upgrade.await {
-                    pump(TokioIo::new(upgraded), stream, detach, tty).await;
+                let Ok(upgraded) = upgrade.await else { return };
+                crate::hijack::until_client_read(conn).await;
+                let mut io = TokioIo::new(upgraded);
+                let tty = prepared.tty;
+                match engine.exec_launch(prepared).await {
+                    Ok(stream) => pump(io, stream, detach, tty).await,
+                    Err(e) => {
+                        // dockerd writes the error into the hijacked stream.
+                        use tokio::io::AsyncWriteExt;
+                        let _ = io.write_all(format!("{e}\r\n").as_bytes()).await;
+                        let _ = io.shutdown().await;
+                    }
                 }
             });
             upgraded_response()

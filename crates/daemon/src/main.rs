@@ -7,6 +7,7 @@ mod blocking_io;
 mod containers;
 mod exec;
 mod files;
+mod hijack;
 mod http;
 mod image_archive;
 mod images;

@@ -69,9 +69,11 @@ pub async fn serve(path: &Path, state: Arc<State>) -> anyhow::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let state = Arc::clone(&state);
+        let conn = crate::hijack::Connection(std::os::fd::AsRawFd::as_raw_fd(&stream));
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |mut req: Request<Incoming>| {
                 let state = Arc::clone(&state);
+                req.extensions_mut().insert(conn);
                 async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()

@@ -96,3 +96,84 @@ fn a_container_exiting_by_itself_can_be_started_at_once() {
         );
     }
 }
+
+#[test]
+fn attach_with_logs_and_no_stream_sends_the_logs_and_closes() {
+    use std::io::{Read, Write};
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    d.ok(&[
+        "run",
+        "--name",
+        "done",
+        "busybox",
+        "echo",
+        "hello from the past",
+    ]);
+    let mut conn = std::os::unix::net::UnixStream::connect(&d.socket).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    conn.write_all(
+        b"POST /containers/done/attach?logs=1&stream=0&stdout=1&stderr=1 HTTP/1.1\r\n\
+          Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
+    )
+    .expect("request");
+    let mut got = Vec::new();
+    // Ends with the connection closed; a read timing out (the old hang) fails the test.
+    conn.read_to_end(&mut got)
+        .expect("the attach ends by itself");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    // One stdout frame: stream 1, then the payload.
+    let frame = [&[1u8, 0, 0, 0, 0, 0, 0, 20][..], b"hello from the past\n"].concat();
+    assert!(got.windows(frame.len()).any(|w| w == frame), "{text}");
+}
+
+/// The Python SDK (`pip install docker`), a client the tests did not write.
+fn python_sdk(d: &Daemon, script: &str) -> String {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import docker"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the Python SDK is missing: python3 -m pip install docker"
+        );
+        eprintln!("skipped: no Python SDK (python3 -m pip install docker)");
+        return String::new();
+    }
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", script])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()));
+    let out = berth_tests::run_with_timeout(&mut cmd, std::time::Duration::from_secs(120));
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
+
+#[test]
+fn quick_execs_through_the_python_sdk_lose_no_output() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    d.ok(&["run", "-d", "--name", "execs", "busybox", "sleep", "300"]);
+    let out = python_sdk(
+        &d,
+        "import docker\n\
+         c = docker.from_env()\n\
+         ct = c.containers.get('execs')\n\
+         lost = 0\n\
+         for i in range(40):\n\
+         \x20   e = c.api.exec_create(ct.id, ['echo', 'hello'])\n\
+         \x20   out = c.api.exec_start(e['Id'], stream=False)\n\
+         \x20   lost += out != b'hello\\n'\n\
+         print('lost', lost)\n",
+    );
+    if !out.is_empty() {
+        assert_eq!(out.trim(), "lost 0");
+    }
+}

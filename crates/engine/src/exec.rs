@@ -21,6 +21,17 @@ pub struct Exec {
     pub started: bool,
 }
 
+/// An exec checked and ready to start ([`Engine::exec_prepare`]).
+#[derive(Debug, Clone)]
+pub struct PreparedExec {
+    pub id: String,
+    pub container: String,
+    name: String,
+    /// Whether it has a terminal (a raw stream) or not (stdcopy frames).
+    pub tty: bool,
+    request: serde_json::Value,
+}
+
 /// The execs of the existing containers.
 pub type Execs = Arc<Mutex<HashMap<String, Exec>>>;
 
@@ -80,9 +91,10 @@ impl Engine {
             .ok_or_else(|| EngineError::NotFound(format!("No such exec instance: {id}")))
     }
 
-    /// `POST /exec/{id}/start`: starts the process; returns whether it has a tty and its
-    /// stream (stdcopy frames without a tty).
-    pub async fn exec_start(&self, id: &str) -> Result<(bool, MonitorStream)> {
+    /// `POST /exec/{id}/start`, first half: checks that the exec can start and works out its
+    /// process, without starting it (so that a client can get its answer first: see
+    /// [`Engine::exec_launch`]).
+    pub fn exec_prepare(&self, id: &str) -> Result<PreparedExec> {
         let exec = self.exec_get(id)?;
         if exec.started {
             return Err(EngineError::Conflict(format!(
@@ -138,22 +150,36 @@ impl Engine {
                 process["consoleSize"] = json!({"height": h, "width": w});
             }
         }
-        let sock = monitor::socket(&self.run_dir(&c.id));
         let request = json!({
             "op": "exec", "exec_id": id, "process": process, "tty": tty,
             "stdin": cfg.attach_stdin.unwrap_or(false),
         });
-        let (_, stream) = monitor::open(&sock, request).await?;
-        if let Some(e) = self.execs_lock().get_mut(id) {
+        Ok(PreparedExec {
+            id: id.to_string(),
+            container: c.id,
+            name: c.name,
+            tty,
+            request,
+        })
+    }
+
+    /// `POST /exec/{id}/start`, second half: starts the process; returns its stream (stdcopy
+    /// frames without a tty). dockerd starts it once the client has its answer (the hijack):
+    /// output sent together with the 101 could be read into a client's header buffer and lost
+    /// (the Python SDK reads the raw socket after the headers).
+    pub async fn exec_launch(&self, prepared: PreparedExec) -> Result<MonitorStream> {
+        let sock = monitor::socket(&self.run_dir(&prepared.container));
+        let (_, stream) = monitor::open(&sock, prepared.request).await?;
+        if let Some(e) = self.execs_lock().get_mut(&prepared.id) {
             e.started = true;
         }
         self.events.publish(
             berth_api::models::EventMessageTypeEnum::CONTAINER,
             "exec_start",
-            &c.id,
-            [("name".to_string(), c.name.clone())].into(),
+            &prepared.container,
+            [("name".to_string(), prepared.name)].into(),
         );
-        Ok((tty, stream))
+        Ok(stream)
     }
 
     /// The detach keys of an exec with stdin (None without stdin: nothing to detach from).
