@@ -77,6 +77,14 @@ impl BodyReader {
     }
 }
 
+impl BodyReader {
+    /// Reads and drops what is left of the body, up to `limit` bytes (a client sending more
+    /// gets its connection closed, as before).
+    pub fn drain(&mut self, limit: u64) {
+        let _ = io::copy(&mut Read::take(&mut *self, limit), &mut io::sink());
+    }
+}
+
 impl Read for BodyReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.cur.is_empty() {

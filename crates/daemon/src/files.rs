@@ -19,6 +19,9 @@ use crate::blocking_io::{BodyReader, BodyWriter};
 use crate::http::{channel, empty, engine_error, error, json, response, Resp};
 use crate::route::{self, Route};
 
+/// How much of a request body is read (and dropped) after the answer is known, at most.
+const DRAIN_LIMIT: u64 = 64 << 20;
+
 /// The header `docker cp` reads the path's stat from.
 const PATH_STAT: &str = "X-Docker-Container-Path-Stat";
 
@@ -162,8 +165,17 @@ async fn archive(
             no_overwrite_dir_non_dir: q.get("noOverwriteDirNonDir").is_some_and(|v| bool_value(v)),
             copy_uid_gid: q.get("copyUIDGID").is_some_and(|v| bool_value(v)),
         };
-        let reader = BodyReader::spawn(req.into_body());
-        return match blocking(move || rootfs.extract(&path, reader, opts)).await {
+        let mut reader = BodyReader::spawn(req.into_body());
+        let extracted = blocking(move || {
+            let result = rootfs.extract(&path, &mut reader, opts);
+            // The answer comes after the whole body was read: one sent while the client is
+            // still writing (tar padding after the end marker, or the rest after an error)
+            // closes the connection under it ("write: broken pipe" in `docker cp`).
+            reader.drain(DRAIN_LIMIT);
+            result
+        })
+        .await;
+        return match extracted {
             Ok(()) => response(StatusCode::OK, None, empty()),
             Err(e) => engine_error(&e),
         };

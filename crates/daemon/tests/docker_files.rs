@@ -439,3 +439,46 @@ fn commit_makes_an_image_with_the_changes() {
     let o = d.docker(&["commit", "-c", "RUN true", "m1", "img:bad"]);
     assert!(!o.status.success());
 }
+
+#[test]
+fn cp_into_a_container_reads_the_whole_body_before_answering() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    d.ok(&["run", "-d", "--name", "target", "busybox", "sleep", "300"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--read-only",
+        "--name",
+        "readonly",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'x'; 32 << 20]).unwrap();
+    let src = big.to_str().unwrap();
+    for round in 0..3 {
+        // An error found before the first byte is read (a read-only rootfs): the answer must
+        // still come after the body.
+        let out = d.docker(&["cp", src, "readonly:/tmp/"]);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "round {round}");
+        assert!(
+            !stderr.contains("broken pipe"),
+            "round {round}: {stdout}{stderr}"
+        );
+        assert!(
+            stderr.contains("read-only"),
+            "round {round}: {stdout}{stderr}"
+        );
+        // And a copy that works.
+        d.ok(&["cp", src, "target:/tmp/big"]);
+    }
+    let size = d.ok(&["exec", "target", "stat", "-c", "%s", "/tmp/big"]);
+    assert_eq!(size.trim(), (32 << 20).to_string());
+}
