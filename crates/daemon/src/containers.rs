@@ -29,8 +29,13 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
                 Ok(b) => b,
                 Err(resp) => return resp,
             };
-            engine
-                .create(q.get("name").map(String::as_str), body)
+            // Creating writes and fsyncs the record and the container's files: off the
+            // async workers, which serve every other request meanwhile.
+            let name = q.get("name").cloned();
+            let creator = engine.clone();
+            tokio::task::spawn_blocking(move || creator.create(name.as_deref(), body))
+                .await
+                .unwrap_or_else(|e| Err(berth_engine::EngineError::Internal(e.to_string())))
                 .map(|(id, warnings)| {
                     json(
                         StatusCode::CREATED,

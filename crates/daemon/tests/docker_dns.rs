@@ -204,3 +204,118 @@ fn other_names_go_to_the_containers_dns_servers_also_after_a_daemon_restart() {
         Some(vec!["192.0.2.7".to_string()])
     );
 }
+
+/// A DNS query for `name`, type A, with id `id`.
+fn a_query(id: u16, name: &str) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[1, 0, 0, 1, 0, 0, 0, 0, 0, 0]); // RD, one question
+    for label in name.split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 1, 0, 1]);
+    q
+}
+
+#[test]
+fn lookups_stay_fast_during_a_burst_of_creates() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    d.ok(&["network", "create", "burstnet"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "burstnet",
+        "--name",
+        "target",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "burstnet",
+        "--name",
+        "asker",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "asker"]);
+    let netns = std::fs::File::open(format!("/proc/{}/ns/net", pid.trim())).unwrap();
+    // A client in the asker's network namespace (this thread only) asking for `target` every
+    // 5 ms, recording each answer's latency, until told to stop.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let client = std::thread::spawn(move || {
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut latencies = Vec::new();
+        let mut id = 0u16;
+        while !stopping.load(Ordering::SeqCst) {
+            id = id.wrapping_add(1);
+            let t0 = Instant::now();
+            socket
+                .send_to(&a_query(id, "target"), "127.0.0.11:53")
+                .unwrap();
+            let mut buf = [0u8; 512];
+            loop {
+                match socket.recv(&mut buf) {
+                    Ok(n) if n >= 2 && buf[..2] == id.to_be_bytes() => break,
+                    Ok(_) => continue,
+                    Err(e) => panic!("no answer within 2 s: {e}"),
+                }
+            }
+            latencies.push(t0.elapsed());
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        latencies
+    });
+    // 50 creates at once, each on a connection of its own, as raw HTTP (no client process in
+    // the way), twice.
+    let body = r#"{"Image":"busybox","Cmd":["true"]}"#;
+    let request = format!(
+        "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    for _ in 0..2 {
+        let creates: Vec<_> = (0..50)
+            .map(|_| {
+                let (socket, request) = (d.socket.clone(), request.clone());
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut conn = std::os::unix::net::UnixStream::connect(socket).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_secs(60)))
+                        .unwrap();
+                    conn.write_all(request.as_bytes()).unwrap();
+                    let mut answer = String::new();
+                    let _ = conn.read_to_string(&mut answer);
+                    answer.starts_with("HTTP/1.1 201")
+                })
+            })
+            .collect();
+        for c in creates {
+            assert!(c.join().unwrap(), "a create failed: {}", d.log());
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut latencies = client.join().unwrap();
+    latencies.sort();
+    assert!(latencies.len() >= 10, "too few lookups: {latencies:?}");
+    let p99 = latencies[(latencies.len() * 99).div_ceil(100) - 1];
+    assert!(
+        p99 < Duration::from_millis(50),
+        "p99 {p99:?} over {} lookups: {latencies:?}",
+        latencies.len()
+    );
+}

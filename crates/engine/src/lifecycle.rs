@@ -80,19 +80,29 @@ impl Engine {
         let _ = std::fs::remove_file(run_dir.join("exit.json"));
         let t0 = std::time::Instant::now();
         let sandbox = self.sandbox(c)?;
-        // The network namespace is made on another thread while the rootfs is mounted (on an
-        // error, it is waited for on drop, then removed with the rest by the caller).
-        let creating = sandbox
-            .new_netns
-            .then(|| crate::netns::Creating::start(&self.netns_path(&c.id)));
-        self.mount_rootfs(c, &rootfs)?;
-        tracing::debug!(elapsed = ?t0.elapsed(), "rootfs mounted");
-        if let Some(creating) = creating {
-            creating
-                .wait()
-                .map_err(|e| EngineError::internal("network namespace", e))?;
-        }
-        self.prepare_etc(c, &sandbox)?;
+        // Mounts, a thread joined, files written: on a blocking thread, not an async worker.
+        let sandbox = {
+            let (engine, c, rootfs) = (self.clone(), c.clone(), rootfs.clone());
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                // The network namespace is made on another thread while the rootfs is mounted
+                // (on an error, it is waited for on drop, then removed with the rest by the
+                // caller).
+                let creating = sandbox
+                    .new_netns
+                    .then(|| crate::netns::Creating::start(&engine.netns_path(&c.id)));
+                engine.mount_rootfs(&c, &rootfs)?;
+                tracing::debug!(elapsed = ?t0.elapsed(), "rootfs mounted");
+                if let Some(creating) = creating {
+                    creating
+                        .wait()
+                        .map_err(|e| EngineError::internal("network namespace", e))?;
+                }
+                engine.prepare_etc(&c, &sandbox)?;
+                Ok(sandbox)
+            })
+            .await
+            .map_err(|e| EngineError::internal("prepare the container", e))??
+        };
         let data_dir = &sandbox.etc_dir;
         // The manifest the container was made from: no search through every image.
         let image = c

@@ -17,6 +17,24 @@ use berth_network::dns::{DnsServer, Resolver};
 use super::*;
 use crate::container::store::Store;
 
+/// The runtime the DNS servers run on: a thread of their own, so that name lookups never wait
+/// behind the API's work on berthd's workers (a burst of creates, mounts, fsyncs).
+fn dns_runtime() -> Result<&'static tokio::runtime::Runtime> {
+    // Built once (never two built and one dropped: dropping a runtime inside another panics).
+    static RUNTIME: std::sync::OnceLock<std::io::Result<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("berth-dns")
+                .enable_all()
+                .build()
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Internal(format!("starting the DNS servers' runtime: {e}")))
+}
+
 /// The resolver of every server: reads the container store at each query.
 struct Names {
     containers: Store,
@@ -167,8 +185,11 @@ impl Engine {
         let names = Arc::new(Names {
             containers: self.containers.clone(),
         });
-        let server = DnsServer::start(netns, id.to_string(), names)
-            .map_err(|e| EngineError::Internal(format!("starting the embedded DNS server: {e}")))?;
+        let server = {
+            let _runtime = dns_runtime()?.enter();
+            DnsServer::start(netns, id.to_string(), names)
+        }
+        .map_err(|e| EngineError::Internal(format!("starting the embedded DNS server: {e}")))?;
         servers.insert(id.to_string(), server);
         Ok(())
     }
