@@ -26,6 +26,7 @@ pub mod logs;
 pub mod monitor;
 pub mod netns;
 pub mod network;
+mod orphans;
 pub mod seccomp;
 pub mod spec;
 pub mod users;

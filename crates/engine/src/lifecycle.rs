@@ -51,6 +51,11 @@ impl Engine {
         if c.is_running() {
             return Err(EngineError::NotModified("container already started".into()));
         }
+        if self.has_runtime_leftovers(&c.id).await {
+            // An earlier start cut short (the daemon died in it): its runtime container would
+            // make this one "already exist".
+            self.tear_down_runtime(&c.id).await?;
+        }
         if let Err(e) = self.start_inner(&c).await {
             self.disconnect_on_exit(&c.id).await;
             self.cleanup_after_exit(&c);
@@ -230,9 +235,14 @@ impl Engine {
                 Err(e) => match monitor::read_exit(&engine.run_dir(&id)) {
                     Some(exit) => exit,
                     None => {
+                        // The monitor died (killed?) with the container still there: nobody
+                        // could report its end. It ends now, as with containerd's shims.
                         tracing::warn!(container = %id, error = %e, "lost the monitor");
+                        if let Err(e) = engine.tear_down_runtime(&id).await {
+                            tracing::warn!(container = %id, error = %e, "tear down");
+                        }
                         monitor::Exit {
-                            exit_code: 255,
+                            exit_code: crate::orphans::LOST_MONITOR_EXIT,
                             oom_killed: false,
                             finished_at: now_rfc3339(),
                         }
@@ -245,7 +255,9 @@ impl Engine {
             let shutdown = async {
                 let _ = monitor::call(&sock, json!({"op": "shutdown"})).await;
             };
+            let guard = engine.lifecycle_lock(&id).await;
             let ((), c) = tokio::join!(shutdown, engine.record_exit(&id, &exit));
+            drop(guard);
             if let Some(c) = c {
                 engine.after_exit(c, &exit).await;
             }
@@ -255,12 +267,15 @@ impl Engine {
 
     /// Records an exit, cleans up, and applies `--rm` or the restart policy.
     pub(crate) async fn on_exit(&self, id: &str, exit: monitor::Exit) {
-        if let Some(c) = self.record_exit(id, &exit).await {
+        let guard = self.lifecycle_lock(id).await;
+        let recorded = self.record_exit(id, &exit).await;
+        drop(guard);
+        if let Some(c) = recorded {
             self.after_exit(c, &exit).await;
         }
     }
 
-    /// Records an exit and unmounts what the container used.
+    /// Records an exit and unmounts what the container used (under the lifecycle lock).
     async fn record_exit(&self, id: &str, exit: &monitor::Exit) -> Option<Container> {
         let mark_exited = |c: &mut Container| {
             c.state.status = Status::Exited;
@@ -273,7 +288,6 @@ impl Engine {
                 exit.finished_at.clone()
             };
         };
-        let _guard = self.lifecycle_lock(id).await;
         let auto_remove = self
             .containers
             .get(id)
@@ -530,6 +544,10 @@ impl Engine {
                 c.id
             )));
         }
+        // Whatever a lost monitor or an interrupted start left goes with the record.
+        if let Err(e) = self.tear_down_runtime(&c.id).await {
+            tracing::warn!(container = %c.id, error = %e, "tear down");
+        }
         self.disconnect_on_exit(&c.id).await;
         self.cleanup_after_exit(&c);
         if let Ok(manifest) = c.image_manifest.parse() {
@@ -578,6 +596,17 @@ impl Engine {
     /// that exited meanwhile get their real exit code from `exit.json`; restart policies apply.
     pub async fn reconcile(&self) {
         for c in self.containers.all() {
+            if !c.is_running() && self.has_runtime_leftovers(&c.id).await {
+                // A start cut short by the daemon's death: a monitor and an init blocked before
+                // the program, which no record says runs. They go; the record stays as it was.
+                tracing::info!(container = %c.id, "removing what an interrupted start left");
+                let _guard = self.lifecycle_lock(&c.id).await;
+                if let Err(e) = self.tear_down_runtime(&c.id).await {
+                    tracing::warn!(container = %c.id, error = %e, "tear down");
+                }
+                self.disconnect_on_exit(&c.id).await;
+                self.cleanup_after_exit(&c);
+            }
             if !c.is_running() {
                 // As dockerd at start: `always` and `unless-stopped` containers that a user
                 // did not stop are started again.
@@ -599,11 +628,20 @@ impl Engine {
             match monitor::call(&sock, json!({"op": "state"})).await {
                 Ok(state) if state["status"] != "exited" => self.watch_exit(c.id.clone()),
                 _ => {
-                    let exit = monitor::read_exit(&self.run_dir(&c.id)).unwrap_or(monitor::Exit {
-                        exit_code: 255,
-                        oom_killed: false,
-                        finished_at: now_rfc3339(),
-                    });
+                    let exit = match monitor::read_exit(&self.run_dir(&c.id)) {
+                        Some(exit) => exit,
+                        None => {
+                            // Its monitor is gone without a word: the container ends here.
+                            if let Err(e) = self.tear_down_runtime(&c.id).await {
+                                tracing::warn!(container = %c.id, error = %e, "tear down");
+                            }
+                            monitor::Exit {
+                                exit_code: crate::orphans::LOST_MONITOR_EXIT,
+                                oom_killed: false,
+                                finished_at: now_rfc3339(),
+                            }
+                        }
+                    };
                     self.on_exit(&c.id, exit).await;
                 }
             }

@@ -1,0 +1,152 @@
+//! A dead monitor or a dead daemon never orphans a container: after a `kill -9` of a
+//! container's monitor, or of berthd in the middle of starts, every container ends up either
+//! running and watched, or stopped with nothing left of it; everything can be removed, and
+//! nothing stays: no process, no cgroup, no runtime state.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{skip, Daemon};
+
+/// Pids of the processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(needle)
+            })
+        })
+        .collect()
+}
+
+/// What is left of container `id` below the engine: its monitors, its cgroup directories, the
+/// runtime's state.
+fn leftovers(d: &Daemon, id: &str) -> Vec<String> {
+    let mut found: Vec<String> = processes_with(&format!("--id {id}"))
+        .into_iter()
+        .map(|p| format!("process {p}"))
+        .collect();
+    found.extend(
+        berth_tests::cgroup_dirs(&format!("/berth/{id}"))
+            .into_iter()
+            .map(|d| format!("cgroup {}", d.display())),
+    );
+    let state = d.dir.join("run/runtime").join(id);
+    if state.exists() {
+        found.push(format!("runtime state {}", state.display()));
+    }
+    found
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_monitor_ends_its_container() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let id = d.ok(&["run", "-d", "--name", "watched", "busybox", "sleep", "300"]);
+    let id = id.trim().to_string();
+    let monitors = processes_with(&format!("berth-monitor --id {id}"));
+    assert_eq!(monitors.len(), 1, "{monitors:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitors[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("the container stopped", Duration::from_secs(30), || {
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "watched"])
+            .trim()
+            == "false"
+    });
+    let code = d.ok(&["inspect", "-f", "{{.State.ExitCode}}", "watched"]);
+    assert_eq!(code.trim(), "137");
+    assert_eq!(leftovers(&d, &id), Vec::<String>::new());
+    // It starts again, and goes without a trace.
+    d.ok(&["start", "watched"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}}", "watched"])
+            .trim(),
+        "true"
+    );
+    d.ok(&["rm", "-f", "watched"]);
+    assert_eq!(leftovers(&d, &id), Vec::<String>::new());
+}
+
+#[test]
+fn a_daemon_killed_during_a_burst_of_runs_leaves_nothing_behind() {
+    if skip() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.busybox("busybox");
+    // 20 `run -d` at once; berthd dies while they are under way.
+    let runs: Vec<_> = (0..20)
+        .map(|n| {
+            let mut cmd = d.docker_command(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("burst{n}"),
+                "busybox",
+                "sleep",
+                "300",
+            ]);
+            std::thread::spawn(move || {
+                berth_tests::run_with_timeout(&mut cmd, Duration::from_secs(60))
+            })
+        })
+        .collect();
+    // Once some have begun starting (their monitors run), kill the daemon.
+    let run_dir = d.dir.join("run/c").display().to_string();
+    wait_for("a start began", Duration::from_secs(30), || {
+        !processes_with(&run_dir).is_empty()
+    });
+    d.kill9();
+    for r in runs {
+        let _ = r.join();
+    }
+    d.spawn();
+    // Every container is either running (watched again) or not, and then nothing of a start
+    // is left; each can be started and removed.
+    let ids = d.ok(&["ps", "-aq", "--no-trunc"]);
+    let ids: Vec<String> = ids.split_whitespace().map(str::to_string).collect();
+    assert!(!ids.is_empty());
+    for id in &ids {
+        let running = d.ok(&["inspect", "-f", "{{.State.Running}}", id]);
+        if running.trim() != "true" {
+            assert_eq!(
+                leftovers(&d, id),
+                Vec::<String>::new(),
+                "{id} is not running"
+            );
+            let out = d.docker(&["start", id]);
+            assert!(out.status.success(), "start {id}: {:?}\n{}", out, d.log());
+        }
+    }
+    for id in &ids {
+        d.ok(&["rm", "-f", id]);
+        assert_eq!(leftovers(&d, id), Vec::<String>::new(), "after rm -f {id}");
+    }
+    assert!(processes_with(&run_dir).is_empty(), "monitors left");
+    assert!(!Path::new(&d.dir.join("run/runtime"))
+        .read_dir()
+        .is_ok_and(|mut e| e.next().is_some()));
+}
