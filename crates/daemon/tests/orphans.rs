@@ -150,3 +150,65 @@ fn a_daemon_killed_during_a_burst_of_runs_leaves_nothing_behind() {
         .read_dir()
         .is_ok_and(|mut e| e.next().is_some()));
 }
+
+#[test]
+fn what_killed_operations_left_on_disk_is_removed_at_start() {
+    if skip() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.busybox("busybox");
+    d.kill9();
+    // As a `load`, an unpack and a `volume rm` killed half way leave them: a temporary
+    // directory and an active snapshot of a process that is gone, a committed layer no image
+    // uses, a volume directory renamed away.
+    let dead = u32::MAX;
+    let data = d.dir.join("data");
+    let tmp = data.join(format!("image/tmp/archive-{dead}-1"));
+    std::fs::create_dir_all(tmp.join("blobs")).unwrap();
+    std::fs::write(tmp.join("blobs/big"), vec![0u8; 1 << 20]).unwrap();
+    let trash = data.join("volumes/.removed-0123");
+    std::fs::create_dir_all(&trash).unwrap();
+    std::fs::write(trash.join("data"), b"x").unwrap();
+    let keys_before = {
+        let store = berth_image::import::ImageStore::open(&data.join("image")).unwrap();
+        let keys: Vec<String> = store
+            .snapshots
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|i| i.key)
+            .collect();
+        store
+            .snapshots
+            .prepare(&format!("unpack-{dead}-aa"), None)
+            .unwrap();
+        store
+            .snapshots
+            .prepare("unpack-key-of-a-layer", None)
+            .unwrap();
+        store
+            .snapshots
+            .commit("sha256:orphan-layer", "unpack-key-of-a-layer")
+            .unwrap();
+        keys
+    };
+    d.spawn();
+    assert!(!tmp.exists());
+    assert!(!trash.exists());
+    d.kill9();
+    let keys_after: Vec<String> = {
+        let store = berth_image::import::ImageStore::open(&data.join("image")).unwrap();
+        store
+            .snapshots
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|i| i.key)
+            .collect()
+    };
+    assert_eq!(keys_after, keys_before);
+    d.spawn();
+    // The image is whole.
+    d.ok(&["run", "--rm", "busybox", "true"]);
+}

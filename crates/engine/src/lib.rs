@@ -98,6 +98,7 @@ impl Engine {
         }
         let store = ImageStore::open(&config.data_root.join("image"))
             .map_err(|e| EngineError::internal("open the image store", e))?;
+        sweep_leftovers(&store, &config.data_root.join("volumes"));
         let containers = container::store::Store::open(&config.data_root.join("containers"))?;
         // Which container uses which image is restated from the records (see `add_user`).
         let records = containers.all();
@@ -195,6 +196,37 @@ impl Engine {
 
     pub(crate) fn data_root(&self) -> &Path {
         &self.config.data_root
+    }
+}
+
+/// Removes what killed operations left on disk (a `load`'s temporary directory, an unpack's
+/// snapshots and the layers it committed for no image, a volume half removed), so that none of
+/// it stays or counts in `system df`. Failures are logged: a leftover is no reason not to start.
+fn sweep_leftovers(store: &ImageStore, volumes: &Path) {
+    match store.sweep_leftovers() {
+        Ok(swept) if swept != berth_image::sweep::Swept::default() => {
+            tracing::info!(
+                ?swept,
+                "removed what killed operations left in the image store"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "sweeping the image store"),
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    if let Err(e) = berth_image::gc::collect_snapshots(store, now) {
+        tracing::warn!(error = %e, "collecting unused layers");
+    }
+    for entry in std::fs::read_dir(volumes).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".removed-") {
+            tracing::info!(dir = %entry.path().display(), "finishing a volume's removal");
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!(error = %e, "removing {}", entry.path().display());
+            }
+        }
     }
 }
 

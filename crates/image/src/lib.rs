@@ -16,4 +16,5 @@ pub mod manifest;
 pub mod metadata;
 pub mod reference;
 pub mod snapshot;
+pub mod sweep;
 pub mod unpack;
