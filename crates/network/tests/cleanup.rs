@@ -5,7 +5,7 @@
 mod common;
 
 use berth_network::netlink::Netlink;
-use berth_network::{PortBinding, Proto};
+use berth_network::{PortBinding, Proto, PublishedPort};
 use common::{root_or_skip, ruleset, Env};
 
 #[tokio::test]
@@ -117,4 +117,36 @@ async fn a_create_cut_short_by_a_crash_is_undone_or_finished_at_open() {
         record_text
     );
     assert!(!record.exists());
+}
+
+#[tokio::test]
+async fn a_table_left_by_an_earlier_daemon_is_rebuilt_from_the_records() {
+    if !root_or_skip("a_table_left_by_an_earlier_daemon_is_rebuilt_from_the_records") {
+        return;
+    }
+    let mut env = Env::new("w").await;
+    let host = Netlink::host().unwrap();
+    // An earlier daemon (same table name) made a network, then its data root was wiped.
+    env.network("old", 0, "10.213.40.0/24", false).await;
+    let port = PublishedPort {
+        proto: Proto::Tcp,
+        host_ip: std::net::Ipv4Addr::UNSPECIFIED,
+        host_port: 18123,
+        container_ip: "10.213.40.2".parse().unwrap(),
+        container_port: 80,
+    };
+    env.nets.firewall().publish(&[port]).await.unwrap();
+    std::fs::remove_dir_all(env.dir.path().join("state")).unwrap();
+    env.reopen().await;
+    // Nothing of it is left: its chains, its published port, its bridge.
+    let rules = ruleset();
+    assert!(
+        !rules.contains(&format!("chain in-{} ", env.bridge(0))),
+        "{rules}"
+    );
+    assert!(!rules.contains("18123"), "{rules}");
+    assert_eq!(host.link_index(&env.bridge(0)).await.unwrap(), None);
+    // And its subnet can be used again.
+    env.network("new", 1, "10.213.40.0/24", false).await;
+    assert!(ruleset().contains(&format!("chain in-{} ", env.bridge(1))));
 }

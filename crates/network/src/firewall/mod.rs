@@ -74,6 +74,33 @@ impl Firewall {
             .await
     }
 
+    /// Replaces the whole table with the base chains, the rules of `networks` and `ports`
+    /// published: whatever an earlier daemon left in a table of the same name (rules of
+    /// networks no record names, elements of a wiped data root) goes. Two transactions: the
+    /// empty table (deleted and made again), then its contents (nft 1.0 refuses elements of an
+    /// interval map made in the same transaction).
+    pub async fn rebuild(
+        &self,
+        networks: &[NetworkRules<'_>],
+        ports: &[PublishedPort],
+    ) -> Result<(), FirewallError> {
+        let t = &self.table;
+        let mut empty = format!("add table ip {t}\ndelete table ip {t}\n");
+        empty.push_str(&script::table(t));
+        self.apply("make the table again", &empty).await?;
+        let mut contents = String::new();
+        for rules in networks {
+            contents.push_str(&script::add_network(t, rules));
+        }
+        if !ports.is_empty() {
+            contents.push_str(&script::add_ports(t, ports));
+        }
+        if contents.is_empty() {
+            return Ok(());
+        }
+        self.apply("install the networks' rules", &contents).await
+    }
+
     /// Deletes the table with everything in it (whether or not it exists).
     pub async fn delete_table(&self) -> Result<(), FirewallError> {
         let t = &self.table;

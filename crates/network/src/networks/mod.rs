@@ -72,20 +72,39 @@ impl Networks {
                 ipam.remove_pool(&id)?;
             }
         }
-        firewall.ensure_table().await?;
         // Ports published to addresses no pool holds any more (a crash between the two) are
-        // unpublished; the rest are taken again.
+        // dropped; the rest are taken again.
         let held: BTreeSet<Ipv4Addr> = networks
             .keys()
             .filter_map(|id| ipam.pool(id))
             .flat_map(|pool| pool.allocated.values().copied())
             .collect();
-        let (kept, stale): (Vec<_>, Vec<_>) = firewall
+        let kept: Vec<_> = firewall
             .published()
             .await?
             .into_iter()
-            .partition(|port| held.contains(&port.container_ip));
-        firewall.unpublish(&stale).await?;
+            .filter(|port| held.contains(&port.container_ip))
+            .collect();
+        // The table is Berth's: rebuilt from the records in one transaction, as dockerd
+        // rebuilds its chains. The bridges an earlier table knew and no record names (a wiped
+        // data root, a restored backup) go too; bridges the table never knew (another
+        // engine's) are not touched.
+        let bridges_of_records: BTreeSet<&str> =
+            networks.values().map(|n| n.bridge.as_str()).collect();
+        for bridge in firewall.bridges().await? {
+            if !bridges_of_records.contains(bridge.as_str()) {
+                tracing::info!(%bridge, "deleting a bridge no network record names");
+                if let Err(e) = netlink.delete_link(&bridge).await {
+                    tracing::warn!(%bridge, error = %e, "deleting a stale bridge");
+                }
+            }
+        }
+        let rules: Vec<NetworkRules<'_>> = networks
+            .values()
+            .filter(|n| n.cni.is_none())
+            .map(rules_of)
+            .collect();
+        firewall.rebuild(&rules, &kept).await?;
         let mut ports = PortTable::new(PortTable::ephemeral_range());
         for port in kept {
             ports.insert(port);
@@ -112,7 +131,7 @@ impl Networks {
             }
         }
         for network in networks.iter().filter(|n| n.cni.is_none()) {
-            this.install(network).await?;
+            this.install_link(network).await?;
         }
         Ok(this)
     }
@@ -265,6 +284,13 @@ impl Networks {
 
     /// Makes the bridge, its sysctls and its rules (all idempotent).
     async fn install(&self, network: &Network) -> Result<(), NetworkError> {
+        self.install_link(network).await?;
+        self.firewall.add_network(&rules_of(network)).await?;
+        Ok(())
+    }
+
+    /// The bridge of a network and its sysctls (its rules are the firewall's part).
+    async fn install_link(&self, network: &Network) -> Result<(), NetworkError> {
         let address =
             Ipv4Net::new(network.gateway, network.subnet.prefix_len()).unwrap_or(network.subnet);
         self.netlink
@@ -274,7 +300,6 @@ impl Networks {
         if !network.internal {
             sysctl::enable_ip_forward()?;
         }
-        self.firewall.add_network(&rules_of(network)).await?;
         Ok(())
     }
 
