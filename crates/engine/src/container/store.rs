@@ -68,6 +68,12 @@ impl Store {
                 }
             }
             let path = entry.path().join("config.json");
+            if !path.exists() && entry.path().is_dir() {
+                // A create cut short before its first record: nothing names it.
+                tracing::info!(dir = %entry.path().display(), "removing a container never made");
+                let _ = fs::remove_dir_all(entry.path());
+                continue;
+            }
             match fs::read(&path)
                 .map_err(|e| e.to_string())
                 .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|e| e.to_string()))

@@ -1,0 +1,189 @@
+//! berthd killed (SIGKILL) in the middle of each kind of operation: after a restart, `ps -a`,
+//! `images`, `volume ls` and `network ls` answer and agree with what is below them, everything
+//! can be removed, and then nothing is left: no process, mount, cgroup, namespace or file.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{skip, text, Daemon};
+
+/// Starts `args` of the docker CLI in the background, kills berthd `after` later, waits for
+/// the CLI (bounded), and starts berthd again.
+fn kill_during(d: &mut Daemon, args: &[&str], after: Duration) {
+    let mut cmd = d.docker_command(args);
+    let client = std::thread::spawn(move || {
+        berth_tests::run_with_timeout(&mut cmd, Duration::from_secs(60))
+    });
+    // The fault's timing, not a wait for a condition: the operation is cut wherever it is.
+    std::thread::sleep(after);
+    d.kill9();
+    let _ = client.join();
+    d.spawn();
+}
+
+/// Every process whose command line mentions this daemon's directory (monitors, containers'
+/// `--dir`), but for berthd itself.
+fn processes_of(d: &Daemon) -> Vec<String> {
+    let needle = d.dir.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains(&needle) && !cmdline.contains("berthd"))
+                .then(|| format!("{pid}: {cmdline}"))
+        })
+        .collect()
+}
+
+/// Removes every container, image but `busybox`, volume and network the test made.
+fn remove_everything(d: &Daemon) {
+    let all = |args: &[&str]| -> Vec<String> {
+        d.ok(args).split_whitespace().map(str::to_string).collect()
+    };
+    for id in all(&["ps", "-aq"]) {
+        d.ok(&["rm", "-f", "-v", &id]);
+    }
+    for v in all(&["volume", "ls", "-q"]) {
+        d.ok(&["volume", "rm", &v]);
+    }
+    for n in all(&["network", "ls", "-q", "--filter", "type=custom"]) {
+        d.ok(&["network", "rm", &n]);
+    }
+    for image in all(&["images", "--format", "{{.Repository}}:{{.Tag}}"]) {
+        if image != "busybox:latest" {
+            let out = d.docker(&["rmi", "-f", &image]);
+            assert!(
+                out.status.success() || text(&out).1.contains("No such image"),
+                "{out:?}"
+            );
+        }
+    }
+}
+
+/// What must be empty once everything is removed.
+fn assert_nothing_left(d: &Daemon, what: &str) {
+    assert_eq!(processes_of(d), Vec::<String>::new(), "{what}: processes");
+    assert_eq!(d.mounts_under(), Vec::<String>::new(), "{what}: mounts");
+    let cgroups = Path::new("/sys/fs/cgroup/memory/berth");
+    let leftover_cgroups: Vec<String> = std::fs::read_dir(cgroups)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|id| d.dir.join("data/containers").join(id).exists() || id.len() == 64)
+        .filter(|id| {
+            std::fs::read_to_string(cgroups.join(id).join("cgroup.procs"))
+                .is_ok_and(|p| !p.trim().is_empty())
+        })
+        .collect();
+    assert_eq!(
+        leftover_cgroups,
+        Vec::<String>::new(),
+        "{what}: cgroups with processes"
+    );
+    for dir in ["run/netns", "run/runtime", "run/c", "data/image/tmp"] {
+        let entries: Vec<String> = std::fs::read_dir(d.dir.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(entries, Vec::<String>::new(), "{what}: {dir}");
+    }
+    let trash: Vec<String> = ["data/containers", "data/volumes"]
+        .iter()
+        .flat_map(|dir| {
+            std::fs::read_dir(d.dir.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(trash, Vec::<String>::new(), "{what}: records or volumes");
+}
+
+#[test]
+fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_state() {
+    if skip() {
+        return;
+    }
+    let mut d = Daemon::start();
+    d.busybox("busybox");
+    let archive = d.dir.join("busybox-saved.tar");
+    d.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "committed",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    d.ok(&["volume", "create", "doomed"]);
+    let operations: Vec<Vec<String>> = vec![
+        vec!["create", "--name", "made", "busybox", "true"],
+        vec!["run", "-d", "--name", "started", "busybox", "sleep", "300"],
+        vec![
+            "run",
+            "-d",
+            "-v",
+            "vol1:/data",
+            "--network",
+            "bridge",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+        vec!["load", "-i", archive.to_str().unwrap()],
+        vec!["volume", "rm", "doomed"],
+        vec!["network", "create", "crashnet"],
+        vec!["commit", "committed", "snapshot:1"],
+        vec!["rm", "-f", "committed"],
+    ]
+    .into_iter()
+    .map(|v| v.into_iter().map(str::to_string).collect())
+    .collect();
+    for op in &operations {
+        let args: Vec<&str> = op.iter().map(String::as_str).collect();
+        for delay_ms in [0, 15, 60] {
+            kill_during(&mut d, &args, Duration::from_millis(delay_ms));
+            let what = format!("{} after {delay_ms} ms", op.join(" "));
+            // The daemon's view answers.
+            for list in [
+                &["ps", "-a"][..],
+                &["images"],
+                &["volume", "ls"],
+                &["network", "ls"],
+            ] {
+                d.ok(list);
+            }
+            // Every container that says it runs has a live init; the others can start.
+            let ids = d.ok(&["ps", "-aq"]);
+            for id in ids.split_whitespace() {
+                let running = d.ok(&["inspect", "-f", "{{.State.Running}} {{.State.Pid}}", id]);
+                let mut parts = running.split_whitespace();
+                if parts.next() == Some("true") {
+                    let pid = parts.next().unwrap_or("0");
+                    assert!(
+                        Path::new(&format!("/proc/{pid}")).exists(),
+                        "{what}: {id} runs as {pid}?"
+                    );
+                }
+            }
+        }
+    }
+    remove_everything(&d);
+    assert_nothing_left(&d, "after removing everything");
+    // And it all works again.
+    d.ok(&["run", "--rm", "busybox", "true"]);
+}
