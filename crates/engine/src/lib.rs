@@ -24,6 +24,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod mounts;
 pub mod netns;
 pub mod network;
 pub mod seccomp;
