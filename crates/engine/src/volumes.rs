@@ -58,6 +58,11 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     if crate::ids::valid_name(name) {
         return Ok(());
     }
+    if name.len() == 1 {
+        return Err(EngineError::InvalidParameter(format!(
+            "create {name}: volume name is too short, names should be at least two alphanumeric characters"
+        )));
+    }
     Err(EngineError::InvalidParameter(format!(
         "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
     )))

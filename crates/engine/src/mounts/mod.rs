@@ -291,8 +291,11 @@ pub(crate) fn volume_names(c: &Container) -> Vec<String> {
 /// binds with their source and propagation, volumes with their name, data directory and
 /// driver, tmpfs mounts of `Mounts` with their target only; `Mode` is a `-v` entry's mode as
 /// given (`z` for a volume without one), `z` for a `--mount` volume, empty otherwise.
+/// dockerd lists them in the random order of a Go map; Berth by target.
 pub(crate) fn mount_points(c: &Container, volumes: &Path) -> Vec<MountPoint> {
-    let planned = plan(&c.host_config, &c.anonymous_volumes, Check::Lenient).unwrap_or_default();
+    let mut planned =
+        plan(&c.host_config, &c.anonymous_volumes, Check::Lenient).unwrap_or_default();
+    planned.sort_by(|a, b| a.destination.cmp(&b.destination));
     planned
         .into_iter()
         .map(|p| {
@@ -341,10 +344,11 @@ impl Engine {
     ) -> Result<Vec<String>> {
         let planned = plan(hc, &[], Check::Create)?;
         for p in planned.iter().filter(|p| p.kind == Kind::Volume) {
+            // In dockerd's order: the driver is looked up, then checks the name and options.
+            crate::volumes::check_driver(&p.driver)?;
             if !p.source.is_empty() {
                 crate::volumes::check_name(&p.source)?;
             }
-            crate::volumes::check_driver(&p.driver)?;
             crate::volumes::check_options(&p.source, &p.driver_opts)?;
         }
         let covered: HashSet<&str> = planned
