@@ -309,6 +309,17 @@ fn a_bind_mount_shows_the_hosts_directory_with_its_options() {
         berth_ok(&d, &format!("run --rm {flat} bb ls -A /h/sub")),
         ""
     );
+    // Read-only is not recursive (as dockerd below API 1.44), unless ReadOnlyForceRecursive.
+    ok(&d, &format!("run --rm {bind},ro bb touch /h/sub/written"));
+    let body = json!({"Image": "bb", "Cmd": ["touch", "/h/sub/refused"], "HostConfig": {"Mounts": [
+        {"Type": "bind", "Source": src, "Target": "/h", "ReadOnly": true,
+         "BindOptions": {"ReadOnlyForceRecursive": true, "Propagation": "rprivate"}}]}});
+    assert_eq!(
+        api(&d, "POST", "/v1.43/containers/create?name=rro", Some(&body)).0,
+        201
+    );
+    fails(&d, "start -a rro", "Read-only file system");
+    ok(&d, "rm rro");
 
     // Shared propagation needs a shared host mount; with one, a mount made on the host
     // later shows inside.
