@@ -15,7 +15,8 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::http::{
-    channel, empty, engine_error, error, json, no_content, read_json, response, Resp,
+    channel, decode_json, empty, engine_error, error, json, no_content, read_json_value, response,
+    Resp,
 };
 use crate::route::{self, Route};
 
@@ -25,9 +26,20 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
     let int = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
     let result = match route {
         Route::ContainerCreate => {
-            let body: ContainerCreateBody = match read_json(req.into_body()).await {
-                Ok(b) => b,
+            let value = match read_json_value(req.into_body()).await {
+                Ok(v) => v,
                 Err(resp) => return resp,
+            };
+            // Mount types and propagations Docker does not know get dockerd's words, not a
+            // decoding error.
+            if let Some(v) = &value {
+                if let Err(e) = berth_engine::mounts::check_raw_mounts(v) {
+                    return engine_error(&e);
+                }
+            }
+            let body: ContainerCreateBody = match decode_json(value) {
+                Ok(b) => b,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
             };
             // Creating writes and fsyncs the record and the container's files: off the
             // async workers, which serve every other request meanwhile.

@@ -117,6 +117,32 @@ pub async fn read_json<T: serde::de::DeserializeOwned + Default>(
     })
 }
 
+/// Parses a JSON request body into a JSON value first (`None` for an empty body), for the
+/// routes that look at it before it is decoded into its type (with [`decode_json`]).
+pub async fn read_json_value(body: Incoming) -> Result<Option<serde_json::Value>, Resp> {
+    let bytes = read_body(body).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("invalid JSON: {}", json_error_text(&bytes, &e)),
+        )
+    })
+}
+
+/// The type of a body read by [`read_json_value`] (its default for an empty body), or the
+/// 400 answer's message.
+pub fn decode_json<T: serde::de::DeserializeOwned + Default>(
+    value: Option<serde_json::Value>,
+) -> Result<T, String> {
+    let Some(value) = value else {
+        return Ok(T::default());
+    };
+    serde_json::from_value(value).map_err(|e| format!("invalid JSON: {e}"))
+}
+
 /// A decoding error in Go's words where they are easy to tell (`invalid character 'x' looking
 /// for beginning of value`, `unexpected end of JSON input`), else serde's.
 fn json_error_text(bytes: &[u8], e: &serde_json::Error) -> String {

@@ -34,6 +34,10 @@ impl Engine {
                 "config cannot be empty in order to create a container".into(),
             ));
         }
+        // dockerd checks `Mounts` before it looks the image up, `Binds` after.
+        if let Some(hc) = &body.host_config {
+            crate::mounts::check_mounts(hc)?;
+        }
         let image = self.images.resolve(&image_ref)?;
         let image_config = &image.config["config"];
         let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
@@ -76,6 +80,8 @@ impl Engine {
         env.extend(body.env.clone().unwrap_or_default());
         config.env = Some(env);
         let host_config = body.host_config.clone().unwrap_or_default();
+        // The mounts are checked before anything else is made (networks check theirs too).
+        crate::mounts::plan(&host_config, &[], crate::mounts::Check::Create)?;
         crate::network::merge_exposed_ports(&mut config, image_config);
         let (networks, warnings) = self.networks_for_create(&body, &host_config)?;
         let id = ids::new_id();
@@ -83,7 +89,7 @@ impl Engine {
             config.hostname = Some(self.default_hostname(&host_config, &id));
         }
         let log_path = self.data_dir(&id).join(format!("{id}-json.log"));
-        let anonymous_volumes = self.anonymous_volumes(&config, &host_config, image_config)?;
+        let anonymous_volumes = self.create_mounts(&config, &host_config, image_config)?;
         let container = Container {
             id: id.clone(),
             name: name.clone(),

@@ -7,7 +7,8 @@
 //! - `<data-root>/containers/<id>/`: the record (`config.json`, atomic), the log
 //!   (`<id>-json.log`), `hostname`, `hosts`, `resolv.conf`;
 //! - `<data-root>/image/`: the image store; `<data-root>/volumes/<name>/_data`;
-//! - `<exec-root>/c/<id>/` (short: the monitor socket path must fit in 108 bytes): the bundle (`config.json`, `rootfs` mount) and the
+//! - `<exec-root>/c/<id>/` (short: the monitor socket path must fit in 108 bytes): the bundle (`config.json`, `rootfs` mount), the
+//!   volume subpaths bound for it (`mounts/<n>`) and the
 //!   monitor's state (`monitor.sock`, `exit.json`); `<exec-root>/netns/<id>`;
 //!   `<exec-root>/runtime/`: the runtime's state.
 
@@ -24,6 +25,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod mounts;
 pub mod netns;
 pub mod network;
 mod orphans;

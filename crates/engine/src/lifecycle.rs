@@ -126,6 +126,7 @@ impl Engine {
             resolv_conf: &data_dir.join("resolv.conf"),
             netns: sandbox.netns.as_deref(),
             volumes: &self.data_root().join("volumes"),
+            subpaths: &run_dir.join("mounts"),
             cgroups_path: format!("/berth/{}", c.id),
             init: self.init_binary(c),
         };
@@ -357,10 +358,12 @@ impl Engine {
         }
     }
 
-    /// Unmounts the rootfs and removes the network namespace of an exited container.
+    /// Unmounts the rootfs and the volume subpaths, and removes the network namespace of an
+    /// exited container.
     fn cleanup_after_exit(&self, c: &Container) {
         let run_dir = self.run_dir(&c.id);
         let rootfs = run_dir.join("rootfs");
+        crate::mounts::oci::release(&run_dir.join("mounts"));
         while is_mountpoint(&rootfs) {
             if nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).is_err() {
                 break;

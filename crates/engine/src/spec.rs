@@ -1,6 +1,6 @@
 //! The OCI runtime config of a container: the image's config and Docker's create body laid over
 //! Docker's defaults (capabilities, mounts, masked and read-only paths, namespaces), as dockerd
-//! builds it for runc.
+//! builds it for runc. The container's own mounts come from [`crate::mounts::oci`].
 
 use std::path::Path;
 
@@ -113,6 +113,8 @@ pub struct Paths<'a> {
     pub netns: Option<&'a Path>,
     /// Where named volumes live (`<dir>/<name>/_data`).
     pub volumes: &'a Path,
+    /// Where volume subpaths are bound before the runtime binds them in (`<run-dir>/mounts`).
+    pub subpaths: &'a Path,
     pub cgroups_path: String,
     /// The init to bind at [`INIT_PATH`] and run as PID 1 (`--init`), from
     /// [`crate::Engine::init_binary`].
@@ -283,30 +285,35 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
         }
         mounts.push(bind(init, INIT_PATH, true));
     }
-    mounts.push(bind(paths.resolv_conf, "/etc/resolv.conf", false));
-    mounts.push(bind(paths.hostname, "/etc/hostname", false));
-    mounts.push(bind(paths.hosts, "/etc/hosts", false));
-    for (dest, opts) in hc.tmpfs.iter().flatten() {
-        let mut options = vec![
-            "nosuid".to_string(),
-            "nodev".to_string(),
-            "noexec".to_string(),
-        ];
-        options.extend(
-            opts.split(',')
-                .filter(|o| !o.is_empty())
-                .map(str::to_string),
-        );
-        mounts.retain(|m| m["destination"] != dest.as_str());
-        mounts.push(
-            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}),
-        );
+    // The container's own mounts and the /etc files (unless it mounts its own there), ordered
+    // by depth as dockerd orders them (a mount never hides a deeper one); they replace the
+    // defaults on their targets, and a mount on /dev everything below it.
+    let own = crate::mounts::oci::user_mounts(
+        c,
+        &crate::mounts::oci::Context {
+            volumes: paths.volumes,
+            rootfs: paths.rootfs,
+            subpaths: paths.subpaths,
+        },
+    )?;
+    let mut own_mounts = own.mounts;
+    for (file, dest) in [
+        (paths.resolv_conf, "/etc/resolv.conf"),
+        (paths.hostname, "/etc/hostname"),
+        (paths.hosts, "/etc/hosts"),
+    ] {
+        if !own_mounts.iter().any(|m| m["destination"] == dest) {
+            own_mounts.push(bind(file, dest, false));
+        }
     }
-    for b in hc.binds.iter().flatten().chain(&c.anonymous_volumes) {
-        let m = bind_mount(b, paths.volumes, paths.rootfs)?;
-        mounts.retain(|o| o["destination"] != m["destination"]);
-        mounts.push(m);
-    }
+    own_mounts.sort_by_key(|m| m["destination"].as_str().unwrap_or("").matches('/').count());
+    let own_dev = own_mounts.iter().any(|m| m["destination"] == "/dev");
+    mounts.retain(|m| {
+        let dest = m["destination"].as_str().unwrap_or("");
+        let replaced = own_mounts.iter().any(|u| u["destination"] == dest);
+        !(replaced || own_dev && dest.starts_with("/dev/"))
+    });
+    mounts.extend(own_mounts);
 
     let mut namespaces = vec![
         json!({"type": "pid"}),
@@ -334,6 +341,9 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
     });
     if !devices.is_empty() {
         linux["devices"] = Value::Array(devices);
+    }
+    if let Some(propagation) = own.rootfs_propagation {
+        linux["rootfsPropagation"] = json!(propagation);
     }
     if let Some(filter) = crate::seccomp::profile(&security, privileged, &caps)? {
         linux["seccomp"] = filter;
@@ -479,39 +489,6 @@ fn bind(source: &Path, dest: &str, readonly: bool) -> Value {
     json!({"destination": dest, "type": "bind", "source": source, "options": options})
 }
 
-/// `-v SRC:DST[:OPTS]`: a host path (absolute) or a named volume (a directory of its own under
-/// `volumes`, made on first use, as Docker's local driver does).
-fn bind_mount(spec: &str, volumes: &Path, rootfs: &Path) -> Result<Value> {
-    let Some((src, dst, opts)) = crate::volumes::split_bind(spec) else {
-        return Err(EngineError::InvalidParameter(format!(
-            "invalid volume specification: '{spec}'"
-        )));
-    };
-    if !dst.starts_with('/') {
-        return Err(EngineError::InvalidParameter(format!(
-            "invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute"
-        )));
-    }
-    let source = if src.starts_with('/') {
-        if !Path::new(src).exists() {
-            std::fs::create_dir_all(src).map_err(|e| {
-                EngineError::InvalidParameter(format!(
-                    "invalid mount config for type \"bind\": bind source path does not exist: {src} ({e})"
-                ))
-            })?;
-        }
-        std::path::PathBuf::from(src)
-    } else {
-        let data = crate::volumes::source(volumes, src)?;
-        if !opts.split(',').any(|o| o == "nocopy") {
-            crate::volumes::copy_up(volumes, src, rootfs, dst)?;
-        }
-        data
-    };
-    let readonly = opts.split(',').any(|o| o == "ro");
-    Ok(bind(&source, dst, readonly))
-}
-
 /// `linux.resources` from the HostConfig's limits.
 fn resources(hc: &HostConfig) -> Value {
     let mut r = json!({});
@@ -630,6 +607,7 @@ mod tests {
             resolv_conf: &f,
             netns: None,
             volumes: dir.path(),
+            subpaths: dir.path(),
             cgroups_path: "/berth/x".into(),
             init,
         };
@@ -666,6 +644,7 @@ mod tests {
             resolv_conf: &init,
             netns: None,
             volumes: dir.path(),
+            subpaths: dir.path(),
             cgroups_path: String::new(),
             init: Some(&missing),
         };

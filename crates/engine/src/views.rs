@@ -65,7 +65,7 @@ impl Engine {
                 name: "overlay2".to_string(),
                 data: Default::default(),
             }),
-            mounts: Some(crate::volumes::mount_points(
+            mounts: Some(crate::mounts::mount_points(
                 &c,
                 &crate::volumes::root(self.data_root()),
             )),
@@ -191,7 +191,7 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
         network_settings: Some(ContainerSummaryNetworkSettings {
             networks: Some(crate::network::summary_networks(engine, c)),
         }),
-        mounts: Some(crate::volumes::mount_points(
+        mounts: Some(crate::mounts::mount_points(
             c,
             &crate::volumes::root(engine.data_root()),
         )),

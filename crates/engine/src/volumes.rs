@@ -1,20 +1,18 @@
 //! Named volumes of the `local` driver: `<data-root>/volumes/<name>/_data`, and beside it
 //! `berth.json` with what `volume create` was given (labels, driver options, creation time).
-//! A volume first named by `-v NAME:/path` is made then, without labels, as Docker does.
+//! A volume first named by a container's `-v NAME:/path` or `--mount source=NAME` is made when
+//! that container is created (see [`crate::mounts`]), as Docker does.
 //!
 //! Driver options are the local driver's: `type=none,o=bind,device=DIR` makes a volume whose
 //! mounts use the host directory `DIR` (a "bind-backed" volume); other mount types are refused.
 //!
 //! As Docker's, an empty volume mounted where the image has files gets a copy of them first
-//! ([`copy_up`]; `-v NAME:/path:nocopy` skips it), and inspect's `Mounts` lists the binds and
-//! volumes of a container ([`mount_points`]).
+//! ([`copy_up`]; `-v NAME:/path:nocopy` and `--mount ...,volume-nocopy` skip it).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use berth_api::models::{
-    ContainerConfig, EventMessageTypeEnum, HostConfig, MountPoint, VolumeCreateRequest,
-};
+use berth_api::models::{EventMessageTypeEnum, VolumeCreateRequest};
 use berth_api::query::Filters;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -56,13 +54,60 @@ pub(crate) fn source(volumes: &Path, name: &str) -> Result<PathBuf> {
     Ok(data)
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if crate::ids::valid_name(name) {
         return Ok(());
+    }
+    if name.len() == 1 {
+        return Err(EngineError::InvalidParameter(format!(
+            "create {name}: volume name is too short, names should be at least two alphanumeric characters"
+        )));
     }
     Err(EngineError::InvalidParameter(format!(
         "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
     )))
+}
+
+/// The volume drivers Berth has: `local` (the default, also when empty).
+pub(crate) fn check_driver(driver: &str) -> Result<()> {
+    if driver.is_empty() || driver == "local" {
+        return Ok(());
+    }
+    Err(EngineError::NotFound(format!(
+        "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+    )))
+}
+
+/// The local driver's options (`volume create -o`, `--mount volume-opt=`) for volume `name`:
+/// `type`, `o` and `device`, of a bind-backed volume only.
+pub(crate) fn check_options<'a, M>(name: &str, options: &'a M) -> Result<()>
+where
+    &'a M: IntoIterator<Item = (&'a String, &'a String)>,
+{
+    let options: BTreeMap<String, String> = options
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for key in options.keys() {
+        if !["type", "o", "device"].contains(&key.as_str()) {
+            return Err(EngineError::InvalidParameter(format!(
+                "create {name}: invalid option key: {key:?}"
+            )));
+        }
+    }
+    if options.is_empty() {
+        return Ok(());
+    }
+    let ty = options.get("type").map(String::as_str).unwrap_or("");
+    match bind_device(&options) {
+        Some(device) if ty == "none" && Path::new(device).is_dir() => Ok(()),
+        Some(device) if ty == "none" => Err(EngineError::InvalidParameter(format!(
+            "create {name}: failed to mount local volume: mount {device}: no such file or directory"
+        ))),
+        _ => Err(EngineError::InvalidParameter(format!(
+            "create {name}: only bind-backed local volumes (type=none, o=bind, device=DIR) are supported"
+        ))),
+    }
 }
 
 fn bind_device(options: &BTreeMap<String, String>) -> Option<&str> {
@@ -78,16 +123,6 @@ fn read_meta(volumes: &Path, name: &str) -> Meta {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
-}
-
-/// One `-v SRC:DST[:OPTS]` of `HostConfig.Binds`, split; `None` when it is malformed.
-pub(crate) fn split_bind(spec: &str) -> Option<(&str, &str, &str)> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    match parts.as_slice() {
-        [src, dst] => Some((src, dst, "")),
-        [src, dst, opts] => Some((src, dst, opts)),
-        _ => None,
-    }
 }
 
 /// Serializes copy-ups, so that two containers starting on one new volume do not both copy.
@@ -143,114 +178,12 @@ pub(crate) fn copy_up(volumes: &Path, name: &str, rootfs: &Path, dst: &str) -> R
         .map_err(|e| failed(&e))
 }
 
-/// Inspect's `Mounts` of a container: its bind mounts and volumes, as dockerd lists them.
-pub(crate) fn mount_points(c: &Container, volumes: &Path) -> Vec<MountPoint> {
-    c.host_config
-        .binds
-        .iter()
-        .flatten()
-        .chain(&c.anonymous_volumes)
-        .filter_map(|b| split_bind(b))
-        .map(|(src, dst, opts)| {
-            let rw = !opts.split(',').any(|o| o == "ro");
-            let mode = opts
-                .split(',')
-                .filter(|o| !matches!(*o, "ro" | "rw" | "nocopy"))
-                .collect::<Vec<_>>()
-                .join(",");
-            if src.starts_with('/') {
-                MountPoint {
-                    typ: Some("bind".to_string()),
-                    source: Some(src.to_string()),
-                    destination: Some(dst.to_string()),
-                    mode: Some(mode),
-                    rw: Some(rw),
-                    propagation: Some("rprivate".to_string()),
-                    ..Default::default()
-                }
-            } else {
-                MountPoint {
-                    typ: Some("volume".to_string()),
-                    name: Some(src.to_string()),
-                    source: Some(volumes.join(src).join("_data").display().to_string()),
-                    destination: Some(dst.to_string()),
-                    driver: Some("local".to_string()),
-                    mode: Some(if mode.is_empty() {
-                        "z".to_string()
-                    } else {
-                        mode
-                    }),
-                    rw: Some(rw),
-                    propagation: Some(String::new()),
-                }
-            }
-        })
-        .collect()
-}
-
-/// The names of the volumes `c` mounts.
-fn mounted_by(c: &Container) -> impl Iterator<Item = String> + '_ {
-    c.host_config
-        .binds
-        .iter()
-        .flatten()
-        .chain(&c.anonymous_volumes)
-        .filter_map(|b| split_bind(b).map(|(src, _, _)| src))
-        .filter(|src| !src.starts_with('/'))
-        .map(str::to_string)
-}
-
 impl Engine {
-    /// The anonymous volumes a new container needs: one for each path of the create body's
-    /// `Volumes` and the image's `VOLUME`s that no bind or tmpfs covers (as `NAME:/path`).
-    pub(crate) fn anonymous_volumes(
-        &self,
-        config: &ContainerConfig,
-        hc: &HostConfig,
-        image_config: &Value,
-    ) -> Result<Vec<String>> {
-        let covered: HashSet<&str> = hc
-            .binds
-            .iter()
-            .flatten()
-            .filter_map(|b| split_bind(b).map(|(_, dst, _)| dst))
-            .chain(hc.tmpfs.iter().flatten().map(|(dst, _)| dst.as_str()))
-            .map(|dst| dst.trim_end_matches('/'))
-            .collect();
-        let mut paths: Vec<String> = config
-            .volumes
-            .iter()
-            .flatten()
-            .cloned()
-            .chain(
-                image_config["Volumes"]
-                    .as_object()
-                    .into_iter()
-                    .flat_map(|m| m.keys().cloned()),
-            )
-            .filter(|p| !covered.contains(p.trim_end_matches('/')))
-            .collect();
-        paths.sort();
-        paths.dedup();
-        let mut made = Vec::new();
-        for path in paths {
-            if !path.starts_with('/') || path.contains(':') {
-                return Err(EngineError::InvalidParameter(format!(
-                    "invalid volume specification: '{path}': invalid mount config for type \"volume\": invalid mount path: '{path}' mount path must be absolute"
-                )));
-            }
-            let view = self.volume_create(VolumeCreateRequest::default())?;
-            let name = view["Name"].as_str().unwrap_or_default();
-            made.push(format!("{name}:{path}"));
-        }
-        Ok(made)
-    }
-
     /// Removes the anonymous volumes of `c` (with `rm -v`, and `--rm`), unless another
     /// container uses them too.
     pub(crate) fn remove_anonymous_volumes(&self, c: &Container) {
         for bind in &c.anonymous_volumes {
-            let Some((name, _, _)) = split_bind(bind) else {
+            let Some((name, _)) = bind.split_once(':') else {
                 continue;
             };
             let others = self
@@ -289,8 +222,11 @@ impl Engine {
     fn volume_users(&self) -> HashMap<String, Vec<String>> {
         let mut users: HashMap<String, Vec<String>> = HashMap::new();
         for c in self.containers.all() {
-            for name in mounted_by(&c) {
-                users.entry(name).or_default().push(c.id.clone());
+            for name in crate::mounts::volume_names(&c) {
+                let ids = users.entry(name).or_default();
+                if !ids.contains(&c.id) {
+                    ids.push(c.id.clone());
+                }
             }
         }
         users
@@ -334,12 +270,7 @@ impl Engine {
 
     /// `POST /volumes/create`. An existing name gives the existing volume back, as Docker's.
     pub fn volume_create(&self, req: VolumeCreateRequest) -> Result<Value> {
-        let driver = req.driver.unwrap_or_default();
-        if !driver.is_empty() && driver != "local" {
-            return Err(EngineError::NotFound(format!(
-                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
-            )));
-        }
+        check_driver(&req.driver.unwrap_or_default())?;
         let mut labels: BTreeMap<String, String> =
             req.labels.unwrap_or_default().into_iter().collect();
         let name = match req.name.filter(|n| !n.is_empty()) {
@@ -352,29 +283,7 @@ impl Engine {
         check_name(&name)?;
         let options: BTreeMap<String, String> =
             req.driver_opts.unwrap_or_default().into_iter().collect();
-        for key in options.keys() {
-            if !["type", "o", "device"].contains(&key.as_str()) {
-                return Err(EngineError::InvalidParameter(format!(
-                    "create {name}: invalid option key: {key:?}"
-                )));
-            }
-        }
-        if !options.is_empty() {
-            let ty = options.get("type").map(String::as_str).unwrap_or("");
-            match bind_device(&options) {
-                Some(device) if ty == "none" && Path::new(device).is_dir() => {}
-                Some(device) if ty == "none" => {
-                    return Err(EngineError::InvalidParameter(format!(
-                        "create {name}: failed to mount local volume: mount {device}: no such file or directory"
-                    )))
-                }
-                _ => {
-                    return Err(EngineError::InvalidParameter(format!(
-                        "create {name}: only bind-backed local volumes (type=none, o=bind, device=DIR) are supported"
-                    )))
-                }
-            }
-        }
+        check_options(&name, &options)?;
         if self.volume_exists(&name) {
             return Ok(self.volume_view(&name));
         }
@@ -456,7 +365,7 @@ impl Engine {
 
     /// Removes a volume's directory: renamed away first, so that it is gone from listings
     /// at once even if the removal of its data stops half way.
-    fn remove_volume_dir(&self, name: &str) -> Result<()> {
+    pub(crate) fn remove_volume_dir(&self, name: &str) -> Result<()> {
         let dir = self.volumes_dir();
         let trash = dir.join(format!(".removed-{}", crate::ids::new_id()));
         std::fs::rename(dir.join(name), &trash)

@@ -70,8 +70,13 @@ fn parse_ulimit(s: &str) -> Result<ResourcesUlimits> {
     })
 }
 
-/// The create body, the name and the platform from the options.
-fn build_create(o: &CreateOpts, detach: bool) -> Result<(ContainerCreateBody, String)> {
+/// The create body (as JSON: `--mount` entries go as given) and the image from the options.
+fn build_create(o: &CreateOpts, detach: bool) -> Result<(serde_json::Value, String)> {
+    let mounts = o
+        .mount
+        .iter()
+        .map(|m| super::mount::parse(m))
+        .collect::<Result<Vec<_>>>()?;
     let image = o.args[0].clone();
     let cmd: Vec<String> = o.args[1..].to_vec();
     let attach_all = !detach && o.attach.is_empty();
@@ -249,6 +254,10 @@ fn build_create(o: &CreateOpts, detach: bool) -> Result<(ContainerCreateBody, St
         }),
         ..Default::default()
     };
+    let mut body = serde_json::to_value(&body)?;
+    if !mounts.is_empty() {
+        body["HostConfig"]["Mounts"] = serde_json::Value::Array(mounts);
+    }
     Ok((body, image))
 }
 

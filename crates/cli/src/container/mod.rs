@@ -11,6 +11,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod monitor;
+mod mount;
 mod ps;
 mod run;
 mod streams;
@@ -116,6 +117,9 @@ pub struct CreateOpts {
     /// Bind mount a volume
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount")]
+    mount: Vec<String>,
     /// Logging driver for the container
     #[arg(long = "log-driver")]
     log_driver: Option<String>,

@@ -48,6 +48,24 @@ fn monitor_binary() -> PathBuf {
     monitor
 }
 
+/// The project's CLI, `berth`, beside `berthd` in the target directory, built once per test
+/// binary that uses it (as [`monitor_binary`]).
+fn berth_binary() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    let berthd = PathBuf::from(env!("CARGO_BIN_EXE_berthd"));
+    let berth = berthd.with_file_name("berth");
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "berth-cli"]);
+        if berthd.parent().is_some_and(|d| d.ends_with("release")) {
+            cmd.arg("--release");
+        }
+        assert!(cmd.status().expect("cargo build -p berth-cli").success());
+    });
+    berth
+}
+
 /// A berthd with its own data root, exec root and socket, and its own default bridge,
 /// subnet and nftables table (test daemons run in parallel); stopped and cleaned on drop.
 pub struct Daemon {
@@ -181,6 +199,22 @@ impl Daemon {
             pipe.write_all(data).unwrap();
         }
         child.wait_with_output().unwrap()
+    }
+
+    /// Runs the project's CLI (`berth -H unix://SOCKET ARGS`) against this daemon, with a time
+    /// limit.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .arg("-k")
+            .arg("5")
+            .arg("60")
+            .arg(berth_binary())
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     /// A `docker ARGS` command against this daemon, to spawn and watch (stdin null, stdout and
