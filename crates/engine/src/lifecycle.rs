@@ -56,6 +56,9 @@ impl Engine {
             // make this one "already exist".
             self.tear_down_runtime(&c.id).await?;
         }
+        // And its rootfs mount or network namespace file (made, not yet bound, when it died)
+        // would be taken for this start's.
+        self.cleanup_after_exit(&c);
         if let Err(e) = self.start_inner(&c).await {
             self.disconnect_on_exit(&c.id).await;
             self.cleanup_after_exit(&c);
@@ -599,6 +602,10 @@ impl Engine {
     /// that exited meanwhile get their real exit code from `exit.json`; restart policies apply.
     pub async fn reconcile(&self) {
         for c in self.containers.all() {
+            if !c.is_running() {
+                // Mounts and namespace files of a run that ended while berthd was away.
+                self.cleanup_after_exit(&c);
+            }
             if !c.is_running() && self.has_runtime_leftovers(&c.id).await {
                 // A start cut short by the daemon's death: a monitor and an init blocked before
                 // the program, which no record says runs. They go; the record stays as it was.
