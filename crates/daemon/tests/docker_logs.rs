@@ -553,3 +553,51 @@ fn lines_lost_on_a_full_disk_are_counted_in_a_marker() {
             .unwrap_or_else(|e| panic!("torn record {line:?}: {e}"));
     }
 }
+
+#[test]
+fn follow_across_rotations_of_max_size() {
+    if skip() {
+        return;
+    }
+    let d = daemon();
+    let ctl = d.dir.join("ctl");
+    std::fs::create_dir(&ctl).unwrap();
+    let volume = format!("{}:/ctl", ctl.display());
+    // About 30 records a file: 300 lines rotate the log about ten times, in bursts.
+    let script = "until [ -e /ctl/go ]; do sleep 0.02; done; i=0; \
+        while [ $i -lt 300 ]; do echo \"line $i\"; i=$((i+1)); \
+        [ $((i % 20)) = 0 ] && sleep 0.05; done; true";
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=2k",
+        "--log-opt",
+        "max-file=50",
+        "-v",
+        &volume,
+        "bb:local",
+        "sh",
+        "-c",
+        script,
+    ]);
+    let expected: String = (0..300).map(|i| format!("line {i}\n")).collect();
+    let followed = std::thread::scope(|s| {
+        let follower = s.spawn(|| d.docker(&["logs", "-f", "rot"]));
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::write(ctl.join("go"), "").unwrap();
+        follower.join().unwrap()
+    });
+    assert!(followed.status.success(), "{followed:?}");
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), expected);
+    let path = d.ok(&["inspect", "-f", "{{.LogPath}}", "rot"]);
+    let rotated = (1..50)
+        .filter(|n| Path::new(&format!("{}.{n}", path.trim())).exists())
+        .count();
+    assert!(rotated >= 5, "{rotated} rotated files");
+    assert_eq!(d.ok(&["logs", "rot"]), expected);
+    let tail = d.ok(&["logs", "--tail", "100", "rot"]);
+    assert_eq!(tail, expected[expected.find("line 200\n").unwrap()..]);
+}
