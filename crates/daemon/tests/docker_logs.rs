@@ -534,6 +534,7 @@ fn lines_lost_on_a_full_disk_are_counted_in_a_marker() {
         marker.contains(" log lines lost (no space left on device) from "),
         "{marker}"
     );
+    eprintln!("full disk: {shown} shown, {marker:?}");
     assert_eq!(shown + lost, 20_000, "{shown} shown, {lost} lost: {marker}");
     assert!(
         lost >= 10_000,
