@@ -2,7 +2,6 @@
 
 use berth_api::models::ContainerCreateBody;
 use berth_api::query::bool_value;
-use berth_api::stdcopy;
 use berth_engine::attach::{AttachOptions, Attached, MonitorStream};
 use berth_engine::lifecycle::WaitCondition;
 use berth_engine::logs::LogOptions;
@@ -16,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::http::{
     channel, decode_json, empty, engine_error, error, json, no_content, read_json_value, response,
-    Resp,
+    stream_body, Resp,
 };
 use crate::route::{self, Route};
 
@@ -164,18 +163,41 @@ fn wait(engine: &Engine, id: &str, condition: Option<&str>) -> Resp {
 }
 
 fn logs(engine: &Engine, id: &str, q: &std::collections::HashMap<String, String>) -> Resp {
-    let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
-    let time = |k: &str| {
-        q.get(k)
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|t| *t != 0.0)
+    let opts = match log_options(q) {
+        Ok(o) => o,
+        Err(resp) => return resp,
     };
+    match engine.logs(id, opts) {
+        Ok((_, rx)) => response(StatusCode::OK, None, stream_body(rx)),
+        Err(e) => engine_error(&e),
+    }
+}
+
+/// The options of `GET /containers/{id}/logs`, or the 400 of bad ones.
+#[allow(clippy::result_large_err)] // the error is the response itself, sent as it is
+fn log_options(q: &std::collections::HashMap<String, String>) -> Result<LogOptions, Resp> {
+    let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
+    let time = |k: &str| -> Result<Option<i128>, Resp> {
+        match q.get(k).map(String::as_str) {
+            None | Some("") => Ok(None),
+            Some(v) => match berth_engine::logs::parse_unix(v) {
+                Some(0) => Ok(None),
+                Some(t) => Ok(Some(t)),
+                None => Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid value for \"{k}\": {v}"),
+                )),
+            },
+        }
+    };
+    let since = time("since")?;
+    let until = time("until")?;
     let opts = LogOptions {
         stdout: flag("stdout"),
         stderr: flag("stderr"),
         follow: flag("follow"),
-        since: time("since"),
-        until: time("until"),
+        since,
+        until,
         tail: q
             .get("tail")
             .filter(|t| t.as_str() != "all")
@@ -183,36 +205,12 @@ fn logs(engine: &Engine, id: &str, q: &std::collections::HashMap<String, String>
         timestamps: flag("timestamps"),
     };
     if !opts.stdout && !opts.stderr {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "Bad parameters: you must choose at least one stream",
-        );
+        ));
     }
-    let timestamps = opts.timestamps;
-    let (tty, mut rx) = match engine.logs(id, opts) {
-        Ok(x) => x,
-        Err(e) => return engine_error(&e),
-    };
-    let (tx, body) = channel();
-    tokio::spawn(async move {
-        while let Some(r) = rx.recv().await {
-            let mut text = Vec::new();
-            if timestamps {
-                text.extend_from_slice(r.time.as_bytes());
-                text.push(b' ');
-            }
-            text.extend_from_slice(&r.text);
-            let chunk = if tty {
-                text
-            } else {
-                stdcopy::frame(r.stream, &text)
-            };
-            if tx.send(Bytes::from(chunk)).await.is_err() {
-                return;
-            }
-        }
-    });
-    response(StatusCode::OK, None, body)
+    Ok(opts)
 }
 
 /// Hijacks the connection (101) and joins it to the container's stream.
@@ -231,12 +229,49 @@ async fn attach(
     let detach = opts
         .stdin
         .then(|| detach_keys(q.get("detachKeys").map(String::as_str)));
-    // `logs`: what the container wrote so far comes first; `stream=0`: only that, then the
-    // connection is closed (no live attach, which on a stopped container would wait for the
-    // next start).
-    let logs = flag("logs");
+    // `stream=0` only when given: clients that leave it out get the live stream, as always.
     let stream = q.get("stream").is_none_or(|v| bool_value(v));
-    let past = if logs {
+    if flag("logs") || !stream {
+        return attach_logs(engine, id, opts, flag("logs"), stream, detach, req);
+    }
+    let (tty, attached) = match engine.attach(id, opts).await {
+        Ok(x) => x,
+        Err(e) => return engine_error(&e),
+    };
+    let conn = req.extensions().get::<crate::hijack::Connection>().copied();
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        crate::hijack::until_client_read(conn).await;
+        let monitor = match attached {
+            Attached::Now(s) => s,
+            Attached::AtStart(rx) => match rx.await {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
+        pump(TokioIo::new(upgraded), monitor, detach, tty).await;
+    });
+    upgraded_response()
+}
+
+/// An attach with `logs=1` (the log so far first, from the same reader as `GET .../logs`)
+/// or `stream=0` (no live output), as dockerd: the log is sent, then the live stream attached,
+/// so output written in between is in neither.
+fn attach_logs(
+    engine: &Engine,
+    id: &str,
+    opts: AttachOptions,
+    logs: bool,
+    stream: bool,
+    detach: Option<Vec<u8>>,
+    mut req: Request<Incoming>,
+) -> Resp {
+    let tty = match engine.containers.get(id) {
+        Ok(c) => c.tty(),
+        Err(e) => return engine_error(&e),
+    };
+    let log = if logs {
         let o = LogOptions {
             stdout: opts.stdout,
             stderr: opts.stderr,
@@ -249,47 +284,38 @@ async fn attach(
     } else {
         None
     };
-    let (tty, attached) = if stream {
-        match engine.attach(id, opts).await {
-            Ok((tty, a)) => (tty, Some(a)),
-            Err(e) => return engine_error(&e),
-        }
-    } else {
-        match engine.containers.get(id) {
-            Ok(c) => (c.tty(), None),
-            Err(e) => return engine_error(&e),
-        }
-    };
     let conn = req.extensions().get::<crate::hijack::Connection>().copied();
     let upgrade = hyper::upgrade::on(&mut req);
+    let engine = engine.clone();
+    let id = id.to_string();
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         crate::hijack::until_client_read(conn).await;
-        let mut io = TokioIo::new(upgraded);
-        if let Some(mut past) = past {
-            while let Some(r) = past.recv().await {
-                let chunk = if tty {
-                    r.text
-                } else {
-                    stdcopy::frame(r.stream, &r.text)
-                };
-                if io.write_all(&chunk).await.is_err() {
+        let mut client = TokioIo::new(upgraded);
+        if let Some(mut rx) = log {
+            while let Some(chunk) = rx.recv().await {
+                if client.write_all(&chunk).await.is_err() {
                     return;
                 }
             }
         }
-        let monitor = match attached {
-            None => {
-                let _ = io.shutdown().await;
-                return;
-            }
-            Some(Attached::Now(s)) => s,
-            Some(Attached::AtStart(rx)) => match rx.await {
+        if !stream {
+            let _ = client.shutdown().await;
+            return;
+        }
+        let monitor = match engine.attach(&id, opts).await {
+            Ok((_, Attached::Now(s))) => s,
+            Ok((_, Attached::AtStart(rx))) => match rx.await {
                 Ok(s) => s,
                 Err(_) => return,
             },
+            Err(e) => {
+                tracing::debug!(container = %id, error = %e, "attach after the log");
+                let _ = client.shutdown().await;
+                return;
+            }
         };
-        pump(io, monitor, detach, tty).await;
+        pump(client, monitor, detach, tty).await;
     });
     upgraded_response()
 }

@@ -37,6 +37,17 @@ pub fn channel() -> (mpsc::Sender<Bytes>, Body) {
     (tx, BodyExt::boxed(StreamBody::new(stream)))
 }
 
+/// A streamed body of the chunks `rx` gives, each taken only when the connection has sent the
+/// one before: a slow client holds the producer back instead of making the daemon buffer.
+pub fn stream_body(rx: mpsc::Receiver<Vec<u8>>) -> Body {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(Bytes::from(b))), rx))
+    });
+    BodyExt::boxed(StreamBody::new(stream))
+}
+
 /// A response with `status` and `body`.
 pub fn response(status: StatusCode, content_type: Option<&str>, body: Body) -> Resp {
     let mut resp = Response::new(body);

@@ -222,7 +222,7 @@ impl Monitor {
         listener
             .set_nonblocking(true)
             .map_err(io_err("setting the socket non-blocking"))?;
-        let log = JsonLog::open(&cfg.log, cfg.log_max_size, cfg.log_max_file)?;
+        let log = JsonLog::open(&cfg.log, cfg.log_max_size, cfg.log_max_file);
         let runtime = Runtime::new(&cfg.runtime_root);
 
         let opts = CreateOptions {
@@ -320,6 +320,9 @@ impl Monitor {
             }
         }
         if let Some(d) = self.trimmer.due_in() {
+            min(d);
+        }
+        if let Some(d) = self.log.retry_in() {
             min(d);
         }
         t.map(|d| d + Duration::from_millis(5))
@@ -622,6 +625,8 @@ impl Monitor {
     }
 
     fn housekeeping(&mut self) {
+        // The marker of log records lost on a full disk, once there is room again.
+        self.log.retry(false);
         let done: Vec<u64> = self
             .tasks
             .iter()
@@ -689,6 +694,7 @@ impl Monitor {
                 eprintln!("berth-monitor: {e}");
             }
         }
+        self.log.retry(true);
         let oom_killed = self
             .record
             .as_ref()

@@ -84,6 +84,13 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Daemon {
     pub fn start() -> Daemon {
+        Daemon::start_with(|_| {})
+    }
+
+    /// [`Daemon::start`], with `prepare` run on the daemon's directory first (its data root
+    /// will be `DIR/data`: a test may mount something there; whatever is mounted under the
+    /// directory is unmounted on drop, also when the test fails).
+    pub fn start_with(prepare: impl FnOnce(&Path)) -> Daemon {
         // Short: the monitor sockets live under the exec root and must fit in 108 bytes.
         let pid = std::process::id();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -100,8 +107,14 @@ impl Daemon {
             bip: format!("10.{}.{}.1/24", 20 + pid % 200, seq % 256),
             table: format!("bt_{pid}_{seq}"),
         };
+        prepare(&d.dir);
         d.spawn();
         d
+    }
+
+    /// berthd's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("berthd runs").id()
     }
 
     /// Starts berthd on the same roots (again, after [`Daemon::kill9`]).
