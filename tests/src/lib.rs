@@ -3,11 +3,13 @@
 //!
 //! Everything a fixture makes is removed by its `Drop`, so a failing assertion leaves nothing behind.
 //! The registries of the registry client's tests are in [`registry`]; host-side networking
-//! helpers in [`net`]; a seccomp agent for `SCMP_ACT_NOTIFY` in [`seccomp_agent`].
+//! helpers in [`net`]; a seccomp agent for `SCMP_ACT_NOTIFY` in [`seccomp_agent`]; small
+//! filesystems to fill (a tmpfs, a loop ext4) in [`smallfs`].
 
 pub mod net;
 pub mod registry;
 pub mod seccomp_agent;
+pub mod smallfs;
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};

@@ -108,10 +108,13 @@ impl Engine {
             .iter()
             .filter_map(|c| Some((c.image_manifest.parse().ok()?, c.id.as_str())))
             .collect();
-        store
+        // Known in memory even if the disk is full (then the records are written next time).
+        if let Err(e) = store
             .metadata
             .set_users(manifests.iter().map(|(d, id)| (d, *id)))
-            .map_err(|e| EngineError::internal("record the images in use", e))?;
+        {
+            tracing::warn!(error = %e, "recording the images in use");
+        }
         // Writable layers of containers that are gone (a crash in the middle of a removal).
         for info in store.snapshots.list().unwrap_or_default() {
             if let Some(id) = info.key.strip_prefix("container-") {

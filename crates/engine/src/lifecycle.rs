@@ -63,7 +63,7 @@ impl Engine {
             self.disconnect_on_exit(&c.id).await;
             self.cleanup_after_exit(&c);
             let before = c.state.status;
-            let _ = self.containers.update(&c.id, |c| {
+            let _ = self.containers.update_or_in_memory(&c.id, |c| {
                 c.state.status = before;
                 c.state.pid = 0;
                 c.state.error = e.to_string();
@@ -195,9 +195,20 @@ impl Engine {
         let begun = monitor::call(&monitor::socket(&run_dir), json!({"op": "start"})).await;
         let started = record
             .await
-            .map_err(|e| EngineError::internal("record the start", e))?;
+            .map_err(|e| EngineError::internal("record the start", e))
+            .and_then(|r| r);
         begun?;
-        let started = started?;
+        let started = match started {
+            Ok(started) => started,
+            Err(e) => {
+                // The process runs but no record says so (a full disk): it goes, and the start
+                // fails as a whole.
+                if let Err(e) = self.tear_down_runtime(&c.id).await {
+                    tracing::warn!(container = %c.id, error = %e, "tear down");
+                }
+                return Err(e);
+            }
+        };
         tracing::debug!(elapsed = ?t0.elapsed(), "started");
         self.publish("start", &started, &[]);
         self.watch_exit(started.id.clone());
@@ -296,11 +307,12 @@ impl Engine {
             .containers
             .get(id)
             .is_ok_and(|c| c.host_config.auto_remove == Some(true));
-        // A container removed right below needs no durable exit state.
+        // A container removed right below needs no durable exit state; an exit that cannot be
+        // written (a full disk) happened all the same.
         let updated = if auto_remove {
             self.containers.update_in_memory(id, mark_exited)
         } else {
-            self.containers.update(id, mark_exited)
+            self.containers.update_or_in_memory(id, mark_exited)
         };
         let c = updated.ok()?;
         self.disconnect_on_exit(&c.id).await;
@@ -413,10 +425,14 @@ impl Engine {
     pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
         let c = self.containers.get(key)?;
         if !c.is_running() {
-            let _ = self.containers.update(&c.id, |c| c.manually_stopped = true);
+            let _ = self
+                .containers
+                .update_or_in_memory(&c.id, |c| c.manually_stopped = true);
             return Err(EngineError::NotModified("container already stopped".into()));
         }
-        let _ = self.containers.update(&c.id, |c| c.manually_stopped = true);
+        let _ = self
+            .containers
+            .update_or_in_memory(&c.id, |c| c.manually_stopped = true);
         let sig = parse_signal(
             signal
                 .or(c.config.stop_signal.as_deref())
@@ -533,7 +549,8 @@ impl Engine {
             }
             let mut rx = self.exit_channel(&c.id).subscribe();
             let seen = rx.borrow_and_update().exits;
-            let _ = self.containers.update(&c.id, |c| {
+            // About to be removed: on a full disk, in memory only.
+            let _ = self.containers.update_or_in_memory(&c.id, |c| {
                 c.manually_stopped = true;
                 c.host_config.auto_remove = Some(false);
             });

@@ -15,6 +15,8 @@ pub enum GcError {
     Content(#[from] ContentError),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 /// What a collection removed.
@@ -104,14 +106,16 @@ pub fn image_chain_ids(store: &Store, manifest: &Digest) -> Vec<Digest> {
 }
 
 /// Removes committed snapshots that no named image, no live lease and no other snapshot
-/// (an active container's, a view) needs. Returns the keys removed.
+/// (an active container's, a view) needs. Returns the keys removed. Names and leases that
+/// cannot be read (the metadata store failing) stop it before it removes anything: read as
+/// "none", they would doom every layer.
 pub fn collect_snapshots(
     store: &crate::import::ImageStore,
     now: u64,
-) -> Result<Vec<String>, crate::snapshot::SnapshotError> {
+) -> Result<Vec<String>, GcError> {
     use crate::snapshot::Kind;
     let mut keep: HashSet<String> = HashSet::new();
-    for image in store.metadata.images().unwrap_or_default() {
+    for image in store.metadata.images()? {
         let mut roots = vec![image.target.clone()];
         // An index keeps the chains of the platform images it lists.
         if let Ok(bytes) = store.content.read_to_vec(&image.target) {
@@ -131,7 +135,7 @@ pub fn collect_snapshots(
             );
         }
     }
-    for lease in store.metadata.live_leases(now).unwrap_or_default() {
+    for lease in store.metadata.live_leases(now)? {
         keep.extend(lease.snapshots);
     }
     let infos = store.snapshots.list()?;

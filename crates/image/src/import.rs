@@ -44,7 +44,10 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ImportError {
 /// Which snapshotter an [`ImageStore`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// overlayfs where it works at the root, copies elsewhere.
+    /// The one the store was made with (whose `metadata.json` is there); for a new store,
+    /// overlayfs where it works at the root, copies elsewhere. The check mounts in a scratch
+    /// directory, which a full disk refuses: were it made at every open, such a disk would
+    /// switch a store of overlay snapshots to an empty copy one.
     Auto,
     Overlay,
     Copy,
@@ -79,7 +82,10 @@ impl ImageStore {
             .map_err(io_err(format!("creating {}", root.display())))?;
         let content = Store::open(&root.join("content"))?;
         let metadata = Metadata::open(&root.join("metadata.redb"))?;
+        let made_with = |name: &str| root.join("snapshots").join(name).join("metadata.json");
         let overlay = match backend {
+            Backend::Auto if made_with("overlay").exists() => true,
+            Backend::Auto if made_with("copy").exists() => false,
             Backend::Auto => snapshot::overlay_supported(root),
             Backend::Overlay => true,
             Backend::Copy => false,

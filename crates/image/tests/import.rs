@@ -118,3 +118,31 @@ fn bad_changes_and_bad_tarballs_leave_nothing() {
     assert!(store.snapshots.list().unwrap().is_empty());
     assert!(store.content.list().unwrap().is_empty());
 }
+
+/// A store opened again on a full disk keeps its snapshotter and finds its image's layer: the
+/// overlay check (which makes directories) fails there, and used to switch the store to an
+/// empty copy snapshotter, where the layers were "not found" until a restart with space.
+#[test]
+fn a_store_opened_on_a_full_disk_keeps_its_snapshots() {
+    if berth_tests::smallfs::skip(true) {
+        return;
+    }
+    let mut disk = berth_tests::smallfs::SmallFs::ext4(32).unwrap();
+    let root = disk.path().join("image");
+    let name: Reference = "imported:v1".parse().unwrap();
+    let chain = {
+        let store = ImageStore::open(&root).unwrap();
+        let id = store.import(&rootfs_tar()[..], Some(&name), &[]).unwrap();
+        let config: serde_json::Value =
+            serde_json::from_slice(&store.content.read_to_vec(&id).unwrap()).unwrap();
+        config["rootfs"]["diff_ids"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    disk.fill().unwrap();
+    let store = ImageStore::open(&root).unwrap();
+    assert!(store.snapshots.stat(&chain).is_ok(), "the layer is there");
+    assert_eq!(store.metadata.images().unwrap().len(), 1);
+    assert!(!root.join("snapshots/copy").exists(), "no copy snapshotter");
+}

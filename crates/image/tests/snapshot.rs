@@ -398,6 +398,78 @@ fn commit_onto_stacks_a_layer_made_alone(backend: &Backend) {
     assert!(matches!(err, SnapshotError::HasChildren { .. }), "{err}");
 }
 
+/// On a full disk a removal still works and frees the space (the metadata cannot be saved
+/// before the data goes), a failed prepare leaves everything as it was, and once there is
+/// space again the layers below are there, without a reopen.
+fn removal_frees_space_on_a_full_disk(backend: &Backend) {
+    if berth_tests::smallfs::skip(false) {
+        return;
+    }
+    let mut small = berth_tests::smallfs::SmallFs::tmpfs(4 << 20).expect("tmpfs");
+    let root = small.path().join("root");
+    let s = backend.open(&root);
+    three_layers(&*s, backend);
+    s.prepare("ctr", Some("C")).expect("prepare ctr");
+    let upper = s.upper_dir("ctr").expect("upper");
+    fs::write(upper.join("big"), vec![7u8; 512 << 10]).expect("write big");
+    small.fill().expect("fill");
+
+    let err = s
+        .prepare("more", Some("C"))
+        .expect_err("no space to prepare");
+    assert!(err.is_no_space(), "{err}");
+    assert!(matches!(
+        s.stat("more"),
+        Err(SnapshotError::NotFound { .. })
+    ));
+    let before = small.free();
+    s.remove("ctr").expect("remove on a full disk");
+    assert!(small.free() > before + (256 << 10), "space freed");
+    assert!(!upper.exists());
+    assert!(matches!(s.stat("ctr"), Err(SnapshotError::NotFound { .. })));
+    assert_eq!(
+        s.stat("C").expect("stat C"),
+        info("C", Some("B"), Kind::Committed)
+    );
+
+    small.unfill();
+    let mounts = s
+        .view("v", Some("C"))
+        .expect("view of C once there is space");
+    let m = Mounted::new(&mounts, &small.path().join("mnt"));
+    assert_eq!(read(&m.path("c.txt")).as_deref(), Some("c"));
+    drop(m);
+    drop(s);
+    let s = backend.open(&root);
+    let keys: Vec<String> = s.list().expect("list").into_iter().map(|i| i.key).collect();
+    assert_eq!(keys, ["A", "B", "C", "v"]);
+}
+
+/// A snapshot whose directory is gone (a removal on a full disk whose metadata could not be
+/// saved even after its data went) is forgotten when the root is opened.
+fn a_record_without_its_directory_is_dropped_at_open(backend: &Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    {
+        let s = backend.open(&root);
+        three_layers(&*s, backend);
+        s.prepare("ctr", Some("C")).expect("prepare");
+        s.prepare("other", Some("C")).expect("prepare");
+    }
+    let id = |key: &str| -> String {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&fs::read(root.join("metadata.json")).expect("read"))
+                .expect("json");
+        meta["snapshots"][key]["id"].to_string()
+    };
+    fs::remove_dir_all(root.join("snapshots").join(id("ctr"))).expect("rm");
+    let s = backend.open(&root);
+    let keys: Vec<String> = s.list().expect("list").into_iter().map(|i| i.key).collect();
+    assert_eq!(keys, ["A", "B", "C", "other"]);
+    drop(s);
+    assert_eq!(id("ctr"), "null", "saved without it");
+}
+
 /// Runs each generic test against each backend.
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
@@ -437,6 +509,8 @@ conformance!(
     remove_cleans_the_directories,
     a_root_has_one_owner,
     commit_onto_stacks_a_layer_made_alone,
+    removal_frees_space_on_a_full_disk,
+    a_record_without_its_directory_is_dropped_at_open,
 );
 
 mod overlay_only {

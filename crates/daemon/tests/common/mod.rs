@@ -71,6 +71,8 @@ fn berth_binary() -> PathBuf {
 pub struct Daemon {
     child: Option<Child>,
     pub dir: PathBuf,
+    /// `--data-root`: `<dir>/data`, or a directory the test chose (on a filesystem of its own).
+    pub data_root: PathBuf,
     pub socket: PathBuf,
     /// The default bridge's interface.
     pub bridge: String,
@@ -84,13 +86,23 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Daemon {
     pub fn start() -> Daemon {
-        Daemon::start_with(|_| {})
+        Daemon::start_on(None, |_| {})
     }
 
     /// [`Daemon::start`], with `prepare` run on the daemon's directory first (its data root
     /// will be `DIR/data`: a test may mount something there; whatever is mounted under the
     /// directory is unmounted on drop, also when the test fails).
     pub fn start_with(prepare: impl FnOnce(&Path)) -> Daemon {
+        Daemon::start_on(None, prepare)
+    }
+
+    /// [`Daemon::start`] with `--data-root` at `data_root` (else `<dir>/data`); the test
+    /// removes what it made there.
+    pub fn start_with_data_root(data_root: Option<&Path>) -> Daemon {
+        Daemon::start_on(data_root, |_| {})
+    }
+
+    fn start_on(data_root: Option<&Path>, prepare: impl FnOnce(&Path)) -> Daemon {
         // Short: the monitor sockets live under the exec root and must fit in 108 bytes.
         let pid = std::process::id();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -100,6 +112,7 @@ impl Daemon {
         let mut d = Daemon {
             child: None,
             socket: dir.join("berth.sock"),
+            data_root: data_root.map_or_else(|| dir.join("data"), Path::to_path_buf),
             dir,
             // At most 15 characters; unique per test process and daemon.
             bridge: format!("bt{}x{seq}", pid % 1_000_000),
@@ -128,7 +141,7 @@ impl Daemon {
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--data-root")
-            .arg(self.dir.join("data"))
+            .arg(&self.data_root)
             .arg("--exec-root")
             .arg(self.dir.join("run"))
             .arg("--config-file")
@@ -154,6 +167,27 @@ impl Daemon {
                 "berthd did not start: {}",
                 self.log()
             );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops berthd with SIGTERM, as a service manager does (containers go on), and waits
+    /// (20 s at most) for it to exit; SIGKILL after that.
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while c.try_wait().ok().flatten().is_none() {
+            if Instant::now() >= deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!("berthd did not stop on SIGTERM: {}", self.log());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -327,7 +361,7 @@ impl Drop for Daemon {
         }
         // The daemon's bridges (the default one and those of networks the test made; berthd
         // keeps them, as containers may outlive it) and its nftables table.
-        let records = self.dir.join("data/network/networks");
+        let records = self.data_root.join("network/networks");
         let mut bridges = vec![self.bridge.clone()];
         for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
             let record: serde_json::Value = std::fs::read(entry.path())

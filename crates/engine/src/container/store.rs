@@ -2,11 +2,17 @@
 //! record file atomically (temp file, fsync, rename), so a `kill -9` at any moment leaves either
 //! the old or the new record.
 //!
+//! A change is written first and seen after: it is made on a copy of the container, the copy is
+//! written, and only then does it replace the container in memory. A write that fails (a full
+//! disk) changes nothing, in memory or on disk. Changes of one container are serialized by a
+//! lock of its own (its writer), held from the copy to the replacement; a new name (create,
+//! rename) is reserved while its record is written, so no other container takes it meanwhile.
+//!
 //! The slow part, the fsync, happens outside the lock of the in-memory map, so that containers
 //! created and started together do not queue behind each other's disk writes. Each change takes
 //! a sequence number under that lock; a record is renamed into place only if it is newer than
-//! the one already there, so concurrent changes of one container land on disk in their order.
-//! A removal while a write is in flight wins: the late write is dropped.
+//! the one already there. A removal does not wait for a write in flight: it wins, the late
+//! write is dropped (and its change never seen).
 
 use std::collections::HashMap;
 use std::fs;
@@ -29,6 +35,11 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct Inner {
     containers: HashMap<String, Container>,
+    /// Per container: its writer, held by whoever changes it from the copy to the replacement
+    /// (taken before `inner`, never while holding it).
+    writers: HashMap<String, Arc<Mutex<()>>>,
+    /// Names whose record is being written (create, rename), with the container taking them.
+    reserved: HashMap<String, String>,
     /// The sequence number of the last change.
     seq: u64,
 }
@@ -90,7 +101,7 @@ impl Store {
             dir: dir.to_path_buf(),
             inner: Arc::new(Mutex::new(Inner {
                 containers: map,
-                seq: 0,
+                ..Inner::default()
             })),
             written: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -101,20 +112,28 @@ impl Store {
         self.dir.join(id)
     }
 
-    /// Adds a new container, refusing a name in use.
+    /// Adds a new container, refusing a name in use. It is seen once its record is written.
     pub fn insert(&self, c: Container) -> Result<()> {
         let seq = {
             let mut inner = lock(&self.inner);
-            if let Some(other) = inner.containers.values().find(|o| o.name == c.name) {
-                return Err(name_in_use(&c.name, &other.id));
-            }
-            inner.containers.insert(c.id.clone(), c.clone());
+            check_name(&inner, &c.name, &c.id)?;
+            inner.reserved.insert(c.name.clone(), c.id.clone());
             self.begin_write(&mut inner, &c.id)
         };
-        if let Err(e) = self.write(&c, seq) {
-            lock(&self.inner).containers.remove(&c.id);
+        let written = self.write(&c, seq);
+        let mut inner = lock(&self.inner);
+        inner.reserved.remove(&c.name);
+        if let Err(e) = written {
+            drop(inner);
+            // Nothing of it is left: no record was placed, and its directory holds nothing else.
+            let mut all = lock(&self.written);
+            if all.get(&c.id).is_some_and(|w| w.in_flight == 0) {
+                all.remove(&c.id);
+            }
+            let _ = fs::remove_dir(self.dir.join(&c.id));
             return Err(e);
         }
+        inner.containers.insert(c.id.clone(), c);
         Ok(())
     }
 
@@ -139,16 +158,65 @@ impl Store {
     }
 
     /// Changes container `id` with `f` and writes the record; returns the new record. The change
-    /// is seen at once; an error means it did not reach the disk.
+    /// is seen once it is on disk: an error means it was made neither on disk nor in memory.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
-        let (changed, seq) = {
+        self.change(id, None, f)
+    }
+
+    /// [`Store::update`], or, when the record cannot be written (a full disk), the change in
+    /// memory only, with a warning: for what happened whatever the disk says (an exit, a stop
+    /// asked for) and for a container about to be removed. The record on disk keeps its last
+    /// state, which `reconcile` corrects after a restart (it sees the exit again).
+    pub fn update_or_in_memory(&self, id: &str, f: impl Fn(&mut Container)) -> Result<Container> {
+        match self.update(id, &f) {
+            Err(EngineError::Internal(e)) => {
+                tracing::warn!(container = %id, error = %e, "the change is kept in memory only");
+                self.update_in_memory(id, f)
+            }
+            other => other,
+        }
+    }
+
+    /// The writer of container `id` (see [`Inner::writers`]), or Docker's not-found.
+    fn writer(&self, id: &str) -> Result<Arc<Mutex<()>>> {
+        let mut inner = lock(&self.inner);
+        entry(&mut inner, id)?;
+        Ok(Arc::clone(inner.writers.entry(id.to_string()).or_default()))
+    }
+
+    /// Changes a copy of container `id` with `f` (taking the name `rename`, if given), writes
+    /// it, and only then puts it in place of the container in memory.
+    fn change(
+        &self,
+        id: &str,
+        rename: Option<&str>,
+        f: impl FnOnce(&mut Container),
+    ) -> Result<Container> {
+        let writer = self.writer(id)?;
+        let _writing = lock(&writer);
+        let (mut changed, seq) = {
             let mut inner = lock(&self.inner);
-            let c = entry(&mut inner, id)?;
-            f(c);
-            let changed = c.clone();
-            (changed, self.begin_write(&mut inner, id))
+            let c = entry(&mut inner, id)?.clone();
+            if let Some(name) = rename {
+                check_name(&inner, name, id)?;
+                inner.reserved.insert(name.to_string(), id.to_string());
+            }
+            (c, self.begin_write(&mut inner, id))
         };
-        self.write(&changed, seq)?;
+        f(&mut changed);
+        if let Some(name) = rename {
+            changed.name = name.to_string();
+        }
+        let written = self.write(&changed, seq);
+        let mut inner = lock(&self.inner);
+        if let Some(name) = rename {
+            inner.reserved.remove(name);
+        }
+        written?;
+        // Removed meanwhile: it stays removed.
+        if let Some(c) = inner.containers.get_mut(id) {
+            *c = changed.clone();
+        }
         Ok(changed)
     }
 
@@ -206,25 +274,18 @@ impl Store {
     /// Changes container `id` with `f` in memory only, for a container about to be removed: the
     /// record on disk keeps its last state (after a crash, `reconcile` sees the exit again).
     pub fn update_in_memory(&self, id: &str, f: impl FnOnce(&mut Container)) -> Result<Container> {
+        let writer = self.writer(id)?;
+        let _writing = lock(&writer);
         let mut inner = lock(&self.inner);
         let c = entry(&mut inner, id)?;
         f(c);
         Ok(c.clone())
     }
 
-    /// Renames a container; refused if the new name is taken.
+    /// Renames a container; refused if the new name is taken. A failed write leaves the old
+    /// name, in memory and on disk.
     pub fn rename(&self, id: &str, name: &str) -> Result<Container> {
-        {
-            let inner = lock(&self.inner);
-            if let Some(other) = inner
-                .containers
-                .values()
-                .find(|o| o.name == name && o.id != id)
-            {
-                return Err(name_in_use(name, &other.id));
-            }
-        }
-        self.update(id, |c| c.name = name.to_string())
+        self.change(id, Some(name), |_| {})
     }
 
     /// Forgets container `id` and removes its directory (record and logs).
@@ -232,6 +293,7 @@ impl Store {
         {
             let mut inner = lock(&self.inner);
             inner.containers.remove(id);
+            inner.writers.remove(id);
             let mut written = lock(&self.written);
             match written.get_mut(id) {
                 Some(w) if w.in_flight > 0 => w.removed = true,
@@ -258,10 +320,23 @@ impl Store {
 
     /// Whether a name is taken.
     pub fn name_taken(&self, name: &str) -> bool {
-        lock(&self.inner)
-            .containers
-            .values()
-            .any(|c| c.name == name)
+        let inner = lock(&self.inner);
+        inner.reserved.contains_key(name) || inner.containers.values().any(|c| c.name == name)
+    }
+}
+
+/// Refuses `name` for container `id` if another container has it or is taking it.
+fn check_name(inner: &Inner, name: &str, id: &str) -> Result<()> {
+    if let Some(other) = inner
+        .containers
+        .values()
+        .find(|o| o.name == name && o.id != id)
+    {
+        return Err(name_in_use(name, &other.id));
+    }
+    match inner.reserved.get(name) {
+        Some(other) if other != id => Err(name_in_use(name, other)),
+        _ => Ok(()),
     }
 }
 
@@ -350,6 +425,65 @@ mod tests {
             .collect();
         assert_eq!(left, ["config.json"]);
         assert!(store.insert(container("b", "one")).is_err(), "name in use");
+    }
+
+    /// A store on a tmpfs of its own, made full: every write fails with ENOSPC.
+    fn full_store() -> Option<(berth_tests::smallfs::SmallFs, Store)> {
+        if berth_tests::smallfs::skip(false) {
+            return None;
+        }
+        let mut fs = berth_tests::smallfs::SmallFs::tmpfs(256 << 10).unwrap();
+        let store = Store::open(fs.path()).unwrap();
+        store.insert(container("a", "old")).unwrap();
+        fs.fill().unwrap();
+        Some((fs, store))
+    }
+
+    #[test]
+    fn a_change_that_cannot_be_written_is_not_seen() {
+        let Some((mut fs, store)) = full_store() else {
+            return;
+        };
+        let err = store.update("a", |c| c.restart_count = 7).unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert_eq!(store.get("a").unwrap().restart_count, 0);
+        let err = store.insert(container("b", "new")).unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert!(store.get("b").is_err() && !store.name_taken("new"));
+        fs.unfill();
+        store.update("a", |c| c.restart_count = 7).unwrap();
+        assert_eq!(store.get("a").unwrap().restart_count, 7);
+        let reopened = Store::open(fs.path()).unwrap();
+        assert_eq!(reopened.get("a").unwrap().restart_count, 7);
+    }
+
+    #[test]
+    fn a_rename_that_cannot_be_written_keeps_the_old_name() {
+        let Some((mut fs, store)) = full_store() else {
+            return;
+        };
+        let err = store.rename("a", "new").unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert_eq!(store.get("old").unwrap().id, "a");
+        assert!(store.get("new").is_err());
+        assert!(!store.name_taken("new"), "the name is free again");
+        assert_eq!(
+            Store::open(fs.path()).unwrap().get("a").unwrap().name,
+            "old"
+        );
+        // What must happen whatever the disk says is kept in memory.
+        let kept = store
+            .update_or_in_memory("a", |c| c.manually_stopped = true)
+            .unwrap();
+        assert!(kept.manually_stopped && store.get("a").unwrap().manually_stopped);
+        fs.unfill();
+        store.rename("a", "new").unwrap();
+        assert_eq!(store.get("new").unwrap().id, "a");
+        assert!(store.get("old").is_err());
+        assert_eq!(
+            Store::open(fs.path()).unwrap().get("a").unwrap().name,
+            "new"
+        );
     }
 
     #[test]

@@ -288,10 +288,22 @@ impl Engine {
                 }
             }
             let id = n.id.clone();
-            let c = self.containers.update(&c.id, move |c| {
+            let recorded = self.containers.update(&c.id, move |c| {
                 c.networks.endpoints.retain(|e| e.network_id != id);
                 c.networks.endpoints.push(entry);
-            })?;
+            });
+            let c = match recorded {
+                Ok(c) => c,
+                Err(e) => {
+                    // Not recorded (a full disk): not connected either.
+                    let _ = net.networks.detach(&n.id, &c.id).await;
+                    let id = n.id.clone();
+                    let _ = self.containers.update_in_memory(&c.id, move |c| {
+                        c.networks.endpoints.retain(|e| e.network_id != id)
+                    });
+                    return Err(e);
+                }
+            };
             if dns::uses_embedded_dns(&c) {
                 self.start_dns(net, &c.id, &netns)?;
             }
@@ -342,9 +354,25 @@ impl Engine {
             self.network_event("disconnect", (&n.id, &n.name, Some(&n.driver)), Some(&c.id));
         }
         let id = n.id.clone();
-        let c = self.containers.update(&c.id, move |c| {
+        let recorded = self.containers.update(&c.id, move |c| {
             c.networks.endpoints.retain(|e| e.network_id != id)
-        })?;
+        });
+        let c = match recorded {
+            Ok(c) => c,
+            Err(e) => {
+                // Detached, but the record still names the network (a full disk): it is
+                // connected again at the next start, as the record says.
+                let id = n.id.clone();
+                let _ = self.containers.update_in_memory(&c.id, move |c| {
+                    for e in c.networks.endpoints.iter_mut() {
+                        if e.network_id == id {
+                            e.live = None;
+                        }
+                    }
+                });
+                return Err(e);
+            }
+        };
         if !dns::uses_embedded_dns(&c) {
             self.stop_dns(net, &c.id).await;
         }

@@ -132,11 +132,15 @@ impl Snapshotter for CopySnapshotter {
     }
 
     fn remove(&self, key: &str) -> Result<(), SnapshotError> {
-        let record = lock(&self.store).remove(key)?;
-        remove_dir(
-            key,
-            &self.root.join("snapshots").join(record.id.to_string()),
-        )
+        let free = |record: &Record| {
+            remove_dir(
+                key,
+                &self.root.join("snapshots").join(record.id.to_string()),
+            )
+        };
+        // Deleted outside the lock, unless the disk was full (then it went first).
+        let saved = lock(&self.store).remove(key, free)?;
+        saved.map_or(Ok(()), |record| free(&record))
     }
 
     fn stat(&self, key: &str) -> Result<Info, SnapshotError> {

@@ -3,9 +3,14 @@
 //!
 //! Every change is written to `metadata.json.tmp`, synced and renamed over `metadata.json`, so the
 //! file is always either the old or the new state. A change is made in memory first and undone if
-//! the write fails. Directory ids are short numbers that are never reused (`next_id` is stored), so
-//! a directory left behind by a crash before its metadata was written can be recognised as an
-//! orphan and replaced.
+//! the write fails (all under the backend's mutex: nobody sees it in between). Directory ids are
+//! short numbers that are never reused (`next_id` is stored), so a directory left behind by a
+//! crash before its metadata was written can be recognised as an orphan and replaced.
+//!
+//! A removal needs no space: when the metadata cannot be saved for lack of it (ENOSPC, EDQUOT),
+//! the snapshot's directory is deleted first and the save tried again. From then on the snapshot
+//! is gone, even if that save fails as well: the next save writes the metadata without it, and
+//! [`Store::open`] drops a record whose directory is missing.
 //!
 //! One snapshotter instance owns a root at a time: [`Store::open`] takes an exclusive `flock` on
 //! `root/lock` for the life of the instance (a second instance, in this process or another, gets
@@ -81,11 +86,50 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Data::default(),
             Err(e) => return Err(meta_err(e)),
         };
-        Ok(Store {
+        let mut store = Store {
             path,
             data,
             _lock: lock,
-        })
+        };
+        // Removals whose data went but whose metadata could not be saved (a full disk).
+        if store.drop_missing(&root.join("snapshots")) {
+            let _ = store.save();
+        }
+        Ok(store)
+    }
+
+    /// Forgets the snapshots without children whose directory `snapshots/<id>` is missing (over
+    /// and over: a parent can be next); whether any went.
+    fn drop_missing(&mut self, snapshots: &Path) -> bool {
+        let mut dropped = false;
+        loop {
+            let parents: std::collections::HashSet<String> = self
+                .data
+                .snapshots
+                .values()
+                .filter_map(|r| r.parent.clone())
+                .collect();
+            let gone: Vec<String> = self
+                .data
+                .snapshots
+                .iter()
+                .filter(|(key, r)| {
+                    !parents.contains(*key)
+                        && matches!(
+                            fs::symlink_metadata(snapshots.join(r.id.to_string())),
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound
+                        )
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            if gone.is_empty() {
+                return dropped;
+            }
+            for key in gone {
+                self.data.snapshots.remove(&key);
+            }
+            dropped = true;
+        }
     }
 
     /// The record of `key`.
@@ -229,8 +273,14 @@ impl Store {
     }
 
     /// Forgets `key` (refused while snapshots sit on it) and saves; returns its record so the
-    /// caller can remove its directory.
-    pub fn remove(&mut self, key: &str) -> Result<Record, SnapshotError> {
+    /// caller can delete its data (outside the backend's lock). When the save fails for lack of
+    /// space, the data is deleted here with `free` and the save tried again (see the module doc):
+    /// then `None` is returned, and the snapshot is gone once `free` has run, whatever it says.
+    pub fn remove(
+        &mut self,
+        key: &str,
+        free: impl FnOnce(&Record) -> Result<(), SnapshotError>,
+    ) -> Result<Option<Record>, SnapshotError> {
         self.get(key)?;
         let children: Vec<String> = self
             .data
@@ -250,14 +300,24 @@ impl Store {
                 key: key.to_owned(),
             });
         };
-        if let Err(e) = self.save() {
-            self.data.snapshots.insert(key.to_owned(), record);
-            return Err(e);
+        match self.save() {
+            Ok(()) => Ok(Some(record)),
+            Err(e) if e.is_no_space() => {
+                let freed = free(&record);
+                // The data is gone, hence the snapshot: a failure here is made good by the next
+                // save, or by `open`.
+                let _ = self.save();
+                freed.map(|()| None)
+            }
+            Err(e) => {
+                self.data.snapshots.insert(key.to_owned(), record);
+                Err(e)
+            }
         }
-        Ok(record)
     }
 
-    /// Writes the metadata atomically: temp file, fsync, rename.
+    /// Writes the metadata atomically: temp file, fsync, rename. A failed write leaves no
+    /// temporary file (it would hold the space the next try needs).
     fn save(&self) -> Result<(), SnapshotError> {
         let meta_err = |source| SnapshotError::Metadata {
             path: self.path.clone(),
@@ -265,9 +325,14 @@ impl Store {
         };
         let bytes = serde_json::to_vec_pretty(&self.data).map_err(|e| meta_err(e.into()))?;
         let tmp = self.path.with_extension("json.tmp");
-        let mut file = fs::File::create(&tmp).map_err(meta_err)?;
-        file.write_all(&bytes).map_err(meta_err)?;
-        file.sync_all().map_err(meta_err)?;
+        let written = fs::File::create(&tmp).and_then(|mut file| {
+            file.write_all(&bytes)?;
+            file.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(meta_err(e));
+        }
         fs::rename(&tmp, &self.path).map_err(meta_err)
     }
 }

@@ -143,6 +143,15 @@ pub enum SnapshotError {
 }
 
 impl SnapshotError {
+    /// Whether this is a write refused for lack of space (ENOSPC, EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        let source = match self {
+            SnapshotError::Io { source, .. } | SnapshotError::Metadata { source, .. } => source,
+            _ => return false,
+        };
+        matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+    }
+
     /// An [`SnapshotError::Io`] for `key`, as a closure for `map_err`.
     pub(crate) fn io(
         key: &str,

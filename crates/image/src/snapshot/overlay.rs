@@ -222,15 +222,19 @@ impl Snapshotter for OverlaySnapshotter {
     }
 
     fn remove(&self, key: &str) -> Result<(), SnapshotError> {
-        let record = lock(&self.store).remove(key)?;
-        let link = self.link(record.id);
-        match fs::remove_file(&link) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(SnapshotError::io(key, "remove", &link)(e))
+        let free = |record: &Record| {
+            let link = self.link(record.id);
+            match fs::remove_file(&link) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(SnapshotError::io(key, "remove", &link)(e))
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        remove_dir(key, &self.dir(record.id))
+            remove_dir(key, &self.dir(record.id))
+        };
+        // Deleted outside the lock, unless the disk was full (then it went first).
+        let saved = lock(&self.store).remove(key, free)?;
+        saved.map_or(Ok(()), |record| free(&record))
     }
 
     fn stat(&self, key: &str) -> Result<Info, SnapshotError> {

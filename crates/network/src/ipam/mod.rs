@@ -185,7 +185,10 @@ impl Ipam {
 
     /// Takes `container`'s address on network `id` back and persists the pool (without a sync:
     /// recovery releases it again if a crash loses the write); returns the address if there was
-    /// one.
+    /// one. A release needs no space: when the write fails (a full disk), the address is free
+    /// all the same, the pool's next write carries the release, and until then the record
+    /// holds an address that recovery at start releases. (Undone in memory, it would stay
+    /// taken by a container that is gone, and its network could not be removed.)
     pub fn release(&mut self, id: &str, container: &str) -> Result<Option<Ipv4Addr>, IpamError> {
         let path = self.path(id)?;
         let Some(pool) = self.pools.get_mut(id) else {
@@ -195,8 +198,7 @@ impl Ipam {
             return Ok(None);
         };
         if let Err(e) = persist::write_json_unsynced(&path, pool) {
-            pool.allocated.insert(container.to_string(), ip);
-            return Err(e.into());
+            tracing::warn!(network = %id, %container, error = %e, "released, not yet written");
         }
         Ok(Some(ip))
     }
@@ -206,5 +208,38 @@ impl Ipam {
             return Err(IpamError::BadId(id.to_string()));
         }
         Ok(self.dir.join(format!("{id}.json")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// On a full disk an allocation fails and leaves nothing taken, and a release still frees
+    /// the address; once there is space, the next write carries the release to the record.
+    #[test]
+    fn a_release_needs_no_space_and_a_failed_allocation_takes_nothing() {
+        if berth_tests::smallfs::skip(false) {
+            return;
+        }
+        let mut small = berth_tests::smallfs::SmallFs::tmpfs(256 << 10).unwrap();
+        let dir = small.path().join("ipam");
+        let mut ipam = Ipam::open(&dir).unwrap();
+        let pool = Pool::new("10.9.8.0/24".parse().unwrap(), None, None).unwrap();
+        ipam.add_pool("net", pool).unwrap();
+        let a = ipam.allocate("net", "a", None).unwrap();
+        small.fill().unwrap();
+
+        assert!(ipam.allocate("net", "b", None).is_err(), "no space");
+        assert_eq!(ipam.pool("net").unwrap().address_of("b"), None);
+        assert_eq!(ipam.release("net", "a").unwrap(), Some(a));
+        assert_eq!(ipam.pool("net").unwrap().address_of("a"), None);
+
+        small.unfill();
+        ipam.allocate("net", "c", None).unwrap();
+        let reopened = Ipam::open(&dir).unwrap();
+        let allocated: Vec<&String> = reopened.pool("net").unwrap().allocated.keys().collect();
+        assert_eq!(allocated, ["c"]);
     }
 }
