@@ -147,10 +147,12 @@ fn numbered(log: &Path, n: u32) -> PathBuf {
 
 /// The files of the log, oldest first: `LOG.N` ... `LOG.1`, `LOG`. They are opened newest
 /// first, and a file seen twice (renamed from `LOG` to `LOG.1` between two opens) is kept
-/// once, so a rotation while they are opened neither skips nor repeats one.
+/// once, so a rotation while they are opened neither skips nor repeats one. One missing
+/// number is passed over (a rotation that failed half way leaves `LOG`, `LOG.2`, ...).
 fn open_files(log: &Path) -> Vec<LogFile> {
     let mut files = Vec::new();
     let mut seen = HashSet::new();
+    let mut missing = 0;
     for n in 0..=MAX_FILES {
         let path = if n == 0 {
             log.to_path_buf()
@@ -158,11 +160,13 @@ fn open_files(log: &Path) -> Vec<LogFile> {
             numbered(log, n)
         };
         let Ok(file) = File::open(&path) else {
-            if n == 0 {
-                continue;
+            missing += 1;
+            if missing == 2 {
+                break;
             }
-            break;
+            continue;
         };
+        missing = 0;
         let Ok(m) = file.metadata() else { continue };
         if seen.insert((m.dev(), m.ino())) {
             files.push(LogFile {

@@ -332,3 +332,11 @@ fn a_reader_whose_client_left_ends() {
     drop(rx);
     assert!(matches!(reader.run(), Err(LogsError::Gone)));
 }
+
+#[test]
+fn a_gap_left_by_a_failed_rotation_is_passed_over() {
+    let (_dir, log) = rotated();
+    std::fs::rename(numbered(&log, 2), numbered(&log, 3)).unwrap();
+    std::fs::rename(numbered(&log, 1), numbered(&log, 2)).unwrap();
+    assert_eq!(read(&log, both()), "a\nb\nc\nd\ne\nf\n");
+}
