@@ -197,24 +197,33 @@ pub fn query_all(q: Option<&str>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Percent-decoding, with `+` as a space.
+/// Percent-decoding, with `+` as a space; a `%` not followed by two hex digits stays as it is.
+/// Works on bytes only: the text may hold any UTF-8 (or not), and is never sliced (slicing a
+/// `str` inside a character panics, and a panic aborts berthd).
 pub fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 3 <= bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b => out.push(b),
+    while let Some(&b) = bytes.get(i) {
+        let escaped = match (b, bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match (b, escaped) {
+            (_, Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (other, None) => {
+                out.push(other);
+                i += 1;
+            }
         }
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -222,6 +231,20 @@ pub fn decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_never_slices_inside_a_character() {
+        // `%a` then the two bytes of `é`: the old decoder sliced the text inside `é` and
+        // aborted berthd.
+        assert_eq!(decode("%a\u{e9}"), "%a\u{e9}");
+        assert_eq!(decode("%\u{e9}"), "%\u{e9}");
+        assert_eq!(decode("a%20b+c%2"), "a b c%2");
+        assert_eq!(decode("%C3%A9"), "\u{e9}");
+        assert_eq!(decode("%ff"), "\u{fffd}");
+        let q = query(Some("all=%a\u{e9}&x=%zz&&=v&k"));
+        assert_eq!(q.get("all").map(String::as_str), Some("%a\u{e9}"));
+        assert_eq!(q.get("x").map(String::as_str), Some("%zz"));
+    }
 
     #[test]
     fn versioned_and_unversioned_paths_route_the_same() {

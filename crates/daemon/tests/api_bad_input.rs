@@ -309,3 +309,30 @@ fn unknown_endpoints_are_404_page_not_found() {
         assert_eq!(snapshot(&d), before, "{method} {path}");
     }
 }
+
+#[test]
+fn a_query_with_raw_utf8_after_a_bad_escape_does_not_kill_the_daemon() {
+    use std::io::{Read, Write};
+    if common::skip() {
+        return;
+    }
+    let d = common::Daemon::start();
+    // `?all=%a` followed by the raw bytes of `é`: berthd sliced the query inside the character
+    // and, built with panic=abort, died.
+    let mut conn = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut request = b"GET /containers/json?all=%a".to_vec();
+    request.extend_from_slice(&[0xC3, 0xA9]);
+    request.extend_from_slice(b" HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n");
+    conn.write_all(&request).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 "),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // Still there.
+    d.ok(&["ps", "-a"]);
+}
