@@ -485,12 +485,20 @@ impl Metadata {
     }
 }
 
+/// redb's page cache. Its default (1 GiB) let berthd's memory grow with every write (about
+/// 16 kB per container created and removed, as users are recorded) up to that size; the store
+/// holds names, users and leases: a few MiB hold all of it.
+const CACHE_SIZE: usize = 4 << 20;
+
 /// Opens (creating if needed) the database file.
 fn open_db(path: &Path) -> Result<Database, MetadataError> {
-    Database::create(path).map_err(|source| MetadataError::Open {
-        path: path.display().to_string(),
-        source,
-    })
+    Database::builder()
+        .set_cache_size(CACHE_SIZE)
+        .create(path)
+        .map_err(|source| MetadataError::Open {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 fn decode(key: &str, value: &[u8]) -> Result<Image, MetadataError> {
