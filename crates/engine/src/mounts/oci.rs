@@ -223,27 +223,11 @@ fn source_mount(path: &Path) -> std::result::Result<(String, String), MountError
     })
 }
 
-/// mountinfo's octal escapes (`\040` for a space).
+/// mountinfo's octal escapes (`\040` for a space), undone as the runtime does.
 fn unescape(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) => {
-                out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    berth_runtime::rootfs::unescape_mountinfo(field)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// An errno in Go's words: strerror in lower case (`no such file or directory`).

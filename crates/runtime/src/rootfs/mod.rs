@@ -258,7 +258,7 @@ pub fn unmount_below(rootfs: &Path) -> Result<(), RootfsError> {
 }
 
 /// A mount point of /proc/self/mountinfo, with its octal escapes (`\040` for a space) undone.
-fn unescape_mountinfo(field: &str) -> PathBuf {
+pub fn unescape_mountinfo(field: &str) -> PathBuf {
     use std::os::unix::ffi::OsStringExt;
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
