@@ -64,9 +64,17 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(Stream, Vec<u8>)>> {
             format!("unknown stream {} in a frame header", head[0]),
         )
     })?;
-    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload)?;
+    let len = u64::from(u32::from_be_bytes([head[4], head[5], head[6], head[7]]));
+    // The header's size is the sender's word (up to 4 GiB): the buffer grows with what
+    // actually arrives, never allocated from the header alone.
+    let mut payload = Vec::new();
+    r.take(len).read_to_end(&mut payload)?;
+    if payload.len() as u64 != len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "stream ended inside a frame",
+        ));
+    }
     Ok(Some((stream, payload)))
 }
 
@@ -88,5 +96,13 @@ mod tests {
         assert_eq!(read_frame(&mut r).unwrap(), None);
         let mut cut = &b"\x01\0\0"[..];
         assert!(read_frame(&mut cut).is_err());
+    }
+
+    #[test]
+    fn a_huge_declared_size_allocates_nothing_it_does_not_read() {
+        // 4 GiB announced, 3 bytes sent: an error, not a 4 GiB buffer.
+        let mut r = &b"\x01\0\0\0\xff\xff\xff\xffabc"[..];
+        let e = read_frame(&mut r).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

@@ -448,63 +448,170 @@ pub(crate) fn repo_names(names: &[Image]) -> (Vec<String>, Vec<String>) {
 
 /// Docker's `reference` filter: `pattern` (a glob, as Go's `path.Match`) against the familiar
 /// reference, or failing that against its name without tag or digest.
-pub(crate) fn reference_matches(pattern: &str, familiar: &str) -> bool {
-    if glob(pattern.as_bytes(), familiar.as_bytes()) {
+pub fn reference_matches(pattern: &str, familiar: &str) -> bool {
+    if path_match(pattern, familiar) {
         return true;
     }
     let name = familiar.split('@').next().unwrap_or(familiar);
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    let name = match name[slash..].rfind(':') {
-        Some(i) => &name[..slash + i],
-        None => name,
+    // Without the tag: what precedes the last ':' after the last '/' (a ':' before it is a
+    // registry's port).
+    let name = match name.rsplit_once(':') {
+        Some((before, tag)) if !tag.contains('/') => before,
+        _ => name,
     };
-    glob(pattern.as_bytes(), name.as_bytes())
+    path_match(pattern, name)
 }
 
-/// Go's `path.Match`: `*` (not across `/`), `?`, `[...]` classes with ranges and `^`.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(b'*') => {
-            let rest = &p[1..];
-            let mut i = 0;
-            loop {
-                if glob(rest, &s[i..]) {
-                    return true;
+/// Go's `path.Match`: `*` (any run of characters but `/`), `?` (one character but `/`),
+/// `[...]` classes with ranges and `^`, `\\` escapes. A malformed pattern matches nothing
+/// (dockerd answers it with an error).
+///
+/// Go's algorithm, without recursion: the pattern is cut into chunks, each a run of stars and
+/// then what follows up to the next star, and each chunk is matched at the first place it
+/// fits (the stars never backtrack), so the work is at most the product of the two lengths.
+pub fn path_match(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    let mut pattern = pattern.as_slice();
+    let mut name = name.as_slice();
+    'chunks: while !pattern.is_empty() {
+        let (star, chunk, rest) = scan_chunk(pattern);
+        pattern = rest;
+        if star && chunk.is_empty() {
+            // A trailing star takes the rest of the name, unless it holds a '/'.
+            return !name.contains(&'/');
+        }
+        // The last chunk must take the whole name.
+        match match_chunk(chunk, name) {
+            Ok(Some(after)) if after.is_empty() || !pattern.is_empty() => {
+                name = after;
+                continue;
+            }
+            Err(BadPattern) => return false,
+            _ => {}
+        }
+        if star {
+            for i in 0..name.len() {
+                if name.get(i) == Some(&'/') {
+                    break;
                 }
-                if i >= s.len() || s[i] == b'/' {
-                    return false;
+                let skipped = name.get(i + 1..).unwrap_or_default();
+                match match_chunk(chunk, skipped) {
+                    Ok(Some(after)) if after.is_empty() || !pattern.is_empty() => {
+                        name = after;
+                        continue 'chunks;
+                    }
+                    Err(BadPattern) => return false,
+                    _ => {}
                 }
-                i += 1;
             }
         }
-        Some(b'?') => !s.is_empty() && s[0] != b'/' && glob(&p[1..], &s[1..]),
-        Some(b'[') => {
-            let Some(&c) = s.first() else { return false };
-            let Some(end) = p.iter().skip(1).position(|&b| b == b']').map(|i| i + 1) else {
-                return false;
-            };
-            let class = &p[1..end];
-            let (negate, class) = match class.first() {
-                Some(b'^') => (true, &class[1..]),
-                _ => (false, class),
-            };
-            let mut found = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == b'-' {
-                    found |= class[i] <= c && c <= class[i + 2];
-                    i += 3;
-                } else {
-                    found |= class[i] == c;
-                    i += 1;
-                }
-            }
-            found != negate && glob(&p[end + 1..], &s[1..])
-        }
-        Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && glob(&p[2..], &s[1..]),
-        Some(&b) => s.first() == Some(&b) && glob(&p[1..], &s[1..]),
+        return false;
     }
+    name.is_empty()
+}
+
+/// A syntax error in a [`path_match`] pattern.
+#[derive(Debug)]
+struct BadPattern;
+
+/// Splits off the pattern's first chunk: whether it starts with stars, the chunk up to the
+/// next star outside a class, and the rest.
+fn scan_chunk(pattern: &[char]) -> (bool, &[char], &[char]) {
+    let star = pattern.iter().take_while(|&&c| c == '*').count();
+    let pattern = pattern.get(star..).unwrap_or_default();
+    let mut in_class = false;
+    let mut i = 0;
+    while let Some(&c) = pattern.get(i) {
+        match c {
+            '\\' if i + 1 < pattern.len() => i += 1,
+            '[' => in_class = true,
+            ']' => in_class = false,
+            '*' if !in_class => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    let (chunk, rest) = pattern.split_at(i.min(pattern.len()));
+    (star > 0, chunk, rest)
+}
+
+/// Matches `chunk` (no stars) at the start of `s`: what is left of `s` when it matches. Stops at
+/// the first mismatch: where Go reads on to report a malformed pattern, the answer is "no
+/// match" either way.
+fn match_chunk<'a>(
+    mut chunk: &[char],
+    mut s: &'a [char],
+) -> std::result::Result<Option<&'a [char]>, BadPattern> {
+    while let Some((&c, after_c)) = chunk.split_first() {
+        let Some((&first, rest_of_s)) = s.split_first() else {
+            return Ok(None);
+        };
+        chunk = after_c;
+        match c {
+            '[' => {
+                let negated = chunk.first() == Some(&'^');
+                if negated {
+                    chunk = chunk.get(1..).unwrap_or_default();
+                }
+                let mut matched = false;
+                let mut ranges = 0;
+                loop {
+                    if ranges > 0 && chunk.first() == Some(&']') {
+                        chunk = chunk.get(1..).unwrap_or_default();
+                        break;
+                    }
+                    let (lo, rest) = class_char(chunk)?;
+                    chunk = rest;
+                    let mut hi = lo;
+                    if let Some(('-', rest)) = chunk.split_first().map(|(c, r)| (*c, r)) {
+                        (hi, chunk) = class_char(rest)?;
+                    }
+                    matched |= lo <= first && first <= hi;
+                    ranges += 1;
+                }
+                if matched == negated {
+                    return Ok(None);
+                }
+            }
+            '?' => {
+                if first == '/' {
+                    return Ok(None);
+                }
+            }
+            '\\' => {
+                let (&literal, rest) = chunk.split_first().ok_or(BadPattern)?;
+                chunk = rest;
+                if literal != first {
+                    return Ok(None);
+                }
+            }
+            literal => {
+                if literal != first {
+                    return Ok(None);
+                }
+            }
+        }
+        s = rest_of_s;
+    }
+    Ok(Some(s))
+}
+
+/// One character of a class (`\\x` escapes it), and the rest of the chunk, which must go on.
+fn class_char(chunk: &[char]) -> std::result::Result<(char, &[char]), BadPattern> {
+    let (&c, rest) = chunk.split_first().ok_or(BadPattern)?;
+    let (c, rest) = match c {
+        '-' | ']' => return Err(BadPattern),
+        '\\' => {
+            let (&c, rest) = rest.split_first().ok_or(BadPattern)?;
+            (c, rest)
+        }
+        c => (c, rest),
+    };
+    if rest.is_empty() {
+        return Err(BadPattern);
+    }
+    Ok((c, rest))
 }
 
 pub(crate) fn secs(rfc3339: &str) -> i64 {
@@ -552,6 +659,76 @@ mod tests {
             "localhost:5000/bb@sha256:0000"
         ));
         assert!(!reference_matches("[^b]b", "bb:local"));
+    }
+
+    #[test]
+    fn globs_follow_go_path_match() {
+        // From Go's path/match_test.go.
+        for (pattern, name, want) in [
+            ("abc", "abc", true),
+            ("*", "abc", true),
+            ("*c", "abc", true),
+            ("a*", "a", true),
+            ("a*", "abc", true),
+            ("a*", "ab/c", false),
+            ("a*/b", "abc/b", true),
+            ("a*/b", "a/c/b", false),
+            ("a*b*c*d*e*/f", "axbxcxdxe/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", false),
+            ("a*b?c*x", "abxbbxdbxebxczzx", true),
+            ("a*b?c*x", "abxbbxdbxebxczzy", false),
+            ("ab[c]", "abc", true),
+            ("ab[b-d]", "abc", true),
+            ("ab[e-g]", "abc", false),
+            ("ab[^c]", "abc", false),
+            ("ab[^b-d]", "abc", false),
+            ("ab[^e-g]", "abc", true),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "ab", false),
+            ("a?b", "a☺b", true),
+            ("a[^a]b", "a☺b", true),
+            ("a???b", "a☺b", false),
+            ("a[^a][^a][^a]b", "a☺b", false),
+            ("[a-ζ]*", "α", true),
+            ("*[a-ζ]", "A", false),
+            ("a?b", "a/b", false),
+            ("a*b", "a/b", false),
+            ("[\\]a]", "]", true),
+            ("[\\-]", "-", true),
+            ("[x\\-]", "x", true),
+            ("[x\\-]", "-", true),
+            ("[x\\-]", "z", false),
+            ("[\\-x]", "x", true),
+            ("[\\-x]", "a", false),
+            ("[]a]", "]", false),
+            ("[-]", "-", false),
+            ("[x-]", "x", false),
+            ("[-x]", "x", false),
+            ("\\", "a", false),
+            ("[a-b-c]", "a", false),
+            ("[", "a", false),
+            ("[^", "a", false),
+            ("[^bc", "a", false),
+            ("a[", "a", false),
+            ("*x", "xxx", true),
+        ] {
+            assert_eq!(path_match(pattern, name), want, "{pattern:?} {name:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_globs_end_quickly() {
+        // Once exponential (a recursion per star) and as deep as the pattern was long.
+        let stars = "*".repeat(200_000);
+        assert!(path_match(&stars, "bb:local"));
+        let pattern = "*a".repeat(5_000) + "c";
+        let start = std::time::Instant::now();
+        assert!(!path_match(&pattern, &"a".repeat(300)));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        let long = "[".repeat(100_000);
+        assert!(!path_match(&long, "bb"));
     }
 
     #[test]

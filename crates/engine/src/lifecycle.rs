@@ -623,14 +623,13 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 /// `10m`, `1g`, `512k`, `100` (bytes).
 fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim().to_lowercase();
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1u64 << 10),
-        'm' => (&s[..s.len() - 1], 1 << 20),
-        'g' => (&s[..s.len() - 1], 1 << 30),
-        'b' => (&s[..s.len() - 1], 1),
-        _ => (s.as_str(), 1),
-    };
-    num.parse::<u64>().ok().map(|n| n * mult)
+    let unit = |suffix: char, mult: u64| s.strip_suffix(suffix).map(|num| (num, mult));
+    let (num, mult) = unit('k', 1 << 10)
+        .or_else(|| unit('m', 1 << 20))
+        .or_else(|| unit('g', 1 << 30))
+        .or_else(|| unit('b', 1))
+        .unwrap_or((s.as_str(), 1));
+    num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult))
 }
 
 fn is_mountpoint(path: &Path) -> bool {
@@ -656,5 +655,7 @@ mod tests {
         assert!(parse_signal("NOPE").is_err());
         assert_eq!(parse_size("10m"), Some(10 << 20));
         assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("99999999999999999g"), None);
+        assert_eq!(parse_size("é"), None);
     }
 }

@@ -2,6 +2,7 @@
 //! oldest first), filtered by stream, `since`, `until` and `tail`, and followed while the
 //! container runs.
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,8 +36,10 @@ pub struct Record {
     pub time: String,
 }
 
-fn parse(line: &str) -> Option<Record> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+/// One line of a json-file log (`{"log":"hi\n","stream":"stdout","time":"..."}`) as a record;
+/// None when it is not one (a line cut short by a crash, or anything else).
+pub fn parse_record(line: &[u8]) -> Option<Record> {
+    let v: serde_json::Value = serde_json::from_slice(line).ok()?;
     let stream = match v["stream"].as_str()? {
         "stderr" => Stream::Stderr,
         _ => Stream::Stdout,
@@ -48,6 +51,59 @@ fn parse(line: &str) -> Option<Record> {
     })
 }
 
+/// Reads the records of one json-file log that `o` wants (stream, since, until; not tail), in
+/// order, handing each to `keep` until it returns false; returns false then. Lines that are
+/// not records are skipped, whatever bytes they hold.
+pub fn scan(
+    mut reader: impl BufRead,
+    o: &LogOptions,
+    keep: &mut dyn FnMut(Record) -> bool,
+) -> bool {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return true,
+            Ok(_) => {}
+        }
+        if let Some(r) = parse_record(&line).filter(|r| wanted(r, o)) {
+            if !keep(r) {
+                return false;
+            }
+        }
+    }
+}
+
+/// The last `n` records of those [`Tail::push`] is given.
+#[derive(Debug)]
+pub struct Tail {
+    n: usize,
+    records: VecDeque<Record>,
+}
+
+impl Tail {
+    pub fn new(n: usize) -> Tail {
+        Tail {
+            n,
+            records: VecDeque::new(),
+        }
+    }
+
+    pub fn push(&mut self, r: Record) {
+        if self.n == 0 {
+            return;
+        }
+        if self.records.len() == self.n {
+            self.records.pop_front();
+        }
+        self.records.push_back(r);
+    }
+
+    pub fn into_records(self) -> VecDeque<Record> {
+        self.records
+    }
+}
+
 fn epoch(time: &str) -> f64 {
     humantime::parse_rfc3339_weak(time)
         .ok()
@@ -56,7 +112,8 @@ fn epoch(time: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn wanted(r: &Record, o: &LogOptions) -> bool {
+/// Whether `o` wants record `r` (its stream, `since`, `until`).
+pub fn wanted(r: &Record, o: &LogOptions) -> bool {
     let stream_ok = match r.stream {
         Stream::Stderr => o.stderr,
         _ => o.stdout,
@@ -88,19 +145,25 @@ impl Engine {
         let log = c.log_path.clone();
         let tty = c.tty();
         tokio::task::spawn_blocking(move || {
-            let mut records = Vec::new();
+            // With a tail, only the last records are held (the log may be large); without,
+            // each is sent as it is read.
+            let mut tail = o.tail.map(Tail::new);
             for file in files(&log) {
                 let Ok(f) = std::fs::File::open(&file) else {
                     continue;
                 };
-                for line in BufReader::new(f).lines().map_while(std::io::Result::ok) {
-                    if let Some(r) = parse(&line).filter(|r| wanted(r, &o)) {
-                        records.push(r);
+                let go_on = scan(BufReader::new(f), &o, &mut |r| match &mut tail {
+                    Some(t) => {
+                        t.push(r);
+                        true
                     }
+                    None => tx.blocking_send(r).is_ok(),
+                });
+                if !go_on {
+                    return;
                 }
             }
-            let skip = o.tail.map_or(0, |t| records.len().saturating_sub(t));
-            for r in records.into_iter().skip(skip) {
+            for r in tail.map(Tail::into_records).into_iter().flatten() {
                 if tx.blocking_send(r).is_err() {
                     return;
                 }
@@ -128,13 +191,13 @@ fn follow(engine: &Engine, id: &str, log: &Path, o: &LogOptions, tx: &mpsc::Send
             if let Ok(mut f) = std::fs::File::open(log) {
                 if f.seek(SeekFrom::Start(pos)).is_ok() {
                     let mut reader = BufReader::new(f);
-                    let mut line = String::new();
-                    while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                        if !line.ends_with('\n') {
+                    let mut line = Vec::new();
+                    while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                        if line.last() != Some(&b'\n') {
                             break;
                         }
                         pos += line.len() as u64;
-                        if let Some(r) = parse(&line).filter(|r| wanted(r, o)) {
+                        if let Some(r) = parse_record(&line).filter(|r| wanted(r, o)) {
                             if tx.blocking_send(r).is_err() {
                                 return;
                             }
@@ -156,5 +219,39 @@ fn follow(engine: &Engine, id: &str, log: &Path, o: &LogOptions, tx: &mpsc::Send
             }
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_lines_are_skipped_and_tail_keeps_the_last() {
+        let log = b"{\"log\":\"a\\n\",\"stream\":\"stdout\",\"time\":\"2024-01-01T00:00:00Z\"}\n\xff\xfe not json\n{\"log\":\"b\\n\",\"stream\":\"stderr\",\"time\":\"2024-01-01T00:00:01Z\"}\n{\"log\":\"c\\n\",\"stream\":\"stdout\"}\n{\"log\":\"cut";
+        let o = LogOptions {
+            stdout: true,
+            stderr: true,
+            ..LogOptions::default()
+        };
+        let mut all = Vec::new();
+        assert!(scan(&log[..], &o, &mut |r| {
+            all.push(r.text);
+            true
+        }));
+        assert_eq!(all, [b"a\n".to_vec(), b"b\n".to_vec(), b"c\n".to_vec()]);
+        let mut tail = Tail::new(2);
+        scan(&log[..], &o, &mut |r| {
+            tail.push(r);
+            true
+        });
+        let last: Vec<_> = tail.into_records().into_iter().map(|r| r.text).collect();
+        assert_eq!(last, [b"b\n".to_vec(), b"c\n".to_vec()]);
+        let mut none = Tail::new(0);
+        scan(&log[..], &o, &mut |r| {
+            none.push(r);
+            true
+        });
+        assert!(none.into_records().is_empty());
     }
 }

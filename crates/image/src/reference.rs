@@ -209,8 +209,8 @@ fn valid_component(c: &str) -> bool {
         while i < bytes.len() && !is_alnum(bytes[i]) {
             i += 1;
         }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+        let sep = bytes.get(start..i).unwrap_or_default();
+        let ok = sep == b"." || sep == b"_" || sep == b"__" || sep.iter().all(|&b| b == b'-');
         if !ok {
             return false;
         }
