@@ -8,18 +8,17 @@ use berth_engine::lifecycle::WaitCondition;
 use berth_engine::logs::LogOptions;
 use berth_engine::Engine;
 use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode};
-use hyper::body::Incoming;
+use http::{HeaderValue, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::http::{
-    channel, empty, engine_error, error, json, no_content, read_json, response, Resp,
+    channel, empty, engine_error, error, json, no_content, read_json, response, Req, Resp,
 };
 use crate::route::{self, Route};
 
-pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     let q = route::query(req.uri().query());
     let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
     let int = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
@@ -202,7 +201,7 @@ async fn attach(
     engine: &Engine,
     id: &str,
     q: &std::collections::HashMap<String, String>,
-    mut req: Request<Incoming>,
+    mut req: Req,
 ) -> Resp {
     let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
     let opts = AttachOptions {

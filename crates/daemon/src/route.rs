@@ -104,8 +104,8 @@ pub fn parse(method: &Method, path: &str) -> Result<(Route, Option<String>), Rou
                     )));
                 }
                 version = Some(v.to_string());
-                rest = &path[2 + v.len()..];
-                let _ = tail;
+                // `tail` is what follows `/vX.Y/`; the route keeps its leading `/`.
+                rest = after.strip_prefix(v).unwrap_or(tail);
             }
         }
     }
@@ -186,37 +186,15 @@ pub fn query(q: Option<&str>) -> HashMap<String, String> {
 }
 
 /// Every `key=value` of the query, decoded, in order.
+///
+/// Decoded as `application/x-www-form-urlencoded` (Go's `url.ParseQuery` for what clients
+/// send): `+` is a space, `%XX` a byte; a `%` not followed by two hex digits stays as it is,
+/// and bytes that do not make UTF-8 become U+FFFD. The query is the request's own text, any
+/// byte of which may be hostile: nothing here slices it.
 pub fn query_all(q: Option<&str>) -> Vec<(String, String)> {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-/// Percent-decoding, with `+` as a space.
-pub fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 3 <= bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -253,5 +231,35 @@ mod tests {
         assert_eq!(q["filters"], "{\"a\":1}");
         assert_eq!(q["t"], "10");
         assert_eq!(q["x"], "a b");
+    }
+
+    #[test]
+    fn hostile_queries_decode_without_panicking() {
+        // Issue 12: a '%' and one hex digit, then a two-byte character, once sliced the query
+        // inside the character and killed berthd.
+        let q = query(Some("all=%a\u{e9}"));
+        assert_eq!(q["all"], "%a\u{e9}");
+        let q = query(Some("a=%&b=%z%&c=%ff%fe&%e9=%C3%A9&d=%"));
+        assert_eq!(q["a"], "%");
+        assert_eq!(q["b"], "%z%");
+        assert_eq!(q["c"], "\u{fffd}\u{fffd}");
+        assert_eq!(q["\u{fffd}"], "\u{e9}");
+        assert_eq!(q["d"], "%");
+        assert_eq!(
+            query_all(Some("&&=&k")),
+            [("".into(), "".into()), ("k".into(), "".into())]
+        );
+        for path in [
+            "/v\u{e9}/_ping",
+            "/v1.\u{e9}/x",
+            "/v1.41",
+            "/v",
+            "/\u{e9}",
+            "//",
+            "",
+        ] {
+            let _ = parse(&Method::GET, path);
+        }
+        assert_eq!(parse(&Method::GET, "/v1.41/_ping").unwrap().0, Route::Ping);
     }
 }
