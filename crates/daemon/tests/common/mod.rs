@@ -127,6 +127,19 @@ impl Daemon {
         }
     }
 
+    /// berthd's process id.
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .map(Child::id)
+            .expect("berthd was started")
+    }
+
+    /// How berthd ended, if it has (it is not waited for).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     /// SIGKILLs berthd (containers and their monitors go on).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
