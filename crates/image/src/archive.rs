@@ -98,14 +98,22 @@ pub fn load(
 
 /// The `manifest.json` of an archive without an OCI index: configs and layer tars by path.
 fn load_docker_manifest(store: &ImageStore, dir: &Path) -> Result<Vec<String>, ArchiveError> {
-    let text = fs::read(dir.join("manifest.json"))
-        .map_err(|_| ArchiveError::Invalid("no manifest.json and no index.json".to_string()))?;
+    let text = match layout::read_inside(dir, "manifest.json", layout::MAX_JSON) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(ArchiveError::Invalid(
+                "no manifest.json and no index.json".to_string(),
+            ))
+        }
+        Err(e) => return Err(io_err("reading manifest.json")(e)),
+    };
     let entries: Vec<Value> = serde_json::from_slice(&text)
         .map_err(|e| ArchiveError::Invalid(format!("manifest.json: {e}")))?;
     let mut named = Vec::new();
     let mut to_name = Vec::new();
     for entry in &entries {
-        let path = |v: &Value| -> Result<std::path::PathBuf, ArchiveError> {
+        // Paths inside the archive; symlinks in it are resolved inside it too.
+        fn path(v: &Value) -> Result<&str, ArchiveError> {
             let p = v
                 .as_str()
                 .ok_or_else(|| ArchiveError::Invalid(format!("bad path {v}")))?;
@@ -114,15 +122,15 @@ fn load_docker_manifest(store: &ImageStore, dir: &Path) -> Result<Vec<String>, A
                     "path {p:?} leaves the archive"
                 )));
             }
-            Ok(dir.join(p))
-        };
+            Ok(p)
+        }
         let config_path = path(&entry["Config"])?;
-        let config =
-            fs::read(&config_path).map_err(io_err(format!("reading {}", config_path.display())))?;
+        let config = layout::read_inside(dir, config_path, layout::MAX_JSON)
+            .map_err(io_err(format!("reading {config_path}")))?;
         let config_digest = store.content.write_blob(&config).map_err(layout_err)?;
         let mut layers = Vec::new();
         for layer in entry["Layers"].as_array().into_iter().flatten() {
-            let (digest, size) = store_file(store, &path(layer)?)?;
+            let (digest, size) = store_file(store, dir, path(layer)?)?;
             layers.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": size, "digest": digest.to_string()}));
         }
         let manifest = json!({
@@ -171,10 +179,12 @@ fn load_docker_manifest(store: &ImageStore, dir: &Path) -> Result<Vec<String>, A
     Ok(named)
 }
 
-/// Stores a file as a blob: digested first, then written through the verifying writer.
-fn store_file(store: &ImageStore, path: &Path) -> Result<(Digest, u64), ArchiveError> {
-    let what = || format!("reading {}", path.display());
-    let mut file = fs::File::open(path).map_err(io_err(what()))?;
+/// Stores the file `rel` of the archive in `dir` as a blob: digested first, then written
+/// through the verifying writer.
+fn store_file(store: &ImageStore, dir: &Path, rel: &str) -> Result<(Digest, u64), ArchiveError> {
+    use std::io::Seek;
+    let what = || format!("reading {rel}");
+    let mut file = layout::open_inside(dir, rel).map_err(io_err(what()))?;
     let mut digester = DigestWriter::new(io::sink());
     io::copy(&mut file, &mut digester).map_err(io_err(what()))?;
     let size = digester.size();
@@ -184,7 +194,7 @@ fn store_file(store: &ImageStore, path: &Path) -> Result<(Digest, u64), ArchiveE
             .content
             .writer(&format!("load-{digest}"), &digest, Some(size))
             .map_err(layout_err)?;
-        let mut file = fs::File::open(path).map_err(io_err(what()))?;
+        file.rewind().map_err(io_err(what()))?;
         io::copy(&mut file, &mut writer).map_err(io_err(what()))?;
         writer.commit().map_err(layout_err)?;
     }

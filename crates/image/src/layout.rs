@@ -51,6 +51,55 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> L
     }
 }
 
+/// The most `load` reads whole of a file (`oci-layout`, `index.json`, Docker's `manifest.json`
+/// and configs); blobs are streamed.
+pub(crate) const MAX_JSON: u64 = 16 << 20;
+/// How deep indexes may nest (an index naming an index...) before `load` gives up.
+const MAX_NESTING: usize = 8;
+
+/// Opens `rel` (a path read from an archive or a layout) as a regular file inside `root`:
+/// symlinks and `..` are resolved as if `root` were `/` (openat2's `RESOLVE_IN_ROOT`), so a
+/// hostile archive's `manifest.json -> /dev/zero` or `blobs -> /` reaches nothing outside it.
+pub(crate) fn open_inside(root: &Path, rel: &str) -> io::Result<fs::File> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let dir = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let fd = rustix::fs::openat2(
+        &dir,
+        rel,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    let file = fs::File::from(fd);
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads `rel` inside `root` (see [`open_inside`]), at most `max` bytes.
+pub(crate) fn read_inside(root: &Path, rel: &str, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    open_inside(root, rel)?
+        .take(max + 1)
+        .read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(data)
+}
+
 /// Writes the images `names` (with every blob they reach) as an OCI layout in `dir`.
 pub fn save(store: &ImageStore, names: &[Reference], dir: &Path) -> Result<(), LayoutError> {
     let blobs_dir = dir.join("blobs/sha256");
@@ -98,8 +147,7 @@ pub fn load(
         path: dir.display().to_string(),
         message,
     };
-    let layout_path = dir.join(LAYOUT_FILE);
-    let layout: Value = fs::read(&layout_path)
+    let layout: Value = read_inside(dir, LAYOUT_FILE, MAX_JSON)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| invalid(format!("missing or unreadable {LAYOUT_FILE}")))?;
@@ -110,7 +158,8 @@ pub fn load(
         )));
     }
     let index_path = dir.join("index.json");
-    let index_bytes = fs::read(&index_path).map_err(io_err("reading", &index_path))?;
+    let index_bytes =
+        read_inside(dir, "index.json", MAX_JSON).map_err(io_err("reading", &index_path))?;
     let index: Value =
         serde_json::from_slice(&index_bytes).map_err(|e| invalid(format!("index.json: {e}")))?;
     let entries = index["manifests"]
@@ -128,7 +177,7 @@ pub fn load(
             .unwrap_or(manifest::OCI_MANIFEST)
             .to_string();
         // Everything it reaches, verified into the store, before anything is named.
-        let image_manifest = copy_tree(store, dir, &digest, platform)?;
+        let image_manifest = copy_tree(store, dir, &digest, platform, 0)?;
         unpack::unpack(store, &image_manifest)?;
         let annotations = &entry["annotations"];
         let name = annotations[NAME_ANNOTATION]
@@ -153,15 +202,21 @@ pub fn load(
 }
 
 /// Copies `root` and what it reaches from the layout into the store; for an index, only the
-/// manifest of `platform` is followed. Returns the image manifest's digest.
+/// manifest of `platform` is followed, through at most [`MAX_NESTING`] indexes. Returns the
+/// image manifest's digest.
 fn copy_tree(
     store: &ImageStore,
     dir: &Path,
     root: &Digest,
     platform: &Platform,
+    depth: usize,
 ) -> Result<Digest, LayoutError> {
     let bytes = copy_blob(store, dir, root)?;
     match manifest::parse(None, &bytes)? {
+        Manifest::Index(_) if depth >= MAX_NESTING => Err(LayoutError::Invalid {
+            path: dir.display().to_string(),
+            message: format!("indexes nested more than {MAX_NESTING} deep at {root}"),
+        }),
         Manifest::Index(index) => {
             let chosen = manifest::select(&index, platform)?;
             let digest: Digest =
@@ -173,7 +228,7 @@ fn copy_tree(
                         path: dir.display().to_string(),
                         message: format!("bad digest in index {root}"),
                     })?;
-            copy_tree(store, dir, &digest, platform)
+            copy_tree(store, dir, &digest, platform, depth + 1)
         }
         Manifest::Image(m) => {
             let children = std::iter::once(m.config().digest().to_string())
@@ -193,9 +248,10 @@ fn copy_tree(
 /// Copies one blob into the store through a verifying writer; returns it if it is small
 /// enough to be a manifest (the caller parses those).
 fn copy_blob(store: &ImageStore, dir: &Path, digest: &Digest) -> Result<Vec<u8>, LayoutError> {
-    let path = dir.join("blobs/sha256").join(digest.hex());
+    let rel = format!("blobs/sha256/{}", digest.hex());
+    let path = dir.join(&rel);
     if !store.content.contains(digest) {
-        let mut file = fs::File::open(&path).map_err(io_err("reading blob", &path))?;
+        let mut file = open_inside(dir, &rel).map_err(io_err("reading blob", &path))?;
         let size = file
             .metadata()
             .map_err(io_err("reading blob", &path))?
