@@ -109,10 +109,8 @@ pub fn profile(
             custom = Some(value.to_string());
         }
     }
-    if let Some(path) = custom {
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            EngineError::InvalidParameter(format!("opening seccomp profile ({path}) failed: {e}"))
-        })?;
+    if let Some(custom) = custom {
+        let text = profile_text(&custom)?;
         let docker: Value = serde_json::from_str(&text).map_err(|e| {
             EngineError::InvalidParameter(format!("decoding seccomp profile failed: {e}"))
         })?;
@@ -151,6 +149,41 @@ pub fn profile(
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": syscalls,
     })))
+}
+
+/// The largest seccomp profile berthd reads (Docker's default one is about 20 KiB).
+const MAX_PROFILE: u64 = 1 << 20;
+
+/// The JSON of a `seccomp=` security option: the profile itself, as the docker CLI sends it
+/// (it reads the file named on its command line), or the path of a regular file on the
+/// daemon's host, of at most [`MAX_PROFILE`] bytes (a FIFO, `/dev/zero` or a huge file would
+/// block or fill berthd).
+fn profile_text(value: &str) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if value.trim_start().starts_with('{') {
+        return Ok(value.to_string());
+    }
+    let failed = |e: &dyn std::fmt::Display| {
+        EngineError::InvalidParameter(format!("opening seccomp profile ({value}) failed: {e}"))
+    };
+    // Non-blocking: opening a FIFO for reading would wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(value)
+        .map_err(|e| failed(&e))?;
+    if !file.metadata().map_err(|e| failed(&e))?.is_file() {
+        return Err(failed(&"not a regular file"));
+    }
+    let mut text = String::new();
+    file.take(MAX_PROFILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| failed(&e))?;
+    if text.len() as u64 > MAX_PROFILE {
+        return Err(failed(&format!("larger than {MAX_PROFILE} bytes")));
+    }
+    Ok(text)
 }
 
 /// A profile in Docker's format (`defaultAction`, `architectures` or `archMap`, `syscalls`
@@ -259,5 +292,22 @@ mod tests {
         );
         assert_eq!(p["syscalls"][0]["names"], json!(["read", "write"]));
         assert!(profile(&["seccomp=/nope.json".into()], false, &[]).is_err());
+        // The docker CLI sends the profile's content.
+        let text = std::fs::read_to_string(&file).unwrap();
+        let p = profile(&[format!("seccomp={text}")], false, &[])
+            .unwrap()
+            .unwrap();
+        assert_eq!(p["syscalls"][0]["names"], json!(["read", "write"]));
+        // Devices, FIFOs, directories and huge files are refused, not read.
+        for path in ["/dev/zero", "/dev/stdin", "/"] {
+            assert!(profile(&[format!("seccomp={path}")], false, &[]).is_err());
+        }
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(profile(&[format!("seccomp={}", fifo.display())], false, &[]).is_err());
+        let big = dir.path().join("big.json");
+        std::fs::write(&big, vec![b' '; (MAX_PROFILE + 1) as usize]).unwrap();
+        let e = profile(&[format!("seccomp={}", big.display())], false, &[]).unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
     }
 }

@@ -518,7 +518,7 @@ fn resources(hc: &HostConfig) -> Value {
     let memory = hc.memory.unwrap_or(0);
     if memory > 0 {
         let swap = match hc.memory_swap.unwrap_or(0) {
-            0 => memory * 2,
+            0 => memory.saturating_mul(2),
             s => s,
         };
         r["memory"] = json!({"limit": memory, "swap": swap});
@@ -535,7 +535,8 @@ fn resources(hc: &HostConfig) -> Value {
     let mut cpu = serde_json::Map::new();
     if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
         cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n * 100_000 / 1_000_000_000));
+        // n * 100000 / 1e9, without overflowing for the largest n.
+        cpu.insert("quota".into(), json!(n / 10_000));
     }
     if let Some(s) = hc.cpu_shares.filter(|s| *s > 0) {
         cpu.insert("shares".into(), json!(s));
@@ -580,6 +581,23 @@ mod tests {
         assert!(!caps.contains(&"CAP_KILL".to_string()));
         hc.cap_drop = Some(vec!["ALL".into()]);
         assert_eq!(capabilities(&hc), vec!["CAP_NET_ADMIN".to_string()]);
+    }
+
+    #[test]
+    fn the_largest_limits_do_not_overflow() {
+        let hc = HostConfig {
+            memory: Some(i64::MAX),
+            nano_cpus: Some(i64::MAX),
+            ..HostConfig::default()
+        };
+        let r = resources(&hc);
+        assert_eq!(r["memory"]["swap"], json!(i64::MAX));
+        assert_eq!(r["cpu"]["quota"], json!(i64::MAX / 10_000));
+        let hc = HostConfig {
+            nano_cpus: Some(1_500_000_000),
+            ..HostConfig::default()
+        };
+        assert_eq!(resources(&hc)["cpu"]["quota"], json!(150_000));
     }
 
     #[test]
