@@ -63,16 +63,22 @@ impl Reference {
         format!("{}/{}", self.domain, self.path)
     }
 
-    /// The name the short way: `busybox`, `team/app`, `localhost:5000/app`.
+    /// The name the short way: `busybox`, `team/app`, `localhost:5000/app`. A Docker Hub
+    /// path whose first component looks like a domain (`docker.io/a.b/c`) keeps its domain:
+    /// without it the name would read as another registry's (Docker shows `a.b/c`).
     pub fn familiar_name(&self) -> String {
-        if self.domain == DEFAULT_DOMAIN {
-            self.path
-                .strip_prefix(OFFICIAL_PREFIX)
-                .filter(|rest| !rest.contains('/'))
-                .unwrap_or(&self.path)
-                .to_string()
-        } else {
+        if self.domain != DEFAULT_DOMAIN {
+            return self.name();
+        }
+        let short = self
+            .path
+            .strip_prefix(OFFICIAL_PREFIX)
+            .filter(|rest| !rest.contains('/'))
+            .unwrap_or(&self.path);
+        if starts_with_domain(short) {
             self.name()
+        } else {
+            short.to_string()
         }
     }
 
@@ -170,14 +176,18 @@ impl FromStr for Reference {
     }
 }
 
+/// Whether the first of `name`'s components (when it has several) is a domain: it holds a `.`
+/// or a `:`, or is `localhost`.
+fn starts_with_domain(name: &str) -> bool {
+    name.split_once('/').is_some_and(|(first, _)| {
+        first.contains('.') || first.contains(':') || first == "localhost"
+    })
+}
+
 /// Splits `name` into domain and path, adding Docker Hub's domain and `library/` as Docker does.
 fn split_domain(name: &str) -> (String, String) {
     let (domain, path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
-            (first.to_string(), rest.to_string())
-        }
+        Some((first, rest)) if starts_with_domain(name) => (first.to_string(), rest.to_string()),
         _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
     };
     let domain = if domain == LEGACY_DOMAIN {
@@ -318,6 +328,26 @@ mod tests {
         let r: Reference = format!("busybox@{D}").parse().unwrap();
         assert_eq!(r.tag(), None);
         assert_eq!(r.familiar(), format!("busybox@{D}"));
+    }
+
+    #[test]
+    fn familiar_forms_read_back_as_the_same_reference() {
+        // Found by the reference fuzz target: without docker.io, the first component would
+        // be read as a registry.
+        for (text, familiar) in [
+            (
+                "index.docker.io/lindex.docker.io/library/ibrary/busybox",
+                "docker.io/lindex.docker.io/library/ibrary/busybox:latest",
+            ),
+            ("docker.io/a.b/c", "docker.io/a.b/c:latest"),
+            ("docker.io/localhost/c:1", "docker.io/localhost/c:1"),
+            ("docker.io/library/a.b", "a.b:latest"),
+            ("docker.io/library/x/y", "library/x/y:latest"),
+        ] {
+            let r: Reference = text.parse().unwrap();
+            assert_eq!(r.familiar(), familiar, "{text}");
+            assert_eq!(r.familiar().parse::<Reference>().unwrap(), r, "{text}");
+        }
     }
 
     #[test]
