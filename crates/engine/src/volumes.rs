@@ -81,7 +81,7 @@ fn read_meta(volumes: &Path, name: &str) -> Meta {
 }
 
 /// One `-v SRC:DST[:OPTS]` of `HostConfig.Binds`, split; `None` when it is malformed.
-pub(crate) fn split_bind(spec: &str) -> Option<(&str, &str, &str)> {
+pub fn split_bind(spec: &str) -> Option<(&str, &str, &str)> {
     let parts: Vec<&str> = spec.split(':').collect();
     match parts.as_slice() {
         [src, dst] => Some((src, dst, "")),
