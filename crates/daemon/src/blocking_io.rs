@@ -6,7 +6,6 @@ use std::io::{self, Read, Write};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::sync::mpsc;
 
 /// A blocking writer that sends 64 KiB chunks into a streamed body.
@@ -53,8 +52,15 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    pub fn spawn(mut body: Incoming) -> BodyReader {
+    /// Reads `body` (none: an empty body) as it arrives, 16 chunks ahead at most.
+    pub fn spawn(body: crate::http::ReqBody) -> BodyReader {
         let (tx, rx) = mpsc::channel(16);
+        let Some(mut body) = body.into_stream() else {
+            return BodyReader {
+                rx,
+                cur: Bytes::new(),
+            };
+        };
         tokio::spawn(async move {
             while let Some(frame) = body.frame().await {
                 let item = match frame {

@@ -7,19 +7,18 @@ use berth_engine::lifecycle::WaitCondition;
 use berth_engine::logs::LogOptions;
 use berth_engine::Engine;
 use bytes::Bytes;
-use http::{HeaderValue, Request, StatusCode};
-use hyper::body::Incoming;
+use http::{HeaderValue, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::http::{
-    channel, decode_json, empty, engine_error, error, json, no_content, read_json_value, response,
-    stream_body, Resp,
+    channel, decode_value, empty, engine_error, error, json, no_content, read_json_value, response,
+    stream_body, Req, Resp,
 };
 use crate::route::{self, Route};
 
-pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     let q = route::query(req.uri().query());
     let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
     let int = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
@@ -36,7 +35,7 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
                     return engine_error(&e);
                 }
             }
-            let body: ContainerCreateBody = match decode_json(value) {
+            let body: ContainerCreateBody = match decode_value(value) {
                 Ok(b) => b,
                 Err(message) => return error(StatusCode::BAD_REQUEST, &message),
             };
@@ -218,7 +217,7 @@ async fn attach(
     engine: &Engine,
     id: &str,
     q: &std::collections::HashMap<String, String>,
-    mut req: Request<Incoming>,
+    mut req: Req,
 ) -> Resp {
     let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
     let opts = AttachOptions {
@@ -265,7 +264,7 @@ fn attach_logs(
     logs: bool,
     stream: bool,
     detach: Option<Vec<u8>>,
-    mut req: Request<Incoming>,
+    mut req: Req,
 ) -> Resp {
     let tty = match engine.containers.get(id) {
         Ok(c) => c.tty(),

@@ -2,16 +2,15 @@
 
 use berth_api::models::{ExecConfig, ExecStartConfig};
 use berth_engine::Engine;
-use http::{Request, StatusCode};
-use hyper::body::Incoming;
+use http::StatusCode;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
 use crate::containers::{pump, upgraded_response};
-use crate::http::{empty, engine_error, error, json, read_json, response, Resp};
+use crate::http::{empty, engine_error, error, json, read_json, response, Req, Resp};
 use crate::route::{self, Route};
 
-pub async fn handle(engine: &Engine, route: Route, mut req: Request<Incoming>) -> Resp {
+pub async fn handle(engine: &Engine, route: Route, mut req: Req) -> Resp {
     let q = route::query(req.uri().query());
     let int = |k: &str| {
         q.get(k)

@@ -11,12 +11,11 @@ use berth_engine::files::commit::CommitRequest;
 use berth_engine::files::stats::stats_json;
 use berth_engine::Engine;
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, StatusCode};
-use hyper::body::Incoming;
+use http::{HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use crate::blocking_io::{BodyReader, BodyWriter};
-use crate::http::{channel, empty, engine_error, error, json, response, Resp};
+use crate::http::{channel, empty, engine_error, error, json, response, Req, Resp};
 use crate::route::{self, Route};
 
 /// How much of a request body is read (and dropped) after the answer is known, at most.
@@ -25,7 +24,7 @@ const DRAIN_LIMIT: u64 = 64 << 20;
 /// The header `docker cp` reads the path's stat from.
 const PATH_STAT: &str = "X-Docker-Container-Path-Stat";
 
-pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     let q = route::query(req.uri().query());
     match route {
         Route::ContainerTop(id) => {
@@ -146,7 +145,7 @@ async fn archive(
     engine: &Engine,
     id: String,
     q: &std::collections::HashMap<String, String>,
-    req: Request<Incoming>,
+    req: Req,
 ) -> Resp {
     let Some(path) = q.get("path").filter(|p| !p.is_empty()).cloned() else {
         return error(

@@ -1,14 +1,15 @@
 //! The HTTP pieces every handler uses: the response body type (whole or streamed), JSON and
-//! error responses with Docker's headers, reading request bodies.
+//! error responses with Docker's headers, reading request bodies within their limits.
 
 use std::convert::Infallible;
 
 use berth_api::query::Filters;
-use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use berth_daemon::body::BodyLimit;
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::{Body as _, Frame, Incoming};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -100,74 +101,98 @@ pub fn engine_error(e: &berth_engine::EngineError) -> Resp {
     error(status, &e.to_string())
 }
 
-/// Reads a whole request body.
-pub async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
-    body.collect().await.map(|c| c.to_bytes()).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("reading the request body: {e}"),
-        )
-    })
+/// A request as the handlers get it: its body with what its route allows.
+pub type Req = Request<ReqBody>;
+
+/// A request body and its route's [`BodyLimit`]. A route that takes none never holds it:
+/// hyper drains what already arrived, or closes the connection.
+#[derive(Debug)]
+pub struct ReqBody {
+    inner: Option<Incoming>,
+    limit: BodyLimit,
 }
 
-/// Parses a JSON request body (an empty body is the type's default).
-pub async fn read_json<T: serde::de::DeserializeOwned + Default>(
-    body: Incoming,
-) -> Result<T, Resp> {
-    let bytes = read_body(body).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+impl ReqBody {
+    pub fn new(inner: Incoming, limit: BodyLimit) -> ReqBody {
+        let inner = (limit != BodyLimit::Ignored).then_some(inner);
+        ReqBody { inner, limit }
     }
-    // dockerd (since 18.09 for most routes, 25 for create) answers a body it cannot decode
-    // with 400 and `invalid JSON: ...`; dockerd 20.10 answered create with 500.
-    serde_json::from_slice(&bytes).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid JSON: {}", json_error_text(&bytes, &e)),
-        )
-    })
+
+    /// The body as it arrives, for the routes that stream it (none for the others).
+    pub fn into_stream(self) -> Option<Incoming> {
+        self.inner
+    }
+}
+
+/// The 413 answer to a body over `limit` bytes; the connection is closed after it, since the
+/// rest of the body is not read.
+pub fn too_large(limit: u64) -> Resp {
+    let mut resp = error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &berth_daemon::body::too_large(limit),
+    );
+    resp.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+/// Reads a whole JSON body, at most its route's limit: more is a 413, sent without reading
+/// the rest.
+async fn read_limited(body: ReqBody) -> Result<Bytes, Resp> {
+    let limit = match body.limit {
+        BodyLimit::Json(n) => n,
+        BodyLimit::Ignored | BodyLimit::Stream => berth_daemon::body::JSON_MAX,
+    };
+    let Some(mut inner) = body.inner else {
+        return Ok(Bytes::new());
+    };
+    if inner.size_hint().lower() > limit as u64 {
+        return Err(too_large(limit as u64));
+    }
+    let mut buf = BytesMut::new();
+    while let Some(frame) = inner.frame().await {
+        let frame = frame.map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                &format!("reading the request body: {e}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(too_large(limit as u64));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Parses a JSON request body (an empty body is the type's default); a body that does not
+/// decode is a 400 `invalid JSON: ...`.
+pub async fn read_json<T: serde::de::DeserializeOwned + Default>(body: ReqBody) -> Result<T, Resp> {
+    let bytes = read_limited(body).await?;
+    berth_daemon::body::decode_json(&bytes).map_err(|m| error(StatusCode::BAD_REQUEST, &m))
 }
 
 /// Parses a JSON request body into a JSON value first (`None` for an empty body), for the
-/// routes that look at it before it is decoded into its type (with [`decode_json`]).
-pub async fn read_json_value(body: Incoming) -> Result<Option<serde_json::Value>, Resp> {
-    let bytes = read_body(body).await?;
+/// routes that look at it before it is decoded into its type (with [`decode_value`]).
+pub async fn read_json_value(body: ReqBody) -> Result<Option<serde_json::Value>, Resp> {
+    let bytes = read_limited(body).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid JSON: {}", json_error_text(&bytes, &e)),
-        )
-    })
+    berth_daemon::body::decode_json(&bytes)
+        .map(Some)
+        .map_err(|m| error(StatusCode::BAD_REQUEST, &m))
 }
 
 /// The type of a body read by [`read_json_value`] (its default for an empty body), or the
 /// 400 answer's message.
-pub fn decode_json<T: serde::de::DeserializeOwned + Default>(
+pub fn decode_value<T: serde::de::DeserializeOwned + Default>(
     value: Option<serde_json::Value>,
 ) -> Result<T, String> {
     let Some(value) = value else {
         return Ok(T::default());
     };
     serde_json::from_value(value).map_err(|e| format!("invalid JSON: {e}"))
-}
-
-/// A decoding error in Go's words where they are easy to tell (`invalid character 'x' looking
-/// for beginning of value`, `unexpected end of JSON input`), else serde's.
-fn json_error_text(bytes: &[u8], e: &serde_json::Error) -> String {
-    if e.is_eof() {
-        return "unexpected end of JSON input".to_string();
-    }
-    if e.is_syntax() && e.to_string().starts_with("expected value") {
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        if let Some(&c) = first.filter(|c| !b"{[\"-0123456789tfn".contains(c)) {
-            return format!(
-                "invalid character {:?} looking for beginning of value",
-                char::from(c)
-            );
-        }
-    }
-    e.to_string()
 }

@@ -6,15 +6,14 @@ use std::io::Write;
 use berth_engine::image_archive::LoginError;
 use berth_engine::Engine;
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use hyper::body::Incoming;
+use http::StatusCode;
 use serde_json::json;
 
 use crate::blocking_io::{BodyReader, BodyWriter};
-use crate::http::{engine_error, error, json, read_json, response, Resp};
+use crate::http::{engine_error, error, json, read_json, response, Req, Resp};
 use crate::route::{self, Route};
 
-pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     match route {
         Route::ImageGet => save(engine, &req),
         Route::ImageLoad => load(engine, req),
@@ -38,7 +37,7 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
 
 /// `GET /images/get?names=a&names=b`: the archive, streamed as it is written. An unknown name
 /// is a 404 before anything is sent.
-fn save(engine: &Engine, req: &Request<Incoming>) -> Resp {
+fn save(engine: &Engine, req: &Req) -> Resp {
     let keys: Vec<String> = route::query_all(req.uri().query())
         .into_iter()
         .filter(|(k, _)| k == "names")
@@ -70,7 +69,7 @@ fn line(v: &serde_json::Value) -> Bytes {
 
 /// `POST /images/load?quiet=`: the body is the archive; the answer is JSON lines
 /// (`{"stream":"Loaded image: bb:local\n"}`), errors in-band.
-fn load(engine: &Engine, req: Request<Incoming>) -> Resp {
+fn load(engine: &Engine, req: Req) -> Resp {
     let body = BodyReader::spawn(req.into_body());
     let images = engine.images.clone();
     let loading = tokio::task::spawn_blocking(move || images.load_archive(body));
@@ -108,7 +107,7 @@ fn load(engine: &Engine, req: Request<Incoming>) -> Resp {
 }
 
 /// `POST /images/prune?filters=`.
-async fn prune(engine: &Engine, req: &Request<Incoming>) -> Resp {
+async fn prune(engine: &Engine, req: &Req) -> Resp {
     let q = route::query(req.uri().query());
     let filters = match crate::http::filters(&q) {
         Ok(f) => f,
@@ -134,7 +133,7 @@ async fn prune(engine: &Engine, req: &Request<Incoming>) -> Resp {
 }
 
 /// `POST /auth`: `{"username","password","serveraddress"}` checked against the registry.
-async fn auth(engine: &Engine, req: Request<Incoming>) -> Resp {
+async fn auth(engine: &Engine, req: Req) -> Resp {
     let body: serde_json::Value = match read_json(req.into_body()).await {
         Ok(b) => b,
         Err(resp) => return resp,

@@ -4,15 +4,14 @@ use berth_api::query::bool_value;
 use berth_engine::Engine;
 use berth_image::reference::Reference;
 use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use http::StatusCode;
 use serde_json::json;
 
-use crate::http::{engine_error, error, full, json, no_content, response, Resp};
+use crate::blocking_io::BodyReader;
+use crate::http::{engine_error, error, full, json, no_content, response, Req, Resp};
 use crate::route::{self, Route};
 
-pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     let q = route::query(req.uri().query());
     let result = match route {
         Route::ImageList => {
@@ -60,7 +59,7 @@ pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Re
     result.unwrap_or_else(|e| engine_error(&e))
 }
 
-fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
+fn header(req: &Req, name: &str) -> Option<String> {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -69,11 +68,7 @@ fn header(req: &Request<Incoming>, name: &str) -> Option<String> {
 
 /// `docker import`: the request body is the tarball; answers with JSON-lines progress ending
 /// in `{"status":"sha256:..."}`.
-async fn import(
-    engine: &Engine,
-    q: &std::collections::HashMap<String, String>,
-    req: Request<Incoming>,
-) -> Resp {
+async fn import(engine: &Engine, q: &std::collections::HashMap<String, String>, req: Req) -> Resp {
     let name = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag")) {
         (Some(repo), Some(tag)) if !tag.is_empty() => Some(format!("{repo}:{tag}")),
         (Some(repo), _) => Some(repo.clone()),
@@ -93,15 +88,11 @@ async fn import(
         .filter(|(k, _)| k == "changes")
         .map(|(_, v)| v)
         .collect();
-    let bytes: Bytes = match req.into_body().collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
+    // The tarball is applied as it arrives, never held whole.
+    let body = BodyReader::spawn(req.into_body());
     let store = std::sync::Arc::clone(&engine.images.store);
-    let imported = tokio::task::spawn_blocking(move || {
-        store.import(bytes.as_ref(), reference.as_ref(), &changes)
-    })
-    .await;
+    let imported =
+        tokio::task::spawn_blocking(move || store.import(body, reference.as_ref(), &changes)).await;
     match imported {
         Ok(Ok(id)) => {
             let line = format!("{}\r\n", json!({"status": id.to_string()}));

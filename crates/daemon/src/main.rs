@@ -12,10 +12,12 @@ mod http;
 mod image_archive;
 mod images;
 mod networks;
-mod route;
 mod server;
 mod system;
 mod volumes;
+
+// The request line and body rules live in the library, where the fuzz targets reach them.
+use berth_daemon::route;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,6 +75,13 @@ struct Flags {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A panic ends berthd in every build, as `panic = "abort"` does in release: a debug build
+    // (the tests') must not survive what would kill the released daemon.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     // Descriptors inherited from whoever started berthd (a shell's, a CI runner's pipe) must
     // not reach the monitors, which outlive berthd and would hold them open for as long as
     // their containers run.

@@ -2,14 +2,13 @@
 
 use berth_api::models::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 use berth_engine::Engine;
-use http::{Request, StatusCode};
-use hyper::body::Incoming;
+use http::StatusCode;
 use serde_json::json;
 
-use crate::http::{empty, engine_error, error, json, no_content, read_json, response, Resp};
+use crate::http::{empty, engine_error, error, json, no_content, read_json, response, Req, Resp};
 use crate::route::{self, Route};
 
-pub async fn handle(engine: &Engine, route: Route, req: Request<Incoming>) -> Resp {
+pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     let q = route::query(req.uri().query());
     let filters = match crate::http::filters(&q) {
         Ok(f) => f,

@@ -104,8 +104,8 @@ pub fn parse(method: &Method, path: &str) -> Result<(Route, Option<String>), Rou
                     )));
                 }
                 version = Some(v.to_string());
-                rest = &path[2 + v.len()..];
-                let _ = tail;
+                // `tail` is what follows `/vX.Y/`; the route keeps its leading `/`.
+                rest = after.strip_prefix(v).unwrap_or(tail);
             }
         }
     }
@@ -186,65 +186,20 @@ pub fn query(q: Option<&str>) -> HashMap<String, String> {
 }
 
 /// Every `key=value` of the query, decoded, in order.
+///
+/// Decoded as `application/x-www-form-urlencoded` (Go's `url.ParseQuery` for what clients
+/// send): `+` is a space, `%XX` a byte; a `%` not followed by two hex digits stays as it is,
+/// and bytes that do not make UTF-8 become U+FFFD. The query is the request's own text, any
+/// byte of which may be hostile: nothing here slices it.
 pub fn query_all(q: Option<&str>) -> Vec<(String, String)> {
-    q.unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
+    form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-/// Percent-decoding, with `+` as a space; a `%` not followed by two hex digits stays as it is.
-/// Works on bytes only: the text may hold any UTF-8 (or not), and is never sliced (slicing a
-/// `str` inside a character panics, and a panic aborts berthd).
-pub fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let escaped = match (b, bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| (h * 16 + l) as u8),
-            _ => None,
-        };
-        match (b, escaped) {
-            (_, Some(decoded)) => {
-                out.push(decoded);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (other, None) => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decoding_never_slices_inside_a_character() {
-        // `%a` then the two bytes of `é`: the old decoder sliced the text inside `é` and
-        // aborted berthd.
-        assert_eq!(decode("%a\u{e9}"), "%a\u{e9}");
-        assert_eq!(decode("%\u{e9}"), "%\u{e9}");
-        assert_eq!(decode("a%20b+c%2"), "a b c%2");
-        assert_eq!(decode("%C3%A9"), "\u{e9}");
-        assert_eq!(decode("%ff"), "\u{fffd}");
-        let q = query(Some("all=%a\u{e9}&x=%zz&&=v&k"));
-        assert_eq!(q.get("all").map(String::as_str), Some("%a\u{e9}"));
-        assert_eq!(q.get("x").map(String::as_str), Some("%zz"));
-    }
 
     #[test]
     fn versioned_and_unversioned_paths_route_the_same() {
@@ -276,5 +231,35 @@ mod tests {
         assert_eq!(q["filters"], "{\"a\":1}");
         assert_eq!(q["t"], "10");
         assert_eq!(q["x"], "a b");
+    }
+
+    #[test]
+    fn hostile_queries_decode_without_panicking() {
+        // Issue 12: a '%' and one hex digit, then a two-byte character, once sliced the query
+        // inside the character and killed berthd.
+        let q = query(Some("all=%a\u{e9}"));
+        assert_eq!(q["all"], "%a\u{e9}");
+        let q = query(Some("a=%&b=%z%&c=%ff%fe&%e9=%C3%A9&d=%"));
+        assert_eq!(q["a"], "%");
+        assert_eq!(q["b"], "%z%");
+        assert_eq!(q["c"], "\u{fffd}\u{fffd}");
+        assert_eq!(q["\u{fffd}"], "\u{e9}");
+        assert_eq!(q["d"], "%");
+        assert_eq!(
+            query_all(Some("&&=&k")),
+            [("".into(), "".into()), ("k".into(), "".into())]
+        );
+        for path in [
+            "/v\u{e9}/_ping",
+            "/v1.\u{e9}/x",
+            "/v1.41",
+            "/v",
+            "/\u{e9}",
+            "//",
+            "",
+        ] {
+            let _ = parse(&Method::GET, path);
+        }
+        assert_eq!(parse(&Method::GET, "/v1.41/_ping").unwrap().0, Route::Ping);
     }
 }

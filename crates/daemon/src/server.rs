@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use berth_engine::Engine;
 use http::{HeaderValue, Request, StatusCode};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::UnixListener;
 
-use crate::http::{error, Resp};
+use berth_daemon::body::{self, BodyLimit};
+
+use crate::http::{error, too_large, Req, ReqBody, Resp};
 use crate::route::{self, Route, RouteError};
 use crate::{containers, exec, files, image_archive, images, networks, system, volumes};
 
@@ -56,7 +58,7 @@ pub async fn idle_trim(state: Arc<State>) {
 }
 
 /// Binds the socket at `path` (mode 0660, a stale one replaced) and serves until the task is
-/// dropped.
+/// dropped. A failed accept never ends it (see [`accept_failed`]).
 pub async fn serve(path: &Path, state: Arc<State>) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -67,7 +69,13 @@ pub async fn serve(path: &Path, state: Arc<State>) -> anyhow::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
     tracing::info!(socket = %path.display(), "API listening");
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                accept_failed(&e).await;
+                continue;
+            }
+        };
         let state = Arc::clone(&state);
         let conn = crate::hijack::Connection(std::os::fd::AsRawFd::as_raw_fd(&stream));
         tokio::spawn(async move {
@@ -77,6 +85,12 @@ pub async fn serve(path: &Path, state: Arc<State>) -> anyhow::Result<()> {
                 async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                // A client gets HEADER_TIMEOUT to send a request's head, also between the
+                // requests of a kept-alive connection: a slow or idle client cannot hold a
+                // connection forever. Heads are at most hyper's ~400 KiB buffer and 100
+                // headers (431 beyond).
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await
@@ -87,6 +101,33 @@ pub async fn serve(path: &Path, state: Arc<State>) -> anyhow::Result<()> {
     }
 }
 
+/// How long a client may take to send a request's head (and a kept-alive connection may stay
+/// idle), as Go's `ReadHeaderTimeout`.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// After a failed accept: out of descriptors or memory (too many connections), wait a moment
+/// for some to close rather than spin; other errors concern one connection only. The
+/// daemon never stops serving because of them.
+async fn accept_failed(e: &std::io::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
+    let exhausted = matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    // One warning a minute at most: the condition can last.
+    if LAST_WARNING.load(Ordering::Relaxed) + 60 <= now {
+        LAST_WARNING.store(now, Ordering::Relaxed);
+        tracing::warn!(error = %e, "accepting a connection");
+    }
+    if exhausted {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     state.trimmer().touch();
     let method = req.method().clone();
@@ -94,7 +135,22 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     let mut resp = match route::parse(&method, &path) {
         Ok((route, _version)) => {
             tracing::debug!(%method, %path, "request");
-            dispatch(state, route, req).await
+            let limit = body::limit(&route);
+            let (parts, incoming) = req.into_parts();
+            // A declared length over the route's limit is refused before any of it is read.
+            let declared = incoming.size_hint().lower();
+            let max = match limit {
+                BodyLimit::Ignored => Some(body::IGNORED_MAX),
+                BodyLimit::Json(n) => Some(n as u64),
+                BodyLimit::Stream => None,
+            };
+            match max {
+                Some(max) if declared > max => too_large(max),
+                _ => {
+                    let req = Request::from_parts(parts, ReqBody::new(incoming, limit));
+                    dispatch(state, route, req).await
+                }
+            }
         }
         Err(RouteError::NotFound) => return error(StatusCode::NOT_FOUND, "page not found"),
         Err(RouteError::Version(m)) => error(StatusCode::BAD_REQUEST, &m),
@@ -116,7 +172,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Resp {
     resp
 }
 
-async fn dispatch(state: &State, route: Route, req: Request<Incoming>) -> Resp {
+async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
     use Route::*;
     let engine = &state.engine;
     match route {

@@ -188,8 +188,10 @@ pub fn events(engine: &Engine, query: Option<&str>) -> Resp {
         }
         loop {
             let wait = match until {
-                Some(u) => std::time::Duration::from_secs_f64((u - now_secs()).max(0.0)),
-                None => std::time::Duration::from_secs(3600 * 24 * 365),
+                // `until` is the client's number: any f64 (1e300, inf; NaN is never after).
+                Some(u) => std::time::Duration::try_from_secs_f64((u - now_secs()).max(0.0))
+                    .unwrap_or(std::time::Duration::MAX),
+                None => std::time::Duration::MAX,
             };
             match tokio::time::timeout(wait, live.recv()).await {
                 Ok(Ok(e)) => {

@@ -332,7 +332,7 @@ impl Images {
             let deleted = deleted.map_err(|e| match e {
                     MetadataError::InUse { container, .. } => EngineError::Conflict(format!(
                         "conflict: unable to remove repository reference \"{key}\" (must force) - container {} is using its referenced image {}",
-                        &container[..container.len().min(12)],
+                        container.get(..12).unwrap_or(&container),
                         &res.id.hex()[..12]
                     )),
                     other => internal(other),

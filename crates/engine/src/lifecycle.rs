@@ -707,7 +707,7 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
 }
 
 /// `10m`, `1g`, `512k`, `100` (bytes).
-fn parse_size(s: &str) -> Option<u64> {
+pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim().to_lowercase();
     let unit = |suffix: char, mult: u64| s.strip_suffix(suffix).map(|num| (num, mult));
     let (num, mult) = unit('k', 1 << 10)

@@ -198,6 +198,11 @@ impl Daemon {
         }
     }
 
+    /// How berthd ended, if it has (it is not waited for).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
+    }
+
     /// SIGKILLs berthd (containers and their monitors go on).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

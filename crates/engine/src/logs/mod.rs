@@ -102,10 +102,11 @@ impl Engine {
 }
 
 /// Whether the writer of the log still runs (a follower stops after it does).
-pub(crate) type Running = Box<dyn Fn() -> bool + Send>;
+pub type Running = Box<dyn Fn() -> bool + Send>;
 
-/// Reads the log at `path` on a blocking thread, as [`Engine::logs`] describes.
-pub(crate) fn stream(
+/// Reads the log at `path` on a blocking thread, as [`Engine::logs`] describes (public for
+/// the fuzz target, which reads arbitrary files with it).
+pub fn stream(
     path: PathBuf,
     tty: bool,
     o: LogOptions,

@@ -231,6 +231,18 @@ pub(crate) fn check_mounts(hc: &HostConfig) -> Result<()> {
     Ok(())
 }
 
+/// Parses every `Binds` and `Mounts` entry of `hc` without looking at the host (a bind's
+/// source need not exist): the checks of untrusted mount text alone, which the fuzz targets run.
+pub fn check_specs(hc: &HostConfig) -> Result<()> {
+    for b in hc.binds.iter().flatten() {
+        parse::bind(b)?;
+    }
+    for m in hc.mounts.iter().flatten() {
+        parse::mount(m, false)?;
+    }
+    Ok(())
+}
+
 /// dockerd's errors for `HostConfig.Mounts` entries whose `Type` or `BindOptions.Propagation`
 /// Docker does not know (the API's types cannot hold them), checked on the raw create body
 /// `body` before it is decoded.

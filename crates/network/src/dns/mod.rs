@@ -64,6 +64,24 @@ pub trait Resolver: Send + Sync + 'static {
     fn upstreams(&self, container_id: &str) -> Vec<SocketAddr>;
 }
 
+/// What the server sends back for `message` (a query from container `container_id`) when no
+/// upstream answers: its own answer, or SERVFAIL for a name it would forward, or nothing
+/// (`None`) for what it drops. Replies are at most `max_len` bytes (512 for UDP, 65535 for
+/// TCP). The server's own reading of untrusted bytes, without sockets: the fuzz targets call
+/// it.
+pub fn answer_offline(
+    message: &[u8],
+    container_id: &str,
+    resolver: &dyn Resolver,
+    max_len: usize,
+) -> Option<Vec<u8>> {
+    match answer(message, container_id, resolver, max_len) {
+        Action::Reply(reply) => Some(reply),
+        Action::Drop => None,
+        Action::Forward { header, question } => Some(servfail(&header, &question, max_len)),
+    }
+}
+
 /// Something the DNS server could not do.
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
