@@ -13,13 +13,20 @@ pub struct User {
     pub additional_gids: Vec<u32>,
 }
 
-fn read(rootfs: &Path, file: &str) -> String {
-    // The files are read through the rootfs; a symlink in the image pointing outside would be
-    // followed on the host, so only regular files are read.
-    let path = rootfs.join(file);
-    match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.is_file() => std::fs::read_to_string(&path).unwrap_or_default(),
-        _ => String::new(),
+/// The largest `/etc/passwd` or `/etc/group` read (a real one is a few kB).
+const MAX_FILE: u64 = 4 << 20;
+
+/// The container's `file` (`etc/passwd`...), read inside its root: a symlink in the image
+/// (`etc -> /etc`, `passwd -> /proc/...`) resolves within the rootfs, never on the host. A
+/// missing file reads as empty, as Docker's lookup treats it; one over [`MAX_FILE`] is an
+/// error rather than a read of unbounded size.
+fn read(rootfs: &Path, file: &str) -> Result<String> {
+    match berth_image::inside::read_file(rootfs, file, MAX_FILE) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Err(
+            EngineError::InvalidParameter(format!("unable to read /{file} of the container: {e}")),
+        ),
+        Err(_) => Ok(String::new()),
     }
 }
 
@@ -29,7 +36,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<User> {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let passwd = read(rootfs, "etc/passwd");
+    let passwd = read(rootfs, "etc/passwd")?;
     let entry = passwd
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
@@ -62,7 +69,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<User> {
     let additional_gids = if name.is_empty() {
         Vec::new()
     } else {
-        read(rootfs, "etc/group")
+        read(rootfs, "etc/group")?
             .lines()
             .map(|l| l.split(':').collect::<Vec<_>>())
             .filter(|f| f.len() >= 4 && f[3].split(',').any(|m| m == name))
@@ -82,7 +89,7 @@ pub fn resolve_group(rootfs: &Path, group: &str) -> Result<u32> {
     if let Ok(gid) = group.parse() {
         return Ok(gid);
     }
-    read(rootfs, "etc/group")
+    read(rootfs, "etc/group")?
         .lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() >= 3 && f[0] == group)
@@ -123,5 +130,38 @@ mod tests {
             "unable to find user nobody2: no matching entries in passwd file"
         );
         assert!(r("user:nogroup").is_err());
+    }
+
+    #[test]
+    fn an_image_symlink_never_reads_the_hosts_files() {
+        // `etc -> /etc` in an image once made `--user root` read the host's /etc/passwd.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("etc")).unwrap();
+        assert!(std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .contains("root:"));
+        assert_eq!(
+            resolve(dir.path(), "root").unwrap_err().to_string(),
+            "unable to find user root: no matching entries in passwd file"
+        );
+        // `etc -> /` means the rootfs's own top.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("etc")).unwrap();
+        std::fs::write(dir.path().join("passwd"), "app:x:7:8::/:/bin/sh\n").unwrap();
+        let u = resolve(dir.path(), "app").unwrap();
+        assert_eq!((u.uid, u.gid), (7, 8));
+    }
+
+    #[test]
+    fn a_huge_passwd_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        let f = std::fs::File::create(dir.path().join("etc/passwd")).unwrap();
+        f.set_len(MAX_FILE + 1).unwrap();
+        let err = resolve(dir.path(), "app").unwrap_err().to_string();
+        assert!(
+            err.starts_with("unable to read /etc/passwd of the container: larger than"),
+            "{err}"
+        );
     }
 }

@@ -98,7 +98,7 @@ pub fn load(
 
 /// The `manifest.json` of an archive without an OCI index: configs and layer tars by path.
 fn load_docker_manifest(store: &ImageStore, dir: &Path) -> Result<Vec<String>, ArchiveError> {
-    let text = match layout::read_inside(dir, "manifest.json", layout::MAX_JSON) {
+    let text = match crate::inside::read_file(dir, "manifest.json", layout::MAX_JSON) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(ArchiveError::Invalid(
@@ -125,7 +125,7 @@ fn load_docker_manifest(store: &ImageStore, dir: &Path) -> Result<Vec<String>, A
             Ok(p)
         }
         let config_path = path(&entry["Config"])?;
-        let config = layout::read_inside(dir, config_path, layout::MAX_JSON)
+        let config = crate::inside::read_file(dir, config_path, layout::MAX_JSON)
             .map_err(io_err(format!("reading {config_path}")))?;
         let config_digest = store.content.write_blob(&config).map_err(layout_err)?;
         let mut layers = Vec::new();
@@ -184,7 +184,7 @@ fn load_docker_manifest(store: &ImageStore, dir: &Path) -> Result<Vec<String>, A
 fn store_file(store: &ImageStore, dir: &Path, rel: &str) -> Result<(Digest, u64), ArchiveError> {
     use std::io::Seek;
     let what = || format!("reading {rel}");
-    let mut file = layout::open_inside(dir, rel).map_err(io_err(what()))?;
+    let mut file = crate::inside::open_file(dir, rel).map_err(io_err(what()))?;
     let mut digester = DigestWriter::new(io::sink());
     io::copy(&mut file, &mut digester).map_err(io_err(what()))?;
     let size = digester.size();

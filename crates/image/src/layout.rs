@@ -57,49 +57,6 @@ pub(crate) const MAX_JSON: u64 = 16 << 20;
 /// How deep indexes may nest (an index naming an index...) before `load` gives up.
 const MAX_NESTING: usize = 8;
 
-/// Opens `rel` (a path read from an archive or a layout) as a regular file inside `root`:
-/// symlinks and `..` are resolved as if `root` were `/` (openat2's `RESOLVE_IN_ROOT`), so a
-/// hostile archive's `manifest.json -> /dev/zero` or `blobs -> /` reaches nothing outside it.
-pub(crate) fn open_inside(root: &Path, rel: &str) -> io::Result<fs::File> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let dir = rustix::fs::open(
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let fd = rustix::fs::openat2(
-        &dir,
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?;
-    let file = fs::File::from(fd);
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not a regular file",
-        ));
-    }
-    Ok(file)
-}
-
-/// Reads `rel` inside `root` (see [`open_inside`]), at most `max` bytes.
-pub(crate) fn read_inside(root: &Path, rel: &str, max: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut data = Vec::new();
-    open_inside(root, rel)?
-        .take(max + 1)
-        .read_to_end(&mut data)?;
-    if data.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {max} bytes"),
-        ));
-    }
-    Ok(data)
-}
-
 /// Writes the images `names` (with every blob they reach) as an OCI layout in `dir`.
 pub fn save(store: &ImageStore, names: &[Reference], dir: &Path) -> Result<(), LayoutError> {
     let blobs_dir = dir.join("blobs/sha256");
@@ -147,7 +104,7 @@ pub fn load(
         path: dir.display().to_string(),
         message,
     };
-    let layout: Value = read_inside(dir, LAYOUT_FILE, MAX_JSON)
+    let layout: Value = crate::inside::read_file(dir, LAYOUT_FILE, MAX_JSON)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| invalid(format!("missing or unreadable {LAYOUT_FILE}")))?;
@@ -158,8 +115,8 @@ pub fn load(
         )));
     }
     let index_path = dir.join("index.json");
-    let index_bytes =
-        read_inside(dir, "index.json", MAX_JSON).map_err(io_err("reading", &index_path))?;
+    let index_bytes = crate::inside::read_file(dir, "index.json", MAX_JSON)
+        .map_err(io_err("reading", &index_path))?;
     let index: Value =
         serde_json::from_slice(&index_bytes).map_err(|e| invalid(format!("index.json: {e}")))?;
     let entries = index["manifests"]
@@ -251,7 +208,8 @@ fn copy_blob(store: &ImageStore, dir: &Path, digest: &Digest) -> Result<Vec<u8>,
     let rel = format!("blobs/sha256/{}", digest.hex());
     let path = dir.join(&rel);
     if !store.content.contains(digest) {
-        let mut file = open_inside(dir, &rel).map_err(io_err("reading blob", &path))?;
+        let mut file =
+            crate::inside::open_file(dir, &rel).map_err(io_err("reading blob", &path))?;
         let size = file
             .metadata()
             .map_err(io_err("reading blob", &path))?

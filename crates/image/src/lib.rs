@@ -10,6 +10,7 @@ pub mod digest;
 pub mod export;
 pub mod gc;
 pub mod import;
+pub mod inside;
 pub mod layer;
 pub mod layout;
 pub mod manifest;

@@ -11,7 +11,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use berth_image::inside::open_in_root;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use serde::Serialize;
 
@@ -127,27 +128,6 @@ fn split(path: &str) -> Split {
         dir,
         base: Some(last),
         tar_name,
-    }
-}
-
-/// Opens `path` (relative to the root) inside the root: symlinks and `..` cannot leave it.
-///
-/// The kernel answers EAGAIN when a mount or a rename anywhere on the system raced with a `..`
-/// of the walk (openat2(2)); the walk is then tried again, a bounded number of times.
-fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    let mut tries = 0;
-    loop {
-        let opened = rustix::fs::openat2(
-            root,
-            path,
-            flags | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        );
-        match opened {
-            Err(rustix::io::Errno::AGAIN) if tries < 64 => tries += 1,
-            other => return other,
-        }
     }
 }
 
