@@ -68,7 +68,7 @@ fn remove_everything(d: &Daemon) {
 }
 
 /// What must be empty once everything is removed.
-fn assert_nothing_left(d: &Daemon, what: &str) {
+fn assert_nothing_left(d: &Daemon, what: &str, before: &[String]) {
     assert_eq!(processes_of(d), Vec::<String>::new(), "{what}: processes");
     assert_eq!(d.mounts_under(), Vec::<String>::new(), "{what}: mounts");
     let cgroups = Path::new("/sys/fs/cgroup/memory/berth");
@@ -109,6 +109,31 @@ fn assert_nothing_left(d: &Daemon, what: &str) {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(trash, Vec::<String>::new(), "{what}: records or volumes");
+    // The image store holds what it held before the test's operations (busybox), nothing of
+    // the 20 MB image the pulls fetched: no blob, no layer, no download in progress.
+    let now = store_contents(d);
+    assert_eq!(now, *before, "{what}: blobs, layers and downloads");
+}
+
+/// The names of the image store's blobs, snapshots and downloads in progress.
+fn store_contents(d: &Daemon) -> Vec<String> {
+    let image = d.dir.join("data/image");
+    [
+        "content/blobs/sha256",
+        "content/ingest",
+        "snapshots/overlay/snapshots",
+    ]
+    .iter()
+    .flat_map(|dir| {
+        std::fs::read_dir(image.join(dir))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(move |e| format!("{dir}/{}", e.file_name().to_string_lossy()))
+    })
+    .collect::<std::collections::BTreeSet<_>>()
+    .into_iter()
+    .collect()
 }
 
 #[test]
@@ -118,6 +143,7 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
     }
     let mut d = Daemon::start();
     d.busybox("busybox");
+    let before = store_contents(&d);
     let archive = d.dir.join("busybox-saved.tar");
     d.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
     d.ok(&[
@@ -130,6 +156,23 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
         "300",
     ]);
     d.ok(&["volume", "create", "doomed"]);
+    // An image with a 20 MB layer of its own, pushed to a registry and removed here, so that
+    // each pull below downloads and unpacks it (until one completes).
+    let registry = berth_tests::registry::Registry::start().unwrap();
+    let pulled = format!("{}/crash/big:1", registry.host());
+    d.ok(&[
+        "run",
+        "--name",
+        "big",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 20000000 /dev/urandom >/blob",
+    ]);
+    d.ok(&["commit", "big", &pulled]);
+    d.ok(&["rm", "big"]);
+    d.ok(&["push", &pulled]);
+    d.ok(&["rmi", &pulled]);
     let operations: Vec<Vec<String>> = vec![
         vec!["create", "--name", "made", "busybox", "true"],
         vec!["run", "-d", "--name", "started", "busybox", "sleep", "300"],
@@ -145,6 +188,7 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
             "300",
         ],
         vec!["load", "-i", archive.to_str().unwrap()],
+        vec!["pull", &pulled],
         vec!["volume", "rm", "doomed"],
         vec!["network", "create", "crashnet"],
         vec!["commit", "committed", "snapshot:1"],
@@ -155,7 +199,14 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
     .collect();
     for op in &operations {
         let args: Vec<&str> = op.iter().map(String::as_str).collect();
-        for delay_ms in [0, 15, 60] {
+        // A pull of 20 MB from a local registry lasts longer than the rest: it is also cut
+        // later, when it has blobs and layers in progress.
+        let delays: &[u64] = if op[0] == "pull" {
+            &[0, 15, 60, 150, 300]
+        } else {
+            &[0, 15, 60]
+        };
+        for &delay_ms in delays {
             kill_during(&mut d, &args, Duration::from_millis(delay_ms));
             let what = format!("{} after {delay_ms} ms", op.join(" "));
             // The daemon's view answers.
@@ -183,7 +234,9 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
         }
     }
     remove_everything(&d);
-    assert_nothing_left(&d, "after removing everything");
-    // And it all works again.
+    assert_nothing_left(&d, "after removing everything", &before);
+    // And it all works again, the pull too.
     d.ok(&["run", "--rm", "busybox", "true"]);
+    d.ok(&["pull", &pulled]);
+    d.ok(&["run", "--rm", &pulled, "test", "-s", "/blob"]);
 }

@@ -205,7 +205,8 @@ impl Engine {
 }
 
 /// Removes what killed operations left on disk (a `load`'s temporary directory, an unpack's
-/// snapshots and the layers it committed for no image, a volume half removed), so that none of
+/// snapshots and the layers it committed for no image, a pull's lease and the blobs and layers
+/// it fetched for no image, its unfinished downloads, a volume half removed), so that none of
 /// it stays or counts in `system df`. Failures are logged: a leftover is no reason not to start.
 fn sweep_leftovers(store: &ImageStore, volumes: &Path) {
     match store.sweep_leftovers() {
@@ -224,6 +225,16 @@ fn sweep_leftovers(store: &ImageStore, volumes: &Path) {
         .unwrap_or_default();
     if let Err(e) = berth_image::gc::collect_snapshots(store, now) {
         tracing::warn!(error = %e, "collecting unused layers");
+    }
+    if let Err(e) = berth_image::gc::collect(&store.content, &store.metadata, now) {
+        tracing::warn!(error = %e, "collecting unused blobs");
+    }
+    // Downloads nobody writes any more (their pull was killed): a pull after a restart starts
+    // its blobs over, as dockerd's does.
+    match store.content.clean_ingest(std::time::Duration::ZERO) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(downloads = n, "removed abandoned downloads"),
+        Err(e) => tracing::warn!(error = %e, "removing abandoned downloads"),
     }
     for entry in std::fs::read_dir(volumes).into_iter().flatten().flatten() {
         if entry.file_name().to_string_lossy().starts_with(".removed-") {

@@ -1,8 +1,9 @@
 //! What a killed process leaves in the store, found and removed when the store is opened:
-//! temporary directories of a `load` or an import (`tmp/<kind>-<pid>-...`) and the active
-//! snapshots of an unpack (`unpack-<pid>-<chain>`), both of a process that no longer runs.
-//! (The committed layers such an unpack left without an image are then garbage:
-//! `gc::collect_snapshots`.)
+//! temporary directories of a `load` or an import (`tmp/<kind>-<pid>-...`), the active
+//! snapshots of an unpack (`unpack-<pid>-<chain>`), and the lease of a pull
+//! (`pull-<pid>-<time>`) with the active snapshots it names, all of a process that no longer
+//! runs. (The committed layers and blobs they leave without an image are then garbage:
+//! `gc::collect_snapshots`, `gc::collect`.)
 
 use std::path::Path;
 
@@ -18,6 +19,8 @@ pub enum SweepError {
     },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
+    #[error(transparent)]
+    Metadata(#[from] crate::metadata::MetadataError),
 }
 
 /// What a sweep removed.
@@ -27,6 +30,8 @@ pub struct Swept {
     pub temporary: Vec<String>,
     /// Snapshot keys.
     pub snapshots: Vec<String>,
+    /// Lease ids.
+    pub leases: Vec<String>,
 }
 
 /// The pid in a name made as `<kind>-<pid>-<anything>`.
@@ -64,13 +69,22 @@ impl ImageStore {
             removed.map_err(|source| SweepError::Io { path, source })?;
             swept.temporary.push(name);
         }
+        let mut dead_lease_snapshots = std::collections::HashSet::new();
+        for lease in self.metadata.live_leases(0)? {
+            if owner_pid(&lease.id).is_some_and(is_dead) {
+                self.metadata.remove_lease(&lease.id)?;
+                dead_lease_snapshots.extend(lease.snapshots);
+                swept.leases.push(lease.id);
+            }
+        }
         for info in self.snapshots.list()? {
             let dead_unpack = info
                 .key
                 .strip_prefix("unpack-")
                 .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
                 .is_some_and(is_dead);
-            if info.kind == Kind::Active && dead_unpack {
+            let dead_pull = dead_lease_snapshots.contains(&info.key);
+            if info.kind == Kind::Active && (dead_unpack || dead_pull) {
                 self.snapshots.remove(&info.key)?;
                 swept.snapshots.push(info.key);
             }
@@ -125,5 +139,44 @@ mod tests {
                 && keys.contains(&"container-cc".to_string())
         );
         assert!(store.tmp_dir().join(format!("archive-{live}-1")).exists());
+    }
+
+    #[test]
+    fn the_lease_of_a_dead_pull_goes_with_its_active_snapshots() {
+        use crate::metadata::Lease;
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open_with(dir.path(), crate::import::Backend::Copy).unwrap();
+        let dead = format!("pull-{}-1", u32::MAX);
+        let live = format!("pull-{}-1", std::process::id());
+        for id in [&dead, &live] {
+            let key = format!("{id}-layer0");
+            store.snapshots.prepare(&key, None).unwrap();
+            store
+                .metadata
+                .put_lease(&Lease {
+                    id: id.clone(),
+                    expires: u64::MAX,
+                    blobs: vec![],
+                    snapshots: vec![key],
+                })
+                .unwrap();
+        }
+        let swept = store.sweep_leftovers().unwrap();
+        assert_eq!(swept.leases, vec![dead.clone()]);
+        assert_eq!(swept.snapshots, vec![format!("{dead}-layer0")]);
+        let leases: Vec<String> = store
+            .metadata
+            .live_leases(0)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.id)
+            .collect();
+        assert_eq!(leases, vec![live.clone()]);
+        assert!(store
+            .snapshots
+            .list()
+            .unwrap()
+            .iter()
+            .any(|i| i.key == format!("{live}-layer0")));
     }
 }
