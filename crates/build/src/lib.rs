@@ -1,0 +1,50 @@
+//! Front-end of the Dockerfile builder: pure code, no I/O.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`parser`] | text → [`parser::Node`]s: directives, comments, continuations, flags, JSON/shell forms, heredocs |
+//! | [`instructions`] | nodes → typed [`instructions::Instruction`]s and [`instructions::Stage`]s; `RUN --mount`; which arguments are expanded |
+//! | [`shell_words`] | `$var` substitution and word splitting (BuildKit's `shell/lex.go`) |
+//! | [`ignore`] | `.dockerignore` matching and directory skipping |
+//! | [`glob`] | Go's `filepath.Match`, for COPY/ADD sources |
+//! | [`platform`] | `os/arch[/variant]`, the platform build args, the proxy args |
+//!
+//! [`parse`] is the entry point for a whole file. It never panics, whatever
+//! the input.
+
+pub mod glob;
+pub mod ignore;
+pub mod instructions;
+pub mod parser;
+pub mod platform;
+pub mod shell_words;
+
+#[cfg(test)]
+mod robustness_tests;
+
+pub use instructions::{Command, Dockerfile, Instruction, Stage};
+
+/// Why a Dockerfile could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Parse(#[from] parser::ParseError),
+    #[error(transparent)]
+    Instruction(#[from] instructions::InstructionError),
+}
+
+impl Error {
+    /// The 1-based line the error is about.
+    pub fn line(&self) -> usize {
+        match self {
+            Error::Parse(e) => e.line,
+            Error::Instruction(e) => e.line,
+        }
+    }
+}
+
+/// Parses a whole Dockerfile into meta args and stages.
+pub fn parse(text: &str) -> Result<Dockerfile, Error> {
+    let ast = parser::parse(text)?;
+    Ok(instructions::from_ast(&ast)?)
+}
