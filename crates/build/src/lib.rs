@@ -1,4 +1,5 @@
-//! Front-end of the Dockerfile builder: pure code, no I/O.
+//! The Dockerfile builder: the front-end (pure code, no I/O) and the solver, which runs the
+//! steps through a backend the engine implements.
 //!
 //! | module | holds |
 //! |---|---|
@@ -8,6 +9,7 @@
 //! | [`ignore`] | `.dockerignore` matching and directory skipping |
 //! | [`glob`] | Go's `filepath.Match`, for COPY/ADD sources |
 //! | [`platform`] | `os/arch[/variant]`, the platform build args, the proxy args |
+//! | [`solver`] | a parsed Dockerfile run step by step against a [`solver::Backend`] (the engine), with the cache |
 //!
 //! [`parse`] is the entry point for a whole file. It never panics, whatever
 //! the input.
@@ -18,6 +20,7 @@ pub mod instructions;
 pub mod parser;
 pub mod platform;
 pub mod shell_words;
+pub mod solver;
 
 #[cfg(test)]
 mod robustness_tests;

@@ -1,0 +1,236 @@
+//! The solver: a parsed Dockerfile run step by step against a [`Backend`] (the engine), as
+//! Docker's classic builder runs it, with BuildKit's improvements where they cost nothing:
+//! only the stages the target needs are built, and metadata steps make no container.
+//!
+//! - [`plan`]: which stages the target needs, in an order where each comes after those it
+//!   uses (`FROM <stage>`, `COPY --from=<stage>`, `RUN --mount=from=<stage>`).
+//! - [`stage`]: one stage's instructions: build args and their scope, variable expansion,
+//!   the image config each step leaves, its history entry, its cache key.
+//! - [`config`]: what the metadata instructions do to an image config.
+//! - [`output`]: the classic builder's JSON stream (`Step 1/4 : FROM busybox`, ` ---> id`).
+//!
+//! Each step's result is an image the backend keeps (an intermediate image: its config and
+//! layers, no name). A step's cache key is the digest of its parent's id and of what the step
+//! does (the instruction after substitution with the build args it sees; for `COPY`/`ADD` the
+//! checksum of the files it reads), so a cache hit needs no work at all.
+
+pub mod config;
+pub mod output;
+pub mod plan;
+pub mod stage;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::instructions::{NetworkMode, RunMount};
+use crate::platform::Platform;
+use crate::Dockerfile;
+pub use output::Output;
+
+/// What went wrong in a build, in the classic builder's words where it has some.
+#[derive(Debug, thiserror::Error)]
+pub enum SolveError {
+    /// A `RUN` whose command failed.
+    #[error("The command '{command}' returned a non-zero code: {code}")]
+    NonZero { command: String, code: i64 },
+    #[error("failed to reach build target {0} in Dockerfile")]
+    UnknownTarget(String),
+    #[error("invalid from flag value {0}: {1}")]
+    UnknownFrom(String, String),
+    #[error("circular dependency detected on stage: {0}")]
+    Cycle(String),
+    #[error("base name ({0}) should not be blank")]
+    BlankBase(String),
+    #[error("failed to process {word:?}: {message}")]
+    Expand { word: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("the build was cancelled")]
+    Cancelled,
+}
+
+/// An error of the backend, with the text the client is shown.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    pub message: String,
+    /// The exit code of a failed step's process, if that is what failed.
+    pub code: Option<i64>,
+}
+
+impl BackendError {
+    pub fn new(message: impl Into<String>) -> BackendError {
+        BackendError {
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+/// An image the backend holds: a base image, or the result of a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    /// The image id (`sha256:` and the digest of its config); empty for `scratch`.
+    pub id: String,
+    /// The backend's own handle (for Berth, the manifest's digest); empty for `scratch`.
+    pub handle: String,
+    /// The whole image config (`config`, `rootfs`, `history`...).
+    pub config: Value,
+}
+
+impl Image {
+    /// `scratch`: no layers, an empty config for `platform`.
+    pub fn scratch(platform: &Platform) -> Image {
+        Image {
+            id: String::new(),
+            handle: String::new(),
+            config: config::scratch(platform),
+        }
+    }
+
+    /// The twelve hex digits Docker shows of an image id.
+    pub fn short_id(&self) -> String {
+        let hex = self.id.strip_prefix("sha256:").unwrap_or(&self.id);
+        hex.chars().take(12).collect()
+    }
+}
+
+/// The process of a `RUN` step.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The command line (SHELL and the command, or the exec form).
+    pub argv: Vec<String>,
+    /// `KEY=value`: the image's environment, then the build args in scope.
+    pub env: Vec<String>,
+    pub user: String,
+    pub workdir: String,
+    /// `RUN --network`, else the build's.
+    pub network: Option<NetworkMode>,
+    pub mounts: Vec<RunMount>,
+    /// The config of the image the step makes (its history entry included).
+    pub config: Value,
+}
+
+/// Where the files of a `COPY`/`ADD` come from.
+#[derive(Debug, Clone)]
+pub enum CopySource {
+    /// The build context (a directory).
+    Context(PathBuf),
+    /// An image or an earlier stage (`COPY --from`).
+    Image(Image),
+}
+
+/// A `COPY` or `ADD` step.
+#[derive(Debug, Clone)]
+pub struct CopyRequest {
+    pub source: CopySource,
+    /// The source paths, expanded (wildcards not yet).
+    pub sources: Vec<String>,
+    /// Files given inline (heredocs): name and content.
+    pub inline: Vec<(String, String)>,
+    /// The destination, absolute (resolved against WORKDIR).
+    pub dest: String,
+    /// The destination is a directory (ends in `/` or several sources).
+    pub dest_is_dir: bool,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    /// `ADD`: local archives are extracted, URLs downloaded.
+    pub add: bool,
+    pub checksum: Option<String>,
+    pub parents: bool,
+    pub exclude: Vec<String>,
+    /// The config of the image the step makes.
+    pub config: Value,
+}
+
+/// What the solver needs from the engine. Each method that makes an image returns it; the
+/// backend keeps every image it made until [`Backend::finish`] (or the end of the build).
+pub trait Backend: Sync {
+    /// The base image `name`, pulled if missing (or always, with `pull`).
+    fn image(&self, name: &str, pull: bool, out: &Output) -> Result<Image, BackendError>;
+    /// Runs `req` in a container of `parent` and commits its changes with `req.config`.
+    /// A process exiting with a code other than 0 is an error with that code.
+    fn run(&self, parent: &Image, req: &RunRequest, out: &Output) -> Result<Image, BackendError>;
+    /// Copies files into `parent`'s filesystem and commits them with `req.config`.
+    fn copy(&self, parent: &Image, req: &CopyRequest) -> Result<Image, BackendError>;
+    /// Makes `dir` (absolute) in `parent` if it is missing (WORKDIR), committed with
+    /// `config`; without a change, only the config changes.
+    fn mkdir(&self, parent: &Image, dir: &str, config: &Value) -> Result<Image, BackendError>;
+    /// An image with `parent`'s layers and `config`.
+    fn set_config(&self, parent: &Image, config: &Value) -> Result<Image, BackendError>;
+    /// The image a step with this cache key made before, if it still exists.
+    fn cache_get(&self, key: &str) -> Option<Image>;
+    /// Records `image` as the result of the step with this key.
+    fn cache_put(&self, key: &str, image: &Image);
+    /// Whether the client has gone (the build stops at the next step).
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// What the client asked of the build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// `--build-arg`: a value, or `None` for "from the client's environment" already
+    /// resolved by the client (the API's `null`).
+    pub build_args: BTreeMap<String, Option<String>>,
+    pub target: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    /// The build's network mode for `RUN`.
+    pub network: Option<NetworkMode>,
+    pub platform: Option<Platform>,
+    /// Where `COPY` finds its files.
+    pub context: PathBuf,
+}
+
+/// Builds the target stage of `df` (the last one without `--target`); returns its image.
+pub fn solve(
+    df: &Dockerfile,
+    opts: &BuildOptions,
+    backend: &dyn Backend,
+    out: &Output,
+) -> Result<Image, SolveError> {
+    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let plan = plan::plan(df, opts, &platform)?;
+    let mut done: Vec<Option<Image>> = vec![None; df.stages.len()];
+    let mut step = 0usize;
+    let mut used_args = std::collections::BTreeSet::new();
+    for &index in &plan.order {
+        let ctx = stage::StageContext {
+            df,
+            opts,
+            plan: &plan,
+            platform: &platform,
+            backend,
+            out,
+            built: &done,
+            total_steps: plan.total_steps + usize::from(!opts.labels.is_empty()),
+        };
+        let (image, used) = stage::build(&ctx, index, &mut step)?;
+        used_args.extend(used);
+        done[index] = Some(image);
+    }
+    let unused: Vec<&String> = opts
+        .build_args
+        .keys()
+        .filter(|k| !used_args.contains(*k) && !crate::platform::is_proxy_arg(k))
+        .collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        out.stream(&format!(
+            "[Warning] One or more build-args [{}] were not consumed\n",
+            names.join(" ")
+        ));
+    }
+    done[plan.target]
+        .take()
+        .ok_or_else(|| SolveError::Invalid("the target stage was not built".into()))
+}

@@ -1,0 +1,207 @@
+//! The solver against a backend that keeps its images in memory.
+
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+
+use super::*;
+
+/// Images are their configs; ids are counters.
+#[derive(Default)]
+struct Fake {
+    next: Mutex<u64>,
+    cache: Mutex<Vec<(String, Image)>>,
+    runs: Mutex<Vec<RunRequest>>,
+    fail_with: Option<i64>,
+}
+
+impl Fake {
+    fn make(&self, config: &Value) -> Image {
+        let mut n = self.next.lock().unwrap();
+        *n += 1;
+        Image {
+            id: format!("sha256:{:064x}", *n),
+            handle: n.to_string(),
+            config: config.clone(),
+        }
+    }
+}
+
+impl Backend for Fake {
+    fn image(&self, name: &str, _pull: bool, _out: &Output) -> Result<Image, BackendError> {
+        if name != "busybox" {
+            return Err(BackendError::new(format!("pull access denied for {name}")));
+        }
+        let config = json!({"config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]}, "history": []});
+        Ok(Image {
+            id: format!("sha256:{:064x}", u64::MAX),
+            handle: "busybox".into(),
+            config,
+        })
+    }
+    fn run(&self, _p: &Image, req: &RunRequest, _out: &Output) -> Result<Image, BackendError> {
+        self.runs.lock().unwrap().push(req.clone());
+        if let Some(code) = self.fail_with {
+            return Err(BackendError {
+                message: "failed".into(),
+                code: Some(code),
+            });
+        }
+        Ok(self.make(&req.config))
+    }
+    fn copy(&self, _p: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
+        Ok(self.make(&req.config))
+    }
+    fn mkdir(&self, _p: &Image, _dir: &str, config: &Value) -> Result<Image, BackendError> {
+        Ok(self.make(config))
+    }
+    fn set_config(&self, _p: &Image, config: &Value) -> Result<Image, BackendError> {
+        Ok(self.make(config))
+    }
+    fn cache_get(&self, key: &str) -> Option<Image> {
+        let cache = self.cache.lock().unwrap();
+        cache.iter().find(|(k, _)| k == key).map(|(_, i)| i.clone())
+    }
+    fn cache_put(&self, key: &str, image: &Image) {
+        self.cache.lock().unwrap().push((key.into(), image.clone()));
+    }
+}
+
+fn build(fake: &Fake, text: &str, opts: &BuildOptions) -> (Result<Image, SolveError>, String) {
+    let df = crate::parse(text).unwrap();
+    let lines = std::sync::Arc::new(Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&lines);
+    let out = Output::new(move |m| {
+        if let output::Message::Stream(s) = m {
+            sink.lock().unwrap().push_str(&s);
+        }
+    });
+    let r = solve(&df, opts, fake, &out);
+    let text = lines.lock().unwrap().clone();
+    (r, text)
+}
+
+#[test]
+fn a_second_build_is_all_cache_hits_and_gives_the_same_image() {
+    let fake = Fake::default();
+    let text = "FROM busybox\nENV A=1\nRUN echo $A\nCMD [\"x\"]\n";
+    let (first, out) = build(&fake, text, &BuildOptions::default());
+    let first = first.unwrap();
+    assert!(out.starts_with("Step 1/4 : FROM busybox\n ---> "), "{out}");
+    assert!(out.contains("Step 3/4 : RUN echo $A\n"), "{out}");
+    assert!(!out.contains("Using cache"), "{out}");
+    let (again, out) = build(&fake, text, &BuildOptions::default());
+    assert_eq!(again.unwrap().id, first.id);
+    assert_eq!(out.matches(" ---> Using cache\n").count(), 3, "{out}");
+    assert_eq!(fake.runs.lock().unwrap().len(), 1, "the RUN ran once");
+    // --no-cache runs everything again.
+    let opts = BuildOptions {
+        no_cache: true,
+        ..BuildOptions::default()
+    };
+    let (third, _) = build(&fake, text, &opts);
+    assert_ne!(third.unwrap().id, first.id);
+    assert_eq!(fake.runs.lock().unwrap().len(), 2);
+    // A changed instruction misses from there on.
+    let (_, out) = build(
+        &fake,
+        &text.replace("CMD [\"x\"]", "CMD [\"y\"]"),
+        &BuildOptions::default(),
+    );
+    assert_eq!(out.matches("Using cache").count(), 2, "{out}");
+}
+
+#[test]
+fn run_sees_args_and_env_and_the_history_shows_the_args() {
+    let fake = Fake::default();
+    let mut opts = BuildOptions::default();
+    opts.build_args.insert("V".into(), Some("given".into()));
+    opts.build_args.insert("UNUSED".into(), Some("x".into()));
+    opts.build_args
+        .insert("http_proxy".into(), Some("http://p".into()));
+    let text = "FROM busybox\nARG V=default\nARG W=w\nENV W=fromenv\nRUN true\n";
+    let (r, out) = build(&fake, text, &opts);
+    let image = r.unwrap();
+    let runs = fake.runs.lock().unwrap();
+    let env = &runs[0].env;
+    assert!(env.contains(&"V=given".to_string()), "{env:?}");
+    assert!(env.contains(&"W=fromenv".to_string()), "{env:?}");
+    assert!(
+        !env.contains(&"W=w".to_string()),
+        "ENV wins over ARG: {env:?}"
+    );
+    assert!(env.contains(&"http_proxy=http://p".to_string()), "{env:?}");
+    let history = image.config["history"].as_array().unwrap();
+    let last = history.last().unwrap()["created_by"].as_str().unwrap();
+    assert_eq!(last, "|1 V=given /bin/sh -c true");
+    assert!(
+        out.contains("[Warning] One or more build-args [UNUSED] were not consumed"),
+        "{out}"
+    );
+    // The args are not in the image's env.
+    assert_eq!(
+        super::config::strings(&image.config, "Env"),
+        ["PATH=/bin", "W=fromenv"]
+    );
+}
+
+#[test]
+fn metadata_instructions_set_the_config_as_docker_does() {
+    let fake = Fake::default();
+    let text = "FROM busybox\nCMD [\"a\"]\nENTRYPOINT [\"e\"]\nFROM busybox AS two\nENTRYPOINT e2\nWORKDIR app\nWORKDIR sub\nEXPOSE 80 53/udp\nLABEL a=b \"c d\"=e\nUSER 1:2\nVOLUME /v\nSTOPSIGNAL SIGINT\nSHELL [\"/bin/ash\", \"-c\"]\nHEALTHCHECK --interval=5s CMD true\n";
+    let (r, _) = build(&fake, text, &BuildOptions::default());
+    let c = r.unwrap().config["config"].clone();
+    assert_eq!(c["Entrypoint"], json!(["/bin/sh", "-c", "e2"]));
+    assert_eq!(c["Cmd"], Value::Null, "ENTRYPOINT resets an inherited CMD");
+    assert_eq!(c["WorkingDir"], json!("/app/sub"));
+    assert_eq!(c["ExposedPorts"], json!({"80/tcp": {}, "53/udp": {}}));
+    assert_eq!(c["Labels"], json!({"a": "b", "c d": "e"}));
+    assert_eq!(c["User"], json!("1:2"));
+    assert_eq!(c["Volumes"], json!({"/v": {}}));
+    assert_eq!(c["StopSignal"], json!("SIGINT"));
+    assert_eq!(c["Shell"], json!(["/bin/ash", "-c"]));
+    assert_eq!(
+        c["Healthcheck"],
+        json!({"Test": ["CMD-SHELL", "true"], "Interval": 5_000_000_000u64})
+    );
+    // The first stage was not needed.
+    let (r, _) = build(
+        &fake,
+        "FROM busybox\nCMD [\"a\"]\nENTRYPOINT [\"e\"]\n",
+        &BuildOptions::default(),
+    );
+    let c = r.unwrap().config["config"].clone();
+    assert_eq!(
+        (c["Cmd"].clone(), c["Entrypoint"].clone()),
+        (json!(["a"]), json!(["e"]))
+    );
+}
+
+#[test]
+fn a_failing_run_is_reported_in_the_classic_builders_words() {
+    let fake = Fake {
+        fail_with: Some(3),
+        ..Fake::default()
+    };
+    let (r, _) = build(
+        &fake,
+        "FROM busybox\nRUN exit 3\n",
+        &BuildOptions::default(),
+    );
+    assert_eq!(
+        r.unwrap_err().to_string(),
+        "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
+    );
+    let (r, _) = build(&fake, "FROM nope\n", &BuildOptions::default());
+    assert_eq!(r.unwrap_err().to_string(), "pull access denied for nope");
+}
+
+#[test]
+fn stages_are_built_once_each_and_copy_from_uses_the_cache_of_the_same_stage() {
+    let fake = Fake::default();
+    let text = "FROM busybox AS a\nRUN a\nFROM busybox\nCOPY --from=a /x /y\nCOPY --from=a /x /z\n";
+    let (r, out) = build(&fake, text, &BuildOptions::default());
+    r.unwrap();
+    assert!(out.contains("Step 5/5 : COPY --from=a /x /z"), "{out}");
+    assert_eq!(fake.runs.lock().unwrap().len(), 1);
+}
