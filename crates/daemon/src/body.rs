@@ -39,7 +39,7 @@ pub fn limit(route: &Route) -> BodyLimit {
         ExecStart(_) | NetworkCreate | NetworkConnect(_) | NetworkDisconnect(_) | VolumeCreate
         | Auth => BodyLimit::Json(JSON_MAX),
         // `import` (`fromSrc=-`) streams its tarball; a pull never reads the body.
-        ImageCreate | ImageLoad | ContainerArchive(_) => BodyLimit::Stream,
+        ImageCreate | ImageLoad | ContainerArchive(_) | Build => BodyLimit::Stream,
         _ => BodyLimit::Ignored,
     }
 }

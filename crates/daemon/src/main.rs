@@ -4,6 +4,7 @@
 #![recursion_limit = "256"]
 
 mod blocking_io;
+mod build;
 mod containers;
 mod exec;
 mod files;

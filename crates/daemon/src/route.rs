@@ -62,6 +62,7 @@ pub enum Route {
     VolumePrune,
     VolumeInspect(String),
     VolumeDelete(String),
+    Build,
     BuildPrune,
 }
 
@@ -167,6 +168,7 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("POST", ["volumes", "prune"]) => VolumePrune,
         ("GET", ["volumes", name]) => VolumeInspect(owned(name)),
         ("DELETE", ["volumes", name]) => VolumeDelete(owned(name)),
+        ("POST", ["build"]) => Build,
         ("POST", ["build", "prune"]) => BuildPrune,
         ("GET", ["images", name @ .., "json"]) if !name.is_empty() => ImageInspect(name.join("/")),
         ("GET", ["images", name @ .., "history"]) if !name.is_empty() => {

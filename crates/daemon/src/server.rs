@@ -16,7 +16,7 @@ use berth_daemon::body::{self, BodyLimit};
 
 use crate::http::{error, too_large, Req, ReqBody, Resp};
 use crate::route::{self, Route, RouteError};
-use crate::{containers, exec, files, image_archive, images, networks, system, volumes};
+use crate::{build, containers, exec, files, image_archive, images, networks, system, volumes};
 
 /// Shared by every request.
 #[derive(Debug)]
@@ -197,7 +197,8 @@ async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
         }
         NetworkList | NetworkCreate | NetworkPrune | NetworkInspect(_) | NetworkDelete(_)
         | NetworkConnect(_) | NetworkDisconnect(_) => networks::handle(engine, route, req).await,
-        // A build cache does not exist yet: nothing to prune.
+        Build => build::build(engine, req),
+        // Pruning the build cache is not done yet: nothing is reclaimed.
         BuildPrune => crate::http::json(
             StatusCode::OK,
             &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),

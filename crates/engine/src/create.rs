@@ -39,6 +39,18 @@ impl Engine {
             crate::mounts::check_mounts(hc)?;
         }
         let image = self.images.resolve(&image_ref)?;
+        self.create_from(name, body, image)
+    }
+
+    /// Creates a container named `name` of `image` (already resolved: an image of the store,
+    /// or a build step's); `body.image` is what the record says it was created from.
+    pub(crate) fn create_from(
+        &self,
+        name: String,
+        body: ContainerCreateBody,
+        image: crate::images::Resolved,
+    ) -> Result<(String, Vec<String>)> {
+        let image_ref = body.image.clone().unwrap_or_default();
         let image_config = &image.config["config"];
         let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
             v.as_array().map(|a| {
@@ -130,7 +142,7 @@ impl Engine {
 }
 
 /// The chain id of the image's top layer, from its config's diff_ids.
-fn chain_top(config: &serde_json::Value) -> Option<String> {
+pub(crate) fn chain_top(config: &serde_json::Value) -> Option<String> {
     let mut parent: Option<berth_image::digest::Digest> = None;
     for d in config["rootfs"]["diff_ids"].as_array()? {
         let diff: berth_image::digest::Digest = d.as_str()?.parse().ok()?;

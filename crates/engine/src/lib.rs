@@ -13,6 +13,7 @@
 //!   `<exec-root>/runtime/`: the runtime's state.
 
 pub mod attach;
+pub mod build;
 pub mod container;
 pub mod distribution;
 pub mod error;

@@ -157,3 +157,102 @@ pub fn commit(
         .map_err(store_err)?;
     Ok(config_digest)
 }
+
+/// The size of a layer tar with no entry (its end-of-archive blocks only).
+const EMPTY_TAR: u64 = 1024;
+
+/// Writes the changes in `upper` (an overlay upper dir) as an uncompressed layer blob; returns
+/// its digest (its diff_id too) and size, or `None` when nothing changed (Docker records such a
+/// step as an empty layer).
+pub fn store_layer(store: &ImageStore, upper: &Path) -> Result<Option<(Digest, u64)>, CommitError> {
+    let tmp_path = store.tmp_dir().join(format!(
+        "layer-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let io_err = |what: &'static str| {
+        move |source| CommitError::Io {
+            what: what.to_string(),
+            source,
+        }
+    };
+    let result = (|| {
+        let tmp = File::create(&tmp_path).map_err(io_err("creating the layer file"))?;
+        let diff_id = layer::diff_upper(upper, tmp)?;
+        let size = std::fs::metadata(&tmp_path)
+            .map_err(io_err("reading the layer file"))?
+            .len();
+        if size <= EMPTY_TAR {
+            return Ok(None);
+        }
+        if !store.content.contains(&diff_id) {
+            let mut writer = store
+                .content
+                .writer(&format!("layer-{diff_id}"), &diff_id, Some(size))
+                .map_err(store_err)?;
+            let mut file = File::open(&tmp_path).map_err(io_err("reading the layer file"))?;
+            io::copy(&mut file, &mut writer).map_err(io_err("storing the layer"))?;
+            writer.commit().map_err(store_err)?;
+        }
+        Ok(Some((diff_id, size)))
+    })();
+    let _ = std::fs::remove_file(&tmp_path);
+    result
+}
+
+/// One layer of a manifest: digest, size, media type.
+pub type LayerDescriptor = (Digest, u64, String);
+
+/// Writes `config` and an OCI manifest naming it and `layers`; returns the manifest's digest
+/// and size. The layers' snapshots are made by the caller (`unpack::unpack`).
+pub fn write_image(
+    store: &ImageStore,
+    config: &Value,
+    layers: &[LayerDescriptor],
+) -> Result<(Digest, u64), CommitError> {
+    let config_bytes = serde_json::to_vec(config).map_err(|e| CommitError::Io {
+        what: "encoding the image config".into(),
+        source: io::Error::other(e),
+    })?;
+    let config_digest = store.content.write_blob(&config_bytes).map_err(store_err)?;
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|(d, size, media)| json!({"mediaType": media, "size": size, "digest": d.to_string()}))
+        .collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config_bytes.len(), "digest": config_digest.to_string()},
+        "layers": layers,
+    });
+    let bytes = manifest.to_string().into_bytes();
+    let digest = store.content.write_blob(&bytes).map_err(store_err)?;
+    Ok((digest, bytes.len() as u64))
+}
+
+/// The layers of the image whose manifest is `manifest`.
+pub fn manifest_layers(
+    store: &ImageStore,
+    manifest_digest: &Digest,
+) -> Result<Vec<LayerDescriptor>, CommitError> {
+    let bytes = store
+        .content
+        .read_to_vec(manifest_digest)
+        .map_err(store_err)?;
+    let Manifest::Image(m) = manifest::parse(None, &bytes).map_err(store_err)? else {
+        return Err(CommitError::Config(manifest_digest.to_string()));
+    };
+    m.layers()
+        .iter()
+        .map(|l| {
+            let d: Digest = l
+                .digest()
+                .to_string()
+                .parse()
+                .map_err(|_| CommitError::Config(manifest_digest.to_string()))?;
+            Ok((d, l.size(), l.media_type().to_string()))
+        })
+        .collect()
+}

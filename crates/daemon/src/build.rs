@@ -1,0 +1,225 @@
+//! `POST /build`, as the classic builder serves it: the context (a tar, maybe gzipped, or a
+//! lone Dockerfile) streamed into a directory, the Dockerfile read from it, the build run on a
+//! blocking thread, its output sent as JSON lines as it comes.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use berth_api::query::bool_value;
+use berth_build::instructions::NetworkMode;
+use berth_build::solver::output::Message;
+use berth_build::solver::{BuildOptions, Output};
+use berth_engine::build::BuildRequest;
+use berth_engine::Engine;
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::json;
+
+use crate::blocking_io::BodyReader;
+use crate::http::{error, response, Req, Resp};
+use crate::route;
+
+/// The largest Dockerfile read.
+const MAX_DOCKERFILE: u64 = 16 << 20;
+
+/// What the query asks.
+struct Query {
+    tags: Vec<String>,
+    dockerfile: String,
+    options: BuildOptions,
+    quiet: bool,
+}
+
+fn parse_query(q: Option<&str>) -> Result<Query, String> {
+    let all = route::query_all(q);
+    let get = |k: &str| {
+        all.iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let flag = |k: &str| get(k).is_some_and(bool_value);
+    let json_map = |k: &str| -> Result<BTreeMap<String, Option<String>>, String> {
+        match get(k).filter(|v| !v.is_empty()) {
+            None => Ok(BTreeMap::new()),
+            Some(v) => serde_json::from_str(v).map_err(|e| format!("invalid {k}: {e}")),
+        }
+    };
+    let network = match get("networkmode").unwrap_or("") {
+        "" | "default" | "bridge" => None,
+        "none" => Some(NetworkMode::None),
+        "host" => Some(NetworkMode::Host),
+        other => {
+            return Err(format!(
+                "network mode {other:?} is not supported for builds"
+            ))
+        }
+    };
+    let platform = match get("platform").filter(|p| !p.is_empty()) {
+        Some(p) => Some(berth_build::platform::Platform::parse(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let labels = json_map("labels")?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect();
+    Ok(Query {
+        tags: all
+            .iter()
+            .filter(|(k, v)| k == "t" && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect(),
+        dockerfile: get("dockerfile")
+            .filter(|d| !d.is_empty())
+            .unwrap_or("Dockerfile")
+            .to_string(),
+        options: BuildOptions {
+            build_args: json_map("buildargs")?,
+            target: get("target").map(str::to_string),
+            labels,
+            no_cache: flag("nocache"),
+            pull: flag("pull"),
+            network,
+            platform,
+            context: PathBuf::new(),
+        },
+        quiet: flag("q"),
+    })
+}
+
+/// One JSON line of the stream.
+fn line(v: &serde_json::Value) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// `POST /build`.
+pub fn build(engine: &Engine, req: Req) -> Resp {
+    let query = match parse_query(req.uri().query()) {
+        Ok(q) => q,
+        Err(m) => return error(StatusCode::BAD_REQUEST, &m),
+    };
+    let body = BodyReader::spawn(req.into_body());
+    let (tx, resp_body) = crate::http::channel();
+    let engine = engine.clone();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let sender = tx.clone();
+        let quiet = query.quiet;
+        let cancel_on_gone = Arc::clone(&cancel);
+        let out = Output::new(move |m| {
+            if quiet && !matches!(m, Message::Aux(_)) {
+                return;
+            }
+            if sender.blocking_send(line(&m.to_json())).is_err() {
+                cancel_on_gone.store(true, Ordering::Relaxed);
+            }
+        });
+        let _guard = handle.enter();
+        let result = run(&engine, query, body, &out, cancel);
+        let message = match result {
+            Ok(id) => {
+                if quiet {
+                    let _ = tx.blocking_send(line(&json!({ "stream": format!("{id}\n") })));
+                }
+                return;
+            }
+            Err((message, code)) => (message, code),
+        };
+        let (message, code) = message;
+        let mut detail = json!({ "message": message });
+        if let Some(c) = code {
+            detail["code"] = json!(c);
+        }
+        let _ = tx.blocking_send(line(&json!({"errorDetail": detail, "error": message})));
+    });
+    response(StatusCode::OK, Some("application/json"), resp_body)
+}
+
+type Failure = (String, Option<i64>);
+
+fn run(
+    engine: &Engine,
+    query: Query,
+    body: BodyReader,
+    out: &Output,
+    cancel: Arc<AtomicBool>,
+) -> Result<String, Failure> {
+    let dir = engine.images.store.tmp_dir().join(format!(
+        "context-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let result = (|| {
+        std::fs::create_dir_all(&dir).map_err(|e| (format!("making the context: {e}"), None))?;
+        let lone =
+            extract(body, &dir).map_err(|e| (format!("reading the build context: {e}"), None))?;
+        let dockerfile = match lone {
+            Some(text) => text,
+            None => read_dockerfile(&dir, &query.dockerfile)?,
+        };
+        let mut options = query.options;
+        options.context = dir.clone();
+        let req = BuildRequest {
+            dockerfile,
+            options,
+            tags: query.tags,
+        };
+        engine
+            .build(&req, out, cancel)
+            .map_err(|e| (e.to_string(), e.code()))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The Dockerfile at `name` inside the context.
+fn read_dockerfile(dir: &Path, name: &str) -> Result<String, Failure> {
+    let clean = berth_build::ignore::clean_path(name);
+    if clean.starts_with("../") || clean == ".." {
+        return Err((
+            format!("Forbidden path outside the build context: {name} ()"),
+            None,
+        ));
+    }
+    let bytes = berth_image::inside::read_file(dir, &clean, MAX_DOCKERFILE).map_err(|e| {
+        (
+            format!("Cannot locate specified Dockerfile: {name}: {e}"),
+            None,
+        )
+    })?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Streams the context into `dir`: a tar (gzipped or not) is extracted; anything else is a
+/// lone Dockerfile, returned.
+fn extract(body: BodyReader, dir: &Path) -> std::io::Result<Option<String>> {
+    let mut reader = BufReader::with_capacity(1 << 16, body);
+    let head = reader.fill_buf()?;
+    let gzip = head.starts_with(&[0x1f, 0x8b]);
+    let input: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let mut input = BufReader::with_capacity(1 << 16, input);
+    let head = input.fill_buf()?;
+    let is_tar = head.len() >= 262 && head.get(257..262) == Some(b"ustar".as_slice());
+    if !is_tar {
+        let mut text = Vec::new();
+        input.take(MAX_DOCKERFILE).read_to_end(&mut text)?;
+        return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
+    }
+    let mut archive = tar::Archive::new(input);
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    archive.unpack(dir)?;
+    Ok(None)
+}

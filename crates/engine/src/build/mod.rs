@@ -1,0 +1,188 @@
+//! `POST /build`: the engine's side of the builder. `berth_build`'s solver runs the Dockerfile;
+//! this module is its [`Backend`]: base images (pulled if missing), each step's image written
+//! to the store (config, manifest, the layer of its changes, uncompressed), `RUN` steps run as
+//! containers through the same monitor and runtime as any, and the build cache.
+//!
+//! - Every image a build makes is held by a lease of the build (`build-<pid>-<time>`, swept at
+//!   open if berthd died), so that a garbage collection meanwhile cannot take it.
+//! - The cache ([`cache`]) maps a step's key to the manifest of the image it made, and holds
+//!   those images with a lease of its own (`build-cache`).
+
+pub mod cache;
+mod steps;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use berth_build::solver::{self, BuildOptions, Image, Output};
+use berth_image::digest::Digest;
+use berth_image::metadata::Lease;
+use berth_image::reference::Reference;
+
+use crate::error::EngineError;
+use crate::Engine;
+
+/// What a client asks of a build, besides the solver's options.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The Dockerfile's text.
+    pub dockerfile: String,
+    pub options: BuildOptions,
+    /// `-t`: names for the result.
+    pub tags: Vec<String>,
+}
+
+/// The engine as the solver's backend, for one build.
+pub(crate) struct EngineBackend<'a> {
+    engine: &'a Engine,
+    handle: tokio::runtime::Handle,
+    lease: Mutex<Lease>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Engine {
+    /// Builds `req` (on a blocking thread: it waits for containers); returns the image id.
+    /// `cancel` set (the client went away) stops the build at its next step.
+    pub fn build(
+        &self,
+        req: &BuildRequest,
+        out: &Output,
+        cancel: Arc<AtomicBool>,
+    ) -> std::result::Result<String, BuildError> {
+        let tags: Vec<Reference> = req
+            .tags
+            .iter()
+            .map(|t| {
+                t.parse::<Reference>()
+                    .map_err(|e| BuildError::Invalid(format!("invalid reference format: {e}")))
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let df =
+            berth_build::parse(&req.dockerfile).map_err(|e| BuildError::Invalid(e.to_string()))?;
+        let handle = tokio::runtime::Handle::current();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let lease = Lease {
+            id: format!("build-{}-{}", std::process::id(), now.as_nanos()),
+            expires: now.as_secs() + 7 * 24 * 3600,
+            blobs: Vec::new(),
+            snapshots: Vec::new(),
+        };
+        let backend = EngineBackend {
+            engine: self,
+            handle,
+            lease: Mutex::new(lease),
+            cancel,
+        };
+        let result = solver::solve(&df, &req.options, &backend, out);
+        let lease_id = backend.lease_id();
+        let outcome = result
+            .map_err(BuildError::from)
+            .and_then(|image| self.finish_build(&image, &tags, out));
+        if let Err(e) = self.images.store.metadata.remove_lease(&lease_id) {
+            tracing::warn!(error = %e, "removing a build's lease");
+        }
+        outcome
+    }
+
+    /// Names the result of a build: its tags, or its id alone (a dangling image) without one.
+    fn finish_build(
+        &self,
+        image: &Image,
+        tags: &[Reference],
+        out: &Output,
+    ) -> std::result::Result<String, BuildError> {
+        let manifest: Digest = image
+            .handle
+            .parse()
+            .map_err(|_| BuildError::Invalid("a build of scratch alone has no image".into()))?;
+        let size = self
+            .images
+            .store
+            .content
+            .info(&manifest)
+            .map(|i| i.size)
+            .map_err(|e| BuildError::Engine(EngineError::internal("the built image", e)))?;
+        let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let names: Vec<String> = if tags.is_empty() {
+            vec![image.id.clone()]
+        } else {
+            tags.iter().map(ToString::to_string).collect()
+        };
+        for name in &names {
+            self.images
+                .store
+                .metadata
+                .put_image(&berth_image::metadata::Image {
+                    name: name.clone(),
+                    target: manifest.clone(),
+                    media_type: berth_image::manifest::OCI_MANIFEST.to_string(),
+                    size,
+                    created: created.clone(),
+                })
+                .map_err(|e| BuildError::Engine(EngineError::internal("naming the image", e)))?;
+        }
+        out.send(solver::output::Message::Aux(
+            serde_json::json!({ "ID": image.id }),
+        ));
+        out.stream(&format!("Successfully built {}\n", image.short_id()));
+        for t in tags {
+            out.stream(&format!("Successfully tagged {}\n", t.familiar()));
+        }
+        Ok(image.id.clone())
+    }
+
+    /// Where the build cache keeps its records.
+    pub(crate) fn build_dir(&self) -> PathBuf {
+        self.config.data_root.join("build")
+    }
+}
+
+impl EngineBackend<'_> {
+    fn lease_id(&self) -> String {
+        self.lease.lock().map(|l| l.id.clone()).unwrap_or_default()
+    }
+
+    /// Adds the image whose manifest is `manifest` to the build's lease.
+    fn hold(&self, manifest: &Digest) {
+        let store = &self.engine.images.store;
+        let chains = berth_image::gc::image_chain_ids(&store.content, manifest);
+        let Ok(mut lease) = self.lease.lock() else {
+            return;
+        };
+        lease.blobs.push(manifest.clone());
+        lease
+            .snapshots
+            .extend(chains.into_iter().map(|c| c.to_string()));
+        if let Err(e) = store.metadata.put_lease(&lease) {
+            tracing::warn!(error = %e, "recording a build's lease");
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a build failed: what the client is told.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Solve(#[from] solver::SolveError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl BuildError {
+    /// The `code` of the stream's `errorDetail` (a failed command's exit code).
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            BuildError::Solve(solver::SolveError::NonZero { code, .. }) => Some(*code),
+            _ => None,
+        }
+    }
+}
