@@ -191,7 +191,14 @@ pub struct BuildOptions {
     pub context: PathBuf,
 }
 
+/// How many stages are built at once at most.
+pub const MAX_PARALLEL_STAGES: usize = 4;
+
 /// Builds the target stage of `df` (the last one without `--target`); returns its image.
+///
+/// Stages whose inputs are built run in parallel ([`MAX_PARALLEL_STAGES`] at most), each on a
+/// thread of its own; their `Step N/M` numbers are those of a build in plan order. The first
+/// stage to fail stops the others at their next step.
 pub fn solve(
     df: &Dockerfile,
     opts: &BuildOptions,
@@ -200,37 +207,167 @@ pub fn solve(
 ) -> Result<Image, SolveError> {
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let plan = plan::plan(df, opts, &platform)?;
-    let mut done: Vec<Option<Image>> = vec![None; df.stages.len()];
-    let mut step = 0usize;
-    let mut used_args = std::collections::BTreeSet::new();
-    for &index in &plan.order {
-        let ctx = stage::StageContext {
-            df,
-            opts,
-            plan: &plan,
-            platform: &platform,
-            backend,
-            out,
-            built: &done,
-            total_steps: plan.total_steps + usize::from(!opts.labels.is_empty()),
-        };
-        let (image, used) = stage::build(&ctx, index, &mut step)?;
-        used_args.extend(used);
-        done[index] = Some(image);
+    let total_steps = plan.total_steps + usize::from(!opts.labels.is_empty());
+    // The step number each stage starts after, in plan order.
+    let mut first_step = vec![0usize; df.stages.len()];
+    let mut n = 0;
+    for &i in &plan.order {
+        if let Some(slot) = first_step.get_mut(i) {
+            *slot = n;
+        }
+        n += df.stages.get(i).map_or(0, |s| s.commands.len() + 1);
     }
-    let unused: Vec<&String> = opts
+    let shared = Scheduler {
+        state: std::sync::Mutex::new(SchedState {
+            built: vec![None; df.stages.len()],
+            started: vec![false; df.stages.len()],
+            error: None,
+            used_args: std::collections::BTreeSet::new(),
+        }),
+        changed: std::sync::Condvar::new(),
+        abort: std::sync::atomic::AtomicBool::new(false),
+    };
+    let workers = plan.order.len().clamp(1, MAX_PARALLEL_STAGES);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                shared.work(&StageJob {
+                    df,
+                    opts,
+                    plan: &plan,
+                    platform: &platform,
+                    backend,
+                    out,
+                    total_steps,
+                    first_step: &first_step,
+                })
+            });
+        }
+    });
+    let mut state = shared
+        .state
+        .into_inner()
+        .map_err(|_| SolveError::Invalid("a stage's thread panicked".into()))?;
+    if let Some(e) = state.error.take() {
+        return Err(e);
+    }
+    let unused: Vec<&str> = opts
         .build_args
         .keys()
-        .filter(|k| !used_args.contains(*k) && !crate::platform::is_proxy_arg(k))
+        .filter(|k| !state.used_args.contains(*k) && !crate::platform::is_proxy_arg(k))
+        .map(String::as_str)
         .collect();
     if !unused.is_empty() {
-        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
         out.stream(&format!(
             "[Warning] One or more build-args [{}] were not consumed\n",
-            names.join(" ")
+            unused.join(" ")
         ));
     }
-    done[plan.target]
-        .take()
+    state
+        .built
+        .get_mut(plan.target)
+        .and_then(Option::take)
         .ok_or_else(|| SolveError::Invalid("the target stage was not built".into()))
+}
+
+/// What every stage's worker shares.
+struct StageJob<'a> {
+    df: &'a Dockerfile,
+    opts: &'a BuildOptions,
+    plan: &'a plan::Plan,
+    platform: &'a Platform,
+    backend: &'a dyn Backend,
+    out: &'a Output,
+    total_steps: usize,
+    first_step: &'a [usize],
+}
+
+struct SchedState {
+    built: Vec<Option<Image>>,
+    started: Vec<bool>,
+    error: Option<SolveError>,
+    used_args: std::collections::BTreeSet<String>,
+}
+
+/// The stages of a build handed to workers as their inputs are built.
+struct Scheduler {
+    state: std::sync::Mutex<SchedState>,
+    changed: std::sync::Condvar,
+    abort: std::sync::atomic::AtomicBool,
+}
+
+impl Scheduler {
+    /// A worker: takes the next stage whose inputs are built, builds it, until none is left
+    /// (or one failed).
+    fn work(&self, job: &StageJob<'_>) {
+        loop {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            let (index, built) = loop {
+                if state.error.is_some() {
+                    return;
+                }
+                let ready = job.plan.order.iter().copied().find(|&i| {
+                    !state.started.get(i).copied().unwrap_or(true)
+                        && job.plan.deps.get(i).is_none_or(|ds| {
+                            ds.iter()
+                                .all(|&d| state.built.get(d).is_some_and(Option::is_some))
+                        })
+                });
+                match ready {
+                    Some(i) => {
+                        if let Some(s) = state.started.get_mut(i) {
+                            *s = true;
+                        }
+                        break (i, state.built.clone());
+                    }
+                    None if job
+                        .plan
+                        .order
+                        .iter()
+                        .all(|&i| state.started.get(i) == Some(&true)) =>
+                    {
+                        return;
+                    }
+                    None => match self.changed.wait(state) {
+                        Ok(s) => state = s,
+                        Err(_) => return,
+                    },
+                }
+            };
+            drop(state);
+            let ctx = stage::StageContext {
+                df: job.df,
+                opts: job.opts,
+                plan: job.plan,
+                platform: job.platform,
+                backend: job.backend,
+                out: job.out,
+                built: &built,
+                total_steps: job.total_steps,
+                abort: &self.abort,
+            };
+            let mut step = job.first_step.get(index).copied().unwrap_or(0);
+            let result = stage::build(&ctx, index, &mut step);
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            match result {
+                Ok((image, used)) => {
+                    state.used_args.extend(used);
+                    if let Some(slot) = state.built.get_mut(index) {
+                        *slot = Some(image);
+                    }
+                }
+                Err(e) => {
+                    self.abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                    if state.error.is_none() {
+                        state.error = Some(e);
+                    }
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
 }

@@ -24,6 +24,8 @@ pub struct Plan {
     pub meta_args: Vec<(String, String)>,
     /// Steps in the stages to build (`FROM`s included), for `Step N/M`.
     pub total_steps: usize,
+    /// For each stage, the stages it uses (sorted, once each).
+    pub deps: Vec<Vec<usize>>,
 }
 
 /// What a stage starts from.
@@ -127,6 +129,10 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions, platform: &Platform) -> Result
             }
         }
     }
+    for d in &mut deps {
+        d.sort_unstable();
+        d.dedup();
+    }
     let mut order = Vec::new();
     let mut state = vec![Visit::New; df.stages.len()];
     visit(df, target, &deps, &mut state, &mut order)?;
@@ -140,6 +146,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions, platform: &Platform) -> Result
         bases,
         meta_args: meta,
         total_steps,
+        deps,
     })
 }
 
@@ -170,10 +177,7 @@ fn visit(
         Some(Visit::New) => {}
     }
     state[i] = Visit::Open;
-    let mut ds = deps.get(i).cloned().unwrap_or_default();
-    ds.sort_unstable();
-    ds.dedup();
-    for d in ds {
+    for &d in deps.get(i).map(Vec::as_slice).unwrap_or_default() {
         visit(df, d, deps, state, order)?;
     }
     state[i] = Visit::Done;

@@ -32,6 +32,8 @@ pub struct StageContext<'a> {
     /// The images of the stages built so far, by index.
     pub built: &'a [Option<Image>],
     pub total_steps: usize,
+    /// Set when another stage failed: this one stops at its next step.
+    pub abort: &'a std::sync::atomic::AtomicBool,
 }
 
 /// A stage being built.
@@ -90,7 +92,7 @@ pub fn build(
     }
     state.run_triggers()?;
     for cmd in &stage.commands {
-        if ctx.backend.cancelled() {
+        if ctx.backend.cancelled() || ctx.abort.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(SolveError::Cancelled);
         }
         *step += 1;

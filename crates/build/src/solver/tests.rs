@@ -205,3 +205,97 @@ fn stages_are_built_once_each_and_copy_from_uses_the_cache_of_the_same_stage() {
     assert!(out.contains("Step 5/5 : COPY --from=a /x /z"), "{out}");
     assert_eq!(fake.runs.lock().unwrap().len(), 1);
 }
+
+/// A backend whose RUNs wait until `n` of them run at once (or a deadline passes).
+struct Barrier {
+    inner: Fake,
+    running: Mutex<usize>,
+    peak: Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+impl Backend for Barrier {
+    fn image(&self, name: &str, pull: bool, out: &Output) -> Result<Image, BackendError> {
+        self.inner.image(name, pull, out)
+    }
+    fn run(&self, p: &Image, req: &RunRequest, out: &Output) -> Result<Image, BackendError> {
+        {
+            let mut r = self.running.lock().unwrap();
+            *r += 1;
+            let mut peak = self.peak.lock().unwrap();
+            *peak = (*peak).max(*r);
+            drop(peak);
+            self.cv.notify_all();
+            // Until two have been running at once (a count that never goes down).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while *self.peak.lock().unwrap() < 2 && std::time::Instant::now() < deadline {
+                r = self
+                    .cv
+                    .wait_timeout(r, std::time::Duration::from_millis(50))
+                    .unwrap()
+                    .0;
+            }
+        }
+        let image = self.inner.run(p, req, out);
+        *self.running.lock().unwrap() -= 1;
+        image
+    }
+    fn copy(&self, p: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
+        self.inner.copy(p, req)
+    }
+    fn mkdir(&self, p: &Image, dir: &str, config: &Value) -> Result<Image, BackendError> {
+        self.inner.mkdir(p, dir, config)
+    }
+    fn set_config(&self, p: &Image, config: &Value) -> Result<Image, BackendError> {
+        self.inner.set_config(p, config)
+    }
+    fn cache_get(&self, _key: &str) -> Option<Image> {
+        None
+    }
+    fn cache_put(&self, _key: &str, _image: &Image) {}
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time_with_the_plans_step_numbers() {
+    let b = Barrier {
+        inner: Fake::default(),
+        running: Mutex::new(0),
+        peak: Mutex::new(0),
+        cv: std::sync::Condvar::new(),
+    };
+    let text = "FROM busybox AS a\nRUN a\nFROM busybox AS b\nRUN b\nFROM busybox\nCOPY --from=a /x /x\nCOPY --from=b /y /y\n";
+    let df = crate::parse(text).unwrap();
+    let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&lines);
+    let out = Output::new(move |m| {
+        if let output::Message::Stream(s) = m {
+            sink.lock().unwrap().push(s);
+        }
+    });
+    let image = solve(&df, &BuildOptions::default(), &b, &out).unwrap();
+    assert_eq!(*b.peak.lock().unwrap(), 2, "the two RUNs overlapped");
+    let lines = lines.lock().unwrap().join("");
+    for step in [
+        "Step 2/7 : RUN a",
+        "Step 4/7 : RUN b",
+        "Step 7/7 : COPY --from=b /y /y",
+    ] {
+        assert!(lines.contains(step), "{step:?} in {lines}");
+    }
+    assert_eq!(image.config["history"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_failing_stage_stops_the_build_and_its_error_is_the_one_reported() {
+    let fake = Fake {
+        fail_with: Some(7),
+        ..Fake::default()
+    };
+    let text = "FROM busybox AS a\nRUN exit 7\nFROM busybox AS b\nENV X=1\nFROM busybox\nCOPY --from=a /x /x\nCOPY --from=b /y /y\n";
+    let (r, out) = build(&fake, text, &BuildOptions::default());
+    assert_eq!(
+        r.unwrap_err().to_string(),
+        "The command '/bin/sh -c exit 7' returned a non-zero code: 7"
+    );
+    assert!(!out.contains("COPY --from=a"), "{out}");
+}
