@@ -2,10 +2,12 @@
 //! `busybox-static`, OCI bundles around it, and commands run with a time limit.
 //!
 //! Everything a fixture makes is removed by its `Drop`, so a failing assertion leaves nothing behind.
+//! Image summaries for comparing built images with golden ones are in [`image_summary`].
 //! The registries of the registry client's tests are in [`registry`]; host-side networking
 //! helpers in [`net`]; a seccomp agent for `SCMP_ACT_NOTIFY` in [`seccomp_agent`]; small
 //! filesystems to fill (a tmpfs, a loop ext4) in [`smallfs`].
 
+pub mod image_summary;
 pub mod net;
 pub mod registry;
 pub mod seccomp_agent;

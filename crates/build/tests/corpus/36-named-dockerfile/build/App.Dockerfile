@@ -1,0 +1,2 @@
+FROM busybox
+COPY app.txt /app.txt
