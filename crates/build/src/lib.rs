@@ -12,12 +12,16 @@
 //! [`parse`] is the entry point for a whole file. It never panics, whatever
 //! the input.
 
+pub mod compression;
+pub mod context;
+mod fsops;
 pub mod glob;
 pub mod ignore;
 pub mod instructions;
 pub mod parser;
 pub mod platform;
 pub mod shell_words;
+pub mod unpack;
 
 #[cfg(test)]
 mod robustness_tests;
