@@ -12,6 +12,7 @@
 //! [`parse`] is the entry point for a whole file. It never panics, whatever
 //! the input.
 
+pub mod checksum;
 pub mod compression;
 pub mod context;
 mod fsops;
@@ -21,6 +22,7 @@ pub mod instructions;
 pub mod parser;
 pub mod platform;
 pub mod shell_words;
+pub mod sources;
 pub mod unpack;
 
 #[cfg(test)]
