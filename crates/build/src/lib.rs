@@ -15,6 +15,7 @@
 pub mod checksum;
 pub mod compression;
 pub mod context;
+pub mod copy;
 mod fsops;
 pub mod glob;
 pub mod ignore;

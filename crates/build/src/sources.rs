@@ -175,11 +175,7 @@ pub(crate) enum Node<'a> {
         stat: &'a Stat,
     },
     /// The same directory, after its contents.
-    DirEnd {
-        rel: &'a [OsString],
-        fd: BorrowedFd<'a>,
-        stat: &'a Stat,
-    },
+    DirEnd { rel: &'a [OsString], stat: &'a Stat },
     /// A symlink below the match (the match itself is followed).
     Symlink {
         rel: &'a [OsString],
@@ -258,7 +254,7 @@ fn walk_dir<E: From<SourceError>>(
         }
         rel.pop();
     }
-    visit(Node::DirEnd { rel, fd: dir, stat })
+    visit(Node::DirEnd { rel, stat })
 }
 
 fn open_child(dir: BorrowedFd<'_>, name: &OsString, extra: OFlags) -> Result<OwnedFd, Errno> {

@@ -331,4 +331,4 @@ impl<R: Read> Read for CountingReader<R> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
