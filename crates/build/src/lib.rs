@@ -1,4 +1,5 @@
-//! Front-end of the Dockerfile builder: pure code, no I/O.
+//! The Dockerfile builder's front-end (pure code, no I/O) and its file side (build context,
+//! checksums, COPY/ADD), which works on directories through descriptors only.
 //!
 //! | module | holds |
 //! |---|---|
@@ -8,6 +9,12 @@
 //! | [`ignore`] | `.dockerignore` matching and directory skipping |
 //! | [`glob`] | Go's `filepath.Match`, for COPY/ADD sources |
 //! | [`platform`] | `os/arch[/variant]`, the platform build args, the proxy args |
+//! | [`context`] | the `POST /build` body extracted into a directory; `.dockerignore`; `pack_dir` |
+//! | [`checksum`] | content checksums of COPY/ADD sources for cache keys; the hash memo |
+//! | [`copy`] | COPY/ADD into a root filesystem |
+//! | [`sources`] | COPY/ADD source patterns resolved in a root; the tree walk |
+//! | [`compression`] | gzip/bzip2/xz/zstd detection; "is this a tar" |
+//! | [`unpack`] | tar → directory, confined (context and ADD archives) |
 //!
 //! [`parse`] is the entry point for a whole file. It never panics, whatever
 //! the input.
