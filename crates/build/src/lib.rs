@@ -1,5 +1,6 @@
-//! The Dockerfile builder: the front-end (pure code, no I/O) and the solver, which runs the
-//! steps through a backend the engine implements.
+//! The Dockerfile builder: the front-end (pure code, no I/O), its file side (build context,
+//! checksums, COPY/ADD, through descriptors only), and the solver, which runs the steps
+//! through a backend the engine implements.
 //!
 //! | module | holds |
 //! |---|---|
@@ -10,10 +11,21 @@
 //! | [`glob`] | Go's `filepath.Match`, for COPY/ADD sources |
 //! | [`platform`] | `os/arch[/variant]`, the platform build args, the proxy args |
 //! | [`solver`] | a parsed Dockerfile run step by step against a [`solver::Backend`] (the engine), with the cache |
+//! | [`context`] | the `POST /build` body extracted into a directory; `.dockerignore`; `pack_dir` |
+//! | [`checksum`] | content checksums of COPY/ADD sources for cache keys; the hash memo |
+//! | [`copy`] | COPY/ADD into a root filesystem |
+//! | [`sources`] | COPY/ADD source patterns resolved in a root; the tree walk |
+//! | [`compression`] | gzip/bzip2/xz/zstd detection; "is this a tar" |
+//! | [`unpack`] | tar → directory, confined (context and ADD archives) |
 //!
 //! [`parse`] is the entry point for a whole file. It never panics, whatever
 //! the input.
 
+pub mod checksum;
+pub mod compression;
+pub mod context;
+pub mod copy;
+mod fsops;
 pub mod glob;
 pub mod ignore;
 pub mod instructions;
@@ -21,6 +33,8 @@ pub mod parser;
 pub mod platform;
 pub mod shell_words;
 pub mod solver;
+pub mod sources;
+pub mod unpack;
 
 #[cfg(test)]
 mod robustness_tests;
