@@ -1,10 +1,9 @@
-//! `POST /build`, as the classic builder serves it: the context (a tar, maybe gzipped, or a
-//! lone Dockerfile) streamed into a directory, the Dockerfile read from it, the build run on a
+//! `POST /build`, as the classic builder serves it: the context (a tar, maybe compressed, or a
+//! lone Dockerfile) streamed into a directory (`berth_build::context`), the Dockerfile read from it, the build run on a
 //! blocking thread, its output sent as JSON lines as it comes.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -21,9 +20,6 @@ use serde_json::json;
 use crate::blocking_io::BodyReader;
 use crate::http::{error, response, Req, Resp};
 use crate::route;
-
-/// The largest Dockerfile read.
-const MAX_DOCKERFILE: u64 = 16 << 20;
 
 /// What the query asks.
 struct Query {
@@ -159,12 +155,9 @@ fn run(
     ));
     let result = (|| {
         std::fs::create_dir_all(&dir).map_err(|e| (format!("making the context: {e}"), None))?;
-        let lone =
-            extract(body, &dir).map_err(|e| (format!("reading the build context: {e}"), None))?;
-        let dockerfile = match lone {
-            Some(text) => text,
-            None => read_dockerfile(&dir, &query.dockerfile)?,
-        };
+        let context = berth_build::context::Context::extract(body, &dir, &query.dockerfile)
+            .map_err(|e| (e.to_string(), None))?;
+        let dockerfile = String::from_utf8_lossy(context.dockerfile()).into_owned();
         let mut options = query.options;
         options.context = dir.clone();
         let req = BuildRequest {
@@ -178,48 +171,4 @@ fn run(
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result
-}
-
-/// The Dockerfile at `name` inside the context.
-fn read_dockerfile(dir: &Path, name: &str) -> Result<String, Failure> {
-    let clean = berth_build::ignore::clean_path(name);
-    if clean.starts_with("../") || clean == ".." {
-        return Err((
-            format!("Forbidden path outside the build context: {name} ()"),
-            None,
-        ));
-    }
-    let bytes = berth_image::inside::read_file(dir, &clean, MAX_DOCKERFILE).map_err(|e| {
-        (
-            format!("Cannot locate specified Dockerfile: {name}: {e}"),
-            None,
-        )
-    })?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// Streams the context into `dir`: a tar (gzipped or not) is extracted; anything else is a
-/// lone Dockerfile, returned.
-fn extract(body: BodyReader, dir: &Path) -> std::io::Result<Option<String>> {
-    let mut reader = BufReader::with_capacity(1 << 16, body);
-    let head = reader.fill_buf()?;
-    let gzip = head.starts_with(&[0x1f, 0x8b]);
-    let input: Box<dyn Read> = if gzip {
-        Box::new(flate2::read::GzDecoder::new(reader))
-    } else {
-        Box::new(reader)
-    };
-    let mut input = BufReader::with_capacity(1 << 16, input);
-    let head = input.fill_buf()?;
-    let is_tar = head.len() >= 262 && head.get(257..262) == Some(b"ustar".as_slice());
-    if !is_tar {
-        let mut text = Vec::new();
-        input.take(MAX_DOCKERFILE).read_to_end(&mut text)?;
-        return Ok(Some(String::from_utf8_lossy(&text).into_owned()));
-    }
-    let mut archive = tar::Archive::new(input);
-    archive.set_preserve_permissions(true);
-    archive.set_overwrite(true);
-    archive.unpack(dir)?;
-    Ok(None)
 }

@@ -15,7 +15,11 @@ fn build(d: &Daemon, args: &[&str]) -> (bool, String, String) {
     let mut cmd = d.docker_command(&[&["build"], args].concat());
     cmd.env("DOCKER_BUILDKIT", "0");
     let out = berth_tests::run_with_timeout(&mut cmd, Duration::from_secs(120));
-    (out.status.success(), out.stdout, out.stderr)
+    let mut stderr = out.stderr;
+    if stderr.contains("unexpected EOF") {
+        stderr.push_str(&d.log());
+    }
+    (out.status.success(), out.stdout, stderr)
 }
 
 #[test]
@@ -112,5 +116,81 @@ fn docker_build_runs_steps_caches_them_and_reports_a_failed_one() {
         "{stderr}"
     );
     // No mount of a step is left.
+    assert_eq!(d.mounts_under(), Vec::<String>::new());
+}
+
+#[test]
+fn copy_from_the_context_and_from_a_stage_with_the_cache_following_the_files() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let ctx = tempfile::tempdir().unwrap();
+    let p = ctx.path();
+    std::fs::create_dir_all(p.join("src/sub")).unwrap();
+    std::fs::write(p.join("src/a.txt"), "A\n").unwrap();
+    std::fs::write(p.join("src/sub/b.txt"), "B\n").unwrap();
+    std::fs::write(p.join("src/secret.key"), "no\n").unwrap();
+    std::fs::write(p.join(".dockerignore"), "**/*.key\n").unwrap();
+    std::fs::write(
+        p.join("Dockerfile"),
+        "FROM busybox AS gen\nRUN mkdir /out && echo generated > /out/g.txt\n\
+         FROM busybox\nCOPY src/ /app/\nCOPY --from=gen --chown=7:8 /out/g.txt /app/\n\
+         RUN cat /app/a.txt /app/sub/b.txt /app/g.txt > /all && ls /app > /list\n",
+    )
+    .unwrap();
+    let dir = p.to_str().unwrap();
+    let (ok, stdout, stderr) = build(&d, &["-t", "copied", dir]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "copied", "cat", "/all", "/list"]),
+        "A\nB\ngenerated\na.txt\ng.txt\nsub\n"
+    );
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "copied",
+            "stat",
+            "-c",
+            "%u:%g %a",
+            "/app/g.txt",
+            "/app/a.txt"
+        ]),
+        "7:8 644\n0:0 644\n"
+    );
+    // Unchanged files: all from the cache. A touched file (same content): still.
+    let (ok, stdout, _) = build(&d, &["-t", "copied", dir]);
+    assert!(ok);
+    assert_eq!(stdout.matches(" ---> Using cache").count(), 4, "{stdout}");
+    std::fs::File::options()
+        .write(true)
+        .open(p.join("src/a.txt"))
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1))
+        .unwrap();
+    let (_, stdout, _) = build(&d, &["-t", "copied", dir]);
+    assert_eq!(stdout.matches(" ---> Using cache").count(), 4, "{stdout}");
+    // A changed file: its COPY and what follows run again; the ignored file never counts.
+    std::fs::write(p.join("src/secret.key"), "changed\n").unwrap();
+    let (_, stdout, _) = build(&d, &["-t", "copied", dir]);
+    assert_eq!(stdout.matches(" ---> Using cache").count(), 4, "{stdout}");
+    std::fs::write(p.join("src/a.txt"), "A2\n").unwrap();
+    let (ok, stdout, _) = build(&d, &["-t", "copied", dir]);
+    assert!(ok);
+    assert_eq!(stdout.matches(" ---> Using cache").count(), 1, "{stdout}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "copied", "cat", "/all"]),
+        "A2\nB\ngenerated\n"
+    );
+    // A missing source: the classic builder's message.
+    std::fs::write(p.join("Dockerfile"), "FROM busybox\nCOPY nope.txt /x\n").unwrap();
+    let (ok, _, stderr) = build(&d, &[dir]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("COPY failed: file not found in build context or excluded by .dockerignore: stat nope.txt: file does not exist"),
+        "{stderr}"
+    );
     assert_eq!(d.mounts_under(), Vec::<String>::new());
 }

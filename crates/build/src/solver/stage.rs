@@ -536,29 +536,48 @@ impl State<'_> {
         if dest_is_dir && !abs.ends_with('/') {
             abs.push('/');
         }
+        if !inline.is_empty() {
+            return Err(SolveError::Invalid(format!(
+                "heredocs in {name} are not supported by this builder yet"
+            )));
+        }
+        let remote = sources
+            .iter()
+            .any(|s| s.starts_with("http://") || s.starts_with("https://"));
+        if remote {
+            return Err(SolveError::Invalid(format!(
+                "{name} from a URL is not supported by this builder yet"
+            )));
+        }
+        // What the step reads: for an image or a stage, its id and the paths; for the
+        // context, the checksum of the files (content, mode, owner; not times).
         let what = match &source {
             CopySource::Image(img) => format!("{}:{}", img.id, sources.join(" ")),
-            CopySource::Context(_) => sources.join(" "),
+            CopySource::Context(dir) => {
+                let sum = crate::checksum::checksum(dir, &sources, &flags.exclude, None)
+                    .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))?;
+                let kind = if sources.len() == 1 { "file" } else { "multi" };
+                format!(
+                    "{kind}:{}",
+                    sum.digest.strip_prefix("sha256:").unwrap_or(&sum.digest)
+                )
+            }
         };
         let created_by = nop_glued(&self.image.config, &format!("{name} {what} in {abs} "));
         let mut config = self.image.config.clone();
         config::push_history(&mut config, &now(), &created_by, false);
-        // The cache needs the content of what is copied: for an image or a stage, its id says
-        // it; files of the context are not checksummed yet, so such a step always runs.
-        let key = match &source {
-            CopySource::Image(_) if !flags.add => Some(cache_key(
-                &self.image,
-                &[
-                    "copy",
-                    &created_by,
-                    flags.chown.as_deref().unwrap_or(""),
-                    flags.chmod.as_deref().unwrap_or(""),
-                    &flags.parents.to_string(),
-                    &flags.exclude.join("\n"),
-                ],
-            )),
-            _ => None,
-        };
+        let key = Some(cache_key(
+            &self.image,
+            &[
+                "copy",
+                &created_by,
+                flags.chown.as_deref().unwrap_or(""),
+                flags.chmod.as_deref().unwrap_or(""),
+                &flags.parents.to_string(),
+                &flags.exclude.join("\n"),
+                &flags.add.to_string(),
+            ],
+        ));
         let req = CopyRequest {
             source,
             sources,
@@ -573,7 +592,12 @@ impl State<'_> {
             exclude: flags.exclude,
             config,
         };
-        self.step(key, |s| Ok(s.ctx.backend.copy(&s.image, &req)?))
+        self.step(key, |s| {
+            s.ctx
+                .backend
+                .copy(&s.image, &req)
+                .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))
+        })
     }
 
     /// The `ONBUILD` triggers of the base image, run as the first steps of the stage (and

@@ -6,7 +6,9 @@ use std::path::Path;
 use berth_api::models::{ContainerCreateBody, HostConfig};
 use berth_api::stdcopy;
 use berth_build::instructions::NetworkMode;
-use berth_build::solver::{Backend, BackendError, CopyRequest, Image, Output, RunRequest};
+use berth_build::solver::{
+    Backend, BackendError, CopyRequest, CopySource, Image, Output, RunRequest,
+};
 use berth_image::commit::{self, LayerDescriptor};
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
@@ -124,6 +126,47 @@ impl EngineBackend<'_> {
         self.make_image(parent, config.clone(), result?)
     }
 
+    /// Runs `work` on a read-only view of `image`'s filesystem (`COPY --from`), mounted for
+    /// the time of the call.
+    fn with_view<T>(
+        &self,
+        image: &Image,
+        work: impl FnOnce(&Path) -> Result<T, BackendError>,
+    ) -> Result<T, BackendError> {
+        let store = &self.engine.images.store;
+        let top = if image.handle.is_empty() {
+            None
+        } else {
+            let manifest: Digest = image.handle.parse().map_err(err)?;
+            let r = self
+                .engine
+                .images
+                .load_resolved(&manifest, None)
+                .map_err(err)?;
+            crate::create::chain_top(&r.config)
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let key = format!("unpack-{}-view-{now}", std::process::id());
+        let mounts = store.snapshots.view(&key, top.as_deref()).map_err(err)?;
+        let dir = store.tmp_dir().join(format!("{key}-root"));
+        let result = (|| {
+            std::fs::create_dir_all(&dir).map_err(err)?;
+            for m in &mounts {
+                m.mount(&dir).map_err(err)?;
+            }
+            let worked = work(&dir);
+            let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+            worked
+        })();
+        let _ = std::fs::remove_dir(&dir);
+        if let Err(e) = store.snapshots.remove(&key) {
+            tracing::warn!(error = %e, "removing a build view");
+        }
+        result
+    }
+
     /// Streams the container's output (stdcopy frames of its log) to `out` until it stops.
     fn follow_output(&self, id: &str, out: &Output) -> Result<(), BackendError> {
         let o = LogOptions {
@@ -150,6 +193,8 @@ impl EngineBackend<'_> {
 
 impl Backend for EngineBackend<'_> {
     fn image(&self, name: &str, pull: bool, out: &Output) -> Result<Image, BackendError> {
+        // The solver's stage threads are not the runtime's: enter it for what spawns tasks.
+        let _runtime = self.handle.enter();
         if !pull {
             if let Ok(r) = self.engine.images.resolve(name) {
                 return Ok(Self::to_image(r));
@@ -182,6 +227,8 @@ impl Backend for EngineBackend<'_> {
     }
 
     fn run(&self, parent: &Image, req: &RunRequest, out: &Output) -> Result<Image, BackendError> {
+        // The solver's stage threads are not the runtime's: enter it for what spawns tasks.
+        let _runtime = self.handle.enter();
         let manifest: Digest = parent.handle.parse().map_err(|_| {
             BackendError::new("no such file or directory: a RUN needs a base image")
         })?;
@@ -250,13 +297,35 @@ impl Backend for EngineBackend<'_> {
         self.make_image(parent, req.config.clone(), result?)
     }
 
-    fn copy(&self, _parent: &Image, _req: &CopyRequest) -> Result<Image, BackendError> {
-        Err(BackendError::new(
-            "COPY and ADD are not supported by this builder yet",
-        ))
+    fn copy(&self, parent: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
+        // The solver's stage threads are not the runtime's: enter it for what spawns tasks.
+        let _runtime = self.handle.enter();
+        let copy_req = berth_build::copy::CopyRequest {
+            instruction: if req.add { "ADD" } else { "COPY" },
+            sources: &req.sources,
+            dest: &req.dest,
+            chown: req.chown.as_deref(),
+            chmod: req.chmod.as_deref(),
+            parents: req.parents,
+            excludes: &req.exclude,
+            extract_archives: req.add,
+        };
+        let run = |src: &Path| {
+            self.in_snapshot(parent, &req.config, |root| {
+                berth_build::copy::copy(src, root, &copy_req)
+                    .map(|_| ())
+                    .map_err(err)
+            })
+        };
+        match &req.source {
+            CopySource::Context(dir) => run(dir),
+            CopySource::Image(image) => self.with_view(image, run),
+        }
     }
 
     fn mkdir(&self, parent: &Image, dir: &str, config: &Value) -> Result<Image, BackendError> {
+        // The solver's stage threads are not the runtime's: enter it for what spawns tasks.
+        let _runtime = self.handle.enter();
         if parent.handle.is_empty() {
             return self.make_image(parent, config.clone(), None);
         }
@@ -264,6 +333,8 @@ impl Backend for EngineBackend<'_> {
     }
 
     fn set_config(&self, parent: &Image, config: &Value) -> Result<Image, BackendError> {
+        // The solver's stage threads are not the runtime's: enter it for what spawns tasks.
+        let _runtime = self.handle.enter();
         let mut config = config.clone();
         if let Some(last) = config["history"].as_array_mut().and_then(|h| h.last_mut()) {
             last["empty_layer"] = json!(true);
