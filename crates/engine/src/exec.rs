@@ -119,12 +119,13 @@ impl Engine {
             .unwrap_or_default();
         let user = users::resolve(&rootfs, &user_spec)?;
         let hostname = c.config.hostname.clone().unwrap_or_default();
-        let env = spec::environment(
+        let mut env = spec::environment(
             c.config.env.as_deref().unwrap_or(&[]),
             cfg.env.as_deref().unwrap_or(&[]),
             &hostname,
             tty,
         );
+        user.add_home(&mut env);
         let cwd = cfg
             .working_dir
             .clone()

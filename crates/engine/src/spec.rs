@@ -224,7 +224,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| c.id[..12].to_string());
     let image_env: Vec<String> = string_list(&image_config["Env"]);
-    let env = environment(
+    let mut env = environment(
         &image_env,
         cfg.env.as_deref().unwrap_or(&[]),
         &hostname,
@@ -241,6 +241,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
                 .to_string()
         });
     let user = users::resolve(paths.rootfs, &user_spec)?;
+    user.add_home(&mut env);
     let group_add: Vec<u32> = hc
         .group_add
         .iter()

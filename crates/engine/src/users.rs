@@ -11,6 +11,18 @@ pub struct User {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
+    /// The home directory `/etc/passwd` gives (`/` without an entry), for `HOME` when the
+    /// environment has none (as runc sets it).
+    pub home: String,
+}
+
+impl User {
+    /// Adds `HOME` to `env` unless it sets one.
+    pub fn add_home(&self, env: &mut Vec<String>) {
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", self.home));
+        }
+    }
 }
 
 /// The largest `/etc/passwd` or `/etc/group` read (a real one is a few kB).
@@ -48,6 +60,11 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<User> {
                 f[0] == user || f[2] == user
             }
         });
+    let home = entry
+        .as_ref()
+        .and_then(|f| f.get(5))
+        .filter(|h| !h.is_empty())
+        .map_or_else(|| "/".to_string(), |h| h.to_string());
     let (uid, gid, name) = match (entry, user.parse::<u32>()) {
         (Some(f), _) => (
             f[2].parse().unwrap_or(0),
@@ -81,6 +98,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<User> {
         uid,
         gid,
         additional_gids,
+        home,
     })
 }
 
@@ -122,7 +140,19 @@ mod tests {
         let r = |s| resolve(dir.path(), s);
         assert_eq!(r("").unwrap().uid, 0);
         let u = r("user").unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 1000, vec![10]));
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids.clone()),
+            (1000, 1000, vec![10])
+        );
+        assert_eq!(u.home, "/home/user");
+        assert_eq!(r("").unwrap().home, "/root");
+        assert_eq!(r("4242").unwrap().home, "/", "no entry: runc's default");
+        let mut env = vec!["A=1".to_string()];
+        u.add_home(&mut env);
+        assert_eq!(env, ["A=1", "HOME=/home/user"]);
+        let mut env = vec!["HOME=/x".to_string()];
+        u.add_home(&mut env);
+        assert_eq!(env, ["HOME=/x"]);
         assert_eq!(r("1000:wheel").unwrap().gid, 10);
         assert_eq!(r("4242").unwrap().uid, 4242);
         assert_eq!(

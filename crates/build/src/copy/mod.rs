@@ -98,6 +98,9 @@ pub struct CopyRequest<'a> {
     pub excludes: &'a [String],
     /// ADD of local sources: extract tar archives.
     pub extract_archives: bool,
+    /// Without `--chown`, keep each source entry's owner (`COPY --from`, as the classic
+    /// builder) instead of 0:0.
+    pub preserve_owner: bool,
 }
 
 impl<'a> CopyRequest<'a> {
@@ -112,6 +115,7 @@ impl<'a> CopyRequest<'a> {
             parents: false,
             excludes: &[],
             extract_archives: false,
+            preserve_owner: false,
         }
     }
 }
@@ -169,6 +173,7 @@ pub fn copy(
     let src = open_root(src_root)?;
     let excludes = Matcher::new(req.excludes).map_err(SourceError::from)?;
     let mut w = start(dest_root, req.chown, req.chmod)?;
+    w.preserve_owner = req.preserve_owner && req.chown.is_none();
     let matches = sources::resolve(src.as_fd(), req.sources, &excludes)?;
     let dest_is_dir = req.dest.ends_with('/') || req.dest.ends_with("/.");
     if matches.len() > 1 && !dest_is_dir {
@@ -229,13 +234,22 @@ fn top_file(
     w: &mut Writer,
 ) -> Result<(), CopyError> {
     let archive_name = fsops::display(&m.components);
-    if req.extract_archives && compression::is_archive(&mut file) {
+    if req.extract_archives {
+        let archive = compression::is_archive(&mut file);
+        // Either way the file is read again from its start.
         let rewound = file.seek(io::SeekFrom::Start(0));
         rewound.map_err(|source| CopyError::Write {
             path: archive_name.clone(),
             source,
         })?;
-        return extract(file, &archive_name, base, req.chown.is_some(), w);
+        if archive {
+            // The classic builder ignores `--chown` for an archive: its entries keep the tar's
+            // owners, and the directories made for it are root's.
+            let owner = std::mem::take(&mut w.owner);
+            let extracted = extract(file, &archive_name, base, false, w);
+            w.owner = owner;
+            return extracted;
+        }
     }
     let target = if req.parents {
         base.to_vec()

@@ -331,3 +331,64 @@ fn downloaded_files() {
     let err = add_downloaded(&b""[..], "", &r.dst, "/www/", None, None, None).unwrap_err();
     assert!(matches!(err, CopyError::NoFileName(_)));
 }
+
+#[test]
+fn add_copies_a_file_that_is_no_archive_whole() {
+    // The archive check read the file's start, and the copy then began where it stopped: an
+    // empty file.
+    let r = roots();
+    fs::write(r.src.join("fake.tar"), "not an archive at all\n").unwrap();
+    let add = |q: &mut CopyRequest<'_>| {
+        q.instruction = "ADD";
+        q.extract_archives = true;
+    };
+    run(&r, &s(&["a.txt", "fake.tar"]), "/added/", add).unwrap();
+    assert_eq!(fs::read(r.dst.join("added/a.txt")).unwrap(), b"a");
+    assert_eq!(
+        fs::read(r.dst.join("added/fake.tar")).unwrap(),
+        b"not an archive at all\n"
+    );
+}
+
+#[test]
+fn add_of_an_archive_ignores_chown_as_the_classic_builder() {
+    let r = roots();
+    let tar = TarMaker::new()
+        .dir("pkg/")
+        .file("pkg/file", b"inside")
+        .finish();
+    fs::write(r.src.join("pkg.tar"), tar).unwrap();
+    let add = |q: &mut CopyRequest<'_>| {
+        q.instruction = "ADD";
+        q.extract_archives = true;
+        q.chown = Some("42:43");
+    };
+    run(&r, &s(&["pkg.tar"]), "/opt/", add).unwrap();
+    let m = fs::metadata(r.dst.join("opt/pkg/file")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (1234, 5678), "the tar's owner");
+    let m = fs::metadata(r.dst.join("opt")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+}
+
+#[test]
+fn copy_from_keeps_the_sources_owner_without_chown() {
+    let r = roots();
+    let keep = |q: &mut CopyRequest<'_>| q.preserve_owner = true;
+    run(&r, &s(&["a.txt", "dir"]), "/kept/", keep).unwrap();
+    let owner = |p: &str| {
+        let m = fs::symlink_metadata(r.dst.join(p)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("kept/a.txt"), (1000, 1000));
+    assert_eq!(owner("kept/one"), (1000, 1000));
+    assert_eq!(owner("kept/sub"), (1000, 1000));
+    assert_eq!(owner("kept/sub/two"), (0, 0));
+    assert_eq!(owner("kept"), (0, 0), "made for the copy");
+    // --chown wins.
+    let chown = |q: &mut CopyRequest<'_>| {
+        q.preserve_owner = true;
+        q.chown = Some("5:6");
+    };
+    run(&r, &s(&["a.txt"]), "/owned/", chown).unwrap();
+    assert_eq!(owner("owned/a.txt"), (5, 6));
+}

@@ -20,6 +20,9 @@ use crate::fsops::{self, Components, NewDir, Resolve};
 pub(crate) struct Writer {
     pub top: OwnedFd,
     pub owner: (u32, u32),
+    /// Copied entries keep their source's owner (`COPY --from` without `--chown`, as the
+    /// classic builder); created parent directories still get `owner`.
+    pub preserve_owner: bool,
     pub chmod: Option<u32>,
     /// Source (device, inode) of files linked more than once → where the first copy went.
     links: HashMap<(u64, u64), Components>,
@@ -52,10 +55,20 @@ impl Writer {
         Writer {
             top,
             owner,
+            preserve_owner: false,
             chmod,
             links: HashMap::new(),
             parent: None,
             stats: CopyStats::default(),
+        }
+    }
+
+    /// The owner of an entry copied from a source whose metadata is `st`.
+    fn owner_of(&self, st: &Stat) -> (u32, u32) {
+        if self.preserve_owner {
+            (st.st_uid, st.st_gid)
+        } else {
+            self.owner
         }
     }
 
@@ -132,7 +145,7 @@ impl Writer {
             }
             self.links.insert(key, path.to_vec());
         }
-        let owner = self.owner;
+        let owner = self.owner_of(st);
         let mode = self.chmod.unwrap_or(st.st_mode);
         let (parent, name) = self.parent_of(path)?;
         let fd = rustix::fs::openat(
@@ -191,7 +204,7 @@ impl Writer {
         let fd =
             fsops::open_dir(self.top.as_fd(), path, Resolve::InRoot).map_err(write_error(path))?;
         let mode = self.chmod.unwrap_or(st.st_mode);
-        fsops::set_owner_mode(fd.as_fd(), self.owner, mode).map_err(write_error(path))?;
+        fsops::set_owner_mode(fd.as_fd(), self.owner_of(st), mode).map_err(write_error(path))?;
         let xattrs = fsops::read_xattrs(src).map_err(write_error(path))?;
         fsops::write_xattrs(fd.as_fd(), &xattrs).map_err(write_error(path))
     }
@@ -210,7 +223,7 @@ impl Writer {
         st: &Stat,
     ) -> Result<(), CopyError> {
         self.clear(path, false)?;
-        let owner = self.owner;
+        let owner = self.owner_of(st);
         let (parent, name) = self.parent_of(path)?;
         let target = OsStr::from_bytes(target);
         rustix::fs::symlinkat(target, parent, name).map_err(write_error(path))?;

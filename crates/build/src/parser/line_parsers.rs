@@ -36,10 +36,9 @@ enum Phase {
     Quote,
 }
 
-/// Leading words that start with `--` are flags; the rest of the line is
-/// returned untouched. Quotes and escapes inside flags are removed. As in
-/// BuildKit, `--flag value` (no `=`) takes the next word as its value only
-/// while no earlier flag had a `=`.
+/// Leading words that start with `--` are flags, one word each (`--name=value`,
+/// or a bare `--name` for a boolean); the rest of the line is returned
+/// untouched. Quotes and escapes inside flags are removed.
 fn extract_builder_flags(line: &str, escape: char) -> (&str, Vec<String>) {
     let chars: Vec<(usize, char)> = line.char_indices().collect();
     let mut words: Vec<String> = Vec::new();
@@ -47,8 +46,6 @@ fn extract_builder_flags(line: &str, escape: char) -> (&str, Vec<String>) {
     let mut word = String::new();
     let mut quote = '\0';
     let mut blank_ok = false;
-    let mut parsing_flag_arg = false;
-    let mut need_flag_arg = true;
     let mut i = 0;
     loop {
         let cur = chars.get(i).copied();
@@ -59,7 +56,7 @@ fn extract_builder_flags(line: &str, escape: char) -> (&str, Vec<String>) {
                 continue;
             }
             let next_is_dash = chars.get(i + 1).map(|&(_, c)| c) == Some('-');
-            if !parsing_flag_arg && (ch != '-' || !next_is_dash) {
+            if ch != '-' || !next_is_dash {
                 return (line.get(pos..).unwrap_or_default(), words);
             }
             phase = Phase::Word;
@@ -73,31 +70,16 @@ fn extract_builder_flags(line: &str, escape: char) -> (&str, Vec<String>) {
         if phase == Phase::Word {
             if ch.is_whitespace() {
                 phase = Phase::Spaces;
-                if parsing_flag_arg {
-                    if let Some(last) = words.last_mut() {
-                        last.push('=');
-                        last.push_str(&word);
-                    }
-                    parsing_flag_arg = false;
-                    need_flag_arg = true;
-                } else {
-                    if word == "--" {
-                        return (line.get(pos..).unwrap_or_default(), words);
-                    }
-                    if blank_ok || !word.is_empty() {
-                        if need_flag_arg {
-                            parsing_flag_arg = true;
-                        }
-                        words.push(std::mem::take(&mut word));
-                    }
+                if word == "--" {
+                    return (line.get(pos..).unwrap_or_default(), words);
+                }
+                if blank_ok || !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
                 }
                 word.clear();
                 blank_ok = false;
                 i += 1;
                 continue;
-            }
-            if ch == '=' && need_flag_arg {
-                need_flag_arg = false;
             }
             if ch == '\'' || ch == '"' {
                 quote = ch;
@@ -377,6 +359,19 @@ mod tests {
         );
         assert_eq!(flags("src --from=x"), ("src --from=x".into(), vec![]));
         assert_eq!(flags("--link"), (String::new(), vec!["--link".into()]));
+        // A bare flag is a boolean: the next word is an argument, not its value
+        // (`COPY --link src dst`, `COPY --parents a/b/c.txt /dst/`).
+        assert_eq!(
+            flags("--link src dst"),
+            ("src dst".into(), vec!["--link".into()])
+        );
+        assert_eq!(
+            flags("--parents --chown=1:2 a/b dst/"),
+            (
+                "a/b dst/".into(),
+                vec!["--parents".into(), "--chown=1:2".into()]
+            )
+        );
         assert_eq!(flags("-x --y"), ("-x --y".into(), vec![]));
     }
 
@@ -399,15 +394,12 @@ mod tests {
     }
 
     #[test]
-    fn space_separated_flag_value() {
+    fn a_flag_never_takes_the_next_word() {
+        // `RUN --network none echo` runs `none echo` with a flag that wants a
+        // value: the flag's own parser says so.
         assert_eq!(
             flags("--network none echo hi"),
-            ("echo hi".into(), vec!["--network=none".into()])
-        );
-        // Once a flag had `=`, a bare word ends the flags (BuildKit's quirk).
-        assert_eq!(
-            flags("--a=1 --network none echo"),
-            ("none echo".into(), vec!["--a=1".into(), "--network".into()])
+            ("none echo hi".into(), vec!["--network".into()])
         );
     }
 

@@ -113,6 +113,10 @@ pub struct RunRequest {
     /// `RUN --network`, else the build's.
     pub network: Option<NetworkMode>,
     pub mounts: Vec<RunMount>,
+    /// For each of `mounts`, the image its `from=` names (a stage or an image), if any.
+    pub mount_images: Vec<Option<Image>>,
+    /// The build context (the source of a bind mount without `from=`).
+    pub context: PathBuf,
     /// The config of the image the step makes (its history entry included).
     pub config: Value,
 }

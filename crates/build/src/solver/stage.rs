@@ -314,7 +314,20 @@ impl State<'_> {
             Instruction::Healthcheck(h) => {
                 let value = config::healthcheck(&h);
                 let created_by = nop(&self.image.config, &format!("HEALTHCHECK {value}"));
-                self.meta_step(created_by, |c| config::set(c, "Healthcheck", value))
+                self.meta_step(created_by, |c| {
+                    // As the classic builder's commit merges configs: what the new check
+                    // leaves unset (zero), the previous one gives (even under NONE).
+                    let mut value = value;
+                    if let (Some(prev), Some(new)) = (
+                        c["config"]["Healthcheck"].as_object().cloned(),
+                        value.as_object_mut(),
+                    ) {
+                        for (k, v) in prev {
+                            new.entry(k).or_insert(v);
+                        }
+                    }
+                    config::set(c, "Healthcheck", value)
+                })
             }
             Instruction::Onbuild(trigger) => {
                 let created_by = nop(&self.image.config, &format!("ONBUILD {trigger}"));
@@ -325,7 +338,7 @@ impl State<'_> {
                 })
             }
             Instruction::Workdir(w) => self.workdir(&w),
-            Instruction::Run(r) => self.run(cmd, r),
+            Instruction::Run(r) => self.run(r),
             Instruction::Copy(c) => {
                 let source = match c.from.as_deref() {
                     Some(from) => CopySource::Image(self.copy_source_image(from)?),
@@ -427,14 +440,30 @@ impl State<'_> {
         })
     }
 
-    fn run(&mut self, cmd: &Command, r: crate::instructions::Run) -> Result<(), SolveError> {
-        if !r.heredocs.is_empty() {
-            return Err(SolveError::Invalid(format!(
-                "dockerfile parse error on line {}: heredocs in RUN are not supported by this builder yet",
-                cmd.line
-            )));
+    fn run(&mut self, r: crate::instructions::Run) -> Result<(), SolveError> {
+        let cmd = heredoc_command(&r)?;
+        for m in &r.mounts {
+            if matches!(
+                m.mount_type,
+                crate::instructions::MountType::Secret | crate::instructions::MountType::Ssh
+            ) {
+                return Err(SolveError::Invalid(format!(
+                    "RUN --mount=type={} is not supported by this builder yet",
+                    m.mount_type.as_str()
+                )));
+            }
         }
-        let argv = config::argv(&self.image.config, &r.cmd);
+        let mount_images = r
+            .mounts
+            .iter()
+            .map(|m| {
+                m.from
+                    .as_deref()
+                    .map(|f| self.copy_source_image(f))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let argv = config::argv(&self.image.config, &cmd);
         let args = self.run_args();
         let shown: Vec<&str> = args
             .iter()
@@ -449,7 +478,25 @@ impl State<'_> {
         let mut config = self.image.config.clone();
         config::push_history(&mut config, &now(), &created_by, false);
         let network = r.network.or(self.ctx.opts.network);
-        let mounts: Vec<&str> = r.mounts.iter().map(|m| m.spec.as_str()).collect();
+        let mut mounts: Vec<String> = r.mounts.iter().map(|m| m.spec.clone()).collect();
+        // A bind mount's content is an input: an image's id, or the context's files.
+        for (m, image) in r.mounts.iter().zip(&mount_images) {
+            match (image, m.mount_type) {
+                (Some(img), _) => mounts.push(img.id.clone()),
+                (None, crate::instructions::MountType::Bind) => {
+                    let source = m.source.clone().unwrap_or_else(|| ".".into());
+                    let sum = crate::checksum::checksum(
+                        &self.ctx.opts.context,
+                        std::slice::from_ref(&source),
+                        &[],
+                        None,
+                    )
+                    .map_err(|e| SolveError::Invalid(format!("RUN --mount failed: {e}")))?;
+                    mounts.push(sum.digest);
+                }
+                _ => {}
+            }
+        }
         let key = cache_key(
             &self.image,
             &[
@@ -475,9 +522,11 @@ impl State<'_> {
                 .to_string(),
             network,
             mounts: r.mounts,
+            mount_images,
+            context: self.ctx.opts.context.clone(),
             config,
         };
-        let shell_text = match &r.cmd {
+        let shell_text = match &cmd {
             ShellOrExec::Shell(_) => argv.join(" "),
             ShellOrExec::Exec(v) => go_quote_list(v),
         };
@@ -498,14 +547,22 @@ impl State<'_> {
     /// The image `COPY --from=` names: a stage (by name or index) or an image.
     fn copy_source_image(&self, from: &str) -> Result<Image, SolveError> {
         let lower = from.to_ascii_lowercase();
-        let stage = self
-            .ctx
-            .df
-            .stages
+        let stages = &self.ctx.df.stages;
+        let named = stages
             .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| from.parse::<usize>().ok());
-        match stage {
+            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        let index = match (named, from.parse::<usize>()) {
+            (Some(i), _) => Some(i),
+            (None, Ok(i)) if i < stages.len() => Some(i),
+            (None, Ok(_)) => {
+                return Err(SolveError::UnknownFrom(
+                    from.into(),
+                    "index out of bounds".into(),
+                ))
+            }
+            (None, Err(_)) => None,
+        };
+        match index {
             Some(i) => self
                 .ctx
                 .built
@@ -513,7 +570,11 @@ impl State<'_> {
                 .cloned()
                 .flatten()
                 .ok_or_else(|| SolveError::UnknownFrom(from.into(), "stage not built".into())),
-            None => Ok(self.ctx.backend.image(from, false, self.ctx.out)?),
+            None => self
+                .ctx
+                .backend
+                .image(from, false, self.ctx.out)
+                .map_err(|e| SolveError::UnknownFrom(from.into(), e.message)),
         }
     }
 
@@ -536,14 +597,19 @@ impl State<'_> {
         if dest_is_dir && !abs.ends_with('/') {
             abs.push('/');
         }
-        if !inline.is_empty() {
+        if !inline.is_empty() && !sources.is_empty() {
             return Err(SolveError::Invalid(format!(
-                "heredocs in {name} are not supported by this builder yet"
+                "{name} of heredocs and files together is not supported by this builder yet"
             )));
         }
         let remote = sources
             .iter()
             .any(|s| s.starts_with("http://") || s.starts_with("https://"));
+        if flags.checksum.is_some() && !remote {
+            return Err(SolveError::Invalid(
+                "checksum can't be specified for non-HTTP(S) sources".into(),
+            ));
+        }
         if remote {
             return Err(SolveError::Invalid(format!(
                 "{name} from a URL is not supported by this builder yet"
@@ -552,6 +618,16 @@ impl State<'_> {
         // What the step reads: for an image or a stage, its id and the paths; for the
         // context, the checksum of the files (content, mode, owner; not times).
         let what = match &source {
+            _ if !inline.is_empty() => {
+                let mut h = Sha256::new();
+                for (file, data) in &inline {
+                    h.update(file.as_bytes());
+                    h.update(b"\0");
+                    h.update(data.as_bytes());
+                    h.update(b"\0");
+                }
+                format!("file:{}", hex::encode(h.finalize()))
+            }
             CopySource::Image(img) => format!("{}:{}", img.id, sources.join(" ")),
             CopySource::Context(dir) => {
                 let sum = crate::checksum::checksum(dir, &sources, &flags.exclude, None)
@@ -612,7 +688,7 @@ impl State<'_> {
             "# Executing {n} build trigger{}\n",
             if n == 1 { "" } else { "s" }
         ));
-        config::set(&mut self.image.config, "OnBuild", json!([]));
+        config::set(&mut self.image.config, "OnBuild", Value::Null);
         for trigger in triggers {
             let text = format!("FROM scratch\n{trigger}\n");
             let df = crate::parse(&text).map_err(|e| SolveError::Invalid(e.to_string()))?;
@@ -638,4 +714,35 @@ struct CopyFlags {
     checksum: Option<String>,
     parents: bool,
     exclude: Vec<String>,
+}
+
+/// The command of a `RUN` with heredocs, as BuildKit makes it: a lone `<<EOF` runs its content
+/// as the script; otherwise the line and the heredocs, as written, go to the shell together
+/// (which then reads them as its own here-documents).
+fn heredoc_command(r: &crate::instructions::Run) -> Result<ShellOrExec, SolveError> {
+    if r.heredocs.is_empty() {
+        return Ok(r.cmd.clone());
+    }
+    let ShellOrExec::Shell(line) = &r.cmd else {
+        return Err(SolveError::Invalid(
+            "heredocs are only supported in the shell form of RUN".into(),
+        ));
+    };
+    if let [only] = r.heredocs.as_slice() {
+        let marker = line
+            .trim()
+            .trim_start_matches("<<")
+            .trim_start_matches('-')
+            .trim_matches(|c| c == '"' || c == '\'');
+        if marker == only.name {
+            return Ok(ShellOrExec::Shell(only.chomped_content()));
+        }
+    }
+    let mut script = format!("{line}\n");
+    for h in &r.heredocs {
+        script.push_str(&h.content);
+        script.push_str(&h.name);
+        script.push('\n');
+    }
+    Ok(ShellOrExec::Shell(script))
 }
