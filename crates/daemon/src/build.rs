@@ -172,3 +172,53 @@ fn run(
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
+
+/// `POST /build/prune?all=&keep-storage=&filters=` (`until` only).
+pub async fn prune(engine: &Engine, req: Req) -> Resp {
+    let q = route::query(req.uri().query());
+    let filters = match crate::http::filters(&q) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    if let Some(key) = filters.0.keys().find(|k| k.as_str() != "until") {
+        return error(StatusCode::BAD_REQUEST, &format!("invalid filter '{key}'"));
+    }
+    let until = match filters.get("until").first() {
+        Some(u) => match humantime::parse_duration(u) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid filter 'until={u}': {e}"),
+                )
+            }
+        },
+        None => None,
+    };
+    let keep_storage = match q.get("keep-storage").filter(|v| !v.is_empty()) {
+        Some(v) => match v.parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid keep-storage value {v:?}"),
+                )
+            }
+        },
+        None => 0,
+    };
+    let o = berth_engine::build::prune::PruneOptions {
+        all: q.get("all").is_some_and(|v| bool_value(v)),
+        keep_storage,
+        until,
+    };
+    let engine = engine.clone();
+    match tokio::task::spawn_blocking(move || engine.prune_build_cache(&o)).await {
+        Ok(Ok((ids, reclaimed))) => crate::http::json(
+            StatusCode::OK,
+            &json!({"CachesDeleted": ids, "SpaceReclaimed": reclaimed}),
+        ),
+        Ok(Err(e)) => crate::http::engine_error(&e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}

@@ -73,6 +73,11 @@ struct Flags {
     /// Berth's nftables table (`ip` family); another one lets several daemons share a host.
     #[arg(long, default_value = "berth")]
     nft_table: String,
+    /// The build cache's garbage collection: after each build, the least recently used
+    /// entries go beyond this size (daemon.json `builder.gc.defaultKeepStorage`, with
+    /// `builder.gc.enabled`), e.g. `20GB`.
+    #[arg(long)]
+    builder_keep_storage: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -115,6 +120,13 @@ fn main() -> anyhow::Result<()> {
         init_default: flags.init,
         insecure_registries: flags.insecure_registries.clone(),
         certs_dir: PathBuf::from("/etc/berth/certs.d"),
+        builder_keep_storage: match flags.builder_keep_storage.as_deref() {
+            Some(s) => Some(
+                berth_engine::lifecycle::parse_size(s)
+                    .with_context(|| format!("invalid builder keep-storage {s:?}"))?,
+            ),
+            None => None,
+        },
     })?;
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.
@@ -190,7 +202,8 @@ fn init_binary(configured: Option<&std::path::Path>) -> anyhow::Result<PathBuf> 
 }
 
 /// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`,
-/// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `nft-table` (Berth's own), as
+/// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `nft-table` (Berth's own),
+/// `builder.gc` (`enabled`, `defaultKeepStorage`), as
 /// docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
 fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
@@ -251,6 +264,10 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
     }
     if let Some(true) = v["init"].as_bool() {
         flags.init = true;
+    }
+    let gc = &v["builder"]["gc"];
+    if gc["enabled"].as_bool() == Some(true) && flags.builder_keep_storage.is_none() {
+        flags.builder_keep_storage = gc["defaultKeepStorage"].as_str().map(str::to_string);
     }
     if let Some(l) = v["log-level"]
         .as_str()

@@ -198,11 +198,7 @@ async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
         NetworkList | NetworkCreate | NetworkPrune | NetworkInspect(_) | NetworkDelete(_)
         | NetworkConnect(_) | NetworkDisconnect(_) => networks::handle(engine, route, req).await,
         Build => build::build(engine, req),
-        // Pruning the build cache is not done yet: nothing is reclaimed.
-        BuildPrune => crate::http::json(
-            StatusCode::OK,
-            &serde_json::json!({"CachesDeleted": null, "SpaceReclaimed": 0}),
-        ),
+        BuildPrune => build::prune(engine, req).await,
         VolumeList | VolumeCreate | VolumePrune | VolumeInspect(_) | VolumeDelete(_) => {
             volumes::handle(engine, route, req).await
         }

@@ -194,3 +194,89 @@ fn copy_from_the_context_and_from_a_stage_with_the_cache_following_the_files() {
     );
     assert_eq!(d.mounts_under(), Vec::<String>::new());
 }
+
+/// `docker system df`'s Build Cache row: count, size, reclaimable.
+fn build_cache_row(d: &Daemon) -> String {
+    let out = d.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Size}}|{{.Reclaimable}}",
+    ]);
+    out.lines()
+        .find(|l| l.starts_with("Build Cache|"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn build_cache_shows_in_system_df_and_builder_prune_reclaims_it() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nENV A=1\nRUN head -c 5000000 /dev/urandom > /blob\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let (ok, stdout, stderr) = build(&d, &["-t", "cached:1", dir]);
+    assert!(ok, "{stdout}{stderr}");
+    // Two records (ENV, RUN); the RUN's 5 MB layer is the image's too: shared, so neither
+    // counted nor reclaimable (the docker CLI sums the entries that are not shared).
+    let row = build_cache_row(&d);
+    assert_eq!(row, "Build Cache|2|0B|0B");
+    d.ok(&["rmi", "cached:1"]);
+    // The layer's tar: the 5,000,000 bytes, a header and the end blocks.
+    assert_eq!(build_cache_row(&d), "Build Cache|2|5.002MB|5.002MB");
+    let blobs = d.dir.join("data/image/content/blobs/sha256");
+    let count = || std::fs::read_dir(&blobs).unwrap().count();
+    let before = count();
+    let out = d.ok(&["builder", "prune", "-f"]);
+    assert!(out.contains("Total reclaimed space: 5.002MB"), "{out}");
+    assert_eq!(build_cache_row(&d), "Build Cache|0|0B|0B");
+    // The layer and the steps' configs and manifests are gone from the store.
+    assert!(count() <= before - 5, "{before} -> {}", count());
+    let (ok, stdout, _) = build(&d, &[dir]);
+    assert!(ok);
+    assert!(!stdout.contains("Using cache"), "{stdout}");
+    // A bad filter is refused.
+    let out = d.docker(&["builder", "prune", "-f", "--filter", "nope=1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid filter 'nope'"));
+}
+
+#[test]
+fn builder_gc_keeps_the_build_cache_under_its_size() {
+    if skip() {
+        return;
+    }
+    // daemon.json: `builder.gc` keeps 3 MB of build cache.
+    let d = Daemon::start_with(|dir| {
+        std::fs::write(
+            dir.join("daemon.json"),
+            r#"{"builder": {"gc": {"enabled": true, "defaultKeepStorage": "3MB"}}}"#,
+        )
+        .unwrap();
+    });
+    d.busybox("busybox");
+    let ctx = tempfile::tempdir().unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    for n in 1..=2 {
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM busybox\nRUN head -c 2000000 /dev/urandom > /blob{n}\n"),
+        )
+        .unwrap();
+        let (ok, stdout, stderr) = build(&d, &[dir]);
+        assert!(ok, "{stdout}{stderr}");
+        // The result is dangling: once pruned, its layer is the cache's alone.
+        d.ok(&["image", "prune", "-f"]);
+    }
+    // After the second build, 4 MB of cache: the older entry went to stay under 3 MB.
+    let row = build_cache_row(&d);
+    assert_eq!(row, "Build Cache|1|2.002MB|2.002MB");
+}

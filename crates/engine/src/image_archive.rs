@@ -425,13 +425,14 @@ impl Engine {
             c.size_root_fs = Some(rw + base);
         }
         let volumes = self.volume_usage();
+        let (build_cache, builder_size) = self.build_cache_usage();
         Ok(json!({
             "LayersSize": layers_size,
             "Images": images_list,
             "Containers": containers,
             "Volumes": volumes,
-            "BuildCache": [],
-            "BuilderSize": 0,
+            "BuildCache": build_cache,
+            "BuilderSize": builder_size,
         }))
     }
 

@@ -63,6 +63,9 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// Extra certificate authorities: `<dir>/<host>/*.crt`.
     pub certs_dir: PathBuf,
+    /// The build cache's size after a build's garbage collection (daemon.json `builder.gc`);
+    /// none: no collection.
+    pub builder_keep_storage: Option<u64>,
 }
 
 /// The engine of one data root.
@@ -301,6 +304,7 @@ mod tests {
             init_default: false,
             insecure_registries: Vec::new(),
             certs_dir: data.path().join("certs"),
+            builder_keep_storage: None,
         })
         .expect("engine");
         for n in 0..10_000 {

@@ -706,15 +706,20 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
         .map_err(|_| EngineError::InvalidParameter(format!("Invalid signal: {s}")))
 }
 
-/// `10m`, `1g`, `512k`, `100` (bytes).
+/// `10m`, `1g`, `512k`, `100` (bytes), also `20GB`, `3MiB`, `100b` (Docker's `RAMInBytes`:
+/// binary multiples whatever the spelling).
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_lowercase();
+    let lower = s.trim().to_lowercase();
+    let s = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
     let unit = |suffix: char, mult: u64| s.strip_suffix(suffix).map(|num| (num, mult));
     let (num, mult) = unit('k', 1 << 10)
         .or_else(|| unit('m', 1 << 20))
         .or_else(|| unit('g', 1 << 30))
-        .or_else(|| unit('b', 1))
-        .unwrap_or((s.as_str(), 1));
+        .or_else(|| unit('t', 1 << 40))
+        .unwrap_or((s, 1));
     num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult))
 }
 
@@ -741,6 +746,10 @@ mod tests {
         assert!(parse_signal("NOPE").is_err());
         assert_eq!(parse_size("10m"), Some(10 << 20));
         assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("100b"), Some(100));
+        assert_eq!(parse_size("3MB"), Some(3 << 20));
+        assert_eq!(parse_size("20GiB"), Some(20 << 30));
+        assert_eq!(parse_size("1kb"), Some(1 << 10));
         assert_eq!(parse_size("99999999999999999g"), None);
         assert_eq!(parse_size("é"), None);
     }

@@ -23,9 +23,13 @@ impl Engine {
     /// The image a step with `key` made, if its record and the image are still here.
     pub(crate) fn cache_get(&self, key: &str) -> Option<Image> {
         let path = record_path(&self.build_dir(), key)?;
-        let text = std::fs::read_to_string(path).ok()?;
+        let text = std::fs::read_to_string(&path).ok()?;
         let manifest: Digest = text.trim().parse().ok()?;
         let r = self.images.load_resolved(&manifest, None).ok()?;
+        // The record's time says when it was last used (`builder prune` keeps the newest).
+        if let Ok(f) = std::fs::File::options().write(true).open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
         Some(Image {
             id: r.id.to_string(),
             handle: r.manifest.to_string(),
@@ -76,6 +80,36 @@ impl Engine {
         };
         if let Err(e) = write() {
             tracing::warn!(error = %e, "recording a build cache entry");
+        }
+    }
+}
+
+impl Engine {
+    /// Makes the cache's lease hold exactly the images of the records left (after a prune).
+    pub(crate) fn rebuild_cache_lease(&self) {
+        let store = &self.images.store;
+        let mut lease = Lease {
+            id: LEASE.to_string(),
+            expires: u64::MAX,
+            blobs: Vec::new(),
+            snapshots: Vec::new(),
+        };
+        for e in self.build_cache_entries() {
+            let chains = berth_image::gc::image_chain_ids(&store.content, &e.manifest);
+            lease
+                .snapshots
+                .extend(chains.into_iter().map(|c| c.to_string()));
+            lease.blobs.push(e.manifest);
+        }
+        lease.snapshots.sort();
+        lease.snapshots.dedup();
+        let result = if lease.blobs.is_empty() {
+            store.metadata.remove_lease(LEASE)
+        } else {
+            store.metadata.put_lease(&lease)
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "recording the build cache's lease");
         }
     }
 }

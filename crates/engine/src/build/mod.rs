@@ -9,6 +9,7 @@
 //!   those images with a lease of its own (`build-cache`).
 
 pub mod cache;
+pub mod prune;
 mod steps;
 
 use std::path::PathBuf;
@@ -83,6 +84,15 @@ impl Engine {
             .and_then(|image| self.finish_build(&image, &tags, out));
         if let Err(e) = self.images.store.metadata.remove_lease(&lease_id) {
             tracing::warn!(error = %e, "removing a build's lease");
+        }
+        if let Some(keep) = self.config.builder_keep_storage {
+            let o = prune::PruneOptions {
+                keep_storage: keep.max(1),
+                ..prune::PruneOptions::default()
+            };
+            if let Err(e) = self.prune_build_cache(&o) {
+                tracing::warn!(error = %e, "the build cache's garbage collection");
+            }
         }
         outcome
     }
