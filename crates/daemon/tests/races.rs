@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{skip, text, Daemon};
+use common::{python_sdk, skip, text, Daemon};
 
 #[test]
 fn kill_returns_once_the_container_has_exited() {
@@ -130,27 +130,6 @@ fn attach_with_logs_and_no_stream_sends_the_logs_and_closes() {
     // One stdout frame: stream 1, then the payload.
     let frame = [&[1u8, 0, 0, 0, 0, 0, 0, 20][..], b"hello from the past\n"].concat();
     assert!(got.windows(frame.len()).any(|w| w == frame), "{text}");
-}
-
-/// The Python SDK (`pip install docker`), a client the tests did not write.
-fn python_sdk(d: &Daemon, script: &str) -> String {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import docker"])
-        .status();
-    if !probe.is_ok_and(|s| s.success()) {
-        assert!(
-            std::env::var("CI").is_err(),
-            "the Python SDK is missing: python3 -m pip install docker"
-        );
-        eprintln!("skipped: no Python SDK (python3 -m pip install docker)");
-        return String::new();
-    }
-    let mut cmd = std::process::Command::new("python3");
-    cmd.args(["-c", script])
-        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()));
-    let out = berth_tests::run_with_timeout(&mut cmd, std::time::Duration::from_secs(120));
-    assert!(out.status.success(), "{out:?}");
-    out.stdout
 }
 
 #[test]

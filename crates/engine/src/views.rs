@@ -60,7 +60,7 @@ impl Engine {
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
             exec_ids: None,
-            host_config: Some(c.host_config.clone()),
+            host_config: Some(inspect_host_config(&c.host_config)),
             graph_driver: Some(DriverData {
                 name: "overlay2".to_string(),
                 data: Default::default(),
@@ -261,4 +261,17 @@ pub fn human_duration(d: Duration) -> String {
         5_259_600..63_115_200 => format!("{} months", s / 2_629_800),
         _ => format!("{} years", s / 31_557_600),
     }
+}
+
+/// The `HostConfig` inspect shows: the container's, with what dockerd always fills in where it
+/// was left unset (SDKs read `HostConfig.LogConfig.Type` without checking: docker-py's
+/// `containers.run`).
+fn inspect_host_config(hc: &berth_api::models::HostConfig) -> berth_api::models::HostConfig {
+    let mut hc = hc.clone();
+    let log = hc.log_config.get_or_insert_with(Default::default);
+    if log.typ.as_deref().unwrap_or("").is_empty() {
+        log.typ = Some("json-file".to_string());
+    }
+    log.config.get_or_insert_with(Default::default);
+    hc
 }

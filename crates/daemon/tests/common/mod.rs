@@ -445,3 +445,24 @@ pub fn http_get_at(ip: Ipv4Addr, port: u16) -> Option<String> {
 
 #[allow(unused_imports)] // each test file uses some of these
 pub use berth_tests::net::{free_port, host_address, portmap_rules};
+
+/// The Python SDK (`pip install docker`), a client the tests did not write.
+pub fn python_sdk(d: &Daemon, script: &str) -> String {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import docker"])
+        .status();
+    if !probe.is_ok_and(|s| s.success()) {
+        assert!(
+            std::env::var("CI").is_err(),
+            "the Python SDK is missing: python3 -m pip install docker"
+        );
+        eprintln!("skipped: no Python SDK (python3 -m pip install docker)");
+        return String::new();
+    }
+    let mut cmd = std::process::Command::new("python3");
+    cmd.args(["-c", script])
+        .env("DOCKER_HOST", format!("unix://{}", d.socket.display()));
+    let out = berth_tests::run_with_timeout(&mut cmd, std::time::Duration::from_secs(120));
+    assert!(out.status.success(), "{out:?}");
+    out.stdout
+}
