@@ -11,7 +11,7 @@ use berth_api::query::bool_value;
 use berth_build::instructions::NetworkMode;
 use berth_build::solver::output::Message;
 use berth_build::solver::{BuildOptions, Output};
-use berth_engine::build::BuildRequest;
+use berth_engine::build::{BuildRequest, RunResources};
 use berth_engine::Engine;
 use bytes::Bytes;
 use http::StatusCode;
@@ -26,6 +26,7 @@ struct Query {
     tags: Vec<String>,
     dockerfile: String,
     options: BuildOptions,
+    resources: RunResources,
     quiet: bool,
 }
 
@@ -58,6 +59,38 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
         Some(p) => Some(berth_build::platform::Platform::parse(p).map_err(|e| e.to_string())?),
         None => None,
     };
+    let int = |k: &str| -> Result<Option<i64>, String> {
+        match get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| format!("invalid {k} value {v:?}")),
+        }
+    };
+    let ulimits = match get("ulimits").filter(|v| !v.is_empty()) {
+        None => Vec::new(),
+        Some(v) => serde_json::from_str(v).map_err(|e| format!("invalid ulimits: {e}"))?,
+    };
+    let resources = RunResources {
+        // The docker CLI sends one `extrahosts` per host; some clients join them with commas.
+        extra_hosts: all
+            .iter()
+            .filter(|(k, _)| k == "extrahosts")
+            .flat_map(|(_, v)| v.split(','))
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect(),
+        shm_size: int("shmsize")?,
+        memory: int("memory")?,
+        memory_swap: int("memswap")?,
+        cpu_shares: int("cpushares")?,
+        cpu_period: int("cpuperiod")?,
+        cpu_quota: int("cpuquota")?,
+        cpuset_cpus: get("cpusetcpus").map(str::to_string),
+        cpuset_mems: get("cpusetmems").map(str::to_string),
+        ulimits,
+    };
     let labels = json_map("labels")?
         .into_iter()
         .map(|(k, v)| (k, v.unwrap_or_default()))
@@ -82,6 +115,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
             platform,
             context: PathBuf::new(),
         },
+        resources,
         quiet: flag("q"),
     })
 }
@@ -99,12 +133,31 @@ pub fn build(engine: &Engine, req: Req) -> Resp {
         Ok(q) => q,
         Err(m) => return error(StatusCode::BAD_REQUEST, &m),
     };
+    let auth = berth_engine::distribution::decode_registry_config(
+        req.headers()
+            .get("X-Registry-Config")
+            .and_then(|v| v.to_str().ok()),
+    );
     let body = BodyReader::spawn(req.into_body());
     let (tx, resp_body) = crate::http::channel();
     let engine = engine.clone();
     let cancel = Arc::new(AtomicBool::new(false));
     let handle = tokio::runtime::Handle::current();
+    // The client gone (the response body dropped), the build is cancelled: its running step
+    // is killed and nothing more runs.
+    // The watcher holds a sender only until the build ends (`finished` dropped with the
+    // build's closure): the response ends when the build's own senders go.
+    let watched = tx.clone();
+    let flag = Arc::clone(&cancel);
+    let (finished, build_over) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = watched.closed() => flag.store(true, Ordering::Relaxed),
+            _ = build_over => {}
+        }
+    });
     tokio::task::spawn_blocking(move || {
+        let _finished = finished;
         let sender = tx.clone();
         let quiet = query.quiet;
         let cancel_on_gone = Arc::clone(&cancel);
@@ -117,7 +170,7 @@ pub fn build(engine: &Engine, req: Req) -> Resp {
             }
         });
         let _guard = handle.enter();
-        let result = run(&engine, query, body, &out, cancel);
+        let result = run(&engine, query, auth, body, &out, cancel);
         let message = match result {
             Ok(id) => {
                 if quiet {
@@ -142,6 +195,7 @@ type Failure = (String, Option<i64>);
 fn run(
     engine: &Engine,
     query: Query,
+    auth: berth_engine::build::RegistryAuth,
     body: BodyReader,
     out: &Output,
     cancel: Arc<AtomicBool>,
@@ -164,9 +218,12 @@ fn run(
             dockerfile,
             options,
             tags: query.tags,
+            resources: query.resources,
+            auth,
+            cancel,
         };
         engine
-            .build(&req, out, cancel)
+            .build(&req, out)
             .map_err(|e| (e.to_string(), e.code()))
     })();
     let _ = std::fs::remove_dir_all(&dir);

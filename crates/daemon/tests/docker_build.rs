@@ -280,3 +280,126 @@ fn builder_gc_keeps_the_build_cache_under_its_size() {
     let row = build_cache_row(&d);
     assert_eq!(row, "Build Cache|1|2.002MB|2.002MB");
 }
+
+#[test]
+fn run_steps_get_the_builds_hosts_shm_and_memory() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN grep myhost /etc/hosts > /hosts && df -k /dev/shm | tail -1 > /shm\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let (ok, stdout, stderr) = build(
+        &d,
+        &[
+            "-t",
+            "res",
+            "--add-host",
+            "myhost:10.1.2.3",
+            "--shm-size",
+            "32m",
+            "--memory",
+            "64m",
+            dir,
+        ],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    let hosts = d.ok(&["run", "--rm", "res", "cat", "/hosts"]);
+    assert!(hosts.starts_with("10.1.2.3\tmyhost"), "{hosts}");
+    let shm = d.ok(&["run", "--rm", "res", "cat", "/shm"]);
+    assert!(shm.split_whitespace().nth(1) == Some("32768"), "{shm}");
+}
+
+#[test]
+fn a_client_that_goes_away_cancels_the_build_and_its_running_step() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo started && sleep 300\nRUN touch /never\n",
+    )
+    .unwrap();
+    let mut cmd = d.docker_command(&["build", ctx.path().to_str().unwrap()]);
+    cmd.env("DOCKER_BUILDKIT", "0");
+    let mut client = cmd.spawn().unwrap();
+    // Until the step runs (its container is there), 60 s at most.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while d.ok(&["ps", "-q"]).trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    client.kill().unwrap();
+    let _ = client.wait();
+    // berthd kills the step and removes its container; nothing else runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !d.ok(&["ps", "-aq"]).trim().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the step's container is still there: {}",
+            d.ok(&["ps", "-a"])
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !d.mounts_under().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            d.mounts_under()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.ok(&["images", "-q"]).lines().count(), 1, "busybox only");
+}
+
+#[test]
+fn base_images_are_pulled_with_the_clients_registry_credentials() {
+    if skip() {
+        return;
+    }
+    let registry = berth_tests::registry::Registry::start_with_htpasswd("alice", "s3cret").unwrap();
+    let host = registry.host();
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let base = format!("{host}/team/base:1");
+    d.ok(&["tag", "busybox", &base]);
+    let out = d.docker_stdin(
+        &["login", "-u", "alice", "--password-stdin", &host],
+        Some(b"s3cret\n"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    d.ok(&["push", &base]);
+    d.ok(&["rmi", &base]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo pulled > /p\n"),
+    )
+    .unwrap();
+    // The docker CLI sends its saved credentials as X-Registry-Config.
+    let (ok, stdout, stderr) = build(&d, &["-t", "from-private", ctx.path().to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "from-private", "cat", "/p"]),
+        "pulled\n"
+    );
+    // Without them, the pull is refused.
+    d.ok(&["logout", &host]);
+    d.ok(&["rmi", &base, "from-private"]);
+    let (ok, _, stderr) = build(&d, &[ctx.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("pull access denied"), "{stderr}");
+}

@@ -15,16 +15,41 @@ use tokio::sync::mpsc;
 use crate::error::{EngineError, Result};
 use crate::Engine;
 
-/// Decodes `X-Registry-Auth` (base64url JSON `{"username","password","serveraddress"}`, or
-/// `{"identitytoken"}`); anything unreadable is anonymous, as dockerd treats it.
-pub fn decode_auth(header: Option<&str>) -> Option<Credential> {
+/// The JSON of a base64 header (url-safe with or without padding, or standard).
+fn decode_header(header: Option<&str>) -> Option<Value> {
     let text = header?.trim();
     let bytes = base64::engine::general_purpose::URL_SAFE
         .decode(text)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(text))
         .ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Decodes `X-Registry-Auth` (base64url JSON `{"username","password","serveraddress"}`, or
+/// `{"identitytoken"}`); anything unreadable is anonymous, as dockerd treats it.
+pub fn decode_auth(header: Option<&str>) -> Option<Credential> {
+    credential(&decode_header(header)?)
+}
+
+/// Decodes `X-Registry-Config` (`POST /build`): base64 JSON of registry → auth config; the
+/// keys are reduced to the registry's domain (`https://index.docker.io/v1/` is Docker Hub's).
+pub fn decode_registry_config(header: Option<&str>) -> HashMap<String, Credential> {
+    let Some(Value::Object(map)) = decode_header(header) else {
+        return HashMap::new();
+    };
+    map.iter()
+        .filter_map(|(server, v)| {
+            Some((
+                crate::image_archive::registry_domain(server),
+                credential(v)?,
+            ))
+        })
+        .collect()
+}
+
+/// The credential of one auth config object.
+fn credential(v: &Value) -> Option<Credential> {
     let username = v["username"].as_str().unwrap_or_default().to_string();
     let password = v["password"]
         .as_str()

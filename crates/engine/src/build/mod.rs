@@ -32,6 +32,52 @@ pub struct BuildRequest {
     pub options: BuildOptions,
     /// `-t`: names for the result.
     pub tags: Vec<String>,
+    /// What every `RUN` container gets (the API's `extrahosts`, `shmsize`, `memory`...).
+    pub resources: RunResources,
+    /// Credentials for the registries base images are pulled from (`X-Registry-Config`), by
+    /// domain.
+    pub auth: RegistryAuth,
+    /// Set when the client has gone: the build stops, a running step is killed.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Credentials by registry domain (`X-Registry-Config`, decoded by
+/// [`crate::distribution::decode_registry_config`]).
+pub type RegistryAuth = std::collections::HashMap<String, berth_registry::credentials::Credential>;
+
+/// The resources of `RUN` containers, as `POST /build` gives them.
+#[derive(Debug, Clone, Default)]
+pub struct RunResources {
+    pub extra_hosts: Vec<String>,
+    pub shm_size: Option<i64>,
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub ulimits: Vec<berth_api::models::ResourcesUlimits>,
+}
+
+impl RunResources {
+    /// These resources set on `hc`.
+    pub(crate) fn apply(&self, hc: &mut berth_api::models::HostConfig) {
+        if !self.extra_hosts.is_empty() {
+            hc.extra_hosts = Some(self.extra_hosts.clone());
+        }
+        hc.shm_size = self.shm_size.filter(|s| *s > 0);
+        hc.memory = self.memory.filter(|m| *m > 0);
+        hc.memory_swap = self.memory_swap.filter(|m| *m != 0);
+        hc.cpu_shares = self.cpu_shares.filter(|c| *c > 0);
+        hc.cpu_period = self.cpu_period.filter(|c| *c > 0);
+        hc.cpu_quota = self.cpu_quota.filter(|c| *c > 0);
+        hc.cpuset_cpus = self.cpuset_cpus.clone().filter(|c| !c.is_empty());
+        hc.cpuset_mems = self.cpuset_mems.clone().filter(|c| !c.is_empty());
+        if !self.ulimits.is_empty() {
+            hc.ulimits = Some(self.ulimits.clone());
+        }
+    }
 }
 
 /// The engine as the solver's backend, for one build.
@@ -40,6 +86,8 @@ pub(crate) struct EngineBackend<'a> {
     handle: tokio::runtime::Handle,
     lease: Mutex<Lease>,
     cancel: Arc<AtomicBool>,
+    resources: &'a RunResources,
+    auth: &'a RegistryAuth,
 }
 
 impl Engine {
@@ -49,7 +97,6 @@ impl Engine {
         &self,
         req: &BuildRequest,
         out: &Output,
-        cancel: Arc<AtomicBool>,
     ) -> std::result::Result<String, BuildError> {
         let tags: Vec<Reference> = req
             .tags
@@ -75,7 +122,9 @@ impl Engine {
             engine: self,
             handle,
             lease: Mutex::new(lease),
-            cancel,
+            cancel: Arc::clone(&req.cancel),
+            resources: &req.resources,
+            auth: &req.auth,
         };
         let result = solver::solve(&df, &req.options, &backend, out);
         let lease_id = backend.lease_id();

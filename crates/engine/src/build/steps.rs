@@ -2,6 +2,7 @@
 //! container, `WORKDIR` in a snapshot of its own.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use berth_api::models::{
@@ -278,6 +279,31 @@ impl EngineBackend<'_> {
         result
     }
 
+    /// Starts the step's container, streams its output, waits for it, and stores its changes
+    /// as a layer (`None`: no change). A process failing is an error with its code.
+    fn run_container(&self, id: &str, out: &Output) -> Result<Option<(Digest, u64)>, BackendError> {
+        self.handle.block_on(self.engine.start(id)).map_err(err)?;
+        self.follow_output(id, out)?;
+        let code = self
+            .handle
+            .block_on(self.engine.wait(id, WaitCondition::NotRunning))
+            .map_err(err)?;
+        if code != 0 {
+            return Err(BackendError {
+                message: format!("exit code {code}"),
+                code: Some(code),
+            });
+        }
+        let upper = self
+            .engine
+            .images
+            .store
+            .snapshots
+            .upper_dir(&format!("container-{id}"))
+            .map_err(err)?;
+        commit::store_layer(&self.engine.images.store, &upper).map_err(err)
+    }
+
     /// The init layer of a `RUN` container, as Docker's: a committed snapshot on `top` with
     /// the mount points the runtime needs and the image may lack (`/proc`, `/sys`, `/dev`,
     /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`), so that they are not in the
@@ -370,15 +396,21 @@ impl Backend for EngineBackend<'_> {
         }
         let reference: Reference = name.parse().map_err(err)?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let pulled = self.handle.block_on(async {
-            let forward = async {
-                while let Some(v) = rx.recv().await {
-                    out.send(berth_build::solver::output::Message::Progress(v));
-                }
-            };
-            let (pulled, ()) = tokio::join!(self.engine.pull(&reference, None, tx), forward);
-            pulled
-        });
+        let auth = self.auth.get(reference.domain()).cloned();
+        let engine = self.engine.clone();
+        let pull_ref = reference.clone();
+        let pulling = self
+            .handle
+            .spawn(async move { engine.pull(&pull_ref, auth, tx).await });
+        // The progress is passed on from this thread (the output may block on the client),
+        // until the pull drops its sender.
+        while let Some(v) = rx.blocking_recv() {
+            out.send(berth_build::solver::output::Message::Progress(v));
+        }
+        let pulled = self
+            .handle
+            .block_on(pulling)
+            .map_err(|e| BackendError::new(format!("pulling {name}: {e}")))?;
         pulled.map_err(|e| {
             BackendError::new(format!(
                 "pull access denied for {}, repository does not exist or may require 'docker login': {e}",
@@ -415,6 +447,11 @@ impl Backend for EngineBackend<'_> {
             Some(NetworkMode::Host) => "host",
             Some(NetworkMode::Default) | None => "bridge",
         };
+        let mut host_config = HostConfig {
+            network_mode: Some(network.to_string()),
+            ..HostConfig::default()
+        };
+        self.resources.apply(&mut host_config);
         let mut body = ContainerCreateBody {
             image: Some(parent.id.clone()),
             cmd: Some(req.argv.clone()),
@@ -422,10 +459,7 @@ impl Backend for EngineBackend<'_> {
             env: Some(env),
             user: Some(req.user.clone()),
             working_dir: Some(req.workdir.clone()),
-            host_config: Some(HostConfig {
-                network_mode: Some(network.to_string()),
-                ..HostConfig::default()
-            }),
+            host_config: Some(host_config),
             ..ContainerCreateBody::default()
         };
         let name = (0..)
@@ -457,28 +491,22 @@ impl Backend for EngineBackend<'_> {
             }
         };
         out.arrow(&format!("Running in {}", short(&id)));
-        let result = (|| {
-            self.handle.block_on(self.engine.start(&id)).map_err(err)?;
-            self.follow_output(&id, out)?;
-            let code = self
-                .handle
-                .block_on(self.engine.wait(&id, WaitCondition::NotRunning))
-                .map_err(err)?;
-            if code != 0 {
-                return Err(BackendError {
-                    message: format!("exit code {code}"),
-                    code: Some(code),
-                });
-            }
-            let upper = self
-                .engine
-                .images
-                .store
-                .snapshots
-                .upper_dir(&format!("container-{id}"))
-                .map_err(err)?;
-            commit::store_layer(&self.engine.images.store, &upper).map_err(err)
-        })();
+        let done = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            // The client gone, the step's process is killed (its output then ends).
+            scope.spawn(|| {
+                while !done.load(Ordering::Relaxed) {
+                    if self.cancel.load(Ordering::Relaxed) {
+                        let _ = self.handle.block_on(self.engine.kill(&id, Some("KILL")));
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            });
+            let result = self.run_container(&id, out);
+            done.store(true, Ordering::Relaxed);
+            result
+        });
         out.stream(&format!("Removing intermediate container {}\n", short(&id)));
         if let Err(e) = self.handle.block_on(self.engine.remove(&id, true)) {
             tracing::warn!(container = %id, error = %e, "removing a build container");
