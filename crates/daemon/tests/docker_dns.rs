@@ -250,9 +250,11 @@ fn lookups_stay_fast_during_a_burst_of_creates() {
     let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "asker"]);
     let netns = std::fs::File::open(format!("/proc/{}/ns/net", pid.trim())).unwrap();
     // A client in the asker's network namespace (this thread only) asking for `target` every
-    // 5 ms, recording each answer's latency, until told to stop.
+    // millisecond, recording each answer's latency, until told to stop.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stopping = stop.clone();
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = asked.clone();
     let client = std::thread::spawn(move || {
         nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -276,19 +278,24 @@ fn lookups_stay_fast_during_a_burst_of_creates() {
                 }
             }
             latencies.push(t0.elapsed());
-            std::thread::sleep(Duration::from_millis(5));
+            counting.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1));
         }
         latencies
     });
     // 50 creates at once, each on a connection of its own, as raw HTTP (no client process in
-    // the way), twice.
+    // the way), twice, and again (6 rounds at most) until 100 lookups were made under them, so
+    // that the 99th percentile is not the slowest one.
     let body = r#"{"Image":"busybox","Cmd":["true"]}"#;
     let request = format!(
         "POST /containers/create HTTP/1.1\r\nHost: d\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    for _ in 0..2 {
+    for round in 0..6 {
+        if round >= 2 && asked.load(Ordering::SeqCst) >= 100 {
+            break;
+        }
         let creates: Vec<_> = (0..50)
             .map(|_| {
                 let (socket, request) = (d.socket.clone(), request.clone());
@@ -311,7 +318,7 @@ fn lookups_stay_fast_during_a_burst_of_creates() {
     stop.store(true, Ordering::SeqCst);
     let mut latencies = client.join().unwrap();
     latencies.sort();
-    assert!(latencies.len() >= 10, "too few lookups: {latencies:?}");
+    assert!(latencies.len() >= 100, "too few lookups: {latencies:?}");
     let p99 = latencies[(latencies.len() * 99).div_ceil(100) - 1];
     assert!(
         p99 < Duration::from_millis(50),
