@@ -2,6 +2,7 @@
 //! way the docker CLI does, so it works against berthd and against dockerd.
 
 mod batch;
+mod build;
 mod container;
 mod embedded;
 mod fmt;
@@ -102,6 +103,8 @@ pub enum Cmd {
     Rmi(image::RmiOpts),
     /// Import the contents from a tarball to create a filesystem image
     Import(image::ImportOpts),
+    /// Build an image from a Dockerfile
+    Build(build::BuildOpts),
     /// Save one or more images to a tar archive
     Save(image::SaveOpts),
     /// Load an image from a tar archive or STDIN
@@ -166,6 +169,8 @@ pub enum ContainerCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
+    /// Build an image from a Dockerfile
+    Build(build::BuildOpts),
     /// Remove unused images
     Prune(ImagePruneOpts),
     /// List images
@@ -408,6 +413,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Tag(o) => image::tag(h, o).await,
         Cmd::Rmi(o) => image::rmi(h, o).await,
         Cmd::Import(o) => image::import(h, o).await,
+        Cmd::Build(o) => build::build(h, o, "berth build").await,
         Cmd::Save(o) => image::save(h, o).await,
         Cmd::Load(o) => image::load(h, o).await,
         Cmd::Login(o) => image::login(h, o).await,
@@ -433,6 +439,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             ContainerCmd::Inspect(o) => container::inspect(h, o, Some("container")).await,
         },
         Cmd::Image(c) => match c {
+            ImageCmd::Build(o) => build::build(h, o, "berth image build").await,
             ImageCmd::Prune(o) => system::image_prune(h, o).await,
             ImageCmd::Ls(o) => image::images(h, o).await,
             ImageCmd::Inspect(o) => container::inspect(h, o, Some("image")).await,
