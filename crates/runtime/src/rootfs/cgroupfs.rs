@@ -22,7 +22,30 @@ struct Hierarchy {
     options: String,
 }
 
+/// The host's cgroup hierarchies: each superblock once, where `/sys/fs/cgroup` has it. A
+/// hierarchy mounted again elsewhere (a test's, a tool's, another runtime's bind) is not the
+/// host's layout: reproducing it made containers fail with ENOENT while one existed.
 fn hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    let all = all_cgroup_mounts(mountinfo);
+    let standard = |h: &Hierarchy| {
+        h.mount_point == Path::new("/sys/fs/cgroup")
+            || h.mount_point.parent() == Some(Path::new("/sys/fs/cgroup"))
+    };
+    let mut out: Vec<Hierarchy> = Vec::new();
+    let preferred = all.iter().filter(|h| standard(h));
+    let others = all.iter().filter(|h| !standard(h));
+    for h in preferred.chain(others) {
+        if !out
+            .iter()
+            .any(|o| o.fstype == h.fstype && o.options == h.options)
+        {
+            out.push(h.clone());
+        }
+    }
+    out
+}
+
+fn all_cgroup_mounts(mountinfo: &str) -> Vec<Hierarchy> {
     mountinfo
         .lines()
         .filter_map(|line| {
@@ -179,12 +202,15 @@ mod tests {
 35 25 0:30 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,memory
 36 25 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:16 - cgroup cgroup rw,cpu,cpuacct
 37 25 0:32 / /sys/fs/cgroup/unified rw,nosuid shared:17 - cgroup2 cgroup2 rw
-38 25 0:33 / /proc rw - proc proc rw";
+38 25 0:33 / /proc rw - proc proc rw
+39 25 0:31 /x /tmp/test/cpu rw,nosuid shared:18 - cgroup cgroup rw,cpu,cpuacct";
 
     #[test]
     fn finds_hierarchies() {
         let h = hierarchies(HYBRID);
+        // The second mount of cpu,cpuacct (under /tmp) is not the host's layout.
         assert_eq!(h.len(), 3);
+        assert_eq!(h[1].mount_point, Path::new("/sys/fs/cgroup/cpu,cpuacct"));
         assert_eq!(h[1].options, "cpu,cpuacct");
         assert_eq!(h[2].fstype, "cgroup2");
         let proc_cgroup = "4:memory:/a/b\n2:cpu,cpuacct:/c\n0::/d";
