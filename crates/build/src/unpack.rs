@@ -63,6 +63,8 @@ pub struct UnpackStats {
     pub bytes: u64,
     /// Device nodes and FIFOs left out.
     pub skipped: u64,
+    /// Where the data of the last entry ends in the stream (its padding not counted).
+    pub data_end: u64,
 }
 
 /// Writes the (already decompressed) tar `reader` below `top`.
@@ -78,6 +80,7 @@ pub(crate) fn unpack(
     let mut dir_times: Vec<(Components, Timespec)> = Vec::new();
     for entry in archive.entries().map_err(UnpackError::Read)? {
         let mut entry = entry.map_err(UnpackError::Read)?;
+        stats.data_end = entry.raw_file_position() + entry.size();
         if let Some((components, mtime)) = write_entry(&mut entry, top, opts, &mut stats)? {
             dir_times.push((components, mtime));
         }

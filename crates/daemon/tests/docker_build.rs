@@ -403,3 +403,34 @@ fn base_images_are_pulled_with_the_clients_registry_credentials() {
     assert!(!ok);
     assert!(stderr.contains("pull access denied"), "{stderr}");
 }
+
+#[test]
+fn a_dockerfile_outside_the_context_as_the_docker_cli_sends_it() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("a.txt"), "inside\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let dockerfile = outside.path().join("Build.df");
+    std::fs::write(&dockerfile, "FROM busybox\nCOPY . /ctx/\n").unwrap();
+    // The CLI adds the Dockerfile (and a .dockerignore naming it) to the context's tar, and
+    // ends the stream right after the last entry's data.
+    let (ok, stdout, stderr) = build(
+        &d,
+        &[
+            "-t",
+            "outside",
+            "-f",
+            dockerfile.to_str().unwrap(),
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "outside", "ls", "-A", "/ctx"]),
+        "a.txt\n"
+    );
+}

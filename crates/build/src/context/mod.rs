@@ -169,7 +169,20 @@ impl Context {
                 owner: None,
                 parent_owner: (0, 0),
             };
-            let unpacked = unpack::unpack(Cursor::new(first).chain(decoded), top.as_fd(), opts)?;
+            let mut padded = Padded::new(Cursor::new(first).chain(decoded));
+            let unpacked = unpack::unpack(&mut padded, top.as_fd(), opts)?;
+            // The stream ended inside a block: as Go's tar reader, that is the end of the
+            // archive only right after an entry's data (the docker CLI sends no padding and no
+            // end blocks after the last entry when it adds a Dockerfile from outside the
+            // context); anywhere else it is truncated.
+            if let Some(end) = padded.unaligned_eof {
+                if unpacked.data_end != end {
+                    return Err(ContextError::Read(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the build context's tar ends in the middle of an entry",
+                    )));
+                }
+            }
             stats.entries = unpacked.entries;
             stats.bytes = unpacked.bytes;
             stats.skipped = unpacked.skipped;
@@ -332,3 +345,52 @@ impl<R: Read> Read for CountingReader<R> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// A tar stream completed at its end: when the source ends inside a 512-byte block, zeros up
+/// to the block's end and two zero blocks (the end of the archive) follow, and where it ended
+/// is kept for the caller to check.
+struct Padded<R> {
+    inner: R,
+    pos: u64,
+    /// Zero bytes still to give after the source's end.
+    padding: u64,
+    ended: bool,
+    unaligned_eof: Option<u64>,
+}
+
+impl<R: Read> Padded<R> {
+    fn new(inner: R) -> Padded<R> {
+        Padded {
+            inner,
+            pos: 0,
+            padding: 0,
+            ended: false,
+            unaligned_eof: None,
+        }
+    }
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.ended {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.ended = true;
+            let block = BLOCK as u64;
+            let rest = self.pos % block;
+            if rest != 0 {
+                self.unaligned_eof = Some(self.pos);
+                self.padding = block - rest + 2 * block;
+            }
+        }
+        let n = buf
+            .len()
+            .min(usize::try_from(self.padding).unwrap_or(usize::MAX));
+        buf.iter_mut().take(n).for_each(|b| *b = 0);
+        self.padding -= n as u64;
+        Ok(n)
+    }
+}

@@ -448,3 +448,25 @@ fn pack_dir_round_trips_deterministically_and_honours_dockerignore() {
     );
     assert_eq!(fs::read(dir.join("ignored/keep")).unwrap(), b"k");
 }
+
+#[test]
+fn a_tar_ending_right_after_its_last_data_is_whole_and_one_ending_inside_it_is_not() {
+    // The docker CLI, adding a Dockerfile from outside the context, sends the last entry's
+    // data without its padding and without the end blocks: Go's tar reader takes that as the
+    // end of the archive, and so does this one.
+    let full = TarMaker::new()
+        .file("Dockerfile", b"FROM scratch\n")
+        .file(".dockerignore", b"secret\n")
+        .finish();
+    // Two headers and two data blocks; the second data is 7 bytes.
+    let cut = 512 * 3 + 7;
+    let (tmp, ctx) = extract(&full[..cut], "Dockerfile");
+    ctx.unwrap();
+    assert_eq!(
+        fs::read(tmp.path().join("ctx/.dockerignore")).unwrap(),
+        b"secret\n"
+    );
+    // Cut inside the data: an error, not a file filled with zeros.
+    let (_tmp, ctx) = extract(&full[..512 * 3 + 3], "Dockerfile");
+    assert!(ctx.is_err());
+}
