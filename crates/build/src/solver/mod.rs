@@ -15,8 +15,10 @@
 //! checksum of the files it reads), so a cache hit needs no work at all.
 
 pub mod config;
+mod copy_step;
 pub mod output;
 pub mod plan;
+mod run_step;
 pub mod stage;
 #[cfg(test)]
 mod tests;

@@ -12,10 +12,9 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::config::{self, go_quote_list, nop, nop_glued};
+use super::copy_step::CopyFlags;
 use super::plan::{Base, Plan};
-use super::{
-    Backend, BuildOptions, CopyRequest, CopySource, Image, Output, RunRequest, SolveError,
-};
+use super::{Backend, BuildOptions, CopySource, Image, Output, SolveError};
 use crate::instructions::{Command, Instruction, ShellOrExec};
 use crate::platform::{is_proxy_arg, Platform};
 use crate::shell_words::Lex;
@@ -37,16 +36,16 @@ pub struct StageContext<'a> {
 }
 
 /// A stage being built.
-struct State<'a> {
-    ctx: &'a StageContext<'a>,
-    image: Image,
+pub(super) struct State<'a> {
+    pub(super) ctx: &'a StageContext<'a>,
+    pub(super) image: Image,
     /// Declared args and their values (`None`: declared without one).
-    args: Vec<(String, Option<String>)>,
+    pub(super) args: Vec<(String, Option<String>)>,
     /// Build args the stage declared (consumed, for the unused-args warning).
-    consumed: BTreeSet<String>,
+    pub(super) consumed: BTreeSet<String>,
     /// `CMD` was set in this stage (an `ENTRYPOINT` after it keeps it).
-    cmd_set: bool,
-    lex: Lex,
+    pub(super) cmd_set: bool,
+    pub(super) lex: Lex,
 }
 
 /// Builds stage `index`; returns its image and the build args it consumed.
@@ -120,7 +119,7 @@ pub fn build(
 }
 
 /// The digest that keys a step: its parent, and what it does.
-fn cache_key(parent: &Image, parts: &[&str]) -> String {
+pub(super) fn cache_key(parent: &Image, parts: &[&str]) -> String {
     let mut h = Sha256::new();
     h.update(b"berth-build-step-v1\0");
     h.update(parent.id.as_bytes());
@@ -131,14 +130,14 @@ fn cache_key(parent: &Image, parts: &[&str]) -> String {
     hex::encode(h.finalize())
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 impl State<'_> {
     /// The variables an instruction is expanded with: the args with a value, then the
     /// image's env (which wins).
-    fn env(&self) -> Vec<(String, String)> {
+    pub(super) fn env(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = self
             .args
             .iter()
@@ -150,7 +149,7 @@ impl State<'_> {
 
     /// The args a `RUN` sees that the image's env does not set: `KEY=value`, sorted; the
     /// proxy args given to the build too, and whether each is to be hidden from the history.
-    fn run_args(&self) -> Vec<(String, bool)> {
+    pub(super) fn run_args(&self) -> Vec<(String, bool)> {
         let env = config::env_pairs(&self.image.config);
         let in_env = |k: &str| env.iter().any(|(e, _)| e == k);
         let mut out: Vec<(String, bool)> = self
@@ -180,7 +179,7 @@ impl State<'_> {
     }
 
     /// A step: from the cache under `key` if there (and allowed), else `make`'s image.
-    fn step(
+    pub(super) fn step(
         &mut self,
         key: Option<String>,
         make: impl FnOnce(&Self) -> Result<Image, SolveError>,
@@ -205,7 +204,7 @@ impl State<'_> {
 
     /// A step that changes only the config: `change` applied, with a history entry saying
     /// `created_by`.
-    fn meta_step(
+    pub(super) fn meta_step(
         &mut self,
         created_by: String,
         change: impl FnOnce(&mut Value),
@@ -440,242 +439,6 @@ impl State<'_> {
         })
     }
 
-    fn run(&mut self, r: crate::instructions::Run) -> Result<(), SolveError> {
-        let cmd = heredoc_command(&r)?;
-        for m in &r.mounts {
-            if matches!(
-                m.mount_type,
-                crate::instructions::MountType::Secret | crate::instructions::MountType::Ssh
-            ) {
-                return Err(SolveError::Invalid(format!(
-                    "RUN --mount=type={} is not supported by this builder yet",
-                    m.mount_type.as_str()
-                )));
-            }
-        }
-        let mount_images = r
-            .mounts
-            .iter()
-            .map(|m| {
-                m.from
-                    .as_deref()
-                    .map(|f| self.copy_source_image(f))
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let argv = config::argv(&self.image.config, &cmd);
-        let args = self.run_args();
-        let shown: Vec<&str> = args
-            .iter()
-            .filter(|(_, hidden)| !hidden)
-            .map(|(a, _)| a.as_str())
-            .collect();
-        let created_by = if shown.is_empty() {
-            argv.join(" ")
-        } else {
-            format!("|{} {} {}", shown.len(), shown.join(" "), argv.join(" "))
-        };
-        let mut config = self.image.config.clone();
-        config::push_history(&mut config, &now(), &created_by, false);
-        let network = r.network.or(self.ctx.opts.network);
-        let mut mounts: Vec<String> = r.mounts.iter().map(|m| m.spec.clone()).collect();
-        // A bind mount's content is an input: an image's id, or the context's files.
-        for (m, image) in r.mounts.iter().zip(&mount_images) {
-            match (image, m.mount_type) {
-                (Some(img), _) => mounts.push(img.id.clone()),
-                (None, crate::instructions::MountType::Bind) => {
-                    let source = m.source.clone().unwrap_or_else(|| ".".into());
-                    let sum = crate::checksum::checksum(
-                        &self.ctx.opts.context,
-                        std::slice::from_ref(&source),
-                        &[],
-                        None,
-                    )
-                    .map_err(|e| SolveError::Invalid(format!("RUN --mount failed: {e}")))?;
-                    mounts.push(sum.digest);
-                }
-                _ => {}
-            }
-        }
-        let key = cache_key(
-            &self.image,
-            &[
-                "run",
-                &created_by,
-                &format!("{network:?}"),
-                &mounts.join("\n"),
-            ],
-        );
-        let mut env = config::strings(&self.image.config, "Env");
-        env.extend(args.into_iter().map(|(a, _)| a));
-        let req = RunRequest {
-            argv: argv.clone(),
-            env,
-            user: self.image.config["config"]["User"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            workdir: self.image.config["config"]["WorkingDir"]
-                .as_str()
-                .filter(|w| !w.is_empty())
-                .unwrap_or("/")
-                .to_string(),
-            network,
-            mounts: r.mounts,
-            mount_images,
-            context: self.ctx.opts.context.clone(),
-            config,
-        };
-        let shell_text = match &cmd {
-            ShellOrExec::Shell(_) => argv.join(" "),
-            ShellOrExec::Exec(v) => go_quote_list(v),
-        };
-        self.step(Some(key), |s| {
-            s.ctx
-                .backend
-                .run(&s.image, &req, s.ctx.out)
-                .map_err(|e| match e.code {
-                    Some(code) => SolveError::NonZero {
-                        command: shell_text,
-                        code,
-                    },
-                    None => SolveError::Backend(e),
-                })
-        })
-    }
-
-    /// The image `COPY --from=` names: a stage (by name or index) or an image.
-    fn copy_source_image(&self, from: &str) -> Result<Image, SolveError> {
-        let lower = from.to_ascii_lowercase();
-        let stages = &self.ctx.df.stages;
-        let named = stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()));
-        let index = match (named, from.parse::<usize>()) {
-            (Some(i), _) => Some(i),
-            (None, Ok(i)) if i < stages.len() => Some(i),
-            (None, Ok(_)) => {
-                return Err(SolveError::UnknownFrom(
-                    from.into(),
-                    "index out of bounds".into(),
-                ))
-            }
-            (None, Err(_)) => None,
-        };
-        match index {
-            Some(i) => self
-                .ctx
-                .built
-                .get(i)
-                .cloned()
-                .flatten()
-                .ok_or_else(|| SolveError::UnknownFrom(from.into(), "stage not built".into())),
-            None => self
-                .ctx
-                .backend
-                .image(from, false, self.ctx.out)
-                .map_err(|e| SolveError::UnknownFrom(from.into(), e.message)),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn copy(
-        &mut self,
-        name: &str,
-        source: CopySource,
-        sources: Vec<String>,
-        inline: Vec<(String, String)>,
-        dest: &str,
-        flags: CopyFlags,
-    ) -> Result<(), SolveError> {
-        let workdir = self.image.config["config"]["WorkingDir"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let dest_is_dir = dest.ends_with('/') || sources.len() + inline.len() > 1;
-        let mut abs = config::workdir(&workdir, dest);
-        if dest_is_dir && !abs.ends_with('/') {
-            abs.push('/');
-        }
-        if !inline.is_empty() && !sources.is_empty() {
-            return Err(SolveError::Invalid(format!(
-                "{name} of heredocs and files together is not supported by this builder yet"
-            )));
-        }
-        let remote = sources
-            .iter()
-            .any(|s| s.starts_with("http://") || s.starts_with("https://"));
-        if flags.checksum.is_some() && !remote {
-            return Err(SolveError::Invalid(
-                "checksum can't be specified for non-HTTP(S) sources".into(),
-            ));
-        }
-        if remote {
-            return Err(SolveError::Invalid(format!(
-                "{name} from a URL is not supported by this builder yet"
-            )));
-        }
-        // What the step reads: for an image or a stage, its id and the paths; for the
-        // context, the checksum of the files (content, mode, owner; not times).
-        let what = match &source {
-            _ if !inline.is_empty() => {
-                let mut h = Sha256::new();
-                for (file, data) in &inline {
-                    h.update(file.as_bytes());
-                    h.update(b"\0");
-                    h.update(data.as_bytes());
-                    h.update(b"\0");
-                }
-                format!("file:{}", hex::encode(h.finalize()))
-            }
-            CopySource::Image(img) => format!("{}:{}", img.id, sources.join(" ")),
-            CopySource::Context(dir) => {
-                let sum = crate::checksum::checksum(dir, &sources, &flags.exclude, None)
-                    .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))?;
-                let kind = if sources.len() == 1 { "file" } else { "multi" };
-                format!(
-                    "{kind}:{}",
-                    sum.digest.strip_prefix("sha256:").unwrap_or(&sum.digest)
-                )
-            }
-        };
-        let created_by = nop_glued(&self.image.config, &format!("{name} {what} in {abs} "));
-        let mut config = self.image.config.clone();
-        config::push_history(&mut config, &now(), &created_by, false);
-        let key = Some(cache_key(
-            &self.image,
-            &[
-                "copy",
-                &created_by,
-                flags.chown.as_deref().unwrap_or(""),
-                flags.chmod.as_deref().unwrap_or(""),
-                &flags.parents.to_string(),
-                &flags.exclude.join("\n"),
-                &flags.add.to_string(),
-            ],
-        ));
-        let req = CopyRequest {
-            source,
-            sources,
-            inline,
-            dest: abs,
-            dest_is_dir,
-            chown: flags.chown,
-            chmod: flags.chmod,
-            add: flags.add,
-            checksum: flags.checksum,
-            parents: flags.parents,
-            exclude: flags.exclude,
-            config,
-        };
-        self.step(key, |s| {
-            s.ctx
-                .backend
-                .copy(&s.image, &req)
-                .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))
-        })
-    }
-
     /// The `ONBUILD` triggers of the base image, run as the first steps of the stage (and
     /// cleared from the stage's image).
     fn run_triggers(&mut self) -> Result<(), SolveError> {
@@ -704,45 +467,4 @@ impl State<'_> {
         }
         Ok(())
     }
-}
-
-/// The flags of a `COPY` or `ADD`.
-struct CopyFlags {
-    chown: Option<String>,
-    chmod: Option<String>,
-    add: bool,
-    checksum: Option<String>,
-    parents: bool,
-    exclude: Vec<String>,
-}
-
-/// The command of a `RUN` with heredocs, as BuildKit makes it: a lone `<<EOF` runs its content
-/// as the script; otherwise the line and the heredocs, as written, go to the shell together
-/// (which then reads them as its own here-documents).
-fn heredoc_command(r: &crate::instructions::Run) -> Result<ShellOrExec, SolveError> {
-    if r.heredocs.is_empty() {
-        return Ok(r.cmd.clone());
-    }
-    let ShellOrExec::Shell(line) = &r.cmd else {
-        return Err(SolveError::Invalid(
-            "heredocs are only supported in the shell form of RUN".into(),
-        ));
-    };
-    if let [only] = r.heredocs.as_slice() {
-        let marker = line
-            .trim()
-            .trim_start_matches("<<")
-            .trim_start_matches('-')
-            .trim_matches(|c| c == '"' || c == '\'');
-        if marker == only.name {
-            return Ok(ShellOrExec::Shell(only.chomped_content()));
-        }
-    }
-    let mut script = format!("{line}\n");
-    for h in &r.heredocs {
-        script.push_str(&h.content);
-        script.push_str(&h.name);
-        script.push('\n');
-    }
-    Ok(ShellOrExec::Shell(script))
 }

@@ -10,6 +10,8 @@
 
 pub mod cache;
 pub mod prune;
+mod run;
+mod snapshots;
 mod steps;
 
 use std::path::PathBuf;

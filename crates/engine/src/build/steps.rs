@@ -3,12 +3,8 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use berth_api::models::{
-    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType as MountTypeEnum,
-};
-use berth_api::stdcopy;
+use berth_api::models::{ContainerCreateBody, HostConfig};
 use berth_build::instructions::NetworkMode;
 use berth_build::solver::{
     Backend, BackendError, CopyRequest, CopySource, Image, Output, RunRequest,
@@ -17,17 +13,14 @@ use berth_image::commit::{self, LayerDescriptor};
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 use super::EngineBackend;
-use crate::lifecycle::WaitCondition;
-use crate::logs::LogOptions;
 
 /// The media type of the layers a build writes (uncompressed: compression is for push and
 /// save).
 const LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 
-fn err(e: impl std::fmt::Display) -> BackendError {
+pub(super) fn err(e: impl std::fmt::Display) -> BackendError {
     BackendError::new(e.to_string())
 }
 
@@ -55,7 +48,7 @@ impl EngineBackend<'_> {
 
     /// The image of `parent`'s layers, `layer` on top if some, and `config` (whose last history
     /// entry is marked empty without a layer); held by the build.
-    fn make_image(
+    pub(super) fn make_image(
         &self,
         parent: &Image,
         mut config: Value,
@@ -90,150 +83,6 @@ impl EngineBackend<'_> {
             .load_resolved(&manifest, None)
             .map_err(err)?;
         Ok(Self::to_image(r))
-    }
-
-    /// Runs `work` on `parent`'s filesystem mounted in a snapshot of its own, then makes the
-    /// image of its changes with `config`. The snapshot goes, whatever happens.
-    fn in_snapshot(
-        &self,
-        parent: &Image,
-        config: &Value,
-        work: impl FnOnce(&Path) -> Result<(), BackendError>,
-    ) -> Result<Image, BackendError> {
-        let store = &self.engine.images.store;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let key = format!("unpack-{}-build-{now}", std::process::id());
-        let top = crate::create::chain_top(&parent.config);
-        let mounts = store.snapshots.prepare(&key, top.as_deref()).map_err(err)?;
-        let dir = store.tmp_dir().join(format!("{key}-root"));
-        let result = (|| {
-            std::fs::create_dir_all(&dir).map_err(err)?;
-            for m in &mounts {
-                m.mount(&dir).map_err(err)?;
-            }
-            let worked = work(&dir);
-            let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
-            worked?;
-            let upper = store.snapshots.upper_dir(&key).map_err(err)?;
-            commit::store_layer(store, &upper).map_err(err)
-        })();
-        let _ = std::fs::remove_dir(&dir);
-        if let Err(e) = store.snapshots.remove(&key) {
-            tracing::warn!(error = %e, "removing a build snapshot");
-        }
-        self.make_image(parent, config.clone(), result?)
-    }
-
-    /// A read-only view of `image`'s filesystem (`COPY --from`, `RUN --mount=from=`), mounted
-    /// until the [`View`] is dropped.
-    fn view(&self, image: &Image) -> Result<View, BackendError> {
-        let store = Arc::clone(&self.engine.images.store);
-        let top = crate::create::chain_top(&image.config);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let key = format!("unpack-{}-view-{now}", std::process::id());
-        let mounts = store.snapshots.view(&key, top.as_deref()).map_err(err)?;
-        let view = View {
-            dir: store.tmp_dir().join(format!("{key}-root")),
-            key,
-            store,
-            mounted: false,
-        };
-        let mut view = view;
-        std::fs::create_dir_all(&view.dir).map_err(err)?;
-        for m in &mounts {
-            m.mount(&view.dir).map_err(err)?;
-            view.mounted = true;
-        }
-        Ok(view)
-    }
-
-    /// The mounts of a `RUN --mount` step as the container's `HostConfig.Mounts`: a cache
-    /// mount is a directory of the build cache kept between builds (per `id`, else per
-    /// target), a tmpfs a tmpfs, a bind mount a read-only bind of a path of the context or of
-    /// an image (resolved inside it). Also the targets (and whether each is a directory), and
-    /// the views to keep mounted while the step runs.
-    #[allow(clippy::type_complexity)]
-    fn run_mounts(
-        &self,
-        req: &RunRequest,
-    ) -> Result<(Vec<Mount>, Vec<(String, bool)>, Vec<View>), BackendError> {
-        use berth_build::instructions::MountType as M;
-        let mut mounts = Vec::new();
-        let mut stubs = Vec::new();
-        let mut views = Vec::new();
-        for (m, image) in req.mounts.iter().zip(&req.mount_images) {
-            let target = m
-                .target
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| BackendError::new("mount target must be specified"))?;
-            let target = berth_build::solver::config::workdir(&req.workdir, target);
-            let mut mount = Mount {
-                target: Some(target.clone()),
-                ..Mount::default()
-            };
-            let is_dir = match m.mount_type {
-                M::Cache => {
-                    let id = m.id.clone().unwrap_or_else(|| target.clone());
-                    let name = hex::encode(Sha256::digest(id.as_bytes()));
-                    let dir = self.engine.build_dir().join("cache-mounts").join(name);
-                    if !dir.exists() {
-                        std::fs::create_dir_all(&dir).map_err(err)?;
-                        let mode = m.mode.unwrap_or(0o755);
-                        std::fs::set_permissions(
-                            &dir,
-                            std::os::unix::fs::PermissionsExt::from_mode(mode),
-                        )
-                        .map_err(err)?;
-                        std::os::unix::fs::chown(&dir, m.uid, m.gid).map_err(err)?;
-                    }
-                    mount.typ = Some(MountTypeEnum::BIND);
-                    mount.source = Some(dir.display().to_string());
-                    mount.read_only = Some(m.readonly);
-                    true
-                }
-                M::Tmpfs => {
-                    mount.typ = Some(MountTypeEnum::TMPFS);
-                    mount.tmpfs_options = m.size.map(|size| MountTmpfsOptions {
-                        size_bytes: i64::try_from(size).ok(),
-                        ..MountTmpfsOptions::default()
-                    });
-                    true
-                }
-                M::Bind => {
-                    let root = match image {
-                        Some(img) => {
-                            let view = self.view(img)?;
-                            let dir = view.dir.clone();
-                            views.push(view);
-                            dir
-                        }
-                        None => req.context.clone(),
-                    };
-                    let source = m.source.as_deref().unwrap_or(".");
-                    let (path, is_dir) = host_path_inside(&root, source)?;
-                    mount.typ = Some(MountTypeEnum::BIND);
-                    mount.source = Some(path.display().to_string());
-                    // Read-only always: BuildKit discards what a step writes to a `rw` bind;
-                    // here such a write fails instead.
-                    mount.read_only = Some(true);
-                    is_dir
-                }
-                other => {
-                    return Err(BackendError::new(format!(
-                        "RUN --mount=type={} is not supported by this builder yet",
-                        other.as_str()
-                    )))
-                }
-            };
-            stubs.push((target, is_dir));
-            mounts.push(mount);
-        }
-        Ok((mounts, stubs, views))
     }
 
     /// `COPY <<EOF /dst`: the heredocs written as files (0644) of a directory of their own,
@@ -277,111 +126,6 @@ impl EngineBackend<'_> {
         })();
         let _ = std::fs::remove_dir_all(&dir);
         result
-    }
-
-    /// Starts the step's container, streams its output, waits for it, and stores its changes
-    /// as a layer (`None`: no change). A process failing is an error with its code.
-    fn run_container(&self, id: &str, out: &Output) -> Result<Option<(Digest, u64)>, BackendError> {
-        self.handle.block_on(self.engine.start(id)).map_err(err)?;
-        self.follow_output(id, out)?;
-        let code = self
-            .handle
-            .block_on(self.engine.wait(id, WaitCondition::NotRunning))
-            .map_err(err)?;
-        if code != 0 {
-            return Err(BackendError {
-                message: format!("exit code {code}"),
-                code: Some(code),
-            });
-        }
-        let upper = self
-            .engine
-            .images
-            .store
-            .snapshots
-            .upper_dir(&format!("container-{id}"))
-            .map_err(err)?;
-        commit::store_layer(&self.engine.images.store, &upper).map_err(err)
-    }
-
-    /// The init layer of a `RUN` container, as Docker's: a committed snapshot on `top` with
-    /// the mount points the runtime needs and the image may lack (`/proc`, `/sys`, `/dev`,
-    /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`), so that they are not in the
-    /// container's changes, hence not in the step's layer. The caller removes it after the
-    /// container; if berthd dies first, it is a layer no image uses (collected at open).
-    fn init_layer(
-        &self,
-        top: Option<&str>,
-        extra: &[(String, bool)],
-    ) -> Result<String, BackendError> {
-        let store = &self.engine.images.store;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let key = format!("unpack-{}-init-{now}", std::process::id());
-        let name = format!("build-init-{}-{now}", std::process::id());
-        let mounts = store.snapshots.prepare(&key, top).map_err(err)?;
-        let dir = store.tmp_dir().join(format!("{key}-root"));
-        let made = (|| {
-            std::fs::create_dir_all(&dir).map_err(err)?;
-            for m in &mounts {
-                m.mount(&dir).map_err(err)?;
-            }
-            let stubs = (|| {
-                for d in ["proc", "sys", "dev", "etc"] {
-                    mkdir_in_root(&dir, d)?;
-                }
-                for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
-                    touch_in_root(&dir, f)?;
-                }
-                // The targets of the step's own mounts, so that they are not in its layer
-                // either (BuildKit leaves them out too).
-                for (path, is_dir) in extra {
-                    let path = path.trim_start_matches('/');
-                    if *is_dir {
-                        mkdir_in_root(&dir, path)?;
-                    } else {
-                        if let Some((parent, _)) = path.rsplit_once('/') {
-                            mkdir_in_root(&dir, parent)?;
-                        }
-                        touch_in_root(&dir, path)?;
-                    }
-                }
-                Ok(())
-            })();
-            let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
-            stubs
-        })();
-        let _ = std::fs::remove_dir(&dir);
-        let committed = made.and_then(|()| store.snapshots.commit(&name, &key).map_err(err));
-        if let Err(e) = committed {
-            let _ = store.snapshots.remove(&key);
-            return Err(e);
-        }
-        Ok(name)
-    }
-
-    /// Streams the container's output (stdcopy frames of its log) to `out` until it stops.
-    fn follow_output(&self, id: &str, out: &Output) -> Result<(), BackendError> {
-        let o = LogOptions {
-            stdout: true,
-            stderr: true,
-            follow: true,
-            ..LogOptions::default()
-        };
-        let (_, mut rx) = self.engine.logs(id, o).map_err(err)?;
-        let mut pending: Vec<u8> = Vec::new();
-        while let Some(chunk) = rx.blocking_recv() {
-            pending.extend_from_slice(&chunk);
-            let mut reader = std::io::Cursor::new(&pending[..]);
-            let mut consumed = 0;
-            while let Ok(Some((_, payload))) = stdcopy::read_frame(&mut reader) {
-                consumed = reader.position() as usize;
-                out.stream(&String::from_utf8_lossy(&payload));
-            }
-            pending.drain(..consumed);
-        }
-        Ok(())
     }
 }
 
@@ -555,7 +299,9 @@ impl Backend for EngineBackend<'_> {
         if parent.handle.is_empty() {
             return self.make_image(parent, config.clone(), None);
         }
-        self.in_snapshot(parent, config, |root| mkdir_in_root(root, dir))
+        self.in_snapshot(parent, config, |root| {
+            super::snapshots::mkdir_in_root(root, dir)
+        })
     }
 
     fn set_config(&self, parent: &Image, config: &Value) -> Result<Image, BackendError> {
@@ -590,114 +336,4 @@ pub(crate) fn strings(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// `mkdir -p dir` inside `root`: each component is looked up inside the root (a symlink in the
-/// image resolves within it) and made (0755) where missing.
-fn mkdir_in_root(root: &Path, dir: &str) -> Result<(), BackendError> {
-    use rustix::fs::{Mode, OFlags};
-    let root_fd = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(err)?;
-    let mut path = std::path::PathBuf::new();
-    for part in dir.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        let parent = berth_image::inside::open_in_root(
-            std::os::fd::AsFd::as_fd(&root_fd),
-            if path.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                &path
-            },
-            OFlags::PATH | OFlags::DIRECTORY,
-        )
-        .map_err(|e| BackendError::new(format!("mkdir {dir}: {e}")))?;
-        match rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(BackendError::new(format!("mkdir {dir}: {e}"))),
-        }
-        path.push(part);
-    }
-    Ok(())
-}
-
-/// Creates the empty file `file` inside `root` if nothing is there (its directory must exist).
-fn touch_in_root(root: &Path, file: &str) -> Result<(), BackendError> {
-    use rustix::fs::{Mode, OFlags};
-    let root_fd = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(err)?;
-    let (dir, base) = file.rsplit_once('/').unwrap_or((".", file));
-    let parent = berth_image::inside::open_in_root(
-        std::os::fd::AsFd::as_fd(&root_fd),
-        Path::new(dir),
-        OFlags::PATH | OFlags::DIRECTORY,
-    )
-    .map_err(|e| BackendError::new(format!("{file}: {e}")))?;
-    match rustix::fs::openat(
-        &parent,
-        base,
-        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    ) {
-        // A symlink there (`/etc/resolv.conf -> ...`) or a file: the image has it.
-        Ok(_) | Err(rustix::io::Errno::EXIST) => Ok(()),
-        Err(e) => Err(BackendError::new(format!("{file}: {e}"))),
-    }
-}
-
-/// A mounted read-only view of an image's filesystem; unmounted and removed when dropped.
-struct View {
-    dir: std::path::PathBuf,
-    key: String,
-    store: Arc<berth_image::import::ImageStore>,
-    mounted: bool,
-}
-
-impl Drop for View {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-        if let Err(e) = self.store.snapshots.remove(&self.key) {
-            tracing::warn!(error = %e, "removing a build view");
-        }
-    }
-}
-
-/// `rel` inside `root` as a host path that stays inside it: resolved with `RESOLVE_IN_ROOT`
-/// (a symlink in the context or the image cannot point a bind mount at the host), then named
-/// by what the kernel says the opened path is. Also whether it is a directory.
-fn host_path_inside(root: &Path, rel: &str) -> Result<(std::path::PathBuf, bool), BackendError> {
-    use rustix::fs::{Mode, OFlags};
-    let root_fd = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(err)?;
-    let rel = rel.trim_start_matches('/');
-    let fd = berth_image::inside::open_in_root(
-        std::os::fd::AsFd::as_fd(&root_fd),
-        Path::new(if rel.is_empty() { "." } else { rel }),
-        OFlags::PATH,
-    )
-    .map_err(|e| BackendError::new(format!("{rel}: {e}")))?;
-    let is_dir = rustix::fs::fstat(&fd)
-        .map(|st| {
-            rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-        })
-        .map_err(err)?;
-    let path = std::fs::read_link(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&fd)
-    ))
-    .map_err(err)?;
-    Ok((path, is_dir))
 }

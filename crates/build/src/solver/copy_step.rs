@@ -1,0 +1,152 @@
+//! `COPY` and `ADD` steps: sources from the context, a stage or an image, the destination
+//! resolved against WORKDIR, and a cache key from the checksum of what is copied.
+
+use sha2::{Digest as _, Sha256};
+
+use super::config::{self, nop_glued};
+use super::stage::{cache_key, now, State};
+use super::{CopyRequest, CopySource, Image, SolveError};
+
+impl State<'_> {
+    /// The image `COPY --from=` names: a stage (by name or index) or an image.
+    pub(super) fn copy_source_image(&self, from: &str) -> Result<Image, SolveError> {
+        let lower = from.to_ascii_lowercase();
+        let stages = &self.ctx.df.stages;
+        let named = stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        let index = match (named, from.parse::<usize>()) {
+            (Some(i), _) => Some(i),
+            (None, Ok(i)) if i < stages.len() => Some(i),
+            (None, Ok(_)) => {
+                return Err(SolveError::UnknownFrom(
+                    from.into(),
+                    "index out of bounds".into(),
+                ))
+            }
+            (None, Err(_)) => None,
+        };
+        match index {
+            Some(i) => self
+                .ctx
+                .built
+                .get(i)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| SolveError::UnknownFrom(from.into(), "stage not built".into())),
+            None => self
+                .ctx
+                .backend
+                .image(from, false, self.ctx.out)
+                .map_err(|e| SolveError::UnknownFrom(from.into(), e.message)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn copy(
+        &mut self,
+        name: &str,
+        source: CopySource,
+        sources: Vec<String>,
+        inline: Vec<(String, String)>,
+        dest: &str,
+        flags: CopyFlags,
+    ) -> Result<(), SolveError> {
+        let workdir = self.image.config["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let dest_is_dir = dest.ends_with('/') || sources.len() + inline.len() > 1;
+        let mut abs = config::workdir(&workdir, dest);
+        if dest_is_dir && !abs.ends_with('/') {
+            abs.push('/');
+        }
+        if !inline.is_empty() && !sources.is_empty() {
+            return Err(SolveError::Invalid(format!(
+                "{name} of heredocs and files together is not supported by this builder yet"
+            )));
+        }
+        let remote = sources
+            .iter()
+            .any(|s| s.starts_with("http://") || s.starts_with("https://"));
+        if flags.checksum.is_some() && !remote {
+            return Err(SolveError::Invalid(
+                "checksum can't be specified for non-HTTP(S) sources".into(),
+            ));
+        }
+        if remote {
+            return Err(SolveError::Invalid(format!(
+                "{name} from a URL is not supported by this builder yet"
+            )));
+        }
+        // What the step reads: for an image or a stage, its id and the paths; for the
+        // context, the checksum of the files (content, mode, owner; not times).
+        let what = match &source {
+            _ if !inline.is_empty() => {
+                let mut h = Sha256::new();
+                for (file, data) in &inline {
+                    h.update(file.as_bytes());
+                    h.update(b"\0");
+                    h.update(data.as_bytes());
+                    h.update(b"\0");
+                }
+                format!("file:{}", hex::encode(h.finalize()))
+            }
+            CopySource::Image(img) => format!("{}:{}", img.id, sources.join(" ")),
+            CopySource::Context(dir) => {
+                let sum = crate::checksum::checksum(dir, &sources, &flags.exclude, None)
+                    .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))?;
+                let kind = if sources.len() == 1 { "file" } else { "multi" };
+                format!(
+                    "{kind}:{}",
+                    sum.digest.strip_prefix("sha256:").unwrap_or(&sum.digest)
+                )
+            }
+        };
+        let created_by = nop_glued(&self.image.config, &format!("{name} {what} in {abs} "));
+        let mut config = self.image.config.clone();
+        config::push_history(&mut config, &now(), &created_by, false);
+        let key = Some(cache_key(
+            &self.image,
+            &[
+                "copy",
+                &created_by,
+                flags.chown.as_deref().unwrap_or(""),
+                flags.chmod.as_deref().unwrap_or(""),
+                &flags.parents.to_string(),
+                &flags.exclude.join("\n"),
+                &flags.add.to_string(),
+            ],
+        ));
+        let req = CopyRequest {
+            source,
+            sources,
+            inline,
+            dest: abs,
+            dest_is_dir,
+            chown: flags.chown,
+            chmod: flags.chmod,
+            add: flags.add,
+            checksum: flags.checksum,
+            parents: flags.parents,
+            exclude: flags.exclude,
+            config,
+        };
+        self.step(key, |s| {
+            s.ctx
+                .backend
+                .copy(&s.image, &req)
+                .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))
+        })
+    }
+}
+
+/// The flags of a `COPY` or `ADD`.
+pub(super) struct CopyFlags {
+    pub(super) chown: Option<String>,
+    pub(super) chmod: Option<String>,
+    pub(super) add: bool,
+    pub(super) checksum: Option<String>,
+    pub(super) parents: bool,
+    pub(super) exclude: Vec<String>,
+}
