@@ -434,3 +434,94 @@ fn a_dockerfile_outside_the_context_as_the_docker_cli_sends_it() {
         "a.txt\n"
     );
 }
+
+/// A one-file HTTP server on loopback: `/files/hello.txt` with a `Last-Modified`, 404 for the
+/// rest. Serves until the test process ends.
+fn serve_hello() -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let mut conn = conn;
+            let answer = if line.starts_with("GET /files/hello.txt ") {
+                "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\nhello\n".to_string()
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            };
+            let _ = conn.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn add_fetches_urls_checks_their_checksum_and_caches_by_content() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let port = serve_hello();
+    let url = format!("http://127.0.0.1:{port}/files/hello.txt");
+    // sha256 of "hello\n".
+    let sum = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    let ctx = tempfile::tempdir().unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM busybox\nADD --checksum={sum} {url} /srv/\n"),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = build(&d, &["-t", "fetched", dir]);
+    assert!(ok, "{stdout}{stderr}");
+    // dockerd's download: mode 0600, the server's time.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "fetched",
+            "stat",
+            "-c",
+            "%a %Y %s",
+            "/srv/hello.txt"
+        ]),
+        "600 784111777 6\n"
+    );
+    // Fetched again, same content: the cache holds.
+    let (ok, stdout, _) = build(&d, &[dir]);
+    assert!(ok);
+    assert!(stdout.contains(" ---> Using cache"), "{stdout}");
+    // A wrong checksum, a 404, a URL in COPY: errors.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    for (dockerfile, message) in [
+        (
+            format!("FROM busybox\nADD --checksum={wrong} {url} /srv/\n"),
+            "checksum mismatch".to_string(),
+        ),
+        (
+            format!("FROM busybox\nADD http://127.0.0.1:{port}/nope /srv/\n"),
+            "with status 404 Not Found".to_string(),
+        ),
+        (
+            format!("FROM busybox\nCOPY {url} /srv/\n"),
+            "source can't be a URL for COPY".to_string(),
+        ),
+    ] {
+        std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+        let (ok, _, stderr) = build(&d, &[dir]);
+        assert!(!ok);
+        assert!(stderr.contains(&message), "{message:?} in {stderr}");
+    }
+    assert_eq!(d.mounts_under(), Vec::<String>::new());
+}

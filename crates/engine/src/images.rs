@@ -34,6 +34,10 @@ pub struct Images {
     pub store: Arc<ImageStore>,
     /// Container snapshots being removed in the background (see [`Images::remove_snapshot_later`]).
     pending: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+    /// Held (shared) while a build writes blobs or layers and records them in its lease, and
+    /// (exclusive) by [`Images::collect_garbage`]: what a build just wrote is never collected
+    /// before its lease holds it.
+    pub(crate) gc_lock: Arc<std::sync::RwLock<()>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> EngineError {
@@ -366,6 +370,7 @@ impl Images {
         Images {
             store: Arc::new(store),
             pending: Arc::default(),
+            gc_lock: Arc::default(),
         }
     }
 
@@ -406,6 +411,7 @@ impl Images {
     /// for next time is harmless).
     pub fn collect_garbage(&self) {
         self.settle_removals();
+        let _exclusive = self.gc_lock.write();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -5,7 +5,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::config::{self, nop_glued};
 use super::stage::{cache_key, now, State};
-use super::{CopyRequest, CopySource, Image, SolveError};
+use super::{CopyRequest, CopySource, Download, Image, SolveError};
 
 impl State<'_> {
     /// The image `COPY --from=` names: a stage (by name or index) or an image.
@@ -43,6 +43,44 @@ impl State<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
+    /// `ADD <url>...`: each fetched by the backend and checked against `--checksum`.
+    fn fetch_sources(
+        &self,
+        name: &str,
+        sources: &[String],
+        checksum: Option<&str>,
+    ) -> Result<Vec<Download>, SolveError> {
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        if name != "ADD" {
+            return Err(SolveError::Invalid(format!(
+                "{name} failed: source can't be a URL for {name}"
+            )));
+        }
+        if !sources.iter().all(is_url) {
+            return Err(SolveError::Invalid(
+                "ADD of URLs and local files together is not supported by this builder yet".into(),
+            ));
+        }
+        let mut out = Vec::new();
+        for url in sources {
+            let d = self
+                .ctx
+                .backend
+                .fetch(url)
+                .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))?;
+            if let Some(want) = checksum {
+                if want != d.digest {
+                    return Err(SolveError::Invalid(format!(
+                        "{name} failed: checksum mismatch for {url}: expected {want}, got {}",
+                        d.digest
+                    )));
+                }
+            }
+            out.push(d);
+        }
+        Ok(out)
+    }
+
     pub(super) fn copy(
         &mut self,
         name: &str,
@@ -74,14 +112,18 @@ impl State<'_> {
                 "checksum can't be specified for non-HTTP(S) sources".into(),
             ));
         }
-        if remote {
-            return Err(SolveError::Invalid(format!(
-                "{name} from a URL is not supported by this builder yet"
-            )));
-        }
+        let downloads = if remote {
+            self.fetch_sources(name, &sources, flags.checksum.as_deref())?
+        } else {
+            Vec::new()
+        };
         // What the step reads: for an image or a stage, its id and the paths; for the
         // context, the checksum of the files (content, mode, owner; not times).
         let what = match &source {
+            _ if !downloads.is_empty() => {
+                let digests: Vec<&str> = downloads.iter().map(|d| d.digest.as_str()).collect();
+                format!("file:{}", digests.join(","))
+            }
             _ if !inline.is_empty() => {
                 let mut h = Sha256::new();
                 for (file, data) in &inline {
@@ -130,6 +172,7 @@ impl State<'_> {
             checksum: flags.checksum,
             parents: flags.parents,
             exclude: flags.exclude,
+            downloads,
             config,
         };
         self.step(key, |s| {

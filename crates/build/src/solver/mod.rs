@@ -151,8 +151,22 @@ pub struct CopyRequest {
     pub checksum: Option<String>,
     pub parents: bool,
     pub exclude: Vec<String>,
+    /// `ADD <url>`: the files the backend fetched (then `sources` is empty).
+    pub downloads: Vec<Download>,
     /// The config of the image the step makes.
     pub config: Value,
+}
+
+/// A file `ADD <url>` fetched, kept by the backend until the build ends.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub path: PathBuf,
+    /// `sha256:` and the hex digest of the content.
+    pub digest: String,
+    /// The name it gets in a directory destination (the URL path's last segment).
+    pub file_name: String,
+    /// The server's `Last-Modified`, the file's time.
+    pub last_modified: Option<std::time::SystemTime>,
 }
 
 /// What the solver needs from the engine. Each method that makes an image returns it; the
@@ -168,6 +182,12 @@ pub trait Backend: Sync {
     /// Makes `dir` (absolute) in `parent` if it is missing (WORKDIR), committed with
     /// `config`; without a change, only the config changes.
     fn mkdir(&self, parent: &Image, dir: &str, config: &Value) -> Result<Image, BackendError>;
+    /// Fetches `url` (`ADD <url>`).
+    fn fetch(&self, url: &str) -> Result<Download, BackendError> {
+        Err(BackendError::new(format!(
+            "cannot fetch {url}: this backend has no network access"
+        )))
+    }
     /// An image with `parent`'s layers and `config`.
     fn set_config(&self, parent: &Image, config: &Value) -> Result<Image, BackendError>;
     /// The image a step with this cache key made before, if it still exists.

@@ -57,11 +57,11 @@ impl Output {
         self.send(Message::Stream(text.to_string()));
     }
 
-    /// `Step N/M : INSTRUCTION`, as the classic builder writes it (the text, then a newline
-    /// of its own).
+    /// `Step N/M : INSTRUCTION`, as the classic builder writes it, in one message with its
+    /// newline (the classic builder sends the newline apart; with stages running in parallel,
+    /// another stage's line could come between the two).
     pub fn step(&self, n: usize, total: usize, original: &str) {
-        self.stream(&format!("Step {n}/{total} : {original}"));
-        self.stream("\n");
+        self.stream(&format!("Step {n}/{total} : {original}\n"));
     }
 
     /// ` ---> <short id>`.

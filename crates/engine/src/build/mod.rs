@@ -9,6 +9,7 @@
 //!   those images with a lease of its own (`build-cache`).
 
 pub mod cache;
+mod fetch;
 pub mod prune;
 mod run;
 mod snapshots;
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use berth_build::solver::{self, BuildOptions, Image, Output};
+use berth_build::solver::{self, BackendError, BuildOptions, Image, Output};
 use berth_image::digest::Digest;
 use berth_image::metadata::Lease;
 use berth_image::reference::Reference;
@@ -90,6 +91,8 @@ pub(crate) struct EngineBackend<'a> {
     cancel: Arc<AtomicBool>,
     resources: &'a RunResources,
     auth: &'a RegistryAuth,
+    /// Directories of the build's own (downloads), removed when it ends.
+    temp_dirs: Mutex<Vec<std::path::PathBuf>>,
 }
 
 impl Engine {
@@ -127,8 +130,17 @@ impl Engine {
             cancel: Arc::clone(&req.cancel),
             resources: &req.resources,
             auth: &req.auth,
+            temp_dirs: Mutex::new(Vec::new()),
         };
         let result = solver::solve(&df, &req.options, &backend, out);
+        for dir in backend
+            .temp_dirs
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let lease_id = backend.lease_id();
         let outcome = result
             .map_err(BuildError::from)
@@ -210,16 +222,34 @@ impl EngineBackend<'_> {
     fn hold(&self, manifest: &Digest) {
         let store = &self.engine.images.store;
         let chains = berth_image::gc::image_chain_ids(&store.content, manifest);
+        self.hold_in_lease(
+            Some(manifest.clone()),
+            chains.into_iter().map(|c| c.to_string()).collect(),
+        );
+    }
+
+    /// Adds a blob and snapshots to the build's lease (call with the image store's `gc_lock`
+    /// held, from before they were written).
+    fn hold_in_lease(&self, blob: Option<Digest>, snapshots: Vec<String>) {
         let Ok(mut lease) = self.lease.lock() else {
             return;
         };
-        lease.blobs.push(manifest.clone());
-        lease
-            .snapshots
-            .extend(chains.into_iter().map(|c| c.to_string()));
-        if let Err(e) = store.metadata.put_lease(&lease) {
+        lease.blobs.extend(blob);
+        lease.snapshots.extend(snapshots);
+        if let Err(e) = self.engine.images.store.metadata.put_lease(&lease) {
             tracing::warn!(error = %e, "recording a build's lease");
         }
+    }
+
+    /// Writes the changes in `upper` as a layer blob, held by the build's lease at once.
+    fn store_layer(&self, upper: &std::path::Path) -> Result<Option<(Digest, u64)>, BackendError> {
+        let _shared = self.engine.images.gc_lock.read();
+        let layer = berth_image::commit::store_layer(&self.engine.images.store, upper)
+            .map_err(|e| BackendError::new(e.to_string()))?;
+        if let Some((digest, _)) = &layer {
+            self.hold_in_lease(Some(digest.clone()), Vec::new());
+        }
+        Ok(layer)
     }
 
     fn cancelled(&self) -> bool {

@@ -4,7 +4,6 @@
 use berth_api::models::{Mount, MountTmpfsOptions, MountType as MountTypeEnum};
 use berth_api::stdcopy;
 use berth_build::solver::{BackendError, Output, RunRequest};
-use berth_image::commit;
 use berth_image::digest::Digest;
 use sha2::{Digest as _, Sha256};
 
@@ -126,7 +125,7 @@ impl EngineBackend<'_> {
             .snapshots
             .upper_dir(&format!("container-{id}"))
             .map_err(err)?;
-        commit::store_layer(&self.engine.images.store, &upper).map_err(err)
+        self.store_layer(&upper)
     }
 
     /// Streams the container's output (stdcopy frames of its log) to `out` until it stops.

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use berth_build::solver::{BackendError, Image};
-use berth_image::commit;
 use serde_json::Value;
 
 use super::steps::err;
@@ -39,7 +38,7 @@ impl EngineBackend<'_> {
             let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
             worked?;
             let upper = store.snapshots.upper_dir(&key).map_err(err)?;
-            commit::store_layer(store, &upper).map_err(err)
+            self.store_layer(&upper)
         })();
         let _ = std::fs::remove_dir(&dir);
         if let Err(e) = store.snapshots.remove(&key) {
@@ -122,7 +121,12 @@ impl EngineBackend<'_> {
             stubs
         })();
         let _ = std::fs::remove_dir(&dir);
-        let committed = made.and_then(|()| store.snapshots.commit(&name, &key).map_err(err));
+        // Held by the build's lease before it exists: a collection meanwhile leaves it.
+        let committed = made.and_then(|()| {
+            let _shared = self.engine.images.gc_lock.read();
+            self.hold_in_lease(None, vec![name.clone()]);
+            store.snapshots.commit(&name, &key).map_err(err)
+        });
         if let Err(e) = committed {
             let _ = store.snapshots.remove(&key);
             return Err(e);

@@ -74,8 +74,12 @@ impl EngineBackend<'_> {
         config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
         config["created"] =
             json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
-        let (manifest, _) = commit::write_image(store, &config, &layers).map_err(err)?;
-        self.hold(&manifest);
+        let manifest = {
+            let _shared = self.engine.images.gc_lock.read();
+            let (manifest, _) = commit::write_image(store, &config, &layers).map_err(err)?;
+            self.hold(&manifest);
+            manifest
+        };
         berth_image::unpack::unpack(store, &manifest).map_err(err)?;
         let r = self
             .engine
@@ -263,6 +267,11 @@ impl Backend for EngineBackend<'_> {
         self.make_image(parent, req.config.clone(), result?)
     }
 
+    fn fetch(&self, url: &str) -> Result<berth_build::solver::Download, BackendError> {
+        let _runtime = self.handle.enter();
+        self.download(url)
+    }
+
     fn copy(&self, parent: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
         // The solver's stage threads are not the runtime's: enter it for what spawns tasks.
         let _runtime = self.handle.enter();
@@ -286,6 +295,24 @@ impl Backend for EngineBackend<'_> {
         };
         if !req.inline.is_empty() {
             return self.copy_inline(parent, req);
+        }
+        if !req.downloads.is_empty() {
+            return self.in_snapshot(parent, &req.config, |root| {
+                for d in &req.downloads {
+                    let file = std::fs::File::open(&d.path).map_err(err)?;
+                    berth_build::copy::add_downloaded(
+                        file,
+                        &d.file_name,
+                        root,
+                        &req.dest,
+                        req.chown.as_deref(),
+                        req.chmod.as_deref(),
+                        d.last_modified,
+                    )
+                    .map_err(err)?;
+                }
+                Ok(())
+            });
         }
         match &req.source {
             CopySource::Context(dir) => run(dir),
