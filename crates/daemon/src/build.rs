@@ -200,13 +200,11 @@ fn run(
     out: &Output,
     cancel: Arc<AtomicBool>,
 ) -> Result<String, Failure> {
-    let dir = engine.images.store.tmp_dir().join(format!(
-        "context-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
+    let dir = engine
+        .images
+        .store
+        .tmp_dir()
+        .join(berth_engine::build::scratch_name("context"));
     let result = (|| {
         std::fs::create_dir_all(&dir).map_err(|e| (format!("making the context: {e}"), None))?;
         let context = berth_build::context::Context::extract(body, &dir, &query.dockerfile)

@@ -55,27 +55,13 @@ fn corpus() -> PathBuf {
 
 /// The base image as the goldens had it: the busybox fixture with Docker Hub busybox's config.
 fn import_base(d: &Daemon) {
-    let rootfs = tempfile::tempdir().unwrap();
-    berth_tests::busybox_rootfs(rootfs.path()).unwrap();
-    let tar = d.dir.join("busybox-base.tar");
-    let status = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(rootfs.path())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    d.ok(&[
-        "import",
-        "--change",
-        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "--change",
-        "CMD [\"sh\"]",
-        tar.to_str().unwrap(),
+    d.busybox_with_changes(
         "busybox:latest",
-    ]);
+        &[
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "CMD [\"sh\"]",
+        ],
+    );
 }
 
 /// Builds one case; what differs from its golden (empty: it matches).

@@ -170,6 +170,9 @@ fn what_killed_operations_left_on_disk_is_removed_at_start() {
     let trash = data.join("volumes/.removed-0123");
     std::fs::create_dir_all(&trash).unwrap();
     std::fs::write(trash.join("data"), b"x").unwrap();
+    // A volume create cut before its rename into place.
+    let half_made = data.join("volumes/.new-4567");
+    std::fs::create_dir_all(half_made.join("_data")).unwrap();
     let keys_before = {
         let store = berth_image::import::ImageStore::open(&data.join("image")).unwrap();
         let keys: Vec<String> = store
@@ -196,6 +199,7 @@ fn what_killed_operations_left_on_disk_is_removed_at_start() {
     d.spawn();
     assert!(!tmp.exists());
     assert!(!trash.exists());
+    assert!(!half_made.exists());
     d.kill9();
     let keys_after: Vec<String> = {
         let store = berth_image::import::ImageStore::open(&data.join("image")).unwrap();

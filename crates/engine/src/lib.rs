@@ -210,7 +210,7 @@ impl Engine {
 
 /// Removes what killed operations left on disk (a `load`'s temporary directory, an unpack's
 /// snapshots and the layers it committed for no image, a pull's lease and the blobs and layers
-/// it fetched for no image, its unfinished downloads, a volume half removed), so that none of
+/// it fetched for no image, its unfinished downloads, a volume half removed or half made), so that none of
 /// it stays or counts in `system df`. Failures are logged: a leftover is no reason not to start.
 fn sweep_leftovers(store: &ImageStore, volumes: &Path) {
     match store.sweep_leftovers() {
@@ -240,9 +240,12 @@ fn sweep_leftovers(store: &ImageStore, volumes: &Path) {
         Ok(n) => tracing::info!(downloads = n, "removed abandoned downloads"),
         Err(e) => tracing::warn!(error = %e, "removing abandoned downloads"),
     }
+    // A volume half removed (`.removed-*`) or half made (`.new-*`, renamed into place once
+    // whole): neither is a volume.
     for entry in std::fs::read_dir(volumes).into_iter().flatten().flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".removed-") {
-            tracing::info!(dir = %entry.path().display(), "finishing a volume's removal");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".removed-") || name.starts_with(".new-") {
+            tracing::info!(dir = %entry.path().display(), "removing what a killed volume operation left");
             if let Err(e) = std::fs::remove_dir_all(entry.path()) {
                 tracing::warn!(error = %e, "removing {}", entry.path().display());
             }

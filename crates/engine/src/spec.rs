@@ -391,7 +391,8 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
     }))
 }
 
-fn string_list(v: &Value) -> Vec<String> {
+/// A JSON array of strings as a list (empty when it is not one).
+pub(crate) fn string_list(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
             a.iter()

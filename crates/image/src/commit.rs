@@ -72,29 +72,10 @@ pub fn commit(
     )
     .map_err(|_| CommitError::Config(parent.to_string()))?;
 
-    // The layer: the diff, uncompressed, so its blob digest is its diff_id.
-    let tmp_path = store
-        .tmp_dir()
-        .join(format!("commit-{}-{}", std::process::id(), parent.hex()));
-    let io_err = |what: &str| {
-        let what = what.to_string();
-        move |source| CommitError::Io { what, source }
-    };
-    let tmp = File::create(&tmp_path).map_err(io_err("creating the layer file"))?;
-    let diff_id = layer::diff_upper(upper, tmp)?;
-    let size = std::fs::metadata(&tmp_path)
-        .map_err(io_err("reading the layer file"))?
-        .len();
-    if !store.content.contains(&diff_id) {
-        let mut writer = store
-            .content
-            .writer(&format!("commit-{diff_id}"), &diff_id, Some(size))
-            .map_err(store_err)?;
-        let mut file = File::open(&tmp_path).map_err(io_err("reading the layer file"))?;
-        io::copy(&mut file, &mut writer).map_err(io_err("storing the layer"))?;
-        writer.commit().map_err(store_err)?;
-    }
-    let _ = std::fs::remove_file(&tmp_path);
+    // The layer: the diff, uncompressed, so its blob digest is its diff_id (kept even when
+    // empty: `docker commit` always adds a layer).
+    let (diff_id, size) =
+        write_layer(store, upper, true)?.ok_or_else(|| CommitError::Config(parent.to_string()))?;
 
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     config["created"] = json!(created);
@@ -165,6 +146,15 @@ const EMPTY_TAR: u64 = 1024;
 /// its digest (its diff_id too) and size, or `None` when nothing changed (Docker records such a
 /// step as an empty layer).
 pub fn store_layer(store: &ImageStore, upper: &Path) -> Result<Option<(Digest, u64)>, CommitError> {
+    write_layer(store, upper, false)
+}
+
+/// [`store_layer`], keeping an empty layer too when `keep_empty`.
+fn write_layer(
+    store: &ImageStore,
+    upper: &Path,
+    keep_empty: bool,
+) -> Result<Option<(Digest, u64)>, CommitError> {
     let tmp_path = store.tmp_dir().join(format!(
         "layer-{}-{}",
         std::process::id(),
@@ -184,7 +174,7 @@ pub fn store_layer(store: &ImageStore, upper: &Path) -> Result<Option<(Digest, u
         let size = std::fs::metadata(&tmp_path)
             .map_err(io_err("reading the layer file"))?
             .len();
-        if size <= EMPTY_TAR {
+        if size <= EMPTY_TAR && !keep_empty {
             return Ok(None);
         }
         if !store.content.contains(&diff_id) {

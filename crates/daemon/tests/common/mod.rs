@@ -339,6 +339,12 @@ impl Daemon {
 
     /// Imports the busybox fixture as `name` (through `docker import`).
     pub fn busybox(&self, name: &str) {
+        self.busybox_with_changes(name, &[]);
+    }
+
+    /// The busybox image imported as `name` with `docker import --change` for each of
+    /// `changes` (`ENV ...`, `CMD [...]`).
+    pub fn busybox_with_changes(&self, name: &str, changes: &[&str]) {
         let rootfs = tempfile::tempdir().unwrap();
         berth_tests::busybox_rootfs(rootfs.path()).unwrap();
         let tar = self.dir.join("busybox.tar");
@@ -351,7 +357,13 @@ impl Daemon {
             .status()
             .unwrap();
         assert!(status.success());
-        self.ok(&["import", tar.to_str().unwrap(), name]);
+        let mut args = vec!["import"];
+        for c in changes {
+            args.extend(["--change", c]);
+        }
+        let tar = tar.to_str().unwrap();
+        args.extend([tar, name]);
+        self.ok(&args);
     }
 }
 

@@ -18,15 +18,12 @@ impl EngineBackend<'_> {
         let file_name = file_name(url).ok_or_else(|| {
             BackendError::new(format!("cannot determine filename from url: {url}"))
         })?;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         let dir = self
             .engine
             .images
             .store
             .tmp_dir()
-            .join(format!("download-{}-{now}", std::process::id()));
+            .join(super::scratch_name("download"));
         std::fs::create_dir_all(&dir).map_err(|e| BackendError::new(e.to_string()))?;
         if let Ok(mut dirs) = self.temp_dirs.lock() {
             dirs.push(dir.clone());

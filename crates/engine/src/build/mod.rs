@@ -257,6 +257,18 @@ impl EngineBackend<'_> {
     }
 }
 
+/// A name for what a build makes in the image store's `tmp` or as a snapshot:
+/// `<kind>-<pid>-<time in ns>-<n>`, unique in the process (stages run in parallel); the pid
+/// lets the sweep at open tell a dead build's leftovers.
+pub fn scratch_name(kind: &str) -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{kind}-{}-{now}-{n}", std::process::id())
+}
+
 /// Why a build failed: what the client is told.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

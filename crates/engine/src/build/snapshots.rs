@@ -22,10 +22,7 @@ impl EngineBackend<'_> {
         work: impl FnOnce(&Path) -> Result<(), BackendError>,
     ) -> Result<Image, BackendError> {
         let store = &self.engine.images.store;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let key = format!("unpack-{}-build-{now}", std::process::id());
+        let key = super::scratch_name("unpack");
         let top = crate::create::chain_top(&parent.config);
         let mounts = store.snapshots.prepare(&key, top.as_deref()).map_err(err)?;
         let dir = store.tmp_dir().join(format!("{key}-root"));
@@ -52,10 +49,7 @@ impl EngineBackend<'_> {
     pub(super) fn view(&self, image: &Image) -> Result<View, BackendError> {
         let store = Arc::clone(&self.engine.images.store);
         let top = crate::create::chain_top(&image.config);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let key = format!("unpack-{}-view-{now}", std::process::id());
+        let key = super::scratch_name("unpack");
         let mounts = store.snapshots.view(&key, top.as_deref()).map_err(err)?;
         let view = View {
             dir: store.tmp_dir().join(format!("{key}-root")),
@@ -83,11 +77,8 @@ impl EngineBackend<'_> {
         extra: &[(String, bool)],
     ) -> Result<String, BackendError> {
         let store = &self.engine.images.store;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let key = format!("unpack-{}-init-{now}", std::process::id());
-        let name = format!("build-init-{}-{now}", std::process::id());
+        let key = super::scratch_name("unpack");
+        let name = super::scratch_name("build-init");
         let mounts = store.snapshots.prepare(&key, top).map_err(err)?;
         let dir = store.tmp_dir().join(format!("{key}-root"));
         let made = (|| {

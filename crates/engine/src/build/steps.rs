@@ -92,15 +92,12 @@ impl EngineBackend<'_> {
     /// `COPY <<EOF /dst`: the heredocs written as files (0644) of a directory of their own,
     /// then copied from there as any source.
     fn copy_inline(&self, parent: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
         let dir = self
             .engine
             .images
             .store
             .tmp_dir()
-            .join(format!("heredoc-{}-{now}", std::process::id()));
+            .join(super::scratch_name("heredoc"));
         let result = (|| {
             std::fs::create_dir_all(&dir).map_err(err)?;
             let mut names = Vec::new();
@@ -183,7 +180,7 @@ impl Backend for EngineBackend<'_> {
             .images
             .load_resolved(&manifest, None)
             .map_err(err)?;
-        let image_env = crate::build::steps::strings(&parent.config["config"]["Env"]);
+        let image_env = crate::spec::string_list(&parent.config["config"]["Env"]);
         let env: Vec<String> = req
             .env
             .iter()
@@ -352,15 +349,4 @@ impl Backend for EngineBackend<'_> {
     fn cancelled(&self) -> bool {
         EngineBackend::cancelled(self)
     }
-}
-
-/// A string list of a JSON value (empty if it is not one).
-pub(crate) fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
