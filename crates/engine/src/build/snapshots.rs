@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use berth_build::solver::{BackendError, Image};
+use berth_image::digest::Digest;
 use serde_json::Value;
 
 use super::steps::err;
@@ -38,8 +39,24 @@ impl EngineBackend<'_> {
             self.store_layer(&upper)
         })();
         let _ = std::fs::remove_dir(&dir);
-        if let Err(e) = store.snapshots.remove(&key) {
-            tracing::warn!(error = %e, "removing a build snapshot");
+        // The step's snapshot becomes its layer's (committed under the layer's chain id), so
+        // that making the image does not apply the layer's blob again; without changes, or if
+        // that layer exists already, it goes.
+        let committed = match &result {
+            Ok(Some((diff_id, _))) => {
+                let parent_chain = top.as_deref().and_then(|t| t.parse::<Digest>().ok());
+                let chain = berth_image::unpack::chain_id(parent_chain.as_ref(), diff_id);
+                let _shared = self.engine.images.gc_lock.read();
+                self.hold_in_lease(None, vec![chain.to_string()]);
+                store.snapshots.stat(&chain.to_string()).is_err()
+                    && store.snapshots.commit(&chain.to_string(), &key).is_ok()
+            }
+            _ => false,
+        };
+        if !committed {
+            if let Err(e) = store.snapshots.remove(&key) {
+                tracing::warn!(error = %e, "removing a build snapshot");
+            }
         }
         self.make_image(parent, config.clone(), result?)
     }
