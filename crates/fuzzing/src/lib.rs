@@ -36,6 +36,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("stdcopy", stdcopy),
     ("monitor", monitor),
     ("logs", logs),
+    ("dockerfile", dockerfile),
+    ("context", context),
 ];
 
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"];
@@ -465,4 +467,67 @@ pub fn logs(data: &[u8]) {
     let tty = flags & 32 != 0;
     let mut rx = rt.block_on(async { stream(path, tty, o, Box::new(|| false)) });
     while rx.blocking_recv().is_some() {}
+}
+
+/// A Dockerfile as `POST /build` reads it: parsed, each instruction expanded with a few
+/// variables (as each stage would), the stages planned for every target, and every `.dockerignore`
+/// pattern line matched against a few paths.
+pub fn dockerfile(data: &[u8]) {
+    use berth_build::shell_words::Lex;
+    use berth_build::solver::{plan, BuildOptions};
+    let text = String::from_utf8_lossy(data);
+    let matcher = berth_build::ignore::Matcher::from_dockerignore(&text);
+    if let Ok(m) = &matcher {
+        for path in ["a", "a/b/c.txt", ".dockerignore", "Dockerfile", "x/../y"] {
+            let _ = m.matches(path);
+            let _ = m.can_skip_dir(path);
+        }
+    }
+    let Ok(df) = berth_build::parse(&text) else {
+        return;
+    };
+    let lex = Lex::new(df.escape);
+    let env: Vec<(String, String)> = vec![
+        ("A".into(), "1".into()),
+        ("PATH".into(), "/bin".into()),
+        ("E".into(), String::new()),
+    ];
+    for stage in &df.stages {
+        for cmd in &stage.commands {
+            let _ = cmd.instruction.expand(&lex, &env);
+            let _ = cmd.instruction.variables_used(df.escape);
+        }
+    }
+    let platform = berth_build::platform::Platform::default();
+    let targets: Vec<Option<String>> = std::iter::once(None)
+        .chain(df.stages.iter().filter_map(|s| s.name.clone()).map(Some))
+        .collect();
+    for target in targets {
+        let opts = BuildOptions {
+            target,
+            ..BuildOptions::default()
+        };
+        let _ = plan::plan(&df, &opts, &platform);
+    }
+}
+
+/// A build context as `POST /build` receives it (a tar, compressed or not, or a lone
+/// Dockerfile), extracted into an empty directory; nothing may appear beside it.
+pub fn context(data: &[u8]) {
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let ctx = dir.path().join("ctx");
+    if std::fs::create_dir(&ctx).is_err() {
+        return;
+    }
+    let _ = berth_build::context::Context::extract(data, &ctx, "Dockerfile");
+    let beside: Vec<_> = std::fs::read_dir(dir.path())
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        beside,
+        vec![std::ffi::OsString::from("ctx")],
+        "written outside the context"
+    );
 }
