@@ -27,6 +27,8 @@ struct Query {
     dockerfile: String,
     options: BuildOptions,
     resources: RunResources,
+    /// `remote=`: a URL of a tarball or a Dockerfile, the context instead of the body.
+    remote: Option<String>,
     quiet: bool,
 }
 
@@ -116,6 +118,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
             context: PathBuf::new(),
         },
         resources,
+        remote: get("remote").filter(|r| !r.is_empty()).map(str::to_string),
         quiet: flag("q"),
     })
 }
@@ -207,8 +210,17 @@ fn run(
         .join(berth_engine::build::scratch_name("context"));
     let result = (|| {
         std::fs::create_dir_all(&dir).map_err(|e| (format!("making the context: {e}"), None))?;
-        let context = berth_build::context::Context::extract(body, &dir, &query.dockerfile)
-            .map_err(|e| (e.to_string(), None))?;
+        let context = match &query.remote {
+            // The body is ignored (the docker CLI sends none with a URL).
+            Some(url) => {
+                let file = engine
+                    .fetch_context(url, &dir.with_extension("download"))
+                    .map_err(|e| (e, None))?;
+                berth_build::context::Context::extract(file, &dir, &query.dockerfile)
+            }
+            None => berth_build::context::Context::extract(body, &dir, &query.dockerfile),
+        }
+        .map_err(|e| (e.to_string(), None))?;
         let dockerfile = String::from_utf8_lossy(context.dockerfile()).into_owned();
         let mut options = query.options;
         options.context = dir.clone();
@@ -225,6 +237,7 @@ fn run(
             .map_err(|e| (e.to_string(), e.code()))
     })();
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(dir.with_extension("download"));
     result
 }
 

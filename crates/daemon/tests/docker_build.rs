@@ -435,9 +435,9 @@ fn a_dockerfile_outside_the_context_as_the_docker_cli_sends_it() {
     );
 }
 
-/// A one-file HTTP server on loopback: `/files/hello.txt` with a `Last-Modified`, 404 for the
-/// rest. Serves until the test process ends.
-fn serve_hello() -> u16 {
+/// An HTTP server on loopback serving `files` (path, body), with a `Last-Modified` of 1994;
+/// 404 for the rest. Serves until the test process ends.
+fn serve(files: Vec<(String, Vec<u8>)>) -> u16 {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -452,17 +452,30 @@ fn serve_hello() -> u16 {
                     break;
                 }
             }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
             let mut conn = conn;
-            let answer = if line.starts_with("GET /files/hello.txt ") {
-                "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\nhello\n".to_string()
-            } else {
-                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    .to_string()
-            };
-            let _ = conn.write_all(answer.as_bytes());
+            match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes());
+                    let _ = conn.write_all(body);
+                }
+                None => {
+                    let _ = conn.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
         }
     });
     port
+}
+
+fn serve_hello() -> u16 {
+    serve(vec![("/files/hello.txt".into(), b"hello\n".to_vec())])
 }
 
 #[test]
@@ -524,4 +537,61 @@ fn add_fetches_urls_checks_their_checksum_and_caches_by_content() {
         assert!(stderr.contains(&message), "{message:?} in {stderr}");
     }
     assert_eq!(d.mounts_under(), Vec::<String>::new());
+}
+
+#[test]
+fn a_remote_tarball_or_dockerfile_is_the_context() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("Dockerfile", &b"FROM busybox\nCOPY msg /msg\n"[..]),
+        ("msg", b"from a remote tarball\n"),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, name, data).unwrap();
+    }
+    let port = serve(vec![
+        ("/ctx.tar".into(), tar.into_inner().unwrap()),
+        (
+            "/Dockerfile".into(),
+            b"FROM busybox\nRUN echo remote > /r\n".to_vec(),
+        ),
+    ]);
+    let post = |query: &str| {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args([
+            "-sS",
+            "--unix-socket",
+            d.socket.to_str().unwrap(),
+            "-X",
+            "POST",
+        ])
+        .arg(format!("http://d/build?{query}"));
+        let out = berth_tests::run_with_timeout(&mut cmd, Duration::from_secs(120));
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    let out = post(&format!(
+        "t=remote:1&remote=http://127.0.0.1:{port}/ctx.tar"
+    ));
+    assert!(out.contains("Successfully tagged remote:1"), "{out}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "remote:1", "cat", "/msg"]),
+        "from a remote tarball\n"
+    );
+    let out = post(&format!(
+        "t=remote:2&remote=http://127.0.0.1:{port}/Dockerfile"
+    ));
+    assert!(out.contains("Successfully tagged remote:2"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "remote:2", "cat", "/r"]), "remote\n");
+    let out = post(&format!("remote=http://127.0.0.1:{port}/nope"));
+    assert!(out.contains("with status 404 Not Found"), "{out}");
+    let out = post("remote=git://example.invalid/repo.git");
+    assert!(out.contains("git repositories"), "{out}");
 }

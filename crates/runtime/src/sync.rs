@@ -118,6 +118,9 @@ impl Channel {
     pub fn recv_with_fd(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
         let mut buf = vec![0u8; 64 * 1024];
         let mut space = nix::cmsg_space!([RawFd; 1]);
+        // The kernel reports a peer's reset (the child exited with a message of ours unread)
+        // once, possibly before messages the child sent first: its error is read after it.
+        let mut reset_seen = false;
         let (n, fd) = loop {
             let mut iov = [IoSliceMut::new(&mut buf)];
             match recvmsg::<()>(
@@ -141,6 +144,7 @@ impl Channel {
                     break (msg.bytes, fd);
                 }
                 Err(nix::Error::EINTR) => continue,
+                Err(nix::Error::ECONNRESET) if !reset_seen => reset_seen = true,
                 Err(nix::Error::ECONNRESET) => break (0, None),
                 Err(e) => return Err(SyncError::Recv(e)),
             }

@@ -39,6 +39,38 @@ impl EngineBackend<'_> {
     }
 }
 
+impl crate::Engine {
+    /// `POST /build?remote=URL`: the tarball or Dockerfile at `url` fetched into the file
+    /// `path` (the caller removes it), open for reading. Git repositories are not supported.
+    pub fn fetch_context(
+        &self,
+        url: &str,
+        path: &std::path::Path,
+    ) -> Result<std::fs::File, String> {
+        let git = url.starts_with("git://")
+            || url.starts_with("git@")
+            || url.starts_with("github.com/")
+            || url
+                .split(['?', '#'])
+                .next()
+                .is_some_and(|u| u.ends_with(".git"));
+        if git {
+            return Err(format!(
+                "unable to prepare context: git repositories as build contexts are not supported by this builder: {url}"
+            ));
+        }
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(format!(
+                "unable to prepare context: unsupported remote context {url:?}"
+            ));
+        }
+        tokio::runtime::Handle::current()
+            .block_on(get(url, path.to_path_buf()))
+            .map_err(|e| format!("unable to prepare context: {e}"))?;
+        std::fs::File::open(path).map_err(|e| format!("unable to prepare context: {e}"))
+    }
+}
+
 /// The last segment of the URL's path (Docker names the file after it).
 fn file_name(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
