@@ -69,7 +69,11 @@ pub fn build(
             .flatten()
             .ok_or_else(|| SolveError::Invalid(format!("stage {j} was not built")))?,
         Some(Base::Scratch) => Image::scratch(ctx.platform),
-        Some(Base::Image(name)) => ctx.backend.image(name, ctx.opts.pull, ctx.out)?,
+        Some(Base::Image(name)) => {
+            let image = ctx.backend.image(name, ctx.opts.pull, ctx.out)?;
+            check_platform(ctx, stage, name, &image)?;
+            image
+        }
         None => return Err(SolveError::Invalid(format!("stage {index} has no base"))),
     };
     if !image.id.is_empty() {
@@ -467,4 +471,38 @@ impl State<'_> {
         }
         Ok(())
     }
+}
+
+/// The base image must be of the platform the stage asks for (`FROM --platform`, else the
+/// build's `platform`), as dockerd checks a local image: Berth runs what the host runs.
+fn check_platform(
+    ctx: &StageContext<'_>,
+    stage: &crate::Stage,
+    name: &str,
+    image: &Image,
+) -> Result<(), SolveError> {
+    let wanted = match &stage.platform {
+        Some(p) => {
+            let text = Lex::new(ctx.df.escape)
+                .process_word(p, &ctx.plan.meta_args)
+                .map_err(|e| SolveError::Expand {
+                    word: p.clone(),
+                    message: e.to_string(),
+                })?;
+            Platform::parse(&text).map_err(|e| SolveError::Invalid(e.to_string()))?
+        }
+        None => match &ctx.opts.platform {
+            Some(p) => p.clone(),
+            None => return Ok(()),
+        },
+    };
+    let os = image.config["os"].as_str().unwrap_or("linux");
+    let arch = image.config["architecture"].as_str().unwrap_or("");
+    if arch.is_empty() || (os == wanted.os && arch == wanted.architecture) {
+        return Ok(());
+    }
+    Err(SolveError::Invalid(format!(
+        "image with reference {name} was found but does not match the specified platform: wanted {}/{}, actual: {os}/{arch}",
+        wanted.os, wanted.architecture
+    )))
 }

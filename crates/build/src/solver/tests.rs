@@ -299,3 +299,44 @@ fn a_failing_stage_stops_the_build_and_its_error_is_the_one_reported() {
     );
     assert!(!out.contains("COPY --from=a"), "{out}");
 }
+
+#[test]
+fn a_base_of_another_platform_is_refused() {
+    struct Arm(Fake);
+    impl Backend for Arm {
+        fn image(&self, _name: &str, _pull: bool, _out: &Output) -> Result<Image, BackendError> {
+            Ok(Image {
+                id: format!("sha256:{:064x}", 7),
+                handle: "arm".into(),
+                config: json!({"os": "linux", "architecture": "arm64", "config": {}}),
+            })
+        }
+        fn run(&self, p: &Image, req: &RunRequest, out: &Output) -> Result<Image, BackendError> {
+            self.0.run(p, req, out)
+        }
+        fn copy(&self, p: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
+            self.0.copy(p, req)
+        }
+        fn mkdir(&self, p: &Image, dir: &str, config: &Value) -> Result<Image, BackendError> {
+            self.0.mkdir(p, dir, config)
+        }
+        fn set_config(&self, p: &Image, config: &Value) -> Result<Image, BackendError> {
+            self.0.set_config(p, config)
+        }
+        fn cache_get(&self, _key: &str) -> Option<Image> {
+            None
+        }
+        fn cache_put(&self, _key: &str, _image: &Image) {}
+    }
+    let arm = Arm(Fake::default());
+    let df = crate::parse("FROM --platform=linux/amd64 busybox\n").unwrap();
+    let err = solve(&df, &BuildOptions::default(), &arm, &Output::discard()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "image with reference busybox was found but does not match the specified platform: wanted linux/amd64, actual: linux/arm64"
+    );
+    let df = crate::parse("ARG P=linux/arm64\nFROM --platform=$P busybox\n").unwrap();
+    solve(&df, &BuildOptions::default(), &arm, &Output::discard()).unwrap();
+    let df = crate::parse("FROM busybox\n").unwrap();
+    solve(&df, &BuildOptions::default(), &arm, &Output::discard()).unwrap();
+}
