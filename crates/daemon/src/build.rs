@@ -116,6 +116,12 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
             network,
             platform,
             context: PathBuf::new(),
+            cache_from: match get("cachefrom").filter(|v| !v.is_empty()) {
+                None => Vec::new(),
+                Some(v) => {
+                    serde_json::from_str(v).map_err(|e| format!("invalid cachefrom: {e}"))?
+                }
+            },
         },
         resources,
         remote: get("remote").filter(|r| !r.is_empty()).map(str::to_string),

@@ -595,3 +595,42 @@ fn a_remote_tarball_or_dockerfile_is_the_context() {
     let out = post("remote=git://example.invalid/repo.git");
     assert!(out.contains("git repositories"), "{out}");
 }
+
+#[test]
+fn cache_from_an_image_gives_its_steps_after_the_cache_is_gone() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("f.txt"), "file\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nENV A=1\nRUN echo ran > /ran\nCOPY f.txt /f.txt\nCMD [\"cat\", \"/ran\"]\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let (ok, stdout, stderr) = build(&d, &["-t", "seed:1", dir]);
+    assert!(ok, "{stdout}{stderr}");
+    // No build cache left: only the image's history can give the steps.
+    d.ok(&["builder", "prune", "-af"]);
+    let (ok, stdout, _) = build(&d, &[dir]);
+    assert!(ok);
+    assert!(!stdout.contains("Using cache"), "{stdout}");
+    d.ok(&["builder", "prune", "-af"]);
+    let (ok, stdout, stderr) = build(&d, &["-t", "again:1", "--cache-from", "seed:1", dir]);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(stdout.matches(" ---> Using cache").count(), 4, "{stdout}");
+    assert!(!stdout.contains("Running in"), "{stdout}");
+    assert_eq!(d.ok(&["run", "--rm", "again:1"]), "ran\n");
+    // The same layers as the seed's.
+    let layers = |name: &str| d.ok(&["image", "inspect", "-f", "{{.RootFS.Layers}}", name]);
+    assert_eq!(layers("again:1"), layers("seed:1"));
+    // A changed step is built, and so is what follows.
+    std::fs::write(ctx.path().join("f.txt"), "changed\n").unwrap();
+    d.ok(&["builder", "prune", "-af"]);
+    let (ok, stdout, _) = build(&d, &["--cache-from", "seed:1", dir]);
+    assert!(ok);
+    assert_eq!(stdout.matches(" ---> Using cache").count(), 2, "{stdout}");
+}

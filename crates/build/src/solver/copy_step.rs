@@ -175,7 +175,7 @@ impl State<'_> {
             downloads,
             config,
         };
-        self.step(key, |s| {
+        self.step(key, &req.config, |s| {
             s.ctx
                 .backend
                 .copy(&s.image, &req)

@@ -14,6 +14,7 @@
 //! does (the instruction after substitution with the build args it sees; for `COPY`/`ADD` the
 //! checksum of the files it reads), so a cache hit needs no work at all.
 
+mod cache_from;
 pub mod config;
 mod copy_step;
 pub mod output;
@@ -188,6 +189,21 @@ pub trait Backend: Sync {
             "cannot fetch {url}: this backend has no network access"
         )))
     }
+    /// An image with `parent`'s layers, layer `index` of `source` on top, and `config`
+    /// (`--cache-from`).
+    fn reuse_layer(
+        &self,
+        parent: &Image,
+        source: &Image,
+        index: usize,
+        config: &Value,
+    ) -> Result<Image, BackendError> {
+        let _ = (parent, index, config);
+        Err(BackendError::new(format!(
+            "cannot reuse the layers of {}",
+            source.id
+        )))
+    }
     /// An image with `parent`'s layers and `config`.
     fn set_config(&self, parent: &Image, config: &Value) -> Result<Image, BackendError>;
     /// The image a step with this cache key made before, if it still exists.
@@ -215,6 +231,8 @@ pub struct BuildOptions {
     pub platform: Option<Platform>,
     /// Where `COPY` finds its files.
     pub context: PathBuf,
+    /// `--cache-from`: images whose history gives cache.
+    pub cache_from: Vec<String>,
 }
 
 /// How many stages are built at once at most.
@@ -234,6 +252,12 @@ pub fn solve(
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let plan = plan::plan(df, opts, &platform)?;
     let total_steps = plan.total_steps + usize::from(!opts.labels.is_empty());
+    // `--cache-from` images that are here (others are left out, as the classic builder does).
+    let cache_from: Vec<Image> = opts
+        .cache_from
+        .iter()
+        .filter_map(|name| backend.image(name, false, &Output::discard()).ok())
+        .collect();
     // The step number each stage starts after, in plan order.
     let mut first_step = vec![0usize; df.stages.len()];
     let mut n = 0;
@@ -266,6 +290,7 @@ pub fn solve(
                     out,
                     total_steps,
                     first_step: &first_step,
+                    cache_from: &cache_from,
                 })
             });
         }
@@ -306,6 +331,7 @@ struct StageJob<'a> {
     out: &'a Output,
     total_steps: usize,
     first_step: &'a [usize],
+    cache_from: &'a [Image],
 }
 
 struct SchedState {
@@ -373,6 +399,7 @@ impl Scheduler {
                 built: &built,
                 total_steps: job.total_steps,
                 abort: &self.abort,
+                cache_from: job.cache_from,
             };
             let mut step = job.first_step.get(index).copied().unwrap_or(0);
             let result = stage::build(&ctx, index, &mut step);

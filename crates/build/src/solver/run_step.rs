@@ -97,7 +97,7 @@ impl State<'_> {
             ShellOrExec::Shell(_) => argv.join(" "),
             ShellOrExec::Exec(v) => go_quote_list(v),
         };
-        self.step(Some(key), |s| {
+        self.step(Some(key), &req.config, |s| {
             s.ctx
                 .backend
                 .run(&s.image, &req, s.ctx.out)

@@ -33,6 +33,8 @@ pub struct StageContext<'a> {
     pub total_steps: usize,
     /// Set when another stage failed: this one stops at its next step.
     pub abort: &'a std::sync::atomic::AtomicBool,
+    /// `--cache-from` images (resolved).
+    pub cache_from: &'a [Image],
 }
 
 /// A stage being built.
@@ -182,10 +184,12 @@ impl State<'_> {
             })
     }
 
-    /// A step: from the cache under `key` if there (and allowed), else `make`'s image.
+    /// A step whose image has the config `next`: from the cache under `key` if there (and
+    /// allowed), else from a `--cache-from` image that continues with it, else `make`'s image.
     pub(super) fn step(
         &mut self,
         key: Option<String>,
+        next: &Value,
         make: impl FnOnce(&Self) -> Result<Image, SolveError>,
     ) -> Result<(), SolveError> {
         let out = self.ctx.out;
@@ -197,7 +201,25 @@ impl State<'_> {
                 return Ok(());
             }
         }
-        let image = make(self)?;
+        let from_cache = if self.ctx.opts.no_cache {
+            None
+        } else {
+            super::cache_from::find(self.ctx.cache_from, &self.image.config, next)
+        };
+        let image = match from_cache {
+            Some((source, layer)) => {
+                out.arrow("Using cache");
+                match layer {
+                    Some(index) => {
+                        self.ctx
+                            .backend
+                            .reuse_layer(&self.image, source, index, next)?
+                    }
+                    None => self.ctx.backend.set_config(&self.image, next)?,
+                }
+            }
+            None => make(self)?,
+        };
         if let Some(key) = &key {
             self.ctx.backend.cache_put(key, &image);
         }
@@ -217,7 +239,7 @@ impl State<'_> {
         let mut config = self.image.config.clone();
         change(&mut config);
         config::push_history(&mut config, &now(), &created_by, true);
-        self.step(Some(key), |s| {
+        self.step(Some(key), &config, |s| {
             Ok(s.ctx.backend.set_config(&s.image, &config)?)
         })
     }
@@ -438,7 +460,7 @@ impl State<'_> {
         let mut config = self.image.config.clone();
         config::set(&mut config, "WorkingDir", json!(dir));
         config::push_history(&mut config, &now(), &created_by, false);
-        self.step(Some(key), |s| {
+        self.step(Some(key), &config, |s| {
             Ok(s.ctx.backend.mkdir(&s.image, &dir, &config)?)
         })
     }

@@ -51,8 +51,20 @@ impl EngineBackend<'_> {
     pub(super) fn make_image(
         &self,
         parent: &Image,
-        mut config: Value,
+        config: Value,
         layer: Option<(Digest, u64)>,
+    ) -> Result<Image, BackendError> {
+        // A layer a build wrote is uncompressed: its blob's digest is its diff_id.
+        let layer = layer.map(|(d, size)| ((d.clone(), size, LAYER_TAR.to_string()), d));
+        self.make_image_with(parent, config, layer)
+    }
+
+    /// [`Self::make_image`] with any layer: its descriptor in the manifest and its diff_id.
+    pub(super) fn make_image_with(
+        &self,
+        parent: &Image,
+        mut config: Value,
+        layer: Option<(LayerDescriptor, Digest)>,
     ) -> Result<Image, BackendError> {
         let store = &self.engine.images.store;
         let mut layers = self.layers(parent)?;
@@ -61,9 +73,9 @@ impl EngineBackend<'_> {
             .cloned()
             .unwrap_or_default();
         match layer {
-            Some((digest, size)) => {
-                diff_ids.push(json!(digest.to_string()));
-                layers.push((digest, size, LAYER_TAR.to_string()));
+            Some((descriptor, diff_id)) => {
+                diff_ids.push(json!(diff_id.to_string()));
+                layers.push(descriptor);
             }
             None => {
                 if let Some(last) = config["history"].as_array_mut().and_then(|h| h.last_mut()) {
@@ -315,6 +327,27 @@ impl Backend for EngineBackend<'_> {
             CopySource::Context(dir) => run(dir),
             CopySource::Image(image) => run(&self.view(image)?.dir),
         }
+    }
+
+    fn reuse_layer(
+        &self,
+        parent: &Image,
+        source: &Image,
+        index: usize,
+        config: &Value,
+    ) -> Result<Image, BackendError> {
+        let _runtime = self.handle.enter();
+        let layers = self.layers(source)?;
+        let descriptor = layers
+            .get(index)
+            .cloned()
+            .ok_or_else(|| BackendError::new(format!("{} has no layer {index}", source.id)))?;
+        let diff_id: Digest = source.config["rootfs"]["diff_ids"][index]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(err)?;
+        self.make_image_with(parent, config.clone(), Some((descriptor, diff_id)))
     }
 
     fn mkdir(&self, parent: &Image, dir: &str, config: &Value) -> Result<Image, BackendError> {
