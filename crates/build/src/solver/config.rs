@@ -134,6 +134,17 @@ pub fn nop_glued(image: &Value, comment: &str) -> String {
     format!("{} #(nop) {comment}", shell(image).join(" "))
 }
 
+/// Sets the top-level `key` of an image config (made an object first if it is not one: a
+/// base image's config comes from a registry, and writing into a non-object would panic).
+pub fn set_top(image: &mut Value, key: &str, value: Value) {
+    if !image.is_object() {
+        *image = json!({});
+    }
+    if let Some(map) = image.as_object_mut() {
+        map.insert(key.to_string(), value);
+    }
+}
+
 /// Appends a history entry to `image`; `empty` when the step made no layer.
 pub fn push_history(image: &mut Value, created: &str, created_by: &str, empty: bool) {
     let mut entry = json!({"created": created, "created_by": created_by});
@@ -141,10 +152,22 @@ pub fn push_history(image: &mut Value, created: &str, created_by: &str, empty: b
         entry["empty_layer"] = json!(true);
     }
     if !image["history"].is_array() {
-        image["history"] = json!([]);
+        set_top(image, "history", json!([]));
     }
     if let Some(h) = image["history"].as_array_mut() {
         h.push(entry);
+    }
+}
+
+/// Marks the last history entry as a step that made no layer (an entry that is not an object,
+/// from a foreign image, is left as it is).
+pub fn mark_last_empty(image: &mut Value) {
+    if let Some(last) = image["history"]
+        .as_array_mut()
+        .and_then(|h| h.last_mut())
+        .and_then(Value::as_object_mut)
+    {
+        last.insert("empty_layer".to_string(), json!(true));
     }
 }
 

@@ -265,7 +265,7 @@ impl State<'_> {
             Instruction::Label(pairs) => self.label(&pairs),
             Instruction::Maintainer(m) => {
                 let created_by = nop(&self.image.config, &format!("MAINTAINER {m}"));
-                self.meta_step(created_by, |c| c["author"] = json!(m))
+                self.meta_step(created_by, |c| config::set_top(c, "author", json!(m)))
             }
             Instruction::Expose(ports) => {
                 let keys = config::exposed_ports(&ports).map_err(SolveError::Invalid)?;

@@ -340,3 +340,50 @@ fn a_base_of_another_platform_is_refused() {
     let df = crate::parse("FROM busybox\n").unwrap();
     solve(&df, &BuildOptions::default(), &arm, &Output::discard()).unwrap();
 }
+
+#[test]
+fn a_foreign_base_config_of_any_shape_never_panics_the_build() {
+    // A registry's image config is untrusted: a non-object, or history entries that are not
+    // objects, once made the builder write into them (a panic aborts berthd).
+    struct Odd(Fake, Value);
+    impl Backend for Odd {
+        fn image(&self, _name: &str, _pull: bool, _out: &Output) -> Result<Image, BackendError> {
+            Ok(Image {
+                id: format!("sha256:{:064x}", 9),
+                handle: "odd".into(),
+                config: self.1.clone(),
+            })
+        }
+        fn run(&self, p: &Image, req: &RunRequest, out: &Output) -> Result<Image, BackendError> {
+            self.0.run(p, req, out)
+        }
+        fn copy(&self, p: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
+            self.0.copy(p, req)
+        }
+        fn mkdir(&self, p: &Image, dir: &str, config: &Value) -> Result<Image, BackendError> {
+            self.0.mkdir(p, dir, config)
+        }
+        fn set_config(&self, p: &Image, config: &Value) -> Result<Image, BackendError> {
+            let mut c = config.clone();
+            config::mark_last_empty(&mut c);
+            self.0.set_config(p, &c)
+        }
+        fn cache_get(&self, _key: &str) -> Option<Image> {
+            None
+        }
+        fn cache_put(&self, _key: &str, _image: &Image) {}
+    }
+    let text = "FROM busybox\nMAINTAINER me\nENV A=1\nLABEL l=v\nEXPOSE 80\nRUN true\nWORKDIR /w\nHEALTHCHECK CMD true\nONBUILD RUN x\nCMD [\"c\"]\n";
+    for base in [
+        json!(["not", "an", "object"]),
+        json!("text"),
+        json!({"history": ["x", 3], "config": [1, 2], "rootfs": 7}),
+        json!({"config": {"OnBuild": "RUN y", "Healthcheck": 1, "Env": [1, "A"]}}),
+    ] {
+        let odd = Odd(Fake::default(), base.clone());
+        let df = crate::parse(text).unwrap();
+        let image = solve(&df, &BuildOptions::default(), &odd, &Output::discard())
+            .unwrap_or_else(|e| panic!("{base}: {e}"));
+        assert_eq!(image.config["author"], json!("me"), "{base}");
+    }
+}

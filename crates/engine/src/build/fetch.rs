@@ -134,7 +134,9 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
     let year: i64 = parts.next()?.parse().ok()?;
     let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next()? != "GMT" || day == 0 || day > 31 || h > 23 || m > 59 || s > 60 {
+    // A server's header is anyone's text: years outside 1970..=9999 would overflow below.
+    let year_ok = (1970..=9999).contains(&year);
+    if parts.next()? != "GMT" || !year_ok || day == 0 || day > 31 || h > 23 || m > 59 || s > 60 {
         return None;
     }
     // Days since the epoch of a civil date (Howard Hinnant's algorithm).
@@ -172,5 +174,7 @@ mod tests {
         );
         assert!(parse_http_date("Sun, 06 Nov 1994 08:49:37 PST").is_none());
         assert!(parse_http_date("garbage").is_none());
+        assert!(parse_http_date("Sun, 06 Nov 9223372036854775807 08:49:37 GMT").is_none());
+        assert!(parse_http_date("Sun, 06 Nov -5 08:49:37 GMT").is_none());
     }
 }

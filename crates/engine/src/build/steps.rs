@@ -78,14 +78,17 @@ impl EngineBackend<'_> {
                 layers.push(descriptor);
             }
             None => {
-                if let Some(last) = config["history"].as_array_mut().and_then(|h| h.last_mut()) {
-                    last["empty_layer"] = json!(true);
-                }
+                berth_build::solver::config::mark_last_empty(&mut config);
             }
         }
-        config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
-        config["created"] =
-            json!(humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string());
+        let set = berth_build::solver::config::set_top;
+        set(
+            &mut config,
+            "rootfs",
+            json!({"type": "layers", "diff_ids": diff_ids}),
+        );
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        set(&mut config, "created", json!(now));
         let manifest = {
             let _shared = self.engine.images.gc_lock.read();
             let (manifest, _) = commit::write_image(store, &config, &layers).map_err(err)?;
@@ -364,11 +367,8 @@ impl Backend for EngineBackend<'_> {
     fn set_config(&self, parent: &Image, config: &Value) -> Result<Image, BackendError> {
         // The solver's stage threads are not the runtime's: enter it for what spawns tasks.
         let _runtime = self.handle.enter();
-        let mut config = config.clone();
-        if let Some(last) = config["history"].as_array_mut().and_then(|h| h.last_mut()) {
-            last["empty_layer"] = json!(true);
-        }
-        self.make_image(parent, config, None)
+        // Without a layer, make_image marks the step's history entry empty.
+        self.make_image(parent, config.clone(), None)
     }
 
     fn cache_get(&self, key: &str) -> Option<Image> {
