@@ -15,6 +15,8 @@ use common::{skip, text, Daemon};
 /// the CLI (bounded), and starts berthd again.
 fn kill_during(d: &mut Daemon, args: &[&str], after: Duration) {
     let mut cmd = d.docker_command(args);
+    // `build` with Berth's builder (the classic builder's API): the CLI has no buildx here.
+    cmd.env("DOCKER_BUILDKIT", "0");
     let client = std::thread::spawn(move || {
         berth_tests::run_with_timeout(&mut cmd, Duration::from_secs(60))
     });
@@ -65,6 +67,8 @@ fn remove_everything(d: &Daemon) {
             );
         }
     }
+    // The build cache holds the layers of the builds that completed.
+    d.ok(&["builder", "prune", "-af"]);
 }
 
 /// What must be empty once everything is removed.
@@ -173,6 +177,15 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
     d.ok(&["rm", "big"]);
     d.ok(&["push", &pulled]);
     d.ok(&["rmi", &pulled]);
+    // A build whose steps copy, run and write 5 MB: cut in the context, a step or a commit.
+    let context = d.dir.join("build-context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("f"), "f\n").unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM busybox\nCOPY f /f\nRUN head -c 5000000 /dev/urandom > /r && sleep 0.1\nRUN true\n",
+    )
+    .unwrap();
     let operations: Vec<Vec<String>> = vec![
         vec!["create", "--name", "made", "busybox", "true"],
         vec!["run", "-d", "--name", "started", "busybox", "sleep", "300"],
@@ -193,6 +206,7 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
         vec!["network", "create", "crashnet"],
         vec!["commit", "committed", "snapshot:1"],
         vec!["rm", "-f", "committed"],
+        vec!["build", "-t", "built:1", context.to_str().unwrap()],
     ]
     .into_iter()
     .map(|v| v.into_iter().map(str::to_string).collect())
@@ -201,7 +215,7 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
         let args: Vec<&str> = op.iter().map(String::as_str).collect();
         // A pull of 20 MB from a local registry lasts longer than the rest: it is also cut
         // later, when it has blobs and layers in progress.
-        let delays: &[u64] = if op[0] == "pull" {
+        let delays: &[u64] = if op[0] == "pull" || op[0] == "build" {
             &[0, 15, 60, 150, 300]
         } else {
             &[0, 15, 60]
@@ -238,5 +252,10 @@ fn a_daemon_killed_in_the_middle_of_anything_leaves_a_consistent_and_removable_s
     // And it all works again, the pull too.
     d.ok(&["run", "--rm", "busybox", "true"]);
     d.ok(&["pull", &pulled]);
+    let mut cmd = d.docker_command(&["build", "-t", "built:2", context.to_str().unwrap()]);
+    cmd.env("DOCKER_BUILDKIT", "0");
+    let out = berth_tests::run_with_timeout(&mut cmd, Duration::from_secs(120));
+    assert!(out.status.success(), "{out:?}");
+    d.ok(&["run", "--rm", "built:2", "test", "-s", "/r"]);
     d.ok(&["run", "--rm", &pulled, "test", "-s", "/blob"]);
 }
