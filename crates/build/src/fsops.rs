@@ -13,17 +13,6 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Uid, XattrFlags};
 use rustix::io::Errno;
 
-/// How paths below the top are resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Resolve {
-    /// Symlinks and `..` are followed as if the top were `/` (a chroot): an image's `/app ->
-    /// /etc` is the image's `/etc`.
-    InRoot,
-    /// No symlink may appear on the path at all (ELOOP): the build context, where a tar has no
-    /// business writing through a link it just made.
-    NoSymlinks,
-}
-
 /// A directory path below the top: no `.`, `..` or empty components; empty is the top itself.
 pub(crate) type Components = Vec<OsString>;
 
@@ -69,18 +58,11 @@ pub(crate) fn display(components: &[OsString]) -> String {
     parts.join("/")
 }
 
-/// openat2 below `top`. The kernel answers EAGAIN when a rename or mount raced with a `..` of the
+/// openat2 below `top`, with symlinks and `..` followed as if the top were `/` (a chroot): an
+/// image's `/app -> /etc` is the image's `/etc`. The kernel answers EAGAIN when a rename or mount raced with a `..` of the
 /// walk; the walk is then tried again, a bounded number of times.
-pub(crate) fn open_at(
-    top: BorrowedFd<'_>,
-    path: &Path,
-    flags: OFlags,
-    resolve: Resolve,
-) -> Result<OwnedFd, Errno> {
-    let how = match resolve {
-        Resolve::InRoot => ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        Resolve::NoSymlinks => ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-    };
+pub(crate) fn open_at(top: BorrowedFd<'_>, path: &Path, flags: OFlags) -> Result<OwnedFd, Errno> {
+    let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
     let mut tries = 0;
     loop {
         match rustix::fs::openat2(top, path, flags | OFlags::CLOEXEC, Mode::empty(), how) {
@@ -93,12 +75,8 @@ pub(crate) fn open_at(
 const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY);
 
 /// Opens the existing directory `components` below `top`.
-pub(crate) fn open_dir(
-    top: BorrowedFd<'_>,
-    components: &[OsString],
-    resolve: Resolve,
-) -> Result<OwnedFd, Errno> {
-    open_at(top, &to_path(components), DIR_FLAGS, resolve)
+pub(crate) fn open_dir(top: BorrowedFd<'_>, components: &[OsString]) -> Result<OwnedFd, Errno> {
+    open_at(top, &to_path(components), DIR_FLAGS)
 }
 
 /// Owner and mode of the directories [`make_dirs`] creates.
@@ -113,13 +91,12 @@ pub(crate) struct NewDir {
 pub(crate) fn make_dirs(
     top: BorrowedFd<'_>,
     components: &[OsString],
-    resolve: Resolve,
     new: NewDir,
 ) -> Result<OwnedFd, Errno> {
-    let mut current = open_dir(top, &[], resolve)?;
+    let mut current = open_dir(top, &[])?;
     for i in 0..components.len() {
         let prefix = &components[..=i];
-        current = match open_dir(top, prefix, resolve) {
+        current = match open_dir(top, prefix) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {
                 let name = &components[i];
@@ -135,7 +112,7 @@ pub(crate) fn make_dirs(
                         fd
                     }
                     // A dangling symlink, or a race: resolve again, which tells which.
-                    Err(Errno::EXIST) => open_dir(top, prefix, resolve)?,
+                    Err(Errno::EXIST) => open_dir(top, prefix)?,
                     Err(e) => return Err(e),
                 }
             }
@@ -324,10 +301,8 @@ mod tests {
             owner: (0, 0),
         };
         let comps = components(b"up/made/deep", false).unwrap();
-        make_dirs(top.as_fd(), &comps, Resolve::InRoot, new).unwrap();
+        make_dirs(top.as_fd(), &comps, new).unwrap();
         assert!(root.join("made/deep").is_dir());
         assert!(!Path::new("/made").exists());
-        let err = make_dirs(top.as_fd(), &comps, Resolve::NoSymlinks, new).unwrap_err();
-        assert_eq!(err, Errno::LOOP);
     }
 }

@@ -1,9 +1,9 @@
-//! Writing a tar stream into a directory, safely: the build context (`POST /build`) and the
-//! archives `ADD` extracts.
+//! Writing a tar stream into a directory, safely: the archives `ADD` extracts (the build
+//! context is read into an index instead: [`crate::context`]).
 //!
 //! Entry names are normalised lexically (a leading `/` is dropped: `/etc/x` lands at `etc/x`
 //! inside the top); one whose `..` climbs above the top is refused. Parents are resolved by the
-//! kernel below the top ([`Resolve`]), then the entry is created relative to that descriptor
+//! kernel below the top, as in a chroot, then the entry is created relative to that descriptor
 //! without following its own name. Hardlinks may only name earlier entries inside the top.
 //! Symlinks are written as symlinks and never followed. Device nodes and FIFOs are skipped.
 //! Owner, mode, mtime and xattrs are those of the tar unless an owner is forced. Directory times
@@ -19,7 +19,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use tar::EntryType;
 
-use crate::fsops::{self, Components, NewDir, Resolve, Xattr};
+use crate::fsops::{self, Components, NewDir, Xattr};
 
 /// Errors of [`unpack`].
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +47,6 @@ pub enum UnpackError {
 /// How entries are written.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnpackOptions {
-    pub(crate) resolve: Resolve,
     /// Owner of every entry instead of the tar's (`ADD --chown`).
     pub(crate) owner: Option<(u32, u32)>,
     /// Owner of the parent directories the tar does not list.
@@ -88,7 +87,7 @@ pub(crate) fn unpack(
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(UnpackError::Read)?;
     for (components, mtime) in dir_times.iter().rev() {
         // A directory a later entry replaced or removed is skipped.
-        if let Ok(fd) = fsops::open_dir(top, components, opts.resolve) {
+        if let Ok(fd) = fsops::open_dir(top, components) {
             let times = Timestamps {
                 last_access: *mtime,
                 last_modification: *mtime,
@@ -104,14 +103,19 @@ pub(crate) fn unpack(
 }
 
 /// The metadata of an entry, from its header and PAX records.
-struct Meta {
-    owner: (u32, u32),
-    mode: u32,
-    mtime: Timespec,
-    xattrs: Vec<Xattr>,
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub(crate) owner: (u32, u32),
+    /// Permission bits (`0o7777`).
+    pub(crate) mode: u32,
+    pub(crate) mtime: Timespec,
+    pub(crate) xattrs: Vec<Xattr>,
 }
 
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, UnpackError> {
+pub(crate) fn read_meta<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    name: &str,
+) -> Result<Meta, UnpackError> {
     let invalid = |what: String| UnpackError::InvalidEntry {
         entry: name.to_string(),
         what,
@@ -225,7 +229,7 @@ fn write_entry<R: Read>(
         mode: 0o755,
         owner: opts.parent_owner,
     };
-    let parent = match fsops::make_dirs(top, parent_components, opts.resolve, new_dir) {
+    let parent = match fsops::make_dirs(top, parent_components, new_dir) {
         Ok(fd) => fd,
         Err(Errno::LOOP | Errno::NOTDIR | Errno::XDEV) => {
             return Err(UnpackError::NotADirectory { entry: name })
@@ -278,7 +282,7 @@ fn write_entry<R: Read>(
         }
         EntryType::Link => {
             let target = link_name(entry, &name)?;
-            hardlink(top, opts.resolve, parent.as_fd(), base, &target, &name)?;
+            hardlink(top, parent.as_fd(), base, &target, &name)?;
         }
         _ => {
             let fd = rustix::fs::openat(
@@ -307,7 +311,10 @@ fn write_entry<R: Read>(
     Ok(None)
 }
 
-fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<Vec<u8>, UnpackError> {
+pub(crate) fn link_name<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    name: &str,
+) -> Result<Vec<u8>, UnpackError> {
     match entry.link_name_bytes() {
         Some(target) if !target.is_empty() => Ok(target.into_owned()),
         _ => Err(UnpackError::InvalidEntry {
@@ -321,7 +328,6 @@ fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Result<Vec<u8>, 
 /// symlink at the end of `target` is linked itself, never followed.
 fn hardlink(
     top: BorrowedFd<'_>,
-    resolve: Resolve,
     parent: BorrowedFd<'_>,
     base: &OsString,
     target: &[u8],
@@ -335,7 +341,7 @@ fn hardlink(
     let Some((target_base, target_parent)) = components.split_last() else {
         return Err(refused());
     };
-    let target_dir = fsops::open_dir(top, target_parent, resolve).map_err(|_| refused())?;
+    let target_dir = fsops::open_dir(top, target_parent).map_err(|_| refused())?;
     rustix::fs::linkat(&target_dir, target_base, parent, base, AtFlags::empty())
         .map_err(|_| refused())
 }

@@ -3,7 +3,6 @@
 //! blocking thread, its output sent as JSON lines as it comes.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -115,7 +114,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
             pull: flag("pull"),
             network,
             platform,
-            context: PathBuf::new(),
+            context: berth_build::context::BuildContext::default(),
             cache_from: match get("cachefrom").filter(|v| !v.is_empty()) {
                 None => Vec::new(),
                 Some(v) => {
@@ -229,7 +228,7 @@ fn run(
         .map_err(|e| (e.to_string(), None))?;
         let dockerfile = String::from_utf8_lossy(context.dockerfile()).into_owned();
         let mut options = query.options;
-        options.context = dir.clone();
+        options.context = context.files();
         let req = BuildRequest {
             dockerfile,
             options,

@@ -5,7 +5,8 @@
 //! # fn f() -> Result<(), berth_build::checksum::ChecksumError> {
 //! use berth_build::checksum::{checksum, HashMemo};
 //! let mut memo = HashMemo::new();                      // kept by the caller between builds
-//! let sum = checksum("/ctx".as_ref(), &["src/".into(), "*.toml".into()], &[], Some(&mut memo))?;
+//! let root = berth_build::sources::SourceRoot::Dir("/ctx".as_ref());
+//! let sum = checksum(root, &["src/".into(), "*.toml".into()], &[], Some(&mut memo))?;
 //! println!("{}", sum.digest);                          // sha256:…
 //! # Ok(()) }
 //! ```
@@ -20,16 +21,13 @@
 mod memo;
 
 use std::io::{self, Read};
-use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
-use rustix::fs::Stat;
 use sha2::{Digest, Sha256};
 
 use crate::fsops;
 use crate::ignore::Matcher;
-use crate::sources::{self, Node, SourceError};
+use crate::sources::{Attrs, Content, Node, SourceError, SourceRoot};
 
 pub use memo::{FileStamp, HashMemo};
 
@@ -38,12 +36,6 @@ pub use memo::{FileStamp, HashMemo};
 pub enum ChecksumError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("opening the source root {path}: {source}")]
-    Root {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
     #[error("reading {path}: {source}")]
     Read {
         path: String,
@@ -66,19 +58,17 @@ pub struct Checksum {
 }
 
 /// The checksum of `sources` (patterns, already expanded) inside `root`, leaving out what the
-/// `--exclude` patterns `excludes` match. With `memo`, unchanged files are not read again.
+/// `--exclude` patterns `excludes` match. With `memo`, unchanged files of a directory are not
+/// read again; a received context's files are never read (the index knows their digests).
 pub fn checksum(
-    root: &Path,
+    root: SourceRoot<'_>,
     sources: &[String],
     excludes: &[String],
     mut memo: Option<&mut HashMemo>,
 ) -> Result<Checksum, ChecksumError> {
-    let top = fsops::open_top(root).map_err(|source| ChecksumError::Root {
-        path: root.display().to_string(),
-        source,
-    })?;
+    let top = root.open()?;
     let excludes = Matcher::new(excludes).map_err(SourceError::from)?;
-    let matches = sources::resolve(top.as_fd(), sources, &excludes)?;
+    let matches = top.resolve(sources, &excludes)?;
     let mut hasher = Sha256::new();
     let mut out = Checksum {
         digest: String::new(),
@@ -89,31 +79,32 @@ pub fn checksum(
     for m in &matches {
         field(&mut hasher, b"match");
         field(&mut hasher, &join(&m.components));
-        sources::walk::<ChecksumError>(top.as_fd(), m, &excludes, &mut |node| {
+        top.walk::<ChecksumError>(m, &excludes, &mut |node| {
             match node {
-                Node::File { rel, file, stat } => {
-                    entry(&mut hasher, b"file", rel, stat);
-                    field(&mut hasher, &stat.st_size.to_le_bytes());
-                    let digest = file_digest(file, stat, &mut out, memo.as_deref_mut()).map_err(
-                        |source| ChecksumError::Read {
+                Node::File {
+                    rel,
+                    content,
+                    attrs,
+                    digest,
+                } => {
+                    entry(&mut hasher, b"file", rel, attrs);
+                    // (as a signed number, as it always was: cache keys stay the same)
+                    field(&mut hasher, &(attrs.size as i64).to_le_bytes());
+                    let digest = file_digest(content, attrs, digest, &mut out, memo.as_deref_mut())
+                        .map_err(|source| ChecksumError::Read {
                             path: display_in(&m.components, rel),
                             source,
-                        },
-                    )?;
+                        })?;
                     field(&mut hasher, &digest);
                     out.files += 1;
                 }
-                Node::Dir { rel, fd, stat } => {
-                    entry(&mut hasher, b"dir", rel, stat);
-                    let xattrs = fsops::read_xattrs(fd).map_err(|e| ChecksumError::Read {
-                        path: display_in(&m.components, rel),
-                        source: e.into(),
-                    })?;
-                    hash_xattrs(&mut hasher, &xattrs);
+                Node::Dir { rel, attrs } => {
+                    entry(&mut hasher, b"dir", rel, attrs);
+                    hash_xattrs(&mut hasher, &attrs.xattrs);
                 }
                 Node::DirEnd { .. } => field(&mut hasher, b"end"),
-                Node::Symlink { rel, target, stat } => {
-                    entry(&mut hasher, b"symlink", rel, stat);
+                Node::Symlink { rel, target, attrs } => {
+                    entry(&mut hasher, b"symlink", rel, attrs);
                     field(&mut hasher, &target);
                 }
             }
@@ -130,12 +121,12 @@ fn field(hasher: &mut Sha256, bytes: &[u8]) {
     hasher.update(bytes);
 }
 
-fn entry(hasher: &mut Sha256, kind: &[u8], rel: &[std::ffi::OsString], stat: &Stat) {
+fn entry(hasher: &mut Sha256, kind: &[u8], rel: &[std::ffi::OsString], attrs: &Attrs) {
     field(hasher, kind);
     field(hasher, &join(rel));
-    field(hasher, &(stat.st_mode & 0o7777).to_le_bytes());
-    field(hasher, &stat.st_uid.to_le_bytes());
-    field(hasher, &stat.st_gid.to_le_bytes());
+    field(hasher, &attrs.mode.to_le_bytes());
+    field(hasher, &attrs.owner.0.to_le_bytes());
+    field(hasher, &attrs.owner.1.to_le_bytes());
 }
 
 fn hash_xattrs(hasher: &mut Sha256, xattrs: &[fsops::Xattr]) {
@@ -158,27 +149,29 @@ fn display_in(base: &[std::ffi::OsString], rel: &[std::ffi::OsString]) -> String
     fsops::display(&all)
 }
 
-/// The sha256 of a file's content and xattrs, from the memo when it knows this version.
+/// The sha256 of a file's content and xattrs: the content's digest as the root knows it, else
+/// from the memo when it knows this version, else read.
 fn file_digest(
-    mut file: std::fs::File,
-    stat: &Stat,
+    mut file: Content<'_>,
+    attrs: &Attrs,
+    known: Option<[u8; 32]>,
     out: &mut Checksum,
     memo: Option<&mut HashMemo>,
 ) -> io::Result<Vec<u8>> {
-    let stamp = FileStamp::of(stat);
-    let xattrs = fsops::read_xattrs(file.as_fd())?;
     let mut combined = Sha256::new();
-    hash_xattrs(&mut combined, &xattrs);
-    let known = memo
-        .as_deref()
-        .and_then(|m| m.get(&stamp))
-        .and_then(|d| hex::decode(d).ok());
-    let content = match known {
-        Some(digest) => {
+    hash_xattrs(&mut combined, &attrs.xattrs);
+    let memo = memo.filter(|_| known.is_none());
+    let remembered = match (&memo, attrs.stamp) {
+        (Some(m), Some(stamp)) => m.get(&stamp).and_then(|d| hex::decode(d).ok()),
+        _ => None,
+    };
+    let content = match (known, remembered) {
+        (Some(digest), _) => digest.to_vec(),
+        (None, Some(digest)) => {
             out.memo_hits += 1;
             digest
         }
-        None => {
+        (None, None) => {
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 256 << 10];
             loop {
@@ -192,7 +185,7 @@ fn file_digest(
                 out.bytes_hashed += n as u64;
             }
             let digest = hasher.finalize().to_vec();
-            if let Some(memo) = memo {
+            if let (Some(memo), Some(stamp)) = (memo, attrs.stamp) {
                 memo.insert(stamp, hex::encode(&digest));
             }
             digest
@@ -203,4 +196,4 @@ fn file_digest(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

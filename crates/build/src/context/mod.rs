@@ -12,27 +12,38 @@
 //! # let _ = (text, stats); Ok(()) }
 //! ```
 //!
-//! [`Context::extract`] streams the tar into the directory (see [`crate::unpack`] for what is
-//! refused), reads the Dockerfile (a missing `Dockerfile` falls back to `dockerfile`, as dockerd
-//! does), then applies the ignore file (`<Dockerfile>.dockerignore` beside the Dockerfile, else
-//! `.dockerignore`): ignored paths are removed from the directory, so COPY never sees them. The
-//! Dockerfile and the ignore file were read before that, so the builder always has them, but
-//! COPY sees them only when they are not ignored themselves (dockerd's `removeDockerfile`).
+//! [`Context::extract`] reads the tar as it streams in: each entry goes into an index in memory
+//! ([`tree`]; see [`crate::unpack`] for what is refused), each file's content is appended to one
+//! spool file in the directory and hashed on the way. Nothing else is written: COPY reads the
+//! files it copies from the spool, checksums come from the index, and only a `RUN
+//! --mount=type=bind` of the context makes a directory of it ([`ContextFiles::materialise`]).
+//! Then the Dockerfile is read (a missing `Dockerfile` falls back to `dockerfile`, as dockerd
+//! does) and the ignore file applied (`<Dockerfile>.dockerignore` beside the Dockerfile, else
+//! `.dockerignore`): ignored paths leave the index, so COPY never sees them. The Dockerfile and
+//! the ignore file were read before that, so the builder always has them, but COPY sees them
+//! only when they are not ignored themselves (dockerd's `removeDockerfile`).
 
 mod pack;
-mod prune;
+pub(crate) mod tree;
 
-use std::io::{self, Cursor, Read};
-use std::os::fd::AsFd;
+use std::fs::File;
+use std::io::{self, BufWriter, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::fs::Timespec;
 
 use crate::compression::{self, Compression, BLOCK};
-use crate::fsops::{self, Resolve};
+use crate::copy::{CopyError, CopyRequest};
+use crate::fsops;
 use crate::ignore::{self, IgnoreError, Matcher};
-use crate::unpack::{self, UnpackError, UnpackOptions};
+use crate::sources::SourceRoot;
+use crate::unpack::{UnpackError, UnpackStats};
+use tree::{Body, SpoolWriter, Tree};
 
 pub use pack::pack_dir;
+pub use tree::MAX_CONTEXT_ENTRIES;
 
 /// The largest Dockerfile or ignore file read into memory.
 pub const MAX_DOCKERFILE_SIZE: u64 = 16 << 20;
@@ -73,13 +84,8 @@ pub enum ContextError {
         #[source]
         source: IgnoreError,
     },
-    #[error("applying {file}: {path}: {source}")]
-    Prune {
-        file: String,
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("writing the context's files: {0}")]
+    Materialise(#[source] Box<CopyError>),
     #[error("writing the context archive: {0}")]
     Pack(#[source] io::Error),
 }
@@ -89,9 +95,9 @@ pub enum ContextError {
 pub struct ContextStats {
     /// Bytes read from the request body (compressed, as sent).
     pub transferred: u64,
-    /// Entries written (files, directories, links).
+    /// Entries read (files, directories, links).
     pub entries: u64,
-    /// Bytes of file content written.
+    /// Bytes of file content read.
     pub bytes: u64,
     /// Device nodes and FIFOs left out.
     pub skipped: u64,
@@ -100,10 +106,10 @@ pub struct ContextStats {
     pub elapsed: Duration,
 }
 
-/// An extracted build context.
+/// A received build context.
 #[derive(Debug)]
 pub struct Context {
-    dir: PathBuf,
+    files: Arc<ContextFiles>,
     compression: Compression,
     dockerfile_path: String,
     dockerfile: Vec<u8>,
@@ -113,9 +119,10 @@ pub struct Context {
 }
 
 impl Context {
-    /// Extracts the request body `reader` into `dir` (an existing, empty directory the caller
-    /// owns and removes afterwards, also after an error) and finds the Dockerfile named
-    /// `dockerfile_name` (a path inside the context; empty means `Dockerfile`).
+    /// Reads the request body `reader` (its files' contents go to a spool file in `dir`, an
+    /// existing, empty directory the caller owns and removes afterwards, also after an error)
+    /// and finds the Dockerfile named `dockerfile_name` (a path inside the context; empty means
+    /// `Dockerfile`).
     pub fn extract(
         reader: impl Read,
         dir: &Path,
@@ -132,10 +139,16 @@ impl Context {
                 path: dockerfile_name.to_string(),
             });
         };
-        let top = fsops::open_top(dir).map_err(|source| ContextError::Dir {
+        let dir_error = |source| ContextError::Dir {
             dir: dir.to_path_buf(),
             source,
-        })?;
+        };
+        let spool = File::options()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(dir.join("spool"))
+            .map_err(dir_error)?;
         let mut counted = CountingReader {
             inner: reader,
             count: 0,
@@ -146,9 +159,16 @@ impl Context {
         let n = compression::read_up_to(&mut decoded, &mut first).map_err(ContextError::Read)?;
         first.truncate(n);
         let mut stats = ContextStats::default();
+        let mut tree = Tree::new(now());
         let lone_dockerfile = compression == Compression::None
             && !first.is_empty()
             && !compression::is_tar_start(&first);
+        let mut files = ContextFiles {
+            dir: dir.to_path_buf(),
+            spool,
+            tree: Tree::new(now()),
+            materialised: Mutex::new(false),
+        };
         let (dockerfile_path, dockerfile) = if lone_dockerfile {
             // The body is the Dockerfile; the context is empty.
             let mut data = Vec::new();
@@ -164,50 +184,42 @@ impl Context {
             }
             (fsops::display(&dockerfile_components), data)
         } else {
-            let opts = UnpackOptions {
-                resolve: Resolve::NoSymlinks,
-                owner: None,
-                parent_owner: (0, 0),
-            };
             let mut padded = Padded::new(Cursor::new(first).chain(decoded));
-            let unpacked = unpack::unpack(&mut padded, top.as_fd(), opts)?;
+            let mut writer = SpoolWriter::new(BufWriter::with_capacity(1 << 20, &files.spool));
+            let received = receive(&mut padded, &mut tree, &mut writer)?;
+            writer
+                .into_inner()
+                .flush()
+                .map_err(|e| ContextError::Unpack(UnpackError::Read(e)))?;
             // The stream ended inside a block: as Go's tar reader, that is the end of the
             // archive only right after an entry's data (the docker CLI sends no padding and no
             // end blocks after the last entry when it adds a Dockerfile from outside the
             // context); anywhere else it is truncated.
             if let Some(end) = padded.unaligned_eof {
-                if unpacked.data_end != end {
+                if received.data_end != end {
                     return Err(ContextError::Read(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "the build context's tar ends in the middle of an entry",
                     )));
                 }
             }
-            stats.entries = unpacked.entries;
-            stats.bytes = unpacked.bytes;
-            stats.skipped = unpacked.skipped;
-            find_dockerfile(dir, dockerfile_name, &dockerfile_components)?
+            stats.entries = received.entries;
+            stats.bytes = received.bytes;
+            stats.skipped = received.skipped;
+            files.tree = tree;
+            files.find_dockerfile(dockerfile_name, &dockerfile_components)?
         };
         if dockerfile.is_empty() {
             return Err(ContextError::EmptyDockerfile {
                 path: dockerfile_name.to_string(),
             });
         }
-        let (ignore_file, ignore) = read_ignore_file(dir, &dockerfile_path)?;
-        if let Some(file) = &ignore_file {
-            stats.ignored =
-                prune::remove_ignored(top.as_fd(), &ignore).map_err(|(path, source)| {
-                    ContextError::Prune {
-                        file: file.clone(),
-                        path,
-                        source,
-                    }
-                })?;
-        }
+        let (ignore_file, ignore) = files.read_ignore_file(&dockerfile_path)?;
+        stats.ignored = files.tree.remove_ignored(&ignore);
         stats.transferred = counted.count;
         stats.elapsed = start.elapsed();
         Ok(Context {
-            dir: dir.to_path_buf(),
+            files: Arc::new(files),
             compression,
             dockerfile_path,
             dockerfile,
@@ -217,9 +229,9 @@ impl Context {
         })
     }
 
-    /// The directory the context was extracted into.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The context's files, for COPY, ADD and `RUN --mount=type=bind`.
+    pub fn files(&self) -> BuildContext {
+        BuildContext::Received(Arc::clone(&self.files))
     }
 
     /// How the body was compressed.
@@ -253,80 +265,185 @@ impl Context {
     }
 }
 
-/// Reads the Dockerfile inside `dir`; symlinks resolve inside the context, as dockerd's
-/// `FullPath` does.
-fn find_dockerfile(
-    dir: &Path,
-    name: &str,
-    components: &[std::ffi::OsString],
-) -> Result<(String, Vec<u8>), ContextError> {
-    let path = fsops::display(components);
-    match read_in_context(dir, &path)? {
-        Some(data) => Ok((path, data)),
-        None if name == DEFAULT_DOCKERFILE => {
-            let lower = name.to_lowercase();
-            match read_in_context(dir, &lower)? {
-                Some(data) => Ok((lower, data)),
-                None => Err(ContextError::DockerfileNotFound {
-                    path: name.to_string(),
-                }),
-            }
+/// Where COPY finds its files: a directory, or the context as received.
+#[derive(Debug, Clone)]
+pub enum BuildContext {
+    Dir(PathBuf),
+    Received(Arc<ContextFiles>),
+}
+
+impl Default for BuildContext {
+    fn default() -> BuildContext {
+        BuildContext::Dir(PathBuf::new())
+    }
+}
+
+impl BuildContext {
+    /// The root COPY and checksums read.
+    pub fn source(&self) -> SourceRoot<'_> {
+        match self {
+            BuildContext::Dir(dir) => SourceRoot::Dir(dir),
+            BuildContext::Received(files) => SourceRoot::Context(files),
         }
-        None => Err(ContextError::DockerfileNotFound {
-            path: name.to_string(),
-        }),
+    }
+
+    /// A directory holding the context's files (written out on the first call for a received
+    /// context).
+    pub fn dir(&self) -> Result<PathBuf, ContextError> {
+        match self {
+            BuildContext::Dir(dir) => Ok(dir.clone()),
+            BuildContext::Received(files) => files.materialise(),
+        }
     }
 }
 
-/// The first ignore file that exists, and its patterns.
-fn read_ignore_file(
-    dir: &Path,
-    dockerfile_path: &str,
-) -> Result<(Option<String>, Matcher), ContextError> {
-    for candidate in ignore::ignore_file_candidates(dockerfile_path) {
-        let Some(data) = read_in_context(dir, &candidate)? else {
-            continue;
+/// The files of a received context: the index and the spool of contents.
+#[derive(Debug)]
+pub struct ContextFiles {
+    dir: PathBuf,
+    spool: File,
+    tree: Tree,
+    /// Whether [`ContextFiles::materialise`] has written the files out.
+    materialised: Mutex<bool>,
+}
+
+impl ContextFiles {
+    pub(crate) fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub(crate) fn spool(&self) -> &File {
+        &self.spool
+    }
+
+    /// Writes the files out (ignored ones left out) into `files/` of the context's directory,
+    /// once, and returns that directory.
+    pub fn materialise(&self) -> Result<PathBuf, ContextError> {
+        let out = self.dir.join("files");
+        let mut done = self
+            .materialised
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*done {
+            let dir_error = |source| ContextError::Dir {
+                dir: out.clone(),
+                source,
+            };
+            match std::fs::remove_dir_all(&out) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(dir_error(e)),
+                _ => {}
+            }
+            std::fs::create_dir(&out).map_err(dir_error)?;
+            let sources = [".".to_string()];
+            let req = CopyRequest {
+                sources: &sources,
+                preserve_owner: true,
+                ..CopyRequest::new("COPY")
+            };
+            crate::copy::copy(SourceRoot::Context(self), &out, &req)
+                .map_err(|e| ContextError::Materialise(Box::new(e)))?;
+            *done = true;
+        }
+        Ok(out)
+    }
+
+    /// Reads the Dockerfile; symlinks resolve inside the context, as dockerd's `FullPath`
+    /// does.
+    fn find_dockerfile(
+        &self,
+        name: &str,
+        components: &[std::ffi::OsString],
+    ) -> Result<(String, Vec<u8>), ContextError> {
+        let path = fsops::display(components);
+        match self.read_file(&path)? {
+            Some(data) => Ok((path, data)),
+            None if name == DEFAULT_DOCKERFILE => {
+                let lower = name.to_lowercase();
+                match self.read_file(&lower)? {
+                    Some(data) => Ok((lower, data)),
+                    None => Err(ContextError::DockerfileNotFound {
+                        path: name.to_string(),
+                    }),
+                }
+            }
+            None => Err(ContextError::DockerfileNotFound {
+                path: name.to_string(),
+            }),
+        }
+    }
+
+    /// The first ignore file that exists, and its patterns.
+    fn read_ignore_file(
+        &self,
+        dockerfile_path: &str,
+    ) -> Result<(Option<String>, Matcher), ContextError> {
+        for candidate in ignore::ignore_file_candidates(dockerfile_path) {
+            let Some(data) = self.read_file(&candidate)? else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&data);
+            let matcher =
+                Matcher::from_dockerignore(&text).map_err(|source| ContextError::Ignore {
+                    file: candidate.clone(),
+                    source,
+                })?;
+            return Ok((Some(candidate), matcher));
+        }
+        Ok((None, Matcher::default()))
+    }
+
+    /// A regular file of the context (symlinks resolved inside it), `None` when missing.
+    fn read_file(&self, rel: &str) -> Result<Option<Vec<u8>>, ContextError> {
+        let components = fsops::components(rel.as_bytes(), true).unwrap_or_default();
+        let Ok(id) = self.tree.lookup(&components, true) else {
+            return Ok(None);
         };
-        let text = String::from_utf8_lossy(&data);
-        let matcher = Matcher::from_dockerignore(&text).map_err(|source| ContextError::Ignore {
-            file: candidate.clone(),
-            source,
-        })?;
-        return Ok((Some(candidate), matcher));
+        let Some(Body::File { offset, size, .. }) = self.tree.inode(id).map(|i| &i.body) else {
+            return Ok(None);
+        };
+        if *size > MAX_DOCKERFILE_SIZE {
+            return Err(ContextError::TooLarge {
+                path: rel.to_string(),
+            });
+        }
+        let mut data = vec![0u8; usize::try_from(*size).unwrap_or(0)];
+        std::os::unix::fs::FileExt::read_exact_at(&self.spool, &mut data, *offset).map_err(
+            |source| ContextError::ReadFile {
+                path: rel.to_string(),
+                source,
+            },
+        )?;
+        Ok(Some(data))
     }
-    Ok((None, Matcher::default()))
 }
 
-/// A regular file inside the context (symlinks resolved inside it), `None` when missing.
-fn read_in_context(dir: &Path, rel: &str) -> Result<Option<Vec<u8>>, ContextError> {
-    let read_error = |source: io::Error| ContextError::ReadFile {
-        path: rel.to_string(),
-        source,
-    };
-    let top = fsops::open_top(dir).map_err(|source| ContextError::Dir {
-        dir: dir.to_path_buf(),
-        source,
-    })?;
-    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK;
-    let fd = match fsops::open_at(top.as_fd(), Path::new(rel), flags, Resolve::InRoot) {
-        Ok(fd) => fd,
-        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(None),
-        Err(e) => return Err(read_error(e.into())),
-    };
-    let file = std::fs::File::from(fd);
-    if !file.metadata().map_err(read_error)?.is_file() {
-        return Ok(None);
+/// Reads the (already decompressed) tar `reader` into `tree` and `spool`. Whatever follows the
+/// end-of-archive blocks is read too (and dropped), so a request body is consumed whole.
+fn receive<W: Write>(
+    reader: impl Read,
+    tree: &mut Tree,
+    spool: &mut SpoolWriter<W>,
+) -> Result<UnpackStats, UnpackError> {
+    let now = now();
+    let mut archive = tar::Archive::new(reader);
+    let mut stats = UnpackStats::default();
+    for entry in archive.entries().map_err(UnpackError::Read)? {
+        let mut entry = entry.map_err(UnpackError::Read)?;
+        stats.data_end = entry.raw_file_position() + entry.size();
+        tree.add(&mut entry, spool, &mut stats, now)?;
     }
-    let mut data = Vec::new();
-    file.take(MAX_DOCKERFILE_SIZE + 1)
-        .read_to_end(&mut data)
-        .map_err(read_error)?;
-    if data.len() as u64 > MAX_DOCKERFILE_SIZE {
-        return Err(ContextError::TooLarge {
-            path: rel.to_string(),
-        });
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(UnpackError::Read)?;
+    Ok(stats)
+}
+
+fn now() -> Timespec {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timespec {
+        tv_sec: i64::try_from(d.as_secs()).unwrap_or(0),
+        tv_nsec: d.subsec_nanos().into(),
     }
-    Ok(Some(data))
 }
 
 /// Counts the bytes read through it.

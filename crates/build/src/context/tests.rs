@@ -75,11 +75,41 @@ impl TarMaker {
     }
 }
 
+/// Receives `data`; a received context is also written out (into `ctx/files`), so that tests
+/// can look at what COPY would see.
 fn extract(data: &[u8], name: &str) -> (tempfile::TempDir, Result<Context, ContextError>) {
     let tmp = tempfile::tempdir().unwrap();
     fs::create_dir(tmp.path().join("ctx")).unwrap();
     let result = Context::extract(data, &tmp.path().join("ctx"), name);
+    if let Ok(ctx) = &result {
+        let dir = ctx.files().dir().unwrap();
+        assert_eq!(dir, tmp.path().join("ctx/files"));
+    }
     (tmp, result)
+}
+
+#[test]
+fn receiving_writes_one_spool_file_and_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ctx");
+    fs::create_dir(&dir).unwrap();
+    let ctx = Context::extract(&basic()[..], &dir, "Dockerfile").unwrap();
+    let names: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["spool"]);
+    // The file contents, one after the other.
+    assert_eq!(
+        fs::read(dir.join("spool")).unwrap(),
+        b"FROM scratch\nfn main() {}"
+    );
+    // Written out once, on demand.
+    let files = ctx.files();
+    assert_eq!(files.dir().unwrap(), dir.join("files"));
+    fs::write(dir.join("files/marker"), "x").unwrap();
+    assert_eq!(files.dir().unwrap(), dir.join("files"));
+    assert!(dir.join("files/marker").exists(), "not written twice");
 }
 
 fn basic() -> Vec<u8> {
@@ -96,7 +126,7 @@ fn basic() -> Vec<u8> {
 fn extracts_files_with_their_metadata() {
     let (tmp, ctx) = extract(&basic(), "Dockerfile");
     let ctx = ctx.unwrap();
-    let dir = tmp.path().join("ctx");
+    let dir = tmp.path().join("ctx/files");
     assert_eq!(ctx.dockerfile(), b"FROM scratch\n");
     assert_eq!(ctx.dockerfile_path(), "Dockerfile");
     assert_eq!(ctx.compression(), Compression::None);
@@ -131,8 +161,8 @@ fn xattrs_are_kept() {
         .finish();
     let (tmp, ctx) = extract(&data, "Dockerfile");
     ctx.unwrap();
-    let file = fs::File::open(tmp.path().join("ctx/f")).unwrap();
-    let xattrs = fsops::read_xattrs(file.as_fd()).unwrap();
+    let file = fs::File::open(tmp.path().join("ctx/files/f")).unwrap();
+    let xattrs = fsops::read_xattrs(std::os::fd::AsFd::as_fd(&file)).unwrap();
     assert_eq!(xattrs, vec![("user.berth".into(), b"v1".to_vec())]);
 }
 
@@ -148,7 +178,7 @@ fn every_compression_is_detected() {
         let ctx = ctx.unwrap();
         assert_eq!(ctx.compression(), how);
         assert_eq!(
-            fs::read(tmp.path().join("ctx/src/main.rs")).unwrap(),
+            fs::read(tmp.path().join("ctx/files/src/main.rs")).unwrap(),
             b"fn main() {}"
         );
     }
@@ -159,7 +189,10 @@ fn a_body_that_is_not_a_tar_is_the_dockerfile() {
     let (tmp, ctx) = extract(b"FROM busybox\nRUN true\n", "Dockerfile");
     let ctx = ctx.unwrap();
     assert_eq!(ctx.dockerfile(), b"FROM busybox\nRUN true\n");
-    assert_eq!(fs::read_dir(tmp.path().join("ctx")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(tmp.path().join("ctx/files")).unwrap().count(),
+        0
+    );
     let (_tmp, err) = extract(b"", "Dockerfile");
     assert_eq!(
         err.unwrap_err().to_string(),
@@ -232,7 +265,10 @@ fn absolute_entries_land_inside() {
         .finish();
     let (tmp, ctx) = extract(&data, "Dockerfile");
     ctx.unwrap();
-    assert!(tmp.path().join("ctx/etc/berth-test-absolute").is_file());
+    assert!(tmp
+        .path()
+        .join("ctx/files/etc/berth-test-absolute")
+        .is_file());
     assert!(!Path::new("/etc/berth-test-absolute").exists());
 }
 
@@ -272,7 +308,7 @@ fn hardlinks_must_stay_inside() {
             matches!(err, Err(ContextError::Unpack(UnpackError::Hardlink { .. }))),
             "{target}: {err:?}"
         );
-        assert!(!tmp.path().join("ctx/h").exists());
+        assert!(!tmp.path().join("ctx/files/h").exists());
     }
     // Through a symlink to outside: refused too.
     let data = TarMaker::new()
@@ -285,7 +321,7 @@ fn hardlinks_must_stay_inside() {
         err,
         Err(ContextError::Unpack(UnpackError::Hardlink { .. }))
     ));
-    assert!(!tmp.path().join("ctx/h").exists());
+    assert!(!tmp.path().join("ctx/files/h").exists());
 }
 
 #[test]
@@ -296,7 +332,7 @@ fn fifos_and_devices_are_skipped() {
         .finish();
     let (tmp, ctx) = extract(&data, "Dockerfile");
     assert_eq!(ctx.unwrap().stats().skipped, 1);
-    assert!(fs::symlink_metadata(tmp.path().join("ctx/pipe")).is_err());
+    assert!(fs::symlink_metadata(tmp.path().join("ctx/files/pipe")).is_err());
 }
 
 #[test]
@@ -308,7 +344,7 @@ fn later_entries_replace_earlier_ones() {
         .finish();
     let (tmp, ctx) = extract(&data, "Dockerfile");
     ctx.unwrap();
-    let f = tmp.path().join("ctx/f");
+    let f = tmp.path().join("ctx/files/f");
     assert!(fs::symlink_metadata(&f).unwrap().is_file());
     assert_eq!(fs::read(&f).unwrap(), b"plain");
 }
@@ -329,7 +365,7 @@ fn dockerignore_removes_paths_but_the_builder_keeps_its_files() {
         .finish();
     let (tmp, ctx) = extract(&data, "Dockerfile");
     let ctx = ctx.unwrap();
-    let dir = tmp.path().join("ctx");
+    let dir = tmp.path().join("ctx/files");
     assert_eq!(ctx.dockerfile(), b"FROM a\n");
     assert_eq!(ctx.ignore_file(), Some(".dockerignore"));
     for gone in [
@@ -359,8 +395,8 @@ fn dockerfile_specific_ignore_file_wins() {
     let (tmp, ctx) = extract(&data, "sub/app.Dockerfile");
     let ctx = ctx.unwrap();
     assert_eq!(ctx.ignore_file(), Some("sub/app.Dockerfile.dockerignore"));
-    assert!(tmp.path().join("ctx/a").exists());
-    assert!(!tmp.path().join("ctx/b").exists());
+    assert!(tmp.path().join("ctx/files/a").exists());
+    assert!(!tmp.path().join("ctx/files/b").exists());
 }
 
 #[test]
@@ -387,10 +423,11 @@ fn ten_thousand_entries_stream_from_a_file() {
         "Dockerfile",
     )
     .unwrap();
+    ctx.files().dir().unwrap();
     assert_eq!(ctx.stats().entries, 10_001);
     assert_eq!(ctx.stats().bytes, 10_001 * 7);
     assert_eq!(
-        fs::read(tmp.path().join("ctx/d42/f9942")).unwrap(),
+        fs::read(tmp.path().join("ctx/files/d42/f9942")).unwrap(),
         b"content"
     );
 }
@@ -437,7 +474,7 @@ fn pack_dir_round_trips_deterministically_and_honours_dockerignore() {
 
     let (out, ctx) = extract(&first, "Dockerfile");
     ctx.unwrap();
-    let dir = out.path().join("ctx");
+    let dir = out.path().join("ctx/files");
     assert_eq!(fs::read(dir.join("sub/deep/f")).unwrap(), b"data");
     let f = fs::metadata(dir.join("sub/deep/f")).unwrap();
     assert_eq!(f.permissions().mode() & 0o7777, 0o751);
@@ -463,7 +500,7 @@ fn a_tar_ending_right_after_its_last_data_is_whole_and_one_ending_inside_it_is_n
     let (tmp, ctx) = extract(&full[..cut], "Dockerfile");
     ctx.unwrap();
     assert_eq!(
-        fs::read(tmp.path().join("ctx/.dockerignore")).unwrap(),
+        fs::read(tmp.path().join("ctx/files/.dockerignore")).unwrap(),
         b"secret\n"
     );
     // Cut inside the data: an error, not a file filled with zeros.

@@ -10,7 +10,7 @@ use std::path::Path;
 use rustix::fs::OFlags;
 
 use super::CopyError;
-use crate::fsops::{self, Resolve};
+use crate::fsops;
 
 /// Larger passwd or group files are not read.
 const MAX_DB_SIZE: u64 = 8 << 20;
@@ -61,12 +61,7 @@ pub(crate) fn resolve(top: BorrowedFd<'_>, spec: &str) -> Result<(u32, u32), Cop
 
 /// A passwd/group file inside the root; missing or unreadable is empty.
 fn read_db(top: BorrowedFd<'_>, rel: &str) -> String {
-    let Ok(fd) = fsops::open_at(
-        top,
-        Path::new(rel),
-        OFlags::RDONLY | OFlags::NONBLOCK,
-        Resolve::InRoot,
-    ) else {
+    let Ok(fd) = fsops::open_at(top, Path::new(rel), OFlags::RDONLY | OFlags::NONBLOCK) else {
         return String::new();
     };
     let file = std::fs::File::from(fd);

@@ -9,7 +9,8 @@
 //!     chown: Some("app:staff"),
 //!     ..CopyRequest::new("COPY")
 //! };
-//! let stats = copy("/ctx".as_ref(), "/snapshots/42/fs".as_ref(), &req)?;
+//! let src = berth_build::sources::SourceRoot::Dir("/ctx".as_ref());
+//! let stats = copy(src, "/snapshots/42/fs".as_ref(), &req)?;
 //! # let _ = stats; Ok(()) }
 //! ```
 //!
@@ -40,12 +41,12 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::SystemTime;
 
-use rustix::fs::{Mode, OFlags, Stat, Timespec, Timestamps};
+use rustix::fs::{Mode, OFlags, Timespec, Timestamps};
 
 use crate::compression;
-use crate::fsops::{self, Components, Resolve};
+use crate::fsops::{self, Components};
 use crate::ignore::Matcher;
-use crate::sources::{self, Node, SourceError, SourceMatch};
+use crate::sources::{Attrs, Content, Node, Opened, SourceError, SourceMatch, SourceRoot};
 use crate::unpack::{self, UnpackError, UnpackOptions};
 use writer::{write_error, Writer};
 
@@ -166,15 +167,15 @@ fn start(dest_root: &Path, chown: Option<&str>, chmod: Option<&str>) -> Result<W
 /// Performs `req` from the source root `src_root` (the context, or another stage's root) into
 /// the root filesystem `dest_root`.
 pub fn copy(
-    src_root: &Path,
+    src_root: SourceRoot<'_>,
     dest_root: &Path,
     req: &CopyRequest<'_>,
 ) -> Result<CopyStats, CopyError> {
-    let src = open_root(src_root)?;
+    let src = src_root.open()?;
     let excludes = Matcher::new(req.excludes).map_err(SourceError::from)?;
     let mut w = start(dest_root, req.chown, req.chmod)?;
     w.preserve_owner = req.preserve_owner && req.chown.is_none();
-    let matches = sources::resolve(src.as_fd(), req.sources, &excludes)?;
+    let matches = src.resolve(req.sources, &excludes)?;
     let dest_is_dir = req.dest.ends_with('/') || req.dest.ends_with("/.");
     if matches.len() > 1 && !dest_is_dir {
         return Err(CopyError::MultipleSources {
@@ -183,13 +184,13 @@ pub fn copy(
     }
     let dest = fsops::components(req.dest.as_bytes(), true).unwrap_or_default();
     for m in &matches {
-        copy_match(src.as_fd(), m, &dest, dest_is_dir, req, &excludes, &mut w)?;
+        copy_match(&src, m, &dest, dest_is_dir, req, &excludes, &mut w)?;
     }
     Ok(w.stats)
 }
 
 fn copy_match(
-    src: std::os::fd::BorrowedFd<'_>,
+    src: &Opened<'_>,
     m: &SourceMatch,
     dest: &[OsString],
     dest_is_dir: bool,
@@ -207,19 +208,26 @@ fn copy_match(
         p.extend_from_slice(rel);
         p
     };
-    sources::walk::<CopyError>(src, m, excludes, &mut |node| match node {
-        Node::Dir { rel, fd, stat } => {
+    src.walk::<CopyError>(m, excludes, &mut |node| match node {
+        Node::Dir { rel, attrs } => {
             if rel.is_empty() {
                 w.ensure_dir(&base).map(drop)
             } else {
-                w.dir(&at(rel), fd, stat)
+                w.dir(&at(rel), attrs)
             }
         }
-        Node::DirEnd { rel, stat, .. } if !rel.is_empty() => w.dir_end(&at(rel), stat),
+        Node::DirEnd { rel, attrs } if !rel.is_empty() => w.dir_end(&at(rel), attrs),
         Node::DirEnd { .. } => Ok(()),
-        Node::Symlink { rel, target, stat } => w.symlink(&at(rel), &target, stat),
-        Node::File { rel, file, stat } if !rel.is_empty() => w.file(&at(rel), file, stat),
-        Node::File { file, stat, .. } => top_file(m, &base, dest_is_dir, req, file, stat, w),
+        Node::Symlink { rel, target, attrs } => w.symlink(&at(rel), &target, attrs),
+        Node::File {
+            rel,
+            content,
+            attrs,
+            ..
+        } if !rel.is_empty() => w.file(&at(rel), content, attrs),
+        Node::File { content, attrs, .. } => {
+            top_file(m, &base, dest_is_dir, req, content, attrs, w)
+        }
     })
 }
 
@@ -229,8 +237,8 @@ fn top_file(
     base: &[OsString],
     dest_is_dir: bool,
     req: &CopyRequest<'_>,
-    mut file: File,
-    stat: &Stat,
+    mut file: Content<'_>,
+    attrs: &Attrs,
     w: &mut Writer,
 ) -> Result<(), CopyError> {
     let archive_name = fsops::display(&m.components);
@@ -260,13 +268,13 @@ fn top_file(
     } else {
         base.to_vec()
     };
-    w.file(&target, file, stat)
+    w.file(&target, file, attrs)
 }
 
 /// ADD of a local archive: its entries below `dest`, which is a directory. Symlinks in the tar
 /// resolve with `dest` as their root, as dockerd's chrooted untar has it.
 fn extract(
-    file: File,
+    file: impl Read,
     name: &str,
     dest: &[OsString],
     chown: bool,
@@ -280,7 +288,6 @@ fn extract(
     };
     let (_, decoded) = compression::decompress(file).map_err(|e| fail(UnpackError::Read(e)))?;
     let opts = UnpackOptions {
-        resolve: Resolve::InRoot,
         owner: chown.then_some(w.owner),
         parent_owner: w.owner,
     };

@@ -62,7 +62,7 @@ fn run<'a>(
     req.sources = sources;
     req.dest = dest;
     f(&mut req);
-    copy(&r.src, &r.dst, &req)
+    copy(SourceRoot::Dir(&r.src), &r.dst, &req)
 }
 
 fn plain(_: &mut CopyRequest<'_>) {}
@@ -391,4 +391,60 @@ fn copy_from_keeps_the_sources_owner_without_chown() {
     };
     run(&r, &s(&["a.txt"]), "/owned/", chown).unwrap();
     assert_eq!(owner("owned/a.txt"), (5, 6));
+}
+
+#[test]
+fn a_received_context_copies_as_its_directory() {
+    let r = roots();
+    fs::set_permissions(&r.src, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(r.src.join("Dockerfile"), "FROM a\n").unwrap();
+    fs::hard_link(r.src.join("b.txt"), r.src.join("dir/b-again")).unwrap();
+    let tar = TarMaker::new().file("inner/x", b"from the tar").finish();
+    fs::write(r.src.join("app.tar.gz"), compress(&tar, Compression::Gzip)).unwrap();
+    let (_tmp, ctx) = crate::checksum::tests::received(&r.src);
+    let files = ctx.files();
+    let cases: &[(&[&str], &str, bool)] = &[
+        (&["."], "/all/", false),
+        (&["dir"], "/d", false),
+        (&["*.txt", "dir/link"], "/t/", false),
+        (&["dir/one"], "/f", false),
+        (&["app.tar.gz"], "/add/", true),
+        (&["app.tar.gz"], "/copied/", false),
+    ];
+    for (sources, dest, add) in cases {
+        let sources = s(sources);
+        let mut req = CopyRequest::new(if *add { "ADD" } else { "COPY" });
+        req.sources = &sources;
+        req.dest = dest;
+        req.extract_archives = *add;
+        let on_disk = r.dst.join("on-disk");
+        let as_received = r.dst.join("received");
+        for d in [&on_disk, &as_received] {
+            let _ = fs::remove_dir_all(d);
+            fs::create_dir(d).unwrap();
+        }
+        let a = copy(SourceRoot::Dir(&r.src), &on_disk, &req).unwrap();
+        let b = copy(files.source(), &as_received, &req).unwrap();
+        assert_eq!(a, b, "{sources:?}");
+        let sum = |d: &Path| {
+            crate::checksum::checksum(SourceRoot::Dir(d), &s(&["."]), &[], None)
+                .unwrap()
+                .digest
+        };
+        assert_eq!(sum(&on_disk), sum(&as_received), "{sources:?} -> {dest}");
+        match *dest {
+            "/all/" => assert_eq!(
+                fs::metadata(as_received.join("all/b.txt")).unwrap().ino(),
+                fs::metadata(as_received.join("all/dir/b-again"))
+                    .unwrap()
+                    .ino(),
+                "hardlinks stay hardlinks"
+            ),
+            "/add/" => assert_eq!(
+                fs::read(as_received.join("add/inner/x")).unwrap(),
+                b"from the tar"
+            ),
+            _ => {}
+        }
+    }
 }

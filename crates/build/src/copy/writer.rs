@@ -6,15 +6,16 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timestamps};
 use rustix::io::Errno;
 
 use super::{CopyError, CopyStats};
-use crate::fsops::{self, Components, NewDir, Resolve};
+use crate::fsops::{self, Components, NewDir};
+use crate::sources::Attrs;
 
 /// The destination side of one COPY/ADD.
 pub(crate) struct Writer {
@@ -24,7 +25,7 @@ pub(crate) struct Writer {
     /// classic builder); created parent directories still get `owner`.
     pub preserve_owner: bool,
     pub chmod: Option<u32>,
-    /// Source (device, inode) of files linked more than once → where the first copy went.
+    /// Source link key of files linked more than once → where the first copy went.
     links: HashMap<(u64, u64), Components>,
     /// The parent directory of the previous entry.
     parent: Option<(Components, OwnedFd)>,
@@ -38,15 +39,10 @@ pub(crate) fn write_error(path: &[OsString]) -> impl Fn(Errno) -> CopyError + '_
     }
 }
 
-fn times(st: &Stat) -> Timestamps {
-    #[allow(clippy::unnecessary_cast)]
-    let mtime = Timespec {
-        tv_sec: st.st_mtime as i64,
-        tv_nsec: st.st_mtime_nsec as _,
-    };
+fn times(attrs: &Attrs) -> Timestamps {
     Timestamps {
-        last_access: mtime,
-        last_modification: mtime,
+        last_access: attrs.mtime,
+        last_modification: attrs.mtime,
     }
 }
 
@@ -63,10 +59,10 @@ impl Writer {
         }
     }
 
-    /// The owner of an entry copied from a source whose metadata is `st`.
-    fn owner_of(&self, st: &Stat) -> (u32, u32) {
+    /// The owner of an entry copied from a source whose metadata is `attrs`.
+    fn owner_of(&self, attrs: &Attrs) -> (u32, u32) {
         if self.preserve_owner {
-            (st.st_uid, st.st_gid)
+            attrs.owner
         } else {
             self.owner
         }
@@ -81,13 +77,12 @@ impl Writer {
 
     /// Opens (creating what is missing, owned by the copy's owner) the directory `path`.
     pub(crate) fn ensure_dir(&self, path: &[OsString]) -> Result<OwnedFd, CopyError> {
-        fsops::make_dirs(self.top.as_fd(), path, Resolve::InRoot, self.new_dir())
-            .map_err(write_error(path))
+        fsops::make_dirs(self.top.as_fd(), path, self.new_dir()).map_err(write_error(path))
     }
 
     /// Whether `path` exists and is a directory (symlinks followed inside the root).
     pub(crate) fn is_dir(&self, path: &[OsString]) -> bool {
-        fsops::open_dir(self.top.as_fd(), path, Resolve::InRoot).is_ok()
+        fsops::open_dir(self.top.as_fd(), path).is_ok()
     }
 
     /// The parent of `path` and the final name; the parent is created when missing.
@@ -127,16 +122,15 @@ impl Writer {
         }
     }
 
-    /// Copies an open regular file to `path`.
+    /// Copies a regular file's content to `path`.
     pub(crate) fn file(
         &mut self,
         path: &[OsString],
-        mut src: File,
-        st: &Stat,
+        mut src: impl Read,
+        attrs: &Attrs,
     ) -> Result<(), CopyError> {
         self.clear(path, false)?;
-        if st.st_nlink > 1 {
-            let key = (st.st_dev, st.st_ino);
+        if let Some(key) = attrs.link {
             if let Some(first) = self.links.get(&key).cloned() {
                 if self.hardlink(&first, path).is_ok() {
                     self.stats.hardlinks += 1;
@@ -145,8 +139,8 @@ impl Writer {
             }
             self.links.insert(key, path.to_vec());
         }
-        let owner = self.owner_of(st);
-        let mode = self.chmod.unwrap_or(st.st_mode);
+        let owner = self.owner_of(attrs);
+        let mode = self.chmod.unwrap_or(attrs.mode);
         let (parent, name) = self.parent_of(path)?;
         let fd = rustix::fs::openat(
             parent,
@@ -160,10 +154,9 @@ impl Writer {
             path: format!("/{}", fsops::display(path)),
             source,
         })?;
-        let xattrs = fsops::read_xattrs(src.as_fd()).map_err(write_error(path))?;
         fsops::set_owner_mode(dst.as_fd(), owner, mode).map_err(write_error(path))?;
-        fsops::write_xattrs(dst.as_fd(), &xattrs).map_err(write_error(path))?;
-        rustix::fs::futimens(&dst, &times(st)).map_err(write_error(path))?;
+        fsops::write_xattrs(dst.as_fd(), &attrs.xattrs).map_err(write_error(path))?;
+        rustix::fs::futimens(&dst, &times(attrs)).map_err(write_error(path))?;
         self.stats.files += 1;
         self.stats.bytes += copied;
         Ok(())
@@ -173,8 +166,8 @@ impl Writer {
         let Some((first_name, first_parent)) = first.split_last() else {
             return Err(write_error(path)(Errno::INVAL));
         };
-        let first_dir = fsops::open_dir(self.top.as_fd(), first_parent, Resolve::InRoot)
-            .map_err(write_error(path))?;
+        let first_dir =
+            fsops::open_dir(self.top.as_fd(), first_parent).map_err(write_error(path))?;
         let (parent, name) = self.parent_of(path)?;
         rustix::fs::linkat(&first_dir, first_name, parent, name, AtFlags::empty())
             .map_err(write_error(path))
@@ -182,12 +175,7 @@ impl Writer {
 
     /// A directory below the copied tree's top: created, or kept when one is there (a symlink to
     /// a directory is followed, as `usr`-merged images need), with the source's metadata.
-    pub(crate) fn dir(
-        &mut self,
-        path: &[OsString],
-        src: BorrowedFd<'_>,
-        st: &Stat,
-    ) -> Result<(), CopyError> {
+    pub(crate) fn dir(&mut self, path: &[OsString], attrs: &Attrs) -> Result<(), CopyError> {
         let kept = self.clear(path, true)?;
         let (parent, name) = self.parent_of(path)?;
         let via_symlink = kept
@@ -201,34 +189,31 @@ impl Writer {
         if via_symlink {
             return Ok(());
         }
-        let fd =
-            fsops::open_dir(self.top.as_fd(), path, Resolve::InRoot).map_err(write_error(path))?;
-        let mode = self.chmod.unwrap_or(st.st_mode);
-        fsops::set_owner_mode(fd.as_fd(), self.owner_of(st), mode).map_err(write_error(path))?;
-        let xattrs = fsops::read_xattrs(src).map_err(write_error(path))?;
-        fsops::write_xattrs(fd.as_fd(), &xattrs).map_err(write_error(path))
+        let fd = fsops::open_dir(self.top.as_fd(), path).map_err(write_error(path))?;
+        let mode = self.chmod.unwrap_or(attrs.mode);
+        fsops::set_owner_mode(fd.as_fd(), self.owner_of(attrs), mode).map_err(write_error(path))?;
+        fsops::write_xattrs(fd.as_fd(), &attrs.xattrs).map_err(write_error(path))
     }
 
     /// A directory's time, once its contents are written.
-    pub(crate) fn dir_end(&mut self, path: &[OsString], st: &Stat) -> Result<(), CopyError> {
-        let fd =
-            fsops::open_dir(self.top.as_fd(), path, Resolve::InRoot).map_err(write_error(path))?;
-        rustix::fs::futimens(&fd, &times(st)).map_err(write_error(path))
+    pub(crate) fn dir_end(&mut self, path: &[OsString], attrs: &Attrs) -> Result<(), CopyError> {
+        let fd = fsops::open_dir(self.top.as_fd(), path).map_err(write_error(path))?;
+        rustix::fs::futimens(&fd, &times(attrs)).map_err(write_error(path))
     }
 
     pub(crate) fn symlink(
         &mut self,
         path: &[OsString],
         target: &[u8],
-        st: &Stat,
+        attrs: &Attrs,
     ) -> Result<(), CopyError> {
         self.clear(path, false)?;
-        let owner = self.owner_of(st);
+        let owner = self.owner_of(attrs);
         let (parent, name) = self.parent_of(path)?;
         let target = OsStr::from_bytes(target);
         rustix::fs::symlinkat(target, parent, name).map_err(write_error(path))?;
         fsops::chown_at(parent, name, owner).map_err(write_error(path))?;
-        rustix::fs::utimensat(parent, name, &times(st), AtFlags::SYMLINK_NOFOLLOW)
+        rustix::fs::utimensat(parent, name, &times(attrs), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(write_error(path))?;
         self.stats.symlinks += 1;
         Ok(())

@@ -135,8 +135,8 @@ impl State<'_> {
                 format!("file:{}", hex::encode(h.finalize()))
             }
             CopySource::Image(img) => format!("{}:{}", img.id, sources.join(" ")),
-            CopySource::Context(dir) => {
-                let sum = crate::checksum::checksum(dir, &sources, &flags.exclude, None)
+            CopySource::Context(ctx) => {
+                let sum = crate::checksum::checksum(ctx.source(), &sources, &flags.exclude, None)
                     .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))?;
                 let kind = if sources.len() == 1 { "file" } else { "multi" };
                 format!(

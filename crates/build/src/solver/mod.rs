@@ -29,6 +29,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::context::BuildContext;
 use crate::instructions::{NetworkMode, RunMount};
 use crate::platform::Platform;
 use crate::Dockerfile;
@@ -119,7 +120,7 @@ pub struct RunRequest {
     /// For each of `mounts`, the image its `from=` names (a stage or an image), if any.
     pub mount_images: Vec<Option<Image>>,
     /// The build context (the source of a bind mount without `from=`).
-    pub context: PathBuf,
+    pub context: BuildContext,
     /// The config of the image the step makes (its history entry included).
     pub config: Value,
 }
@@ -127,8 +128,8 @@ pub struct RunRequest {
 /// Where the files of a `COPY`/`ADD` come from.
 #[derive(Debug, Clone)]
 pub enum CopySource {
-    /// The build context (a directory).
-    Context(PathBuf),
+    /// The build context.
+    Context(BuildContext),
     /// An image or an earlier stage (`COPY --from`).
     Image(Image),
 }
@@ -230,7 +231,7 @@ pub struct BuildOptions {
     pub network: Option<NetworkMode>,
     pub platform: Option<Platform>,
     /// Where `COPY` finds its files.
-    pub context: PathBuf,
+    pub context: BuildContext,
     /// `--cache-from`: images whose history gives cache.
     pub cache_from: Vec<String>,
 }

@@ -53,7 +53,7 @@ impl State<'_> {
                 (None, crate::instructions::MountType::Bind) => {
                     let source = m.source.clone().unwrap_or_else(|| ".".into());
                     let sum = crate::checksum::checksum(
-                        &self.ctx.opts.context,
+                        self.ctx.opts.context.source(),
                         std::slice::from_ref(&source),
                         &[],
                         None,

@@ -75,7 +75,10 @@ impl EngineBackend<'_> {
                             views.push(view);
                             dir
                         }
-                        None => req.context.clone(),
+                        None => req
+                            .context
+                            .dir()
+                            .map_err(|e| BackendError::new(format!("RUN --mount failed: {e}")))?,
                     };
                     let source = m.source.as_deref().unwrap_or(".");
                     let (path, is_dir) = host_path_inside(&root, source)?;

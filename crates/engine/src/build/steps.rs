@@ -1,7 +1,6 @@
 //! The steps of a build as the engine makes them: images written to the store, `RUN` in a
 //! container, `WORKDIR` in a snapshot of its own.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use berth_api::models::{ContainerCreateBody, HostConfig};
@@ -9,6 +8,7 @@ use berth_build::instructions::NetworkMode;
 use berth_build::solver::{
     Backend, BackendError, CopyRequest, CopySource, Image, Output, RunRequest,
 };
+use berth_build::sources::SourceRoot;
 use berth_image::commit::{self, LayerDescriptor};
 use berth_image::digest::Digest;
 use berth_image::reference::Reference;
@@ -135,7 +135,7 @@ impl EngineBackend<'_> {
                 preserve_owner: false,
             };
             self.in_snapshot(parent, &req.config, |root| {
-                berth_build::copy::copy(&dir, root, &copy_req)
+                berth_build::copy::copy(SourceRoot::Dir(&dir), root, &copy_req)
                     .map(|_| ())
                     .map_err(err)
             })
@@ -298,7 +298,7 @@ impl Backend for EngineBackend<'_> {
             extract_archives: req.add,
             preserve_owner: matches!(req.source, CopySource::Image(_)),
         };
-        let run = |src: &Path| {
+        let run = |src: SourceRoot<'_>| {
             self.in_snapshot(parent, &req.config, |root| {
                 berth_build::copy::copy(src, root, &copy_req)
                     .map(|_| ())
@@ -327,8 +327,8 @@ impl Backend for EngineBackend<'_> {
             });
         }
         match &req.source {
-            CopySource::Context(dir) => run(dir),
-            CopySource::Image(image) => run(&self.view(image)?.dir),
+            CopySource::Context(ctx) => run(ctx.source()),
+            CopySource::Image(image) => run(SourceRoot::Dir(&self.view(image)?.dir)),
         }
     }
 

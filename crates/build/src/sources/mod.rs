@@ -1,6 +1,8 @@
-//! COPY/ADD sources: patterns resolved inside a source root (the build context or another
-//! stage's root filesystem) and the trees below them walked, for [`crate::checksum`] and
-//! [`crate::copy`] alike.
+//! COPY/ADD sources: patterns resolved inside a source root (the build context as received, or a
+//! directory: another stage's root filesystem) and the trees below them walked, for
+//! [`crate::checksum`] and [`crate::copy`] alike. Both kinds of root give the same matches and
+//! the same walk: [`dir`] reads a directory through descriptors, [`tree`] the context's index
+//! and spool.
 //!
 //! A source is cleaned as dockerd does (a leading `/` or `./` is dropped, `..` cannot climb
 //! above the root). Without wildcards it names one path, which must exist; its symlinks are
@@ -9,18 +11,25 @@
 //! matches nothing adds nothing, and only when no source gives anything is it an error. Below a
 //! matched directory nothing is followed: symlinks are symlinks.
 
+mod content;
+mod dir;
+mod tree;
+
 use std::ffi::OsString;
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{FileType, Mode, OFlags, Stat};
+use rustix::fs::{FileType, Stat, Timespec};
 use rustix::io::Errno;
 
-use crate::fsops::{self, Components, Resolve};
+use crate::checksum::FileStamp;
+use crate::context::ContextFiles;
+use crate::fsops::{self, Components, Xattr};
 use crate::glob::{self, GlobError};
 use crate::ignore::{IgnoreError, Matcher};
+
+pub(crate) use content::Content;
 
 /// Errors of source resolution; the texts are dockerd's classic builder's (the caller prefixes
 /// `COPY failed: `).
@@ -38,6 +47,12 @@ pub enum SourceError {
     },
     #[error("invalid --exclude pattern: {0}")]
     Exclude(#[from] IgnoreError),
+    #[error("opening the source root {path}: {source}")]
+    Root {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -53,6 +68,66 @@ fn io_error(path: &[OsString]) -> impl Fn(Errno) -> SourceError + '_ {
     }
 }
 
+/// Where COPY/ADD read from.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceRoot<'a> {
+    /// A directory: another stage's or an image's root filesystem, or an extracted context.
+    Dir(&'a Path),
+    /// The build context as `POST /build` received it.
+    Context(&'a ContextFiles),
+}
+
+/// A source root ready to read.
+pub(crate) enum Opened<'a> {
+    Dir(OwnedFd),
+    Context(&'a ContextFiles),
+}
+
+impl<'a> SourceRoot<'a> {
+    pub(crate) fn open(self) -> Result<Opened<'a>, SourceError> {
+        match self {
+            SourceRoot::Dir(path) => {
+                fsops::open_top(path)
+                    .map(Opened::Dir)
+                    .map_err(|source| SourceError::Root {
+                        path: path.display().to_string(),
+                        source,
+                    })
+            }
+            SourceRoot::Context(files) => Ok(Opened::Context(files)),
+        }
+    }
+}
+
+impl Opened<'_> {
+    /// Resolves `patterns`. Errors when a plain path is missing or when nothing at all was
+    /// selected.
+    pub(crate) fn resolve(
+        &self,
+        patterns: &[String],
+        excludes: &Matcher,
+    ) -> Result<Vec<SourceMatch>, SourceError> {
+        match self {
+            Opened::Dir(fd) => resolve(&dir::Lookup(fd.as_fd()), patterns, excludes),
+            Opened::Context(files) => resolve(files.tree(), patterns, excludes),
+        }
+    }
+
+    /// Walks the tree of `m` in sorted order. `--exclude` patterns (`excludes`) match paths
+    /// relative to the matched directory. Sockets, FIFOs and devices are left out.
+    pub(crate) fn walk<E: From<SourceError>>(
+        &self,
+        m: &SourceMatch,
+        excludes: &Matcher,
+        visit: &mut dyn FnMut(Node<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        match self {
+            Opened::Dir(fd) => dir::walk(fd.as_fd(), m, excludes, visit),
+            Opened::Context(files) => tree::walk(files, m, excludes, visit),
+        }
+    }
+}
+
 /// One path a source pattern selected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SourceMatch {
@@ -64,10 +139,17 @@ pub(crate) struct SourceMatch {
     pub pivot: usize,
 }
 
-/// Resolves `patterns` inside `root`. Errors when a plain path is missing or when nothing at
-/// all was selected.
-pub(crate) fn resolve(
-    root: BorrowedFd<'_>,
+/// What resolving patterns asks of a root. Symlinks resolve inside the root, as
+/// `RESOLVE_IN_ROOT` has it.
+pub(crate) trait Lookup {
+    /// Whether `path` exists (a final symlink followed).
+    fn exists(&self, path: &[OsString]) -> Result<bool, SourceError>;
+    /// The names in the directory `path`, sorted; `None` when it is not a directory.
+    fn list(&self, path: &[OsString]) -> Result<Option<Vec<OsString>>, SourceError>;
+}
+
+fn resolve(
+    root: &dyn Lookup,
     patterns: &[String],
     excludes: &Matcher,
 ) -> Result<Vec<SourceMatch>, SourceError> {
@@ -81,24 +163,16 @@ pub(crate) fn resolve(
         };
         let components = fsops::components(trimmed.as_bytes(), true).unwrap_or_default();
         if !glob::has_meta(trimmed) {
-            match fsops::open_at(
-                root,
-                &fsops::to_path(&components),
-                OFlags::PATH,
-                Resolve::InRoot,
-            ) {
-                Ok(_) => out.push(SourceMatch {
-                    components,
-                    wildcard: false,
-                    pivot,
-                }),
-                Err(Errno::NOENT | Errno::NOTDIR) => {
-                    return Err(SourceError::NotFound {
-                        path: trimmed.to_string(),
-                    })
-                }
-                Err(e) => return Err(io_error(&components)(e)),
+            if !root.exists(&components)? {
+                return Err(SourceError::NotFound {
+                    path: trimmed.to_string(),
+                });
             }
+            out.push(SourceMatch {
+                components,
+                wildcard: false,
+                pivot,
+            });
             continue;
         }
         for found in expand(root, &components, pattern)? {
@@ -121,7 +195,7 @@ pub(crate) fn resolve(
 
 /// The existing paths that match `pattern`'s components, in sorted order.
 fn expand(
-    root: BorrowedFd<'_>,
+    root: &dyn Lookup,
     pattern: &[OsString],
     original: &str,
 ) -> Result<Vec<Components>, SourceError> {
@@ -140,10 +214,10 @@ fn expand(
         })?;
         let mut next = Vec::new();
         for c in &candidates {
-            let Ok(dir) = fsops::open_dir(root, c, Resolve::InRoot) else {
+            let Some(names) = root.list(c)? else {
                 continue;
             };
-            for name in fsops::list_dir(dir.as_fd()).map_err(io_error(c))? {
+            for name in names {
                 if glob::matches(&text, &name.to_string_lossy()).unwrap_or(false) {
                     let mut found = c.clone();
                     found.push(name);
@@ -153,117 +227,77 @@ fn expand(
         }
         candidates = next;
     }
-    candidates.retain(|c| {
-        fsops::open_at(root, &fsops::to_path(c), OFlags::PATH, Resolve::InRoot).is_ok()
-    });
-    Ok(candidates)
+    let mut out = Vec::new();
+    for c in candidates {
+        if root.exists(&c)? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The metadata of a walked entry, whichever root it comes from.
+#[derive(Debug, Clone)]
+pub(crate) struct Attrs {
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    pub owner: (u32, u32),
+    pub mtime: Timespec,
+    /// A regular file's size.
+    pub size: u64,
+    /// For an entry with more than one name in the root: the same key for every name.
+    pub link: Option<(u64, u64)>,
+    /// A file of a directory root: what the hash memo knows it by.
+    pub stamp: Option<FileStamp>,
+    /// Sorted by name (overlayfs' own left out).
+    pub xattrs: Vec<Xattr>,
+}
+
+impl Attrs {
+    pub(crate) fn of(st: &Stat, xattrs: Vec<Xattr>) -> Attrs {
+        let regular = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+        #[allow(clippy::unnecessary_cast)]
+        Attrs {
+            mode: st.st_mode & 0o7777,
+            owner: (st.st_uid, st.st_gid),
+            mtime: Timespec {
+                tv_sec: st.st_mtime as i64,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            link: (regular && st.st_nlink > 1).then_some((st.st_dev, st.st_ino)),
+            stamp: regular.then(|| FileStamp::of(st)),
+            xattrs,
+        }
+    }
 }
 
 /// What a walk shows its visitor. `rel` is the path below the source match (empty for the
 /// match itself).
 pub(crate) enum Node<'a> {
-    /// A regular file, open for reading.
+    /// A regular file, open for reading; `digest` is its content's sha256 when the root knows it.
     File {
         rel: &'a [OsString],
-        file: File,
-        stat: &'a Stat,
+        content: Content<'a>,
+        attrs: &'a Attrs,
+        digest: Option<[u8; 32]>,
     },
     /// A directory, before its contents.
     Dir {
         rel: &'a [OsString],
-        fd: BorrowedFd<'a>,
-        stat: &'a Stat,
+        attrs: &'a Attrs,
     },
     /// The same directory, after its contents.
-    DirEnd { rel: &'a [OsString], stat: &'a Stat },
+    DirEnd {
+        rel: &'a [OsString],
+        attrs: &'a Attrs,
+    },
     /// A symlink below the match (the match itself is followed).
     Symlink {
         rel: &'a [OsString],
         target: Vec<u8>,
-        stat: &'a Stat,
+        attrs: &'a Attrs,
     },
-}
-
-/// Walks the tree of `m` in sorted order. `--exclude` patterns (`excludes`) match paths relative
-/// to the matched directory. Sockets, FIFOs and devices are left out.
-pub(crate) fn walk<E: From<SourceError>>(
-    root: BorrowedFd<'_>,
-    m: &SourceMatch,
-    excludes: &Matcher,
-    visit: &mut dyn FnMut(Node<'_>) -> Result<(), E>,
-) -> Result<(), E> {
-    let top = fsops::open_at(
-        root,
-        &fsops::to_path(&m.components),
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
-        Resolve::InRoot,
-    )
-    .map_err(io_error(&m.components))?;
-    let stat = rustix::fs::fstat(&top).map_err(io_error(&m.components))?;
-    let mut rel = Vec::new();
-    match FileType::from_raw_mode(stat.st_mode) {
-        FileType::Directory => walk_dir(top.as_fd(), &stat, &mut rel, excludes, visit),
-        FileType::RegularFile => visit(Node::File {
-            rel: &rel,
-            file: File::from(top),
-            stat: &stat,
-        }),
-        _ => Ok(()),
-    }
-}
-
-fn walk_dir<E: From<SourceError>>(
-    dir: BorrowedFd<'_>,
-    stat: &Stat,
-    rel: &mut Components,
-    excludes: &Matcher,
-    visit: &mut dyn FnMut(Node<'_>) -> Result<(), E>,
-) -> Result<(), E> {
-    visit(Node::Dir { rel, fd: dir, stat })?;
-    for name in fsops::list_dir(dir).map_err(io_error(rel))? {
-        rel.push(name.clone());
-        let path = fsops::display(rel);
-        let child_stat = rustix::fs::statat(dir, &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(io_error(rel))?;
-        let kind = FileType::from_raw_mode(child_stat.st_mode);
-        let excluded = excludes.matches(&path);
-        match kind {
-            FileType::Directory if !(excluded && excludes.can_skip_dir(&path)) => {
-                let sub = open_child(dir, &name, OFlags::DIRECTORY).map_err(io_error(rel))?;
-                walk_dir(sub.as_fd(), &child_stat, rel, excludes, visit)?;
-            }
-            _ if excluded => {}
-            FileType::RegularFile => {
-                let fd = open_child(dir, &name, OFlags::empty()).map_err(io_error(rel))?;
-                visit(Node::File {
-                    rel,
-                    file: File::from(fd),
-                    stat: &child_stat,
-                })?;
-            }
-            FileType::Symlink => {
-                let target =
-                    rustix::fs::readlinkat(dir, &name, Vec::new()).map_err(io_error(rel))?;
-                visit(Node::Symlink {
-                    rel,
-                    target: target.into_bytes(),
-                    stat: &child_stat,
-                })?;
-            }
-            _ => {}
-        }
-        rel.pop();
-    }
-    visit(Node::DirEnd { rel, stat })
-}
-
-fn open_child(dir: BorrowedFd<'_>, name: &OsString, extra: OFlags) -> Result<OwnedFd, Errno> {
-    rustix::fs::openat(
-        dir,
-        Path::new(name),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | extra,
-        Mode::empty(),
-    )
 }
 
 #[cfg(test)]
@@ -274,7 +308,7 @@ mod tests {
     fn names(root: &Path, patterns: &[&str]) -> Result<Vec<String>, SourceError> {
         let top = fsops::open_top(root).unwrap();
         let patterns: Vec<String> = patterns.iter().map(|s| s.to_string()).collect();
-        let found = resolve(top.as_fd(), &patterns, &Matcher::default())?;
+        let found = resolve(&dir::Lookup(top.as_fd()), &patterns, &Matcher::default())?;
         Ok(found
             .iter()
             .map(|m| fsops::display(&m.components))
@@ -353,7 +387,12 @@ mod tests {
         let t = tree();
         let top = fsops::open_top(t.path()).unwrap();
         let excludes = Matcher::new(["y.txt"]).unwrap();
-        let found = resolve(top.as_fd(), &["src/*/*.txt".to_string()], &excludes).unwrap();
+        let found = resolve(
+            &dir::Lookup(top.as_fd()),
+            &["src/*/*.txt".to_string()],
+            &excludes,
+        )
+        .unwrap();
         let names: Vec<_> = found
             .iter()
             .map(|m| fsops::display(&m.components))
@@ -366,7 +405,7 @@ mod tests {
         let t = tree();
         let top = fsops::open_top(t.path()).unwrap();
         let found = resolve(
-            top.as_fd(),
+            &dir::Lookup(top.as_fd()),
             &["./src/./a/x.txt".to_string()],
             &Matcher::default(),
         )
