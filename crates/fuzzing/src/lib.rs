@@ -512,7 +512,8 @@ pub fn dockerfile(data: &[u8]) {
 }
 
 /// A build context as `POST /build` receives it (a tar, compressed or not, or a lone
-/// Dockerfile), extracted into an empty directory; nothing may appear beside it.
+/// Dockerfile), into an empty directory, then checksummed and written out as a `RUN` bind
+/// mount would need it; nothing may appear beside the directory.
 pub fn context(data: &[u8]) {
     let Ok(dir) = tempfile::tempdir() else {
         return;
@@ -521,7 +522,11 @@ pub fn context(data: &[u8]) {
     if std::fs::create_dir(&ctx).is_err() {
         return;
     }
-    let _ = berth_build::context::Context::extract(data, &ctx, "Dockerfile");
+    if let Ok(received) = berth_build::context::Context::extract(data, &ctx, "Dockerfile") {
+        let files = received.files();
+        let _ = berth_build::checksum::checksum(files.source(), &[".".to_string()], &[], None);
+        let _ = files.dir();
+    }
     let beside: Vec<_> = std::fs::read_dir(dir.path())
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
