@@ -634,3 +634,84 @@ fn cache_from_an_image_gives_its_steps_after_the_cache_is_gone() {
     assert!(ok);
     assert_eq!(stdout.matches(" ---> Using cache").count(), 2, "{stdout}");
 }
+
+#[test]
+fn copy_link_makes_a_layer_of_its_own_that_a_new_base_reuses() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let base = tempfile::tempdir().unwrap();
+    std::fs::write(
+        base.path().join("Dockerfile"),
+        "FROM busybox\nRUN echo other > /marker\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = build(&d, &["-t", "other-base", base.path().to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("data.txt"), "linked data\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "ARG BASE=busybox\nFROM $BASE\nCOPY --link --chown=1000:1001 data.txt /opt/app/\nRUN cat /opt/app/data.txt > /copied\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let (ok, first, stderr) = build(&d, &["-t", "linked:1", dir]);
+    assert!(ok, "{first}{stderr}");
+    assert!(!first.contains("Using cache"), "{first}");
+    // Another base: the COPY --link step's layer is reused, what follows runs again.
+    let (ok, second, stderr) = build(
+        &d,
+        &["-t", "linked:2", "--build-arg", "BASE=other-base", dir],
+    );
+    assert!(ok, "{second}{stderr}");
+    let copy_step = second
+        .split("Step 2/3")
+        .nth(1)
+        .and_then(|s| s.split("Step 3/3").next())
+        .unwrap_or_default();
+    assert!(copy_step.contains("Using cache"), "{second}");
+    assert!(second.contains("Running in"), "{second}");
+    let layers = |tag: &str| -> Vec<String> {
+        d.ok(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", tag])
+            .trim()
+            .trim_matches(|c| c == '[' || c == ']')
+            .split(',')
+            .map(|s| s.trim_matches('"').to_string())
+            .collect()
+    };
+    let (one, two) = (layers("linked:1"), layers("linked:2"));
+    assert_eq!(one.len(), 3, "{one:?}");
+    assert_eq!(two.len(), 4, "{two:?}");
+    assert_eq!(one[1], two[2], "the same layer on both bases");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "linked:2",
+            "sh",
+            "-c",
+            "stat -c '%u:%g %a' /opt/app/data.txt; cat /copied /marker"
+        ]),
+        "1000:1001 644\nlinked data\nother\n"
+    );
+    // The layer holds the copied files and their parents, nothing of the base.
+    let listing = d.ok(&["run", "--rm", "linked:1", "ls", "/opt/app"]);
+    assert_eq!(listing, "data.txt\n");
+
+    // A user name is looked up in the stage's /etc/passwd, though the layer is made alone.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY --link --chown=nobody:user data.txt /named.txt\n",
+    )
+    .unwrap();
+    let (ok, out, stderr) = build(&d, &["-t", "linked:named", dir]);
+    assert!(ok, "{out}{stderr}");
+    assert_eq!(
+        d.ok(&["run", "--rm", "linked:named", "stat", "-c", "%u:%g", "/named.txt"]),
+        "65534:1000\n"
+    );
+}

@@ -1,5 +1,9 @@
 //! `COPY` and `ADD` steps: sources from the context, a stage or an image, the destination
 //! resolved against WORKDIR, and a cache key from the checksum of what is copied.
+//!
+//! `--link` copies into an empty layer of its own (made on `scratch`), then stacks that layer
+//! on the stage's image. Its cache key leaves the stage's image out (unless `--chown` names a
+//! user, which the image's passwd resolves), so a rebuild on a changed base reuses the layer.
 
 use sha2::{Digest as _, Sha256};
 
@@ -148,18 +152,31 @@ impl State<'_> {
         let created_by = nop_glued(&self.image.config, &format!("{name} {what} in {abs} "));
         let mut config = self.image.config.clone();
         config::push_history(&mut config, &now(), &created_by, false);
-        let key = Some(cache_key(
-            &self.image,
-            &[
-                "copy",
-                &created_by,
-                flags.chown.as_deref().unwrap_or(""),
-                flags.chmod.as_deref().unwrap_or(""),
-                &flags.parents.to_string(),
-                &flags.exclude.join("\n"),
-                &flags.add.to_string(),
-            ],
-        ));
+        let parts = [
+            "copy",
+            &created_by,
+            flags.chown.as_deref().unwrap_or(""),
+            flags.chmod.as_deref().unwrap_or(""),
+            &flags.parents.to_string(),
+            &flags.exclude.join("\n"),
+            &flags.add.to_string(),
+        ];
+        let key = Some(cache_key(&self.image, &parts));
+        let link = flags.link.then(|| {
+            // A user name depends on the image's passwd; numeric ids do not.
+            let numeric = flags.chown.as_deref().is_none_or(|c| {
+                c.split(':')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+            });
+            let parent = if numeric {
+                Image::scratch(self.ctx.platform)
+            } else {
+                self.image.clone()
+            };
+            let mut link_parts = parts.to_vec();
+            link_parts[0] = "copy-link";
+            cache_key(&parent, &link_parts)
+        });
         let req = CopyRequest {
             source,
             sources,
@@ -172,14 +189,39 @@ impl State<'_> {
             checksum: flags.checksum,
             parents: flags.parents,
             exclude: flags.exclude,
+            users_from: None,
             downloads,
             config,
         };
-        self.step(key, &req.config, |s| {
-            s.ctx
-                .backend
-                .copy(&s.image, &req)
-                .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))
+        let failed = |e: super::BackendError| SolveError::Invalid(format!("{name} failed: {e}"));
+        self.step(key, &req.config, |s| match link {
+            None => s.ctx.backend.copy(&s.image, &req).map_err(failed),
+            Some(link_key) => {
+                let backend = s.ctx.backend;
+                let cached = (!s.ctx.opts.no_cache)
+                    .then(|| backend.cache_get(&link_key))
+                    .flatten();
+                let layer = match cached {
+                    Some(layer) => {
+                        s.ctx.out.arrow("Using cache");
+                        layer
+                    }
+                    None => {
+                        let scratch = Image::scratch(s.ctx.platform);
+                        let mut config = scratch.config.clone();
+                        config::push_history(&mut config, &now(), &created_by, false);
+                        let alone = CopyRequest {
+                            users_from: Some(s.image.clone()),
+                            config,
+                            ..req.clone()
+                        };
+                        let layer = backend.copy(&scratch, &alone).map_err(failed)?;
+                        backend.cache_put(&link_key, &layer);
+                        layer
+                    }
+                };
+                Ok(backend.reuse_layer(&s.image, &layer, 0, &req.config)?)
+            }
         })
     }
 }
@@ -192,4 +234,6 @@ pub(super) struct CopyFlags {
     pub(super) checksum: Option<String>,
     pub(super) parents: bool,
     pub(super) exclude: Vec<String>,
+    /// `--link`: an independent layer.
+    pub(super) link: bool,
 }

@@ -153,6 +153,9 @@ pub struct CopyRequest {
     pub checksum: Option<String>,
     pub parents: bool,
     pub exclude: Vec<String>,
+    /// The image whose `/etc/passwd` and `/etc/group` give `--chown`'s names when it is not the
+    /// image copied into (`COPY --link`, which copies into an empty layer).
+    pub users_from: Option<Image>,
     /// `ADD <url>`: the files the backend fetched (then `sources` is empty).
     pub downloads: Vec<Download>,
     /// The config of the image the step makes.

@@ -382,6 +382,7 @@ impl State<'_> {
                         checksum: None,
                         parents: c.parents,
                         exclude: c.exclude,
+                        link: c.link,
                     },
                 )
             }
@@ -398,6 +399,7 @@ impl State<'_> {
                     checksum: a.checksum,
                     parents: false,
                     exclude: a.exclude,
+                    link: a.link,
                 },
             ),
         }

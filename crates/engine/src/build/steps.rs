@@ -287,11 +287,20 @@ impl Backend for EngineBackend<'_> {
     fn copy(&self, parent: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
         // The solver's stage threads are not the runtime's: enter it for what spawns tasks.
         let _runtime = self.handle.enter();
+        // `--chown` names looked up in another image than the destination (`COPY --link`).
+        let chown = match (&req.users_from, &req.chown) {
+            (Some(image), Some(spec)) => {
+                let view = self.view(image)?;
+                let (uid, gid) = berth_build::copy::resolve_chown(&view.dir, spec).map_err(err)?;
+                Some(format!("{uid}:{gid}"))
+            }
+            (_, chown) => chown.clone(),
+        };
         let copy_req = berth_build::copy::CopyRequest {
             instruction: if req.add { "ADD" } else { "COPY" },
             sources: &req.sources,
             dest: &req.dest,
-            chown: req.chown.as_deref(),
+            chown: chown.as_deref(),
             chmod: req.chmod.as_deref(),
             parents: req.parents,
             excludes: &req.exclude,
