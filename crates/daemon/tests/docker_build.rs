@@ -711,7 +711,65 @@ fn copy_link_makes_a_layer_of_its_own_that_a_new_base_reuses() {
     let (ok, out, stderr) = build(&d, &["-t", "linked:named", dir]);
     assert!(ok, "{out}{stderr}");
     assert_eq!(
-        d.ok(&["run", "--rm", "linked:named", "stat", "-c", "%u:%g", "/named.txt"]),
+        d.ok(&[
+            "run",
+            "--rm",
+            "linked:named",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/named.txt"
+        ]),
         "65534:1000\n"
     );
+}
+
+#[test]
+fn a_rw_bind_mount_takes_writes_and_forgets_them() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("data.txt"), "original\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\n\
+         RUN --mount=type=bind,target=/ctx,rw echo changed > /ctx/data.txt && cat /ctx/data.txt > /seen && touch /ctx/new\n\
+         RUN --mount=type=bind,target=/ctx cat /ctx/data.txt > /after && ls /ctx > /listing\n\
+         RUN --mount=type=bind,source=data.txt,target=/one.txt,rw echo more >> /one.txt && cat /one.txt > /one-seen\n",
+    )
+    .unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    let (ok, out, stderr) = build(&d, &["-t", "rw:1", dir]);
+    assert!(ok, "{out}{stderr}");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "rw:1",
+            "cat",
+            "/seen",
+            "/after",
+            "/listing",
+            "/one-seen"
+        ]),
+        "changed\noriginal\nDockerfile\ndata.txt\noriginal\nmore\n"
+    );
+    // The context on the client is untouched, and nothing stays mounted.
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("data.txt")).unwrap(),
+        "original\n"
+    );
+    assert_eq!(d.mounts_under(), Vec::<String>::new());
+    // Without rw, a write fails the step.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN --mount=type=bind,target=/ctx touch /ctx/x\n",
+    )
+    .unwrap();
+    let (ok, out, _) = build(&d, &["-t", "rw:2", dir]);
+    assert!(!ok, "{out}");
+    assert_eq!(d.mounts_under(), Vec::<String>::new());
 }

@@ -7,27 +7,36 @@ use berth_build::solver::{BackendError, Output, RunRequest};
 use berth_image::digest::Digest;
 use sha2::{Digest as _, Sha256};
 
-use super::snapshots::{host_path_inside, View};
+use super::snapshots::{host_path_inside, DiscardedWrites, View};
 use super::steps::err;
 use super::EngineBackend;
 use crate::lifecycle::WaitCondition;
 use crate::logs::LogOptions;
 
+/// The mounts of a `RUN` step, and what must stay mounted while it runs.
+pub(super) struct StepMounts {
+    /// As the container's `HostConfig.Mounts`.
+    pub(super) mounts: Vec<Mount>,
+    /// Each target, and whether it is a directory (for the init layer).
+    pub(super) stubs: Vec<(String, bool)>,
+    /// Views of the images bind mounts take from.
+    _views: Vec<View>,
+    /// The writable layers of `rw` bind mounts.
+    _writable: Vec<DiscardedWrites>,
+}
+
 impl EngineBackend<'_> {
-    /// The mounts of a `RUN --mount` step as the container's `HostConfig.Mounts`: a cache
-    /// mount is a directory of the build cache kept between builds (per `id`, else per
-    /// target), a tmpfs a tmpfs, a bind mount a read-only bind of a path of the context or of
-    /// an image (resolved inside it). Also the targets (and whether each is a directory), and
-    /// the views to keep mounted while the step runs.
-    #[allow(clippy::type_complexity)]
-    pub(super) fn run_mounts(
-        &self,
-        req: &RunRequest,
-    ) -> Result<(Vec<Mount>, Vec<(String, bool)>, Vec<View>), BackendError> {
+    /// The mounts of a `RUN --mount` step: a cache mount is a directory of the build cache
+    /// kept between builds (per `id`, else per target), a tmpfs a tmpfs, a bind mount a
+    /// read-only bind of a path of the context or of an image (resolved inside it); with `rw`,
+    /// a writable layer over that path whose writes are thrown away after the step, as
+    /// BuildKit does.
+    pub(super) fn run_mounts(&self, req: &RunRequest) -> Result<StepMounts, BackendError> {
         use berth_build::instructions::MountType as M;
         let mut mounts = Vec::new();
         let mut stubs = Vec::new();
         let mut views = Vec::new();
+        let mut writable = Vec::new();
         for (m, image) in req.mounts.iter().zip(&req.mount_images) {
             let target = m
                 .target
@@ -83,10 +92,14 @@ impl EngineBackend<'_> {
                     let source = m.source.as_deref().unwrap_or(".");
                     let (path, is_dir) = host_path_inside(&root, source)?;
                     mount.typ = Some(MountTypeEnum::BIND);
-                    mount.source = Some(path.display().to_string());
-                    // Read-only always: BuildKit discards what a step writes to a `rw` bind;
-                    // here such a write fails instead.
-                    mount.read_only = Some(true);
+                    mount.read_only = Some(m.readonly);
+                    if m.readonly {
+                        mount.source = Some(path.display().to_string());
+                    } else {
+                        let w = self.discarded_writes(&path, is_dir)?;
+                        mount.source = Some(w.path().display().to_string());
+                        writable.push(w);
+                    }
                     is_dir
                 }
                 other => {
@@ -99,7 +112,12 @@ impl EngineBackend<'_> {
             stubs.push((target, is_dir));
             mounts.push(mount);
         }
-        Ok((mounts, stubs, views))
+        Ok(StepMounts {
+            mounts,
+            stubs,
+            _views: views,
+            _writable: writable,
+        })
     }
 
     /// Starts the step's container, streams its output, waits for it, and stores its changes

@@ -222,6 +222,82 @@ impl Drop for View {
     }
 }
 
+/// A writable layer over a directory or file whose writes are thrown away when it is dropped
+/// (`RUN --mount=type=bind,rw`): an overlay with the directory as its lower layer and a scratch
+/// upper one, or a copy of the file, under `image/tmp` (swept if berthd dies).
+pub(super) struct DiscardedWrites {
+    dir: std::path::PathBuf,
+    target: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl DiscardedWrites {
+    /// What to bind.
+    pub(super) fn path(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for DiscardedWrites {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = nix::mount::umount2(&self.target, nix::mount::MntFlags::MNT_DETACH);
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "removing a rw bind's layer");
+        }
+    }
+}
+
+impl EngineBackend<'_> {
+    pub(super) fn discarded_writes(
+        &self,
+        source: &Path,
+        is_dir: bool,
+    ) -> Result<DiscardedWrites, BackendError> {
+        let dir = self
+            .engine
+            .images
+            .store
+            .tmp_dir()
+            .join(super::scratch_name("rw-bind"));
+        let mut w = DiscardedWrites {
+            target: dir.join(if is_dir { "merged" } else { "file" }),
+            dir,
+            mounted: false,
+        };
+        std::fs::create_dir_all(&w.dir).map_err(err)?;
+        if !is_dir {
+            std::fs::copy(source, &w.target).map_err(err)?;
+            return Ok(w);
+        }
+        // mount(2)'s overlay options are split at `,` and `:`.
+        let text = source.to_str().filter(|s| !s.contains([',', ':', '\\']));
+        let Some(lower) = text else {
+            return Err(BackendError::new(format!(
+                "a rw bind mount of {} is not supported: its path has ',', ':' or '\\'",
+                source.display()
+            )));
+        };
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir(w.dir.join(d)).map_err(err)?;
+        }
+        let overlay = berth_image::snapshot::Mount {
+            typ: "overlay".into(),
+            source: "overlay".into(),
+            options: vec![
+                format!("lowerdir={lower}"),
+                format!("upperdir={}", w.dir.join("upper").display()),
+                format!("workdir={}", w.dir.join("work").display()),
+            ],
+            cwd: None,
+        };
+        overlay.mount(&w.target).map_err(err)?;
+        w.mounted = true;
+        Ok(w)
+    }
+}
+
 /// `rel` inside `root` as a host path that stays inside it: resolved with `RESOLVE_IN_ROOT`
 /// (a symlink in the context or the image cannot point a bind mount at the host), then named
 /// by what the kernel says the opened path is. Also whether it is a directory.

@@ -228,12 +228,12 @@ impl Backend for EngineBackend<'_> {
             .unwrap_or_else(crate::ids::new_id);
         // The step's own mounts (`RUN --mount`), with the views of the images they take from
         // (mounted until the step ends).
-        let (mounts, stubs, _views) = self.run_mounts(req)?;
+        let step_mounts = self.run_mounts(req)?;
         if let Some(hc) = body.host_config.as_mut() {
-            hc.mounts = (!mounts.is_empty()).then_some(mounts);
+            hc.mounts = (!step_mounts.mounts.is_empty()).then(|| step_mounts.mounts.clone());
         }
         let top = crate::create::chain_top(&resolved.config);
-        let init = self.init_layer(top.as_deref(), &stubs)?;
+        let init = self.init_layer(top.as_deref(), &step_mounts.stubs)?;
         let created = self
             .engine
             .create_from(name, body, resolved)
