@@ -3,7 +3,9 @@
 //! snapshots of an unpack (`unpack-<pid>-<chain>`), and the lease of a pull
 //! (`pull-<pid>-<time>`) with the active snapshots it names, all of a process that no longer
 //! runs. (The committed layers and blobs they leave without an image are then garbage:
-//! `gc::collect_snapshots`, `gc::collect`.)
+//! `gc::collect_snapshots`, `gc::collect`.) What is still mounted inside a temporary directory
+//! (a build's views and writable binds) is unmounted first, so nothing is removed through a
+//! mount.
 
 use std::path::Path;
 
@@ -39,6 +41,32 @@ fn owner_pid(name: &str) -> Option<u32> {
     name.split('-').nth(1)?.parse().ok()
 }
 
+/// Detaches every mount at or below `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<std::path::PathBuf> = text
+        .lines()
+        // The fifth field is the mount point, with space, tab, newline and `\` as octal escapes.
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|p| {
+            std::path::PathBuf::from(
+                p.replace("\\040", " ")
+                    .replace("\\011", "\t")
+                    .replace("\\012", "\n")
+                    .replace("\\134", "\\"),
+            )
+        })
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for point in points {
+        // (one that stays mounted makes the removal fail, which the sweep reports)
+        let _ = nix::mount::umount2(&point, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Whether process `pid` is gone (not this one, not any live one).
 fn is_dead(pid: u32) -> bool {
     pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
@@ -62,6 +90,7 @@ impl ImageStore {
             }
             let path = entry.path();
             let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                unmount_under(&path);
                 std::fs::remove_dir_all(&path)
             } else {
                 std::fs::remove_file(&path)

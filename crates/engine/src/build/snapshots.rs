@@ -260,7 +260,7 @@ impl EngineBackend<'_> {
             .images
             .store
             .tmp_dir()
-            .join(super::scratch_name("rw-bind"));
+            .join(super::scratch_name("rwbind"));
         let mut w = DiscardedWrites {
             target: dir.join(if is_dir { "merged" } else { "file" }),
             dir,
