@@ -1,6 +1,8 @@
 //! The sweep at open with real mounts: what a killed build left mounted in the store's `tmp`
 //! is unmounted, then removed, never removed through the mount.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
 use std::path::Path;
 
 use berth_image::import::{Backend, ImageStore};
