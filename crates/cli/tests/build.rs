@@ -329,3 +329,37 @@ fn context_and_usage_errors_in_docker_words() {
         "invalid argument: can't use stdin for both build context and dockerfile\n"
     );
 }
+
+#[test]
+fn the_tty_view_puts_each_lines_of_parallel_steps_under_its_own_step() {
+    let d = daemon_or_fail!();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        &format!(
+            "FROM {IMAGE} AS a\n\
+             RUN for i in $(seq 1 30); do echo from-a-$i; sleep 0.02; done\n\
+             FROM {IMAGE} AS b\n\
+             RUN for i in $(seq 1 30); do echo from-b-$i; sleep 0.02; done; exit 3\n\
+             FROM {IMAGE}\n\
+             COPY --from=a /etc/hostname /a\n\
+             COPY --from=b /etc/hostname /b\n"
+        ),
+    );
+    let out = d.berth(&["build", "--progress=tty", ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success(), "{out:?}");
+    // The failed step's last lines, as the view prints them after the build.
+    let s = format!("{}{}", out.stdout, out.stderr);
+    let failed = s
+        .split(" > [b 4/7] RUN ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no failed step in {s}"));
+    let logs: Vec<&str> = failed
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("------"))
+        .collect();
+    assert!(logs.iter().any(|l| l.contains("from-b-30")), "{s}");
+    assert!(!logs.iter().any(|l| l.contains("from-a")), "{s}");
+}

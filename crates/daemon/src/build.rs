@@ -29,6 +29,8 @@ struct Query {
     /// `remote=`: a URL of a tarball or a Dockerfile, the context instead of the body.
     remote: Option<String>,
     quiet: bool,
+    /// `stepids=1` (Berth's own): each text says the step it belongs to (`"berthStep"`).
+    step_ids: bool,
 }
 
 fn parse_query(q: Option<&str>) -> Result<Query, String> {
@@ -125,6 +127,7 @@ fn parse_query(q: Option<&str>) -> Result<Query, String> {
         resources,
         remote: get("remote").filter(|r| !r.is_empty()).map(str::to_string),
         quiet: flag("q"),
+        step_ids: flag("stepids"),
     })
 }
 
@@ -168,12 +171,18 @@ pub fn build(engine: &Engine, req: Req) -> Resp {
         let _finished = finished;
         let sender = tx.clone();
         let quiet = query.quiet;
+        let step_ids = query.step_ids;
         let cancel_on_gone = Arc::clone(&cancel);
         let out = Output::new(move |m| {
             if quiet && !matches!(m, Message::Aux(_)) {
                 return;
             }
-            if sender.blocking_send(line(&m.to_json())).is_err() {
+            let json = if step_ids {
+                m.to_json_with_step()
+            } else {
+                m.to_json()
+            };
+            if sender.blocking_send(line(&json)).is_err() {
                 cancel_on_gone.store(true, Ordering::Relaxed);
             }
         });

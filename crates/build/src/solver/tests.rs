@@ -72,7 +72,7 @@ fn build(fake: &Fake, text: &str, opts: &BuildOptions) -> (Result<Image, SolveEr
     let lines = std::sync::Arc::new(Mutex::new(String::new()));
     let sink = std::sync::Arc::clone(&lines);
     let out = Output::new(move |m| {
-        if let output::Message::Stream(s) = m {
+        if let output::Message::Stream { text: s, .. } = m {
             sink.lock().unwrap().push_str(&s);
         }
     });
@@ -236,6 +236,8 @@ impl Backend for Barrier {
                     .0;
             }
         }
+        // Output while both run: each line must name its own step.
+        out.stream(&format!("output of {}\n", req.argv.join(" ")));
         let image = self.inner.run(p, req, out);
         *self.running.lock().unwrap() -= 1;
         image
@@ -268,13 +270,23 @@ fn independent_stages_run_at_the_same_time_with_the_plans_step_numbers() {
     let lines = std::sync::Arc::new(Mutex::new(Vec::new()));
     let sink = std::sync::Arc::clone(&lines);
     let out = Output::new(move |m| {
-        if let output::Message::Stream(s) = m {
-            sink.lock().unwrap().push(s);
+        if let output::Message::Stream { text, step } = m {
+            sink.lock().unwrap().push((text, step));
         }
     });
     let image = solve(&df, &BuildOptions::default(), &b, &out).unwrap();
     assert_eq!(*b.peak.lock().unwrap(), 2, "the two RUNs overlapped");
-    let lines = lines.lock().unwrap().join("");
+    let tagged = lines.lock().unwrap().clone();
+    for (text, step) in [
+        ("output of /bin/sh -c a\n", 2),
+        ("output of /bin/sh -c b\n", 4),
+    ] {
+        assert!(
+            tagged.contains(&(text.to_string(), Some(step))),
+            "{text:?} of step {step} in {tagged:?}"
+        );
+    }
+    let lines: String = tagged.into_iter().map(|(t, _)| t).collect();
     for step in [
         "Step 2/7 : RUN a",
         "Step 4/7 : RUN b",

@@ -140,6 +140,8 @@ fn query(o: &BuildOpts, dockerfile: Option<&str>, remote: Option<&str>) -> Resul
         serde_json::to_string(&build_args(&o.build_args))?,
     ));
     q.push(("labels", serde_json::to_string(&labels(&o.labels))?));
+    // Berth's own: each text names its step, for the live view of parallel stages.
+    q.push(("stepids", "1".into()));
     Ok(encode_query(&q))
 }
 
@@ -236,7 +238,7 @@ mod tests {
             q,
             "t=a%3A1&t=b&dockerfile=Dockerfile&nocache=1&rm=1&target=t&extrahosts=h%3A1.2.3.4&\
              buildargs=%7B%22BERTH_TEST_BUILD_ARG%22%3A%22from-env%22%2C%22X%22%3A%221%22%7D&\
-             labels=%7B%22l%22%3A%22%22%7D"
+             labels=%7B%22l%22%3A%22%22%7D&stepids=1"
         );
     }
 }

@@ -27,7 +27,8 @@ const SENT_WAIT: Duration = Duration::from_secs(2);
 
 /// One message of the stream.
 enum Msg {
-    Stream(String),
+    /// Text, and the step it belongs to when berthd says (`"berthStep"`).
+    Stream(String, Option<usize>),
     /// A pull progress line: id, and the text docker shows for it without a terminal
     /// (`None`: a progress bar, not shown then).
     Progress(String, Option<String>),
@@ -52,7 +53,11 @@ fn parse(v: &Value) -> Msg {
         return Msg::Aux(a.clone());
     }
     if let Some(s) = v.get("stream").and_then(Value::as_str) {
-        return Msg::Stream(s.to_string());
+        let step = v
+            .get("berthStep")
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok());
+        return Msg::Stream(s.to_string(), step);
     }
     let (id, status, progress) = (text("id"), text("status"), text("progress"));
     let bar = v.get("progressDetail").is_some_and(|d| {
@@ -113,13 +118,13 @@ impl Sink {
                     self.model.image_id(id);
                 }
             }
-            (Msg::Stream(s), Mode::Quiet) => self.build_buf.push_str(&s),
-            (Msg::Stream(s), Mode::Plain) => {
+            (Msg::Stream(s, _), Mode::Quiet) => self.build_buf.push_str(&s),
+            (Msg::Stream(s, _), Mode::Plain) => {
                 let mut out = io::stdout().lock();
                 out.write_all(s.as_bytes())?;
                 out.flush()?;
             }
-            (Msg::Stream(s), Mode::Tty) => self.model.stream(&s, now),
+            (Msg::Stream(s, step), Mode::Tty) => self.model.stream(&s, step, now),
             (Msg::Progress(id, Some(text)), Mode::Plain) => {
                 let mut out = io::stdout().lock();
                 if !id.is_empty() {

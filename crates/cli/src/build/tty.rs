@@ -8,7 +8,8 @@
 //! to the stage whose `FROM` step has the greatest number not above its own (stages are numbered
 //! in plan order, each a run of consecutive numbers), so steps of stages built in parallel
 //! land under their own stage even when their lines interleave. Text that is not a step header
-//! belongs to the step that started last.
+//! belongs to the step berthd names with it (`"berthStep"`, which `berth build` asks for with
+//! `stepids=1`), else to the step that started last.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -101,6 +102,8 @@ pub struct Model {
     cursor: Option<usize>,
     /// Text not ended by a newline yet.
     partial: String,
+    /// Per step (when the daemon names it), its text not ended by a newline yet.
+    step_partials: std::collections::BTreeMap<usize, String>,
     /// Bytes of the context sent and when sending ended.
     context: Option<(u64, Duration)>,
     other: Vec<String>,
@@ -129,6 +132,12 @@ fn is_short_id(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A line without its end; of a progress bar redrawn with `\r`, its last state.
+fn last_state(line: &str) -> &str {
+    let line = line.trim_end_matches(['\n', '\r']);
+    line.rsplit('\r').next().unwrap_or(line)
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
@@ -143,8 +152,24 @@ impl Model {
         self.context = Some((bytes, now));
     }
 
-    /// A `{"stream": ...}` text.
-    pub fn stream(&mut self, text: &str, now: Duration) {
+    /// A `{"stream": ...}` text, of step number `step` when the daemon says.
+    pub fn stream(&mut self, text: &str, step: Option<usize>, now: Duration) {
+        if let Some(n) = step {
+            // Each step's text is joined into lines on its own.
+            let mut buf = self.step_partials.remove(&n).unwrap_or_default();
+            buf.push_str(text);
+            while let Some(i) = buf.find('\n') {
+                let line: String = buf.drain(..=i).collect();
+                if let Some(i) = self.steps.iter().rposition(|s| s.n == n) {
+                    self.cursor = Some(i);
+                }
+                self.line(last_state(&line), now);
+            }
+            if !buf.is_empty() {
+                self.step_partials.insert(n, buf);
+            }
+            return;
+        }
         // A step header comes as its text, then "\n" on its own: text of another stage that
         // slips in between must not be glued to it.
         if !self.partial.is_empty()
@@ -157,10 +182,7 @@ impl Model {
         self.partial.push_str(text);
         while let Some(i) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=i).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            // a progress bar redrawn with \r: its last state
-            let line = line.rsplit('\r').next().unwrap_or(line);
-            self.line(line, now);
+            self.line(last_state(&line), now);
         }
     }
 
@@ -255,10 +277,21 @@ impl Model {
         }
     }
 
-    /// The build succeeded at `now`.
-    pub fn finish(&mut self, now: Duration) {
+    /// The text not ended by a newline, as last lines.
+    fn flush_partials(&mut self, now: Duration) {
+        for (n, rest) in std::mem::take(&mut self.step_partials) {
+            if let Some(i) = self.steps.iter().rposition(|s| s.n == n) {
+                self.cursor = Some(i);
+            }
+            self.line(&rest, now);
+        }
         let rest = std::mem::take(&mut self.partial);
         self.line(&rest, now);
+    }
+
+    /// The build succeeded at `now`.
+    pub fn finish(&mut self, now: Duration) {
+        self.flush_partials(now);
         for s in &mut self.steps {
             s.end(now, State::Done);
         }
@@ -268,8 +301,7 @@ impl Model {
     /// The build failed at `now` with `message`: the step it failed in is marked, the
     /// others still running are canceled.
     pub fn fail(&mut self, message: &str, now: Duration) {
-        let rest = std::mem::take(&mut self.partial);
-        self.line(&rest, now);
+        self.flush_partials(now);
         let running = |s: &&mut Step| s.ended.is_none();
         let by_command = self.steps.iter().position(|s| {
             s.ended.is_none()

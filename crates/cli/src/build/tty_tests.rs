@@ -27,7 +27,7 @@ fn steps(m: &Model, now: Duration) -> Vec<String> {
 
 fn feed(m: &mut Model, at: u64, texts: &[&str]) {
     for t in texts {
-        m.stream(t, ms(at));
+        m.stream(t, None, ms(at));
     }
 }
 
@@ -306,4 +306,32 @@ fn the_view_redraws_in_place() {
     v.draw(&[line("c")]).unwrap();
     let s = String::from_utf8(out).unwrap();
     assert_eq!(s, "\r\x1b[2Ka\n\r\x1b[2Kb\n\x1b[2A\r\x1b[2Kc\n\x1b[J");
+}
+
+#[test]
+fn output_goes_to_the_step_berthd_names_with_it() {
+    let mut m = Model::new();
+    let tagged = |m: &mut Model, n: usize, t: &str| m.stream(t, Some(n), ms(1));
+    tagged(&mut m, 1, "Step 1/4 : FROM busybox AS a\n");
+    tagged(&mut m, 3, "Step 3/4 : FROM busybox AS b\n");
+    tagged(&mut m, 2, "Step 2/4 : RUN work a\n");
+    tagged(&mut m, 4, "Step 4/4 : RUN work b\n");
+    // b's step started last, yet these lines are a's; a line cut in two by b's output too
+    tagged(&mut m, 2, "from a\n");
+    tagged(&mut m, 2, "half of ");
+    tagged(&mut m, 4, "from b\n");
+    tagged(&mut m, 2, "a's line\n");
+    let s = steps(&m, ms(500));
+    assert_eq!(
+        s,
+        [
+            " => [a 1/4] FROM busybox AS a",
+            " => [a 2/4] RUN work a",
+            " => => # from a",
+            " => => # half of a's line",
+            " => [b 3/4] FROM busybox AS b",
+            " => [b 4/4] RUN work b",
+            " => => # from b",
+        ]
+    );
 }
