@@ -182,6 +182,25 @@ fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
     })
 }
 
+/// Whether an entry of type `kind` is written: files, directories and links are; device nodes
+/// and FIFOs are left out (and counted); global PAX headers, GNU volume labels and the like
+/// carry no file.
+pub(crate) fn is_written(kind: EntryType, stats: &mut UnpackStats) -> bool {
+    match kind {
+        EntryType::Regular
+        | EntryType::Continuous
+        | EntryType::GNUSparse
+        | EntryType::Directory
+        | EntryType::Symlink
+        | EntryType::Link => true,
+        EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            stats.skipped += 1;
+            false
+        }
+        _ => false,
+    }
+}
+
 /// Writes one entry; returns a directory's path and time, set at the end.
 fn write_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
@@ -192,19 +211,8 @@ fn write_entry<R: Read>(
     let raw = entry.path_bytes().into_owned();
     let name = String::from_utf8_lossy(&raw).into_owned();
     let kind = entry.header().entry_type();
-    match kind {
-        EntryType::Regular
-        | EntryType::Continuous
-        | EntryType::GNUSparse
-        | EntryType::Directory
-        | EntryType::Symlink
-        | EntryType::Link => {}
-        EntryType::Char | EntryType::Block | EntryType::Fifo => {
-            stats.skipped += 1;
-            return Ok(None);
-        }
-        // Global PAX headers, GNU volume labels and the like carry no file.
-        _ => return Ok(None),
+    if !is_written(kind, stats) {
+        return Ok(None);
     }
     let components = fsops::components(&raw, false).ok_or_else(|| UnpackError::Escape {
         entry: name.clone(),

@@ -189,18 +189,8 @@ impl Tree {
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
         let kind = entry.header().entry_type();
-        match kind {
-            EntryType::Regular
-            | EntryType::Continuous
-            | EntryType::GNUSparse
-            | EntryType::Directory
-            | EntryType::Symlink
-            | EntryType::Link => {}
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                stats.skipped += 1;
-                return Ok(());
-            }
-            _ => return Ok(()),
+        if !unpack::is_written(kind, stats) {
+            return Ok(());
         }
         let components = fsops::components(&raw, false).ok_or_else(|| UnpackError::Escape {
             entry: name.clone(),
