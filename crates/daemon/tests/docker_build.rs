@@ -773,3 +773,66 @@ fn a_rw_bind_mount_takes_writes_and_forgets_them() {
     assert!(!ok, "{out}");
     assert_eq!(d.mounts_under(), Vec::<String>::new());
 }
+
+#[test]
+fn add_of_urls_and_files_and_copy_of_heredocs_and_files_in_one_step() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let port = serve_hello();
+    let url = format!("http://127.0.0.1:{port}/files/hello.txt");
+    let ctx = tempfile::tempdir().unwrap();
+    let dir = ctx.path().to_str().unwrap();
+    std::fs::write(ctx.path().join("local.txt"), "local\n").unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM busybox\n\
+             ADD {url} local.txt /mixed/\n\
+             COPY <<EOF local.txt /both/\nfrom a heredoc\nEOF\n"
+        ),
+    )
+    .unwrap();
+    let (ok, first, stderr) = build(&d, &["-t", "mixed:1", dir]);
+    assert!(ok, "{first}{stderr}");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "mixed:1",
+            "cat",
+            "/mixed/hello.txt",
+            "/mixed/local.txt",
+            "/both/EOF",
+            "/both/local.txt"
+        ]),
+        "hello\nlocal\nfrom a heredoc\nlocal\n"
+    );
+    let history = d.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "mixed:1",
+    ]);
+    assert!(history.contains("ADD multi:"), "{history}");
+    // Unchanged: both steps from the cache; a local file changed: both run again.
+    let (ok, again, _) = build(&d, &["-t", "mixed:2", dir]);
+    assert!(ok && again.matches("Using cache").count() == 2, "{again}");
+    std::fs::write(ctx.path().join("local.txt"), "changed\n").unwrap();
+    let (ok, changed, _) = build(&d, &["-t", "mixed:3", dir]);
+    assert!(ok && !changed.contains("Using cache"), "{changed}");
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "mixed:3",
+            "cat",
+            "/mixed/local.txt",
+            "/both/local.txt"
+        ]),
+        "changed\nchanged\n"
+    );
+}

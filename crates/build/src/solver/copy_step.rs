@@ -54,16 +54,10 @@ impl State<'_> {
         sources: &[String],
         checksum: Option<&str>,
     ) -> Result<Vec<Download>, SolveError> {
-        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
         if name != "ADD" {
             return Err(SolveError::Invalid(format!(
                 "{name} failed: source can't be a URL for {name}"
             )));
-        }
-        if !sources.iter().all(is_url) {
-            return Err(SolveError::Invalid(
-                "ADD of URLs and local files together is not supported by this builder yet".into(),
-            ));
         }
         let mut out = Vec::new();
         for url in sources {
@@ -103,51 +97,56 @@ impl State<'_> {
         if dest_is_dir && !abs.ends_with('/') {
             abs.push('/');
         }
-        if !inline.is_empty() && !sources.is_empty() {
-            return Err(SolveError::Invalid(format!(
-                "{name} of heredocs and files together is not supported by this builder yet"
-            )));
-        }
-        let remote = sources
-            .iter()
-            .any(|s| s.starts_with("http://") || s.starts_with("https://"));
-        if flags.checksum.is_some() && !remote {
+        let is_url = |s: &String| s.starts_with("http://") || s.starts_with("https://");
+        let (urls, sources): (Vec<String>, Vec<String>) = sources.into_iter().partition(is_url);
+        if flags.checksum.is_some()
+            && (urls.is_empty() || !sources.is_empty() || !inline.is_empty())
+        {
             return Err(SolveError::Invalid(
                 "checksum can't be specified for non-HTTP(S) sources".into(),
             ));
         }
-        let downloads = if remote {
-            self.fetch_sources(name, &sources, flags.checksum.as_deref())?
-        } else {
+        let downloads = if urls.is_empty() {
             Vec::new()
+        } else {
+            self.fetch_sources(name, &urls, flags.checksum.as_deref())?
         };
-        // What the step reads: for an image or a stage, its id and the paths; for the
-        // context, the checksum of the files (content, mode, owner; not times).
-        let what = match &source {
-            _ if !downloads.is_empty() => {
-                let digests: Vec<&str> = downloads.iter().map(|d| d.digest.as_str()).collect();
-                format!("file:{}", digests.join(","))
-            }
-            _ if !inline.is_empty() => {
-                let mut h = Sha256::new();
-                for (file, data) in &inline {
-                    h.update(file.as_bytes());
-                    h.update(b"\0");
-                    h.update(data.as_bytes());
-                    h.update(b"\0");
+        // What the step reads: fetched files by their digests, heredocs by their text, from an
+        // image or a stage its id and the paths, from the context the checksum of the files
+        // (content, mode, owner; not times). Several kinds: `multi:` and the digest of all.
+        let mut read: Vec<String> = Vec::new();
+        if !sources.is_empty() {
+            read.push(match &source {
+                CopySource::Image(img) => format!("{}:{}", img.id, sources.join(" ")),
+                CopySource::Context(ctx) => {
+                    let sum =
+                        crate::checksum::checksum(ctx.source(), &sources, &flags.exclude, None)
+                            .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))?;
+                    let kind = if sources.len() == 1 { "file" } else { "multi" };
+                    format!(
+                        "{kind}:{}",
+                        sum.digest.strip_prefix("sha256:").unwrap_or(&sum.digest)
+                    )
                 }
-                format!("file:{}", hex::encode(h.finalize()))
+            });
+        }
+        if !downloads.is_empty() {
+            let digests: Vec<&str> = downloads.iter().map(|d| d.digest.as_str()).collect();
+            read.push(format!("file:{}", digests.join(",")));
+        }
+        if !inline.is_empty() {
+            let mut h = Sha256::new();
+            for (file, data) in &inline {
+                h.update(file.as_bytes());
+                h.update(b"\0");
+                h.update(data.as_bytes());
+                h.update(b"\0");
             }
-            CopySource::Image(img) => format!("{}:{}", img.id, sources.join(" ")),
-            CopySource::Context(ctx) => {
-                let sum = crate::checksum::checksum(ctx.source(), &sources, &flags.exclude, None)
-                    .map_err(|e| SolveError::Invalid(format!("{name} failed: {e}")))?;
-                let kind = if sources.len() == 1 { "file" } else { "multi" };
-                format!(
-                    "{kind}:{}",
-                    sum.digest.strip_prefix("sha256:").unwrap_or(&sum.digest)
-                )
-            }
+            read.push(format!("file:{}", hex::encode(h.finalize())));
+        }
+        let what = match read.as_slice() {
+            [one] => one.clone(),
+            all => format!("multi:{}", hex::encode(Sha256::digest(all.join("\n")))),
         };
         let created_by = nop_glued(&self.image.config, &format!("{name} {what} in {abs} "));
         let mut config = self.image.config.clone();

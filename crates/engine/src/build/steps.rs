@@ -104,44 +104,33 @@ impl EngineBackend<'_> {
         Ok(Self::to_image(r))
     }
 
-    /// `COPY <<EOF /dst`: the heredocs written as files (0644) of a directory of their own,
-    /// then copied from there as any source.
-    fn copy_inline(&self, parent: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
-        let dir = self
-            .engine
-            .images
-            .store
-            .tmp_dir()
-            .join(super::scratch_name("heredoc"));
-        let result = (|| {
-            std::fs::create_dir_all(&dir).map_err(err)?;
-            let mut names = Vec::new();
-            for (name, data) in &req.inline {
-                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                    return Err(BackendError::new(format!("invalid heredoc name {name:?}")));
-                }
-                std::fs::write(dir.join(name), data).map_err(err)?;
-                names.push(name.clone());
+    /// `COPY <<EOF /dst`: the heredocs written as files (0644) of a directory of their own
+    /// (removed when the guard goes), to copy from as any source.
+    fn heredoc_dir(&self, inline: &[(String, String)]) -> Result<ScratchDir, BackendError> {
+        let dir = ScratchDir(
+            self.engine
+                .images
+                .store
+                .tmp_dir()
+                .join(super::scratch_name("heredoc")),
+        );
+        std::fs::create_dir_all(&dir.0).map_err(err)?;
+        for (name, data) in inline {
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(BackendError::new(format!("invalid heredoc name {name:?}")));
             }
-            let copy_req = berth_build::copy::CopyRequest {
-                instruction: if req.add { "ADD" } else { "COPY" },
-                sources: &names,
-                dest: &req.dest,
-                chown: req.chown.as_deref(),
-                chmod: req.chmod.as_deref(),
-                parents: false,
-                excludes: &[],
-                extract_archives: false,
-                preserve_owner: false,
-            };
-            self.in_snapshot(parent, &req.config, |root| {
-                berth_build::copy::copy(SourceRoot::Dir(&dir), root, &copy_req)
-                    .map(|_| ())
-                    .map_err(err)
-            })
-        })();
-        let _ = std::fs::remove_dir_all(&dir);
-        result
+            std::fs::write(dir.0.join(name), data).map_err(err)?;
+        }
+        Ok(dir)
+    }
+}
+
+/// A directory under the store's `tmp`, removed on drop.
+struct ScratchDir(std::path::PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -307,38 +296,52 @@ impl Backend for EngineBackend<'_> {
             extract_archives: req.add,
             preserve_owner: matches!(req.source, CopySource::Image(_)),
         };
-        let run = |src: SourceRoot<'_>| {
-            self.in_snapshot(parent, &req.config, |root| {
-                berth_build::copy::copy(src, root, &copy_req)
-                    .map(|_| ())
-                    .map_err(err)
-            })
+        let heredocs = if req.inline.is_empty() {
+            None
+        } else {
+            Some(self.heredoc_dir(&req.inline)?)
         };
-        if !req.inline.is_empty() {
-            return self.copy_inline(parent, req);
-        }
-        if !req.downloads.is_empty() {
-            return self.in_snapshot(parent, &req.config, |root| {
-                for d in &req.downloads {
-                    let file = std::fs::File::open(&d.path).map_err(err)?;
-                    berth_build::copy::add_downloaded(
-                        file,
-                        &d.file_name,
-                        root,
-                        &req.dest,
-                        req.chown.as_deref(),
-                        req.chmod.as_deref(),
-                        d.last_modified,
-                    )
-                    .map_err(err)?;
-                }
-                Ok(())
-            });
-        }
-        match &req.source {
-            CopySource::Context(ctx) => run(ctx.source()),
-            CopySource::Image(image) => run(SourceRoot::Dir(&self.view(image)?.dir)),
-        }
+        let names: Vec<String> = req.inline.iter().map(|(n, _)| n.clone()).collect();
+        let inline_req = berth_build::copy::CopyRequest {
+            sources: &names,
+            parents: false,
+            excludes: &[],
+            extract_archives: false,
+            preserve_owner: false,
+            ..copy_req
+        };
+        let view = match &req.source {
+            CopySource::Image(image) if !req.sources.is_empty() => Some(self.view(image)?),
+            _ => None,
+        };
+        let src = match (&req.source, &view) {
+            _ if req.sources.is_empty() => None,
+            (CopySource::Context(ctx), _) => Some(ctx.source()),
+            (CopySource::Image(_), v) => v.as_ref().map(|v| SourceRoot::Dir(&v.dir)),
+        };
+        // In the order of the instruction's kinds: local sources, fetched files, heredocs.
+        self.in_snapshot(parent, &req.config, |root| {
+            if let Some(src) = src {
+                berth_build::copy::copy(src, root, &copy_req).map_err(err)?;
+            }
+            for d in &req.downloads {
+                let file = std::fs::File::open(&d.path).map_err(err)?;
+                berth_build::copy::add_downloaded(
+                    file,
+                    &d.file_name,
+                    root,
+                    &req.dest,
+                    chown.as_deref(),
+                    req.chmod.as_deref(),
+                    d.last_modified,
+                )
+                .map_err(err)?;
+            }
+            if let Some(dir) = &heredocs {
+                berth_build::copy::copy(SourceRoot::Dir(&dir.0), root, &inline_req).map_err(err)?;
+            }
+            Ok(())
+        })
     }
 
     fn reuse_layer(
