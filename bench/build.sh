@@ -10,7 +10,7 @@
 #     one file of the context changed (the COPY of the context and what follows run again);
 #     RUNS times each, the engines alternating (which goes first rotates by round), medians;
 #   - the same with the berth CLI (`berth build`) against berthd, when it has that command;
-#   - the context alone: a build of `FROM` only (the context still sent and unpacked), and of
+#   - the context alone: a build of `FROM` only (the context still sent and read: dockerd extracts it, berthd indexes it), and of
 #     `FROM` + `COPY . /ctx`, cached (the context checksummed too) and after one file changed;
 #   - berthd's peak RSS during the cold builds (VmHWM after `clear_refs` 5), and whether its two
 #     independent stages overlapped (a step of one started before the other's last step).
@@ -291,7 +291,7 @@ for c in berth docker; do
   name=berthd
   [ "$c" = docker ] && name=dockerd
   awk -v n="$name" -v x="$(med ctx "$c")" -v y="$(med copy "$c")" -v z="$(med copyx "$c")" 'BEGIN {
-    printf "%s: context sent and unpacked %.1f ms; its checksum (COPY cached - FROM only) %.1f ms; copy and commit (changed - cached) %.1f ms\n", n, x, y - x, z - y }'
+    printf "%s: context sent and read %.1f ms; its checksum (COPY cached - FROM only) %.1f ms; copy and commit (changed - cached) %.1f ms\n", n, x, y - x, z - y }'
 done
 b_hwm=$(cat "$res"/rss.berth* | sort -n | tail -1)
 printf 'berthd peak RSS during the cold builds: %s MB (VmHWM; %s MB above its RSS before)' \

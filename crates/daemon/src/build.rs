@@ -213,7 +213,7 @@ fn run(
     engine: &Engine,
     query: Query,
     auth: berth_engine::build::RegistryAuth,
-    body: BodyReader,
+    mut body: BodyReader,
     out: &Output,
     cancel: Arc<AtomicBool>,
 ) -> Result<String, Failure> {
@@ -232,7 +232,7 @@ fn run(
                     .map_err(|e| (e, None))?;
                 berth_build::context::Context::extract(file, &dir, &query.dockerfile)
             }
-            None => berth_build::context::Context::extract(body, &dir, &query.dockerfile),
+            None => berth_build::context::Context::extract(&mut body, &dir, &query.dockerfile),
         }
         .map_err(|e| (e.to_string(), None))?;
         let dockerfile = String::from_utf8_lossy(context.dockerfile()).into_owned();
@@ -252,8 +252,17 @@ fn run(
     })();
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(dir.with_extension("download"));
+    if result.is_err() {
+        // The error is told after the whole context was read: one sent while the client is
+        // still writing closes the connection under it (the docker CLI then says "write:
+        // broken pipe", not why). A client still sending after this many bytes is cut off.
+        body.drain(DRAIN_LIMIT);
+    }
     result
 }
+
+/// How much of a context is read (and dropped) after the build failed, at most.
+const DRAIN_LIMIT: u64 = 1 << 30;
 
 /// `POST /build/prune?all=&keep-storage=&filters=` (`until` only).
 pub async fn prune(engine: &Engine, req: Req) -> Resp {

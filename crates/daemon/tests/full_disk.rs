@@ -163,6 +163,35 @@ fn a_full_data_root_refuses_changes_frees_space_and_recovers_without_a_restart()
     let out = d.docker(&["create", "--name", "nospace", "bb:local", "true"]);
     assert!(no_space(&out), "create on a full disk: {out:?}");
     assert!(name_of(&d, "nospace").is_err(), "no container was made");
+    // A build whose context does not fit fails, and leaves nothing in the store's tmp.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("big"), vec![7u8; 4 * MB as usize]).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:local\nCOPY big /big\n",
+    )
+    .unwrap();
+    let build = |d: &Daemon| {
+        let dir = ctx.path().to_str().unwrap();
+        let mut cmd = d.docker_command(&["build", "-t", "built:big", dir]);
+        cmd.env("DOCKER_BUILDKIT", "0");
+        berth_tests::run_with_timeout(&mut cmd, Duration::from_secs(120))
+    };
+    let out = build(&d);
+    assert!(
+        !out.status.success()
+            && out
+                .stderr
+                .to_lowercase()
+                .contains("no space left on device"),
+        "build on a full disk: {out:?}"
+    );
+    let left: Vec<_> = std::fs::read_dir(data.join("image/tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left in tmp: {left:?}");
     // A failed commit of the metadata store: it answers at once, it is not poisoned.
     let tags = tag_until_no_space(&d);
     assert_eq!(
@@ -204,6 +233,9 @@ fn a_full_data_root_refuses_changes_frees_space_and_recovers_without_a_restart()
     d.ok(&["tag", "bb:local", "bb:one-more"]);
     d.ok(&["create", "--name", "later", "bb:local", "true"]);
     d.ok(&["rm", "later"]);
+    let out = build(&d);
+    assert!(out.status.success(), "build with space again: {out:?}");
+    d.ok(&["rmi", "built:big"]);
 
     // The rename that failed was never written: after a restart the name is the old one.
     d.kill9();

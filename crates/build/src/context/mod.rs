@@ -86,6 +86,8 @@ pub enum ContextError {
     },
     #[error("writing the context's files: {0}")]
     Materialise(#[source] Box<CopyError>),
+    #[error("writing the context's spool: {0}")]
+    Spool(#[source] io::Error),
     #[error("writing the context archive: {0}")]
     Pack(#[source] io::Error),
 }
@@ -159,7 +161,6 @@ impl Context {
         let n = compression::read_up_to(&mut decoded, &mut first).map_err(ContextError::Read)?;
         first.truncate(n);
         let mut stats = ContextStats::default();
-        let mut tree = Tree::new(now());
         let lone_dockerfile = compression == Compression::None
             && !first.is_empty()
             && !compression::is_tar_start(&first);
@@ -186,11 +187,8 @@ impl Context {
         } else {
             let mut padded = Padded::new(Cursor::new(first).chain(decoded));
             let mut writer = SpoolWriter::new(BufWriter::with_capacity(1 << 20, &files.spool));
-            let received = receive(&mut padded, &mut tree, &mut writer)?;
-            writer
-                .into_inner()
-                .flush()
-                .map_err(|e| ContextError::Unpack(UnpackError::Read(e)))?;
+            let received = receive(&mut padded, &mut files.tree, &mut writer)?;
+            writer.into_inner().flush().map_err(ContextError::Spool)?;
             // The stream ended inside a block: as Go's tar reader, that is the end of the
             // archive only right after an entry's data (the docker CLI sends no padding and no
             // end blocks after the last entry when it adds a Dockerfile from outside the
@@ -206,7 +204,6 @@ impl Context {
             stats.entries = received.entries;
             stats.bytes = received.bytes;
             stats.skipped = received.skipped;
-            files.tree = tree;
             files.find_dockerfile(dockerfile_name, &dockerfile_components)?
         };
         if dockerfile.is_empty() {

@@ -74,8 +74,13 @@ impl<W: Write> SpoolWriter<W> {
         }
     }
 
-    /// Copies `reader` to the end of the spool: its offset, size and sha256.
-    fn append(&mut self, reader: &mut impl Read) -> io::Result<(u64, u64, [u8; 32])> {
+    /// Copies `reader` to the end of the spool: its offset, size and sha256. A failure to
+    /// read is the archive's ([`UnpackError::Read`]), one to write the spool's (a full disk).
+    fn append(
+        &mut self,
+        reader: &mut impl Read,
+        name: &str,
+    ) -> Result<(u64, u64, [u8; 32]), UnpackError> {
         let offset = self.len;
         let mut hasher = Sha256::new();
         loop {
@@ -83,11 +88,17 @@ impl<W: Write> SpoolWriter<W> {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(UnpackError::Read(e)),
             };
             let chunk = &self.buf[..n];
             hasher.update(chunk);
-            self.out.write_all(chunk)?;
+            self.out
+                .write_all(chunk)
+                .map_err(|source| UnpackError::Io {
+                    entry: name.to_string(),
+                    what: "writing the context's spool",
+                    source,
+                })?;
             self.len += n as u64;
         }
         Ok((offset, self.len - offset, hasher.finalize().into()))
@@ -255,7 +266,7 @@ impl Tree {
             }
             _ => {
                 let expected = entry.size();
-                let (offset, size, digest) = spool.append(entry).map_err(UnpackError::Read)?;
+                let (offset, size, digest) = spool.append(entry, &name)?;
                 if size != expected {
                     return Err(UnpackError::InvalidEntry {
                         entry: name,
