@@ -3,7 +3,7 @@
 //! are connected by `start` once the monitor exists, before the process runs, so no output is
 //! lost.
 
-use serde_json::json;
+use berth_monitor::protocol::Op;
 use tokio::io::BufReader;
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
@@ -35,8 +35,13 @@ pub(crate) struct Pending {
     tx: oneshot::Sender<MonitorStream>,
 }
 
-fn request(o: AttachOptions) -> serde_json::Value {
-    json!({"op": "attach", "stdin": o.stdin, "stdout": o.stdout, "stderr": o.stderr})
+fn request(o: AttachOptions) -> Op {
+    Op::Attach {
+        stdin: o.stdin,
+        stdout: o.stdout,
+        stderr: o.stderr,
+        logs: false,
+    }
 }
 
 impl Engine {
@@ -91,11 +96,17 @@ impl Engine {
             )));
         }
         let sock = monitor::socket(&self.run_dir(&c.id));
-        monitor::call(
-            &sock,
-            json!({"op": "resize", "height": height, "width": width}),
-        )
-        .await?;
+        monitor::call::<monitor::Reply>(&sock, resize(None, height, width)).await?;
         Ok(())
+    }
+}
+
+/// A resize request; sizes beyond a terminal's 65535 are clamped.
+pub(crate) fn resize(exec_id: Option<String>, height: u32, width: u32) -> Op {
+    let clamp = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+    Op::Resize {
+        height: clamp(height),
+        width: clamp(width),
+        exec_id,
     }
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use berth_api::models::{ExecConfig, ExecInspectResponse, ProcessConfig};
-use serde_json::json;
+use berth_monitor::protocol::Op;
+use oci_spec::runtime::{Capabilities, LinuxCapabilities, Process, User};
 
 use crate::attach::MonitorStream;
 use crate::error::{EngineError, Result};
@@ -29,7 +30,7 @@ pub struct PreparedExec {
     name: String,
     /// Whether it has a terminal (a raw stream) or not (stdcopy frames).
     pub tty: bool,
-    request: serde_json::Value,
+    request: Op,
 }
 
 /// The execs of the existing containers.
@@ -137,24 +138,47 @@ impl Engine {
         if cfg.privileged == Some(true) {
             hc.privileged = Some(true);
         }
-        let caps = spec::capabilities(&hc);
-        let mut process = json!({
-            "terminal": tty,
-            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
-            "args": cfg.cmd.clone().unwrap_or_default(),
-            "env": env,
-            "cwd": cwd,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        });
+        let caps: Capabilities = spec::capabilities(&hc)
+            .iter()
+            .filter_map(|c| c.strip_prefix("CAP_")?.parse().ok())
+            .collect();
+        let mut capabilities = LinuxCapabilities::default();
+        capabilities.set_bounding(Some(caps.clone()));
+        capabilities.set_effective(Some(caps.clone()));
+        capabilities.set_permitted(Some(caps));
+        capabilities.set_inheritable(None);
+        capabilities.set_ambient(None);
+        let mut process_user = User::default();
+        process_user.set_uid(user.uid);
+        process_user.set_gid(user.gid);
+        process_user.set_additional_gids(Some(user.additional_gids.clone()));
+        // What is not set here is the runtime's default: no rlimits, no NoNewPrivileges of
+        // the process's own.
+        let mut process = Process::default();
+        process.set_terminal(Some(tty));
+        process.set_user(process_user);
+        process.set_args(Some(cfg.cmd.clone().unwrap_or_default()));
+        process.set_env(Some(env));
+        process.set_cwd(cwd.into());
+        process.set_capabilities(Some(capabilities));
+        process.set_rlimits(None);
+        process.set_no_new_privileges(None);
         if let Some(&[h, w]) = cfg.console_size.as_deref() {
             if tty && h > 0 && w > 0 {
-                process["consoleSize"] = json!({"height": h, "width": w});
+                let size = oci_spec::runtime::BoxBuilder::default()
+                    .height(h as u64)
+                    .width(w as u64)
+                    .build()
+                    .map_err(|e| EngineError::internal("the exec's console size", e))?;
+                process.set_console_size(Some(size));
             }
         }
-        let request = json!({
-            "op": "exec", "exec_id": id, "process": process, "tty": tty,
-            "stdin": cfg.attach_stdin.unwrap_or(false),
-        });
+        let request = Op::Exec {
+            exec_id: id.to_string(),
+            process: Box::new(process),
+            tty,
+            stdin: cfg.attach_stdin.unwrap_or(false),
+        };
         Ok(PreparedExec {
             id: id.to_string(),
             container: c.id,
@@ -196,9 +220,9 @@ impl Engine {
     pub async fn exec_resize(&self, id: &str, height: u32, width: u32) -> Result<()> {
         let exec = self.exec_get(id)?;
         let sock = monitor::socket(&self.run_dir(&exec.container));
-        monitor::call(
+        monitor::call::<monitor::Reply>(
             &sock,
-            json!({"op": "resize", "exec_id": id, "height": height, "width": width}),
+            crate::attach::resize(Some(id.to_string()), height, width),
         )
         .await?;
         Ok(())
@@ -209,12 +233,11 @@ impl Engine {
         let exec = self.exec_get(id)?;
         let (running, exit_code, pid) = if exec.started {
             let sock = monitor::socket(&self.run_dir(&exec.container));
-            match monitor::call(&sock, json!({"op": "exec_state", "exec_id": id})).await {
-                Ok(v) => (
-                    v["running"].as_bool().unwrap_or(false),
-                    v["exit_code"].as_i64(),
-                    v["pid"].as_i64().unwrap_or(0),
-                ),
+            let op = Op::ExecState {
+                exec_id: id.to_string(),
+            };
+            match monitor::call::<monitor::ExecState>(&sock, op).await {
+                Ok(s) => (s.running, s.exit_code.map(i64::from), i64::from(s.pid)),
                 // The container (and its monitor) is gone: the exec ended with it.
                 Err(_) => (false, Some(137), 0),
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use berth_api::models::{EventMessageTypeEnum, RestartPolicyNameEnum};
 use nix::sys::signal::Signal;
+use berth_monitor::protocol::{ExitStatus, Op};
 use serde_json::json;
 
 use crate::container::{now_rfc3339, Container, Status};
@@ -192,7 +193,7 @@ impl Engine {
                 })
             })
         };
-        let begun = monitor::call(&monitor::socket(&run_dir), json!({"op": "start"})).await;
+        let begun = monitor::call::<monitor::Reply>(&monitor::socket(&run_dir), Op::Start).await;
         let started = record
             .await
             .map_err(|e| EngineError::internal("record the start", e))
@@ -240,13 +241,9 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let sock = monitor::socket(&engine.run_dir(&id));
-            let answer = monitor::call(&sock, json!({"op": "wait"})).await;
+            let answer = monitor::call::<ExitStatus>(&sock, Op::Wait).await;
             let exit = match answer {
-                Ok(v) => monitor::Exit {
-                    exit_code: v["exit_code"].as_i64().unwrap_or(-1),
-                    oom_killed: v["oom_killed"].as_bool().unwrap_or(false),
-                    finished_at: v["finished_at"].as_str().unwrap_or_default().to_string(),
-                },
+                Ok(exit) => exit,
                 Err(e) => match monitor::read_exit(&engine.run_dir(&id)) {
                     Some(exit) => exit,
                     None => {
@@ -256,7 +253,7 @@ impl Engine {
                         if let Err(e) = engine.tear_down_runtime(&id).await {
                             tracing::warn!(container = %id, error = %e, "tear down");
                         }
-                        monitor::Exit {
+                        ExitStatus {
                             exit_code: crate::orphans::LOST_MONITOR_EXIT,
                             oom_killed: false,
                             finished_at: now_rfc3339(),
@@ -268,7 +265,7 @@ impl Engine {
             // The monitor deletes the runtime's container while the exit is recorded; what
             // follows (waiters told, `--rm`, a restart) waits for both.
             let shutdown = async {
-                let _ = monitor::call(&sock, json!({"op": "shutdown"})).await;
+                let _ = monitor::call::<monitor::Reply>(&sock, Op::Shutdown).await;
             };
             let guard = engine.lifecycle_lock(&id).await;
             let ((), c) = tokio::join!(shutdown, engine.record_exit(&id, &exit));
@@ -281,7 +278,7 @@ impl Engine {
     }
 
     /// Records an exit, cleans up, and applies `--rm` or the restart policy.
-    pub(crate) async fn on_exit(&self, id: &str, exit: monitor::Exit) {
+    pub(crate) async fn on_exit(&self, id: &str, exit: ExitStatus) {
         let guard = self.lifecycle_lock(id).await;
         let recorded = self.record_exit(id, &exit).await;
         drop(guard);
@@ -291,11 +288,11 @@ impl Engine {
     }
 
     /// Records an exit and unmounts what the container used (under the lifecycle lock).
-    async fn record_exit(&self, id: &str, exit: &monitor::Exit) -> Option<Container> {
+    async fn record_exit(&self, id: &str, exit: &ExitStatus) -> Option<Container> {
         let mark_exited = |c: &mut Container| {
             c.state.status = Status::Exited;
             c.state.pid = 0;
-            c.state.exit_code = exit.exit_code;
+            c.state.exit_code = i64::from(exit.exit_code);
             c.state.oom_killed = exit.oom_killed;
             c.state.finished_at = if exit.finished_at.is_empty() {
                 now_rfc3339()
@@ -321,7 +318,7 @@ impl Engine {
     }
 
     /// Tells the exit, then applies `--rm` or the restart policy.
-    async fn after_exit(&self, c: Container, exit: &monitor::Exit) {
+    async fn after_exit(&self, c: Container, exit: &ExitStatus) {
         let id = c.id.as_str();
         if exit.oom_killed {
             self.publish("oom", &c, &[]);
@@ -652,8 +649,10 @@ impl Engine {
                 continue;
             }
             let sock = monitor::socket(&self.run_dir(&c.id));
-            match monitor::call(&sock, json!({"op": "state"})).await {
-                Ok(state) if state["status"] != "exited" => self.watch_exit(c.id.clone()),
+            match monitor::call::<monitor::State>(&sock, Op::State).await {
+                Ok(state) if state.status != monitor::Status::Exited => {
+                    self.watch_exit(c.id.clone())
+                }
                 _ => {
                     let exit = match monitor::read_exit(&self.run_dir(&c.id)) {
                         Some(exit) => exit,
@@ -662,7 +661,7 @@ impl Engine {
                             if let Err(e) = self.tear_down_runtime(&c.id).await {
                                 tracing::warn!(container = %c.id, error = %e, "tear down");
                             }
-                            monitor::Exit {
+                            ExitStatus {
                                 exit_code: crate::orphans::LOST_MONITOR_EXIT,
                                 oom_killed: false,
                                 finished_at: now_rfc3339(),

@@ -1,16 +1,19 @@
 //! The daemon's side of `berth-monitor`: starting one for a container, and talking to it over
 //! its socket (one JSON request per connection; attach and exec turn the connection into the
-//! container's stream).
+//! container's stream), in the types of `berth_monitor::protocol`, which the monitor uses too.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use berth_monitor::protocol::{self, Op, Ready, Request};
+use serde::de::DeserializeOwned;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 use crate::error::{EngineError, Result};
+
+pub use berth_monitor::protocol::{ExecState, ExitStatus, Reply, State, Status};
 
 /// How long a monitor may take to create its container.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -85,22 +88,10 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
         .await
         .map_err(|_| EngineError::Internal("the container monitor did not start in time".into()))?;
     let line = line.map_err(|e| EngineError::internal("reading the monitor's answer", e))?;
-    if let Some(pid) = line.strip_prefix("ready ") {
-        return pid
-            .trim()
-            .parse()
-            .map_err(|e| EngineError::internal("the monitor's pid", e));
+    match Ready::parse(&line) {
+        Ready::Created { pid } => Ok(i64::from(pid)),
+        Ready::Failed(message) => Err(EngineError::InvalidParameter(message)),
     }
-    let message = line
-        .strip_prefix("error ")
-        .unwrap_or(&line)
-        .trim()
-        .to_string();
-    Err(EngineError::InvalidParameter(if message.is_empty() {
-        "the container monitor exited without a word".to_string()
-    } else {
-        message
-    }))
 }
 
 async fn read_line(fd: OwnedFd) -> std::io::Result<String> {
@@ -111,16 +102,22 @@ async fn read_line(fd: OwnedFd) -> std::io::Result<String> {
     Ok(line)
 }
 
-/// Sends `request` and reads the one-line answer; an `{"error":...}` answer is an error.
-pub async fn call(sock: &Path, request: Value) -> Result<Value> {
-    let (answer, _) = open(sock, request).await?;
-    Ok(answer)
+/// Sends `op` and reads the one-line answer as a `T`; an `{"error":...}` answer is an error.
+pub async fn call<T: DeserializeOwned>(sock: &Path, op: Op) -> Result<T> {
+    let (line, _) = send(sock, op).await?;
+    protocol::from_line(&line).map_err(|e| EngineError::internal("the monitor's answer", e))
 }
 
-/// Sends `request`, reads the one-line answer, and hands back the connection (for attach and
-/// exec, which go on as streams).
-pub async fn open(sock: &Path, mut request: Value) -> Result<(Value, BufReader<UnixStream>)> {
-    request["version"] = json!(1);
+/// Sends `op`, reads the one-line answer, and hands back the connection (for attach and exec,
+/// which go on as streams).
+pub async fn open(sock: &Path, op: Op) -> Result<(Reply, BufReader<UnixStream>)> {
+    let (line, stream) = send(sock, op).await?;
+    let reply =
+        protocol::from_line(&line).map_err(|e| EngineError::internal("the monitor's answer", e))?;
+    Ok((reply, stream))
+}
+
+async fn send(sock: &Path, op: Op) -> Result<(Vec<u8>, BufReader<UnixStream>)> {
     let stream = UnixStream::connect(sock).await.map_err(|e| {
         EngineError::Internal(format!(
             "cannot reach the container's monitor ({}): {e}",
@@ -128,43 +125,33 @@ pub async fn open(sock: &Path, mut request: Value) -> Result<(Value, BufReader<U
         ))
     })?;
     let mut stream = BufReader::new(stream);
-    let mut line = serde_json::to_vec(&request).map_err(|e| EngineError::internal("encode", e))?;
-    line.push(b'\n');
     stream
         .get_mut()
-        .write_all(&line)
+        .write_all(&protocol::to_line(&Request::from(op)))
         .await
         .map_err(|e| EngineError::internal("write to the monitor", e))?;
-    let mut answer = String::new();
+    let mut line = Vec::new();
     stream
-        .read_line(&mut answer)
+        .read_until(b'\n', &mut line)
         .await
         .map_err(|e| EngineError::internal("read from the monitor", e))?;
-    if answer.is_empty() {
+    if line.is_empty() {
         return Err(EngineError::Internal(
             "the container's monitor closed the connection".into(),
         ));
     }
-    let value: Value =
-        serde_json::from_str(&answer).map_err(|e| EngineError::internal("monitor answer", e))?;
-    if let Some(err) = value.get("error").and_then(Value::as_str) {
-        return Err(EngineError::InvalidParameter(err.to_string()));
+    // An error answer has the same shape whatever the request.
+    if let Ok(Reply {
+        error: Some(message),
+        ..
+    }) = protocol::from_line::<Reply>(&line)
+    {
+        return Err(EngineError::InvalidParameter(message));
     }
-    Ok((value, stream))
-}
-
-/// What `exit.json` (written by the monitor when the container exited) says.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Exit {
-    pub exit_code: i64,
-    #[serde(default)]
-    pub oom_killed: bool,
-    #[serde(default)]
-    pub finished_at: String,
+    Ok((line, stream))
 }
 
 /// Reads `exit.json` of a state directory, if the container has exited.
-pub fn read_exit(state_dir: &Path) -> Option<Exit> {
-    let bytes = std::fs::read(state_dir.join("exit.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
+pub fn read_exit(state_dir: &Path) -> Option<ExitStatus> {
+    berth_monitor::exit::read(&state_dir.join("exit.json"))
 }

@@ -11,7 +11,7 @@ use crate::error::{EngineError, Result};
 use crate::{monitor, Engine};
 
 /// The exit code of a container whose monitor was lost: it was killed (SIGKILL).
-pub(crate) const LOST_MONITOR_EXIT: i64 = 137;
+pub(crate) const LOST_MONITOR_EXIT: i32 = 137;
 
 /// The pid of the process serving the monitor socket `sock`, if one answers there.
 async fn monitor_pid(sock: &Path) -> Option<i32> {

@@ -156,16 +156,13 @@ pub fn run(cfg: Config) -> i32 {
     match Monitor::setup(&cfg) {
         Ok(mut monitor) => {
             let pid = monitor.tasks.get(&CONTAINER).map_or(0, |t| t.pid);
-            report(ready, format!("ready {pid}\n"));
+            report(ready, protocol::Ready::Created { pid }.to_line());
             monitor.serve();
             0
         }
         Err(e) => {
             let _ = std::fs::remove_file(socket);
-            report(
-                ready,
-                format!("error {}\n", e.to_string().replace('\n', " ")),
-            );
+            report(ready, protocol::Ready::Failed(e.to_string()).to_line());
             1
         }
     }

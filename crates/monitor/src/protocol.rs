@@ -172,6 +172,39 @@ pub struct ExecState {
     pub exit_code: Option<i32>,
 }
 
+/// The one line a monitor writes to its ready descriptor once the container is created (or
+/// could not be): `ready PID` or `error MESSAGE` (on one line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ready {
+    Created { pid: i32 },
+    Failed(String),
+}
+
+impl Ready {
+    /// The line, newline included.
+    pub fn to_line(&self) -> String {
+        match self {
+            Ready::Created { pid } => format!("ready {pid}\n"),
+            Ready::Failed(message) => format!("error {}\n", message.replace('\n', " ")),
+        }
+    }
+
+    /// Parses what the monitor wrote: anything but `ready PID` is a failure, its text the
+    /// message (an empty one says the monitor exited without a word).
+    pub fn parse(line: &str) -> Ready {
+        let line = line.trim_end();
+        if let Some(pid) = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok()) {
+            return Ready::Created { pid };
+        }
+        let message = line.strip_prefix("error ").unwrap_or(line).trim();
+        Ready::Failed(if message.is_empty() {
+            "the container monitor exited without a word".to_string()
+        } else {
+            message.to_string()
+        })
+    }
+}
+
 /// `value` as one line of JSON, newline included.
 pub fn to_line<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing these types cannot fail: no maps with non-string keys, no failing Serialize.
@@ -286,5 +319,25 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(req.op, Op::Exec { .. }));
+    }
+
+    #[test]
+    fn ready_lines() {
+        for r in [
+            Ready::Created { pid: 42 },
+            Ready::Failed("no such file".into()),
+        ] {
+            assert_eq!(Ready::parse(&r.to_line()), r);
+        }
+        assert_eq!(
+            Ready::Failed("a\nb".into()).to_line(),
+            "error a b\n",
+            "one line"
+        );
+        assert_eq!(
+            Ready::parse(""),
+            Ready::Failed("the container monitor exited without a word".into())
+        );
+        assert_eq!(Ready::parse("ready x"), Ready::Failed("ready x".into()));
     }
 }
