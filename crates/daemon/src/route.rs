@@ -64,6 +64,43 @@ pub enum Route {
     VolumeDelete(String),
     Build,
     BuildPrune,
+    /// A route of swarm mode (swarm, nodes, services, tasks, secrets, configs), which Berth
+    /// does not have: answered as a dockerd outside a swarm answers it.
+    Swarm(SwarmCall),
+    /// `GET /plugins`: none installed.
+    PluginList,
+    /// A route about one plugin (`/plugins/{name}/...`): none is installed.
+    Plugin(String),
+    /// `POST /plugins/pull|create`, `GET /plugins/privileges`: Berth installs no plugins.
+    PluginInstall,
+}
+
+/// Which kind of swarm call, for its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwarmCall {
+    /// `POST /swarm/leave`.
+    Leave,
+    /// `POST /swarm/init|join|unlock`: would make this node part of a swarm.
+    Join,
+    /// Any other: reads or changes the cluster's state.
+    Manager,
+}
+
+/// The swarm mode route `method path` names, if it is one (the paths of API 1.43).
+fn swarm_route(method: &str, segs: &[&str]) -> Option<SwarmCall> {
+    use SwarmCall::*;
+    let call = match (method, segs) {
+        ("POST", ["swarm", "leave"]) => Leave,
+        ("POST", ["swarm", "init" | "join" | "unlock"]) => Join,
+        ("GET", ["swarm"] | ["swarm", "unlockkey"]) | ("POST", ["swarm", "update"]) => Manager,
+        ("GET", ["nodes" | "services" | "tasks" | "secrets" | "configs"]) => Manager,
+        ("POST", ["services" | "secrets" | "configs", "create"]) => Manager,
+        ("GET" | "DELETE", ["nodes" | "services" | "secrets" | "configs", _]) => Manager,
+        ("GET", ["tasks", _] | ["services" | "tasks", _, "logs"]) => Manager,
+        ("POST", ["nodes" | "services" | "secrets" | "configs", _, "update"]) => Manager,
+        _ => return None,
+    };
+    Some(call)
 }
 
 /// Why a request has no route.
@@ -177,7 +214,18 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => ImageTag(name.join("/")),
         ("POST", ["images", name @ .., "push"]) if !name.is_empty() => ImagePush(name.join("/")),
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => ImageDelete(name.join("/")),
-        _ => return None,
+        ("GET", ["plugins"]) => PluginList,
+        ("POST", ["plugins", "pull" | "create"]) | ("GET", ["plugins", "privileges"]) => {
+            PluginInstall
+        }
+        ("GET", ["plugins", name @ .., "json"])
+        | ("POST", ["plugins", name @ .., "enable" | "disable" | "upgrade" | "push" | "set"])
+            if !name.is_empty() =>
+        {
+            Plugin(name.join("/"))
+        }
+        ("DELETE", ["plugins", name @ ..]) if !name.is_empty() => Plugin(name.join("/")),
+        (m, segs) => Swarm(swarm_route(m, segs)?),
     })
 }
 

@@ -205,5 +205,6 @@ async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
         ImageLoad | ImageGet | ImageHistory(_) | ImagePrune | SystemDf | Auth => {
             image_archive::handle(engine, route, req).await
         }
+        Swarm(_) | PluginList | Plugin(_) | PluginInstall => system::unsupported(&route),
     }
 }

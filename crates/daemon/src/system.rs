@@ -270,3 +270,31 @@ fn legacy_fields(e: &EventMessage) -> serde_json::Value {
     }
     v
 }
+
+/// What dockerd says of swarm mode outside a swarm (`daemon/cluster/errors.go`).
+pub const NOT_IN_SWARM: &str = "This node is not part of a swarm";
+pub const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+
+/// Routes of features Berth does not have, answered as a dockerd without them answers: swarm
+/// mode as a node outside any swarm (503), plugins as a daemon with none installed.
+pub fn unsupported(route: &route::Route) -> Resp {
+    use route::{Route, SwarmCall};
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    match route {
+        Route::Swarm(SwarmCall::Leave) => crate::http::error(unavailable, NOT_IN_SWARM),
+        Route::Swarm(SwarmCall::Join) => crate::http::error(
+            unavailable,
+            "swarm mode is not available: Berth runs containers on this node alone",
+        ),
+        Route::Swarm(SwarmCall::Manager) => crate::http::error(unavailable, NOT_A_MANAGER),
+        Route::PluginList => json(StatusCode::OK, &json!([])),
+        Route::Plugin(name) => crate::http::error(
+            StatusCode::NOT_FOUND,
+            &format!("plugin \"{name}\" not found"),
+        ),
+        _ => crate::http::error(
+            StatusCode::NOT_IMPLEMENTED,
+            "plugins are not supported by Berth",
+        ),
+    }
+}

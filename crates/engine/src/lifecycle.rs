@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use berth_api::models::{EventMessageTypeEnum, RestartPolicyNameEnum};
-use nix::sys::signal::Signal;
 use berth_monitor::protocol::{ExitStatus, Op};
+use nix::sys::signal::Signal;
 use serde_json::json;
 
 use crate::container::{now_rfc3339, Container, Status};

@@ -193,7 +193,10 @@ impl Ready {
     /// message (an empty one says the monitor exited without a word).
     pub fn parse(line: &str) -> Ready {
         let line = line.trim_end();
-        if let Some(pid) = line.strip_prefix("ready ").and_then(|p| p.trim().parse().ok()) {
+        if let Some(pid) = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+        {
             return Ready::Created { pid };
         }
         let message = line.strip_prefix("error ").unwrap_or(line).trim();
