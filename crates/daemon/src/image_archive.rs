@@ -15,7 +15,7 @@ use crate::route::{self, Route};
 
 pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     match route {
-        Route::ImageGet => save(engine, &req),
+        Route::ImageGet(name) => save(engine, &req, name),
         Route::ImageLoad => load(engine, req),
         Route::ImageHistory(name) => match engine.images.history(&name) {
             Ok(items) => json(StatusCode::OK, &items),
@@ -37,12 +37,15 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
 
 /// `GET /images/get?names=a&names=b`: the archive, streamed as it is written. An unknown name
 /// is a 404 before anything is sent.
-fn save(engine: &Engine, req: &Req) -> Resp {
-    let keys: Vec<String> = route::query_all(req.uri().query())
-        .into_iter()
-        .filter(|(k, _)| k == "names")
-        .map(|(_, v)| v)
-        .collect();
+fn save(engine: &Engine, req: &Req, name: Option<String>) -> Resp {
+    let keys: Vec<String> = match name {
+        Some(name) => vec![name],
+        None => route::query_all(req.uri().query())
+            .into_iter()
+            .filter(|(k, _)| k == "names")
+            .map(|(_, v)| v)
+            .collect(),
+    };
     let names = match engine.images.save_names(&keys) {
         Ok(n) => n,
         Err(e) => return engine_error(&e),

@@ -41,7 +41,8 @@ pub enum Route {
     ImageList,
     ImageCreate,
     ImageLoad,
-    ImageGet,
+    /// `GET /images/get?names=...`, or `GET /images/{name}/get` (that one image).
+    ImageGet(Option<String>),
     ImagePrune,
     ImageInspect(String),
     ImageHistory(String),
@@ -84,6 +85,8 @@ pub enum SwarmCall {
     Join,
     /// Any other: reads or changes the cluster's state.
     Manager,
+    /// `PUT /volumes/{name}`: only cluster volumes can be updated.
+    VolumeUpdate,
 }
 
 /// The swarm mode route `method path` names, if it is one (the paths of API 1.43).
@@ -98,6 +101,7 @@ fn swarm_route(method: &str, segs: &[&str]) -> Option<SwarmCall> {
         ("GET" | "DELETE", ["nodes" | "services" | "secrets" | "configs", _]) => Manager,
         ("GET", ["tasks", _] | ["services" | "tasks", _, "logs"]) => Manager,
         ("POST", ["nodes" | "services" | "secrets" | "configs", _, "update"]) => Manager,
+        ("PUT", ["volumes", _]) => VolumeUpdate,
         _ => return None,
     };
     Some(call)
@@ -189,7 +193,7 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("GET", ["images", "json"]) => ImageList,
         ("POST", ["images", "create"]) => ImageCreate,
         ("POST", ["images", "load"]) => ImageLoad,
-        ("GET", ["images", "get"]) => ImageGet,
+        ("GET", ["images", "get"]) => ImageGet(None),
         ("POST", ["images", "prune"]) => ImagePrune,
         ("POST", ["commit"]) => Commit,
         ("POST", ["auth"]) => Auth,
@@ -213,6 +217,7 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         }
         ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => ImageTag(name.join("/")),
         ("POST", ["images", name @ .., "push"]) if !name.is_empty() => ImagePush(name.join("/")),
+        ("GET", ["images", name @ .., "get"]) if !name.is_empty() => ImageGet(Some(name.join("/"))),
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => ImageDelete(name.join("/")),
         ("GET", ["plugins"]) => PluginList,
         ("POST", ["plugins", "pull" | "create"]) | ("GET", ["plugins", "privileges"]) => {

@@ -202,7 +202,7 @@ async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
         VolumeList | VolumeCreate | VolumePrune | VolumeInspect(_) | VolumeDelete(_) => {
             volumes::handle(engine, route, req).await
         }
-        ImageLoad | ImageGet | ImageHistory(_) | ImagePrune | SystemDf | Auth => {
+        ImageLoad | ImageGet(_) | ImageHistory(_) | ImagePrune | SystemDf | Auth => {
             image_archive::handle(engine, route, req).await
         }
         Swarm(_) | PluginList | Plugin(_) | PluginInstall => system::unsupported(&route),

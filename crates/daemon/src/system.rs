@@ -287,6 +287,10 @@ pub fn unsupported(route: &route::Route) -> Resp {
             "swarm mode is not available: Berth runs containers on this node alone",
         ),
         Route::Swarm(SwarmCall::Manager) => crate::http::error(unavailable, NOT_A_MANAGER),
+        Route::Swarm(SwarmCall::VolumeUpdate) => crate::http::error(
+            unavailable,
+            "volume update only valid for cluster volumes, but swarm is unavailable",
+        ),
         Route::PluginList => json(StatusCode::OK, &json!([])),
         Route::Plugin(name) => crate::http::error(
             StatusCode::NOT_FOUND,

@@ -130,8 +130,6 @@ const MISSING: &[(&str, &str)] = &[
     ("POST", "/containers/{}/update"),
     ("GET", "/containers/{}/attach/ws"),
     ("GET", "/images/search?term=x"),
-    ("GET", "/images/{}/get"),
-    ("PUT", "/volumes/{}"),
     ("GET", "/distribution/{}/json"),
     ("POST", "/session"),
 ];
@@ -208,6 +206,13 @@ fn every_route_of_api_1_43_answers() {
         );
     }
     assert_eq!(missing, MISSING, "routes berthd does not serve");
+    // Only swarm's cluster volumes can be updated.
+    let (code, body) = request(&d, "PUT", "/volumes/v1?version=1");
+    assert_eq!(code, 503);
+    assert!(
+        body.contains("volume update only valid for cluster volumes, but swarm is unavailable"),
+        "{body}"
+    );
     // Plugins: none installed.
     assert_eq!(request(&d, "GET", "/plugins"), (200, "[]".to_string()));
     let (code, body) = request(&d, "GET", "/plugins/vieux/sshfs:latest/json");
@@ -249,4 +254,24 @@ fn clients_meet_dockerds_answers_outside_a_swarm() {
          print(c.plugins.list())\n",
     );
     assert_eq!(out, "True\n503 This node is not part of a swarm\n[]\n");
+}
+
+#[test]
+fn the_python_sdk_saves_one_image_through_its_own_route() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:saved");
+    // `Image.save()` is `GET /images/{name}/get`; `docker save` is `GET /images/get?names=`.
+    let out = python_sdk(
+        &d,
+        "import docker, io, tarfile, json\n\
+         c = docker.from_env()\n\
+         data = b''.join(c.images.get('bb:saved').save())\n\
+         t = tarfile.open(fileobj=io.BytesIO(data))\n\
+         m = json.load(t.extractfile('manifest.json'))\n\
+         print(m[0]['RepoTags'], len(m[0]['Layers']))\n",
+    );
+    assert_eq!(out, "['bb:saved'] 1\n");
 }
