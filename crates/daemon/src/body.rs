@@ -36,8 +36,8 @@ pub fn limit(route: &Route) -> BodyLimit {
     use Route::*;
     match route {
         ContainerCreate | ExecCreate(_) => BodyLimit::Json(CREATE_MAX),
-        ExecStart(_) | NetworkCreate | NetworkConnect(_) | NetworkDisconnect(_) | VolumeCreate
-        | Auth => BodyLimit::Json(JSON_MAX),
+        ExecStart(_) | ContainerUpdate(_) | NetworkCreate | NetworkConnect(_)
+        | NetworkDisconnect(_) | VolumeCreate | Auth => BodyLimit::Json(JSON_MAX),
         // `import` (`fromSrc=-`) streams its tarball; a pull never reads the body.
         ImageCreate | ImageLoad | ContainerArchive(_) | Build => BodyLimit::Stream,
         _ => BodyLimit::Ignored,

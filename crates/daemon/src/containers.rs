@@ -101,6 +101,21 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
             .remove_with_volumes(&id, flag("force"), flag("v"))
             .await
             .map(|()| no_content(StatusCode::NO_CONTENT)),
+        Route::ContainerUpdate(id) => {
+            let body: berth_api::models::ContainerUpdateBody =
+                match crate::http::read_json(req.into_body()).await {
+                    Ok(b) => b,
+                    Err(resp) => return resp,
+                };
+            engine.update(&id, &body).map(|warnings| {
+                json(
+                    StatusCode::OK,
+                    &berth_api::models::ContainerUpdateResponse {
+                        warnings: Some(warnings),
+                    },
+                )
+            })
+        }
         Route::ContainerRename(id) => {
             let name = q.get("name").cloned().unwrap_or_default();
             engine

@@ -127,7 +127,6 @@ const ROUTES: &[(&str, &str)] = &[
 /// Routes berthd does not serve yet (issue 14).
 const MISSING: &[(&str, &str)] = &[
     ("GET", "/containers/{}/changes"),
-    ("POST", "/containers/{}/update"),
     ("GET", "/containers/{}/attach/ws"),
     ("GET", "/images/search?term=x"),
     ("GET", "/distribution/{}/json"),

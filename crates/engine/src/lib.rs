@@ -32,6 +32,7 @@ pub mod network;
 mod orphans;
 pub mod seccomp;
 pub mod spec;
+mod update;
 pub mod users;
 pub mod views;
 pub mod volumes;

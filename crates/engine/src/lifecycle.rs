@@ -27,7 +27,7 @@ pub enum WaitCondition {
 }
 
 impl Engine {
-    fn publish(&self, action: &str, c: &Container, extra: &[(&str, String)]) {
+    pub(crate) fn publish(&self, action: &str, c: &Container, extra: &[(&str, String)]) {
         let mut attrs: std::collections::HashMap<String, String> = [
             ("name".to_string(), c.name.clone()),
             (

@@ -492,7 +492,7 @@ fn bind(source: &Path, dest: &str, readonly: bool) -> Value {
 }
 
 /// `linux.resources` from the HostConfig's limits.
-fn resources(hc: &HostConfig) -> Value {
+pub(crate) fn resources(hc: &HostConfig) -> Value {
     let mut r = json!({});
     let memory = hc.memory.unwrap_or(0);
     if memory > 0 {
