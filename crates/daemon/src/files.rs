@@ -35,6 +35,13 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
                 Err(e) => engine_error(&e),
             }
         }
+        Route::ContainerChanges(id) => {
+            let engine = engine.clone();
+            match blocking(move || engine.changes(&id)).await {
+                Ok(changes) => json(StatusCode::OK, &changes),
+                Err(e) => engine_error(&e),
+            }
+        }
         Route::ContainerStats(id) => {
             let stream = q.get("stream").is_none_or(|v| bool_value(v));
             let one_shot = q.get("one-shot").is_some_and(|v| bool_value(v));

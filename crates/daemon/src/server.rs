@@ -191,9 +191,8 @@ async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
         ImageList | ImageCreate | ImageInspect(_) | ImageTag(_) | ImageDelete(_) | ImagePush(_) => {
             images::handle(engine, route, req).await
         }
-        ContainerTop(_) | ContainerStats(_) | ContainerExport(_) | ContainerArchive(_) | Commit => {
-            files::handle(engine, route, req).await
-        }
+        ContainerTop(_) | ContainerStats(_) | ContainerExport(_) | ContainerChanges(_)
+        | ContainerArchive(_) | Commit => files::handle(engine, route, req).await,
         NetworkList | NetworkCreate | NetworkPrune | NetworkInspect(_) | NetworkDelete(_)
         | NetworkConnect(_) | NetworkDisconnect(_) => networks::handle(engine, route, req).await,
         Build => build::build(engine, req),

@@ -126,7 +126,6 @@ const ROUTES: &[(&str, &str)] = &[
 
 /// Routes berthd does not serve yet (issue 14).
 const MISSING: &[(&str, &str)] = &[
-    ("GET", "/containers/{}/changes"),
     ("GET", "/containers/{}/attach/ws"),
     ("GET", "/images/search?term=x"),
     ("GET", "/distribution/{}/json"),

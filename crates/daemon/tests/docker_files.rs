@@ -482,3 +482,33 @@ fn cp_into_a_container_reads_the_whole_body_before_answering() {
     let size = d.ok(&["exec", "target", "stat", "-c", "%s", "/tmp/big"]);
     assert_eq!(size.trim(), (32 << 20).to_string());
 }
+
+#[test]
+fn docker_diff_lists_what_the_container_added_changed_and_deleted() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    d.ok(&["create", "--name", "differ", "busybox", "sh", "-c",
+        "touch /newfile && echo x >> /etc/passwd && rm /bin/ls && mkdir -p /a/b && touch /a/b/c && rm -r /home && mkdir /home && echo y > /home/only"]);
+    // Never started: nothing changed.
+    assert_eq!(d.ok(&["diff", "differ"]), "");
+    d.ok(&["start", "-a", "differ"]);
+    assert_eq!(
+        d.ok(&["diff", "differ"]),
+        "A /a\nA /a/b\nA /a/b/c\nC /bin\nD /bin/ls\nC /etc\nC /etc/passwd\nC /home\nA /home/only\nA /newfile\n"
+    );
+    // The same through the API's kinds (0 C, 1 A, 2 D), for the Python SDK.
+    let out = common::python_sdk(
+        &d,
+        "import docker\nc = docker.from_env().containers.get('differ')\n\
+         print(sorted((x['Kind'], x['Path']) for x in c.diff())[:3])\n",
+    );
+    assert_eq!(out, "[(0, '/bin'), (0, '/etc'), (0, '/etc/passwd')]\n");
+    let out = d.docker(&["diff", "nosuch"]);
+    assert!(
+        text(&out).1.contains("No such container: nosuch"),
+        "{out:?}"
+    );
+}

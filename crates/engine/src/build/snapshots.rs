@@ -4,7 +4,6 @@
 //! the host).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use berth_build::solver::{BackendError, Image};
 use berth_image::digest::Digest;
@@ -12,6 +11,7 @@ use serde_json::Value;
 
 use super::steps::err;
 use super::EngineBackend;
+pub(super) use crate::files::view::View;
 
 impl EngineBackend<'_> {
     /// Runs `work` on `parent`'s filesystem mounted in a snapshot of its own, then makes the
@@ -64,23 +64,8 @@ impl EngineBackend<'_> {
     /// A read-only view of `image`'s filesystem (`COPY --from`, `RUN --mount=from=`), mounted
     /// until the [`View`] is dropped.
     pub(super) fn view(&self, image: &Image) -> Result<View, BackendError> {
-        let store = Arc::clone(&self.engine.images.store);
         let top = crate::create::chain_top(&image.config);
-        let key = super::scratch_name("unpack");
-        let mounts = store.snapshots.view(&key, top.as_deref()).map_err(err)?;
-        let view = View {
-            dir: store.tmp_dir().join(format!("{key}-root")),
-            key,
-            store,
-            mounted: false,
-        };
-        let mut view = view;
-        std::fs::create_dir_all(&view.dir).map_err(err)?;
-        for m in &mounts {
-            m.mount(&view.dir).map_err(err)?;
-            view.mounted = true;
-        }
-        Ok(view)
+        View::mount(&self.engine.images.store, top.as_deref()).map_err(err)
     }
 
     /// The init layer of a `RUN` container, as Docker's: a committed snapshot on `top` with
@@ -203,25 +188,6 @@ pub(super) fn touch_in_root(root: &Path, file: &str) -> Result<(), BackendError>
 }
 
 /// A mounted read-only view of an image's filesystem; unmounted and removed when dropped.
-pub(super) struct View {
-    pub(super) dir: std::path::PathBuf,
-    key: String,
-    store: Arc<berth_image::import::ImageStore>,
-    mounted: bool,
-}
-
-impl Drop for View {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH);
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-        if let Err(e) = self.store.snapshots.remove(&self.key) {
-            tracing::warn!(error = %e, "removing a build view");
-        }
-    }
-}
-
 /// A writable layer over a directory or file whose writes are thrown away when it is dropped
 /// (`RUN --mount=type=bind,rw`): an overlay with the directory as its lower layer and a scratch
 /// upper one, or a copy of the file, under `image/tmp` (swept if berthd dies).

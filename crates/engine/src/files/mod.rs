@@ -9,9 +9,11 @@
 //! `openat2(RESOLVE_IN_ROOT)`, so a symlink in the container never leads outside it.
 
 pub mod archive;
+pub mod changes;
 pub mod commit;
 pub mod stats;
 pub mod top;
+pub mod view;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
