@@ -298,10 +298,12 @@ fn script(cmdline: &str, input: &str) -> berth_tests::Output {
 /// (before the CLI puts the terminal in raw mode, the line discipline would eat a ctrl-q);
 /// `times` times, a second apart (the rest go nowhere once the program is gone).
 fn script_when(cmdline: &str, ready: &str, input: &str, times: u32) -> berth_tests::Output {
+    // script(1) gets 80 s, less than the 90 s limit below: a hang then fails the test with what
+    // the terminal showed, not with the command line alone.
     let shell = format!(
         "(i=0; until {ready} || [ $i -ge 300 ]; do i=$((i+1)); sleep 0.1; done; sleep 2; \
          printf '{input}'; for k in $(seq 2 {times}); do sleep 1; printf '{input}'; done; \
-         sleep 3) | script -qec \"stty rows 40 cols 100; {cmdline}\" /dev/null"
+         sleep 3) | timeout 80 script -qec \"stty rows 40 cols 100; {cmdline}\" /dev/null"
     );
     run_with_timeout(
         Command::new("sh").arg("-c").arg(shell),

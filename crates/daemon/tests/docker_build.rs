@@ -22,6 +22,15 @@ fn build(d: &Daemon, args: &[&str]) -> (bool, String, String) {
     (out.status.success(), out.stdout, stderr)
 }
 
+/// A build context directory holding `files` (name, content).
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
+    dir
+}
+
 #[test]
 fn docker_build_runs_steps_caches_them_and_reports_a_failed_one() {
     if skip() {
@@ -29,12 +38,7 @@ fn docker_build_runs_steps_caches_them_and_reports_a_failed_one() {
     }
     let d = Daemon::start();
     d.busybox("busybox");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM busybox\nARG WHO=world\nENV GREETING=hello\nWORKDIR /app\nRUN echo \"$GREETING $WHO\" > out && echo built-it\nCMD [\"cat\", \"/app/out\"]\n",
-    )
-    .unwrap();
+    let ctx = context(&[("Dockerfile", "FROM busybox\nARG WHO=world\nENV GREETING=hello\nWORKDIR /app\nRUN echo \"$GREETING $WHO\" > out && echo built-it\nCMD [\"cat\", \"/app/out\"]\n")]);
     let dir = ctx.path().to_str().unwrap();
     let (ok, stdout, stderr) = build(&d, &["-t", "built:1", "--build-arg", "WHO=berth", dir]);
     assert!(ok, "{stdout}{stderr}");
@@ -216,12 +220,10 @@ fn build_cache_shows_in_system_df_and_builder_prune_reclaims_it() {
     }
     let d = Daemon::start();
     d.busybox("busybox");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
+    let ctx = context(&[(
+        "Dockerfile",
         "FROM busybox\nENV A=1\nRUN head -c 5000000 /dev/urandom > /blob\n",
-    )
-    .unwrap();
+    )]);
     let dir = ctx.path().to_str().unwrap();
     let (ok, stdout, stderr) = build(&d, &["-t", "cached:1", dir]);
     assert!(ok, "{stdout}{stderr}");
@@ -288,12 +290,10 @@ fn run_steps_get_the_builds_hosts_shm_and_memory() {
     }
     let d = Daemon::start();
     d.busybox("busybox");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
+    let ctx = context(&[(
+        "Dockerfile",
         "FROM busybox\nRUN grep myhost /etc/hosts > /hosts && df -k /dev/shm | tail -1 > /shm\n",
-    )
-    .unwrap();
+    )]);
     let dir = ctx.path().to_str().unwrap();
     let (ok, stdout, stderr) = build(
         &d,
@@ -323,12 +323,10 @@ fn a_client_that_goes_away_cancels_the_build_and_its_running_step() {
     }
     let d = Daemon::start();
     d.busybox("busybox");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
+    let ctx = context(&[(
+        "Dockerfile",
         "FROM busybox\nRUN echo started && sleep 300\nRUN touch /never\n",
-    )
-    .unwrap();
+    )]);
     let mut cmd = d.docker_command(&["build", ctx.path().to_str().unwrap()]);
     cmd.env("DOCKER_BUILDKIT", "0");
     let mut client = cmd.spawn().unwrap();
@@ -383,12 +381,10 @@ fn base_images_are_pulled_with_the_clients_registry_credentials() {
     assert!(out.status.success(), "{out:?}");
     d.ok(&["push", &base]);
     d.ok(&["rmi", &base]);
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {base}\nRUN echo pulled > /p\n"),
-    )
-    .unwrap();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {base}\nRUN echo pulled > /p\n"),
+    )]);
     // The docker CLI sends its saved credentials as X-Registry-Config.
     let (ok, stdout, stderr) = build(&d, &["-t", "from-private", ctx.path().to_str().unwrap()]);
     assert!(ok, "{stdout}{stderr}");
@@ -642,22 +638,17 @@ fn copy_link_makes_a_layer_of_its_own_that_a_new_base_reuses() {
     }
     let d = Daemon::start();
     d.busybox("busybox");
-    let base = tempfile::tempdir().unwrap();
-    std::fs::write(
-        base.path().join("Dockerfile"),
-        "FROM busybox\nRUN echo other > /marker\n",
-    )
-    .unwrap();
+    let base = context(&[("Dockerfile", "FROM busybox\nRUN echo other > /marker\n")]);
     let (ok, stdout, stderr) = build(&d, &["-t", "other-base", base.path().to_str().unwrap()]);
     assert!(ok, "{stdout}{stderr}");
 
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("data.txt"), "linked data\n").unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "ARG BASE=busybox\nFROM $BASE\nCOPY --link --chown=1000:1001 data.txt /opt/app/\nRUN cat /opt/app/data.txt > /copied\n",
-    )
-    .unwrap();
+    let ctx = context(&[
+        ("data.txt", "linked data\n"),
+        (
+            "Dockerfile",
+            "ARG BASE=busybox\nFROM $BASE\nCOPY --link --chown=1000:1001 data.txt /opt/app/\nRUN cat /opt/app/data.txt > /copied\n",
+        ),
+    ]);
     let dir = ctx.path().to_str().unwrap();
     let (ok, first, stderr) = build(&d, &["-t", "linked:1", dir]);
     assert!(ok, "{first}{stderr}");
@@ -731,8 +722,7 @@ fn a_rw_bind_mount_takes_writes_and_forgets_them() {
     }
     let d = Daemon::start();
     d.busybox("busybox");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("data.txt"), "original\n").unwrap();
+    let ctx = context(&[("data.txt", "original\n")]);
     std::fs::write(
         ctx.path().join("Dockerfile"),
         "FROM busybox\n\

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::connect;
 
-use super::streams::{check_tty, pump_input, pump_output, watch_resize, Attached};
+use super::streams::{check_tty, pump_output, watch_resize, Attached, Input};
 use super::{env_list, ExecOpts};
 
 pub async fn exec(host: &str, o: &ExecOpts) -> Result<i32> {
@@ -88,7 +88,7 @@ pub async fn exec(host: &str, o: &ExecOpts) -> Result<i32> {
         None
     };
     let input = if stdin {
-        Some(tokio::spawn(pump_input(writer, o.tty)))
+        Some(Input::spawn(writer, o.tty))
     } else {
         let _ = writer.shutdown().await;
         None

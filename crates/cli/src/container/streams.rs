@@ -2,6 +2,8 @@
 //! terminal, tty resize, signal proxying and reading the wait status.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use berth_api::client::{encode_query, BodyStream, Client, HijackReader};
@@ -78,7 +80,23 @@ impl Demux {
 
 /// Copies local stdin into the hijacked connection, then half-closes it. With a tty, ctrl-p
 /// ctrl-q detaches (returns true).
-pub(super) async fn pump_input(mut writer: OwnedWriteHalf, tty: bool) -> bool {
+/// Stdin copied to the container by a task of its own; `detached` is set (before the
+/// connection is half-closed) when the user typed the detach keys.
+pub(super) struct Input {
+    task: tokio::task::JoinHandle<bool>,
+    detached: Arc<AtomicBool>,
+}
+
+impl Input {
+    pub(super) fn spawn(writer: OwnedWriteHalf, tty: bool) -> Input {
+        let detached = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&detached);
+        let task = tokio::spawn(async move { pump_input(writer, tty, &flag).await });
+        Input { task, detached }
+    }
+}
+
+async fn pump_input(mut writer: OwnedWriteHalf, tty: bool, detached: &AtomicBool) -> bool {
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 8192];
     let mut saw_ctrl_p = false;
@@ -95,6 +113,7 @@ pub(super) async fn pump_input(mut writer: OwnedWriteHalf, tty: bool) -> bool {
                     saw_ctrl_p = false;
                     if b == 0x11 {
                         let _ = writer.write_all(&out).await;
+                        detached.store(true, Ordering::SeqCst);
                         return true;
                     }
                     out.push(0x10);
@@ -183,7 +202,7 @@ pub(super) fn check_tty(interactive: bool, tty: bool) -> Result<()> {
 
 pub(super) struct Attached {
     pub(super) output: tokio::task::JoinHandle<std::io::Result<()>>,
-    pub(super) input: Option<tokio::task::JoinHandle<bool>>,
+    pub(super) input: Option<Input>,
     pub(super) _raw: Option<crate::term::RawMode>,
 }
 
@@ -220,7 +239,7 @@ pub(super) async fn attach_streams(
         None
     };
     let input = if stdin {
-        Some(tokio::spawn(pump_input(writer, tty)))
+        Some(Input::spawn(writer, tty))
     } else {
         let _ = writer.shutdown().await;
         None
@@ -237,10 +256,12 @@ impl Attached {
     /// Until the output ends (or the user detaches); true if detached.
     pub(super) async fn finish(mut self) -> bool {
         let detached = match self.input.take() {
-            Some(mut input) => {
+            Some(Input {
+                task: mut input,
+                detached,
+            }) => {
                 let mut output = self.output;
                 tokio::select! {
-                    _ = &mut output => false,
                     d = &mut input => {
                         if matches!(d, Ok(true)) {
                             true
@@ -249,6 +270,10 @@ impl Attached {
                             false
                         }
                     }
+                    // A detach ends the output too (the input's half-close tells the daemon,
+                    // which ends it): whichever is seen first, the flag, set before the
+                    // half-close, says it was a detach.
+                    _ = &mut output => detached.load(Ordering::SeqCst),
                 }
             }
             None => {
