@@ -336,3 +336,22 @@ fn a_query_with_raw_utf8_after_a_bad_escape_does_not_kill_the_daemon() {
     // Still there.
     d.ok(&["ps", "-a"]);
 }
+
+#[test]
+fn an_unknown_log_driver_is_refused_at_create_as_dockerd_refuses_it() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let out = d.docker(&["run", "--log-driver", "asdf", "busybox", "true"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("logger: no log driver named 'asdf' is registered"),
+        "{stderr}"
+    );
+    assert_eq!(d.ok(&["ps", "-aq"]), "", "no container was made");
+    // Drivers dockerd has are taken.
+    d.ok(&["create", "--log-driver", "local", "busybox", "true"]);
+}
