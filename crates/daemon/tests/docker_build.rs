@@ -407,8 +407,7 @@ fn a_dockerfile_outside_the_context_as_the_docker_cli_sends_it() {
     }
     let d = Daemon::start();
     d.busybox("busybox");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("a.txt"), "inside\n").unwrap();
+    let ctx = context(&[("a.txt", "inside\n")]);
     let outside = tempfile::tempdir().unwrap();
     let dockerfile = outside.path().join("Build.df");
     std::fs::write(&dockerfile, "FROM busybox\nCOPY . /ctx/\n").unwrap();
@@ -485,13 +484,11 @@ fn add_fetches_urls_checks_their_checksum_and_caches_by_content() {
     let url = format!("http://127.0.0.1:{port}/files/hello.txt");
     // sha256 of "hello\n".
     let sum = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
-    let ctx = tempfile::tempdir().unwrap();
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM busybox\nADD --checksum={sum} {url} /srv/\n"),
+    )]);
     let dir = ctx.path().to_str().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM busybox\nADD --checksum={sum} {url} /srv/\n"),
-    )
-    .unwrap();
     let (ok, stdout, stderr) = build(&d, &["-t", "fetched", dir]);
     assert!(ok, "{stdout}{stderr}");
     // dockerd's download: mode 0600, the server's time.
@@ -599,13 +596,13 @@ fn cache_from_an_image_gives_its_steps_after_the_cache_is_gone() {
     }
     let d = Daemon::start();
     d.busybox("busybox");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(ctx.path().join("f.txt"), "file\n").unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        "FROM busybox\nENV A=1\nRUN echo ran > /ran\nCOPY f.txt /f.txt\nCMD [\"cat\", \"/ran\"]\n",
-    )
-    .unwrap();
+    let ctx = context(&[
+        ("f.txt", "file\n"),
+        (
+            "Dockerfile",
+            "FROM busybox\nENV A=1\nRUN echo ran > /ran\nCOPY f.txt /f.txt\nCMD [\"cat\", \"/ran\"]\n",
+        ),
+    ]);
     let dir = ctx.path().to_str().unwrap();
     let (ok, stdout, stderr) = build(&d, &["-t", "seed:1", dir]);
     assert!(ok, "{stdout}{stderr}");
@@ -773,18 +770,13 @@ fn add_of_urls_and_files_and_copy_of_heredocs_and_files_in_one_step() {
     d.busybox("busybox");
     let port = serve_hello();
     let url = format!("http://127.0.0.1:{port}/files/hello.txt");
-    let ctx = tempfile::tempdir().unwrap();
+    let dockerfile = format!(
+        "FROM busybox\n\
+         ADD {url} local.txt /mixed/\n\
+         COPY <<EOF local.txt /both/\nfrom a heredoc\nEOF\n"
+    );
+    let ctx = context(&[("local.txt", "local\n"), ("Dockerfile", &dockerfile)]);
     let dir = ctx.path().to_str().unwrap();
-    std::fs::write(ctx.path().join("local.txt"), "local\n").unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!(
-            "FROM busybox\n\
-             ADD {url} local.txt /mixed/\n\
-             COPY <<EOF local.txt /both/\nfrom a heredoc\nEOF\n"
-        ),
-    )
-    .unwrap();
     let (ok, first, stderr) = build(&d, &["-t", "mixed:1", dir]);
     assert!(ok, "{first}{stderr}");
     assert_eq!(

@@ -13,6 +13,10 @@ struct Fake {
     cache: Mutex<Vec<(String, Image)>>,
     runs: Mutex<Vec<RunRequest>>,
     fail_with: Option<i64>,
+    /// The image every `FROM` gets (else `busybox` only).
+    base: Option<Image>,
+    /// `set_config` marks the last history entry empty, as the engine's does.
+    mark_empty: bool,
 }
 
 impl Fake {
@@ -29,6 +33,9 @@ impl Fake {
 
 impl Backend for Fake {
     fn image(&self, name: &str, _pull: bool, _out: &Output) -> Result<Image, BackendError> {
+        if let Some(base) = &self.base {
+            return Ok(base.clone());
+        }
         if name != "busybox" {
             return Err(BackendError::new(format!("pull access denied for {name}")));
         }
@@ -56,7 +63,11 @@ impl Backend for Fake {
         Ok(self.make(config))
     }
     fn set_config(&self, _p: &Image, config: &Value) -> Result<Image, BackendError> {
-        Ok(self.make(config))
+        let mut config = config.clone();
+        if self.mark_empty {
+            config::mark_last_empty(&mut config);
+        }
+        Ok(self.make(&config))
     }
     fn cache_get(&self, key: &str) -> Option<Image> {
         let cache = self.cache.lock().unwrap();
@@ -314,33 +325,14 @@ fn a_failing_stage_stops_the_build_and_its_error_is_the_one_reported() {
 
 #[test]
 fn a_base_of_another_platform_is_refused() {
-    struct Arm(Fake);
-    impl Backend for Arm {
-        fn image(&self, _name: &str, _pull: bool, _out: &Output) -> Result<Image, BackendError> {
-            Ok(Image {
-                id: format!("sha256:{:064x}", 7),
-                handle: "arm".into(),
-                config: json!({"os": "linux", "architecture": "arm64", "config": {}}),
-            })
-        }
-        fn run(&self, p: &Image, req: &RunRequest, out: &Output) -> Result<Image, BackendError> {
-            self.0.run(p, req, out)
-        }
-        fn copy(&self, p: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
-            self.0.copy(p, req)
-        }
-        fn mkdir(&self, p: &Image, dir: &str, config: &Value) -> Result<Image, BackendError> {
-            self.0.mkdir(p, dir, config)
-        }
-        fn set_config(&self, p: &Image, config: &Value) -> Result<Image, BackendError> {
-            self.0.set_config(p, config)
-        }
-        fn cache_get(&self, _key: &str) -> Option<Image> {
-            None
-        }
-        fn cache_put(&self, _key: &str, _image: &Image) {}
-    }
-    let arm = Arm(Fake::default());
+    let arm = Fake {
+        base: Some(Image {
+            id: format!("sha256:{:064x}", 7),
+            handle: "arm".into(),
+            config: json!({"os": "linux", "architecture": "arm64", "config": {}}),
+        }),
+        ..Fake::default()
+    };
     let df = crate::parse("FROM --platform=linux/amd64 busybox\n").unwrap();
     let err = solve(&df, &BuildOptions::default(), &arm, &Output::discard()).unwrap_err();
     assert_eq!(
@@ -357,34 +349,6 @@ fn a_base_of_another_platform_is_refused() {
 fn a_foreign_base_config_of_any_shape_never_panics_the_build() {
     // A registry's image config is untrusted: a non-object, or history entries that are not
     // objects, once made the builder write into them (a panic aborts berthd).
-    struct Odd(Fake, Value);
-    impl Backend for Odd {
-        fn image(&self, _name: &str, _pull: bool, _out: &Output) -> Result<Image, BackendError> {
-            Ok(Image {
-                id: format!("sha256:{:064x}", 9),
-                handle: "odd".into(),
-                config: self.1.clone(),
-            })
-        }
-        fn run(&self, p: &Image, req: &RunRequest, out: &Output) -> Result<Image, BackendError> {
-            self.0.run(p, req, out)
-        }
-        fn copy(&self, p: &Image, req: &CopyRequest) -> Result<Image, BackendError> {
-            self.0.copy(p, req)
-        }
-        fn mkdir(&self, p: &Image, dir: &str, config: &Value) -> Result<Image, BackendError> {
-            self.0.mkdir(p, dir, config)
-        }
-        fn set_config(&self, p: &Image, config: &Value) -> Result<Image, BackendError> {
-            let mut c = config.clone();
-            config::mark_last_empty(&mut c);
-            self.0.set_config(p, &c)
-        }
-        fn cache_get(&self, _key: &str) -> Option<Image> {
-            None
-        }
-        fn cache_put(&self, _key: &str, _image: &Image) {}
-    }
     let text = "FROM busybox\nMAINTAINER me\nENV A=1\nLABEL l=v\nEXPOSE 80\nRUN true\nWORKDIR /w\nHEALTHCHECK CMD true\nONBUILD RUN x\nCMD [\"c\"]\n";
     for base in [
         json!(["not", "an", "object"]),
@@ -392,7 +356,15 @@ fn a_foreign_base_config_of_any_shape_never_panics_the_build() {
         json!({"history": ["x", 3], "config": [1, 2], "rootfs": 7}),
         json!({"config": {"OnBuild": "RUN y", "Healthcheck": 1, "Env": [1, "A"]}}),
     ] {
-        let odd = Odd(Fake::default(), base.clone());
+        let odd = Fake {
+            base: Some(Image {
+                id: format!("sha256:{:064x}", 9),
+                handle: "odd".into(),
+                config: base.clone(),
+            }),
+            mark_empty: true,
+            ..Fake::default()
+        };
         let df = crate::parse(text).unwrap();
         let image = solve(&df, &BuildOptions::default(), &odd, &Output::discard())
             .unwrap_or_else(|e| panic!("{base}: {e}"));
