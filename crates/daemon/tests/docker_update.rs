@@ -6,37 +6,7 @@
 
 mod common;
 
-use common::{python_sdk, skip, text, Daemon};
-
-/// The value of `file` in the v1 cgroup `controller` of process `pid`.
-fn cgroup_value(pid: &str, controller: &str, file: &str) -> String {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let path = cgroups
-        .lines()
-        .find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
-            names
-                .split(',')
-                .any(|n| n == controller)
-                .then(|| path.to_string())
-        })
-        .unwrap_or_else(|| panic!("no {controller} cgroup in {cgroups}"));
-    let dir = std::fs::read_dir("/sys/fs/cgroup")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.split(',').any(|c| c == controller))
-        })
-        .unwrap_or_else(|| panic!("no {controller} hierarchy"));
-    std::fs::read_to_string(dir.join(path.trim_start_matches('/')).join(file))
-        .unwrap()
-        .trim()
-        .to_string()
-}
+use common::{cgroup_value, python_sdk, skip, text, Daemon};
 
 #[test]
 fn docker_update_changes_a_running_containers_limits_and_restart_policy() {
@@ -83,6 +53,10 @@ fn docker_update_changes_a_running_containers_limits_and_restart_policy() {
     ]);
     assert_eq!(inspect.trim(), "134217728 268435456 512 50 always");
 
+    // -1: no limit any more.
+    d.ok(&["update", "--pids-limit", "-1", "upd"]);
+    assert_eq!(cgroup_value(pid, "pids", "pids.max"), "max");
+    d.ok(&["update", "--pids-limit", "50", "upd"]);
     // dockerd's refusals, and nothing changed by them.
     let out = d.docker(&["update", "--memory", "1m", "upd"]);
     assert!(!out.status.success());

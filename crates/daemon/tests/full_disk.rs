@@ -163,6 +163,15 @@ fn a_full_data_root_refuses_changes_frees_space_and_recovers_without_a_restart()
     let out = d.docker(&["create", "--name", "nospace", "bb:local", "true"]);
     assert!(no_space(&out), "create on a full disk: {out:?}");
     assert!(name_of(&d, "nospace").is_err(), "no container was made");
+    // An update that cannot be recorded leaves the running container's limits as they were.
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "sleeper"]);
+    let limit = common::cgroup_value(pid.trim(), "memory", "memory.limit_in_bytes");
+    let out = d.docker(&["update", "--memory", "100m", "sleeper"]);
+    assert!(no_space(&out), "update on a full disk: {out:?}");
+    assert_eq!(
+        common::cgroup_value(pid.trim(), "memory", "memory.limit_in_bytes"),
+        limit
+    );
     // A build whose context does not fit fails, and leaves nothing in the store's tmp.
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(ctx.path().join("big"), vec![7u8; 4 * MB as usize]).unwrap();

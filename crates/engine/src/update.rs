@@ -98,18 +98,47 @@ impl Engine {
     pub fn update(&self, key: &str, body: &ContainerUpdateBody) -> Result<Vec<String>> {
         let c = self.containers.get(key)?;
         let new = merge(&c.host_config, body)?;
-        if matches!(c.state.status, Status::Running | Status::Paused) {
-            let resources = serde_json::from_value(crate::spec::resources(&new))
-                .map_err(|e| EngineError::internal("the new resources", e))?;
-            berth_runtime::container::Runtime::new(self.runtime_root())
-                .update(&c.id, &resources)
-                .map_err(|e| {
-                    EngineError::Internal(format!("Cannot update container {}: {e}", c.id))
-                })?;
+        let live = matches!(c.state.status, Status::Running | Status::Paused);
+        if live {
+            self.apply_resources(&c.id, &new)?;
         }
-        let c = self.containers.update(&c.id, |c| c.host_config = new)?;
-        self.publish("update", &c, &[]);
+        let updated = match self.containers.update(&c.id, |r| r.host_config = new) {
+            Ok(updated) => updated,
+            Err(e) => {
+                // Not recorded (a full disk): the cgroups go back to what the record says.
+                if live {
+                    if let Err(e) = self.apply_resources(&c.id, &c.host_config) {
+                        tracing::warn!(container = %c.id, error = %e, "restoring the limits");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        self.publish("update", &updated, &[]);
         Ok(Vec::new())
+    }
+
+    /// Writes the limits of `hc` to the cgroups of the running or paused container `id`. The
+    /// runtime writes only what it is given: a memory, pids or CPU quota limit that `hc` does
+    /// not set is written as none, so that going back to no limit (a restore, `--pids-limit
+    /// -1`) takes effect.
+    fn apply_resources(&self, id: &str, hc: &HostConfig) -> Result<()> {
+        let mut r = crate::spec::resources(hc);
+        if r["memory"]["limit"].is_null() {
+            r["memory"]["limit"] = serde_json::json!(-1);
+            r["memory"]["swap"] = serde_json::json!(-1);
+        }
+        if r["pids"]["limit"].is_null() {
+            r["pids"]["limit"] = serde_json::json!(-1);
+        }
+        if r["cpu"]["quota"].is_null() {
+            r["cpu"]["quota"] = serde_json::json!(-1);
+        }
+        let resources = serde_json::from_value(r)
+            .map_err(|e| EngineError::internal("the new resources", e))?;
+        berth_runtime::container::Runtime::new(self.runtime_root())
+            .update(id, &resources)
+            .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))
     }
 }
 

@@ -478,3 +478,33 @@ pub fn python_sdk(d: &Daemon, script: &str) -> String {
     assert!(out.status.success(), "{out:?}");
     out.stdout
 }
+
+/// The value of `file` in the v1 cgroup `controller` of process `pid`.
+pub fn cgroup_value(pid: &str, controller: &str, file: &str) -> String {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let path = cgroups
+        .lines()
+        .find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+            names
+                .split(',')
+                .any(|n| n == controller)
+                .then(|| path.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {controller} cgroup in {cgroups}"));
+    let dir = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.split(',').any(|c| c == controller))
+        })
+        .unwrap_or_else(|| panic!("no {controller} hierarchy"));
+    std::fs::read_to_string(dir.join(path.trim_start_matches('/')).join(file))
+        .unwrap()
+        .trim()
+        .to_string()
+}
