@@ -134,8 +134,8 @@ impl Engine {
         if r["cpu"]["quota"].is_null() {
             r["cpu"]["quota"] = serde_json::json!(-1);
         }
-        let resources = serde_json::from_value(r)
-            .map_err(|e| EngineError::internal("the new resources", e))?;
+        let resources =
+            serde_json::from_value(r).map_err(|e| EngineError::internal("the new resources", e))?;
         berth_runtime::container::Runtime::new(self.runtime_root())
             .update(id, &resources)
             .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))
