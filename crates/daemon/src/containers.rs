@@ -59,13 +59,16 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
                 Err(resp) => return resp,
             };
             let limit = int("limit").filter(|l| *l > 0).map(|l| l as usize);
-            engine
-                .list(flag("all"), limit, &filters)
-                .map(|l| json(StatusCode::OK, &l))
+            engine.list(flag("all"), limit, &filters).map(|l| {
+                let mut v = serde_json::to_value(&l).unwrap_or_default();
+                if let Some(list) = v.as_array_mut() {
+                    list.iter_mut()
+                        .for_each(berth_engine::wire::container_summary);
+                }
+                json(StatusCode::OK, &v)
+            })
         }
-        Route::ContainerInspect(id) => engine
-            .inspect(&id)
-            .map(|c| json(StatusCode::OK, &legacy_network_fields(&c))),
+        Route::ContainerInspect(id) => engine.inspect_json(&id).map(|c| json(StatusCode::OK, &c)),
         Route::ContainerStart(id) => engine
             .start(&id)
             .await
@@ -451,40 +454,4 @@ where
         }
         None => input.abort(),
     }
-}
-
-/// The inspect body with `NetworkSettings`' top-level fields that API versions before 1.44
-/// have (the models follow 1.44+, which dropped them): those of the default `bridge`
-/// network's endpoint, empty otherwise, as dockerd fills them.
-fn legacy_network_fields(c: &berth_api::models::ContainerInspectResponse) -> serde_json::Value {
-    let mut v = serde_json::to_value(c).unwrap_or_default();
-    let Some(settings) = v.get_mut("NetworkSettings").and_then(|s| s.as_object_mut()) else {
-        return v;
-    };
-    let bridge = settings
-        .get("Networks")
-        .and_then(|n| n.get("bridge"))
-        .cloned()
-        .unwrap_or_default();
-    let text = |k: &str| json!(bridge.get(k).and_then(|x| x.as_str()).unwrap_or_default());
-    let int = |k: &str| json!(bridge.get(k).and_then(|x| x.as_i64()).unwrap_or_default());
-    for (k, value) in [
-        ("Bridge", json!("")),
-        ("HairpinMode", json!(false)),
-        ("LinkLocalIPv6Address", json!("")),
-        ("LinkLocalIPv6PrefixLen", json!(0)),
-        ("SecondaryIPAddresses", json!(null)),
-        ("SecondaryIPv6Addresses", json!(null)),
-        ("EndpointID", text("EndpointID")),
-        ("Gateway", text("Gateway")),
-        ("GlobalIPv6Address", json!("")),
-        ("GlobalIPv6PrefixLen", json!(0)),
-        ("IPAddress", text("IPAddress")),
-        ("IPPrefixLen", int("IPPrefixLen")),
-        ("IPv6Gateway", json!("")),
-        ("MacAddress", text("MacAddress")),
-    ] {
-        settings.entry(k).or_insert(value);
-    }
-    v
 }

@@ -18,16 +18,19 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
             // `all` adds intermediate images, which a store without parent chains has none
             // of; `digests` only changes the CLI's columns (RepoDigests are always sent).
             match crate::http::filters(&q) {
-                Ok(f) => engine
-                    .images
-                    .list_filtered(&f)
-                    .map(|l| json(StatusCode::OK, &l)),
+                Ok(f) => engine.images.list_filtered(&f).map(|l| {
+                    let mut v = serde_json::to_value(&l).unwrap_or_default();
+                    if let Some(list) = v.as_array_mut() {
+                        list.iter_mut().for_each(berth_engine::wire::image_summary);
+                    }
+                    json(StatusCode::OK, &v)
+                }),
                 Err(resp) => return resp,
             }
         }
         Route::ImageInspect(name) => engine
             .images
-            .inspect(&name)
+            .inspect_json(&name)
             .map(|i| json(StatusCode::OK, &i)),
         Route::ImageTag(name) => {
             let repo = q.get("repo").cloned().unwrap_or_default();

@@ -154,3 +154,57 @@ volumes:
     let volumes = d.ok(&["volume", "ls", "--format", "{{.Name}}"]);
     assert!(!volumes.lines().any(|v| v == volume), "{volumes}");
 }
+
+/// `depends_on` with `condition: service_healthy`: compose starts the app once berthd reports
+/// the database healthy (before health checks ran, compose refused: "has no healthcheck").
+#[test]
+fn a_service_waits_for_its_dependency_to_be_healthy() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let dir = tempfile::tempdir().unwrap();
+    let project = format!("h{}", std::process::id());
+    std::fs::write(
+        dir.path().join("docker-compose.yml"),
+        r#"version: "2.4"
+services:
+  db:
+    image: bb:local
+    command: ["sh", "-c", "sleep 1; >/tmp/ready; exec sleep 300"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -e /tmp/ready"]
+      interval: 200ms
+      retries: 30
+  app:
+    image: bb:local
+    command: ["sleep", "300"]
+    depends_on:
+      db:
+        condition: service_healthy
+"#,
+    )
+    .unwrap();
+    compose_ok(&d, dir.path(), &project, &["up", "-d"]);
+    let db = format!("{project}_db_1");
+    let app = format!("{project}_app_1");
+    let health = d.ok(&["inspect", "--format", "{{json .State.Health}}", &db]);
+    let health: serde_json::Value = serde_json::from_str(health.trim()).unwrap();
+    assert_eq!(health["Status"], "healthy", "{health}");
+    // The app started after the first successful probe.
+    let healthy_at = health["Log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ExitCode"] == 0)
+        .and_then(|r| r["End"].as_str())
+        .unwrap()
+        .to_string();
+    let app_started = d.ok(&["inspect", "--format", "{{.State.StartedAt}}", &app]);
+    assert!(
+        app_started.trim() > healthy_at.as_str(),
+        "app started at {app_started} before db was healthy at {healthy_at}"
+    );
+    compose_ok(&d, dir.path(), &project, &["down"]);
+}

@@ -121,6 +121,8 @@ impl Engine {
         if config.working_dir.as_deref().unwrap_or("").is_empty() {
             config.working_dir = image_config["WorkingDir"].as_str().map(str::to_string);
         }
+        crate::health::merge_image(&mut config, image_config);
+        crate::health::validate(&config)?;
         let mut env: Vec<String> = strings(&image_config["Env"]).unwrap_or_default();
         env.extend(body.env.clone().unwrap_or_default());
         config.env = Some(env);

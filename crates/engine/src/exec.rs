@@ -37,7 +37,7 @@ pub struct PreparedExec {
 pub type Execs = Arc<Mutex<HashMap<String, Exec>>>;
 
 impl Engine {
-    fn execs_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Exec>> {
+    pub(crate) fn execs_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Exec>> {
         self.execs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

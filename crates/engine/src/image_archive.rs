@@ -389,7 +389,7 @@ impl Engine {
                 id.clone(),
                 ImageSummary {
                     id: id.clone(),
-                    parent_id: String::new(),
+                    parent_id: images::parent_of(&e.res.config),
                     repo_tags: tags,
                     repo_digests: digests,
                     created: images::created_secs(&e.res.config),
@@ -426,14 +426,21 @@ impl Engine {
         }
         let volumes = self.volume_usage();
         let (build_cache, builder_size) = self.build_cache_usage();
-        Ok(json!({
+        let mut df = json!({
             "LayersSize": layers_size,
             "Images": images_list,
             "Containers": containers,
             "Volumes": volumes,
             "BuildCache": build_cache,
             "BuilderSize": builder_size,
-        }))
+        });
+        if let Some(list) = df["Images"].as_array_mut() {
+            list.iter_mut().for_each(crate::wire::image_summary);
+        }
+        if let Some(list) = df["Containers"].as_array_mut() {
+            list.iter_mut().for_each(crate::wire::container_summary);
+        }
+        Ok(df)
     }
 
     /// `POST /auth`: checks `username`/`password` against the registry `server` (as

@@ -182,7 +182,7 @@ impl Images {
             }
             out.push(ImageSummary {
                 id: res.id.to_string(),
-                parent_id: String::new(),
+                parent_id: parent_of(&res.config),
                 repo_tags: tags,
                 repo_digests: digests,
                 created,
@@ -242,6 +242,47 @@ impl Images {
             }),
             ..Default::default()
         })
+    }
+
+    /// `GET /images/{name}/json` as it goes on the wire: the model with the fields dockerd 20.10
+    /// adds (API 1.43 still has `Container`, `ContainerConfig`, `VirtualSize`), see
+    /// [`crate::wire`].
+    pub fn inspect_json(&self, key: &str) -> Result<Value> {
+        let model = self.inspect(key)?;
+        let res = self.resolve(key)?;
+        let text = |k: &str| res.config[k].as_str().unwrap_or_default().to_string();
+        let graph_data = crate::create::chain_top(&res.config)
+            .and_then(|top| self.store.snapshots.graph_data(&top).ok())
+            .map(|mut data| {
+                let upper = data.iter().find(|(k, _)| *k == "UpperDir");
+                let merged = upper.map(|(_, p)| p.trim_end_matches("/fs").to_string() + "/merged");
+                data.extend(merged.map(|m| ("MergedDir", m)));
+                data
+            })
+            .unwrap_or_default();
+        let last_tag_time = self
+            .store
+            .metadata
+            .images()
+            .map_err(internal)?
+            .into_iter()
+            .filter(|i| i.target == res.manifest)
+            .map(|i| i.created)
+            .max()
+            .unwrap_or_else(|| crate::container::NEVER.to_string());
+        let v = serde_json::to_value(&model).unwrap_or_default();
+        Ok(crate::wire::image_inspect(
+            v,
+            crate::wire::ImageExtras {
+                parent: parent_of(&res.config),
+                container: text("container"),
+                container_config: res.config["container_config"].clone(),
+                docker_version: text("docker_version"),
+                graph_data,
+                driver: "overlay2".to_string(),
+                last_tag_time,
+            },
+        ))
     }
 
     /// Names `target` (an image found by `source`) as `repo[:tag]`.
@@ -645,6 +686,11 @@ pub(crate) fn labels(config: &Value) -> HashMap<String, String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The image a commit was made from (its config's `parent`, as dockerd's V1 image field), or "".
+pub(crate) fn parent_of(config: &Value) -> String {
+    config["parent"].as_str().unwrap_or_default().to_string()
 }
 
 #[cfg(test)]

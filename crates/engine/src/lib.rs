@@ -12,6 +12,8 @@
 //!   monitor's state (`monitor.sock`, `exit.json`); `<exec-root>/netns/<id>`;
 //!   `<exec-root>/runtime/`: the runtime's state.
 
+// dockerd's defaults (`wire`) are large `json!` literals.
+#![recursion_limit = "256"]
 pub mod attach;
 pub mod build;
 pub mod container;
@@ -20,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod files;
+mod health;
 pub mod ids;
 pub mod image_archive;
 pub mod images;
@@ -36,6 +39,7 @@ mod update;
 pub mod users;
 pub mod views;
 pub mod volumes;
+pub mod wire;
 
 mod create;
 
@@ -47,6 +51,9 @@ use berth_image::import::ImageStore;
 use tokio::sync::watch;
 
 pub use error::{EngineError, Result};
+
+/// The name of Berth's own OCI runtime, the default one (`HostConfig.Runtime`, `/info`).
+pub const DEFAULT_RUNTIME: &str = "berth";
 
 /// Where the engine keeps things, and which programs it runs.
 #[derive(Debug, Clone)]
@@ -85,6 +92,8 @@ pub struct Engine {
     /// Attaches made before the container started, connected by `start`.
     pending_attaches: Arc<Mutex<HashMap<String, Vec<attach::Pending>>>>,
     execs: exec::Execs,
+    /// The last health state of the containers with a check (see `health`).
+    health: Arc<Mutex<HashMap<String, berth_monitor::protocol::Health>>>,
     /// The networks, once berthd opened them ([`Engine::open_networks`]).
     net: network::NetSlot,
 }
@@ -138,6 +147,7 @@ impl Engine {
             lifecycle: Arc::new(Mutex::new(HashMap::new())),
             pending_attaches: Arc::new(Mutex::new(HashMap::new())),
             execs: Arc::new(Mutex::new(HashMap::new())),
+            health: Arc::default(),
             net: Arc::default(),
             config,
         })
@@ -202,6 +212,7 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(id);
         self.forget_execs(id);
+        self.forget_health(id);
     }
 
     pub(crate) fn data_root(&self) -> &Path {
@@ -325,6 +336,15 @@ mod tests {
                     started: true,
                 },
             );
+            engine.health.lock().expect("health").insert(
+                id.clone(),
+                berth_monitor::protocol::Health {
+                    version: 1,
+                    status: berth_monitor::protocol::HealthStatus::Starting,
+                    failing_streak: 0,
+                    log: Vec::new(),
+                },
+            );
             engine.forget(&id, 137);
             // A waiter still holding its receiver learns the removal and the last code.
             let state = *rx.borrow_and_update();
@@ -345,5 +365,6 @@ mod tests {
             0
         );
         assert_eq!(engine.execs.lock().expect("execs").len(), 0);
+        assert_eq!(engine.health.lock().expect("health").len(), 0);
     }
 }

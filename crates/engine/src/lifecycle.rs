@@ -135,6 +135,15 @@ impl Engine {
             init: self.init_binary(c),
         };
         let config = spec::build(c, &image_config, &paths)?;
+        let healthcheck = match crate::health::monitor_check(&c.config, &config["process"])? {
+            Some(check) => {
+                let path = run_dir.join("healthcheck.json");
+                std::fs::write(&path, berth_monitor::protocol::to_line(&check))
+                    .map_err(|e| EngineError::internal("write healthcheck.json", e))?;
+                Some(path)
+            }
+            None => None,
+        };
         let bytes =
             serde_json::to_vec_pretty(&config).map_err(|e| EngineError::internal("encode", e))?;
         std::fs::write(run_dir.join("config.json"), bytes)
@@ -157,6 +166,7 @@ impl Engine {
             tty: c.tty(),
             stdin: c.config.open_stdin.unwrap_or(false),
             stdin_once: c.config.stdin_once.unwrap_or(false),
+            healthcheck,
         };
         tracing::debug!(elapsed = ?t0.elapsed(), "config written");
         // The monitor creates the container while the networks are attached (veth, address,
@@ -213,6 +223,9 @@ impl Engine {
         tracing::debug!(elapsed = ?t0.elapsed(), "started");
         self.publish("start", &started, &[]);
         self.watch_exit(started.id.clone());
+        if run_dir.join("healthcheck.json").exists() {
+            self.watch_health(started.id.clone());
+        }
         Ok(())
     }
 
@@ -651,7 +664,10 @@ impl Engine {
             let sock = monitor::socket(&self.run_dir(&c.id));
             match monitor::call::<monitor::State>(&sock, Op::State).await {
                 Ok(state) if state.status != monitor::Status::Exited => {
-                    self.watch_exit(c.id.clone())
+                    self.watch_exit(c.id.clone());
+                    if self.run_dir(&c.id).join("healthcheck.json").exists() {
+                        self.watch_health(c.id.clone());
+                    }
                 }
                 _ => {
                     let exit = match monitor::read_exit(&self.run_dir(&c.id)) {

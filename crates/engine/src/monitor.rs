@@ -32,6 +32,8 @@ pub struct Launch {
     pub tty: bool,
     pub stdin: bool,
     pub stdin_once: bool,
+    /// The health check's file (`--healthcheck`).
+    pub healthcheck: Option<PathBuf>,
 }
 
 /// The monitor socket of a container's state directory.
@@ -63,6 +65,9 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
     }
     if let Some(n) = l.log_max_file {
         cmd.arg("--log-max-file").arg(n.to_string());
+    }
+    if let Some(path) = &l.healthcheck {
+        cmd.arg("--healthcheck").arg(path);
     }
     for (on, flag) in [
         (l.tty, "--tty"),

@@ -45,7 +45,7 @@ impl Engine {
                 error: Some(c.state.error.clone()),
                 started_at: Some(c.state.started_at.clone()),
                 finished_at: Some(c.state.finished_at.clone()),
-                health: None,
+                health: self.health_of(&c.id).map(|h| crate::health::api_health(&h)),
             }),
             image: Some(c.image_id.clone()),
             resolv_conf_path: Some(data.join("resolv.conf").display().to_string()),
@@ -75,6 +75,56 @@ impl Engine {
         })
     }
 
+    /// `GET /containers/{id}/json` as it goes on the wire: the model with every field dockerd
+    /// fills ([`crate::wire`]) and the top-level `NetworkSettings` fields of API < 1.44.
+    pub fn inspect_json(&self, key: &str) -> Result<serde_json::Value> {
+        let model = self.inspect(key)?;
+        let id = model.id.clone().unwrap_or_default();
+        let mut exec_ids: Vec<String> = self
+            .execs_lock()
+            .iter()
+            .filter(|(_, e)| e.container == id)
+            .map(|(exec, _)| exec.clone())
+            .collect();
+        exec_ids.sort();
+        let snapshots = &self.images.store.snapshots;
+        let graph_data = match snapshots.graph_data(&format!("container-{id}")) {
+            Ok(mut data) => {
+                let merged = self.run_dir(&id).join("rootfs");
+                data.push(("MergedDir", merged.display().to_string()));
+                Some(data)
+            }
+            // Not started yet: the rootfs is prepared at the first start, on the image's layers.
+            Err(_) => self.containers.get(&id).ok().and_then(|c| {
+                let top = c.image_top.as_deref()?;
+                let image = snapshots.graph_data(top).ok()?;
+                let lower = image
+                    .iter()
+                    .filter(|(k, _)| *k == "UpperDir" || *k == "LowerDir")
+                    .map(|(_, p)| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(":");
+                Some(vec![
+                    ("LowerDir", lower),
+                    ("MergedDir", String::new()),
+                    ("UpperDir", String::new()),
+                    ("WorkDir", String::new()),
+                ])
+            }),
+        };
+        let v = legacy_network_fields(serde_json::to_value(&model).unwrap_or_default());
+        Ok(crate::wire::container_inspect(
+            v,
+            crate::wire::ContainerExtras {
+                runtime: crate::DEFAULT_RUNTIME,
+                exec_ids,
+                graph_data,
+                masked_paths: crate::spec::MASKED_PATHS,
+                readonly_paths: crate::spec::READONLY_PATHS,
+            },
+        ))
+    }
+
     /// `GET /containers/json?all=&limit=&filters=`.
     pub fn list(
         &self,
@@ -94,9 +144,17 @@ impl Engine {
                     | "before"
                     | "since"
                     | "network"
+                    | "health"
             ) {
                 return Err(EngineError::InvalidParameter(format!(
                     "invalid filter '{key}'"
+                )));
+            }
+        }
+        for v in filters.get("health") {
+            if !matches!(v.as_str(), "starting" | "healthy" | "unhealthy" | "none") {
+                return Err(EngineError::InvalidParameter(format!(
+                    "Unrecognised filter value for health: {v}"
                 )));
             }
         }
@@ -125,7 +183,12 @@ impl Engine {
             let values = f.get(key);
             values.is_empty() || values.iter().any(|v| pred(v))
         };
+        let health = match self.health_of(&c.id) {
+            Some(h) if c.is_running() => h.status.as_str(),
+            _ => "none",
+        };
         any("status", &|v| v == c.state.status.as_str())
+            && any("health", &|v| v == health)
             && any("name", &|v| c.name.contains(v.trim_start_matches('/')))
             && any("id", &|v| c.id.starts_with(v))
             && any("exited", &|v| {
@@ -178,7 +241,7 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
         ports: Some(crate::network::summary_ports(c)),
         labels: Some(c.config.labels.clone().unwrap_or_default()),
         state: Some(state),
-        status: Some(status_text(c)),
+        status: Some(status_text(c, engine.health_of(&c.id).map(|h| h.status))),
         host_config: Some(ContainerSummaryHostConfig {
             network_mode: Some(
                 c.host_config
@@ -221,14 +284,20 @@ fn secs(rfc3339: &str) -> i64 {
 }
 
 /// Docker's status column.
-fn status_text(c: &Container) -> String {
+fn status_text(c: &Container, health: Option<berth_monitor::protocol::HealthStatus>) -> String {
     let since = |t: &str| {
         let then = SystemTime::UNIX_EPOCH + Duration::from_secs(secs(t).max(0) as u64);
         human_duration(SystemTime::now().duration_since(then).unwrap_or_default())
     };
     match c.state.status {
         Status::Created => "Created".to_string(),
-        Status::Running => format!("Up {}", since(&c.state.started_at)),
+        Status::Running => match health {
+            Some(berth_monitor::protocol::HealthStatus::Starting) => {
+                format!("Up {} (health: starting)", since(&c.state.started_at))
+            }
+            Some(h) => format!("Up {} ({})", since(&c.state.started_at), h.as_str()),
+            None => format!("Up {}", since(&c.state.started_at)),
+        },
         Status::Paused => format!("Up {} (Paused)", since(&c.state.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -274,4 +343,40 @@ fn inspect_host_config(hc: &berth_api::models::HostConfig) -> berth_api::models:
     }
     log.config.get_or_insert_with(Default::default);
     hc
+}
+
+/// The inspect body with `NetworkSettings`' top-level fields that API versions before 1.44
+/// have (the models follow 1.44+, which dropped them): those of the default `bridge`
+/// network's endpoint, empty otherwise, as dockerd fills them.
+fn legacy_network_fields(mut v: serde_json::Value) -> serde_json::Value {
+    use serde_json::json;
+    let Some(settings) = v.get_mut("NetworkSettings").and_then(|s| s.as_object_mut()) else {
+        return v;
+    };
+    let bridge = settings
+        .get("Networks")
+        .and_then(|n| n.get("bridge"))
+        .cloned()
+        .unwrap_or_default();
+    let text = |k: &str| json!(bridge.get(k).and_then(|x| x.as_str()).unwrap_or_default());
+    let int = |k: &str| json!(bridge.get(k).and_then(|x| x.as_i64()).unwrap_or_default());
+    for (k, value) in [
+        ("Bridge", json!("")),
+        ("HairpinMode", json!(false)),
+        ("LinkLocalIPv6Address", json!("")),
+        ("LinkLocalIPv6PrefixLen", json!(0)),
+        ("SecondaryIPAddresses", json!(null)),
+        ("SecondaryIPv6Addresses", json!(null)),
+        ("EndpointID", text("EndpointID")),
+        ("Gateway", text("Gateway")),
+        ("GlobalIPv6Address", json!("")),
+        ("GlobalIPv6PrefixLen", json!(0)),
+        ("IPAddress", text("IPAddress")),
+        ("IPPrefixLen", int("IPPrefixLen")),
+        ("IPv6Gateway", json!("")),
+        ("MacAddress", text("MacAddress")),
+    ] {
+        settings.entry(k).or_insert(value);
+    }
+    v
 }

@@ -41,6 +41,9 @@ pub struct CommitOptions {
     pub author: String,
     /// Image config fields to set (`Cmd`, `Env`...), as `--change` gives them.
     pub config: serde_json::Map<String, Value>,
+    /// Top-level fields of the new config, as dockerd's V1 image has them for a commit
+    /// (`container`, `container_config`).
+    pub top: serde_json::Map<String, Value>,
 }
 
 /// Writes the changes in `upper` (an overlay upper dir) as a layer on top of the image whose
@@ -103,6 +106,11 @@ pub fn commit(
     }
     for (k, v) in &opts.config {
         config["config"][k] = v.clone();
+    }
+    // The image it was made from, as dockerd's `Parent` (a V1 image field docker load reads).
+    config["parent"] = json!(parent_config_digest.to_string());
+    for (k, v) in &opts.top {
+        config[k] = v.clone();
     }
     let config_bytes = config.to_string().into_bytes();
     let config_digest = store.content.write_blob(&config_bytes).map_err(store_err)?;

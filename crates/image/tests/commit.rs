@@ -59,6 +59,7 @@ fn a_containers_changes_become_the_next_layer() {
     };
     opts.config
         .insert("Cmd".into(), serde_json::json!(["/new"]));
+    opts.top.insert("container".into(), serde_json::json!("c1"));
     let id = commit(&store, &parent, &upper, Some(&name), &opts).unwrap();
 
     let image = store.metadata.image(&name.to_string()).unwrap();
@@ -72,6 +73,13 @@ fn a_containers_changes_become_the_next_layer() {
         serde_json::from_slice(&store.content.read_to_vec(&id).unwrap()).unwrap();
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
     assert_eq!(config["config"]["Cmd"], serde_json::json!(["/new"]));
+    assert_eq!(config["container"], "c1");
+    let Manifest::Image(base) =
+        manifest::parse(None, &store.content.read_to_vec(&parent).unwrap()).unwrap()
+    else {
+        panic!("not an image")
+    };
+    assert_eq!(config["parent"], base.config().digest().to_string());
     assert_eq!(
         config["history"].as_array().unwrap().last().unwrap()["comment"],
         "two changes"

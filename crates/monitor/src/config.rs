@@ -19,7 +19,8 @@ pub enum ConfigError {
 /// Usage text, for errors.
 pub const USAGE: &str =
     "usage: berth-monitor --id ID --bundle DIR --runtime-root DIR --dir STATE_DIR --log FILE \
-[--log-max-size BYTES] [--log-max-file N] [--tty] [--stdin] [--stdin-once] [--ready-fd FD]";
+[--log-max-size BYTES] [--log-max-file N] [--tty] [--stdin] [--stdin-once] [--ready-fd FD] \
+[--healthcheck FILE]";
 
 /// What the monitor was told to do.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +37,8 @@ pub struct Config {
     pub stdin: bool,
     pub stdin_once: bool,
     pub ready_fd: Option<RawFd>,
+    /// The health check to run ([`crate::protocol::HealthCheck`] as JSON).
+    pub healthcheck: Option<PathBuf>,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
                 "--log-max-size" => cfg.log_max_size = Some(number(&flag, &value()?)?),
                 "--log-max-file" => cfg.log_max_file = number(&flag, &value()?)?,
                 "--ready-fd" => cfg.ready_fd = Some(number(&flag, &value()?)?),
+                "--healthcheck" => cfg.healthcheck = Some(PathBuf::from(value()?)),
                 "--tty" => cfg.tty = true,
                 "--stdin" => cfg.stdin = true,
                 "--stdin-once" => cfg.stdin_once = true,

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod exit;
+mod health;
 pub mod jsonlog;
 pub mod monitor;
 pub mod protocol;

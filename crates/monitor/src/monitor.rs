@@ -53,6 +53,8 @@ pub enum MonitorError {
     Runtime(#[from] berth_runtime::Error),
     #[error("--tty needs \"terminal\": true in the bundle's process")]
     NoTerminal,
+    #[error("the health check: {0}")]
+    HealthCheck(#[from] protocol::ProtocolError),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> MonitorError {
@@ -69,6 +71,8 @@ pub(crate) enum Role {
     Done,
     /// Waits for the container's end.
     Wait,
+    /// Waits for a change of the health check's state past version `seen`.
+    Health { seen: u64 },
     /// Streams the output of task `task` and feeds its stdin.
     Attach {
         task: u64,
@@ -109,6 +113,8 @@ pub struct Monitor {
     pub(crate) shutdown: bool,
     buf: Vec<u8>,
     pub(crate) trimmer: Trimmer,
+    /// The health check, if the container has one.
+    pub(crate) prober: Option<crate::health::Prober>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -219,6 +225,15 @@ impl Monitor {
         listener
             .set_nonblocking(true)
             .map_err(io_err("setting the socket non-blocking"))?;
+        let prober = match &cfg.healthcheck {
+            Some(path) => {
+                let text =
+                    std::fs::read(path).map_err(io_err(format!("reading {}", path.display())))?;
+                let check = protocol::from_line(&text)?;
+                Some(crate::health::Prober::new(check))
+            }
+            None => None,
+        };
         let log = JsonLog::open(&cfg.log, cfg.log_max_size, cfg.log_max_file);
         let runtime = Runtime::new(&cfg.runtime_root);
 
@@ -280,6 +295,7 @@ impl Monitor {
             shutdown: false,
             buf: vec![0; 64 << 10],
             trimmer,
+            prober,
         })
     }
 
@@ -320,6 +336,9 @@ impl Monitor {
             min(d);
         }
         if let Some(d) = self.log.retry_in() {
+            min(d);
+        }
+        if let Some(d) = self.prober.as_ref().and_then(|p| p.due_in()) {
             min(d);
         }
         t.map(|d| d + Duration::from_millis(5))
@@ -588,6 +607,9 @@ impl Monitor {
             }
         };
         let data = &self.buf[..n];
+        if let Some(p) = self.prober.as_mut().filter(|p| p.is_probe(k)) {
+            p.output(data);
+        }
         if k == CONTAINER {
             if let Err(e) = self.log.write(log_stream, data) {
                 eprintln!("berth-monitor: {e}");
@@ -624,6 +646,7 @@ impl Monitor {
     fn housekeeping(&mut self) {
         // The marker of log records lost on a full disk, once there is room again.
         self.log.retry(false);
+        self.health_tick();
         let done: Vec<u64> = self
             .tasks
             .iter()
@@ -637,6 +660,8 @@ impl Monitor {
         for k in done {
             if k == CONTAINER {
                 self.finish_container();
+            } else if self.prober.as_ref().is_some_and(|p| p.is_probe(k)) {
+                self.finish_probe(k);
             } else {
                 self.finish_exec(k);
             }
@@ -728,6 +753,7 @@ impl Monitor {
             eprintln!("berth-monitor: deleting container {}: {e}", self.cfg.id);
         }
         self.exit = Some(status);
+        self.answer_health_waiters();
     }
 
     fn finish_exec(&mut self, k: u64) {

@@ -98,6 +98,71 @@ pub enum Op {
     ExecState { exec_id: String },
     /// After the container exited: the monitor answers [`Reply`] and exits.
     Shutdown,
+    /// Answered with [`Health`] once its `version` is past `seen` (at once if it is already),
+    /// or with an error when the container runs no health check or has exited.
+    Health {
+        #[serde(default)]
+        seen: u64,
+    },
+}
+
+/// A container's health check as the monitor runs it: the JSON of `--healthcheck FILE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// The process of each probe: the container's exec process, the check's command as `args`.
+    pub process: Box<oci_spec::runtime::Process>,
+    /// Between the end of a probe and the start of the next.
+    pub interval_ms: u64,
+    /// A probe running longer is killed and fails.
+    pub timeout_ms: u64,
+    /// Failures within this time of the start do not count while the container is `starting`.
+    pub start_period_ms: u64,
+    /// The interval within the start period, while `starting`.
+    pub start_interval_ms: u64,
+    /// Consecutive failures that make the container `unhealthy`.
+    pub retries: u32,
+}
+
+/// Docker's health statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// One probe's result (`State.Health.Log[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResult {
+    /// RFC 3339 with nanoseconds, UTC.
+    pub start: String,
+    pub end: String,
+    /// 0: healthy; anything else a failure (-1: the probe could not run or timed out).
+    pub exit_code: i32,
+    /// Its stdout and stderr, at most 4096 bytes.
+    pub output: String,
+}
+
+/// The answer to `health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Grows by one with each change.
+    pub version: u64,
+    pub status: HealthStatus,
+    pub failing_streak: u32,
+    /// The last 5 results, oldest first.
+    pub log: Vec<HealthResult>,
 }
 
 /// `{"ok":true}`, `{"ok":true,"pid":N}` or `{"error":"..."}`.

@@ -108,6 +108,11 @@ impl Monitor {
                 }
                 None => self.reply(k, &Reply::error(format!("no such exec: {exec_id}")), true),
             },
+            Op::Health { seen } => {
+                if let Some(reply) = self.health_request(k, seen) {
+                    self.reply(k, &reply, true);
+                }
+            }
             Op::Shutdown => {
                 if self.exit.is_none() {
                     return self.reply(k, &Reply::error("the container has not exited"), true);
@@ -210,7 +215,7 @@ impl Monitor {
 
     /// Starts an exec as a child of the monitor, with its own pipes or pty; returns its task key
     /// and pid.
-    fn exec(
+    pub(crate) fn exec(
         &mut self,
         exec_id: &str,
         mut process: oci_spec::runtime::Process,

@@ -248,6 +248,7 @@ fn build_create(o: &CreateOpts, detach: bool) -> Result<(serde_json::Value, Stri
         labels: Some(kv_map(&o.label)),
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
+        healthcheck: healthcheck(o)?,
         host_config: Some(host_config),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(endpoints),
@@ -259,6 +260,102 @@ fn build_create(o: &CreateOpts, detach: bool) -> Result<(serde_json::Value, Stri
         body["HostConfig"]["Mounts"] = serde_json::Value::Array(mounts);
     }
     Ok((body, image))
+}
+
+/// `--health-*` and `--no-healthcheck`, checked as the docker CLI checks them.
+fn healthcheck(o: &CreateOpts) -> Result<Option<berth_api::models::HealthConfig>> {
+    let durations = [
+        o.health_interval,
+        o.health_timeout,
+        o.health_start_period,
+        o.health_start_interval,
+    ];
+    let tuned = durations.iter().any(Option::is_some) || o.health_retries.is_some();
+    if o.no_healthcheck {
+        if o.health_cmd.is_some() || tuned {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(Some(berth_api::models::HealthConfig {
+            test: Some(vec!["NONE".to_string()]),
+            ..Default::default()
+        }));
+    }
+    if o.health_cmd.is_none() && !tuned {
+        return Ok(None);
+    }
+    for (value, flag) in [
+        (o.health_interval, "--health-interval"),
+        (o.health_timeout, "--health-timeout"),
+        (o.health_start_period, "--health-start-period"),
+        (o.health_start_interval, "--health-start-interval"),
+    ] {
+        if value.is_some_and(|v| v < 0) {
+            bail!("{flag} cannot be negative");
+        }
+    }
+    if o.health_retries.is_some_and(|r| r < 0) {
+        bail!("--health-retries cannot be negative");
+    }
+    Ok(Some(berth_api::models::HealthConfig {
+        test: o
+            .health_cmd
+            .as_ref()
+            .map(|c| vec!["CMD-SHELL".to_string(), c.clone()]),
+        interval: o.health_interval,
+        timeout: o.health_timeout,
+        retries: o.health_retries,
+        start_period: o.health_start_period,
+        start_interval: o.health_start_interval,
+    }))
+}
+
+/// A Go duration (`300ms`, `1.5s`, `1m30s`, `-2h`) in nanoseconds, as the docker CLI's flags
+/// take it.
+pub(crate) fn go_duration(text: &str) -> std::result::Result<i64, String> {
+    let invalid = || format!("time: invalid duration \"{text}\"");
+    let (negative, mut rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("time: missing unit in duration \"{text}\""))?;
+        let (number, after) = rest.split_at(number_len);
+        let value: f64 = number.parse().map_err(|_| invalid())?;
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("time: missing unit in duration \"{text}\"")),
+            _ => {
+                return Err(format!(
+                    "time: unknown unit \"{unit}\" in duration \"{text}\""
+                ))
+            }
+        };
+        total += value * scale;
+        rest = after;
+    }
+    if total > i64::MAX as f64 {
+        return Err(invalid());
+    }
+    let nanos = total.round() as i64;
+    Ok(if negative { -nanos } else { nanos })
 }
 
 /// Creates the container, pulling the image when the daemon says 404 (as `docker run`).
@@ -327,4 +424,30 @@ pub async fn create_cmd(host: &str, o: &CreateCmd) -> Result<i32> {
         .map_err(|e| run_error("create", e))?;
     println!("{id}");
     Ok(0)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::go_duration;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("300ms"), Ok(300_000_000));
+        assert_eq!(go_duration("1m30s"), Ok(90_000_000_000));
+        assert_eq!(go_duration("1.5s"), Ok(1_500_000_000));
+        assert_eq!(go_duration("0"), Ok(0));
+        assert_eq!(go_duration("-2h"), Ok(-7_200_000_000_000));
+        assert_eq!(
+            go_duration("5"),
+            Err("time: missing unit in duration \"5\"".into())
+        );
+        assert_eq!(
+            go_duration("3x"),
+            Err("time: unknown unit \"x\" in duration \"3x\"".into())
+        );
+        assert!(go_duration("").is_err());
+        assert!(go_duration("s").is_err());
+        assert!(go_duration("1..2s").is_err());
+        assert!(go_duration("99999999999999h").is_err());
+    }
 }

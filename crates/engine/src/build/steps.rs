@@ -209,6 +209,11 @@ impl Backend for EngineBackend<'_> {
             user: Some(req.user.clone()),
             working_dir: Some(req.workdir.clone()),
             host_config: Some(host_config),
+            // A RUN step runs no health check, whatever its base image says.
+            healthcheck: Some(berth_api::models::HealthConfig {
+                test: Some(vec!["NONE".to_string()]),
+                ..Default::default()
+            }),
             ..ContainerCreateBody::default()
         };
         let name = (0..)

@@ -98,10 +98,14 @@ impl Engine {
         let paused = req.pause
             && c.state.status == crate::container::Status::Running
             && runtime.pause(&c.id).is_ok();
+        let mut top = Map::new();
+        top.insert("container".into(), json!(c.id));
+        top.insert("container_config".into(), container_config);
         let opts = CommitOptions {
             comment: req.comment.clone(),
             author: req.author.clone(),
             config,
+            top,
         };
         let result = berth_image::commit::commit(
             &self.images.store,

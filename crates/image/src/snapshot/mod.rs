@@ -189,6 +189,13 @@ pub trait Snapshotter: Send + Sync {
     /// layer applier. For the overlay backend it holds only the snapshot's own changes (deletions
     /// are overlay whiteouts); for the copy backend it holds the whole tree (deletions delete).
     fn upper_dir(&self, key: &str) -> Result<PathBuf, SnapshotError>;
+    /// Where a snapshot's files are, as dockerd's `GraphDriver.Data` names them: `UpperDir` (its
+    /// own files), `LowerDir` (its parents', top first, `:`-joined, absent without parents) and
+    /// `WorkDir`. Empty for a backend without such directories.
+    fn graph_data(&self, key: &str) -> Result<Vec<(&'static str, String)>, SnapshotError> {
+        let _ = key;
+        Ok(Vec::new())
+    }
     /// Whether an active snapshot's upper dir holds only its own changes whatever it sits on, so
     /// that a layer can be applied into a snapshot prepared without a parent and then committed
     /// on top of one with [`Snapshotter::commit_onto`] (containerd's "rebase" capability). This

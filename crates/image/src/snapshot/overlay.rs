@@ -245,6 +245,24 @@ impl Snapshotter for OverlaySnapshotter {
         Ok(lock(&self.store).list())
     }
 
+    fn graph_data(&self, key: &str) -> Result<Vec<(&'static str, String)>, SnapshotError> {
+        let store = lock(&self.store);
+        let record = store.get(key)?;
+        let lowers = store.chain(record.parent.as_deref())?;
+        let dir = self.dir(record.id);
+        let text = |p: PathBuf| p.to_string_lossy().into_owned();
+        let mut data = vec![("UpperDir", text(dir.join("fs")))];
+        if !lowers.is_empty() {
+            let lower: Vec<String> = lowers
+                .iter()
+                .map(|&l| text(self.dir(l).join("fs")))
+                .collect();
+            data.push(("LowerDir", lower.join(":")));
+        }
+        data.push(("WorkDir", text(dir.join("work"))));
+        Ok(data)
+    }
+
     fn upper_dir(&self, key: &str) -> Result<PathBuf, SnapshotError> {
         let id = lock(&self.store).active_id(key)?;
         Ok(self.dir(id).join("fs"))
