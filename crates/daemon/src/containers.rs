@@ -385,6 +385,79 @@ pub async fn pump<C>(client: C, monitor: MonitorStream, detach: Option<Vec<u8>>,
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
+    pump_framed(client, monitor, detach, tty, Framing::AsIs).await;
+}
+
+/// How the monitor's output reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// As the monitor sends it (frames without a tty, raw bytes with one).
+    AsIs,
+    /// Raw bytes (a tty) sent as stdout frames: an exec with a tty started without one.
+    Frame,
+    /// Frames sent as raw bytes: an exec without a tty started with one.
+    Unframe,
+}
+
+impl Framing {
+    /// dockerd frames an exec's output by the start's `Tty`, whatever the exec's.
+    pub fn for_exec(exec_tty: bool, start_tty: bool) -> Framing {
+        match (exec_tty, start_tty) {
+            (true, false) => Framing::Frame,
+            (false, true) => Framing::Unframe,
+            _ => Framing::AsIs,
+        }
+    }
+}
+
+/// Copies the monitor's output to the client, reframed as `framing` says.
+async fn copy_output<R, W>(mut from: R, mut to: W, framing: Framing) -> std::io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    match framing {
+        Framing::AsIs => {
+            tokio::io::copy(&mut from, &mut to).await?;
+        }
+        Framing::Frame => {
+            let mut buf = vec![0u8; 32 << 10];
+            loop {
+                let n = from.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                let header = berth_api::stdcopy::header(berth_api::stdcopy::Stream::Stdout, n);
+                to.write_all(&header).await?;
+                to.write_all(&buf[..n]).await?;
+            }
+        }
+        Framing::Unframe => loop {
+            let mut header = [0u8; 8];
+            match from.read_exact(&mut header).await {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e),
+            }
+            let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+            let mut payload = (&mut from).take(u64::from(size));
+            tokio::io::copy(&mut payload, &mut to).await?;
+        },
+    }
+    to.flush().await
+}
+
+/// [`pump`], with the output reframed as `framing` says.
+pub async fn pump_framed<C>(
+    client: C,
+    monitor: MonitorStream,
+    detach: Option<Vec<u8>>,
+    tty: bool,
+    framing: Framing,
+) where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
     use tokio::io::AsyncReadExt;
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut mr, mut mw) = tokio::io::split(monitor);
@@ -432,7 +505,7 @@ where
     });
     let mut input_done = false;
     let detached = {
-        let output = tokio::io::copy(&mut mr, &mut cw);
+        let output = copy_output(&mut mr, &mut cw, framing);
         tokio::pin!(output);
         loop {
             tokio::select! {

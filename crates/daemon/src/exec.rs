@@ -6,7 +6,7 @@ use http::StatusCode;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
-use crate::containers::{pump, upgraded_response};
+use crate::containers::{pump_framed, upgraded_response, Framing};
 use crate::http::{empty, engine_error, error, json, read_json, response, Req, Resp};
 use crate::route::{self, Route};
 
@@ -63,12 +63,23 @@ pub async fn handle(engine: &Engine, route: Route, mut req: Req) -> Resp {
                 crate::hijack::until_client_read(conn).await;
                 let mut io = TokioIo::new(upgraded);
                 let tty = prepared.tty;
+                let start_tty = start.tty.unwrap_or(false);
+                let framing = Framing::for_exec(tty, start_tty);
                 match engine.exec_launch(prepared).await {
-                    Ok(stream) => pump(io, stream, detach, tty).await,
+                    Ok(stream) => pump_framed(io, stream, detach, tty, framing).await,
                     Err(e) => {
-                        // dockerd writes the error into the hijacked stream.
+                        // dockerd writes the error into the hijacked stream (a stdout frame
+                        // when the start has no tty).
                         use tokio::io::AsyncWriteExt;
-                        let _ = io.write_all(format!("{e}\r\n").as_bytes()).await;
+                        let text = format!("{e}\r\n");
+                        if !start_tty {
+                            let header = berth_api::stdcopy::header(
+                                berth_api::stdcopy::Stream::Stdout,
+                                text.len(),
+                            );
+                            let _ = io.write_all(&header).await;
+                        }
+                        let _ = io.write_all(text.as_bytes()).await;
                         let _ = io.shutdown().await;
                     }
                 }

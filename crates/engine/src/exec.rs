@@ -20,6 +20,8 @@ pub struct Exec {
     pub container: String,
     pub config: ExecConfig,
     pub started: bool,
+    /// Set when its process could not start: 127 (not found) or 126, as dockerd records it.
+    pub failed: Option<i64>,
 }
 
 /// An exec checked and ready to start ([`Engine::exec_prepare`]).
@@ -74,6 +76,7 @@ impl Engine {
                 container: c.id.clone(),
                 config,
                 started: false,
+                failed: None,
             },
         );
         self.events.publish(
@@ -194,7 +197,20 @@ impl Engine {
     /// (the Python SDK reads the raw socket after the headers).
     pub async fn exec_launch(&self, prepared: PreparedExec) -> Result<MonitorStream> {
         let sock = monitor::socket(&self.run_dir(&prepared.container));
-        let (_, stream) = monitor::open(&sock, prepared.request).await?;
+        let (_, stream) = match monitor::open(&sock, prepared.request).await {
+            Ok(opened) => opened,
+            Err(EngineError::InvalidParameter(message)) => {
+                // The process could not start (no such program, not executable): dockerd records
+                // an exit code and says why in the runtime's words.
+                let (code, message) = start_failure(&message);
+                if let Some(e) = self.execs_lock().get_mut(&prepared.id) {
+                    e.started = true;
+                    e.failed = Some(code);
+                }
+                return Err(EngineError::InvalidParameter(message));
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(e) = self.execs_lock().get_mut(&prepared.id) {
             e.started = true;
         }
@@ -231,7 +247,9 @@ impl Engine {
     /// `GET /exec/{id}/json`.
     pub async fn exec_inspect(&self, id: &str) -> Result<ExecInspectResponse> {
         let exec = self.exec_get(id)?;
-        let (running, exit_code, pid) = if exec.started {
+        let (running, exit_code, pid) = if let Some(code) = exec.failed {
+            (false, Some(code), 0)
+        } else if exec.started {
             let sock = monitor::socket(&self.run_dir(&exec.container));
             let op = Op::ExecState {
                 exec_id: id.to_string(),
@@ -247,7 +265,7 @@ impl Engine {
         let cmd = exec.config.cmd.clone().unwrap_or_default();
         Ok(ExecInspectResponse {
             can_remove: Some(false),
-            detach_keys: Some(String::new()),
+            detach_keys: Some(exec.config.detach_keys.clone().unwrap_or_default()),
             id: Some(exec.id.clone()),
             running: Some(running),
             exit_code,
@@ -264,5 +282,37 @@ impl Engine {
             container_id: Some(exec.container.clone()),
             pid: Some(pid),
         })
+    }
+}
+
+/// The exit code and dockerd's message for an exec whose process could not start: 127 when
+/// the program is missing, 126 when it cannot be run (moby's `translateContainerdStartErr`).
+fn start_failure(runtime_message: &str) -> (i64, String) {
+    let cause = runtime_message
+        .strip_prefix("container init: ")
+        .unwrap_or(runtime_message);
+    let missing = ["executable file not found", "no such file or directory"]
+        .iter()
+        .any(|m| cause.to_ascii_lowercase().contains(m));
+    let message = format!(
+        "OCI runtime exec failed: exec failed: unable to start container process: {cause}: unknown"
+    );
+    (if missing { 127 } else { 126 }, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_failure;
+
+    #[test]
+    fn start_failures_read_as_dockerds() {
+        let (code, text) =
+            start_failure("container init: exec: \"nosuch\": executable file not found in $PATH");
+        assert_eq!(code, 127);
+        assert_eq!(
+            text,
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH: unknown"
+        );
+        assert_eq!(start_failure("exec: \"/etc\": permission denied").0, 126);
     }
 }

@@ -334,6 +334,7 @@ mod tests {
                     container: id.clone(),
                     config: Default::default(),
                     started: true,
+                    failed: None,
                 },
             );
             engine.health.lock().expect("health").insert(

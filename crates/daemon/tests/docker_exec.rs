@@ -1,0 +1,89 @@
+//! Execs as dockerd answers them: output framed by the start's `Tty` whatever the exec's (the
+//! Python SDK starts with `Tty: false` by default), a program that cannot start recorded with
+//! exit code 127 or 126 and dockerd's message in the stream, and the client's `detachKeys`
+//! (`config.json`) kept with the exec.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+mod common;
+
+use common::{python_sdk, skip, text, Daemon};
+
+#[test]
+fn exec_output_is_framed_by_the_start_and_failures_have_dockerds_codes() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]);
+
+    // The docker CLI: the message on stderr (without a tty, in a frame), the code.
+    let out = d.docker(&["exec", "box", "nosuch"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(127), "{stdout}{stderr}");
+    assert!(
+        (stdout.clone() + &stderr).contains(
+            "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH: unknown"
+        ),
+        "{stdout}{stderr}"
+    );
+    assert!(!stderr.contains("Unrecognized input header"), "{stderr}");
+    let out = d.docker(&["exec", "box", "/etc"]);
+    assert_eq!(out.status.code(), Some(126), "{:?}", text(&out));
+
+    let got = python_sdk(
+        &d,
+        r#"
+import docker
+c = docker.from_env().containers.get("box")
+api = c.client.api
+# A tty exec started the SDK's way (Tty false): frames, demuxed by the SDK.
+e = api.exec_create("box", ["echo", "hello"], tty=True)
+print(repr(api.exec_start(e["Id"])))
+# No tty, started with one: the raw bytes.
+e = api.exec_create("box", ["sh", "-c", "echo out; echo err >&2"], tty=False)
+print(repr(api.exec_start(e["Id"], tty=True)))
+# A program that is not there.
+r = c.exec_run("nosuch")
+print(r.exit_code, b"executable file not found" in r.output)
+"#,
+    );
+    if got.is_empty() {
+        return; // no SDK outside CI (python_sdk says so)
+    }
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], r"b'hello\r\n'", "{got}");
+    assert!(
+        lines[1] == r"b'out\nerr\n'" || lines[1] == r"b'err\nout\n'",
+        "{got}"
+    );
+    assert_eq!(lines[2], "127 True", "{got}");
+    d.ok(&["rm", "-f", "box"]);
+}
+
+#[test]
+fn the_clients_detach_keys_stay_with_the_exec() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]);
+    let config = d.dir.join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.json"), r#"{"detachKeys": "ctrl-x,x"}"#).unwrap();
+    d.ok(&["exec", "-d", "box", "sleep", "1"]);
+    let ids = d.ok(&["inspect", "--format", "{{json .ExecIDs}}", "box"]);
+    let ids: Vec<String> = serde_json::from_str(ids.trim()).unwrap();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let socket = d.socket.display().to_string();
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "20", "--unix-socket", &socket])
+        .arg(format!("http://d/v1.43/exec/{}/json", ids[0]))
+        .output()
+        .unwrap();
+    let exec: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(exec["DetachKeys"], "ctrl-x,x", "{exec}");
+    d.ok(&["rm", "-f", "box"]);
+}
