@@ -618,6 +618,99 @@ fn restart_policies_apply_and_survive_a_daemon_restart() {
     );
 }
 
+/// Between an exit and the restart its policy makes, a container is `restarting` (running, no
+/// pid), refused by rm, kill and exec with dockerd's words; the waits double (dockerd's
+/// backoff); `stop` calls the restart off.
+#[test]
+fn a_container_waiting_for_its_restart_is_restarting() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "bb:local",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    // After 4 restarts (100 + 200 + 400 + 800 ms of waits), the next wait is 1.6 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let state = loop {
+        let s = d.ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}} {{.State.Running}} {{.State.Restarting}} {{.State.Pid}} {{.State.ExitCode}}",
+            "loop",
+        ]);
+        let count: u32 = s.split_whitespace().next().unwrap().parse().unwrap();
+        if count >= 4 && s.contains("restarting") {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        state.trim().ends_with("restarting true true 0 3"),
+        "{state}"
+    );
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.contains("loop Restarting (3)"), "{ps}");
+    let out = d.docker(&["rm", "loop"]);
+    assert!(
+        text(&out)
+            .1
+            .contains("You cannot remove a restarting container"),
+        "{:?}",
+        text(&out)
+    );
+    let out = d.docker(&["exec", "loop", "true"]);
+    assert!(
+        text(&out)
+            .1
+            .contains("is restarting, wait until the container is running"),
+        "{:?}",
+        text(&out)
+    );
+    let out = d.docker(&["kill", "loop"]);
+    assert!(
+        text(&out)
+            .1
+            .contains("is restarting, wait until the container is running"),
+        "{:?}",
+        text(&out)
+    );
+    d.ok(&["stop", "loop"]);
+    let s = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.Running}}",
+        "loop",
+    ]);
+    assert_eq!(s.trim(), "exited false");
+    let count = d.ok(&["inspect", "--format", "{{.RestartCount}}", "loop"]);
+    // Past the 1.6 s after which the next restart would have come: none came (an absence,
+    // so a wait of that length).
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            "loop"
+        ])
+        .trim(),
+        format!("{} exited", count.trim())
+    );
+    d.ok(&["rm", "loop"]);
+}
+
 #[test]
 fn system_prune_removes_stopped_containers_and_unused_anonymous_volumes() {
     if skip() {

@@ -154,6 +154,7 @@ impl Engine {
                 ..Default::default()
             },
             restart_count: 0,
+            restart_delay_ms: 0,
             manually_stopped: false,
             log_path,
             networks,

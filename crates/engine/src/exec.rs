@@ -57,6 +57,12 @@ impl Engine {
                 c.id
             )));
         }
+        if c.is_restarting() {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                c.id
+            )));
+        }
         if c.state.status == crate::container::Status::Paused {
             return Err(EngineError::Conflict(format!(
                 "Container {} is paused, unpause the container before exec",

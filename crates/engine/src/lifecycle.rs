@@ -49,7 +49,7 @@ impl Engine {
         let guard = self.lifecycle_lock(&c.id).await;
         // Read again under the lock: the previous run's teardown has finished by now.
         let c = self.containers.get(&c.id)?;
-        if c.is_running() {
+        if c.is_running() && !c.is_restarting() {
             return Err(EngineError::NotModified("container already started".into()));
         }
         if self.has_runtime_leftovers(&c.id).await {
@@ -312,6 +312,11 @@ impl Engine {
             } else {
                 exit.finished_at.clone()
             };
+            // Its policy starts it again: `restarting` until then, as dockerd says.
+            if restart_wanted(c) {
+                c.state.status = Status::Restarting;
+                c.restart_delay_ms = next_restart_delay(c);
+            }
         };
         let auto_remove = self
             .containers
@@ -344,43 +349,36 @@ impl Engine {
             }
             return;
         }
-        if self.should_restart(&c) {
-            let engine = self.clone();
-            let id = id.to_string();
-            let delay = Duration::from_millis(100 << c.restart_count.min(10));
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let Ok(c) = engine.containers.get(&id) else {
-                    return;
-                };
-                if c.manually_stopped || c.is_running() {
-                    return;
-                }
-                let _ = engine.containers.update(&id, |c| c.restart_count += 1);
-                if let Err(e) = engine.start(&id).await {
-                    tracing::warn!(container = %id, error = %e, "restart");
-                }
-            });
+        if c.is_restarting() {
+            self.restart_later(id.to_string(), Duration::from_millis(c.restart_delay_ms));
         }
     }
 
-    fn should_restart(&self, c: &Container) -> bool {
-        if c.manually_stopped {
-            return false;
-        }
-        let Some(policy) = c.host_config.restart_policy.as_ref() else {
-            return false;
-        };
-        match policy.name {
-            Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => {
-                true
+    /// Starts a `restarting` container after `delay`, unless it was stopped or removed
+    /// meanwhile.
+    fn restart_later(&self, id: String, delay: Duration) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Ok(c) = engine.containers.get(&id) else {
+                return;
+            };
+            if c.manually_stopped || !c.is_restarting() {
+                return;
             }
-            Some(RestartPolicyNameEnum::ON_FAILURE) => {
-                let max = policy.maximum_retry_count.unwrap_or(0);
-                c.state.exit_code != 0 && (max == 0 || (c.restart_count as i64) < max)
+            let _ = engine
+                .containers
+                .update_or_in_memory(&id, |c| c.restart_count += 1);
+            if let Err(e) = engine.start(&id).await {
+                tracing::warn!(container = %id, error = %e, "restart");
+                // It stays down, as dockerd leaves a container whose restart failed.
+                let _ = engine.containers.update_or_in_memory(&id, |c| {
+                    if c.is_restarting() {
+                        c.state.status = Status::Exited;
+                    }
+                });
             }
-            _ => false,
-        }
+        });
     }
 
     /// Unmounts the rootfs and the volume subpaths, and removes the network namespace of an
@@ -404,6 +402,12 @@ impl Engine {
     /// does next (inspect, remove, start) sees it stopped.
     pub async fn kill(&self, key: &str, signal: Option<&str>) -> Result<()> {
         let c = self.containers.get(key)?;
+        if c.is_restarting() {
+            return Err(EngineError::Conflict(format!(
+                "Cannot kill container: {key}: Container {} is restarting, wait until the container is running",
+                c.id
+            )));
+        }
         if !c.is_running() {
             return Err(EngineError::Conflict(format!(
                 "Cannot kill container: {key}: Container {} is not running",
@@ -434,6 +438,15 @@ impl Engine {
     /// `POST /containers/{id}/stop?t=`: the stop signal, then SIGKILL after the timeout.
     pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
         let c = self.containers.get(key)?;
+        if c.is_restarting() {
+            // No process: the restart is called off (dockerd's stop of a restarting container).
+            let c = self.containers.update_or_in_memory(&c.id, |c| {
+                c.manually_stopped = true;
+                c.state.status = Status::Exited;
+            })?;
+            self.publish("stop", &c, &[]);
+            return Ok(());
+        }
         if !c.is_running() {
             let _ = self
                 .containers
@@ -550,6 +563,20 @@ impl Engine {
     /// `DELETE /containers/{id}?force=&v=`: with `volumes`, its anonymous volumes go too.
     pub async fn remove_with_volumes(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let c = self.containers.get(key)?;
+        if c.is_restarting() {
+            if !force {
+                return Err(EngineError::Conflict(format!(
+                    "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                    c.id
+                )));
+            }
+            // No process to kill: the restart is called off.
+            let _ = self.containers.update_or_in_memory(&c.id, |c| {
+                c.manually_stopped = true;
+                c.state.status = Status::Exited;
+            });
+        }
+        let c = self.containers.get(&c.id)?;
         if c.is_running() {
             if !force {
                 return Err(EngineError::Conflict(format!(
@@ -653,7 +680,7 @@ impl Engine {
                     Some(RestartPolicyNameEnum::ALWAYS)
                         | Some(RestartPolicyNameEnum::UNLESS_STOPPED)
                 ) && !c.manually_stopped
-                    && c.state.status == Status::Exited
+                    && matches!(c.state.status, Status::Exited | Status::Restarting)
                 {
                     if let Err(e) = self.start(&c.id).await {
                         tracing::warn!(container = %c.id, error = %e, "restart at daemon start");
@@ -747,6 +774,43 @@ fn is_mountpoint(path: &Path) -> bool {
     };
     use std::os::unix::fs::MetadataExt;
     meta.dev() != parent.dev() || meta.ino() == parent.ino()
+}
+
+/// Whether `c`'s restart policy starts it again after the exit just recorded in it.
+fn restart_wanted(c: &Container) -> bool {
+    if c.manually_stopped {
+        return false;
+    }
+    let Some(policy) = c.host_config.restart_policy.as_ref() else {
+        return false;
+    };
+    match policy.name {
+        Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => true,
+        Some(RestartPolicyNameEnum::ON_FAILURE) => {
+            let max = policy.maximum_retry_count.unwrap_or(0);
+            c.state.exit_code != 0 && (max == 0 || (c.restart_count as i64) < max)
+        }
+        _ => false,
+    }
+}
+
+/// dockerd's restart backoff: 100 ms after a run of 10 s or more (or the first time), else
+/// twice the last wait, at most a minute.
+fn next_restart_delay(c: &Container) -> u64 {
+    const FIRST: u64 = 100;
+    const MAX: u64 = 60_000;
+    let ran = |t: &str| humantime::parse_rfc3339_weak(t).ok();
+    let long_run = match (ran(&c.state.started_at), ran(&c.state.finished_at)) {
+        (Some(start), Some(end)) => end
+            .duration_since(start)
+            .is_ok_and(|d| d >= Duration::from_secs(10)),
+        _ => false,
+    };
+    if long_run || c.restart_delay_ms == 0 {
+        FIRST
+    } else {
+        (c.restart_delay_ms * 2).min(MAX)
+    }
 }
 
 #[cfg(test)]

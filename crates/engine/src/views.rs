@@ -35,7 +35,8 @@ impl Engine {
             args: Some(c.args.clone()),
             state: Some(ContainerState {
                 status: Some(status),
-                running: Some(matches!(c.state.status, Status::Running | Status::Paused)),
+                // dockerd counts a restarting container as running (with no pid).
+                running: Some(c.is_running()),
                 paused: Some(c.state.status == Status::Paused),
                 restarting: Some(c.state.status == Status::Restarting),
                 oom_killed: Some(c.state.oom_killed),

@@ -251,6 +251,7 @@ fn container_config(body: &ContainerCreateBody) {
         host_config: hc,
         state: berth_engine::container::State::default(),
         restart_count: 0,
+        restart_delay_ms: 0,
         manually_stopped: false,
         log_path: root.join("log.json"),
         networks: berth_engine::network::ContainerNetworks::default(),

@@ -74,6 +74,10 @@ pub struct Container {
     pub host_config: HostConfig,
     pub state: State,
     pub restart_count: u64,
+    /// The wait before the next restart by its policy: dockerd's backoff (100 ms, doubled at
+    /// each restart of a container that ran less than 10 s, at most a minute).
+    #[serde(default)]
+    pub restart_delay_ms: u64,
     /// Set when a user stopped the container (for `unless-stopped` after a daemon restart).
     pub manually_stopped: bool,
     pub log_path: PathBuf,
@@ -94,6 +98,12 @@ impl Container {
             self.state.status,
             Status::Running | Status::Paused | Status::Restarting
         )
+    }
+
+    /// Whether it waits to be started again by its restart policy (dockerd counts that as
+    /// running, with no process).
+    pub fn is_restarting(&self) -> bool {
+        self.state.status == Status::Restarting
     }
 
     pub fn tty(&self) -> bool {

@@ -395,6 +395,7 @@ mod tests {
             host_config: Default::default(),
             state: Default::default(),
             restart_count: 0,
+            restart_delay_ms: 0,
             manually_stopped: false,
             log_path: Default::default(),
             networks: Default::default(),
