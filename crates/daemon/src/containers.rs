@@ -477,11 +477,11 @@ fn legacy_network_fields(c: &berth_api::models::ContainerInspectResponse) -> ser
         ("SecondaryIPv6Addresses", json!(null)),
         ("EndpointID", text("EndpointID")),
         ("Gateway", text("Gateway")),
-        ("GlobalIPv6Address", json!("")),
-        ("GlobalIPv6PrefixLen", json!(0)),
+        ("GlobalIPv6Address", text("GlobalIPv6Address")),
+        ("GlobalIPv6PrefixLen", int("GlobalIPv6PrefixLen")),
         ("IPAddress", text("IPAddress")),
         ("IPPrefixLen", int("IPPrefixLen")),
-        ("IPv6Gateway", json!("")),
+        ("IPv6Gateway", text("IPv6Gateway")),
         ("MacAddress", text("MacAddress")),
     ] {
         settings.entry(k).or_insert(value);

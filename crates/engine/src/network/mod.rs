@@ -29,9 +29,9 @@ pub(crate) use ports::merge_exposed_ports;
 use ports::{parse_port_key, port_bindings};
 pub(crate) use views::{summary_networks, summary_ports};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -45,7 +45,7 @@ use berth_network::{
     AttachRequest, Network, NetworkError, NetworkSpec, Networks, PortBinding, Proto, PublishedPort,
     OPT_BRIDGE_NAME,
 };
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -64,6 +64,11 @@ pub struct NetworkConfig {
     pub bridge: String,
     /// The default bridge's address and prefix (`--bip 10.99.0.1/24`); chosen when absent.
     pub bip: Option<Ipv4Net>,
+    /// dockerd's `--ipv6`: the default bridge has IPv6 too.
+    pub ipv6: bool,
+    /// dockerd's `--fixed-cidr-v6`: the default bridge's IPv6 subnet (chosen from the host's
+    /// default IPv6 pool when absent).
+    pub fixed_cidr_v6: Option<Ipv6Net>,
     /// The nftables table (`berth`).
     pub table: String,
 }
@@ -73,6 +78,8 @@ impl Default for NetworkConfig {
         NetworkConfig {
             bridge: "berth0".to_string(),
             bip: None,
+            ipv6: false,
+            fixed_cidr_v6: None,
             table: "berth".to_string(),
         }
     }
@@ -119,6 +126,18 @@ pub struct EndpointEntry {
     /// `--ip`.
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
+    /// `--link-local-ip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local: Vec<IpAddr>,
+    /// `--link NAME[:ALIAS]` on this network: the alias resolves to NAME for this container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// `--driver-opt`: kept and shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
     /// What the container got, while it runs.
     #[serde(default)]
     pub live: Option<Live>,
@@ -185,6 +204,8 @@ fn net_error(e: NetworkError) -> EngineError {
         NetworkError::BadDriver(_) => EngineError::NotFound(text),
         NetworkError::Cni(ref c) if c.is_config() => EngineError::InvalidParameter(text),
         NetworkError::Ambiguous(..)
+        | NetworkError::AddressNotConfigurable
+        | NetworkError::AuxOutside { .. }
         | NetworkError::CniPorts(_)
         | NetworkError::CniUnsupported { .. }
         | NetworkError::BadName(_)
@@ -551,6 +572,8 @@ impl Engine {
             netns: netns.to_path_buf(),
             interface: interface.to_string(),
             ip: entry.ipv4,
+            ip6: entry.ipv6,
+            link_local: entry.link_local.clone(),
             ports,
             default_route,
         };
@@ -634,49 +657,99 @@ impl Engine {
     }
 }
 
-/// A record entry for `network` from the client's endpoint settings (aliases, `--ip`),
-/// refused as dockerd refuses them on the default bridge.
+/// A record entry for `network` from the client's endpoint settings (aliases, links,
+/// driver options, `IPAMConfig`), refused as dockerd refuses them.
 fn entry_for(network: &Network, settings: Option<&EndpointSettings>) -> Result<EndpointEntry> {
-    let aliases: Vec<String> = settings
-        .and_then(|s| s.aliases.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| !a.is_empty())
-        .collect();
-    let ip = settings
-        .and_then(|s| s.ipam_config.as_ref())
-        .and_then(|i| i.ipv4_address.clone())
-        .filter(|s| !s.is_empty());
+    let bad = |m: String| EngineError::InvalidParameter(m);
+    let list = |l: Option<&Vec<String>>| -> Vec<String> {
+        l.into_iter()
+            .flatten()
+            .filter(|a| !a.is_empty())
+            .cloned()
+            .collect()
+    };
+    let aliases = list(settings.and_then(|s| s.aliases.as_ref()));
+    let links = list(settings.and_then(|s| s.links.as_ref()));
+    let ipam = settings.and_then(|s| s.ipam_config.as_ref());
+    let text = |v: Option<&String>| v.filter(|s| !s.is_empty()).cloned();
+    let ip = text(ipam.and_then(|i| i.ipv4_address.as_ref()));
+    let ip6 = text(ipam.and_then(|i| i.ipv6_address.as_ref()));
     let default_bridge = network.name == DEFAULT_BRIDGE;
     if default_bridge && !aliases.is_empty() {
-        return Err(EngineError::InvalidParameter(
+        return Err(bad(
             "network-scoped alias is supported only for containers in user defined networks".into(),
         ));
     }
-    if default_bridge && ip.is_some() {
-        return Err(EngineError::InvalidParameter(
+    if default_bridge && (ip.is_some() || ip6.is_some()) {
+        return Err(bad(
             "user specified IP address is supported on user defined networks only".into(),
         ));
     }
+    let known = !network.id.is_empty();
     let ipv4 = match ip {
         None => None,
         Some(s) => {
             let ip: Ipv4Addr = s
                 .parse()
-                .map_err(|_| EngineError::InvalidParameter(format!("invalid IPv4 address: {s}")))?;
-            if !network.id.is_empty() && !network.subnet.contains(&ip) {
-                return Err(EngineError::InvalidParameter(format!(
+                .map_err(|_| bad(format!("invalid IPv4 address: {s}")))?;
+            if known && network.subnet_chosen && network.cni.is_none() {
+                return Err(net_error(NetworkError::AddressNotConfigurable));
+            }
+            if known && !network.subnet.contains(&ip) {
+                return Err(bad(format!(
                     "no configured subnet or ip-range contain the IP address {ip}"
                 )));
             }
             Some(ip)
         }
     };
+    let ipv6 = match ip6 {
+        None => None,
+        Some(s) => {
+            let ip: Ipv6Addr = s
+                .parse()
+                .map_err(|_| bad(format!("invalid IPv6 address: {s}")))?;
+            match &network.v6 {
+                _ if !known => {}
+                Some(v6) if !v6.chosen => {
+                    if !v6.subnet.contains(&ip) {
+                        return Err(bad(format!(
+                            "no configured subnet or ip-range contain the IP address {ip}"
+                        )));
+                    }
+                }
+                _ => return Err(net_error(NetworkError::AddressNotConfigurable)),
+            }
+            Some(ip)
+        }
+    };
+    let mut link_local = Vec::new();
+    for s in list(ipam.and_then(|i| i.link_local_ips.as_ref())) {
+        match s.parse::<IpAddr>() {
+            Ok(ip) if !ip.is_unspecified() => link_local.push(ip),
+            _ => return Err(bad(format!("invalid link-local IP address: {s}"))),
+        }
+    }
+    for link in &links {
+        let (name, alias) = link.split_once(':').unwrap_or((link, link));
+        if name.is_empty() || alias.is_empty() || alias.contains(':') {
+            return Err(bad(format!("invalid link format: {link}")));
+        }
+    }
+    let driver_opts = settings
+        .and_then(|s| s.driver_opts.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     Ok(EndpointEntry {
         name: network.name.clone(),
         network_id: network.id.clone(),
         aliases,
         ipv4,
+        ipv6,
+        link_local,
+        links,
+        driver_opts,
         live: None,
     })
 }
@@ -692,6 +765,9 @@ fn unresolved(name: &str) -> Network {
         gateway: Ipv4Addr::UNSPECIFIED,
         ip_range: None,
         internal: false,
+        subnet_chosen: false,
+        v6: None,
+        aux_addresses: Default::default(),
         labels: Default::default(),
         options: Default::default(),
         mtu: 0,
