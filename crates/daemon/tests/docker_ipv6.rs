@@ -127,6 +127,8 @@ fn an_ipv6_network_gives_addresses_routes_names_and_published_ports() {
     // Inside: the address, the default route, the peer over ICMPv6 and TCP, its AAAA name.
     let addr = d.ok(&["exec", "client", "ip", "-6", "addr", "show", "eth0"]);
     assert!(addr.contains(&format!("inet6 {fixed}/64")), "{addr}");
+    let hosts = d.ok(&["exec", "client", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("\n{fixed}\t")), "{hosts}");
     let routes = d.ok(&["exec", "client", "ip", "-6", "route"]);
     assert!(
         routes.contains(&format!("default via {p}1 dev eth0")),

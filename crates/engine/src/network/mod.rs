@@ -475,12 +475,7 @@ impl Engine {
 
     /// `hostname`, `hosts` and `resolv.conf` of `c` in its sandbox, with its address and
     /// aliases on its first network when `own` gives them.
-    fn write_etc(
-        &self,
-        c: &Container,
-        sandbox: &Sandbox,
-        own: Option<&(Ipv4Addr, Vec<String>)>,
-    ) -> Result<()> {
+    fn write_etc(&self, c: &Container, sandbox: &Sandbox, own: Option<&etc::Own>) -> Result<()> {
         write_etc_files(
             &sandbox.etc_dir,
             &c.config,
@@ -496,7 +491,7 @@ impl Engine {
         if !sandbox.writes_etc {
             return Ok(());
         }
-        let mut own: Option<(Ipv4Addr, Vec<String>)> = None;
+        let mut own: Option<etc::Own> = None;
         if let (Ok(net), Some(netns)) = (self.net(), sandbox.netns.as_deref()) {
             if mode(&c.host_config) != Mode::None {
                 let ports = port_bindings(
@@ -510,7 +505,11 @@ impl Engine {
                         .attach_one(net, c, &entry, netns, &format!("eth{i}"), i == 0, ports)
                         .await?;
                     if i == 0 {
-                        own = Some((live.endpoint.ip, entry.aliases.clone()));
+                        own = Some(etc::Own {
+                            ip: live.endpoint.ip,
+                            ip6: live.endpoint.ip6,
+                            aliases: entry.aliases.clone(),
+                        });
                     }
                 }
                 if dns::uses_embedded_dns(c) {
