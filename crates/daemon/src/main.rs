@@ -70,6 +70,13 @@ struct Flags {
     /// The default bridge's address and prefix (e.g. 10.99.0.1/24); chosen when absent.
     #[arg(long)]
     bip: Option<String>,
+    /// IPv6 on the default bridge network too.
+    #[arg(long)]
+    ipv6: bool,
+    /// The default bridge's IPv6 subnet (with `--ipv6`; chosen from the host's unique local
+    /// pool when absent).
+    #[arg(long)]
+    fixed_cidr_v6: Option<String>,
     /// Berth's nftables table (`ip` family); another one lets several daemons share a host.
     #[arg(long, default_value = "berth")]
     nft_table: String,
@@ -144,8 +151,18 @@ fn main() -> anyhow::Result<()> {
             ),
             None => None,
         },
+        ipv6: flags.ipv6,
+        fixed_cidr_v6: match flags.fixed_cidr_v6.as_deref() {
+            Some(c) => Some(c.parse().with_context(|| {
+                format!("invalid --fixed-cidr-v6 {c}: expected an IPv6 ADDRESS/PREFIX")
+            })?),
+            None => None,
+        },
         table: flags.nft_table.clone(),
     };
+    if network.fixed_cidr_v6.is_some() && !network.ipv6 {
+        bail!("--fixed-cidr-v6 needs --ipv6");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -202,7 +219,8 @@ fn init_binary(configured: Option<&std::path::Path>) -> anyhow::Result<PathBuf> 
 }
 
 /// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`,
-/// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `nft-table` (Berth's own),
+/// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
+/// `nft-table` (Berth's own),
 /// `builder.gc` (`enabled`, `defaultKeepStorage`), as
 /// docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
@@ -255,6 +273,15 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
     }
     if let Some(b) = v["bip"].as_str().filter(|_| flags.bip.is_none()) {
         flags.bip = Some(b.to_string());
+    }
+    if let Some(true) = v["ipv6"].as_bool() {
+        flags.ipv6 = true;
+    }
+    if let Some(c) = v["fixed-cidr-v6"]
+        .as_str()
+        .filter(|_| flags.fixed_cidr_v6.is_none())
+    {
+        flags.fixed_cidr_v6 = Some(c.to_string());
     }
     if let Some(t) = v["nft-table"]
         .as_str()

@@ -370,11 +370,11 @@ fn legacy_network_fields(mut v: serde_json::Value) -> serde_json::Value {
         ("SecondaryIPv6Addresses", json!(null)),
         ("EndpointID", text("EndpointID")),
         ("Gateway", text("Gateway")),
-        ("GlobalIPv6Address", json!("")),
-        ("GlobalIPv6PrefixLen", json!(0)),
+        ("GlobalIPv6Address", text("GlobalIPv6Address")),
+        ("GlobalIPv6PrefixLen", int("GlobalIPv6PrefixLen")),
         ("IPAddress", text("IPAddress")),
         ("IPPrefixLen", int("IPPrefixLen")),
-        ("IPv6Gateway", json!("")),
+        ("IPv6Gateway", text("IPv6Gateway")),
         ("MacAddress", text("MacAddress")),
     ] {
         settings.entry(k).or_insert(value);

@@ -13,7 +13,8 @@
 //! - [`Networks`]: the façade the engine calls: create/remove/list networks, attach a
 //!   container's network namespace between runtime create and start, detach it on stop.
 //!
-//! Everything is IPv4 for now.
+//! Bridge networks are IPv4, and IPv6 too when made with `--ipv6` (an `ip6` table beside the
+//! `ip` one); CNI networks take the first IPv4 address of their result.
 
 pub mod cni;
 pub mod dns;

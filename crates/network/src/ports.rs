@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,8 +39,9 @@ impl fmt::Display for Proto {
 pub struct PortBinding {
     /// The protocol.
     pub proto: Proto,
-    /// The host address to listen on; `None` for all (`0.0.0.0`).
-    pub host_ip: Option<Ipv4Addr>,
+    /// The host address to listen on; `None` for all (`0.0.0.0`, and `::` for a container
+    /// with an IPv6 address).
+    pub host_ip: Option<IpAddr>,
     /// The host port; `None` for one chosen from the ephemeral range (`-p CTR`, `-P`).
     pub host_port: Option<u16>,
     /// The container's port.
@@ -52,12 +53,12 @@ pub struct PortBinding {
 pub struct PublishedPort {
     /// The protocol.
     pub proto: Proto,
-    /// The host address; `0.0.0.0` for all.
-    pub host_ip: Ipv4Addr,
+    /// The host address; `0.0.0.0` (or `::`) for all of its family.
+    pub host_ip: IpAddr,
     /// The host port.
     pub host_port: u16,
-    /// The container's address.
-    pub container_ip: Ipv4Addr,
+    /// The container's address (of the host address's family).
+    pub container_ip: IpAddr,
     /// The container's port.
     pub container_port: u16,
 }
@@ -69,7 +70,7 @@ pub enum PortError {
     #[error("Bind for {ip}:{port} failed: port is already allocated")]
     Allocated {
         /// The host address asked for.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// The host port asked for.
         port: u16,
     },
@@ -77,7 +78,7 @@ pub enum PortError {
     #[error("no free host port left in {lo}-{hi} for {ip}/{proto}")]
     Exhausted {
         /// The host address asked for.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// The protocol.
         proto: Proto,
         /// The range's first port.
@@ -138,15 +139,47 @@ impl PortTable {
         container_ip: Ipv4Addr,
         bindings: &[PortBinding],
     ) -> Result<Vec<PublishedPort>, PortError> {
+        self.reserve_dual(container_ip, None, bindings)
+    }
+
+    /// Gives a container with addresses `v4` and `v6` all of `bindings`, or none of them. A
+    /// binding without a host address is published on `0.0.0.0` and, when the container has
+    /// an IPv6 address, on `::` with the same host port (as dockerd with `ip6tables`); one for
+    /// an IPv6 host address is skipped when the container has none (no proxy to carry it).
+    pub fn reserve_dual(
+        &mut self,
+        v4: Ipv4Addr,
+        v6: Option<Ipv6Addr>,
+        bindings: &[PortBinding],
+    ) -> Result<Vec<PublishedPort>, PortError> {
         let saved = self.clone();
         let mut given = Vec::new();
+        let mut reserve = |table: &mut Self, container: IpAddr, binding: &PortBinding| {
+            let port = table.reserve_one(container, binding)?;
+            given.push(port);
+            Ok::<_, PortError>(port)
+        };
         for binding in bindings {
-            match self.reserve_one(container_ip, binding) {
-                Ok(port) => given.push(port),
-                Err(e) => {
-                    *self = saved;
-                    return Err(e);
+            let done = match (binding.host_ip, v6) {
+                (None, None) | (Some(IpAddr::V4(_)), _) => {
+                    reserve(self, IpAddr::V4(v4), binding).map(|_| ())
                 }
+                (Some(IpAddr::V6(_)), None) => Ok(()),
+                (Some(IpAddr::V6(_)), Some(v6)) => {
+                    reserve(self, IpAddr::V6(v6), binding).map(|_| ())
+                }
+                (None, Some(v6)) => reserve(self, IpAddr::V4(v4), binding).and_then(|first| {
+                    let same = PortBinding {
+                        host_ip: Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+                        host_port: Some(first.host_port),
+                        ..*binding
+                    };
+                    reserve(self, IpAddr::V6(v6), &same).map(|_| ())
+                }),
+            };
+            if let Err(e) = done {
+                *self = saved;
+                return Err(e);
             }
         }
         Ok(given)
@@ -154,13 +187,16 @@ impl PortTable {
 
     fn reserve_one(
         &mut self,
-        container_ip: Ipv4Addr,
+        container_ip: IpAddr,
         binding: &PortBinding,
     ) -> Result<PublishedPort, PortError> {
         if binding.container_port == 0 {
             return Err(PortError::Zero);
         }
-        let ip = binding.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let ip = binding.host_ip.unwrap_or(match container_ip {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        });
         let host_port = match binding.host_port {
             Some(0) => return Err(PortError::Zero),
             Some(port) if self.taken(binding.proto, ip, port) => {
@@ -194,7 +230,7 @@ impl PortTable {
     }
 
     /// Frees and returns every port published to `container_ip`.
-    pub fn release(&mut self, container_ip: Ipv4Addr) -> Vec<PublishedPort> {
+    pub fn release(&mut self, container_ip: IpAddr) -> Vec<PublishedPort> {
         let mut freed = Vec::new();
         self.by_port.retain(|_, ports| {
             ports.retain(|p| {
@@ -214,17 +250,19 @@ impl PortTable {
         self.by_port.values().flatten()
     }
 
-    /// Whether `ip:port` clashes with a published port: same address, or either is `0.0.0.0`.
-    fn taken(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> bool {
+    /// Whether `ip:port` clashes with a published port of the same family: same address, or
+    /// either is the unspecified one (`0.0.0.0`, `::`).
+    fn taken(&self, proto: Proto, ip: IpAddr, port: u16) -> bool {
         self.by_port.get(&(proto, port)).is_some_and(|ports| {
-            ports
-                .iter()
-                .any(|p| p.host_ip == ip || p.host_ip.is_unspecified() || ip.is_unspecified())
+            ports.iter().any(|p| {
+                p.host_ip.is_ipv4() == ip.is_ipv4()
+                    && (p.host_ip == ip || p.host_ip.is_unspecified() || ip.is_unspecified())
+            })
         })
     }
 
     /// The next free port of the range, going round from where the last search stopped.
-    fn random(&mut self, proto: Proto, ip: Ipv4Addr) -> Result<u16, PortError> {
+    fn random(&mut self, proto: Proto, ip: IpAddr) -> Result<u16, PortError> {
         let (lo, hi) = self.range;
         let start = self.next.clamp(lo, hi);
         let found = (start..=hi)
@@ -284,7 +322,7 @@ mod tests {
         let both = [bind(None, Some(8081), 81), bind(None, Some(8080), 80)];
         assert!(table.reserve(B, &both).is_err());
         assert_eq!(table.all().count(), 1);
-        assert_eq!(table.release(A).len(), 1);
+        assert_eq!(table.release(A.into()).len(), 1);
         let given = table.reserve(B, &both).unwrap();
         assert_eq!(given.len(), 2);
         table.remove(&given[..1]);
@@ -303,10 +341,42 @@ mod tests {
             table.reserve(B, &[bind(None, None, 81)]),
             Err(PortError::Exhausted { .. })
         ));
-        table.release(A);
+        table.release(A.into());
         assert_eq!(
             table.reserve(B, &[bind(None, None, 81)]).unwrap()[0].host_port,
             40000
         );
+    }
+
+    #[test]
+    fn dual_stack_bindings_share_the_host_port_and_conflict_per_family() {
+        let v6: Ipv6Addr = "fd00:1::2".parse().unwrap();
+        let mut table = PortTable::new((40000, 40010));
+        let given = table
+            .reserve_dual(A, Some(v6), &[bind(None, None, 80)])
+            .unwrap();
+        assert_eq!(given.len(), 2);
+        assert_eq!(given[0].host_port, given[1].host_port);
+        assert_eq!(given[1].host_ip, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(given[1].container_ip, IpAddr::V6(v6));
+        let err = table
+            .reserve_dual(B, None, &[bind(Some("::1"), Some(given[0].host_port), 80)])
+            .unwrap();
+        assert!(
+            err.is_empty(),
+            "an IPv6 host address needs an IPv6 container"
+        );
+        let err = table
+            .reserve_dual(B, Some(v6), &[bind(Some("::1"), Some(40000), 80)])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Bind for ::1:40000 failed: port is already allocated"
+        );
+        // Only IPv4 left: the same port on another IPv6 address of a v4-only binding is fine.
+        assert_eq!(table.release(IpAddr::V6(v6)).len(), 1);
+        assert!(table
+            .reserve_dual(B, Some(v6), &[bind(Some("::1"), Some(40000), 80)])
+            .is_ok());
     }
 }

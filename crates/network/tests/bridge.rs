@@ -76,6 +76,9 @@ async fn outside(env: &Env) -> (std::path::PathBuf, Ipv4Addr) {
             interface: "eth0".to_string(),
             address: "10.213.9.2/24".parse().unwrap(),
             gateway: Some(Ipv4Addr::new(10, 213, 9, 1)),
+            address6: None,
+            gateway6: None,
+            extra: Vec::new(),
         })
         .await
         .unwrap();

@@ -130,7 +130,7 @@ async fn a_table_left_by_an_earlier_daemon_is_rebuilt_from_the_records() {
     env.network("old", 0, "10.213.40.0/24", false).await;
     let port = PublishedPort {
         proto: Proto::Tcp,
-        host_ip: std::net::Ipv4Addr::UNSPECIFIED,
+        host_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
         host_port: 18123,
         container_ip: "10.213.40.2".parse().unwrap(),
         container_port: 80,

@@ -173,9 +173,9 @@ async fn portmap_publishes_ports_and_del_removes_its_rules() {
         .unwrap();
     let published = |proto, host_port, container_port| PublishedPort {
         proto,
-        host_ip: Ipv4Addr::UNSPECIFIED,
+        host_ip: Ipv4Addr::UNSPECIFIED.into(),
         host_port,
-        container_ip: ea.ip,
+        container_ip: ea.ip.into(),
         container_port,
     };
     assert_eq!(

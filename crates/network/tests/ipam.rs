@@ -18,6 +18,8 @@ fn request(container: &str, netns: &std::path::Path, ip: Option<Ipv4Addr>) -> At
         netns: netns.to_path_buf(),
         interface: "eth0".to_string(),
         ip,
+        ip6: None,
+        link_local: Vec::new(),
         ports: Vec::new(),
         default_route: true,
     }

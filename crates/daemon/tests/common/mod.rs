@@ -403,10 +403,12 @@ impl Drop for Daemon {
                 .stderr(Stdio::null())
                 .status();
         }
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.table])
-            .stderr(Stdio::null())
-            .status();
+        for family in ["ip", "ip6"] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", family, &self.table])
+                .stderr(Stdio::null())
+                .status();
+        }
         // Whatever is still mounted under the roots (a failed test), deepest first.
         let prefix = format!("{}/", self.dir.display());
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();

@@ -76,7 +76,7 @@ impl Engine {
                             "EndpointID": live.endpoint_id,
                             "MacAddress": live.endpoint.mac,
                             "IPv4Address": format!("{}/{}", live.endpoint.ip, live.endpoint.prefix_len),
-                            "IPv6Address": "",
+                            "IPv6Address": live.endpoint.ip6.map(|ip6| format!("{ip6}/{}", live.endpoint.prefix_len6)).unwrap_or_default(),
                         }),
                     );
                 }
@@ -125,59 +125,18 @@ impl Engine {
                 )))
             }
         }
-        if req.enable_ipv6 == Some(true) {
-            return Err(EngineError::InvalidParameter(
-                "IPv6 networks are not supported by berth yet".into(),
-            ));
-        }
         let mut spec = NetworkSpec {
             name: req.name.clone(),
             driver,
             internal: req.internal.unwrap_or(false),
+            ipv6: req.enable_ipv6 == Some(true),
+            pool6_seed: machine_id(),
             labels: req.labels.unwrap_or_default().into_iter().collect(),
             options: req.options.unwrap_or_default().into_iter().collect(),
             ..Default::default()
         };
         let configs = req.ipam.and_then(|i| i.config).unwrap_or_default();
-        let mut v4 = configs
-            .iter()
-            .filter(|c| !c.subnet.as_deref().unwrap_or("").contains(':'));
-        if let Some(cfg) = v4.next() {
-            if v4.next().is_some() {
-                return Err(EngineError::InvalidParameter(
-                    "berth supports one IPv4 subnet per network".into(),
-                ));
-            }
-            let cidr = |s: &Option<String>| -> Result<Option<Ipv4Net>> {
-                match s.as_deref().filter(|s| !s.is_empty()) {
-                    None => Ok(None),
-                    Some(s) => s.parse::<Ipv4Net>().map(Some).map_err(|_| {
-                        EngineError::InvalidParameter(format!("invalid CIDR address: {s}"))
-                    }),
-                }
-            };
-            spec.subnet = cidr(&cfg.subnet)?.map(|n| n.trunc());
-            spec.ip_range = cidr(&cfg.ip_range)?;
-            spec.gateway = match cfg.gateway.as_deref().filter(|s| !s.is_empty()) {
-                None => None,
-                Some(g) => Some(g.parse().map_err(|_| {
-                    EngineError::InvalidParameter(format!("invalid gateway address: {g}"))
-                })?),
-            };
-            if spec.subnet.is_none() && (spec.ip_range.is_some() || spec.gateway.is_some()) {
-                return Err(EngineError::InvalidParameter(
-                    "ip-range and gateway need a subnet".into(),
-                ));
-            }
-        }
-        if configs
-            .iter()
-            .any(|c| c.subnet.as_deref().unwrap_or("").contains(':'))
-        {
-            return Err(EngineError::InvalidParameter(
-                "IPv6 networks are not supported by berth yet".into(),
-            ));
-        }
+        ipam_configs(&mut spec, &configs)?;
         let made = net.networks.create(spec).await.map_err(net_error);
         self.refresh_cache(net).await;
         let n = made?;
@@ -405,27 +364,158 @@ impl Engine {
     }
 }
 
+/// The `IPAM.Config` entries of a create request into `spec`: one IPv4 subnet at most and
+/// one IPv6 subnet at most (which needs `EnableIPv6`), each with its gateway, range and
+/// auxiliary addresses.
+fn ipam_configs(spec: &mut NetworkSpec, configs: &[berth_api::models::IpamConfig]) -> Result<()> {
+    let bad = |m: String| EngineError::InvalidParameter(m);
+    let text = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_string);
+    let cidr = |s: &Option<String>| -> Result<Option<ipnet::IpNet>> {
+        match text(s) {
+            None => Ok(None),
+            Some(s) => s
+                .parse::<ipnet::IpNet>()
+                .map(Some)
+                .map_err(|_| bad(format!("invalid CIDR address: {s}"))),
+        }
+    };
+    let addr = |s: &Option<String>, what: &str| -> Result<Option<IpAddr>> {
+        match text(s) {
+            None => Ok(None),
+            Some(s) => s
+                .parse::<IpAddr>()
+                .map(Some)
+                .map_err(|_| bad(format!("invalid {what} address: {s}"))),
+        }
+    };
+    let (mut seen4, mut seen6) = (false, false);
+    for cfg in configs {
+        let subnet = cidr(&cfg.subnet)?;
+        let range = cidr(&cfg.ip_range)?;
+        let gateway = addr(&cfg.gateway, "gateway")?;
+        let v6 = match (subnet, range, gateway) {
+            (Some(n), ..) => n.addr().is_ipv6(),
+            (None, Some(_), _) | (None, _, Some(_)) => {
+                return Err(bad("ip-range and gateway need a subnet".into()))
+            }
+            (None, None, None) => false,
+        };
+        let family_mix = range.is_some_and(|r| r.addr().is_ipv6() != v6)
+            || gateway.is_some_and(|g| g.is_ipv6() != v6);
+        if family_mix {
+            return Err(bad(format!(
+                "ip-range and gateway must be of the subnet's family: {}",
+                text(&cfg.subnet).unwrap_or_default()
+            )));
+        }
+        let seen = if v6 { &mut seen6 } else { &mut seen4 };
+        if *seen {
+            return Err(bad(format!(
+                "berth supports one {} subnet per network",
+                if v6 { "IPv6" } else { "IPv4" }
+            )));
+        }
+        *seen = true;
+        if v6 && !spec.ipv6 {
+            return Err(bad(
+                "enable IPv6 (--ipv6) to configure an IPv6 subnet".into()
+            ));
+        }
+        match (subnet, range, gateway) {
+            (Some(ipnet::IpNet::V6(n)), r, g) => {
+                spec.subnet6 = Some(n.trunc());
+                spec.ip_range6 = r.and_then(|r| match r {
+                    ipnet::IpNet::V6(r) => Some(r),
+                    ipnet::IpNet::V4(_) => None,
+                });
+                spec.gateway6 = g.and_then(|g| match g {
+                    IpAddr::V6(g) => Some(g),
+                    IpAddr::V4(_) => None,
+                });
+            }
+            (Some(ipnet::IpNet::V4(n)), r, g) => {
+                spec.subnet = Some(n.trunc());
+                spec.ip_range = r.and_then(|r| match r {
+                    ipnet::IpNet::V4(r) => Some(r),
+                    ipnet::IpNet::V6(_) => None,
+                });
+                spec.gateway = g.and_then(|g| match g {
+                    IpAddr::V4(g) => Some(g),
+                    IpAddr::V6(_) => None,
+                });
+            }
+            _ => {}
+        }
+        for (name, value) in cfg.auxiliary_addresses.iter().flatten() {
+            let ip = value
+                .parse::<IpAddr>()
+                .map_err(|_| bad(format!("invalid auxiliary address {name}: {value}")))?;
+            if subnet.is_none() {
+                return Err(bad(format!("auxiliary address {name} needs a subnet")));
+            }
+            spec.aux_addresses.insert(name.clone(), ip);
+        }
+    }
+    Ok(())
+}
+
+/// The host's machine id (`/etc/machine-id`), the seed of its IPv6 default pool; the host
+/// name when there is none.
+pub(super) fn machine_id() -> Vec<u8> {
+    std::fs::read("/etc/machine-id")
+        .ok()
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.as_encoded_bytes().to_vec())
+        })
+        .unwrap_or_default()
+}
+
 /// A network's JSON as `GET /networks/{id}` shows it. A CNI network shows the subnet and
 /// IPAM type of its conflist (no `Config` when the conflist names no subnet).
 fn network_json(n: &Network, containers: Value) -> Value {
+    let aux = |v6: bool| -> Option<BTreeMap<&String, String>> {
+        let of_family: BTreeMap<&String, String> = n
+            .aux_addresses
+            .iter()
+            .filter(|(_, ip)| ip.is_ipv6() == v6)
+            .map(|(k, ip)| (k, ip.to_string()))
+            .collect();
+        (!of_family.is_empty()).then_some(of_family)
+    };
     let mut config = json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()});
     if let Some(r) = n.ip_range {
         config["IPRange"] = json!(r.to_string());
     }
+    if let Some(a) = aux(false) {
+        config["AuxiliaryAddresses"] = json!(a);
+    }
+    let config6 = n.v6.as_ref().map(|v6| {
+        let mut c = json!({"Subnet": v6.subnet.to_string(), "Gateway": v6.gateway.to_string()});
+        if let Some(r) = v6.ip_range {
+            c["IPRange"] = json!(r.to_string());
+        }
+        if let Some(a) = aux(true) {
+            c["AuxiliaryAddresses"] = json!(a);
+        }
+        c
+    });
     let cni = n
         .cni
         .as_ref()
         .and_then(|c| berth_network::cni::ConfList::parse(&c.conflist).ok());
     let configs = match &cni {
         Some(_) if n.subnet.prefix_len() == 0 => vec![],
-        _ => vec![config],
+        _ => [Some(config), config6].into_iter().flatten().collect(),
     };
     let ipam_driver = cni
         .as_ref()
         .map_or("default", |c| c.ipam_type().unwrap_or(""));
     json!({
         "Name": n.name, "Id": n.id, "Created": rfc3339_secs(n.created), "Scope": "local",
-        "Driver": n.driver, "EnableIPv4": true, "EnableIPv6": false,
+        "Driver": n.driver, "EnableIPv4": true, "EnableIPv6": n.v6.is_some(),
         "IPAM": {"Driver": ipam_driver, "Options": null, "Config": configs},
         "Internal": n.internal, "Attachable": false, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,

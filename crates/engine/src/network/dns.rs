@@ -5,7 +5,9 @@
 //!
 //! A container asking resolves the names of the running containers that share a user-defined
 //! network with it: their names, network aliases and ids (12 characters or more), and
-//! `NAME.NETWORK` within that network only. Containers on the default bridge get no server
+//! `NAME.NETWORK` within that network only; `A` gives their IPv4 addresses, `AAAA` their IPv6
+//! ones on networks with IPv6. The aliases of its own `--link NAME:ALIAS` on a network are
+//! NAME's on that network, for it alone. Containers on the default bridge get no server
 //! and resolve nothing by name, as with Docker. Everything else goes to the container's
 //! `--dns` servers, else the host's resolvers, else Google's, as dockerd does.
 
@@ -62,29 +64,44 @@ fn answers_to(c: &Container, e: &EndpointEntry, name: &str) -> bool {
         || (name.len() >= 12 && c.id.starts_with(name))
 }
 
-impl Resolver for Names {
-    fn lookup(&self, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+impl Names {
+    /// The live endpoints of the running containers answering to `name` for `asker`.
+    fn endpoints_for(&self, asker: &str, name: &str) -> Option<Vec<berth_network::Endpoint>> {
         let networks = self.networks_of(asker);
         if networks.is_empty() {
             return None;
         }
         // `NAME` in any shared network, or `NAME.NETWORK` in that one.
-        let mut wanted: Vec<(&str, Option<&str>)> = vec![(name, None)];
+        let mut wanted: Vec<(String, Option<&str>)> = vec![(name.to_string(), None)];
         for (id, network) in &networks {
             if let Some(short) = name
                 .strip_suffix(network.as_str())
                 .and_then(|n| n.strip_suffix('.'))
             {
-                wanted.push((short, Some(id)));
+                wanted.push((short.to_string(), Some(id)));
             }
         }
-        let found: Vec<Ipv4Addr> = self
+        // The asker's links: their alias is the linked container on that network.
+        if let Ok(me) = self.containers.get(asker) {
+            for e in me.networks.endpoints.iter().filter(|e| e.live.is_some()) {
+                for link in &e.links {
+                    let (target, alias) = link.split_once(':').unwrap_or((link, link));
+                    if alias.eq_ignore_ascii_case(name) {
+                        let id = networks.iter().find(|(id, _)| *id == e.network_id);
+                        if let Some((id, _)) = id {
+                            wanted.push((target.trim_start_matches('/').to_string(), Some(id)));
+                        }
+                    }
+                }
+            }
+        }
+        let found: Vec<berth_network::Endpoint> = self
             .containers
             .scan(|c| {
                 if !c.is_running() {
                     return None;
                 }
-                let ips: Vec<Ipv4Addr> = c
+                let eps: Vec<berth_network::Endpoint> = c
                     .networks
                     .endpoints
                     .iter()
@@ -94,9 +111,9 @@ impl Resolver for Names {
                             only.is_none_or(|id| id == e.network_id) && answers_to(c, e, n)
                         })
                     })
-                    .filter_map(|e| e.live.as_ref().map(|l| l.endpoint.ip))
+                    .filter_map(|e| e.live.as_ref().map(|l| l.endpoint.clone()))
                     .collect();
-                (!ips.is_empty()).then_some(ips)
+                (!eps.is_empty()).then_some(eps)
             })
             .into_iter()
             .flatten()
@@ -104,18 +121,43 @@ impl Resolver for Names {
         (!found.is_empty()).then_some(found)
     }
 
-    fn reverse(&self, asker: &str, ip: Ipv4Addr) -> Option<String> {
+    /// The name of the running container with address `ip` on a network shared with
+    /// `asker`, as `NAME.NETWORK`.
+    fn name_of(&self, asker: &str, ip: IpAddr) -> Option<String> {
         let networks = self.networks_of(asker);
         self.containers
             .scan(|c| {
                 let e = c.networks.endpoints.iter().find(|e| {
                     networks.iter().any(|(id, _)| *id == e.network_id)
-                        && e.live.as_ref().is_some_and(|l| l.endpoint.ip == ip)
+                        && e.live.as_ref().is_some_and(|l| {
+                            IpAddr::V4(l.endpoint.ip) == ip
+                                || l.endpoint.ip6.map(IpAddr::V6) == Some(ip)
+                        })
                 })?;
                 c.is_running().then(|| format!("{}.{}", c.name, e.name))
             })
             .into_iter()
             .next()
+    }
+}
+
+impl Resolver for Names {
+    fn lookup(&self, asker: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
+        self.endpoints_for(asker, name)
+            .map(|eps| eps.into_iter().map(|e| e.ip).collect())
+    }
+
+    fn lookup6(&self, asker: &str, name: &str) -> Option<Vec<Ipv6Addr>> {
+        self.endpoints_for(asker, name)
+            .map(|eps| eps.into_iter().filter_map(|e| e.ip6).collect())
+    }
+
+    fn reverse6(&self, asker: &str, ip: Ipv6Addr) -> Option<String> {
+        self.name_of(asker, IpAddr::V6(ip))
+    }
+
+    fn reverse(&self, asker: &str, ip: Ipv4Addr) -> Option<String> {
+        self.name_of(asker, IpAddr::V4(ip))
     }
 
     fn upstreams(&self, asker: &str) -> Vec<SocketAddr> {

@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// A container's own entries of `hosts`: its addresses on its first network, and aliases.
+pub(super) struct Own {
+    pub ip: Ipv4Addr,
+    pub ip6: Option<Ipv6Addr>,
+    pub aliases: Vec<String>,
+}
+
 /// `hostname`, `hosts` and `resolv.conf` in `dir`, as dockerd writes them: the default
 /// entries, `--add-host` (`host-gateway` is the default bridge's gateway), then the
 /// container's address with its hostname and aliases; the host's resolvers without loopback
@@ -14,7 +21,7 @@ pub(super) fn write_etc_files(
     config: &ContainerConfig,
     hc: &HostConfig,
     hostname: &str,
-    own: Option<&(Ipv4Addr, Vec<String>)>,
+    own: Option<&Own>,
     host_gateway: Option<Ipv4Addr>,
     embedded_dns: bool,
 ) -> Result<()> {
@@ -46,13 +53,16 @@ pub(super) fn write_etc_files(
         };
         hosts.push_str(&format!("{ip}\t{name}\n"));
     }
-    if let Some((ip, aliases)) = own {
+    if let Some(Own { ip, ip6, aliases }) = own {
         let mut names = vec![hostname.to_string()];
         if let Some(domain) = config.domainname.as_deref().filter(|d| !d.is_empty()) {
             names.insert(0, format!("{hostname}.{domain}"));
         }
         names.extend(aliases.iter().filter(|a| a.as_str() != hostname).cloned());
         hosts.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+        if let Some(ip6) = ip6 {
+            hosts.push_str(&format!("{ip6}\t{}\n", names.join(" ")));
+        }
     }
     w("hosts", hosts)?;
     let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();

@@ -14,24 +14,27 @@
 //! - `api`: the network API (`/networks/...`); `views`: the containers' `NetworkSettings`
 //!   and `Ports`; `ports`: `PortBindings` and `-P` as bindings; `etc`: the `/etc` files;
 //!   `cni`: `resolv.conf` from a CNI result's DNS; `dns`: the embedded DNS server's resolver
-//!   and when it runs; `open`: [`Engine::open_networks`].
+//!   and when it runs; `open`: [`Engine::open_networks`]; `endpoint`: an endpoint's settings
+//!   as the client gives them, checked.
 
 mod api;
 mod cni;
 mod dns;
+mod endpoint;
 mod etc;
 mod open;
 mod ports;
 mod views;
 
+use endpoint::{entry_for, unresolved};
 use etc::write_etc_files;
 pub(crate) use ports::merge_exposed_ports;
 use ports::{parse_port_key, port_bindings};
 pub(crate) use views::{summary_networks, summary_ports};
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -45,7 +48,7 @@ use berth_network::{
     AttachRequest, Network, NetworkError, NetworkSpec, Networks, PortBinding, Proto, PublishedPort,
     OPT_BRIDGE_NAME,
 };
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -64,6 +67,11 @@ pub struct NetworkConfig {
     pub bridge: String,
     /// The default bridge's address and prefix (`--bip 10.99.0.1/24`); chosen when absent.
     pub bip: Option<Ipv4Net>,
+    /// dockerd's `--ipv6`: the default bridge has IPv6 too.
+    pub ipv6: bool,
+    /// dockerd's `--fixed-cidr-v6`: the default bridge's IPv6 subnet (chosen from the host's
+    /// default IPv6 pool when absent).
+    pub fixed_cidr_v6: Option<Ipv6Net>,
     /// The nftables table (`berth`).
     pub table: String,
 }
@@ -73,6 +81,8 @@ impl Default for NetworkConfig {
         NetworkConfig {
             bridge: "berth0".to_string(),
             bip: None,
+            ipv6: false,
+            fixed_cidr_v6: None,
             table: "berth".to_string(),
         }
     }
@@ -119,6 +129,18 @@ pub struct EndpointEntry {
     /// `--ip`.
     #[serde(default)]
     pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
+    /// `--link-local-ip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local: Vec<IpAddr>,
+    /// `--link NAME[:ALIAS]` on this network: the alias resolves to NAME for this container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// `--driver-opt`: kept and shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
     /// What the container got, while it runs.
     #[serde(default)]
     pub live: Option<Live>,
@@ -185,6 +207,8 @@ fn net_error(e: NetworkError) -> EngineError {
         NetworkError::BadDriver(_) => EngineError::NotFound(text),
         NetworkError::Cni(ref c) if c.is_config() => EngineError::InvalidParameter(text),
         NetworkError::Ambiguous(..)
+        | NetworkError::AddressNotConfigurable
+        | NetworkError::AuxOutside { .. }
         | NetworkError::CniPorts(_)
         | NetworkError::CniUnsupported { .. }
         | NetworkError::BadName(_)
@@ -454,12 +478,7 @@ impl Engine {
 
     /// `hostname`, `hosts` and `resolv.conf` of `c` in its sandbox, with its address and
     /// aliases on its first network when `own` gives them.
-    fn write_etc(
-        &self,
-        c: &Container,
-        sandbox: &Sandbox,
-        own: Option<&(Ipv4Addr, Vec<String>)>,
-    ) -> Result<()> {
+    fn write_etc(&self, c: &Container, sandbox: &Sandbox, own: Option<&etc::Own>) -> Result<()> {
         write_etc_files(
             &sandbox.etc_dir,
             &c.config,
@@ -475,7 +494,7 @@ impl Engine {
         if !sandbox.writes_etc {
             return Ok(());
         }
-        let mut own: Option<(Ipv4Addr, Vec<String>)> = None;
+        let mut own: Option<etc::Own> = None;
         if let (Ok(net), Some(netns)) = (self.net(), sandbox.netns.as_deref()) {
             if mode(&c.host_config) != Mode::None {
                 let ports = port_bindings(
@@ -489,7 +508,11 @@ impl Engine {
                         .attach_one(net, c, &entry, netns, &format!("eth{i}"), i == 0, ports)
                         .await?;
                     if i == 0 {
-                        own = Some((live.endpoint.ip, entry.aliases.clone()));
+                        own = Some(etc::Own {
+                            ip: live.endpoint.ip,
+                            ip6: live.endpoint.ip6,
+                            aliases: entry.aliases.clone(),
+                        });
                     }
                 }
                 if dns::uses_embedded_dns(c) {
@@ -551,6 +574,8 @@ impl Engine {
             netns: netns.to_path_buf(),
             interface: interface.to_string(),
             ip: entry.ipv4,
+            ip6: entry.ipv6,
+            link_local: entry.link_local.clone(),
             ports,
             default_route,
         };
@@ -631,72 +656,6 @@ impl Engine {
                 e.live = None;
             }
         });
-    }
-}
-
-/// A record entry for `network` from the client's endpoint settings (aliases, `--ip`),
-/// refused as dockerd refuses them on the default bridge.
-fn entry_for(network: &Network, settings: Option<&EndpointSettings>) -> Result<EndpointEntry> {
-    let aliases: Vec<String> = settings
-        .and_then(|s| s.aliases.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| !a.is_empty())
-        .collect();
-    let ip = settings
-        .and_then(|s| s.ipam_config.as_ref())
-        .and_then(|i| i.ipv4_address.clone())
-        .filter(|s| !s.is_empty());
-    let default_bridge = network.name == DEFAULT_BRIDGE;
-    if default_bridge && !aliases.is_empty() {
-        return Err(EngineError::InvalidParameter(
-            "network-scoped alias is supported only for containers in user defined networks".into(),
-        ));
-    }
-    if default_bridge && ip.is_some() {
-        return Err(EngineError::InvalidParameter(
-            "user specified IP address is supported on user defined networks only".into(),
-        ));
-    }
-    let ipv4 = match ip {
-        None => None,
-        Some(s) => {
-            let ip: Ipv4Addr = s
-                .parse()
-                .map_err(|_| EngineError::InvalidParameter(format!("invalid IPv4 address: {s}")))?;
-            if !network.id.is_empty() && !network.subnet.contains(&ip) {
-                return Err(EngineError::InvalidParameter(format!(
-                    "no configured subnet or ip-range contain the IP address {ip}"
-                )));
-            }
-            Some(ip)
-        }
-    };
-    Ok(EndpointEntry {
-        name: network.name.clone(),
-        network_id: network.id.clone(),
-        aliases,
-        ipv4,
-        live: None,
-    })
-}
-
-/// A network named at create that does not exist (yet): the start looks for it again.
-fn unresolved(name: &str) -> Network {
-    Network {
-        id: String::new(),
-        name: name.to_string(),
-        driver: "bridge".to_string(),
-        bridge: String::new(),
-        subnet: Ipv4Net::default(),
-        gateway: Ipv4Addr::UNSPECIFIED,
-        ip_range: None,
-        internal: false,
-        labels: Default::default(),
-        options: Default::default(),
-        mtu: 0,
-        created: 0,
-        cni: None,
     }
 }
 

@@ -31,6 +31,9 @@ impl Engine {
             name: DEFAULT_BRIDGE.to_string(),
             subnet: cfg.bip.map(|b| b.trunc()),
             gateway: cfg.bip.map(|b| b.addr()),
+            ipv6: cfg.ipv6,
+            subnet6: cfg.fixed_cidr_v6.map(|n| n.trunc()),
+            pool6_seed: api::machine_id(),
             options: [
                 (OPT_BRIDGE_NAME, cfg.bridge.as_str()),
                 ("com.docker.network.bridge.default_bridge", "true"),
@@ -55,6 +58,11 @@ impl Engine {
                 && cfg
                     .bip
                     .is_none_or(|b| b.trunc() == n.subnet && b.addr() == n.gateway)
+                && n.v6.is_some() == cfg.ipv6
+                && cfg.fixed_cidr_v6.is_none_or(|f| {
+                    n.v6.as_ref()
+                        .is_some_and(|v6| v6.subnet == f.trunc() && !v6.chosen)
+                })
         });
         if let (Some(old), false) = (&existing, keep) {
             match networks.remove(&old.id).await {

@@ -22,7 +22,9 @@ pub(super) fn parse_port_key(key: &str) -> Result<(u16, Proto)> {
 }
 
 /// `HostConfig.PortBindings` (and `-P`: every exposed port, on a random host port) as the
-/// network library's bindings. IPv6 host addresses are left out (IPv4 only for now).
+/// network library's bindings. A binding without a host address is published on both
+/// families when the container has an IPv6 address (`0.0.0.0` and `::`); `0.0.0.0` or an
+/// IPv6 address (`[::1]`, `::`) names one family.
 pub(super) fn port_bindings(hc: &HostConfig, exposed: &[String]) -> Result<Vec<PortBinding>> {
     let mut out = Vec::new();
     let map = hc.port_bindings.clone().unwrap_or_default();
@@ -34,11 +36,15 @@ pub(super) fn port_bindings(hc: &HostConfig, exposed: &[String]) -> Result<Vec<P
         bound.insert((container_port, proto));
         for b in map[key].iter().flatten() {
             let host_ip = match b.host_ip.as_deref().unwrap_or("") {
-                "" | "0.0.0.0" => None,
-                s if s.contains(':') => continue,
-                s => Some(s.parse::<Ipv4Addr>().map_err(|_| {
-                    EngineError::InvalidParameter(format!("invalid IP address: {s}"))
-                })?),
+                "" => None,
+                s => Some(
+                    s.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .map_err(|_| {
+                            EngineError::InvalidParameter(format!("invalid IP address: {s}"))
+                        })?,
+                ),
             };
             let host_port = match b.host_port.as_deref().unwrap_or("") {
                 "" | "0" => None,
@@ -127,7 +133,7 @@ mod tests {
         }));
         assert!(b.contains(&PortBinding {
             proto: Proto::Tcp,
-            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ip: Some(Ipv4Addr::LOCALHOST.into()),
             host_port: Some(8080),
             container_port: 80
         }));

@@ -163,22 +163,36 @@ fn empty_endpoint() -> EndpointSettings {
     }
 }
 
+/// A network of `NetworkSettings.Networks`: what was asked (aliases, links, driver
+/// options, `IPAMConfig` as dockerd echoes it) and, while it runs, what it got.
 fn endpoint_settings(e: &EndpointEntry, running: bool) -> EndpointSettings {
+    let asked_ipam = e.ipv4.is_some() || e.ipv6.is_some() || !e.link_local.is_empty();
     let mut s = EndpointSettings {
         network_id: Some(e.network_id.clone()),
         aliases: (!e.aliases.is_empty()).then(|| e.aliases.clone()),
-        ipam_config: e.ipv4.map(|ip| EndpointIpamConfig {
-            ipv4_address: Some(ip.to_string()),
-            ..Default::default()
+        links: (!e.links.is_empty()).then(|| e.links.clone()),
+        driver_opts: (!e.driver_opts.is_empty())
+            .then(|| e.driver_opts.clone().into_iter().collect()),
+        ipam_config: asked_ipam.then(|| EndpointIpamConfig {
+            ipv4_address: e.ipv4.map(|ip| ip.to_string()),
+            ipv6_address: e.ipv6.map(|ip| ip.to_string()),
+            link_local_ips: (!e.link_local.is_empty())
+                .then(|| e.link_local.iter().map(ToString::to_string).collect()),
         }),
         ..empty_endpoint()
     };
     if let (true, Some(live)) = (running, &e.live) {
+        let ep = &live.endpoint;
         s.endpoint_id = Some(live.endpoint_id.clone());
-        s.gateway = Some(live.endpoint.gateway.to_string());
-        s.ip_address = Some(live.endpoint.ip.to_string());
-        s.ip_prefix_len = Some(i64::from(live.endpoint.prefix_len));
-        s.mac_address = Some(live.endpoint.mac.clone());
+        s.gateway = Some(ep.gateway.to_string());
+        s.ip_address = Some(ep.ip.to_string());
+        s.ip_prefix_len = Some(i64::from(ep.prefix_len));
+        s.mac_address = Some(ep.mac.clone());
+        if let Some(ip6) = ep.ip6 {
+            s.global_ipv6_address = Some(ip6.to_string());
+            s.global_ipv6_prefix_len = Some(i64::from(ep.prefix_len6));
+            s.ipv6_gateway = Some(ep.gateway6.map(|g| g.to_string()).unwrap_or_default());
+        }
     }
     s
 }

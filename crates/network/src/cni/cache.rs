@@ -145,9 +145,9 @@ mod tests {
             result: Some(serde_json::json!({"cniVersion": "1.0.0"})),
             ports: vec![PublishedPort {
                 proto: crate::ports::Proto::Tcp,
-                host_ip: std::net::Ipv4Addr::UNSPECIFIED,
+                host_ip: std::net::Ipv4Addr::UNSPECIFIED.into(),
                 host_port: 8080,
-                container_ip: std::net::Ipv4Addr::new(10, 9, 0, 2),
+                container_ip: std::net::Ipv4Addr::new(10, 9, 0, 2).into(),
                 container_port: 80,
             }],
         };

@@ -272,16 +272,16 @@ mod tests {
         let ports = [
             PublishedPort {
                 proto: crate::ports::Proto::Tcp,
-                host_ip: Ipv4Addr::UNSPECIFIED,
+                host_ip: Ipv4Addr::UNSPECIFIED.into(),
                 host_port: 8080,
-                container_ip: Ipv4Addr::new(10, 9, 0, 2),
+                container_ip: Ipv4Addr::new(10, 9, 0, 2).into(),
                 container_port: 80,
             },
             PublishedPort {
                 proto: crate::ports::Proto::Udp,
-                host_ip: Ipv4Addr::LOCALHOST,
+                host_ip: Ipv4Addr::LOCALHOST.into(),
                 host_port: 5353,
-                container_ip: Ipv4Addr::new(10, 9, 0, 2),
+                container_ip: Ipv4Addr::new(10, 9, 0, 2).into(),
                 container_port: 53,
             },
         ];

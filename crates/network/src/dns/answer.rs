@@ -1,11 +1,11 @@
 //! What to do with one incoming message: answer it from the engine's data, forward it, or
 //! drop it.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::wire::{
     self, Header, Question, Rdata, Reply, CLASS_IN, RCODE_FORMERR, RCODE_NOTIMP, RCODE_SERVFAIL,
-    TYPE_A, TYPE_ANY, TYPE_PTR,
+    TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR,
 };
 use super::Resolver;
 
@@ -65,7 +65,10 @@ pub(crate) fn answer(
             let ptr = (question.qtype == TYPE_PTR)
                 .then(|| reverse_ip(name))
                 .flatten()
-                .and_then(|ip| resolver.reverse(container_id, ip))
+                .and_then(|ip| match ip {
+                    IpAddr::V4(ip) => resolver.reverse(container_id, ip),
+                    IpAddr::V6(ip) => resolver.reverse6(container_id, ip),
+                })
                 .and_then(|target| wire::encode_name(&target));
             if let Some(target) = ptr {
                 tracing::debug!(container = container_id, name, "dns: local PTR answer");
@@ -78,8 +81,15 @@ pub(crate) fn answer(
                     qtype = question.qtype,
                     "dns: local answer"
                 );
+                let v6 = || resolver.lookup6(container_id, name).unwrap_or_default();
                 let answers: Vec<Rdata> = match question.qtype {
-                    TYPE_A | TYPE_ANY => ips.into_iter().map(Rdata::A).collect(),
+                    TYPE_A => ips.into_iter().map(Rdata::A).collect(),
+                    TYPE_AAAA => v6().into_iter().map(Rdata::Aaaa).collect(),
+                    TYPE_ANY => ips
+                        .into_iter()
+                        .map(Rdata::A)
+                        .chain(v6().into_iter().map(Rdata::Aaaa))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 return local(&answers);
@@ -105,8 +115,31 @@ pub(crate) fn servfail(header: &Header, question: &Question, max_len: usize) -> 
     wire::response(header, Some(question), &[], reply)
 }
 
-/// The address a reverse name (`d.c.b.a.in-addr.arpa`) stands for.
-fn reverse_ip(name: &str) -> Option<Ipv4Addr> {
+/// The address a reverse name (`d.c.b.a.in-addr.arpa`, or 32 nibbles then `ip6.arpa`)
+/// stands for.
+fn reverse_ip(name: &str) -> Option<IpAddr> {
+    if let Some(nibbles) = name.strip_suffix(".ip6.arpa") {
+        return reverse_ip6(nibbles).map(IpAddr::V6);
+    }
+    reverse_ip4(name).map(IpAddr::V4)
+}
+
+/// `b.a.9.8. ... .0.0.d.f` (least significant nibble first) as an address.
+fn reverse_ip6(nibbles: &str) -> Option<Ipv6Addr> {
+    let mut value: u128 = 0;
+    let mut count = 0;
+    for (i, part) in nibbles.split('.').enumerate() {
+        if i >= 32 || part.len() != 1 {
+            return None;
+        }
+        let digit = u128::from(char::from(*part.as_bytes().first()?).to_digit(16)?);
+        value |= digit << (4 * i);
+        count += 1;
+    }
+    (count == 32).then_some(Ipv6Addr::from(value))
+}
+
+fn reverse_ip4(name: &str) -> Option<Ipv4Addr> {
     let digits = name.strip_suffix(".in-addr.arpa")?;
     let mut octets = [0u8; 4];
     let mut parts = digits.split('.');
@@ -128,7 +161,6 @@ mod tests {
     use crate::dns::wire::tests::{answers, query};
     use crate::dns::wire::{MAX_UDP, TYPE_ANY};
 
-    const TYPE_AAAA: u16 = 28;
     const TYPE_MX: u16 = 15;
 
     struct Fake;
@@ -147,6 +179,12 @@ mod tests {
         }
         fn upstreams(&self, _: &str) -> Vec<SocketAddr> {
             Vec::new()
+        }
+        fn lookup6(&self, _: &str, name: &str) -> Option<Vec<Ipv6Addr>> {
+            (name == "web").then(|| vec!["fd00:1::2".parse().unwrap()])
+        }
+        fn reverse6(&self, _: &str, ip: Ipv6Addr) -> Option<String> {
+            (ip == "fd00:1::2".parse::<Ipv6Addr>().unwrap()).then(|| "web".to_string())
         }
     }
 
@@ -170,9 +208,31 @@ mod tests {
     }
 
     #[test]
+    fn aaaa_and_ip6_reverse_names() {
+        let r = reply(&query(5, "web", TYPE_AAAA));
+        let mut want = vec![0u8; 16];
+        want[..4].copy_from_slice(&[0xfd, 0, 0, 1]);
+        want[15] = 2;
+        assert_eq!(answers(&r), vec![(TYPE_AAAA, want.clone())]);
+        let r = reply(&query(5, "web", TYPE_ANY));
+        assert_eq!(
+            answers(&r),
+            vec![(TYPE_A, vec![10, 9, 0, 2]), (TYPE_AAAA, want)]
+        );
+        let name = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa";
+        let r = reply(&query(5, name, TYPE_PTR));
+        assert_eq!(answers(&r), vec![(TYPE_PTR, b"\x03web\x00".to_vec())]);
+        assert_eq!(reverse_ip6("1.2.3"), None);
+        let bad = format!("g{}", ".0".repeat(31));
+        assert_eq!(reverse_ip6(&bad), None);
+        let good = format!("1{}", ".0".repeat(31));
+        assert_eq!(reverse_ip6(&good), Some(Ipv6Addr::from(1)));
+    }
+
+    #[test]
     fn other_types_of_engine_names_are_empty() {
         for qtype in [TYPE_AAAA, TYPE_MX] {
-            let r = reply(&query(5, "web", qtype));
+            let r = reply(&query(5, "db", qtype));
             let h = Header::parse(&r).unwrap();
             assert_eq!((h.rcode(), h.ancount), (0, 0));
         }
@@ -193,7 +253,7 @@ mod tests {
     fn reverse_ip_parses_only_four_octets() {
         assert_eq!(
             reverse_ip("2.0.9.10.in-addr.arpa"),
-            Some(Ipv4Addr::new(10, 9, 0, 2))
+            Some(IpAddr::V4(Ipv4Addr::new(10, 9, 0, 2)))
         );
         assert_eq!(reverse_ip("0.9.10.in-addr.arpa"), None);
         assert_eq!(reverse_ip("1.2.0.9.10.in-addr.arpa"), None);

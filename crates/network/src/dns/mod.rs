@@ -1,15 +1,20 @@
 //! Docker's embedded DNS server: a resolver at `127.0.0.11:53` inside a container's network
-//! namespace, for containers on user-defined networks.
+//! namespace, for containers on user-defined networks. As dockerd's, its sockets listen on
+//! random ports of 127.0.0.11, and a `nat` table in the namespace (`table ip berth_dns`)
+//! sends UDP and TCP port 53 of 127.0.0.11 there: port 53 of every other address stays free
+//! for a DNS server of the container's own.
 //!
 //! It answers the engine's names (container names, network aliases) from the engine's own data
 //! through a [`Resolver`], and forwards every other query to the upstream resolvers the
 //! `Resolver` names. One [`DnsServer`] serves one container:
 //!
 //! - its UDP socket and TCP listener are created inside the container's namespace by a
-//!   short-lived thread (`bind`), then served as tasks on the caller's tokio runtime;
-//! - `A` queries for an engine name get the addresses (TTL 600, AA and RA set); other types for
-//!   an engine name get an empty NOERROR, so they are not leaked upstream; `PTR` queries for a
-//!   container's address get its name (`answer`);
+//!   short-lived thread (`bind`), which also installs the redirection (an `nft` run, which
+//!   inherits the thread's namespace), then served as tasks on the caller's tokio runtime;
+//! - `A` and `AAAA` queries for an engine name get the addresses (TTL 600, AA and RA set);
+//!   other types for an engine name get an empty NOERROR, so they are not leaked upstream;
+//!   `PTR` queries (`in-addr.arpa`, `ip6.arpa`) for a container's address get its name
+//!   (`answer`);
 //! - anything else is forwarded from the daemon's namespace, upstream by upstream, over the
 //!   transport it came in on, and the reply relayed unchanged; SERVFAIL when none answers
 //!   (`forward`);
@@ -24,7 +29,7 @@ mod bind;
 mod forward;
 mod wire;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +45,10 @@ use wire::{MAX_TCP, MAX_UDP};
 
 /// The address containers use.
 pub const ADDRESS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
-/// The port the server listens on, UDP and TCP.
+/// The port containers ask on, UDP and TCP (redirected to the server's own ports).
 pub const PORT: u16 = 53;
+/// The nftables table in a container's namespace that redirects [`PORT`] to the server.
+pub const REDIRECT_TABLE: &str = "berth_dns";
 
 /// How long a TCP connection may stay idle (or take to send one query).
 const TCP_IDLE: Duration = Duration::from_secs(10);
@@ -62,6 +69,15 @@ pub trait Resolver: Send + Sync + 'static {
     /// Where to forward other queries for this container (host resolvers, or the container's
     /// --dns), usually port 53. Reached from the daemon's network namespace.
     fn upstreams(&self, container_id: &str) -> Vec<SocketAddr>;
+    /// IPv6 addresses of `name` (one [`Resolver::lookup`] knows) for `AAAA` queries; none by
+    /// default.
+    fn lookup6(&self, _container_id: &str, _name: &str) -> Option<Vec<Ipv6Addr>> {
+        None
+    }
+    /// The name of `ip` for a PTR query (ip6.arpa); none by default.
+    fn reverse6(&self, _container_id: &str, _ip: Ipv6Addr) -> Option<String> {
+        None
+    }
 }
 
 /// What the server sends back for `message` (a query from container `container_id`) when no
@@ -109,6 +125,9 @@ pub enum DnsError {
     /// The thread that binds the sockets could not be started, or failed.
     #[error("the DNS socket thread: {0}")]
     Thread(String),
+    /// Port 53 could not be redirected to the server's ports in the namespace.
+    #[error("redirecting port 53 to the DNS server: {0}")]
+    Redirect(String),
     /// A DNS message that cannot be read.
     #[error("malformed DNS message: {0}")]
     Malformed(&'static str),
@@ -129,8 +148,10 @@ struct Shared {
 }
 
 impl DnsServer {
-    /// Binds UDP and TCP 127.0.0.11:53 inside the network namespace at `netns` (a bind-mounted
-    /// nsfs file or /proc/PID/ns/net) and serves them on the current tokio runtime.
+    /// Binds UDP and TCP on random ports of 127.0.0.11 inside the network namespace at
+    /// `netns` (a bind-mounted nsfs file or /proc/PID/ns/net), redirects port 53 there (the
+    /// namespace's `berth_dns` table, replaced if a server ran before) and serves them on the
+    /// current tokio runtime.
     pub fn start(
         netns: &Path,
         container_id: String,
@@ -138,7 +159,7 @@ impl DnsServer {
     ) -> Result<DnsServer, DnsError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| DnsError::NoRuntime(e.to_string()))?;
-        let addr = SocketAddrV4::new(ADDRESS, PORT);
+        let addr = SocketAddrV4::new(ADDRESS, 0);
         let sockets = bind::bind_in_netns(netns, addr)?;
         let _entered = runtime.enter();
         let bind_err = |proto| {

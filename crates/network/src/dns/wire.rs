@@ -20,6 +20,7 @@ pub(crate) const MAX_TCP: usize = u16::MAX as usize;
 
 pub(crate) const TYPE_A: u16 = 1;
 pub(crate) const TYPE_PTR: u16 = 12;
+pub(crate) const TYPE_AAAA: u16 = 28;
 pub(crate) const TYPE_ANY: u16 = 255;
 pub(crate) const CLASS_IN: u16 = 1;
 
@@ -237,6 +238,7 @@ pub(crate) fn encode_name(text: &str) -> Option<Vec<u8>> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Rdata {
     A(Ipv4Addr),
+    Aaaa(std::net::Ipv6Addr),
     /// A name in uncompressed wire form.
     Ptr(Vec<u8>),
 }
@@ -279,6 +281,7 @@ pub(crate) fn response(
     for answer in answers {
         let (rtype, rdata): (u16, &[u8]) = match answer {
             Rdata::A(ip) => (TYPE_A, &ip.octets()),
+            Rdata::Aaaa(ip) => (TYPE_AAAA, &ip.octets()),
             Rdata::Ptr(name) => (TYPE_PTR, name),
         };
         // A pointer to the question's name, type, class, TTL, length, data.

@@ -1,6 +1,6 @@
-//! Berth's firewall: everything in its own nftables table (`table ip berth`; see [`script`] for
-//! its layout), so Berth's rules can be listed (`nft list table ip berth`) and removed as a
-//! whole without touching any other program's.
+//! Berth's firewall: everything in its own nftables tables (`table ip berth` and `table ip6
+//! berth`; see [`script`] for their layout), so Berth's rules can be listed (`nft list table
+//! ip berth`) and removed as a whole without touching any other program's.
 //!
 //! The rules are applied by running `nft -f -` with a generated script (one transaction each)
 //! and read back with `nft -j`, as Docker drives iptables by command: libnftables would save
@@ -10,14 +10,14 @@
 
 pub mod script;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Stdio;
 
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-pub use script::NetworkRules;
+pub use script::{Family, NetworkRules};
 
 use crate::ports::{Proto, PublishedPort};
 
@@ -85,7 +85,7 @@ impl Firewall {
         ports: &[PublishedPort],
     ) -> Result<(), FirewallError> {
         let t = &self.table;
-        let mut empty = format!("add table ip {t}\ndelete table ip {t}\n");
+        let mut empty = delete_tables(t);
         empty.push_str(&script::table(t));
         self.apply("make the table again", &empty).await?;
         let mut contents = String::new();
@@ -103,12 +103,8 @@ impl Firewall {
 
     /// Deletes the table with everything in it (whether or not it exists).
     pub async fn delete_table(&self) -> Result<(), FirewallError> {
-        let t = &self.table;
-        self.apply(
-            "delete the table",
-            &format!("add table ip {t}\ndelete table ip {t}\n"),
-        )
-        .await
+        self.apply("delete the table", &delete_tables(&self.table))
+            .await
     }
 
     /// Installs a network's rules.
@@ -121,7 +117,7 @@ impl Firewall {
     /// Removes a network's rules.
     pub async fn remove_network(&self, rules: &NetworkRules<'_>) -> Result<(), FirewallError> {
         let what = format!("remove the rules of bridge {}", rules.bridge);
-        let script = script::remove_network(&self.table, rules.bridge, rules.subnet);
+        let script = script::remove_network(&self.table, rules);
         self.apply(&what, &script).await
     }
 
@@ -143,17 +139,20 @@ impl Firewall {
             .await
     }
 
-    /// The published ports, read back from the table's maps (none if there is no table).
+    /// The published ports, read back from the tables' maps (none if there is no table).
     pub async fn published(&self) -> Result<Vec<PublishedPort>, FirewallError> {
-        let Some(json) = self.list_json().await? else {
-            return Ok(Vec::new());
-        };
-        parse_published(&json)
+        let mut ports = Vec::new();
+        for fam in Family::BOTH {
+            if let Some(json) = self.list_json(fam).await? {
+                ports.extend(parse_published(&json)?);
+            }
+        }
+        Ok(ports)
     }
 
     /// The bridges whose chains are in the table (none if there is no table).
     pub async fn bridges(&self) -> Result<Vec<String>, FirewallError> {
-        let Some(json) = self.list_json().await? else {
+        let Some(json) = self.list_json(Family::V4).await? else {
             return Ok(Vec::new());
         };
         let mut bridges = Vec::new();
@@ -167,10 +166,10 @@ impl Firewall {
         Ok(bridges)
     }
 
-    /// `nft -j list table`, or `None` when the table does not exist.
-    async fn list_json(&self) -> Result<Option<Value>, FirewallError> {
+    /// `nft -j list table` of family `fam`, or `None` when the table does not exist.
+    async fn list_json(&self, fam: Family) -> Result<Option<Value>, FirewallError> {
         let output = Command::new("nft")
-            .args(["-j", "list", "table", "ip", &self.table])
+            .args(["-j", "list", "table", fam.name(), &self.table])
             .stdin(Stdio::null())
             .output()
             .await
@@ -220,6 +219,17 @@ impl Firewall {
     }
 }
 
+/// Deletes both tables, whether or not they exist.
+fn delete_tables(t: &str) -> String {
+    Family::BOTH
+        .iter()
+        .map(|f| {
+            let f = f.name();
+            format!("add table {f} {t}\ndelete table {f} {t}\n")
+        })
+        .collect()
+}
+
 fn nft_objects(json: &Value) -> Result<&Vec<Value>, FirewallError> {
     json.get("nftables")
         .and_then(Value::as_array)
@@ -234,6 +244,10 @@ fn parse_published(json: &Value) -> Result<Vec<PublishedPort>, FirewallError> {
             continue;
         };
         let name = map.get("name").and_then(Value::as_str).unwrap_or_default();
+        let unspecified = match map.get("family").and_then(Value::as_str) {
+            Some("ip6") => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
         let Some((proto, any)) = [Proto::Tcp, Proto::Udp]
             .into_iter()
             .flat_map(|p| [(p, true), (p, false)])
@@ -249,7 +263,7 @@ fn parse_published(json: &Value) -> Result<Vec<PublishedPort>, FirewallError> {
                 .filter(|a| a.len() == 2)
                 .ok_or_else(bad)?;
             let (host_ip, host_port) = if any {
-                (Ipv4Addr::UNSPECIFIED, port(&pair[0]).ok_or_else(bad)?)
+                (unspecified, port(&pair[0]).ok_or_else(bad)?)
             } else {
                 addr_port(&pair[0]).ok_or_else(bad)?
             };
@@ -271,7 +285,7 @@ fn port(v: &Value) -> Option<u16> {
 }
 
 /// `{"concat": ["172.18.0.2", 80]}`.
-fn addr_port(v: &Value) -> Option<(Ipv4Addr, u16)> {
+fn addr_port(v: &Value) -> Option<(IpAddr, u16)> {
     let parts = v.get("concat")?.as_array()?;
     let ip = parts.first()?.as_str()?.parse().ok()?;
     Some((ip, port(parts.get(1)?)?))
@@ -292,10 +306,23 @@ mod tests {
         .unwrap();
         let ports = parse_published(&json).unwrap();
         assert_eq!(ports.len(), 2);
-        assert_eq!(ports[0].host_ip, Ipv4Addr::LOCALHOST);
+        assert_eq!(ports[0].host_ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!((ports[0].host_port, ports[0].container_port), (8081, 80));
         assert_eq!(ports[1].proto, Proto::Udp);
         assert!(ports[1].host_ip.is_unspecified());
-        assert_eq!(ports[1].container_ip, Ipv4Addr::new(172, 18, 0, 3));
+        assert_eq!(
+            ports[1].container_ip,
+            IpAddr::V4(Ipv4Addr::new(172, 18, 0, 3))
+        );
+        let json: Value = serde_json::from_str(
+            r#"{"nftables": [{"map": {"family": "ip6", "name": "tcp_any", "elem": [[8080, {"concat": ["fd00:1::2", 80]}]]}}]}"#,
+        )
+        .unwrap();
+        let ports = parse_published(&json).unwrap();
+        assert_eq!(ports[0].host_ip, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(
+            ports[0].container_ip,
+            "fd00:1::2".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -3,15 +3,17 @@
 //! and are released when their container is removed.
 
 mod pool;
+mod pool6;
 pub mod subnets;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 pub use pool::Pool;
+pub use pool6::Pool6;
 
 use crate::persist::{self, PersistError};
 
@@ -24,21 +26,27 @@ pub enum IpamError {
     /// No default pool is free.
     #[error("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")]
     NoDefaultPool,
+    /// No default IPv6 pool is free.
+    #[error("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network")]
+    NoDefaultPool6,
     /// The subnet has no room for a gateway and a container.
     #[error("invalid subnet {0}: too small")]
-    SubnetTooSmall(Ipv4Net),
+    SubnetTooSmall(String),
     /// `--gateway` is not a host address of the subnet.
     #[error("no matching subnet for gateway {0}")]
-    GatewayOutside(Ipv4Addr),
+    GatewayOutside(IpAddr),
     /// `--ip-range` is not inside the subnet.
     #[error("no matching subnet for range {0}")]
-    RangeOutside(Ipv4Net),
+    RangeOutside(String),
+    /// An auxiliary address is outside the subnet.
+    #[error("no matching subnet for aux-address {0}")]
+    AuxOutside(IpAddr),
     /// A requested address is outside the subnet.
     #[error("no configured subnet or ip-range contain the IP address {0}")]
-    NotInSubnet(Ipv4Addr),
-    /// A requested address is taken (or is the gateway).
+    NotInSubnet(IpAddr),
+    /// A requested address is taken (or is the gateway, or an auxiliary address).
     #[error("Address already in use")]
-    InUse(Ipv4Addr),
+    InUse(IpAddr),
     /// The range is full.
     #[error("no available addresses on this pool")]
     Exhausted,
@@ -48,7 +56,7 @@ pub enum IpamError {
         /// The container.
         container: String,
         /// Its address.
-        ip: Ipv4Addr,
+        ip: IpAddr,
     },
     /// No pool for this network.
     #[error("no address pool for network {0}")]
@@ -115,18 +123,29 @@ impl Ipam {
         self.pools.keys().cloned().collect()
     }
 
-    /// The subnets of all pools.
-    pub fn subnets(&self) -> Vec<Ipv4Net> {
-        self.pools.values().map(|p| p.subnet).collect()
+    /// The subnets of all pools, IPv4 and IPv6.
+    pub fn subnets(&self) -> Vec<IpNet> {
+        self.pools
+            .values()
+            .flat_map(|p| {
+                let v6 = p.v6.as_ref().map(|v6| IpNet::V6(v6.subnet));
+                [Some(IpNet::V4(p.subnet)), v6].into_iter().flatten()
+            })
+            .collect()
     }
 
     /// Adds (and persists) the pool of a new network; its subnet must not overlap another's.
     pub fn add_pool(&mut self, id: &str, pool: Pool) -> Result<(), IpamError> {
         let path = self.path(id)?;
+        let overlap = |other: &Pool| {
+            subnets::overlaps(&other.subnet, &pool.subnet)
+                || matches!((&other.v6, &pool.v6), (Some(a), Some(b))
+                    if a.subnet.contains(&b.subnet.network()) || b.subnet.contains(&a.subnet.network()))
+        };
         if self
             .pools
             .iter()
-            .any(|(other, p)| other != id && subnets::overlaps(&p.subnet, &pool.subnet))
+            .any(|(other, p)| other != id && overlap(p))
         {
             return Err(IpamError::Overlap);
         }
@@ -168,14 +187,38 @@ impl Ipam {
         container: &str,
         requested: Option<Ipv4Addr>,
     ) -> Result<(Ipv4Addr, Save), IpamError> {
+        let (ip, _, save) = self.allocate_dual_unsaved(id, container, requested, None)?;
+        Ok((ip, save))
+    }
+
+    /// [`Ipam::allocate_unsaved`] of an IPv4 address and, when the network has an IPv6 pool,
+    /// an IPv6 one (`requested6` if given); both or neither.
+    pub fn allocate_dual_unsaved(
+        &mut self,
+        id: &str,
+        container: &str,
+        requested: Option<Ipv4Addr>,
+        requested6: Option<Ipv6Addr>,
+    ) -> Result<(Ipv4Addr, Option<Ipv6Addr>, Save), IpamError> {
         let path = self.path(id)?;
         let pool = self
             .pools
             .get_mut(id)
             .ok_or_else(|| IpamError::NoPool(id.to_string()))?;
         let ip = pool.allocate(container, requested)?;
+        let ip6 = match pool.v6.as_mut() {
+            None => None,
+            Some(v6) => match v6.allocate(container, requested6) {
+                Ok(ip6) => Some(ip6),
+                Err(e) => {
+                    pool.release(container);
+                    return Err(e);
+                }
+            },
+        };
         Ok((
             ip,
+            ip6,
             Save {
                 path,
                 pool: pool.clone(),

@@ -19,6 +19,12 @@ pub struct Pool {
     /// Where dynamic addresses come from (`--ip-range`); the whole subnet when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<Ipv4Net>,
+    /// Auxiliary addresses (`--aux-address`): never given.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub reserved: BTreeSet<Ipv4Addr>,
+    /// The IPv6 half, for a network with IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<super::Pool6>,
     /// Container id to its address.
     #[serde(default)]
     pub allocated: BTreeMap<String, Ipv4Addr>,
@@ -38,23 +44,25 @@ impl Pool {
     ) -> Result<Self, IpamError> {
         let subnet = subnet.trunc();
         if subnet.prefix_len() > 30 {
-            return Err(IpamError::SubnetTooSmall(subnet));
+            return Err(IpamError::SubnetTooSmall(subnet.to_string()));
         }
         let gateway = match gateway {
-            Some(gw) if !is_host(&subnet, gw) => return Err(IpamError::GatewayOutside(gw)),
+            Some(gw) if !is_host(&subnet, gw) => return Err(IpamError::GatewayOutside(gw.into())),
             Some(gw) => gw,
             None => first_host(&subnet),
         };
         let ip_range = ip_range.map(|r| r.trunc());
         if let Some(range) = ip_range {
             if !subnet.contains(&range) {
-                return Err(IpamError::RangeOutside(range));
+                return Err(IpamError::RangeOutside(range.to_string()));
             }
         }
         Ok(Pool {
             subnet,
             gateway,
             ip_range,
+            reserved: BTreeSet::new(),
+            v6: None,
             allocated: BTreeMap::new(),
             last: None,
         })
@@ -70,17 +78,18 @@ impl Pool {
         if let Some(ip) = self.allocated.get(container) {
             return Err(IpamError::ContainerHasAddress {
                 container: container.to_string(),
-                ip: *ip,
+                ip: (*ip).into(),
             });
         }
-        let used: BTreeSet<Ipv4Addr> = self.allocated.values().copied().collect();
+        let mut used: BTreeSet<Ipv4Addr> = self.allocated.values().copied().collect();
+        used.extend(self.reserved.iter().copied());
         let ip = match requested {
             Some(ip) => {
                 if !is_host(&self.subnet, ip) {
-                    return Err(IpamError::NotInSubnet(ip));
+                    return Err(IpamError::NotInSubnet(ip.into()));
                 }
                 if ip == self.gateway || used.contains(&ip) {
-                    return Err(IpamError::InUse(ip));
+                    return Err(IpamError::InUse(ip.into()));
                 }
                 ip
             }
@@ -94,9 +103,27 @@ impl Pool {
         Ok(ip)
     }
 
-    /// Takes `container`'s address back; returns it if it had one.
+    /// Reserves auxiliary addresses (`--aux-address`), which must be in the subnet.
+    pub fn with_reserved(mut self, reserved: BTreeSet<Ipv4Addr>) -> Result<Self, IpamError> {
+        if let Some(aux) = reserved.iter().find(|a| !self.subnet.contains(*a)) {
+            return Err(IpamError::AuxOutside((*aux).into()));
+        }
+        self.reserved = reserved;
+        Ok(self)
+    }
+
+    /// Takes `container`'s addresses (IPv4 and IPv6) back; returns the IPv4 one if it had
+    /// one.
     pub fn release(&mut self, container: &str) -> Option<Ipv4Addr> {
+        if let Some(v6) = self.v6.as_mut() {
+            v6.release(container);
+        }
         self.allocated.remove(container)
+    }
+
+    /// The IPv6 address of `container`, if it has one.
+    pub fn address6_of(&self, container: &str) -> Option<std::net::Ipv6Addr> {
+        self.v6.as_ref().and_then(|v6| v6.address_of(container))
     }
 
     /// The address of `container`, if it has one.

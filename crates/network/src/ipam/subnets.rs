@@ -1,9 +1,9 @@
 //! Choosing a subnet for a new network: Docker's default address pools, minus what the host
 //! already routes and what other networks hold.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 
 /// The subnet of the `docker0` bridge of a Docker running on the same host, skipped when
 /// choosing the subnet of Berth's own default bridge so that both can run side by side.
@@ -33,6 +33,32 @@ pub fn choose(in_use: &[Ipv4Net], skip_docker0: bool) -> Option<Ipv4Net> {
     default_pools()
         .filter(|candidate| !(skip_docker0 && *candidate == DOCKER0))
         .find(|candidate| !in_use.iter().any(|used| overlaps(candidate, used)))
+}
+
+/// The host's IPv6 default pool, as dockerd 27 makes it: a unique local /48
+/// (`fdXX:XXXX:XXXX::/48`, its 40 bits from `seed`, the host's machine id) cut into /64s.
+pub fn default_pools6(seed: &[u8]) -> impl Iterator<Item = Ipv6Net> {
+    // FNV-1a, 64 bits: stable across builds.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in seed {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let global_id = u128::from(hash & 0xff_ffff_ffff);
+    let prefix = (0xfd_u128 << 120) | (global_id << 80);
+    (0..=u16::MAX).filter_map(move |subnet| {
+        Ipv6Net::new(Ipv6Addr::from(prefix | (u128::from(subnet) << 64)), 64).ok()
+    })
+}
+
+/// Whether two IPv6 subnets share any address.
+pub fn overlaps6(a: &Ipv6Net, b: &Ipv6Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first IPv6 default pool of [`default_pools6`] that overlaps none of `in_use`.
+pub fn choose6(seed: &[u8], in_use: &[Ipv6Net]) -> Option<Ipv6Net> {
+    default_pools6(seed).find(|candidate| !in_use.iter().any(|used| overlaps6(candidate, used)))
 }
 
 #[cfg(test)]
@@ -68,5 +94,20 @@ mod tests {
         assert_eq!(choose(&used[..2], false), Some(n("172.19.0.0/16")));
         assert_eq!(choose(&used, false), Some(n("192.168.0.0/20")));
         assert_eq!(choose(&[n("0.0.0.0/1"), n("128.0.0.0/1")], false), None);
+    }
+
+    #[test]
+    fn ipv6_pools_are_unique_local_64s_of_one_48() {
+        let pools: Vec<_> = default_pools6(b"machine").take(2).collect();
+        assert_eq!(pools[0].prefix_len(), 64);
+        assert_eq!(pools[0].addr().segments()[0] >> 8, 0xfd);
+        assert_eq!(
+            pools[0].addr().segments()[..3],
+            pools[1].addr().segments()[..3]
+        );
+        assert_eq!(pools[1].addr().segments()[3], 1);
+        assert_ne!(pools[0], default_pools6(b"other").next().unwrap());
+        let chosen = choose6(b"machine", &[pools[0]]).unwrap();
+        assert_eq!(chosen, pools[1]);
     }
 }

@@ -30,15 +30,29 @@ impl Netlink {
             .link_index(name)
             .await?
             .ok_or_else(|| NetlinkError::NoLink(name.to_string()))?;
-        if !self.has_address(index, address).await? {
+        if !self.has_address(index, address.into()).await? {
             self.add_address(index, address, name).await?;
         }
         self.set_up(index, name).await?;
         Ok(index)
     }
 
+    /// Gives bridge `index` (named `name`) its IPv6 gateway address (its link must have IPv6
+    /// enabled, see [`crate::sysctl::enable_ipv6`]), unless it has it.
+    pub async fn ensure_address6(
+        &self,
+        index: u32,
+        name: &str,
+        address: ipnet::Ipv6Net,
+    ) -> Result<(), NetlinkError> {
+        if !self.has_address(index, address.into()).await? {
+            self.add_address(index, address, name).await?;
+        }
+        Ok(())
+    }
+
     /// Whether link `index` has `address` (same address and prefix).
-    async fn has_address(&self, index: u32, address: Ipv4Net) -> Result<bool, NetlinkError> {
+    async fn has_address(&self, index: u32, address: ipnet::IpNet) -> Result<bool, NetlinkError> {
         use rtnetlink::packet_route::address::AddressAttribute;
         let mut addrs = self
             .handle

@@ -144,18 +144,26 @@ impl Netlink {
     }
 
     /// Gives link `index` (named `name`, for errors) `address`; one it has already is fine.
+    /// An IPv6 address is added without duplicate address detection (`nodad`), as dockerd
+    /// adds them: usable at once, not tentative for a second or two.
     pub(crate) async fn add_address(
         &self,
         index: u32,
-        address: ipnet::Ipv4Net,
+        address: impl Into<ipnet::IpNet>,
         name: &str,
     ) -> Result<(), NetlinkError> {
-        let added = self
+        use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+        let address: ipnet::IpNet = address.into();
+        let mut add = self
             .handle
             .address()
-            .add(index, address.addr().into(), address.prefix_len())
-            .execute()
-            .await;
+            .add(index, address.addr(), address.prefix_len());
+        if address.addr().is_ipv6() {
+            add.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        let added = add.execute().await;
         match added {
             Err(e) => {
                 let e = request(format!("adding {address} to {name}"))(e);

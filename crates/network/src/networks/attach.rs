@@ -3,10 +3,10 @@
 //! the container's namespace (three requests), and an `nft` run only if ports are published.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsFd;
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::types::{AttachRequest, Endpoint, NetworkError};
 use super::{find, Networks};
@@ -39,9 +39,13 @@ impl Networks {
             path: req.netns.clone(),
             source,
         })?;
-        let (ip, save) = state
-            .ipam
-            .allocate_unsaved(&network.id, container, req.ip)?;
+        if network.v6.is_none() && req.ip6.is_some() {
+            return Err(NetworkError::AddressNotConfigurable);
+        }
+        let (ip, ip6, save) =
+            state
+                .ipam
+                .allocate_dual_unsaved(&network.id, container, req.ip, req.ip6)?;
         // The record is written on a blocking thread while the netlink requests go on.
         let saved = tokio::task::spawn_blocking(move || save.write());
         let bindings = if network.internal {
@@ -49,7 +53,7 @@ impl Networks {
         } else {
             &req.ports[..]
         };
-        let ports = match state.ports.reserve(ip, bindings) {
+        let ports = match state.ports.reserve_dual(ip, ip6, bindings) {
             Ok(ports) => ports,
             Err(e) => {
                 let _ = saved.await;
@@ -77,12 +81,23 @@ impl Networks {
                 .await?;
             let inside = Netlink::in_netns(&req.netns)?;
             let gateway = (req.default_route && !network.internal).then_some(network.gateway);
+            let v6 = network.v6.as_ref().zip(ip6);
+            if v6.is_some() || req.link_local.iter().any(IpAddr::is_ipv6) {
+                crate::sysctl::enable_ipv6_in_netns(&req.netns, &req.interface)?;
+            }
             inside
                 .configure_container_side(&ContainerSide {
                     interface: req.interface.clone(),
                     address: Ipv4Net::new(ip, network.subnet.prefix_len())
                         .unwrap_or(network.subnet),
                     gateway,
+                    address6: v6.map(|(net6, ip6)| {
+                        Ipv6Net::new(ip6, net6.subnet.prefix_len()).unwrap_or(net6.subnet)
+                    }),
+                    gateway6: v6
+                        .filter(|_| req.default_route && !network.internal)
+                        .map(|(net6, _)| net6.gateway),
+                    extra: req.link_local.iter().map(|ip| IpNet::from(*ip)).collect(),
                 })
                 .await?;
             self.firewall.publish(&ports).await?;
@@ -97,7 +112,10 @@ impl Networks {
             if let Err(e) = self.netlink.delete_link(&host_veth).await {
                 tracing::warn!("deleting {host_veth} after a failed attach: {e}");
             }
-            state.ports.release(ip);
+            state.ports.release(ip.into());
+            if let Some(ip6) = ip6 {
+                state.ports.release(ip6.into());
+            }
             let _ = state.ipam.release(&network.id, container);
             return Err(e);
         }
@@ -116,6 +134,9 @@ impl Networks {
                 .join(":"),
             ports,
             dns: None,
+            ip6,
+            prefix_len6: network.v6.as_ref().map_or(0, |v6| v6.subnet.prefix_len()),
+            gateway6: network.v6.as_ref().map(|v6| v6.gateway),
         })
     }
 
@@ -160,7 +181,14 @@ impl Networks {
                 network: network.name,
             });
         };
-        let ports: Vec<PublishedPort> = state.ports.release(ip);
+        let ip6 = state
+            .ipam
+            .pool(&network.id)
+            .and_then(|p| p.address6_of(container_id));
+        let mut ports: Vec<PublishedPort> = state.ports.release(ip.into());
+        if let Some(ip6) = ip6 {
+            ports.extend(state.ports.release(ip6.into()));
+        }
         if let Err(e) = self.firewall.unpublish(&ports).await {
             for port in ports {
                 state.ports.insert(port);

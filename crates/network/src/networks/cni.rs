@@ -38,6 +38,11 @@ impl Networks {
                 what: "--subnet, --gateway or --ip-range",
             });
         }
+        if spec.ipv6 || !spec.aux_addresses.is_empty() {
+            return Err(NetworkError::CniUnsupported {
+                what: "--ipv6 or --aux-address",
+            });
+        }
         if spec.internal {
             return Err(NetworkError::CniUnsupported { what: "--internal" });
         }
@@ -65,6 +70,10 @@ impl Networks {
                     .ipam
                     .subnets()
                     .into_iter()
+                    .filter_map(|n| match n {
+                        ipnet::IpNet::V4(n) => Some(n),
+                        ipnet::IpNet::V6(_) => None,
+                    })
                     .chain(state.networks.values().filter_map(cni_subnet))
                     .any(|other| other.contains(&subnet) || subnet.contains(&other));
                 if overlaps {
@@ -92,6 +101,9 @@ impl Networks {
             gateway,
             ip_range: None,
             internal: false,
+            subnet_chosen: false,
+            v6: None,
+            aux_addresses: Default::default(),
             labels: spec.labels,
             options: spec.options,
             mtu: conf.mtu().unwrap_or(super::DEFAULT_MTU),
@@ -197,7 +209,7 @@ impl Networks {
             record.ports = reserved
                 .iter()
                 .map(|p| PublishedPort {
-                    container_ip: ip,
+                    container_ip: ip.into(),
                     ..*p
                 })
                 .collect();
@@ -213,6 +225,9 @@ impl Networks {
                 mac: address.mac.unwrap_or_default(),
                 ports: record.ports.clone(),
                 dns: (!result.dns.is_empty()).then_some(result.dns),
+                ip6: None,
+                prefix_len6: 0,
+                gateway6: None,
             })
         })();
         match made {

@@ -9,22 +9,22 @@ mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ipnet::Ipv4Net;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use tokio::sync::Mutex;
 
 pub use types::{
-    AttachRequest, CniSpec, Config, Endpoint, Network, NetworkError, NetworkSpec, DRIVER_CNI,
+    AttachRequest, CniSpec, Config, Endpoint, Net6, Network, NetworkError, NetworkSpec, DRIVER_CNI,
     OPT_BRIDGE_NAME, OPT_CNI_CONFLIST, OPT_MTU,
 };
 
 use crate::cni::cache::Cache as CniCache;
 use crate::cni::Cni;
 use crate::firewall::{Firewall, NetworkRules};
-use crate::ipam::{subnets, Ipam, Pool};
+use crate::ipam::{subnets, Ipam, Pool, Pool6};
 use crate::netlink::Netlink;
 use crate::persist;
 use crate::ports::PortTable;
@@ -74,10 +74,14 @@ impl Networks {
         }
         // Ports published to addresses no pool holds any more (a crash between the two) are
         // dropped; the rest are taken again.
-        let held: BTreeSet<Ipv4Addr> = networks
+        let held: BTreeSet<IpAddr> = networks
             .keys()
             .filter_map(|id| ipam.pool(id))
-            .flat_map(|pool| pool.allocated.values().copied())
+            .flat_map(|pool| {
+                let v6 = pool.v6.iter().flat_map(|v6| v6.allocated.values());
+                let v6 = v6.map(|ip| IpAddr::V6(*ip));
+                pool.allocated.values().map(|ip| IpAddr::V4(*ip)).chain(v6)
+            })
             .collect();
         let kept: Vec<_> = firewall
             .published()
@@ -162,11 +166,8 @@ impl Networks {
     pub async fn create(&self, spec: NetworkSpec) -> Result<Network, NetworkError> {
         let mut state = self.state.lock().await;
         let name = spec.name.clone();
-        let name_ok = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !name_ok {
+        // dockerd's rule: any name but an empty or blank one (records are kept by id).
+        if name.trim().is_empty() {
             return Err(NetworkError::BadName(name));
         }
         if state.networks.values().any(|n| n.name == name) {
@@ -206,7 +207,10 @@ impl Networks {
             Some(subnet) => subnet,
             None => {
                 let mut in_use = self.netlink.ipv4_routes().await?;
-                in_use.extend(state.ipam.subnets());
+                in_use.extend(state.ipam.subnets().into_iter().filter_map(|n| match n {
+                    IpNet::V4(n) => Some(n),
+                    IpNet::V6(_) => None,
+                }));
                 in_use.extend(state.networks.values().filter_map(cni::cni_subnet));
                 subnets::choose(&in_use, spec.default_bridge)
                     .ok_or(crate::ipam::IpamError::NoDefaultPool)?
@@ -220,7 +224,31 @@ impl Networks {
         {
             return Err(crate::ipam::IpamError::Overlap.into());
         }
-        let pool = Pool::new(subnet, spec.gateway, spec.ip_range)?;
+        let v6 = match (spec.ipv6, spec.subnet6) {
+            (false, _) => None,
+            (true, Some(subnet6)) => Some((subnet6, false)),
+            (true, None) => {
+                let mut in_use = self.netlink.ipv6_routes().await?;
+                in_use.extend(state.ipam.subnets().into_iter().filter_map(|n| match n {
+                    IpNet::V6(n) => Some(n),
+                    IpNet::V4(_) => None,
+                }));
+                let chosen = subnets::choose6(&spec.pool6_seed, &in_use)
+                    .ok_or(crate::ipam::IpamError::NoDefaultPool6)?;
+                Some((chosen, true))
+            }
+        };
+        let (aux4, aux6) = split_aux(&spec.aux_addresses, subnet, v6.map(|v| v.0))?;
+        let mut pool = Pool::new(subnet, spec.gateway, spec.ip_range)?.with_reserved(aux4)?;
+        if let Some((subnet6, _)) = v6 {
+            pool.v6 = Some(Pool6::new(subnet6, spec.gateway6, spec.ip_range6, aux6)?);
+        }
+        let net6 = pool.v6.as_ref().map(|p6| Net6 {
+            subnet: p6.subnet,
+            gateway: p6.gateway,
+            ip_range: p6.ip_range,
+            chosen: v6.is_some_and(|v| v.1),
+        });
         let network = Network {
             id: id.clone(),
             name,
@@ -230,6 +258,9 @@ impl Networks {
             gateway: pool.gateway,
             ip_range: pool.ip_range,
             internal: spec.internal,
+            subnet_chosen: spec.subnet.is_none(),
+            v6: net6,
+            aux_addresses: spec.aux_addresses,
             labels: spec.labels,
             options: spec.options,
             mtu,
@@ -293,12 +324,23 @@ impl Networks {
     async fn install_link(&self, network: &Network) -> Result<(), NetworkError> {
         let address =
             Ipv4Net::new(network.gateway, network.subnet.prefix_len()).unwrap_or(network.subnet);
-        self.netlink
+        let index = self
+            .netlink
             .ensure_bridge(&network.bridge, address, Some(network.mtu))
             .await?;
         sysctl::enable_route_localnet(&network.bridge)?;
+        if let Some(v6) = &network.v6 {
+            sysctl::enable_ipv6(&network.bridge)?;
+            let address6 = Ipv6Net::new(v6.gateway, v6.subnet.prefix_len()).unwrap_or(v6.subnet);
+            self.netlink
+                .ensure_address6(index, &network.bridge, address6)
+                .await?;
+        }
         if !network.internal {
             sysctl::enable_ip_forward()?;
+            if network.v6.is_some() {
+                sysctl::enable_ipv6_forward()?;
+            }
         }
         Ok(())
     }
@@ -322,8 +364,41 @@ fn rules_of(network: &Network) -> NetworkRules<'_> {
     NetworkRules {
         bridge: &network.bridge,
         subnet: network.subnet,
+        subnet6: network.v6.as_ref().map(|v6| v6.subnet),
         internal: network.internal,
     }
+}
+
+/// The auxiliary addresses by family, each in its family's subnet (dockerd's words when
+/// not).
+fn split_aux(
+    aux: &BTreeMap<String, IpAddr>,
+    subnet: Ipv4Net,
+    subnet6: Option<Ipv6Net>,
+) -> Result<(BTreeSet<Ipv4Addr>, BTreeSet<Ipv6Addr>), NetworkError> {
+    let mut v4 = BTreeSet::new();
+    let mut v6 = BTreeSet::new();
+    for (name, ip) in aux {
+        let outside = |pool: String| NetworkError::AuxOutside {
+            name: name.clone(),
+            ip: *ip,
+            pool,
+        };
+        match ip {
+            IpAddr::V4(ip4) if subnet.trunc().contains(ip4) => {
+                v4.insert(*ip4);
+            }
+            IpAddr::V4(_) => return Err(outside(subnet.trunc().to_string())),
+            IpAddr::V6(ip6) => match subnet6.map(|s| s.trunc()) {
+                Some(s6) if s6.contains(ip6) => {
+                    v6.insert(*ip6);
+                }
+                Some(s6) => return Err(outside(s6.to_string())),
+                None => return Err(outside(String::new())),
+            },
+        }
+    }
+    Ok((v4, v6))
 }
 
 /// A network by exact id, exact name, or unique id prefix (Docker's order).

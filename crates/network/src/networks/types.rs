@@ -1,10 +1,10 @@
 //! The façade's data: configuration, what a caller asks for, what it gets back, and errors.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::cni::{CniError, Dns};
@@ -61,6 +61,19 @@ pub struct NetworkSpec {
     pub ip_range: Option<Ipv4Net>,
     /// `--internal`: no traffic to or from outside the bridge.
     pub internal: bool,
+    /// `--ipv6`: an IPv6 subnet too (`subnet6`, else one of the host's default pool).
+    pub ipv6: bool,
+    /// The IPv6 `--subnet`.
+    pub subnet6: Option<Ipv6Net>,
+    /// The IPv6 `--gateway`; the subnet's first address when absent.
+    pub gateway6: Option<Ipv6Addr>,
+    /// The IPv6 `--ip-range`.
+    pub ip_range6: Option<Ipv6Net>,
+    /// `--aux-address NAME=IP`: addresses of either family never given to a container.
+    pub aux_addresses: BTreeMap<String, IpAddr>,
+    /// Seed of the IPv6 default pool (the host's machine id); see
+    /// [`crate::ipam::subnets::default_pools6`].
+    pub pool6_seed: Vec<u8>,
     /// `--label`.
     pub labels: BTreeMap<String, String>,
     /// `-o`: [`OPT_BRIDGE_NAME`] (default `br-<id[..12]>`) and [`OPT_MTU`] (default 1500) are
@@ -93,6 +106,16 @@ pub struct Network {
     /// `--internal`.
     #[serde(default)]
     pub internal: bool,
+    /// Whether the IPv4 subnet was chosen from the default pools (not `--subnet`): then no
+    /// container may ask for an address of its own.
+    #[serde(default)]
+    pub subnet_chosen: bool,
+    /// `--ipv6`: its IPv6 subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6: Option<Net6>,
+    /// `--aux-address`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, IpAddr>,
     /// `--label`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -106,6 +129,21 @@ pub struct Network {
     /// For a CNI network, its configuration list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<CniSpec>,
+}
+
+/// The IPv6 side of a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Net6 {
+    /// The subnet.
+    pub subnet: Ipv6Net,
+    /// The bridge's IPv6 address.
+    pub gateway: Ipv6Addr,
+    /// `--ip-range`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<Ipv6Net>,
+    /// Whether the subnet was chosen from the default pool (not `--subnet`).
+    #[serde(default)]
+    pub chosen: bool,
 }
 
 /// The configuration list of a CNI network, as read at create.
@@ -130,6 +168,10 @@ pub struct AttachRequest {
     pub interface: String,
     /// `--ip`.
     pub ip: Option<Ipv4Addr>,
+    /// `--ip6`, on a network with IPv6.
+    pub ip6: Option<Ipv6Addr>,
+    /// `--link-local-ip`: more addresses on the interface (as /32 and /128).
+    pub link_local: Vec<IpAddr>,
     /// `-p`/`-P`, ignored on internal networks (as Docker does).
     pub ports: Vec<PortBinding>,
     /// Whether this network gives the container's default route (the first one does).
@@ -155,6 +197,15 @@ pub struct Endpoint {
     pub gateway: Ipv4Addr,
     /// The container's MAC address (`02:42:` and the address, as Docker).
     pub mac: String,
+    /// The container's IPv6 address, on a network with IPv6.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
+    /// The IPv6 subnet's prefix length.
+    #[serde(default)]
+    pub prefix_len6: u8,
+    /// The IPv6 gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
     /// The published ports.
     pub ports: Vec<PublishedPort>,
     /// DNS settings a CNI plugin gave.
@@ -174,9 +225,22 @@ pub enum NetworkError {
     /// The name is taken.
     #[error("network with name {0} already exists")]
     NameExists(String),
-    /// The name is not valid.
-    #[error("invalid network name {0:?}")]
+    /// The name is not valid (empty, or only white space).
+    #[error("invalid name: {0}")]
     BadName(String),
+    /// A container asked for an address on a network whose subnet was not configured.
+    #[error("user specified IP address is supported only when connecting to networks with user configured subnets")]
+    AddressNotConfigurable,
+    /// An auxiliary address is outside the network's subnets.
+    #[error("auxiliary address: ({name}:{ip}) must belong to the master pool: {pool}")]
+    AuxOutside {
+        /// Its name.
+        name: String,
+        /// The address.
+        ip: IpAddr,
+        /// The subnet of its family.
+        pool: String,
+    },
     /// The bridge name is not a valid interface name, or is taken.
     #[error("invalid bridge name {0:?}: {1}")]
     BadBridge(String, &'static str),

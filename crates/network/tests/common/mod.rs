@@ -128,6 +128,8 @@ impl Env {
             netns: netns.to_path_buf(),
             interface: "eth0".to_string(),
             ip: None,
+            ip6: None,
+            link_local: Vec::new(),
             ports,
             default_route: true,
         })
