@@ -1,7 +1,8 @@
 //! Small filesystems to fill, for the tests of what Berth does on a full disk: a tmpfs with a
-//! size limit, or an ext4 image on a loop device (`truncate`, `mkfs.ext4 -F`, `mount -o loop`),
-//! mounted on a directory of their own and unmounted and removed by `Drop`, also when the test
-//! fails. Both need root; ext4 needs `mkfs.ext4` (e2fsprogs).
+//! size limit, or an ext4 or btrfs image on a loop device (`truncate`, `mkfs.ext4 -F` /
+//! `mkfs.btrfs`, `mount -o loop`), mounted on a directory of their own and unmounted and removed
+//! by `Drop` (which frees the loop device), also when the test fails. All need root; ext4 needs
+//! `mkfs.ext4` (e2fsprogs), btrfs `mkfs.btrfs` (btrfs-progs).
 //!
 //! [`SmallFs::fill`] writes a file until the filesystem refuses even one byte (as root, ext4's
 //! reserved blocks are written too), [`SmallFs::unfill`] removes it.
@@ -45,6 +46,30 @@ pub fn skip(ext4: bool) -> bool {
     true
 }
 
+/// Why a btrfs cannot be made here (not root, no `mkfs.btrfs`), if it cannot.
+pub fn missing_btrfs() -> Option<String> {
+    if let Some(reason) = missing_prerequisite(false) {
+        return Some(reason);
+    }
+    if !Path::new("/usr/sbin/mkfs.btrfs").exists() && !Path::new("/sbin/mkfs.btrfs").exists() {
+        return Some("mkfs.btrfs is missing: apt-get install btrfs-progs".into());
+    }
+    None
+}
+
+/// [`skip`], for a test that needs a btrfs ([`SmallFs::btrfs`]).
+pub fn skip_btrfs() -> bool {
+    let Some(reason) = missing_btrfs() else {
+        return false;
+    };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true and a prerequisite is missing: {reason}"
+    );
+    eprintln!("skipped: {reason}");
+    true
+}
+
 impl SmallFs {
     /// A tmpfs of `bytes` (rounded up to pages by the kernel).
     pub fn tmpfs(bytes: u64) -> std::io::Result<SmallFs> {
@@ -77,6 +102,31 @@ impl SmallFs {
         fs::create_dir(&mount)?;
         fs::File::create(&image)?.set_len(megabytes << 20)?;
         run(Command::new("mkfs.ext4").args(["-F", "-q"]).arg(&image))?;
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&mount))?;
+        Ok(SmallFs {
+            _dir: dir,
+            mount,
+            fillers: Vec::new(),
+        })
+    }
+
+    /// A btrfs of `megabytes` in an image file on a loop device, with data and metadata mixed
+    /// (`mkfs.btrfs --mixed`, as for small filesystems: filling it leaves no room for metadata
+    /// either, as on a full disk).
+    pub fn btrfs(megabytes: u64) -> std::io::Result<SmallFs> {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-smallfs-")
+            .tempdir_in("/var/tmp")?;
+        let image = dir.path().join("fs.img");
+        let mount = dir.path().join("mnt");
+        fs::create_dir(&mount)?;
+        fs::File::create(&image)?.set_len(megabytes << 20)?;
+        run(Command::new("mkfs.btrfs")
+            .args(["-q", "-f", "--mixed"])
+            .arg(&image))?;
         run(Command::new("mount")
             .args(["-o", "loop"])
             .arg(&image)

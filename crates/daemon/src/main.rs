@@ -85,6 +85,10 @@ struct Flags {
     /// `builder.gc.enabled`), e.g. `20GB`.
     #[arg(long)]
     builder_keep_storage: Option<String>,
+    /// The storage driver: overlay2, btrfs (the data root on btrfs) or vfs (copies); default:
+    /// the one the data root was made with, else overlay2 where overlayfs works, else vfs.
+    #[arg(short = 's', long)]
+    storage_driver: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -119,6 +123,10 @@ fn main() -> anyhow::Result<()> {
             .with_file_name("berth-monitor"),
     };
     let init = init_binary(flags.init_path.as_deref())?;
+    let storage_driver = match flags.storage_driver.as_deref() {
+        Some(name) => berth_image::import::Backend::from_driver_name(name)?,
+        None => berth_image::import::Backend::Auto,
+    };
     let engine = berth_engine::Engine::open(berth_engine::Config {
         data_root: flags.data_root.clone(),
         exec_root: flags.exec_root.clone(),
@@ -134,6 +142,7 @@ fn main() -> anyhow::Result<()> {
             ),
             None => None,
         },
+        storage_driver,
     })?;
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.
@@ -220,9 +229,8 @@ fn init_binary(configured: Option<&std::path::Path>) -> anyhow::Result<PathBuf> 
 
 /// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`,
 /// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
-/// `nft-table` (Berth's own),
-/// `builder.gc` (`enabled`, `defaultKeepStorage`), as
-/// docker's daemon.json names them (flags given on the command line are overridden only when
+/// `nft-table` (Berth's own), `builder.gc` (`enabled`, `defaultKeepStorage`), `storage-driver`,
+/// as docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
 fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
     let text = match std::fs::read_to_string(&flags.config_file) {
@@ -288,6 +296,12 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         .filter(|_| flags.nft_table == defaults.nft_table)
     {
         flags.nft_table = t.to_string();
+    }
+    if let Some(d) = v["storage-driver"]
+        .as_str()
+        .filter(|_| flags.storage_driver.is_none())
+    {
+        flags.storage_driver = Some(d.to_string());
     }
     if let Some(true) = v["init"].as_bool() {
         flags.init = true;

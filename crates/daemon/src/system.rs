@@ -67,7 +67,43 @@ fn arch() -> &'static str {
     }
 }
 
+/// `Driver` and `DriverStatus` as dockerd's storage drivers report themselves.
+fn storage_driver(engine: &Engine) -> (&'static str, serde_json::Value) {
+    use berth_image::import::Backend;
+    let backend = engine.images.store.backend();
+    let status = match backend {
+        Backend::Btrfs => json!([["Btrfs", ""]]),
+        Backend::Copy => serde_json::Value::Null,
+        Backend::Overlay | Backend::Auto => json!([
+            [
+                "Backing Filesystem",
+                backing_filesystem(&engine.config.data_root)
+            ],
+            ["Supports d_type", "true"]
+        ]),
+    };
+    (backend.driver_name(), status)
+}
+
+/// The name dockerd gives the filesystem under `path` (its `FsNames`, for the usual ones).
+fn backing_filesystem(path: &std::path::Path) -> &'static str {
+    let Ok(stat) = rustix::fs::statfs(path) else {
+        return "<unknown>";
+    };
+    #[allow(clippy::unnecessary_cast)] // f_type's type differs between targets
+    match stat.f_type as i64 {
+        0xEF53 => "extfs",
+        0x9123_683E => "btrfs",
+        0x5846_5342 => "xfs",
+        0x0102_1994 => "tmpfs",
+        0x2FC1_2FC1 => "zfs",
+        0x794C_7630 => "overlayfs",
+        _ => "<unknown>",
+    }
+}
+
 pub fn info(engine: &Engine) -> Resp {
+    let (driver, driver_status) = storage_driver(engine);
     let containers = engine.containers.all();
     let running = containers.iter().filter(|c| c.is_running()).count();
     let paused = containers
@@ -109,8 +145,8 @@ pub fn info(engine: &Engine) -> Resp {
             "ContainersPaused": paused,
             "ContainersStopped": containers.len() - running,
             "Images": images,
-            "Driver": "overlay2",
-            "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
+            "Driver": driver,
+            "DriverStatus": driver_status,
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
                         "Authorization": null, "Log": ["json-file"]},
             "GenericResources": null, "KernelMemoryTCP": false,

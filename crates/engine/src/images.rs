@@ -279,7 +279,7 @@ impl Images {
                 container_config: res.config["container_config"].clone(),
                 docker_version: text("docker_version"),
                 graph_data,
-                driver: "overlay2".to_string(),
+                driver: self.store.backend().driver_name().to_string(),
                 last_tag_time,
             },
         ))

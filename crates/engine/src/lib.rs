@@ -74,6 +74,9 @@ pub struct Config {
     /// The build cache's size after a build's garbage collection (daemon.json `builder.gc`);
     /// none: no collection.
     pub builder_keep_storage: Option<u64>,
+    /// The snapshotter (dockerd's `--storage-driver`); `Auto`: the one the data root has, else
+    /// overlay where it works, else copies.
+    pub storage_driver: berth_image::import::Backend,
 }
 
 /// The engine of one data root.
@@ -112,8 +115,12 @@ impl Engine {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| EngineError::internal(&format!("create {}", dir.display()), e))?;
         }
-        let store = ImageStore::open(&config.data_root.join("image"))
-            .map_err(|e| EngineError::internal("open the image store", e))?;
+        let store = ImageStore::open_with(&config.data_root.join("image"), config.storage_driver)
+            .map_err(|e| match e {
+            // (dockerd's words, which say what it is about)
+            berth_image::import::ImportError::Driver(e) => EngineError::Internal(e.to_string()),
+            e => EngineError::internal("open the image store", e),
+        })?;
         sweep_leftovers(&store, &config.data_root.join("volumes"));
         let containers = container::store::Store::open(&config.data_root.join("containers"))?;
         // Which container uses which image is restated from the records (see `add_user`).
@@ -320,6 +327,7 @@ mod tests {
             insecure_registries: Vec::new(),
             certs_dir: data.path().join("certs"),
             builder_keep_storage: None,
+            storage_driver: berth_image::import::Backend::Auto,
         })
         .expect("engine");
         for n in 0..10_000 {

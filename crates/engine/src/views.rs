@@ -55,7 +55,7 @@ impl Engine {
             log_path: Some(c.log_path.display().to_string()),
             name: Some(format!("/{}", c.name)),
             restart_count: Some(c.restart_count as i64),
-            driver: Some("overlay2".to_string()),
+            driver: Some(self.images.store.backend().driver_name().to_string()),
             platform: Some("linux".to_string()),
             mount_label: Some(String::new()),
             process_label: Some(String::new()),
@@ -63,7 +63,7 @@ impl Engine {
             exec_ids: None,
             host_config: Some(inspect_host_config(&c.host_config)),
             graph_driver: Some(DriverData {
-                name: "overlay2".to_string(),
+                name: self.images.store.backend().driver_name().to_string(),
                 data: Default::default(),
             }),
             mounts: Some(crate::mounts::mount_points(

@@ -30,6 +30,8 @@ pub enum ImportError {
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Layer(#[from] LayerError),
+    #[error(transparent)]
+    Driver(#[from] crate::driver::DriverError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
     #[error("invalid change {change:?}: {message}")]
@@ -41,16 +43,21 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> ImportError {
     move |source| ImportError::Io { what, source }
 }
 
-/// Which snapshotter an [`ImageStore`] uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which snapshotter an [`ImageStore`] uses (dockerd's storage driver: [`crate::driver`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
     /// The one the store was made with (whose `metadata.json` is there); for a new store,
     /// overlayfs where it works at the root, copies elsewhere. The check mounts in a scratch
     /// directory, which a full disk refuses: were it made at every open, such a disk would
     /// switch a store of overlay snapshots to an empty copy one.
+    #[default]
     Auto,
+    /// `overlay2`.
     Overlay,
+    /// `vfs`.
     Copy,
+    /// `btrfs`.
+    Btrfs,
 }
 
 /// The image store of one data root: content, names, snapshots.
@@ -60,6 +67,7 @@ pub struct ImageStore {
     pub metadata: Metadata,
     pub snapshots: Box<dyn Snapshotter>,
     whiteouts: Whiteouts,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for ImageStore {
@@ -76,32 +84,28 @@ impl ImageStore {
         ImageStore::open_with(root, Backend::Auto)
     }
 
-    /// Opens the store under `root` with the snapshotter `backend` says.
+    /// Opens the store under `root` with the snapshotter `backend` says (see
+    /// [`crate::driver::choose`]).
     pub fn open_with(root: &Path, backend: Backend) -> Result<ImageStore, ImportError> {
         std::fs::create_dir_all(root.join("tmp"))
             .map_err(io_err(format!("creating {}", root.display())))?;
+        let backend = crate::driver::choose(root, backend)?;
         let content = Store::open(&root.join("content"))?;
         let metadata = Metadata::open(&root.join("metadata.redb"))?;
-        let made_with = |name: &str| root.join("snapshots").join(name).join("metadata.json");
-        let overlay = match backend {
-            Backend::Auto if made_with("overlay").exists() => true,
-            Backend::Auto if made_with("copy").exists() => false,
-            Backend::Auto => snapshot::overlay_supported(root),
-            Backend::Overlay => true,
-            Backend::Copy => false,
-        };
-        let (snapshots, whiteouts): (Box<dyn Snapshotter>, Whiteouts) = if overlay {
-            (
-                Box::new(snapshot::OverlaySnapshotter::new(
-                    root.join("snapshots/overlay"),
-                )?),
+        let snapshots_root = root.join("snapshots").join(backend.dir_name());
+        let (snapshots, whiteouts): (Box<dyn Snapshotter>, Whiteouts) = match backend {
+            Backend::Auto | Backend::Overlay => (
+                Box::new(snapshot::OverlaySnapshotter::new(snapshots_root)?),
                 Whiteouts::Overlay,
-            )
-        } else {
-            (
-                Box::new(snapshot::CopySnapshotter::new(root.join("snapshots/copy"))?),
+            ),
+            Backend::Copy => (
+                Box::new(snapshot::CopySnapshotter::new(snapshots_root)?),
                 Whiteouts::Delete,
-            )
+            ),
+            Backend::Btrfs => (
+                Box::new(snapshot::BtrfsSnapshotter::new(snapshots_root)?),
+                Whiteouts::Delete,
+            ),
         };
         Ok(ImageStore {
             root: root.to_path_buf(),
@@ -109,7 +113,13 @@ impl ImageStore {
             metadata,
             snapshots,
             whiteouts,
+            backend,
         })
+    }
+
+    /// The snapshotter this store uses (never [`Backend::Auto`]).
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Where the store keeps temporary files (on the same filesystem as its content).

@@ -7,6 +7,7 @@ pub mod archive;
 pub mod commit;
 pub mod content;
 pub mod digest;
+pub mod driver;
 pub mod export;
 pub mod gc;
 pub mod import;

@@ -108,7 +108,8 @@ impl Daemon {
         Daemon::start_on(data_root, |_| {})
     }
 
-    fn start_on(data_root: Option<&Path>, prepare: impl FnOnce(&Path)) -> Daemon {
+    /// [`Daemon::start_with_data_root`] and [`Daemon::start_with`] at once.
+    pub fn start_on(data_root: Option<&Path>, prepare: impl FnOnce(&Path)) -> Daemon {
         // Short: the monitor sockets live under the exec root and must fit in 108 bytes.
         let pid = std::process::id();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);

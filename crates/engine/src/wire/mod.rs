@@ -126,7 +126,7 @@ pub fn container_inspect(mut v: Value, extras: ContainerExtras<'_>) -> Value {
             "ExecIDs": exec_ids,
             "Config": container_config(),
             "HostConfig": host,
-            "GraphDriver": {"Data": data.unwrap_or(Value::Null), "Name": "overlay2"},
+            "GraphDriver": {"Data": data.unwrap_or(Value::Null)},
         }),
     );
     if let Some(data) = v.pointer_mut("/GraphDriver/Data").filter(|d| d.is_null()) {

@@ -8,14 +8,17 @@
 //!
 //! Snapshots are `Active` (writable, made by `prepare`), `View` (read-only, made by `view`) or
 //! `Committed` (immutable, made by `commit` from an active one, and the only kind that can be a
-//! parent). Two backends implement the same [`Snapshotter`] trait and pass the same conformance
+//! parent). Three backends implement the same [`Snapshotter`] trait and pass the same conformance
 //! suite (`tests/snapshot.rs`):
 //! - [`OverlaySnapshotter`]: one directory per snapshot, stacked with overlayfs;
 //! - [`CopySnapshotter`]: for filesystems without overlay, each active snapshot is a full copy of
-//!   its parent's tree, bind-mounted.
+//!   its parent's tree, bind-mounted;
+//! - [`BtrfsSnapshotter`]: on btrfs, each snapshot is a subvolume, an active one a writable
+//!   btrfs snapshot of its parent's, bind-mounted.
 //!
-//! Both keep their metadata in `root/metadata.json` ([`metadata`]), written atomically.
+//! All keep their metadata in `root/metadata.json` ([`metadata`]), written atomically.
 
+pub mod btrfs;
 pub mod copy;
 pub mod metadata;
 pub mod overlay;
@@ -25,6 +28,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::MsFlags;
 use serde::{Deserialize, Serialize};
 
+pub use btrfs::BtrfsSnapshotter;
 pub use copy::CopySnapshotter;
 pub use overlay::{overlay_supported, OverlaySnapshotter};
 
@@ -126,6 +130,9 @@ pub enum SnapshotError {
     /// Another snapshotter instance has this root open.
     #[error("snapshotter root {root}: in use by another instance (lock held)")]
     Locked { root: PathBuf },
+    /// The btrfs snapshotter's root is on another filesystem.
+    #[error("snapshotter root {root}: not on btrfs")]
+    NotBtrfs { root: PathBuf },
     /// The root path cannot be written into overlay mount options.
     #[error(
         "snapshotter root {root}: contains ',' or ':', which overlay mount options cannot hold"
