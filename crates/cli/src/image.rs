@@ -10,7 +10,7 @@ use clap::Args;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::fmt::{self, ellipsis, human_size, short_id, since_unix};
+use crate::fmt::{ellipsis, human_size, short_id, since_unix};
 use crate::{connect, status};
 
 #[derive(Args, Debug)]
@@ -524,7 +524,7 @@ pub async fn images(host: &str, o: &ImagesOpts) -> Result<i32> {
             "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".into()
         }
     });
-    fmt::print_items(
+    crate::formatter::print_items(
         &format,
         &rows,
         &[
@@ -805,7 +805,7 @@ pub async fn history(host: &str, o: &HistoryOpts) -> Result<i32> {
             "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".into()
         })
     };
-    fmt::print_items(
+    crate::formatter::print_items(
         &format,
         &rows,
         &[

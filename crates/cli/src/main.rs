@@ -6,10 +6,13 @@ mod build;
 mod container;
 mod embedded;
 mod fmt;
+mod formatter;
 mod image;
 mod network;
 mod progress;
 mod system;
+mod tabwriter;
+mod template;
 mod term;
 mod volume;
 

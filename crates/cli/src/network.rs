@@ -269,7 +269,7 @@ async fn ls(client: &Client, o: &LsOpts) -> Result<i32> {
         .format
         .clone()
         .unwrap_or_else(|| "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}".to_string());
-    fmt::print_items(
+    crate::formatter::print_items(
         &format,
         &items,
         &[

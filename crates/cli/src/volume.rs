@@ -213,7 +213,7 @@ async fn ls(client: &Client, o: &LsOpts) -> Result<i32> {
         .format
         .clone()
         .unwrap_or_else(|| "table {{.Driver}}\t{{.Name}}".to_string());
-    fmt::print_items(
+    crate::formatter::print_items(
         &format,
         &items,
         &[
