@@ -13,10 +13,11 @@ pub fn parse(format: &str) -> Result<Template> {
     Template::parse(format).map_err(|e| anyhow::anyhow!("template parsing error: {e}"))
 }
 
-/// Parses a template; a bad one ends the command with `code` (docker's 64 for inspect,
-/// version and info).
-pub fn parse_or_exit(format: &str, code: i32) -> Result<Template> {
-    Template::parse(format).map_err(|e| status(code, format!("template parsing error: {e}")))
+/// Parses a template named `name`; a bad one ends the command with `code` (docker's 64 for
+/// inspect, version and info).
+pub fn parse_or_exit(name: &str, format: &str, code: i32) -> Result<Template> {
+    Template::parse_named(name, format)
+        .map_err(|e| status(code, format!("template parsing error: {e}")))
 }
 
 /// Runs a template over one object (version, info, events: missing keys of objects that look
@@ -73,48 +74,54 @@ impl Methods for LabelMethod<'_> {
     }
 }
 
-/// Prints `items` with `format` as docker's formatter does; `headers` maps the fields to
-/// the column names of a table.
-pub fn print_items(
-    format: &str,
-    items: &[serde_json::Value],
-    headers: &[(&str, &str)],
-) -> Result<()> {
-    print!("{}", format_items(format, items, None, headers)?);
-    Ok(())
+/// `{{.Label "com.example.key"}}` in a table header: `key`, its `-` and `_` as spaces.
+struct HeaderLabel;
+
+impl Methods for HeaderLabel {
+    fn has(&self, name: &str) -> bool {
+        name == "Label"
+    }
+
+    fn call(&self, _name: &str, args: &[Value]) -> Result<Value, String> {
+        match args {
+            [Value::Str(k)] => Ok(Value::Str(
+                k.rsplit('.').next().unwrap_or("").replace(['-', '_'], " "),
+            )),
+            _ => Err("wrong number of args for Label: want 1".into()),
+        }
+    }
 }
 
-/// As [`print_items`], with each item's labels for `{{.Label "key"}}`.
-pub fn print_items_labeled(
-    format: &str,
-    items: &[serde_json::Value],
-    labels: &[serde_json::Value],
-    headers: &[(&str, &str)],
-) -> Result<()> {
-    print!("{}", format_items(format, items, Some(labels), headers)?);
+/// A docker list: the Go type of its context (named in errors), the column names of its
+/// fields, each item's labels (for `{{.Label "key"}}`).
+pub struct List<'a> {
+    pub ctx: &'static str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub labels: Option<&'a [serde_json::Value]>,
+}
+
+/// Prints `items` with `format` as docker's formatter does.
+pub fn print_items(format: &str, items: &[serde_json::Value], list: &List<'_>) -> Result<()> {
+    print!("{}", format_items(format, items, list)?);
     Ok(())
 }
 
 /// The text [`print_items`] prints.
-pub fn format_items(
-    format: &str,
-    items: &[serde_json::Value],
-    labels: Option<&[serde_json::Value]>,
-    headers: &[(&str, &str)],
-) -> Result<String> {
+pub fn format_items(format: &str, items: &[serde_json::Value], list: &List<'_>) -> Result<String> {
+    let (labels, headers) = (list.labels, list.headers);
     let (f, table) = pre_format(format);
     let t = parse(&f)?;
     let mut text = String::new();
     for (i, it) in items.iter().enumerate() {
         let m = labels.and_then(|l| l.get(i)).map(LabelMethod);
         let opts = Options {
-            missing: Missing::Error,
+            missing: Missing::Struct(list.ctx),
             header: false,
             method: m.as_ref().map(|m| m as &dyn Methods),
         };
         let row = t
             .execute(&Value::from(it), &opts)
-            .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("failed to execute template: {e}"))?;
         text.push_str(&row);
         text.push('\n');
     }
@@ -130,7 +137,7 @@ pub fn format_items(
     let opts = Options {
         missing: Missing::NoValue,
         header: true,
-        method: None,
+        method: Some(&HeaderLabel),
     };
     let mut all = t.execute_partial(&header, &opts);
     all.push('\n');
@@ -146,7 +153,7 @@ pub fn inspect(format: &str, raws: &[Vec<u8>]) -> Result<(String, Vec<String>)> 
         let parts: Vec<String> = raws.iter().map(|r| compact_json(r)).collect();
         return Ok((format!("[{}]\n", parts.join(",")), Vec::new()));
     }
-    let t = parse_or_exit(format, 64)?;
+    let t = parse_or_exit("", format, 64)?;
     let mut out = String::new();
     let mut errors = Vec::new();
     for raw in raws {
@@ -213,38 +220,37 @@ mod tests {
             ("Names", "NAMES"),
             ("Image", "IMAGE"),
         ];
+        let labels = vec![json!({"a": "1"}), json!({})];
+        let list = |labels| List {
+            ctx: "*formatter.ContainerContext",
+            headers: &headers,
+            labels,
+        };
         let out = format_items(
-            "table {{.ID}}\\t{{.Names | upper}}\\t{{.Image}}",
+            "table {{.ID}}\\t{{.Names | upper}}\\t{{.Label \"com.x.team-a\"}}",
             &items,
-            None,
-            &headers,
+            &list(Some(&labels)),
         )
         .unwrap_or_default();
         assert_eq!(
             out,
-            "CONTAINER ID   NAMES     IMAGE\nabc            WEB       busybox\ndef            DB        postgres:16\n"
+            "CONTAINER ID   NAMES     team a\nabc            WEB       \ndef            DB        \n"
         );
-        let out = format_items("json", &items[..1], None, &headers).unwrap_or_default();
+        let out = format_items("json", &items[..1], &list(None)).unwrap_or_default();
         assert_eq!(
             out,
             "{\"ID\":\"abc\",\"Image\":\"busybox\",\"Names\":\"web\"}\n"
         );
-        let labels = vec![json!({"a": "1"}), json!({})];
-        let out = format_items(
-            "{{.Names}}={{.Label \"a\"}}",
-            &items,
-            Some(&labels),
-            &headers,
-        )
-        .unwrap_or_default();
+        let out = format_items("{{.Names}}={{.Label \"a\"}}", &items, &list(Some(&labels)))
+            .unwrap_or_default();
         assert_eq!(out, "web=1\ndb=\n");
-        let e = format_items("{{.Nope}}", &items, None, &headers)
+        let e = format_items("{{.Nope}}", &items, &list(None))
             .err()
             .map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
             Some(
-                r#"template parsing error: template: :1:2: executing "" at <.Nope>: map has no entry for key "Nope""#
+                r#"failed to execute template: template: :1:2: executing "" at <.Nope>: can't evaluate field Nope in type *formatter.ContainerContext"#
             )
         );
     }

@@ -527,19 +527,23 @@ pub async fn images(host: &str, o: &ImagesOpts) -> Result<i32> {
     crate::formatter::print_items(
         &format,
         &rows,
-        &[
-            ("Repository", "REPOSITORY"),
-            ("Tag", "TAG"),
-            ("Digest", "DIGEST"),
-            ("ID", "IMAGE ID"),
-            ("CreatedSince", "CREATED"),
-            ("CreatedAt", "CREATED AT"),
-            ("Size", "SIZE"),
-            ("Containers", "CONTAINERS"),
-            ("SharedSize", "SHARED SIZE"),
-            ("UniqueSize", "UNIQUE SIZE"),
-            ("VirtualSize", "VIRTUAL SIZE"),
-        ],
+        &crate::formatter::List {
+            ctx: "*formatter.ImageContext",
+            headers: &[
+                ("Repository", "REPOSITORY"),
+                ("Tag", "TAG"),
+                ("Digest", "DIGEST"),
+                ("ID", "IMAGE ID"),
+                ("CreatedSince", "CREATED"),
+                ("CreatedAt", "CREATED AT"),
+                ("Size", "SIZE"),
+                ("Containers", "CONTAINERS"),
+                ("SharedSize", "SHARED SIZE"),
+                ("UniqueSize", "UNIQUE SIZE"),
+                ("VirtualSize", "VIRTUAL SIZE"),
+            ],
+            labels: None,
+        },
     )?;
     Ok(0)
 }
@@ -808,13 +812,17 @@ pub async fn history(host: &str, o: &HistoryOpts) -> Result<i32> {
     crate::formatter::print_items(
         &format,
         &rows,
-        &[
-            ("ID", "IMAGE"),
-            ("CreatedSince", "CREATED"),
-            ("CreatedBy", "CREATED BY"),
-            ("Size", "SIZE"),
-            ("Comment", "COMMENT"),
-        ],
+        &crate::formatter::List {
+            ctx: "*formatter.historyContext",
+            headers: &[
+                ("ID", "IMAGE"),
+                ("CreatedSince", "CREATED"),
+                ("CreatedBy", "CREATED BY"),
+                ("Size", "SIZE"),
+                ("Comment", "COMMENT"),
+            ],
+            labels: None,
+        },
     )?;
     Ok(0)
 }

@@ -59,8 +59,8 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 
 pub async fn version(host: &str, o: &VersionOpts) -> Result<i32> {
     let tmpl = match o.format.as_deref() {
-        Some("json") => Some(formatter::parse_or_exit("{{json .}}", 64)?),
-        Some(f) if !f.is_empty() => Some(formatter::parse_or_exit(f, 64)?),
+        Some("json") => Some(formatter::parse_or_exit("version", "{{json .}}", 64)?),
+        Some(f) if !f.is_empty() => Some(formatter::parse_or_exit("version", f, 64)?),
         _ => None,
     };
     let client_part = serde_json::json!({
@@ -198,8 +198,8 @@ fn go_arch() -> &'static str {
 pub async fn info(host: &str, o: &InfoOpts) -> Result<i32> {
     let client = connect(host).await?;
     let tmpl = match o.format.as_deref() {
-        Some("json") => Some(formatter::parse_or_exit("{{json .}}", 64)?),
-        Some(f) if !f.is_empty() => Some(formatter::parse_or_exit(f, 64)?),
+        Some("json") => Some(formatter::parse_or_exit("", "{{json .}}", 64)?),
+        Some(f) if !f.is_empty() => Some(formatter::parse_or_exit("", f, 64)?),
         _ => None,
     };
     let resp = client
@@ -472,13 +472,17 @@ pub async fn df(host: &str, o: &DfOpts) -> Result<i32> {
     crate::formatter::print_items(
         &format,
         &rows,
-        &[
-            ("Type", "TYPE"),
-            ("TotalCount", "TOTAL"),
-            ("Active", "ACTIVE"),
-            ("Size", "SIZE"),
-            ("Reclaimable", "RECLAIMABLE"),
-        ],
+        &crate::formatter::List {
+            ctx: "*formatter.diskUsageContext",
+            headers: &[
+                ("Type", "TYPE"),
+                ("TotalCount", "TOTAL"),
+                ("Active", "ACTIVE"),
+                ("Size", "SIZE"),
+                ("Reclaimable", "RECLAIMABLE"),
+            ],
+            labels: None,
+        },
     )?;
     Ok(0)
 }

@@ -149,7 +149,12 @@ pub async fn stats(host: &str, o: &StatsOpts) -> Result<i32> {
         if !o.no_stream {
             print!("\x1b[2J\x1b[H");
         }
-        crate::formatter::print_items(&format, &rows, headers)?;
+        let list = crate::formatter::List {
+            ctx: "*container.statsContext",
+            headers,
+            labels: None,
+        };
+        crate::formatter::print_items(&format, &rows, &list)?;
         if o.no_stream {
             return Ok(0);
         }

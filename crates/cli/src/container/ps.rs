@@ -203,6 +203,11 @@ pub async fn ps(host: &str, o: &PsOpts) -> Result<i32> {
         f
     };
     let labels: Vec<Value> = list.iter().map(|c| c["Labels"].clone()).collect();
-    crate::formatter::print_items_labeled(&format, &items, &labels, PS_HEADERS)?;
+    let list = crate::formatter::List {
+        ctx: "*formatter.ContainerContext",
+        headers: PS_HEADERS,
+        labels: Some(&labels),
+    };
+    crate::formatter::print_items(&format, &items, &list)?;
     Ok(0)
 }

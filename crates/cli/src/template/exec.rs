@@ -44,6 +44,7 @@ const FREE_FORM: &[&str] = &[
 
 pub struct State<'t, 'o> {
     tree: &'t Tree,
+    name: &'t str,
     text: &'t str,
     opts: &'o Options<'o>,
     vars: Vec<(String, Value)>,
@@ -55,9 +56,10 @@ pub struct State<'t, 'o> {
 type R<T> = Result<T, String>;
 
 /// Runs `tree` (parsed from `text`) on `data`.
-pub fn execute(tree: &Tree, text: &str, data: &Value, opts: &Options<'_>) -> R<String> {
+pub fn execute(tree: &Tree, name: &str, text: &str, data: &Value, opts: &Options<'_>) -> R<String> {
     let mut s = State {
         tree,
+        name,
         text,
         opts,
         vars: vec![("$".into(), data.clone())],
@@ -70,9 +72,16 @@ pub fn execute(tree: &Tree, text: &str, data: &Value, opts: &Options<'_>) -> R<S
 }
 
 /// Executes and keeps what was written before an error (docker's table headers).
-pub fn execute_partial(tree: &Tree, text: &str, data: &Value, opts: &Options<'_>) -> String {
+pub fn execute_partial(
+    tree: &Tree,
+    name: &str,
+    text: &str,
+    data: &Value,
+    opts: &Options<'_>,
+) -> String {
     let mut s = State {
         tree,
+        name,
         text,
         opts,
         vars: vec![("$".into(), data.clone())],
@@ -106,7 +115,7 @@ impl<'t> State<'t, '_> {
     fn errorf<T>(&self, msg: impl Into<String>) -> R<T> {
         let msg = msg.into();
         match pos_of(self.at) {
-            None => Err(format!("template: : {msg}")),
+            None => Err(format!("template: {}: {msg}", self.name)),
             Some((pos, ctx)) => {
                 let before = self.text.get(..pos).unwrap_or("");
                 let line = 1 + before.matches('\n').count();
@@ -115,7 +124,8 @@ impl<'t> State<'t, '_> {
                     None => pos,
                 };
                 Err(format!(
-                    "template: :{line}:{col}: executing \"\" at <{ctx}>: {msg}"
+                    "template: {name}:{line}:{col}: executing \"{name}\" at <{ctx}>: {msg}",
+                    name = self.name
                 ))
             }
         }
@@ -442,9 +452,18 @@ impl<'t> State<'t, '_> {
         if let Some((_, v)) = m.iter().find(|(k, _)| k == name) {
             return Ok(v.clone());
         }
+        if self.opts.missing == Missing::Typed {
+            let mut same = m.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name));
+            if let (Some((_, v)), None) = (same.next(), same.next()) {
+                return Ok(v.clone());
+            }
+        }
         let error = match self.opts.missing {
             Missing::NoValue => false,
             Missing::Error => true,
+            Missing::Struct(ty) => {
+                return self.errorf(format!("can't evaluate field {name} in type {ty}"));
+            }
             Missing::Typed => {
                 let free = parent.is_some_and(|p| FREE_FORM.contains(&p));
                 !free
@@ -519,6 +538,13 @@ impl<'t> State<'t, '_> {
                 if let Some(a) = args.get(i) {
                     self.at = At::Arg(a);
                 }
+                let m = match self.opts.missing {
+                    // docker's raw inspect data decodes numbers as json.Number
+                    Missing::Typed => ["int", "uint64", "float64"].iter().fold(m, |m, t| {
+                        m.replace(&format!("; got {t}"), "; got json.Number")
+                    }),
+                    _ => m,
+                };
                 self.errorf(m)
             }
             Err(CallError::Call(m)) => {

@@ -19,8 +19,12 @@ pub enum Missing {
     /// An error (`missingkey=error`).
     Error,
     /// As docker's typed structs: an error in objects that look like structs (capitalised
-    /// keys), `<no value>` in maps (labels, options...).
+    /// keys), `<no value>` in maps (labels, options...); a field also matches a key spelled
+    /// with other cases (`.ID` is `Id`, as Go's field names and the JSON names differ); numbers
+    /// are `json.Number`s in errors.
     Typed,
+    /// Docker's list contexts: an error naming the Go type of the context.
+    Struct(&'static str),
 }
 
 /// Methods of the data (`{{.Label "key"}}` on docker's list contexts).
@@ -58,6 +62,7 @@ pub struct Error(pub String);
 /// A parsed template.
 #[derive(Debug, Clone)]
 pub struct Template {
+    name: String,
     text: String,
     tree: parse::Tree,
 }
@@ -65,8 +70,14 @@ pub struct Template {
 impl Template {
     /// Parses `text` as Go's `template.New("").Funcs(docker's).Parse(text)`.
     pub fn parse(text: &str) -> Result<Template, Error> {
-        let tree = parse::parse(text, &funcs::exists).map_err(Error)?;
+        Template::parse_named("", text)
+    }
+
+    /// Parses `text` as a template named `name` (the name is in its errors).
+    pub fn parse_named(name: &str, text: &str) -> Result<Template, Error> {
+        let tree = parse::parse(name, text, &funcs::exists).map_err(Error)?;
         Ok(Template {
+            name: name.to_string(),
             text: text.to_string(),
             tree,
         })
@@ -74,12 +85,12 @@ impl Template {
 
     /// Executes on `data`.
     pub fn execute(&self, data: &Value, opts: &Options<'_>) -> Result<String, Error> {
-        exec::execute(&self.tree, &self.text, data, opts).map_err(Error)
+        exec::execute(&self.tree, &self.name, &self.text, data, opts).map_err(Error)
     }
 
     /// Executes and returns what was written, up to an error if there is one.
     pub fn execute_partial(&self, data: &Value, opts: &Options<'_>) -> String {
-        exec::execute_partial(&self.tree, &self.text, data, opts)
+        exec::execute_partial(&self.tree, &self.name, &self.text, data, opts)
     }
 }
 

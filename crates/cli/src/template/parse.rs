@@ -34,12 +34,13 @@ struct Parser<'a> {
     action_line: usize,
     has_func: &'a dyn Fn(&str) -> bool,
     defs: HashMap<String, List>,
+    name: &'a str,
 }
 
 type PResult<T> = Result<T, String>;
 
 /// Parses `text`; `has_func` tells which function names exist.
-pub fn parse(text: &str, has_func: &dyn Fn(&str) -> bool) -> Result<Tree, String> {
+pub fn parse(name: &str, text: &str, has_func: &dyn Fn(&str) -> bool) -> Result<Tree, String> {
     let eof = Item {
         kind: Kind::Eof,
         pos: 0,
@@ -56,6 +57,7 @@ pub fn parse(text: &str, has_func: &dyn Fn(&str) -> bool) -> Result<Tree, String
         action_line: 0,
         has_func,
         defs: HashMap::new(),
+        name,
     };
     let root = p.parse_top()?;
     Ok(Tree { root, defs: p.defs })
@@ -126,14 +128,17 @@ impl Parser<'_> {
     }
 
     fn errorf<T>(&self, msg: String) -> PResult<T> {
-        Err(format!("template: :{}: {msg}", self.token[0].line))
+        Err(format!(
+            "template: {}:{}: {msg}",
+            self.name, self.token[0].line
+        ))
     }
 
     fn unexpected<T>(&self, token: &Item, context: &str) -> PResult<T> {
         if token.kind == Kind::Error {
             let mut extra = String::new();
             if self.action_line != 0 && self.action_line != token.line {
-                extra = format!(" in action started at :{}", self.action_line);
+                extra = format!(" in action started at {}:{}", self.name, self.action_line);
                 if token.val.ends_with(" action") {
                     extra = extra[" in action".len()..].to_string();
                 }

@@ -232,7 +232,7 @@ fn exec_errors_are_go_s() {
     );
     assert_eq!(
         err("{{upper .State.Pid}}"),
-        r#"template: :1:14: executing "" at <.State.Pid>: wrong type for value; expected string; got int"#
+        r#"template: :1:14: executing "" at <.State.Pid>: wrong type for value; expected string; got json.Number"#
     );
     assert_eq!(
         err("{{.Config.Healthcheck.Test}}"),
