@@ -68,7 +68,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Show the Docker version information
+    /// Show the Berth version information
     Version(system::VersionOpts),
     /// Display system-wide information
     Info(system::InfoOpts),
@@ -94,7 +94,7 @@ pub enum Cmd {
     Logs(container::LogsOpts),
     /// Execute a command in a running container
     Exec(container::ExecOpts),
-    /// Return low-level information on Docker objects
+    /// Return low-level information on Berth objects
     Inspect(container::InspectOpts),
     /// Download an image from a registry
     Pull(image::PullOpts),
@@ -154,7 +154,7 @@ pub enum Cmd {
     Volume(volume::VolumeCmd),
     /// List port mappings or a specific mapping for the container
     Port(network::PortOpts),
-    /// Manage Docker
+    /// Manage Berth
     #[command(subcommand)]
     System(SystemCmd),
 }
@@ -185,7 +185,7 @@ pub enum ImageCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
-    /// Show docker disk usage
+    /// Show Berth disk usage
     Df(system::DfOpts),
     /// Remove unused data
     Prune(SystemPruneOpts),
