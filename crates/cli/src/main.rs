@@ -10,6 +10,7 @@ mod formatter;
 mod image;
 mod network;
 mod progress;
+mod shell;
 mod system;
 mod tabwriter;
 mod template;
@@ -157,6 +158,13 @@ pub enum Cmd {
     /// Manage Berth
     #[command(subcommand)]
     System(SystemCmd),
+    /// Print the shell completion script (bash, zsh or fish)
+    Completion(shell::CompletionOpts),
+    /// Write man pages to a directory
+    Man(shell::ManOpts),
+    /// List the names of containers, images, networks or volumes (for completions)
+    #[command(name = "__complete", hide = true)]
+    Complete(shell::CompleteOpts),
 }
 
 #[derive(Subcommand, Debug)]
@@ -436,6 +444,9 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Network(c) => network::network(h, c).await,
         Cmd::Volume(c) => volume::volume(h, c).await,
         Cmd::Port(o) => network::port(h, o).await,
+        Cmd::Completion(o) => shell::completion(o),
+        Cmd::Man(o) => shell::man(o),
+        Cmd::Complete(o) => shell::complete(h, o).await,
         Cmd::Container(c) => match c {
             ContainerCmd::Prune(o) => system::container_prune(h, o).await,
             ContainerCmd::Ls(o) => container::ps(h, o).await,

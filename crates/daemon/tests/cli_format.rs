@@ -167,3 +167,88 @@ fn templates_print_as_the_docker_clis() {
         diffs.join("\n")
     );
 }
+
+/// `berth completion bash` sources in bash and completes the daemon's names through the
+/// hidden `berth __complete KIND`; `berth man DIR` writes the pages.
+#[test]
+fn completions_list_the_daemons_names_and_man_pages_are_written() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb");
+    d.ok(&["create", "--name", "compbox", "bb", "true"]);
+    d.ok(&["volume", "create", "compvol"]);
+    d.ok(&["network", "create", "compnet"]);
+    let lines = |kind: &str| {
+        let out = d.berth(&["__complete", kind]);
+        assert!(out.status.success(), "{kind}: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lines("containers"), ["compbox"]);
+    assert!(lines("images").contains(&"bb:latest".to_string()));
+    assert!(lines("volumes").contains(&"compvol".to_string()));
+    assert!(lines("networks").contains(&"compnet".to_string()));
+
+    let script = d.berth(&["completion", "bash"]);
+    assert!(script.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.bash");
+    std::fs::write(&path, &script.stdout).unwrap();
+    let berth = std::path::PathBuf::from(env!("CARGO_BIN_EXE_berthd")).with_file_name("berth");
+    let host = format!("unix://{}", d.socket.display());
+    // what bash offers after `berth -H SOCKET start com<TAB>` and `berth volume rm <TAB>`
+    let probe = format!(
+        "set -e; source {script}; complete -p berth\n\
+         COMP_WORDS=(berth -H {host} start com); COMP_CWORD=4; _berth_with_names berth com start\n\
+         echo \"start: ${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=(berth -H {host} volume rm ''); COMP_CWORD=5; _berth_with_names berth '' rm\n\
+         echo \"volume rm: ${{COMPREPLY[*]}}\"\n\
+         COMP_WORDS=(berth ps --f); COMP_CWORD=2; _berth_with_names berth --f ps\n\
+         echo \"ps: ${{COMPREPLY[*]}}\"",
+        script = path.display(),
+    );
+    let out = std::process::Command::new("timeout")
+        .args(["60", "bash", "-c", &probe])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                berth.parent().unwrap().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("start: compbox\n"), "{text}");
+    assert!(text.contains("volume rm: compvol"), "{text}");
+    assert!(
+        text.contains("--filter") && text.contains("--format"),
+        "{text}"
+    );
+
+    let man = tempfile::tempdir().unwrap();
+    let out = d.berth(&["man", man.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    for page in [
+        "berth.1",
+        "berth-ps.1",
+        "berth-container-ls.1",
+        "berth-network-create.1",
+    ] {
+        let text = std::fs::read_to_string(man.path().join(page)).unwrap();
+        assert!(
+            text.starts_with(".ie") || text.contains(".TH"),
+            "{page}: {text}"
+        );
+    }
+}
