@@ -3,12 +3,12 @@
 //! and the command exits 1 if any failed; and `inspect` of several objects of one kind.
 
 use anyhow::Result;
-use berth_api::client::Client;
+use berth_api::client::{empty_body, read_all, Client};
 use hyper::Method;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{fmt, status};
+use crate::{formatter, status};
 
 /// Calls `request(name)` (method, path, query) for every name in turn. With `missing_ok`, a
 /// name that does not exist is neither printed nor an error (`rm -f`).
@@ -45,25 +45,38 @@ pub async fn inspect(
     names: &[String],
     format: Option<&str>,
 ) -> Result<i32> {
-    let mut found = Vec::new();
+    let mut found: Vec<Vec<u8>> = Vec::new();
     let mut errors = Vec::new();
     for name in names {
-        match client
-            .get_json::<Value>(&format!("{path}/{name}"), "")
+        let got = match client
+            .request(
+                Method::GET,
+                &format!("{path}/{name}"),
+                "",
+                &[],
+                empty_body(),
+            )
             .await
         {
+            Ok(resp) => read_all(resp).await.map(|b| b.to_vec()),
+            Err(e) => Err(e),
+        };
+        match got {
             Ok(v) => found.push(v),
             Err(e) => errors.push(e.to_string()),
         }
     }
-    match format {
+    match format.filter(|f| !f.is_empty()) {
         Some(f) => {
-            let t = fmt::Template::parse(f)?;
-            for v in &found {
-                println!("{}", t.render(v)?);
-            }
+            let (out, errs) = formatter::inspect(f, &found)?;
+            print!("{out}");
+            errors.extend(errs);
         }
         None => {
+            let found: Vec<Value> = found
+                .iter()
+                .map(|b| serde_json::from_slice(b))
+                .collect::<Result<_, _>>()?;
             let mut out = Vec::new();
             let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
             let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);

@@ -10,7 +10,7 @@ use clap::Args;
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::fmt::{self, ellipsis, human_size, short_id, since_unix};
+use crate::fmt::{ellipsis, human_size, short_id, since_unix};
 use crate::{connect, status};
 
 #[derive(Args, Debug)]
@@ -524,22 +524,26 @@ pub async fn images(host: &str, o: &ImagesOpts) -> Result<i32> {
             "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}".into()
         }
     });
-    fmt::print_items(
+    crate::formatter::print_items(
         &format,
         &rows,
-        &[
-            ("Repository", "REPOSITORY"),
-            ("Tag", "TAG"),
-            ("Digest", "DIGEST"),
-            ("ID", "IMAGE ID"),
-            ("CreatedSince", "CREATED"),
-            ("CreatedAt", "CREATED AT"),
-            ("Size", "SIZE"),
-            ("Containers", "CONTAINERS"),
-            ("SharedSize", "SHARED SIZE"),
-            ("UniqueSize", "UNIQUE SIZE"),
-            ("VirtualSize", "VIRTUAL SIZE"),
-        ],
+        &crate::formatter::List {
+            ctx: "*formatter.ImageContext",
+            headers: &[
+                ("Repository", "REPOSITORY"),
+                ("Tag", "TAG"),
+                ("Digest", "DIGEST"),
+                ("ID", "IMAGE ID"),
+                ("CreatedSince", "CREATED"),
+                ("CreatedAt", "CREATED AT"),
+                ("Size", "SIZE"),
+                ("Containers", "CONTAINERS"),
+                ("SharedSize", "SHARED SIZE"),
+                ("UniqueSize", "UNIQUE SIZE"),
+                ("VirtualSize", "VIRTUAL SIZE"),
+            ],
+            labels: None,
+        },
     )?;
     Ok(0)
 }
@@ -805,16 +809,20 @@ pub async fn history(host: &str, o: &HistoryOpts) -> Result<i32> {
             "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".into()
         })
     };
-    fmt::print_items(
+    crate::formatter::print_items(
         &format,
         &rows,
-        &[
-            ("ID", "IMAGE"),
-            ("CreatedSince", "CREATED"),
-            ("CreatedBy", "CREATED BY"),
-            ("Size", "SIZE"),
-            ("Comment", "COMMENT"),
-        ],
+        &crate::formatter::List {
+            ctx: "*formatter.historyContext",
+            headers: &[
+                ("ID", "IMAGE"),
+                ("CreatedSince", "CREATED"),
+                ("CreatedBy", "CREATED BY"),
+                ("Size", "SIZE"),
+                ("Comment", "COMMENT"),
+            ],
+            labels: None,
+        },
     )?;
     Ok(0)
 }

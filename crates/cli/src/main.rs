@@ -6,10 +6,14 @@ mod build;
 mod container;
 mod embedded;
 mod fmt;
+mod formatter;
 mod image;
 mod network;
 mod progress;
+mod shell;
 mod system;
+mod tabwriter;
+mod template;
 mod term;
 mod volume;
 
@@ -65,7 +69,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Show the Docker version information
+    /// Show the Berth version information
     Version(system::VersionOpts),
     /// Display system-wide information
     Info(system::InfoOpts),
@@ -91,7 +95,7 @@ pub enum Cmd {
     Logs(container::LogsOpts),
     /// Execute a command in a running container
     Exec(container::ExecOpts),
-    /// Return low-level information on Docker objects
+    /// Return low-level information on Berth objects
     Inspect(container::InspectOpts),
     /// Download an image from a registry
     Pull(image::PullOpts),
@@ -151,9 +155,16 @@ pub enum Cmd {
     Volume(volume::VolumeCmd),
     /// List port mappings or a specific mapping for the container
     Port(network::PortOpts),
-    /// Manage Docker
+    /// Manage Berth
     #[command(subcommand)]
     System(SystemCmd),
+    /// Print the shell completion script (bash, zsh or fish)
+    Completion(shell::CompletionOpts),
+    /// Write man pages to a directory
+    Man(shell::ManOpts),
+    /// List the names of containers, images, networks or volumes (for completions)
+    #[command(name = "__complete", hide = true)]
+    Complete(shell::CompleteOpts),
 }
 
 #[derive(Subcommand, Debug)]
@@ -182,7 +193,7 @@ pub enum ImageCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
-    /// Show docker disk usage
+    /// Show Berth disk usage
     Df(system::DfOpts),
     /// Remove unused data
     Prune(SystemPruneOpts),
@@ -433,6 +444,9 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Network(c) => network::network(h, c).await,
         Cmd::Volume(c) => volume::volume(h, c).await,
         Cmd::Port(o) => network::port(h, o).await,
+        Cmd::Completion(o) => shell::completion(o),
+        Cmd::Man(o) => shell::man(o),
+        Cmd::Complete(o) => shell::complete(h, o).await,
         Cmd::Container(c) => match c {
             ContainerCmd::Prune(o) => system::container_prune(h, o).await,
             ContainerCmd::Ls(o) => container::ps(h, o).await,

@@ -260,7 +260,8 @@ async fn ls(client: &Client, o: &LsOpts) -> Result<i32> {
             json!({
                 "ID": if o.no_trunc { id.to_string() } else { fmt::short_id(id) },
                 "Name": n["Name"], "Driver": n["Driver"], "Scope": n["Scope"],
-                "IPv6": n["EnableIPv6"], "Internal": n["Internal"], "Labels": n["Labels"],
+                "IPv6": n["EnableIPv6"], "Internal": n["Internal"],
+                "Labels": crate::volume::labels_text(&n["Labels"]),
                 "CreatedAt": n["Created"],
             })
         })
@@ -269,15 +270,20 @@ async fn ls(client: &Client, o: &LsOpts) -> Result<i32> {
         .format
         .clone()
         .unwrap_or_else(|| "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}".to_string());
-    fmt::print_items(
+    let labels: Vec<Value> = list.iter().map(|n| n["Labels"].clone()).collect();
+    crate::formatter::print_items(
         &format,
         &items,
-        &[
-            ("ID", "NETWORK ID"),
-            ("Name", "NAME"),
-            ("Driver", "DRIVER"),
-            ("Scope", "SCOPE"),
-        ],
+        &crate::formatter::List {
+            ctx: "*formatter.networkContext",
+            headers: &[
+                ("ID", "NETWORK ID"),
+                ("Name", "NAME"),
+                ("Driver", "DRIVER"),
+                ("Scope", "SCOPE"),
+            ],
+            labels: Some(&labels),
+        },
     )?;
     Ok(0)
 }

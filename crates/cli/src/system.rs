@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::container::filters_query;
 use crate::fmt::{self, human_size};
+use crate::formatter;
 use crate::{connect, ImagePruneOpts, PruneOpts, SystemPruneOpts};
 
 #[derive(Args, Debug)]
@@ -57,6 +58,11 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
 }
 
 pub async fn version(host: &str, o: &VersionOpts) -> Result<i32> {
+    let tmpl = match o.format.as_deref() {
+        Some("json") => Some(formatter::parse_or_exit("version", "{{json .}}", 64)?),
+        Some(f) if !f.is_empty() => Some(formatter::parse_or_exit("version", f, 64)?),
+        _ => None,
+    };
     let client_part = serde_json::json!({
         "Version": env!("CARGO_PKG_VERSION"),
         "ApiVersion": berth_api::API_VERSION,
@@ -96,12 +102,28 @@ pub async fn version(host: &str, o: &VersionOpts) -> Result<i32> {
             return Err(e);
         }
     };
-    let server: Value = client.get_json("/version", "").await?;
-    if let Some(f) = &o.format {
-        let v = serde_json::json!({"Client": client_part, "Server": server});
-        println!("{}", fmt::Template::parse(f)?.render(&v)?);
+    let raw = {
+        let resp = client
+            .request(Method::GET, "/version", "", &[], empty_body())
+            .await?;
+        berth_api::client::read_all(resp).await?
+    };
+    if let Some(t) = &tmpl {
+        // docker's prettyPrintVersion: through a tabwriter (minwidth 20, padding 1)
+        let v = crate::template::Value::Map(vec![
+            ("Client".into(), crate::template::Value::from(&client_part)),
+            ("Server".into(), serde_json::from_slice(&raw)?),
+        ]);
+        let r = formatter::render(t, &v);
+        let text = match &r {
+            Ok(s) => s.clone(),
+            Err(_) => t.execute_partial(&v, &Default::default()),
+        };
+        print!("{}", crate::tabwriter::align(&format!("{text}\n"), 20, 1));
+        r?;
         return Ok(0);
     }
+    let server: Value = serde_json::from_slice(&raw)?;
     out.push('\n');
     let platform = server["Platform"]["Name"].as_str().unwrap_or("");
     out.push_str(&format!(
@@ -175,11 +197,26 @@ fn go_arch() -> &'static str {
 
 pub async fn info(host: &str, o: &InfoOpts) -> Result<i32> {
     let client = connect(host).await?;
-    let i: Value = client.get_json("/info", "").await?;
-    if let Some(f) = &o.format {
-        println!("{}", fmt::Template::parse(f)?.render(&i)?);
+    let tmpl = match o.format.as_deref() {
+        Some("json") => Some(formatter::parse_or_exit("", "{{json .}}", 64)?),
+        Some(f) if !f.is_empty() => Some(formatter::parse_or_exit("", f, 64)?),
+        _ => None,
+    };
+    let resp = client
+        .request(Method::GET, "/info", "", &[], empty_body())
+        .await?;
+    let raw = berth_api::client::read_all(resp).await?;
+    if let Some(t) = &tmpl {
+        let v: crate::template::Value = serde_json::from_slice(&raw)?;
+        let r = formatter::render(t, &v);
+        match &r {
+            Ok(s) => println!("{s}"),
+            Err(_) => println!("{}", t.execute_partial(&v, &Default::default())),
+        }
+        r?;
         return Ok(0);
     }
+    let i: Value = serde_json::from_slice(&raw)?;
     let n = |k: &str| i[k].as_i64().unwrap_or(0);
     let mut out = String::new();
     out.push_str("Client:\n");
@@ -321,10 +358,14 @@ pub async fn events(host: &str, o: &EventsOpts) -> Result<i32> {
         .request(Method::GET, "/events", &encode_query(&q), &[], empty_body())
         .await?;
     let mut body = BodyStream::new(resp);
-    let tmpl = o.format.as_deref().map(fmt::Template::parse).transpose()?;
+    let tmpl = match o.format.as_deref() {
+        Some("json") => Some(formatter::parse("{{json .}}")?),
+        Some(f) if !f.is_empty() => Some(formatter::parse(f)?),
+        _ => None,
+    };
     while let Some(ev) = body.next_json::<Value>().await? {
         let line = match &tmpl {
-            Some(t) => t.render(&ev)?,
+            Some(t) => formatter::render(t, &crate::template::Value::from(&ev))?,
             None => {
                 let nanos = ev["timeNano"].as_i64().unwrap_or(0);
                 let t =
@@ -428,16 +469,20 @@ pub async fn df(host: &str, o: &DfOpts) -> Result<i32> {
     let format = o.format.clone().unwrap_or_else(|| {
         "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}".into()
     });
-    fmt::print_items(
+    crate::formatter::print_items(
         &format,
         &rows,
-        &[
-            ("Type", "TYPE"),
-            ("TotalCount", "TOTAL"),
-            ("Active", "ACTIVE"),
-            ("Size", "SIZE"),
-            ("Reclaimable", "RECLAIMABLE"),
-        ],
+        &crate::formatter::List {
+            ctx: "*formatter.diskUsageContext",
+            headers: &[
+                ("Type", "TYPE"),
+                ("TotalCount", "TOTAL"),
+                ("Active", "ACTIVE"),
+                ("Size", "SIZE"),
+                ("Reclaimable", "RECLAIMABLE"),
+            ],
+            labels: None,
+        },
     )?;
     Ok(0)
 }

@@ -172,7 +172,7 @@ fn trim_zeros(digits: &[u8]) -> &[u8] {
 }
 
 /// `k=v,k2=v2`, as docker's `{{.Labels}}` column.
-fn labels_text(labels: &Value) -> String {
+pub fn labels_text(labels: &Value) -> String {
     let mut pairs: Vec<String> = labels
         .as_object()
         .into_iter()
@@ -213,18 +213,23 @@ async fn ls(client: &Client, o: &LsOpts) -> Result<i32> {
         .format
         .clone()
         .unwrap_or_else(|| "table {{.Driver}}\t{{.Name}}".to_string());
-    fmt::print_items(
+    let labels: Vec<Value> = list.iter().map(|n| n["Labels"].clone()).collect();
+    crate::formatter::print_items(
         &format,
         &items,
-        &[
-            ("Name", "VOLUME NAME"),
-            ("Driver", "DRIVER"),
-            ("Scope", "SCOPE"),
-            ("Mountpoint", "MOUNTPOINT"),
-            ("Labels", "LABELS"),
-            ("Links", "LINKS"),
-            ("Size", "SIZE"),
-        ],
+        &crate::formatter::List {
+            ctx: "*formatter.volumeContext",
+            headers: &[
+                ("Name", "VOLUME NAME"),
+                ("Driver", "DRIVER"),
+                ("Scope", "SCOPE"),
+                ("Mountpoint", "MOUNTPOINT"),
+                ("Labels", "LABELS"),
+                ("Links", "LINKS"),
+                ("Size", "SIZE"),
+            ],
+            labels: Some(&labels),
+        },
     )?;
     Ok(0)
 }

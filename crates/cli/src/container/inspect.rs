@@ -3,9 +3,8 @@
 use anyhow::Result;
 use berth_api::client::{empty_body, read_all};
 use hyper::Method;
-use serde_json::Value;
 
-use crate::fmt;
+use crate::formatter;
 use crate::{connect, status};
 
 use super::InspectOpts;
@@ -120,13 +119,11 @@ pub async fn inspect(host: &str, o: &InspectOpts, forced: Option<&str>) -> Resul
             },
         }
     }
-    match &o.format {
+    match o.format.as_deref().filter(|f| !f.is_empty()) {
         Some(f) => {
-            let t = fmt::Template::parse(f)?;
-            for b in &found {
-                let v: Value = serde_json::from_slice(b)?;
-                println!("{}", t.render(&v)?);
-            }
+            let (out, errs) = formatter::inspect(f, &found)?;
+            print!("{out}");
+            errors.extend(errs);
         }
         None => {
             if found.is_empty() {

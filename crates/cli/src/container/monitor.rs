@@ -29,12 +29,16 @@ pub async fn top(host: &str, o: &TopOpts) -> Result<i32> {
     for p in v["Processes"].as_array().cloned().unwrap_or_default() {
         let row: Vec<String> = p
             .as_array()
-            .map(|a| a.iter().map(fmt::to_text).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|v| crate::template::Value::from(v).to_go_string())
+                    .collect()
+            })
             .unwrap_or_default();
         text.push_str(&row.join("\t"));
         text.push('\n');
     }
-    print!("{}", fmt::tabwrite(&text));
+    print!("{}", crate::tabwriter::tabwrite(&text));
     Ok(0)
 }
 
@@ -145,7 +149,12 @@ pub async fn stats(host: &str, o: &StatsOpts) -> Result<i32> {
         if !o.no_stream {
             print!("\x1b[2J\x1b[H");
         }
-        fmt::print_items(&format, &rows, headers)?;
+        let list = crate::formatter::List {
+            ctx: "*container.statsContext",
+            headers,
+            labels: None,
+        };
+        crate::formatter::print_items(&format, &rows, &list)?;
         if o.no_stream {
             return Ok(0);
         }

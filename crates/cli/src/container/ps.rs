@@ -7,7 +7,7 @@ use berth_api::client::encode_query;
 use serde_json::{json, Value};
 
 use crate::connect;
-use crate::fmt::{self, ellipsis, go_quote, human_size, short_id, since_unix};
+use crate::fmt::{ellipsis, go_quote, human_size, short_id, since_unix};
 
 use super::PsOpts;
 
@@ -202,6 +202,12 @@ pub async fn ps(host: &str, o: &PsOpts) -> Result<i32> {
         }
         f
     };
-    fmt::print_items(&format, &items, PS_HEADERS)?;
+    let labels: Vec<Value> = list.iter().map(|c| c["Labels"].clone()).collect();
+    let list = crate::formatter::List {
+        ctx: "*formatter.ContainerContext",
+        headers: PS_HEADERS,
+        labels: Some(&labels),
+    };
+    crate::formatter::print_items(&format, &items, &list)?;
     Ok(0)
 }
