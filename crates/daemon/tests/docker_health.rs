@@ -97,12 +97,19 @@ fn a_check_turns_unhealthy_then_healthy_and_says_so_everywhere() {
         "{:?}",
         text(&bad)
     );
+    // The CLI sends whole seconds: `until` a second ahead takes in the events of this one.
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
     let events = d.ok(&[
         "events",
         "--since",
         "0",
         "--until",
-        "0s",
+        &until,
         "--filter",
         "event=health_status",
         "--format",
