@@ -57,6 +57,24 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
             let auth = header(&req, "X-Registry-Auth");
             return push(engine, &name, &q, auth).await;
         }
+        Route::DistributionInspect(name) => {
+            let reference = match name.parse::<Reference>() {
+                Ok(r) => r,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("invalid reference format: {e}"),
+                    )
+                }
+            };
+            let auth = berth_engine::distribution::decode_auth(
+                header(&req, "X-Registry-Auth").as_deref(),
+            );
+            engine
+                .distribution_inspect(&reference, auth)
+                .await
+                .map(|v| json(StatusCode::OK, &v))
+        }
         _ => return error(StatusCode::NOT_FOUND, "page not found"),
     };
     result.unwrap_or_else(|e| engine_error(&e))

@@ -51,6 +51,8 @@ pub enum Route {
     ImageTag(String),
     ImagePush(String),
     ImageDelete(String),
+    /// `GET /distribution/{name}/json`.
+    DistributionInspect(String),
     Commit,
     Auth,
     NetworkList,
@@ -221,6 +223,9 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         }
         ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => ImageTag(name.join("/")),
         ("POST", ["images", name @ .., "push"]) if !name.is_empty() => ImagePush(name.join("/")),
+        ("GET", ["distribution", name @ .., "json"]) if !name.is_empty() => {
+            DistributionInspect(name.join("/"))
+        }
         ("GET", ["images", name @ .., "get"]) if !name.is_empty() => ImageGet(Some(name.join("/"))),
         ("DELETE", ["images", name @ ..]) if !name.is_empty() => ImageDelete(name.join("/")),
         ("GET", ["plugins"]) => PluginList,

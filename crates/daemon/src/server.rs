@@ -188,7 +188,8 @@ async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
         ExecCreate(_) | ExecStart(_) | ExecResize(_) | ExecInspect(_) => {
             exec::handle(engine, route, req).await
         }
-        ImageList | ImageCreate | ImageInspect(_) | ImageTag(_) | ImageDelete(_) | ImagePush(_) => {
+        ImageList | ImageCreate | ImageInspect(_) | ImageTag(_) | ImageDelete(_) | ImagePush(_)
+        | DistributionInspect(_) => {
             images::handle(engine, route, req).await
         }
         ContainerTop(_) | ContainerStats(_) | ContainerExport(_) | ContainerChanges(_)

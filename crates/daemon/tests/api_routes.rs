@@ -128,7 +128,6 @@ const ROUTES: &[(&str, &str)] = &[
 const MISSING: &[(&str, &str)] = &[
     ("GET", "/containers/{}/attach/ws"),
     ("GET", "/images/search?term=x"),
-    ("GET", "/distribution/{}/json"),
     ("POST", "/session"),
 ];
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{skip, text, Daemon};
+use common::{python_sdk, skip, text, Daemon};
 
 /// Imports the busybox tarball the fixture made again, as a distinct image (its config differs
 /// by `ENV N=<tag>`), named `name` or unnamed (dangling); returns its id.
@@ -464,4 +464,57 @@ fn login_then_push_and_pull_with_the_saved_credential() {
     assert_eq!(d.ok(&["images", "-q"]), "");
     let out = d.ok(&["logout", &host]);
     assert!(out.contains("Removing login credentials"), "{out}");
+}
+
+/// `GET /distribution/{name}/json` asks the registry (nothing is pulled): the Python SDK's
+/// `get_registry_data` gets the manifest's digest and its platform; a missing tag is a 404.
+#[test]
+fn the_registry_is_asked_what_an_image_is_without_pulling_it() {
+    if skip() {
+        return;
+    }
+    let registry = berth_tests::registry::Registry::start().unwrap();
+    let host = registry.host();
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let name = format!("{host}/dist/bb:1");
+    d.ok(&["tag", "bb:local", &name]);
+    let pushed = d.ok(&["push", &name]);
+    let digest = pushed
+        .split_whitespace()
+        .find(|w| w.starts_with("sha256:"))
+        .unwrap_or_else(|| panic!("{pushed}"))
+        .to_string();
+    d.ok(&["rmi", &name]);
+    let got = python_sdk(
+        &d,
+        &format!(
+            r#"
+import docker
+c = docker.from_env()
+r = c.images.get_registry_data("{name}")
+print(r.id)
+print(r.has_platform("linux/amd64"), r.has_platform("linux/arm64"))
+try:
+    c.images.get_registry_data("{host}/dist/bb:nosuch")
+except docker.errors.NotFound as e:
+    print("not found")
+"#
+        ),
+    );
+    if got.is_empty() {
+        return; // no SDK outside CI (python_sdk says so)
+    }
+    let arch_is_amd64 = std::env::consts::ARCH == "x86_64";
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines[0], digest, "{got}");
+    assert_eq!(
+        lines[1],
+        format!("{} False", if arch_is_amd64 { "True" } else { "False" }),
+        "{got}"
+    );
+    assert_eq!(lines[2], "not found", "{got}");
+    // Nothing was pulled.
+    let images = d.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!images.contains("dist/bb"), "{images}");
 }

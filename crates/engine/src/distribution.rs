@@ -134,6 +134,86 @@ impl Engine {
         Ok(())
     }
 
+    /// `GET /distribution/{name}/json`: what the registry says `reference` is, without pulling
+    /// it: the descriptor of its manifest (or index) and the platforms it has (an index's
+    /// entries, or the architecture and os of an image's config).
+    pub async fn distribution_inspect(
+        &self,
+        reference: &Reference,
+        auth: Option<Credential>,
+    ) -> Result<Value> {
+        use berth_registry::resolve::{fetch_config, fetch_manifest, ResolveError};
+        let client = self.registry_client(reference.domain(), auth)?;
+        let tag_or_digest = reference
+            .digest()
+            .map(|d| d.to_string())
+            .or_else(|| reference.tag().map(str::to_string))
+            .unwrap_or_else(|| berth_image::reference::DEFAULT_TAG.to_string());
+        let registry_error = |e: ResolveError| match e {
+            ResolveError::NotFound { .. } | ResolveError::Denied { .. } => {
+                EngineError::NotFound(e.to_string())
+            }
+            e => EngineError::Internal(e.to_string()),
+        };
+        let fetched = fetch_manifest(&client, reference, &tag_or_digest)
+            .await
+            .map_err(registry_error)?;
+        let parsed = berth_image::manifest::parse(Some(&fetched.media_type), &fetched.bytes)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let platforms: Vec<Value> = match parsed {
+            berth_image::manifest::Manifest::Index(index) => index
+                .manifests()
+                .iter()
+                .filter_map(|m| m.platform().as_ref())
+                .map(|p| {
+                    let mut v = json!({
+                        "architecture": p.architecture().to_string(),
+                        "os": p.os().to_string(),
+                    });
+                    if let Some(variant) = p.variant() {
+                        v["variant"] = json!(variant);
+                    }
+                    if let Some(version) = p.os_version() {
+                        v["os.version"] = json!(version);
+                    }
+                    if let Some(features) = p.os_features() {
+                        v["os.features"] = json!(features);
+                    }
+                    v
+                })
+                .collect(),
+            berth_image::manifest::Manifest::Image(image) => {
+                let digest: berth_image::digest::Digest = image
+                    .config()
+                    .digest()
+                    .to_string()
+                    .parse()
+                    .map_err(|e| EngineError::internal("the manifest's config digest", e))?;
+                let bytes = fetch_config(&client, reference, &digest)
+                    .await
+                    .map_err(registry_error)?;
+                let config: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| EngineError::internal("the image config", e))?;
+                let mut v = json!({
+                    "architecture": config["architecture"].as_str().unwrap_or_default(),
+                    "os": config["os"].as_str().unwrap_or_default(),
+                });
+                if let Some(variant) = config["variant"].as_str() {
+                    v["variant"] = json!(variant);
+                }
+                vec![v]
+            }
+        };
+        Ok(json!({
+            "Descriptor": {
+                "mediaType": fetched.media_type,
+                "digest": fetched.digest.to_string(),
+                "size": fetched.bytes.len(),
+            },
+            "Platforms": platforms,
+        }))
+    }
+
     /// Pushes the image named `reference`, sending progress to `out`.
     pub async fn push(
         &self,

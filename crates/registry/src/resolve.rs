@@ -130,6 +130,50 @@ pub async fn fetch_manifest(
     })
 }
 
+/// Configs larger than this are refused.
+const CONFIG_MAX: usize = 8 << 20;
+
+/// Fetches the image config `digest` of `reference`'s repository, checked against its digest.
+pub async fn fetch_config(
+    client: &Client,
+    reference: &Reference,
+    digest: &Digest,
+) -> Result<Vec<u8>, ResolveError> {
+    let path = format!("/v2/{}/blobs/{digest}", reference.path());
+    let resp = client
+        .send(
+            reference.domain(),
+            reference.path(),
+            Access::Pull,
+            Method::GET,
+            &path,
+            |r| r,
+        )
+        .await?;
+    if !resp.status().is_success() {
+        return Err(error_of(Method::GET, &path, resp).await.into());
+    }
+    if resp.content_length().is_some_and(|n| n > CONFIG_MAX as u64) {
+        return Err(ResolveError::TooLarge(digest.to_string()));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(http_err(Method::GET, &path))?
+        .to_vec();
+    if bytes.len() > CONFIG_MAX {
+        return Err(ResolveError::TooLarge(digest.to_string()));
+    }
+    let actual = Digest::of(&bytes);
+    if &actual != digest {
+        return Err(ResolveError::Digest {
+            expected: digest.clone(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Resolves `reference` to the image manifest for `platform`.
 pub async fn resolve(
     client: &Client,
