@@ -57,6 +57,26 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
             let auth = header(&req, "X-Registry-Auth");
             return push(engine, &name, &q, auth).await;
         }
+        Route::ImageSearch => {
+            let filters = match crate::http::filters(&q) {
+                Ok(f) => f,
+                Err(resp) => return resp,
+            };
+            let term = q.get("term").cloned().unwrap_or_default();
+            let limit = match q.get("limit").map(|l| l.parse::<i64>()) {
+                None => None,
+                Some(Ok(l)) => Some(l),
+                Some(Err(_)) => {
+                    return error(StatusCode::BAD_REQUEST, "invalid limit: not a number")
+                }
+            };
+            let auth =
+                berth_engine::distribution::decode_auth(header(&req, "X-Registry-Auth").as_deref());
+            engine
+                .search(&term, limit, &filters, auth)
+                .await
+                .map(|results| json(StatusCode::OK, &results))
+        }
         Route::DistributionInspect(name) => {
             let reference = match name.parse::<Reference>() {
                 Ok(r) => r,
@@ -67,9 +87,8 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
                     )
                 }
             };
-            let auth = berth_engine::distribution::decode_auth(
-                header(&req, "X-Registry-Auth").as_deref(),
-            );
+            let auth =
+                berth_engine::distribution::decode_auth(header(&req, "X-Registry-Auth").as_deref());
             engine
                 .distribution_inspect(&reference, auth)
                 .await

@@ -51,6 +51,8 @@ pub enum Route {
     ImageTag(String),
     ImagePush(String),
     ImageDelete(String),
+    /// `GET /images/search?term=`.
+    ImageSearch,
     /// `GET /distribution/{name}/json`.
     DistributionInspect(String),
     Commit,
@@ -223,6 +225,7 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         }
         ("POST", ["images", name @ .., "tag"]) if !name.is_empty() => ImageTag(name.join("/")),
         ("POST", ["images", name @ .., "push"]) if !name.is_empty() => ImagePush(name.join("/")),
+        ("GET", ["images", "search"]) => ImageSearch,
         ("GET", ["distribution", name @ .., "json"]) if !name.is_empty() => {
             DistributionInspect(name.join("/"))
         }

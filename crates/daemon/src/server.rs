@@ -188,10 +188,14 @@ async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
         ExecCreate(_) | ExecStart(_) | ExecResize(_) | ExecInspect(_) => {
             exec::handle(engine, route, req).await
         }
-        ImageList | ImageCreate | ImageInspect(_) | ImageTag(_) | ImageDelete(_) | ImagePush(_)
-        | DistributionInspect(_) => {
-            images::handle(engine, route, req).await
-        }
+        ImageList
+        | ImageCreate
+        | ImageInspect(_)
+        | ImageTag(_)
+        | ImageDelete(_)
+        | ImagePush(_)
+        | DistributionInspect(_)
+        | ImageSearch => images::handle(engine, route, req).await,
         ContainerTop(_) | ContainerStats(_) | ContainerExport(_) | ContainerChanges(_)
         | ContainerArchive(_) | Commit => files::handle(engine, route, req).await,
         NetworkList | NetworkCreate | NetworkPrune | NetworkInspect(_) | NetworkDelete(_)

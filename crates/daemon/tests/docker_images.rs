@@ -518,3 +518,114 @@ except docker.errors.NotFound as e:
     let images = d.ok(&["images", "--format", "{{.Repository}}"]);
     assert!(!images.contains("dist/bb"), "{images}");
 }
+
+/// A registry index that answers the v1 search API (Docker Hub's index does; the registry
+/// server the other tests use does not), on loopback: it records the queries it got.
+struct SearchIndex {
+    port: u16,
+    queries: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl SearchIndex {
+    fn start() -> SearchIndex {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let queries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = queries.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                // The headers, up to the empty line.
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let body = if target.starts_with("/v1/search") {
+                    seen.lock().unwrap().push(target.clone());
+                    r#"{"num_results":2,"query":"bb","results":[
+                        {"name":"team/bb","description":"a busy box","star_count":5,"is_official":false,"is_automated":true},
+                        {"name":"other/bb","description":"","star_count":1,"is_official":true,"is_automated":false}]}"#
+                } else {
+                    "{}"
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        SearchIndex { port, queries }
+    }
+}
+
+#[test]
+fn search_asks_the_registrys_index_and_filters_as_dockerd() {
+    if skip() {
+        return;
+    }
+    let index = SearchIndex::start();
+    let d = Daemon::start();
+    let term = format!("127.0.0.1:{}/bb", index.port);
+    let out = d.ok(&["search", &term]);
+    assert!(out.starts_with("NAME"), "{out}");
+    assert!(
+        out.contains("team/bb") && out.contains("a busy box"),
+        "{out}"
+    );
+    assert!(out.contains("other/bb"), "{out}");
+    let out = d.ok(&["search", "--filter", "stars=3", "--limit", "5", &term]);
+    assert!(
+        out.contains("team/bb") && !out.contains("other/bb"),
+        "{out}"
+    );
+    let out = d.ok(&["search", "--filter", "is-official=true", &term]);
+    assert!(
+        !out.contains("team/bb") && out.contains("other/bb"),
+        "{out}"
+    );
+    assert_eq!(
+        index.queries.lock().unwrap().as_slice(),
+        [
+            "/v1/search?q=bb&n=25",
+            "/v1/search?q=bb&n=5",
+            "/v1/search?q=bb&n=25"
+        ]
+    );
+    // dockerd's refusals.
+    let out = d.docker(&["search", "--limit", "101", &term]);
+    assert!(
+        text(&out)
+            .1
+            .contains("limit 101 is outside the range of [1, 100]"),
+        "{:?}",
+        text(&out)
+    );
+    let out = d.docker(&["search", "--filter", "stars=many", &term]);
+    assert!(
+        text(&out).1.contains("invalid filter 'stars=[many]'"),
+        "{:?}",
+        text(&out)
+    );
+    let got = python_sdk(
+        &d,
+        &format!(
+            r#"
+import docker
+print(sorted(r["name"] for r in docker.from_env().images.search("{term}")))
+"#
+        ),
+    );
+    if !got.is_empty() {
+        assert_eq!(got.trim(), "['other/bb', 'team/bb']");
+    }
+}

@@ -160,50 +160,49 @@ impl Engine {
             .map_err(registry_error)?;
         let parsed = berth_image::manifest::parse(Some(&fetched.media_type), &fetched.bytes)
             .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let platforms: Vec<Value> = match parsed {
-            berth_image::manifest::Manifest::Index(index) => index
-                .manifests()
-                .iter()
-                .filter_map(|m| m.platform().as_ref())
-                .map(|p| {
+        let platforms: Vec<Value> =
+            match parsed {
+                berth_image::manifest::Manifest::Index(index) => index
+                    .manifests()
+                    .iter()
+                    .filter_map(|m| m.platform().as_ref())
+                    .map(|p| {
+                        let mut v = json!({
+                            "architecture": p.architecture().to_string(),
+                            "os": p.os().to_string(),
+                        });
+                        if let Some(variant) = p.variant() {
+                            v["variant"] = json!(variant);
+                        }
+                        if let Some(version) = p.os_version() {
+                            v["os.version"] = json!(version);
+                        }
+                        if let Some(features) = p.os_features() {
+                            v["os.features"] = json!(features);
+                        }
+                        v
+                    })
+                    .collect(),
+                berth_image::manifest::Manifest::Image(image) => {
+                    let digest: berth_image::digest::Digest =
+                        image.config().digest().to_string().parse().map_err(|e| {
+                            EngineError::internal("the manifest's config digest", e)
+                        })?;
+                    let bytes = fetch_config(&client, reference, &digest)
+                        .await
+                        .map_err(registry_error)?;
+                    let config: Value = serde_json::from_slice(&bytes)
+                        .map_err(|e| EngineError::internal("the image config", e))?;
                     let mut v = json!({
-                        "architecture": p.architecture().to_string(),
-                        "os": p.os().to_string(),
+                        "architecture": config["architecture"].as_str().unwrap_or_default(),
+                        "os": config["os"].as_str().unwrap_or_default(),
                     });
-                    if let Some(variant) = p.variant() {
+                    if let Some(variant) = config["variant"].as_str() {
                         v["variant"] = json!(variant);
                     }
-                    if let Some(version) = p.os_version() {
-                        v["os.version"] = json!(version);
-                    }
-                    if let Some(features) = p.os_features() {
-                        v["os.features"] = json!(features);
-                    }
-                    v
-                })
-                .collect(),
-            berth_image::manifest::Manifest::Image(image) => {
-                let digest: berth_image::digest::Digest = image
-                    .config()
-                    .digest()
-                    .to_string()
-                    .parse()
-                    .map_err(|e| EngineError::internal("the manifest's config digest", e))?;
-                let bytes = fetch_config(&client, reference, &digest)
-                    .await
-                    .map_err(registry_error)?;
-                let config: Value = serde_json::from_slice(&bytes)
-                    .map_err(|e| EngineError::internal("the image config", e))?;
-                let mut v = json!({
-                    "architecture": config["architecture"].as_str().unwrap_or_default(),
-                    "os": config["os"].as_str().unwrap_or_default(),
-                });
-                if let Some(variant) = config["variant"].as_str() {
-                    v["variant"] = json!(variant);
+                    vec![v]
                 }
-                vec![v]
-            }
-        };
+            };
         Ok(json!({
             "Descriptor": {
                 "mediaType": fetched.media_type,
@@ -212,6 +211,74 @@ impl Engine {
             },
             "Platforms": platforms,
         }))
+    }
+
+    /// `GET /images/search?term=&limit=&filters=`: the index of `term`'s registry (Docker Hub's
+    /// for a name without a registry host) searched for the rest of the term, filtered as
+    /// dockerd filters (`is-official`, `is-automated`, `stars`).
+    pub async fn search(
+        &self,
+        term: &str,
+        limit: Option<i64>,
+        filters: &berth_api::query::Filters,
+        auth: Option<Credential>,
+    ) -> Result<Vec<berth_registry::search::SearchResult>> {
+        let limit = limit.unwrap_or(0);
+        let limit = if limit == 0 { 25 } else { limit };
+        if !(1..=100).contains(&limit) {
+            return Err(EngineError::InvalidParameter(format!(
+                "limit {limit} is outside the range of [1, 100]"
+            )));
+        }
+        for key in filters.0.keys() {
+            if !matches!(key.as_str(), "is-automated" | "is-official" | "stars") {
+                return Err(EngineError::InvalidParameter(format!(
+                    "invalid filter '{key}'"
+                )));
+            }
+        }
+        let invalid = |key: &str, values: &[String]| {
+            EngineError::InvalidParameter(format!("invalid filter '{key}=[{}]'", values.join(" ")))
+        };
+        let flag = |key: &str| -> Result<Option<bool>> {
+            match filters.get(key) {
+                [] => Ok(None),
+                [v] if v == "true" => Ok(Some(true)),
+                [v] if v == "false" => Ok(Some(false)),
+                values => Err(invalid(key, values)),
+            }
+        };
+        let (automated, official) = (flag("is-automated")?, flag("is-official")?);
+        let mut stars = None;
+        for v in filters.get("stars") {
+            let n: i64 = v
+                .parse()
+                .map_err(|_| invalid("stars", std::slice::from_ref(v)))?;
+            stars = Some(stars.map_or(n, |s: i64| s.max(n)));
+        }
+        // dockerd's split: a first part with a dot, a colon, or `localhost` is a registry.
+        let (domain, remote) = match term.split_once('/') {
+            Some((host, rest))
+                if host.contains('.') || host.contains(':') || host == "localhost" =>
+            {
+                (host, rest)
+            }
+            _ => ("docker.io", term),
+        };
+        let remote = match domain {
+            "docker.io" => remote.strip_prefix("library/").unwrap_or(remote),
+            _ => remote,
+        };
+        let client = self.registry_client(domain, auth)?;
+        let results = berth_registry::search::search(&client, domain, remote, limit as u32)
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(results
+            .into_iter()
+            .filter(|r| automated.is_none_or(|a| a == r.is_automated))
+            .filter(|r| official.is_none_or(|o| o == r.is_official))
+            .filter(|r| stars.is_none_or(|s| r.star_count >= s))
+            .collect())
     }
 
     /// Pushes the image named `reference`, sending progress to `out`.

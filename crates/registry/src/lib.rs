@@ -7,7 +7,8 @@
 //! - [`resolve`]: a reference to its manifest, the platform's from an index;
 //! - [`pull`]: layers fetched in parallel and streamed into snapshots while verified;
 //! - [`push`]: blobs skipped, mounted or uploaded, then the manifest;
-//! - [`progress`]: per-layer events in Docker's words.
+//! - [`progress`]: per-layer events in Docker's words;
+//! - [`search`]: `docker search`, the v1 search API.
 //!
 //! HTTP is reqwest's (hyper, rustls with the system's roots); the distribution protocol on top
 //! is written here, since no maintained crate does both pull-into-a-snapshot streaming and the
@@ -19,6 +20,7 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod resolve;
+pub mod search;
 
 pub use client::{Client, ClientError, ClientOptions};
 pub use pull::{pull, PullError, PullOptions, Pulled};
