@@ -143,6 +143,7 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
         }
         Route::ContainerLogs(id) => return logs(engine, &id, &q),
         Route::ContainerAttach(id) => return attach(engine, &id, &q, req).await,
+        Route::ContainerAttachWs(id) => return attach_ws(engine, &id, &q, req),
         _ => return error(StatusCode::NOT_FOUND, "page not found"),
     };
     result.unwrap_or_else(|e| engine_error(&e))
@@ -337,6 +338,145 @@ fn attach_logs(
     upgraded_response()
 }
 
+/// `GET /containers/{id}/attach/ws`: the attach over a WebSocket, as dockerd has it: `logs`
+/// and `stream` off unless asked, the output raw (no stdcopy frames) in binary frames.
+fn attach_ws(
+    engine: &Engine,
+    id: &str,
+    q: &std::collections::HashMap<String, String>,
+    mut req: Req,
+) -> Resp {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+    };
+    let key = req
+        .headers()
+        .get("Sec-WebSocket-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (Some(key), true) = (
+        key,
+        header("Upgrade") == "websocket" && header("Connection").contains("upgrade"),
+    ) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "websocket: the client is not using the websocket protocol",
+        );
+    };
+    let tty = match engine.containers.get(id) {
+        Ok(c) => c.tty(),
+        Err(e) => return engine_error(&e),
+    };
+    let flag = |k: &str| q.get(k).is_some_and(|v| bool_value(v));
+    let opts = AttachOptions {
+        stdin: flag("stdin"),
+        stdout: flag("stdout"),
+        stderr: flag("stderr"),
+    };
+    let (logs, stream) = (flag("logs"), flag("stream"));
+    let detach = opts
+        .stdin
+        .then(|| detach_keys(q.get("detachKeys").map(String::as_str)));
+    let log = if logs {
+        let o = LogOptions {
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            ..LogOptions::default()
+        };
+        match engine.logs(id, o) {
+            Ok((_, rx)) => Some(rx),
+            Err(e) => return engine_error(&e),
+        }
+    } else {
+        None
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    let engine = engine.clone();
+    let id = id.to_string();
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let (mut local, ours) = tokio::io::duplex(64 << 10);
+        let bridge = tokio::spawn(crate::websocket::bridge(TokioIo::new(upgraded), ours));
+        if let Some(mut rx) = log {
+            let mut raw = Deframer::new(!tty);
+            while let Some(chunk) = rx.recv().await {
+                if local.write_all(&raw.feed(&chunk)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let monitor = match stream {
+            true => match engine.attach(&id, opts).await {
+                Ok((_, Attached::Now(s))) => Some(s),
+                Ok((_, Attached::AtStart(rx))) => rx.await.ok(),
+                Err(e) => {
+                    tracing::debug!(container = %id, error = %e, "websocket attach");
+                    None
+                }
+            },
+            false => None,
+        };
+        match monitor {
+            Some(monitor) => {
+                let framing = if tty { Framing::AsIs } else { Framing::Unframe };
+                pump_framed(local, monitor, detach, tty, framing).await;
+            }
+            None => {
+                let _ = local.shutdown().await;
+                drop(local);
+            }
+        }
+        let _ = bridge.await;
+    });
+    let mut resp = response(StatusCode::SWITCHING_PROTOCOLS, None, empty());
+    let h = resp.headers_mut();
+    h.insert("Connection", HeaderValue::from_static("Upgrade"));
+    h.insert("Upgrade", HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&crate::websocket::accept_key(&key)) {
+        h.insert("Sec-WebSocket-Accept", v);
+    }
+    resp
+}
+
+/// Stdcopy frames to raw bytes, chunk by chunk (a frame may span chunks); with `framed` off,
+/// bytes pass as they are.
+struct Deframer {
+    framed: bool,
+    buf: Vec<u8>,
+}
+
+impl Deframer {
+    fn new(framed: bool) -> Deframer {
+        Deframer {
+            framed,
+            buf: Vec::new(),
+        }
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if !self.framed {
+            return chunk.to_vec();
+        }
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(header) = self.buf.get(at..at + 8) {
+            let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            let Some(payload) = self.buf.get(at + 8..at + 8 + size) else {
+                break;
+            };
+            out.extend_from_slice(payload);
+            at += 8 + size;
+        }
+        self.buf.drain(..at);
+        out
+    }
+}
+
 /// The 101 answer of a hijack: only these headers, as dockerd sends.
 pub fn upgraded_response() -> Resp {
     let mut resp = response(
@@ -526,5 +666,28 @@ pub async fn pump_framed<C>(
             drop(mw);
         }
         None => input.abort(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Deframer;
+
+    #[test]
+    fn frames_split_across_chunks_come_out_whole() {
+        let mut framed = berth_api::stdcopy::header(berth_api::stdcopy::Stream::Stdout, 5).to_vec();
+        framed.extend_from_slice(b"hello");
+        framed.extend_from_slice(&berth_api::stdcopy::header(
+            berth_api::stdcopy::Stream::Stderr,
+            3,
+        ));
+        framed.extend_from_slice(b"err");
+        let mut d = Deframer::new(true);
+        let mut out = Vec::new();
+        for chunk in framed.chunks(3) {
+            out.extend(d.feed(chunk));
+        }
+        assert_eq!(out, b"helloerr");
+        assert_eq!(Deframer::new(false).feed(b"raw"), b"raw");
     }
 }

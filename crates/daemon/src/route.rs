@@ -28,6 +28,8 @@ pub enum Route {
     ContainerDelete(String),
     ContainerLogs(String),
     ContainerAttach(String),
+    /// `GET /containers/{id}/attach/ws`.
+    ContainerAttachWs(String),
     ContainerResize(String),
     ContainerRename(String),
     ContainerUpdate(String),
@@ -186,6 +188,7 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("DELETE", ["containers", id]) => ContainerDelete(owned(id)),
         ("GET", ["containers", id, "logs"]) => ContainerLogs(owned(id)),
         ("POST", ["containers", id, "attach"]) => ContainerAttach(owned(id)),
+        ("GET", ["containers", id, "attach", "ws"]) => ContainerAttachWs(owned(id)),
         ("POST", ["containers", id, "resize"]) => ContainerResize(owned(id)),
         ("POST", ["containers", id, "rename"]) => ContainerRename(owned(id)),
         ("POST", ["containers", id, "update"]) => ContainerUpdate(owned(id)),

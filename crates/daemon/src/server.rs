@@ -183,8 +183,8 @@ async fn dispatch(state: &State, route: Route, req: Req) -> Resp {
         ContainerCreate | ContainerList | ContainerInspect(_) | ContainerStart(_)
         | ContainerStop(_) | ContainerRestart(_) | ContainerKill(_) | ContainerPause(_)
         | ContainerUnpause(_) | ContainerWait(_) | ContainerDelete(_) | ContainerLogs(_)
-        | ContainerAttach(_) | ContainerResize(_) | ContainerRename(_) | ContainerUpdate(_)
-        | ContainerPrune => containers::handle(engine, route, req).await,
+        | ContainerAttach(_) | ContainerAttachWs(_) | ContainerResize(_) | ContainerRename(_)
+        | ContainerUpdate(_) | ContainerPrune => containers::handle(engine, route, req).await,
         ExecCreate(_) | ExecStart(_) | ExecResize(_) | ExecInspect(_) => {
             exec::handle(engine, route, req).await
         }

@@ -124,8 +124,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/session"),
 ];
 
-/// Routes berthd does not serve yet (issue 14).
-const MISSING: &[(&str, &str)] = &[("GET", "/containers/{}/attach/ws"), ("POST", "/session")];
+/// Routes berthd answers as a dockerd without their feature does (404, "page not found"):
+/// `POST /session` is BuildKit's (its gRPC session); Berth builds with the classic builder,
+/// which the docker CLI uses without it (`DOCKER_BUILDKIT=0`, or a daemon whose `/_ping` says
+/// `Builder-Version: 1`).
+const MISSING: &[(&str, &str)] = &[("POST", "/session")];
 
 /// `method path` on berthd's socket: the status and the body.
 fn request(d: &Daemon, method: &str, path: &str) -> (u16, String) {
