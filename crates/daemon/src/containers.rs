@@ -132,12 +132,18 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
                 .await
                 .map(|()| response(StatusCode::OK, None, empty()))
         }
-        Route::ContainerPrune => engine.prune().await.map(|(ids, space)| {
-            json(
-                StatusCode::OK,
-                &json!({"ContainersDeleted": ids, "SpaceReclaimed": space}),
-            )
-        }),
+        Route::ContainerPrune => {
+            let filters = match crate::http::filters(&q) {
+                Ok(f) => f,
+                Err(resp) => return resp,
+            };
+            engine.prune(&filters).await.map(|(ids, space)| {
+                json(
+                    StatusCode::OK,
+                    &json!({"ContainersDeleted": ids, "SpaceReclaimed": space}),
+                )
+            })
+        }
         Route::ContainerWait(id) => {
             return wait(engine, &id, q.get("condition").map(String::as_str))
         }

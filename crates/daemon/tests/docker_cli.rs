@@ -758,3 +758,65 @@ fn system_prune_removes_stopped_containers_and_unused_anonymous_volumes() {
         "bb"
     );
 }
+
+/// `container prune` with dockerd's filters, and the space its writable layers held;
+/// `--storage-opt` refused as overlay2 without quotas refuses it.
+#[test]
+fn container_prune_filters_and_reports_the_space_it_freed() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&[
+        "run",
+        "--name",
+        "big",
+        "bb:local",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=1024",
+        "count=2048",
+    ]);
+    d.ok(&[
+        "run", "--name", "kept", "--label", "keep=1", "bb:local", "true",
+    ]);
+    let out = d.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    let reclaimed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Total reclaimed space: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        reclaimed.ends_with("MB") && reclaimed.starts_with('2'),
+        "{out}"
+    );
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), "kept");
+    let out = d.docker(&["container", "prune", "-f", "--filter", "colour=red"]);
+    assert!(
+        text(&out).1.contains("invalid filter 'colour'"),
+        "{:?}",
+        text(&out)
+    );
+
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "quota",
+        "--storage-opt",
+        "size=1G",
+        "bb:local",
+        "true",
+    ]);
+    assert!(
+        text(&out).1.contains(
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+        ),
+        "{:?}",
+        text(&out)
+    );
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), "kept", "nothing was created");
+}

@@ -70,6 +70,16 @@ impl Engine {
         if let Some(hc) = &body.host_config {
             crate::mounts::check_mounts(hc)?;
             check_log_driver(hc)?;
+            if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
+                // No snapshotter here has quotas: dockerd's words for overlay2 without them.
+                let driver = self.images.store.backend().driver_name();
+                return Err(EngineError::Internal(match driver {
+                    "overlay2" => {
+                        "--storage-opt is supported only for overlay over xfs with 'pquota' mount option".to_string()
+                    }
+                    d => format!("--storage-opt is not supported by the {d} storage driver"),
+                }));
+            }
         }
         let image = self.images.resolve(&image_ref)?;
         self.create_from(name, body, image)

@@ -239,7 +239,7 @@ fn reachable_size(
 
 /// Seconds since the epoch of `until`/`before` filter values: a Unix time, an RFC 3339 time,
 /// or a duration (`10m`) before now.
-fn parse_time(v: &str) -> Option<i64> {
+pub(crate) fn parse_time(v: &str) -> Option<i64> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
