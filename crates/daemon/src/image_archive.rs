@@ -50,17 +50,24 @@ fn save(engine: &Engine, req: &Req, name: Option<String>) -> Resp {
         Ok(n) => n,
         Err(e) => return engine_error(&e),
     };
+    let ids: Vec<String> = keys
+        .iter()
+        .filter_map(|k| engine.images.resolve(k).ok().map(|r| r.id.to_string()))
+        .collect();
     let (tx, body) = crate::http::channel();
-    let images = engine.images.clone();
+    let engine = engine.clone();
     tokio::task::spawn_blocking(move || {
         let mut out = BodyWriter::new(tx);
         // Once the head is out, a failure can only cut the stream short: the client sees a
         // truncated archive.
-        if let Err(e) = images.save(&names, &mut out) {
+        if let Err(e) = engine.images.save(&names, &mut out) {
             tracing::warn!(error = %e, "image save");
             return;
         }
         let _ = out.flush();
+        for id in &ids {
+            crate::images::image_event(&engine, "save", id, id);
+        }
     });
     response(StatusCode::OK, Some("application/x-tar"), body)
 }

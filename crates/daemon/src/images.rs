@@ -34,14 +34,35 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
             .map(|i| json(StatusCode::OK, &i)),
         Route::ImageTag(name) => {
             let repo = q.get("repo").cloned().unwrap_or_default();
-            engine
-                .images
-                .tag(&name, &repo, q.get("tag").map(String::as_str))
-                .map(|()| no_content(StatusCode::CREATED))
+            let tag = q.get("tag").map(String::as_str);
+            engine.images.tag(&name, &repo, tag).map(|()| {
+                // dockerd's `tag` event: the image's id, the new name (familiar).
+                let new = match tag.filter(|t| !t.is_empty()) {
+                    Some(t) => format!("{repo}:{t}"),
+                    None => repo.clone(),
+                };
+                let new = new.parse::<Reference>().map_or(new, |r| r.familiar());
+                if let Ok(id) = engine.images.resolve(&name).map(|r| r.id.to_string()) {
+                    image_event(engine, "tag", &id, &new);
+                }
+                no_content(StatusCode::CREATED)
+            })
         }
         Route::ImageDelete(name) => {
             let force = q.get("force").is_some_and(|v| bool_value(v));
+            let id = engine.images.resolve(&name).map(|r| r.id.to_string());
             engine.images.remove(&name, force).map(|entries| {
+                // dockerd's `untag` (one per name) and `delete` events, by image id.
+                if let Ok(id) = &id {
+                    for (kind, _) in &entries {
+                        let action = if kind == "Untagged" {
+                            "untag"
+                        } else {
+                            "delete"
+                        };
+                        image_event(engine, action, id, id);
+                    }
+                }
                 let list: Vec<_> = entries.iter().map(|(k, v)| json!({ k: v })).collect();
                 json(StatusCode::OK, &list)
             })
@@ -99,6 +120,16 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     result.unwrap_or_else(|e| engine_error(&e))
 }
 
+/// An image event as dockerd's `LogImageEvent` makes it: the id, and a `name` attribute.
+pub fn image_event(engine: &Engine, action: &str, id: &str, name: &str) {
+    engine.events.publish(
+        berth_api::models::EventMessageTypeEnum::IMAGE,
+        action,
+        id,
+        [("name".to_string(), name.to_string())].into(),
+    );
+}
+
 fn header(req: &Req, name: &str) -> Option<String> {
     req.headers()
         .get(name)
@@ -135,6 +166,7 @@ async fn import(engine: &Engine, q: &std::collections::HashMap<String, String>, 
         tokio::task::spawn_blocking(move || store.import(body, reference.as_ref(), &changes)).await;
     match imported {
         Ok(Ok(id)) => {
+            image_event(engine, "import", &id.to_string(), &id.to_string());
             let line = format!("{}\r\n", json!({"status": id.to_string()}));
             response(StatusCode::OK, Some("application/json"), full(line))
         }

@@ -1,7 +1,6 @@
 //! `/_ping`, `/version`, `/info`, `/events`.
 
 use berth_api::models::EventMessage;
-use berth_api::query::Filters;
 use berth_engine::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
@@ -225,7 +224,7 @@ pub fn events(engine: &Engine, query: Option<&str>) -> Resp {
                 .iter()
                 .filter(|e| t(e) >= s && until.is_none_or(|u| t(e) <= u))
             {
-                if matches(e, &filters) && tx.send(send(e)).await.is_err() {
+                if berth_engine::events::matches(e, &filters) && tx.send(send(e)).await.is_err() {
                     return;
                 }
             }
@@ -242,7 +241,9 @@ pub fn events(engine: &Engine, query: Option<&str>) -> Resp {
                     if until.is_some_and(|u| t(&e) > u) {
                         return;
                     }
-                    if matches(&e, &filters) && tx.send(send(&e)).await.is_err() {
+                    if berth_engine::events::matches(&e, &filters)
+                        && tx.send(send(&e)).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -274,32 +275,6 @@ fn parse_time(v: &str, now: f64) -> Option<f64> {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs_f64())
-        })
-}
-
-fn matches(e: &EventMessage, f: &Filters) -> bool {
-    let typ = e.typ.map(|t| t.to_string()).unwrap_or_default();
-    let action = e.action.clone().unwrap_or_default();
-    let actor = e.actor.clone().unwrap_or_default();
-    let id = actor.id.unwrap_or_default();
-    let attrs = actor.attributes.unwrap_or_default();
-    let ok = |key: &str, pred: &dyn Fn(&str) -> bool| {
-        let v = f.get(key);
-        v.is_empty() || v.iter().any(|x| pred(x))
-    };
-    ok("type", &|v| v == typ)
-        && ok("event", &|v| {
-            v == action || action.starts_with(&format!("{v}:"))
-        })
-        && ok("container", &|v| {
-            typ == "container" && (id.starts_with(v) || attrs.get("name").is_some_and(|n| n == v))
-        })
-        && ok("image", &|v| {
-            attrs.get("image").is_some_and(|i| i == v) || (typ == "image" && id.contains(v))
-        })
-        && ok("label", &|v| match v.split_once('=') {
-            Some((k, val)) => attrs.get(k).is_some_and(|x| x == val),
-            None => attrs.contains_key(v),
         })
 }
 

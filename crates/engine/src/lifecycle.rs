@@ -36,6 +36,10 @@ impl Engine {
             ),
         ]
         .into();
+        // dockerd's container events carry the container's labels too (the `label` filter).
+        for (k, v) in c.config.labels.iter().flatten() {
+            attrs.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         for (k, v) in extra {
             attrs.insert((*k).to_string(), v.clone());
         }
