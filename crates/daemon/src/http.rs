@@ -98,6 +98,16 @@ pub fn engine_error(e: &berth_engine::EngineError) -> Resp {
     if status == StatusCode::NOT_MODIFIED {
         return no_content(status);
     }
+    if status.is_server_error() {
+        // The whole chain of causes goes to the log; the client gets dockerd's one line.
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            causes.push(s.to_string());
+            source = s.source();
+        }
+        tracing::warn!(error = %e, causes = ?causes, "request failed");
+    }
     error(status, &e.to_string())
 }
 

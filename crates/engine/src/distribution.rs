@@ -116,7 +116,7 @@ impl Engine {
                 berth_registry::PullError::Resolve(
                     berth_registry::resolve::ResolveError::NotFound { .. },
                 ) => EngineError::NotFound(e.to_string()),
-                _ => EngineError::Internal(e.to_string()),
+                _ => EngineError::internal("", e),
             })?;
         let _ = out.send(json!({"status": format!("Digest: {}", pulled.digest)}));
         let status = if pulled.downloaded || before.as_ref() != Some(&pulled.manifest) {
@@ -153,13 +153,13 @@ impl Engine {
             ResolveError::NotFound { .. } | ResolveError::Denied { .. } => {
                 EngineError::NotFound(e.to_string())
             }
-            e => EngineError::Internal(e.to_string()),
+            e => EngineError::internal("", e),
         };
         let fetched = fetch_manifest(&client, reference, &tag_or_digest)
             .await
             .map_err(registry_error)?;
         let parsed = berth_image::manifest::parse(Some(&fetched.media_type), &fetched.bytes)
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::internal("", e))?;
         let platforms: Vec<Value> =
             match parsed {
                 berth_image::manifest::Manifest::Index(index) => index
@@ -272,7 +272,7 @@ impl Engine {
         let client = self.registry_client(domain, auth)?;
         let results = berth_registry::search::search(&client, domain, remote, limit as u32)
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::internal("", e))?;
         Ok(results
             .into_iter()
             .filter(|r| automated.is_none_or(|a| a == r.is_automated))
@@ -306,7 +306,7 @@ impl Engine {
         };
         let pushed = berth_registry::push(&client, &self.images.store, &name, reference, &options)
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+            .map_err(|e| EngineError::internal("", e))?;
         let tag = pushed.tag.clone().unwrap_or_default();
         let _ = out.send(
             json!({"status": format!("{tag}: digest: {} size: {}", pushed.digest, pushed.size)}),

@@ -19,9 +19,28 @@ pub enum EngineError {
     /// 304: the operation had nothing to do (start of a running container).
     #[error("{0}")]
     NotModified(String),
-    /// 500: anything else.
+    /// 500: anything else, said in words.
     #[error("{0}")]
     Internal(String),
+    /// 500: `context` failed because of `source`, which is kept (for logs, and for callers
+    /// that look at it: a full disk, an I/O error).
+    #[error("{}", failed_text(context, source))]
+    Failed {
+        context: String,
+        #[source]
+        source: Source,
+    },
+}
+
+/// What an [`EngineError::Failed`] keeps as its cause.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+fn failed_text(context: &str, source: &Source) -> String {
+    if context.is_empty() {
+        source.to_string()
+    } else {
+        format!("{context}: {source}")
+    }
 }
 
 impl EngineError {
@@ -33,12 +52,21 @@ impl EngineError {
             EngineError::Conflict(_) => 409,
             EngineError::InvalidParameter(_) => 400,
             EngineError::NotModified(_) => 304,
-            EngineError::Internal(_) => 500,
+            EngineError::Internal(_) | EngineError::Failed { .. } => 500,
         }
     }
 
-    pub(crate) fn internal(context: &str, e: impl std::fmt::Display) -> EngineError {
-        EngineError::Internal(format!("{context}: {e}"))
+    /// `context` failed because of `e` (kept as the source).
+    pub(crate) fn internal(context: &str, e: impl Into<Source>) -> EngineError {
+        EngineError::Failed {
+            context: context.to_string(),
+            source: e.into(),
+        }
+    }
+
+    /// Whether it is a 500 (what a full disk or another I/O failure gives).
+    pub fn is_internal(&self) -> bool {
+        self.status() == 500
     }
 }
 

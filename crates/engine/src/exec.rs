@@ -203,9 +203,15 @@ impl Engine {
     /// (the Python SDK reads the raw socket after the headers).
     pub async fn exec_launch(&self, prepared: PreparedExec) -> Result<MonitorStream> {
         let sock = monitor::socket(&self.run_dir(&prepared.container));
-        let (_, stream) = match monitor::open(&sock, prepared.request).await {
-            Ok(opened) => opened,
-            Err(EngineError::InvalidParameter(message)) => {
+        let stream = match monitor::open_unchecked(&sock, prepared.request).await? {
+            (monitor::Reply { error: None, .. }, stream) => stream,
+            (
+                monitor::Reply {
+                    error: Some(message),
+                    ..
+                },
+                _,
+            ) => {
                 // The process could not start (no such program, not executable): dockerd records
                 // an exit code and says why in the runtime's words.
                 let (code, message) = start_failure(&message);
@@ -215,7 +221,6 @@ impl Engine {
                 }
                 return Err(EngineError::InvalidParameter(message));
             }
-            Err(e) => return Err(e),
         };
         if let Some(e) = self.execs_lock().get_mut(&prepared.id) {
             e.started = true;

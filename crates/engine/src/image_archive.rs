@@ -18,8 +18,8 @@ use crate::error::{EngineError, Result};
 use crate::images::{self, Images, Resolved};
 use crate::Engine;
 
-fn internal(e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal(e.to_string())
+fn internal(e: impl Into<crate::error::Source>) -> EngineError {
+    EngineError::internal("", e)
 }
 
 /// Why a login failed: the registry refused the credential (401), or something else.

@@ -40,8 +40,8 @@ pub struct Images {
     pub(crate) gc_lock: Arc<std::sync::RwLock<()>>,
 }
 
-fn internal(e: impl std::fmt::Display) -> EngineError {
-    EngineError::Internal(e.to_string())
+fn internal(e: impl Into<crate::error::Source>) -> EngineError {
+    EngineError::internal("", e)
 }
 
 impl Images {

@@ -118,7 +118,7 @@ impl Engine {
         let store = ImageStore::open_with(&config.data_root.join("image"), config.storage_driver)
             .map_err(|e| match e {
             // (dockerd's words, which say what it is about)
-            berth_image::import::ImportError::Driver(e) => EngineError::Internal(e.to_string()),
+            berth_image::import::ImportError::Driver(e) => EngineError::internal("", e),
             e => EngineError::internal("open the image store", e),
         })?;
         sweep_leftovers(&store, &config.data_root.join("volumes"));

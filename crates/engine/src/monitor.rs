@@ -95,7 +95,7 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
     let line = line.map_err(|e| EngineError::internal("reading the monitor's answer", e))?;
     match Ready::parse(&line) {
         Ready::Created { pid } => Ok(i64::from(pid)),
-        Ready::Failed(message) => Err(EngineError::InvalidParameter(message)),
+        Ready::Failed(message) => Err(start_failure(message)),
     }
 }
 
@@ -107,19 +107,78 @@ async fn read_line(fd: OwnedFd) -> std::io::Result<String> {
     Ok(line)
 }
 
-/// Sends `op` and reads the one-line answer as a `T`; an `{"error":...}` answer is an error.
+/// Sends `op` and reads the one-line answer as a `T`; an `{"error":...}` answer is an error
+/// ([`refusal`]).
 pub async fn call<T: DeserializeOwned>(sock: &Path, op: Op) -> Result<T> {
     let (line, _) = send(sock, op).await?;
+    refused(&line)?;
     protocol::from_line(&line).map_err(|e| EngineError::internal("the monitor's answer", e))
 }
 
 /// Sends `op`, reads the one-line answer, and hands back the connection (for attach and exec,
-/// which go on as streams).
+/// which go on as streams); an `{"error":...}` answer is an error ([`refusal`]).
 pub async fn open(sock: &Path, op: Op) -> Result<(Reply, BufReader<UnixStream>)> {
+    let (reply, stream) = open_unchecked(sock, op).await?;
+    match reply.error {
+        Some(message) => Err(refusal(message)),
+        None => Ok((reply, stream)),
+    }
+}
+
+/// [`open`], with an error answer handed back as the reply (for callers that tell the causes
+/// apart: an exec whose program could not start).
+pub async fn open_unchecked(sock: &Path, op: Op) -> Result<(Reply, BufReader<UnixStream>)> {
     let (line, stream) = send(sock, op).await?;
     let reply =
         protocol::from_line(&line).map_err(|e| EngineError::internal("the monitor's answer", e))?;
     Ok((reply, stream))
+}
+
+/// The status of a monitor's refusal: a request the container's state forbids is a conflict
+/// (409, as dockerd answers a start of an exited process or an exec in a stopped container);
+/// anything else failed (500).
+pub fn refusal(message: String) -> EngineError {
+    const STATE: [&str; 5] = [
+        "not running",
+        "has exited",
+        "already started",
+        "exists already",
+        "has not exited",
+    ];
+    if STATE.iter().any(|s| message.contains(s)) {
+        EngineError::Conflict(message)
+    } else {
+        EngineError::Internal(message)
+    }
+}
+
+/// The status of a container the runtime could not create, as dockerd's
+/// `translateContainerdStartErr` gives it: a program that is missing or cannot be run, or a
+/// path of the config that is not there, is the caller's (400); anything else failed (500).
+fn start_failure(message: String) -> EngineError {
+    const CONFIG: [&str; 4] = [
+        "executable file not found",
+        "no such file or directory",
+        "permission denied",
+        "not a directory",
+    ];
+    let lower = message.to_ascii_lowercase();
+    if CONFIG.iter().any(|s| lower.contains(s)) {
+        EngineError::InvalidParameter(message)
+    } else {
+        EngineError::Internal(message)
+    }
+}
+
+/// An error answer as an error.
+fn refused(line: &[u8]) -> Result<()> {
+    match protocol::from_line::<Reply>(line) {
+        Ok(Reply {
+            error: Some(message),
+            ..
+        }) => Err(refusal(message)),
+        _ => Ok(()),
+    }
 }
 
 async fn send(sock: &Path, op: Op) -> Result<(Vec<u8>, BufReader<UnixStream>)> {
@@ -145,18 +204,25 @@ async fn send(sock: &Path, op: Op) -> Result<(Vec<u8>, BufReader<UnixStream>)> {
             "the container's monitor closed the connection".into(),
         ));
     }
-    // An error answer has the same shape whatever the request.
-    if let Ok(Reply {
-        error: Some(message),
-        ..
-    }) = protocol::from_line::<Reply>(&line)
-    {
-        return Err(EngineError::InvalidParameter(message));
-    }
     Ok((line, stream))
 }
 
 /// Reads `exit.json` of a state directory, if the container has exited.
 pub fn read_exit(state_dir: &Path) -> Option<ExitStatus> {
     berth_monitor::exit::read(&state_dir.join("exit.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_of_monitor_and_runtime_errors() {
+        assert_eq!(refusal("the container is not running".into()).status(), 409);
+        assert_eq!(refusal("the container has exited".into()).status(), 409);
+        assert_eq!(refusal("no such exec: x".into()).status(), 500);
+        let missing = "container init: exec: \"nosuch\": executable file not found in $PATH";
+        assert_eq!(start_failure(missing.into()).status(), 400);
+        assert_eq!(start_failure("cgroup: device busy".into()).status(), 500);
+    }
 }

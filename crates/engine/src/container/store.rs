@@ -169,7 +169,7 @@ impl Store {
     /// state, which `reconcile` corrects after a restart (it sees the exit again).
     pub fn update_or_in_memory(&self, id: &str, f: impl Fn(&mut Container)) -> Result<Container> {
         match self.update(id, &f) {
-            Err(EngineError::Internal(e)) => {
+            Err(e) if e.is_internal() => {
                 tracing::warn!(container = %id, error = %e, "the change is kept in memory only");
                 self.update_in_memory(id, f)
             }

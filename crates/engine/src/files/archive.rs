@@ -378,7 +378,7 @@ struct TarWalk<W: Write> {
     links: std::collections::HashMap<(u64, u64), PathBuf>,
 }
 
-fn tar_err(e: impl std::fmt::Display) -> EngineError {
+fn tar_err(e: impl Into<crate::error::Source>) -> EngineError {
     EngineError::internal("write the tar", e)
 }
 

@@ -82,7 +82,7 @@ impl From<MountError> for EngineError {
     fn from(e: MountError) -> EngineError {
         match e {
             MountError::NotAccessible { .. } => EngineError::NotFound(e.to_string()),
-            MountError::Io { .. } => EngineError::Internal(e.to_string()),
+            MountError::Io { .. } => EngineError::internal("", e),
             _ => EngineError::InvalidParameter(e.to_string()),
         }
     }
