@@ -10,8 +10,8 @@ pub(super) struct Own {
 }
 
 /// `hostname`, `hosts` and `resolv.conf` in `dir`, as dockerd writes them: the default
-/// entries, `--add-host` (`host-gateway` is the default bridge's gateway), then the
-/// container's address with its hostname and aliases; the host's resolvers without loopback
+/// entries, `--add-host` (`host-gateway` is the default bridge's gateway), the legacy links'
+/// entries (`links`), then the container's address with its hostname and aliases; the host's resolvers without loopback
 /// ones (unreachable from the container's namespace) unless `--dns`, with `--dns-search` and
 /// `--dns-option`. `--network host` gets the host's files. A container on a user-defined
 /// network has the embedded DNS server as its only `nameserver`, with `ndots:0`; its other
@@ -24,6 +24,7 @@ pub(super) fn write_etc_files(
     own: Option<&Own>,
     host_gateway: Option<Ipv4Addr>,
     embedded_dns: bool,
+    links: &[String],
 ) -> Result<()> {
     let w = |name: &str, text: String| {
         std::fs::write(dir.join(name), text)
@@ -52,6 +53,10 @@ pub(super) fn write_etc_files(
             ip.trim_start_matches('[').trim_end_matches(']').to_string()
         };
         hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    for link in links {
+        hosts.push_str(link);
+        hosts.push('\n');
     }
     if let Some(Own { ip, ip6, aliases }) = own {
         let mut names = vec![hostname.to_string()];
