@@ -9,6 +9,13 @@ pub(super) struct Own {
     pub aliases: Vec<String>,
 }
 
+/// What else goes into `hosts`: the gateway `host-gateway` names, the legacy links' lines.
+#[derive(Clone, Copy)]
+pub(super) struct Extra<'a> {
+    pub host_gateway: Option<Ipv4Addr>,
+    pub links: &'a [String],
+}
+
 /// `hostname`, `hosts` and `resolv.conf` in `dir`, as dockerd writes them: the default
 /// entries, `--add-host` (`host-gateway` is the default bridge's gateway), the legacy links'
 /// entries (`links`), then the container's address with its hostname and aliases; the host's resolvers without loopback
@@ -22,10 +29,13 @@ pub(super) fn write_etc_files(
     hc: &HostConfig,
     hostname: &str,
     own: Option<&Own>,
-    host_gateway: Option<Ipv4Addr>,
+    extra: &Extra<'_>,
     embedded_dns: bool,
-    links: &[String],
 ) -> Result<()> {
+    let Extra {
+        host_gateway,
+        links,
+    } = *extra;
     let w = |name: &str, text: String| {
         std::fs::write(dir.join(name), text)
             .map_err(|e| EngineError::internal("write /etc file", e))

@@ -553,9 +553,11 @@ impl Engine {
             &c.host_config,
             c.config.hostname.as_deref().unwrap_or_default(),
             own,
-            self.host_gateway(sandbox),
+            &etc::Extra {
+                host_gateway: self.host_gateway(sandbox),
+                links: &self.link_hosts(c),
+            },
             dns::uses_embedded_dns(c),
-            &self.link_hosts(c),
         )
     }
 
