@@ -15,7 +15,8 @@
 //!   and `Ports`; `ports`: `PortBindings` and `-P` as bindings; `etc`: the `/etc` files;
 //!   `cni`: `resolv.conf` from a CNI result's DNS; `dns`: the embedded DNS server's resolver
 //!   and when it runs; `open`: [`Engine::open_networks`]; `endpoint`: an endpoint's settings
-//!   as the client gives them, checked.
+//!   as the client gives them (MAC address included), checked; `links`: legacy links on the
+//!   default bridge.
 
 mod api;
 mod cni;
