@@ -35,10 +35,20 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
                     return engine_error(&e);
                 }
             }
-            let body: ContainerCreateBody = match decode_value(value) {
+            // `Config.MacAddress` (API < 1.44), which the models do not have.
+            let mac = value
+                .as_ref()
+                .and_then(|v| v.get("MacAddress"))
+                .and_then(|m| m.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let mut body: ContainerCreateBody = match decode_value(value) {
                 Ok(b) => b,
                 Err(message) => return error(StatusCode::BAD_REQUEST, &message),
             };
+            if let Err(e) = berth_engine::network::apply_config_mac(&mut body, &mac) {
+                return engine_error(&e);
+            }
             // Creating writes and fsyncs the record and the container's files: off the
             // async workers, which serve every other request meanwhile.
             let name = q.get("name").cloned();
@@ -99,6 +109,10 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
             .map(|()| no_content(StatusCode::NO_CONTENT)),
         Route::ContainerUnpause(id) => engine
             .unpause(&id)
+            .map(|()| no_content(StatusCode::NO_CONTENT)),
+        // `link=1`: the link named `id` goes, not a container.
+        Route::ContainerDelete(id) if flag("link") => engine
+            .remove_link(&id)
             .map(|()| no_content(StatusCode::NO_CONTENT)),
         Route::ContainerDelete(id) => engine
             .remove_with_volumes(&id, flag("force"), flag("v"))

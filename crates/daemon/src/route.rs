@@ -186,6 +186,8 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("POST", ["containers", id, "unpause"]) => ContainerUnpause(owned(id)),
         ("POST", ["containers", id, "wait"]) => ContainerWait(owned(id)),
         ("DELETE", ["containers", id]) => ContainerDelete(owned(id)),
+        // A link's name (`docker rm --link /web/db`): `/containers//web/db`.
+        ("DELETE", ["containers", name @ ..]) if name.len() > 1 => ContainerDelete(name.join("/")),
         ("GET", ["containers", id, "logs"]) => ContainerLogs(owned(id)),
         ("POST", ["containers", id, "attach"]) => ContainerAttach(owned(id)),
         ("GET", ["containers", id, "attach", "ws"]) => ContainerAttachWs(owned(id)),

@@ -138,7 +138,7 @@ impl Engine {
             cgroups_path: format!("/berth/{}", c.id),
             init: self.init_binary(c),
         };
-        let config = spec::build(c, &image_config, &paths)?;
+        let config = spec::build(&sandbox.with_link_env(c), &image_config, &paths)?;
         let healthcheck = match crate::health::monitor_check(&c.config, &config["process"])? {
             Some(check) => {
                 let path = run_dir.join("healthcheck.json");

@@ -61,7 +61,11 @@ impl Engine {
             process_label: Some(String::new()),
             app_armor_profile: Some(String::new()),
             exec_ids: None,
-            host_config: Some(inspect_host_config(&c.host_config)),
+            host_config: Some({
+                let mut hc = inspect_host_config(&c.host_config);
+                hc.links = self.inspect_links(&c);
+                hc
+            }),
             graph_driver: Some(DriverData {
                 name: self.images.store.backend().driver_name().to_string(),
                 data: Default::default(),
@@ -113,7 +117,16 @@ impl Engine {
                 ])
             }),
         };
-        let v = legacy_network_fields(serde_json::to_value(&model).unwrap_or_default());
+        let mut v = legacy_network_fields(serde_json::to_value(&model).unwrap_or_default());
+        // API < 1.44's `Config.MacAddress`: the first network's asked address.
+        if let Some(mac) = self
+            .containers
+            .get(&id)
+            .ok()
+            .and_then(|c| c.networks.endpoints.first().and_then(|e| e.mac.clone()))
+        {
+            v["Config"]["MacAddress"] = serde_json::json!(mac);
+        }
         Ok(crate::wire::container_inspect(
             v,
             crate::wire::ContainerExtras {
@@ -228,7 +241,11 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
     };
     ContainerSummary {
         id: Some(c.id.clone()),
-        names: Some(vec![format!("/{}", c.name)]),
+        names: Some(
+            std::iter::once(format!("/{}", c.name))
+                .chain(engine.link_names(c))
+                .collect(),
+        ),
         image: c.config.image.clone(),
         image_id: Some(c.image_id.clone()),
         command: Some(

@@ -19,6 +19,7 @@ fn request(container: &str, netns: &std::path::Path, ip: Option<Ipv4Addr>) -> At
         interface: "eth0".to_string(),
         ip,
         ip6: None,
+        mac: None,
         link_local: Vec::new(),
         ports: Vec::new(),
         default_route: true,

@@ -140,7 +140,7 @@ struct Found {
 }
 
 impl Rootfs {
-    fn not_found(&self, path: &str) -> EngineError {
+    pub(super) fn not_found(&self, path: &str) -> EngineError {
         EngineError::NotFound(format!(
             "Could not find the file {path} in container {}",
             self.key
@@ -247,128 +247,6 @@ impl Rootfs {
             .and_then(|mut o| o.flush())
             .map_err(|e| EngineError::internal("write the tar", e))
     }
-
-    /// `PUT /containers/{id}/archive?path=`: extracts the tar from `reader` into the directory
-    /// `path` of the container.
-    pub fn extract(
-        &self,
-        path: &str,
-        reader: impl Read + Send,
-        opts: ExtractOptions,
-    ) -> Result<()> {
-        if self.container.host_config.readonly_rootfs == Some(true) {
-            return Err(EngineError::InvalidParameter(
-                "container rootfs is marked read-only".into(),
-            ));
-        }
-        let rel = path.trim_start_matches('/');
-        let rel = if rel.is_empty() { "." } else { rel };
-        let dir = match open_in_root(
-            self.root(),
-            Path::new(rel),
-            OFlags::RDONLY | OFlags::DIRECTORY,
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Err(self.not_found(path)),
-            Err(Errno::NOTDIR) => {
-                return Err(EngineError::InvalidParameter(
-                    "extraction point is not a directory".into(),
-                ))
-            }
-            Err(e) => return Err(EngineError::internal(&format!("open {path}"), e)),
-        };
-        let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| EngineError::internal("pipe", e))?;
-        let dir_fd = dir.as_fd();
-        std::thread::scope(|scope| {
-            let rewriter = scope.spawn(move || rewrite(reader, File::from(pipe_w), dir_fd, opts));
-            let applied = berth_image::layer::apply(File::from(pipe_r), &fd_path(dir_fd));
-            let rewritten = rewriter
-                .join()
-                .unwrap_or_else(|_| Err(EngineError::Internal("extract thread panicked".into())));
-            // The rewriter's error says more (a refused overwrite) than the broken pipe.
-            rewritten?;
-            applied
-                .map(|_| ())
-                .map_err(|e| EngineError::internal("extracting the archive", e))
-        })
-    }
-}
-
-/// Copies the tar from `reader` to `out`, with owners reset to root unless kept, whiteout-named
-/// entries left out (the layer code would read them as deletions), and the
-/// `noOverwriteDirNonDir` check against what is in `dir`.
-fn rewrite(reader: impl Read, out: File, dir: BorrowedFd<'_>, opts: ExtractOptions) -> Result<()> {
-    let bad = |e: io::Error| EngineError::InvalidParameter(format!("reading the archive: {e}"));
-    let mut archive = tar::Archive::new(reader);
-    let mut builder = tar::Builder::new(out);
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let path = entry.path().map_err(bad)?.into_owned();
-        let kind = entry.header().entry_type();
-        if matches!(
-            kind,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
-        ) {
-            continue;
-        }
-        if path
-            .file_name()
-            .is_some_and(|n| n.as_bytes().starts_with(b".wh."))
-        {
-            tracing::warn!(entry = %path.display(), "docker cp: whiteout-named entry skipped");
-            continue;
-        }
-        if opts.no_overwrite_dir_non_dir {
-            let rel = path.strip_prefix("./").unwrap_or(&path);
-            if !rel.as_os_str().is_empty() && rel != Path::new(".") {
-                if let Ok(st) = rustix::fs::statat(dir, rel, AtFlags::SYMLINK_NOFOLLOW) {
-                    let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-                    if is_dir && !kind.is_dir() {
-                        return Err(EngineError::InvalidParameter(format!(
-                            "cannot overwrite directory \"{}\" with non-directory \"{}\"",
-                            rel.display(),
-                            path.display()
-                        )));
-                    }
-                    if !is_dir && kind.is_dir() {
-                        return Err(EngineError::InvalidParameter(format!(
-                            "cannot overwrite non-directory \"{}\" with directory \"{}\"",
-                            rel.display(),
-                            path.display()
-                        )));
-                    }
-                }
-            }
-        }
-        let mut header = entry.header().clone();
-        if !opts.copy_uid_gid {
-            header.set_uid(0);
-            header.set_gid(0);
-            let _ = header.set_username("");
-            let _ = header.set_groupname("");
-        }
-        // Sparse files come back as plain files.
-        if kind == tar::EntryType::GNUSparse {
-            header.set_entry_type(tar::EntryType::Regular);
-        }
-        let link = entry.link_name().map_err(bad)?.map(|l| l.into_owned());
-        let written = match (kind, link) {
-            (tar::EntryType::Symlink | tar::EntryType::Link, Some(target)) => {
-                builder.append_link(&mut header, &path, &target)
-            }
-            _ => {
-                header.set_size(entry.size());
-                builder.append_data(&mut header, &path, &mut entry)
-            }
-        };
-        // A write error is the other side (apply) stopping; its own error is reported.
-        if written.is_err() {
-            return Ok(());
-        }
-    }
-    let _ = builder.into_inner();
-    Ok(())
 }
 
 /// Writes a tree walked with descriptors into a tar.

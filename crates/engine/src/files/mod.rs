@@ -2,7 +2,9 @@
 //!
 //! Every file operation works on the container's root filesystem as the host sees it: the
 //! snapshot `container-<id>` mounted at `<exec-root>/c/<id>/rootfs`; `docker cp` into or out of a
-//! running container sees its mounts too (volumes, binds), through `/proc/<pid>/root`. A running container has it
+//! running container sees its mounts too (volumes, binds), through `/proc/<pid>/root`; into or
+//! out of a stopped one, its volumes and binds are mounted on its root for the operation, in a
+//! mount namespace of their own (`volumes`). A running container has it
 //! mounted already; for a stopped (or never started) one, [`Engine::rootfs`] mounts it there for
 //! the time of the operation (a start meanwhile reuses that mount) and unmounts it afterwards,
 //! unless the container runs by then. Paths are resolved inside that root with
@@ -11,9 +13,11 @@
 pub mod archive;
 pub mod changes;
 pub mod commit;
+mod extract;
 pub mod stats;
 pub mod top;
 pub mod view;
+mod volumes;
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
@@ -47,6 +51,8 @@ pub struct Rootfs {
     root: OwnedFd,
     /// Mounted for this operation (the container was not running).
     temporary: bool,
+    /// The mount namespace holding the volumes of a stopped container's view.
+    _volumes: Option<OwnedFd>,
     engine: Engine,
 }
 
@@ -72,7 +78,16 @@ impl Engine {
                 .is_ok_and(|c| c.is_running() && c.state.pid == pid);
             if let (Ok(view), true) = (view, still) {
                 rootfs.root = view;
+                return Ok(rootfs);
             }
+        }
+        // Not running: its volumes and binds, mounted for the operation.
+        let mounts =
+            volumes::copy_mounts(&rootfs.container, &crate::volumes::root(self.data_root()));
+        if !mounts.is_empty() {
+            let (root, ns) = volumes::mount_view(&rootfs.path, mounts)?;
+            rootfs.root = root;
+            rootfs._volumes = Some(ns);
         }
         Ok(rootfs)
     }
@@ -121,6 +136,7 @@ impl Engine {
             path,
             root,
             temporary,
+            _volumes: None,
             engine: self.clone(),
         })
     }

@@ -4,7 +4,7 @@
 use super::*;
 
 /// A record entry for `network` from the client's endpoint settings (aliases, links,
-/// driver options, `IPAMConfig`), refused as dockerd refuses them.
+/// driver options, `IPAMConfig`, `MacAddress`), refused as dockerd refuses them.
 pub(super) fn entry_for(
     network: &Network,
     settings: Option<&EndpointSettings>,
@@ -85,6 +85,10 @@ pub(super) fn entry_for(
             return Err(bad(format!("invalid link format: {link}")));
         }
     }
+    let mac = match settings.and_then(|s| s.mac_address.as_deref()) {
+        Some(m) if !m.is_empty() => Some(parse_mac(m)?),
+        _ => None,
+    };
     let driver_opts = settings
         .and_then(|s| s.driver_opts.clone())
         .unwrap_or_default()
@@ -99,8 +103,34 @@ pub(super) fn entry_for(
         link_local,
         links,
         driver_opts,
+        mac,
         live: None,
     })
+}
+
+/// A MAC address as dockerd takes it (six bytes, `:` or `-` between them), as
+/// `aa:bb:cc:dd:ee:ff`; refused with dockerd's words.
+pub(super) fn parse_mac(text: &str) -> Result<String> {
+    let bad = || EngineError::InvalidParameter(format!("invalid MAC address {text}"));
+    let bytes: Vec<&str> = text.trim().split([':', '-']).collect();
+    if bytes.len() != 6
+        || bytes
+            .iter()
+            .any(|b| b.len() != 2 || !b.bytes().all(|c| c.is_ascii_hexdigit()))
+    {
+        return Err(bad());
+    }
+    Ok(bytes.join(":").to_ascii_lowercase())
+}
+
+/// The six bytes of a MAC address [`parse_mac`] made.
+pub(super) fn mac_bytes(mac: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = mac.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
 /// A network named at create that does not exist (yet): the start looks for it again.

@@ -9,9 +9,16 @@ pub(super) struct Own {
     pub aliases: Vec<String>,
 }
 
+/// What else goes into `hosts`: the gateway `host-gateway` names, the legacy links' lines.
+#[derive(Clone, Copy)]
+pub(super) struct Extra<'a> {
+    pub host_gateway: Option<Ipv4Addr>,
+    pub links: &'a [String],
+}
+
 /// `hostname`, `hosts` and `resolv.conf` in `dir`, as dockerd writes them: the default
-/// entries, `--add-host` (`host-gateway` is the default bridge's gateway), then the
-/// container's address with its hostname and aliases; the host's resolvers without loopback
+/// entries, `--add-host` (`host-gateway` is the default bridge's gateway), the legacy links'
+/// entries (`links`), then the container's address with its hostname and aliases; the host's resolvers without loopback
 /// ones (unreachable from the container's namespace) unless `--dns`, with `--dns-search` and
 /// `--dns-option`. `--network host` gets the host's files. A container on a user-defined
 /// network has the embedded DNS server as its only `nameserver`, with `ndots:0`; its other
@@ -22,9 +29,13 @@ pub(super) fn write_etc_files(
     hc: &HostConfig,
     hostname: &str,
     own: Option<&Own>,
-    host_gateway: Option<Ipv4Addr>,
+    extra: &Extra<'_>,
     embedded_dns: bool,
 ) -> Result<()> {
+    let Extra {
+        host_gateway,
+        links,
+    } = *extra;
     let w = |name: &str, text: String| {
         std::fs::write(dir.join(name), text)
             .map_err(|e| EngineError::internal("write /etc file", e))
@@ -52,6 +63,10 @@ pub(super) fn write_etc_files(
             ip.trim_start_matches('[').trim_end_matches(']').to_string()
         };
         hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    for link in links {
+        hosts.push_str(link);
+        hosts.push('\n');
     }
     if let Some(Own { ip, ip6, aliases }) = own {
         let mut names = vec![hostname.to_string()];

@@ -15,19 +15,22 @@
 //!   and `Ports`; `ports`: `PortBindings` and `-P` as bindings; `etc`: the `/etc` files;
 //!   `cni`: `resolv.conf` from a CNI result's DNS; `dns`: the embedded DNS server's resolver
 //!   and when it runs; `open`: [`Engine::open_networks`]; `endpoint`: an endpoint's settings
-//!   as the client gives them, checked.
+//!   as the client gives them (MAC address included), checked; `links`: legacy links on the
+//!   default bridge.
 
 mod api;
 mod cni;
 mod dns;
 mod endpoint;
 mod etc;
+mod links;
 mod open;
 mod ports;
 mod views;
 
 use endpoint::{entry_for, unresolved};
 use etc::write_etc_files;
+pub use links::LegacyLink;
 pub(crate) use ports::merge_exposed_ports;
 use ports::{parse_port_key, port_bindings};
 pub(crate) use views::{summary_networks, summary_ports};
@@ -116,6 +119,9 @@ struct Predefined {
 pub struct ContainerNetworks {
     #[serde(default)]
     pub endpoints: Vec<EndpointEntry>,
+    /// Legacy links (`--link` on the default bridge), see `links`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub legacy_links: Vec<LegacyLink>,
 }
 
 /// One network a container is connected to.
@@ -141,6 +147,10 @@ pub struct EndpointEntry {
     /// `--driver-opt`: kept and shown.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
+    /// `--mac-address` (`MacAddress` of the endpoint, or `Config.MacAddress` for the first
+    /// network), as `aa:bb:cc:dd:ee:ff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
     /// What the container got, while it runs.
     #[serde(default)]
     pub live: Option<Live>,
@@ -189,6 +199,21 @@ pub(crate) struct Sandbox {
     pub etc_dir: PathBuf,
     /// Whether this container writes them.
     pub writes_etc: bool,
+    /// The variables of its legacy links (`ALIAS_PORT_...`), for its environment.
+    pub link_env: Vec<String>,
+}
+
+impl Sandbox {
+    /// `c` with its links' variables before its own environment (its own win, as dockerd's).
+    pub(crate) fn with_link_env(&self, c: &Container) -> Container {
+        let mut c = c.clone();
+        if !self.link_env.is_empty() {
+            let mut env = self.link_env.clone();
+            env.extend(c.config.env.take().unwrap_or_default());
+            c.config.env = Some(env);
+        }
+        c
+    }
 }
 
 fn net_error(e: NetworkError) -> EngineError {
@@ -217,6 +242,36 @@ fn net_error(e: NetworkError) -> EngineError {
         | NetworkError::Ipam(_) => EngineError::InvalidParameter(text),
         _ => EngineError::Internal(text),
     }
+}
+
+/// `Config.MacAddress` of a create body (API < 1.44; the models have no such field, the
+/// daemon reads it from the request): checked, and moved to the endpoint settings of the
+/// network of `HostConfig.NetworkMode` unless those have their own, as dockerd 25+ does.
+pub fn apply_config_mac(body: &mut ContainerCreateBody, mac: &str) -> Result<()> {
+    if mac.is_empty() {
+        return Ok(());
+    }
+    endpoint::parse_mac(mac)?;
+    let hc = body.host_config.clone().unwrap_or_default();
+    if matches!(mode(&hc), Mode::Host | Mode::Container(_)) {
+        return Err(EngineError::InvalidParameter(
+            "conflicting options: mac-address and the network mode".into(),
+        ));
+    }
+    let key = match hc.network_mode.as_deref().unwrap_or("") {
+        "" => DEFAULT_BRIDGE.to_string(),
+        other => other.to_string(),
+    };
+    let endpoints = body
+        .networking_config
+        .get_or_insert_with(Default::default)
+        .endpoints_config
+        .get_or_insert_with(Default::default);
+    let settings = endpoints.entry(key).or_default();
+    if settings.mac_address.as_deref().unwrap_or("").is_empty() {
+        settings.mac_address = Some(mac.to_string());
+    }
+    Ok(())
 }
 
 /// 64 random hex digits.
@@ -314,6 +369,7 @@ impl Engine {
             || hc.publish_all_ports == Some(true);
         // Checked now so that a bad `-p` is a 400 at create, as dockerd's.
         port_bindings(hc, &body.exposed_ports.clone().unwrap_or_default())?;
+        let legacy_links = self.links_for_create(hc)?;
         let mode = mode(hc);
         let endpoints_config: HashMap<String, EndpointSettings> = body
             .networking_config
@@ -381,6 +437,7 @@ impl Engine {
             }
             out.endpoints.push(entry_for(&network, settings.as_ref())?);
         }
+        out.legacy_links = legacy_links;
         Ok((out, warnings))
     }
 
@@ -402,13 +459,22 @@ impl Engine {
         }
     }
 
-    /// Where a container's namespace and `/etc` files are.
+    /// Where a starting container's namespace and `/etc` files are, with its links checked
+    /// (the start fails on a link to a container that does not run) and their variables.
     pub(crate) fn sandbox(&self, c: &Container) -> Result<Sandbox> {
+        let mut sandbox = self.sandbox_files(c)?;
+        sandbox.link_env = self.check_links(c)?;
+        Ok(sandbox)
+    }
+
+    /// Where a container's namespace and `/etc` files are.
+    fn sandbox_files(&self, c: &Container) -> Result<Sandbox> {
         let own = || Sandbox {
             netns: Some(self.netns_path(&c.id)),
             new_netns: !self.netns_path(&c.id).exists(),
             etc_dir: self.data_dir(&c.id),
             writes_etc: true,
+            link_env: Vec::new(),
         };
         match mode(&c.host_config) {
             Mode::Host => Ok(Sandbox {
@@ -416,6 +482,7 @@ impl Engine {
                 new_netns: false,
                 etc_dir: self.data_dir(&c.id),
                 writes_etc: true,
+                link_env: Vec::new(),
             }),
             Mode::None | Mode::Networks(_) => Ok(own()),
             Mode::Container(name) => {
@@ -435,6 +502,7 @@ impl Engine {
                                 new_netns: false,
                                 etc_dir: self.data_dir(&other.id),
                                 writes_etc: false,
+                                link_env: Vec::new(),
                             })
                         }
                         _ => {
@@ -443,6 +511,7 @@ impl Engine {
                                 new_netns: false,
                                 etc_dir: self.data_dir(&other.id),
                                 writes_etc: false,
+                                link_env: Vec::new(),
                             })
                         }
                     }
@@ -485,7 +554,10 @@ impl Engine {
             &c.host_config,
             c.config.hostname.as_deref().unwrap_or_default(),
             own,
-            self.host_gateway(sandbox),
+            &etc::Extra {
+                host_gateway: self.host_gateway(sandbox),
+                links: &self.link_hosts(c),
+            },
             dns::uses_embedded_dns(c),
         )
     }
@@ -525,7 +597,9 @@ impl Engine {
             return Ok(());
         }
         self.write_etc(c, sandbox, own.as_ref())?;
-        self.cni_resolv_conf(&c.id, &sandbox.etc_dir)
+        self.cni_resolv_conf(&c.id, &sandbox.etc_dir)?;
+        self.update_parents_hosts(&c.id);
+        Ok(())
     }
 
     /// The entry's network now: by id, else by name (a network made again under the same
@@ -575,6 +649,7 @@ impl Engine {
             interface: interface.to_string(),
             ip: entry.ipv4,
             ip6: entry.ipv6,
+            mac: entry.mac.as_deref().and_then(endpoint::mac_bytes),
             link_local: entry.link_local.clone(),
             ports,
             default_route,

@@ -179,6 +179,7 @@ fn endpoint_settings(e: &EndpointEntry, running: bool) -> EndpointSettings {
             link_local_ips: (!e.link_local.is_empty())
                 .then(|| e.link_local.iter().map(ToString::to_string).collect()),
         }),
+        mac_address: Some(e.mac.clone().unwrap_or_default()),
         ..empty_endpoint()
     };
     if let (true, Some(live)) = (running, &e.live) {

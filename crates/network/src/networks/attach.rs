@@ -62,7 +62,7 @@ impl Networks {
             }
         };
         let host_veth = host_veth_name(container, &network.id);
-        let mac = mac_for(ip);
+        let mac = req.mac.unwrap_or_else(|| mac_for(ip));
         let wired = async {
             let bridge_index = self
                 .netlink

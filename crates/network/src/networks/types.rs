@@ -170,6 +170,9 @@ pub struct AttachRequest {
     pub ip: Option<Ipv4Addr>,
     /// `--ip6`, on a network with IPv6.
     pub ip6: Option<Ipv6Addr>,
+    /// `--mac-address` (else one made from the IPv4 address, as dockerd makes it); a bridge
+    /// network's only.
+    pub mac: Option<[u8; 6]>,
     /// `--link-local-ip`: more addresses on the interface (as /32 and /128).
     pub link_local: Vec<IpAddr>,
     /// `-p`/`-P`, ignored on internal networks (as Docker does).

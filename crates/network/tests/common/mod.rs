@@ -129,6 +129,7 @@ impl Env {
             interface: "eth0".to_string(),
             ip: None,
             ip6: None,
+            mac: None,
             link_local: Vec::new(),
             ports,
             default_route: true,
