@@ -104,7 +104,7 @@ fn millis(nanos: Option<i64>, default: Duration) -> u64 {
 /// config) as the template of each probe; `None` without a check.
 pub(crate) fn monitor_check(
     config: &ContainerConfig,
-    process: &Value,
+    process: Option<&oci_spec::runtime::Process>,
 ) -> Result<Option<HealthCheck>> {
     let Some(h) = &config.healthcheck else {
         return Ok(None);
@@ -112,8 +112,9 @@ pub(crate) fn monitor_check(
     let Some(argv) = command(h.test.as_deref().unwrap_or(&[]), config.shell.as_deref()) else {
         return Ok(None);
     };
-    let mut process: oci_spec::runtime::Process = serde_json::from_value(process.clone())
-        .map_err(|e| EngineError::internal("the container's process", e))?;
+    let mut process = process
+        .cloned()
+        .ok_or_else(|| EngineError::Internal("the container's config has no process".into()))?;
     process.set_args(Some(argv));
     process.set_terminal(Some(false));
     process.set_console_size(None);

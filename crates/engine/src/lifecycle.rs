@@ -139,7 +139,8 @@ impl Engine {
             init: self.init_binary(c),
         };
         let config = spec::build(&sandbox.with_link_env(c), &image_config, &paths)?;
-        let healthcheck = match crate::health::monitor_check(&c.config, &config["process"])? {
+        let healthcheck = match crate::health::monitor_check(&c.config, config.process().as_ref())?
+        {
             Some(check) => {
                 let path = run_dir.join("healthcheck.json");
                 std::fs::write(&path, berth_monitor::protocol::to_line(&check))

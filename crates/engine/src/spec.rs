@@ -2,10 +2,15 @@
 //! Docker's defaults (capabilities, mounts, masked and read-only paths, namespaces), as dockerd
 //! builds it for runc. The container's own mounts come from [`crate::mounts::oci`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_api::models::HostConfig;
-use serde_json::{json, Value};
+use oci_spec::runtime::{
+    Capabilities, Linux, LinuxBlockIo, LinuxCapabilities, LinuxCpu, LinuxDevice, LinuxDeviceCgroup,
+    LinuxDeviceType, LinuxMemory, LinuxNamespace, LinuxNamespaceType, LinuxPids, LinuxResources,
+    LinuxSeccomp, Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+};
+use serde_json::Value;
 
 use crate::container::Container;
 use crate::error::{EngineError, Result};
@@ -214,7 +219,7 @@ pub fn environment(image_env: &[String], env: &[String], hostname: &str, tty: bo
 
 /// Builds the config.json of `c`, whose image config is `image_config` (the `config` object of
 /// the image's config blob).
-pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<Value> {
+pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<Spec> {
     let hc = &c.host_config;
     let cfg = &c.config;
     let tty = c.tty();
@@ -261,18 +266,25 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
     let no_new_privs = security.iter().any(|s| {
         s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"
     });
-    let rlimits: Vec<Value> = hc
-        .ulimits
-        .iter()
-        .flatten()
-        .map(|u| {
-            json!({
-                "type": format!("RLIMIT_{}", u.name.clone().unwrap_or_default().to_uppercase()),
-                "hard": u.hard.unwrap_or(0),
-                "soft": u.soft.unwrap_or(0),
+    let rlimits =
+        hc.ulimits
+            .iter()
+            .flatten()
+            .map(|u| {
+                let name = u.name.clone().unwrap_or_default();
+                let typ: PosixRlimitType = format!("RLIMIT_{}", name.to_uppercase())
+                    .parse()
+                    .map_err(|_| {
+                        EngineError::InvalidParameter(format!("invalid ulimit type: {name}"))
+                    })?;
+                PosixRlimitBuilder::default()
+                    .typ(typ)
+                    .hard(u.hard.unwrap_or(0).max(0) as u64)
+                    .soft(u.soft.unwrap_or(0).max(0) as u64)
+                    .build()
+                    .map_err(|e| EngineError::internal("a ulimit", e))
             })
-        })
-        .collect();
+            .collect::<Result<Vec<_>>>()?;
     let mut additional_gids = user.additional_gids.clone();
     additional_gids.extend(group_add);
 
@@ -303,56 +315,70 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
         (paths.hostname, "/etc/hostname"),
         (paths.hosts, "/etc/hosts"),
     ] {
-        if !own_mounts.iter().any(|m| m["destination"] == dest) {
+        if !own_mounts
+            .iter()
+            .any(|m| m.destination() == Path::new(dest))
+        {
             own_mounts.push(bind(file, dest, false));
         }
     }
-    own_mounts.sort_by_key(|m| m["destination"].as_str().unwrap_or("").matches('/').count());
-    let own_dev = own_mounts.iter().any(|m| m["destination"] == "/dev");
+    let depth = |m: &Mount| m.destination().components().count();
+    own_mounts.sort_by_key(depth);
+    let own_dev = own_mounts
+        .iter()
+        .any(|m| m.destination() == Path::new("/dev"));
     mounts.retain(|m| {
-        let dest = m["destination"].as_str().unwrap_or("");
-        let replaced = own_mounts.iter().any(|u| u["destination"] == dest);
+        let dest = m.destination();
+        let replaced = own_mounts.iter().any(|u| u.destination() == dest);
         !(replaced || own_dev && dest.starts_with("/dev/"))
     });
     mounts.extend(own_mounts);
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-    ];
+    let mut namespaces: Vec<LinuxNamespace> = [
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
+    ]
+    .into_iter()
+    .map(|typ| namespace(typ, None))
+    .collect();
     if let Some(netns) = paths.netns {
-        namespaces.push(json!({"type": "network", "path": netns}));
+        namespaces.push(namespace(LinuxNamespaceType::Network, Some(netns)));
     }
     let mut resources = resources(hc);
     let mut devices = Vec::new();
     if privileged {
         // Every device node of the host, and the device cgroup open to all, as dockerd does.
         devices = host_devices(Path::new("/dev"));
-        resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+        resources.set_devices(Some(vec![device_rule(true, None, None, None)]));
     } else {
-        resources["devices"] = default_device_rules();
+        resources.set_devices(Some(default_device_rules()));
     }
-    let mut linux = json!({
-        "namespaces": namespaces,
-        "resources": resources,
-        "cgroupsPath": paths.cgroups_path,
-        "sysctl": hc.sysctls.clone().unwrap_or_default(),
-    });
-    if !devices.is_empty() {
-        linux["devices"] = Value::Array(devices);
-    }
-    if let Some(propagation) = own.rootfs_propagation {
-        linux["rootfsPropagation"] = json!(propagation);
-    }
-    if let Some(filter) = crate::seccomp::profile(&security, privileged, &caps)? {
-        linux["seccomp"] = filter;
-    }
-    if !privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
-    }
+    let seccomp = crate::seccomp::profile(&security, privileged, &caps)?
+        .map(serde_json::from_value::<LinuxSeccomp>)
+        .transpose()
+        .map_err(|e| EngineError::internal("the seccomp profile", e))?;
+    let mut linux = Linux::default();
+    linux
+        .set_net_devices(None)
+        .set_uid_mappings(None)
+        .set_gid_mappings(None)
+        .set_sysctl(Some(hc.sysctls.clone().unwrap_or_default()))
+        .set_resources(Some(resources))
+        .set_cgroups_path(Some(PathBuf::from(&paths.cgroups_path)))
+        .set_namespaces(Some(namespaces))
+        .set_devices((!devices.is_empty()).then_some(devices))
+        .set_seccomp(seccomp)
+        .set_rootfs_propagation(own.rootfs_propagation.map(str::to_string))
+        .set_masked_paths((!privileged).then(|| strings(MASKED_PATHS)))
+        .set_readonly_paths((!privileged).then(|| strings(READONLY_PATHS)))
+        .set_mount_label(None)
+        .set_intel_rdt(None)
+        .set_memory_policy(None)
+        .set_personality(None)
+        .set_time_offsets(None);
+
     let (path, args) = (c.path.clone(), c.args.clone());
     let mut argv = Vec::new();
     if paths.init.is_some() {
@@ -360,35 +386,73 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<V
     }
     argv.push(path);
     argv.extend(args);
-    let mut process = json!({
-        "terminal": tty,
-        "user": {"uid": user.uid, "gid": user.gid, "additionalGids": additional_gids},
-        "args": argv,
-        "env": env,
-        "cwd": cwd,
-        "capabilities": {
-            "bounding": caps, "effective": caps, "permitted": caps,
-        },
-        "noNewPrivileges": no_new_privs,
-    });
-    if !rlimits.is_empty() {
-        process["rlimits"] = json!(rlimits);
-    }
-    if tty {
-        if let Some(&[h, w]) = hc.console_size.as_deref() {
-            if h > 0 && w > 0 {
-                process["consoleSize"] = json!({"height": h, "width": w});
-            }
-        }
-    }
-    Ok(json!({
-        "ociVersion": "1.0.2",
-        "process": process,
-        "root": {"path": paths.rootfs, "readonly": hc.readonly_rootfs.unwrap_or(false)},
-        "hostname": hostname,
-        "mounts": mounts,
-        "linux": linux,
-    }))
+    let cap_set: Capabilities = caps
+        .iter()
+        .filter_map(|c| c.strip_prefix("CAP_")?.parse().ok())
+        .collect();
+    let mut capabilities = LinuxCapabilities::default();
+    capabilities
+        .set_bounding(Some(cap_set.clone()))
+        .set_effective(Some(cap_set.clone()))
+        .set_permitted(Some(cap_set))
+        .set_inheritable(None)
+        .set_ambient(None);
+    let mut process_user = User::default();
+    process_user
+        .set_uid(user.uid)
+        .set_gid(user.gid)
+        .set_additional_gids(Some(additional_gids));
+    let console_size = match hc.console_size.as_deref() {
+        Some(&[h, w]) if tty && h > 0 && w > 0 => Some(
+            oci_spec::runtime::BoxBuilder::default()
+                .height(h as u64)
+                .width(w as u64)
+                .build()
+                .map_err(|e| EngineError::internal("the console size", e))?,
+        ),
+        _ => None,
+    };
+    let mut process = Process::default();
+    process
+        .set_terminal(Some(tty))
+        .set_console_size(console_size)
+        .set_user(process_user)
+        .set_args(Some(argv))
+        .set_env(Some(env))
+        .set_cwd(PathBuf::from(cwd))
+        .set_capabilities(Some(capabilities))
+        .set_rlimits((!rlimits.is_empty()).then_some(rlimits))
+        .set_no_new_privileges(Some(no_new_privs))
+        .set_apparmor_profile(None)
+        .set_selinux_label(None)
+        .set_scheduler(None)
+        .set_oom_score_adj(None)
+        .set_command_line(None)
+        .set_io_priority(None);
+    let mut root = Root::default();
+    root.set_path(paths.rootfs.to_path_buf())
+        .set_readonly(Some(hc.readonly_rootfs.unwrap_or(false)));
+    let mut spec = Spec::default();
+    spec.set_version("1.0.2".to_string())
+        .set_process(Some(process))
+        .set_root(Some(root))
+        .set_hostname(Some(hostname))
+        .set_domainname(None)
+        .set_mounts(Some(mounts))
+        .set_annotations(None)
+        .set_linux(Some(linux))
+        .set_hooks(None);
+    Ok(spec)
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn namespace(typ: LinuxNamespaceType, path: Option<&Path>) -> LinuxNamespace {
+    let mut ns = LinuxNamespace::default();
+    ns.set_typ(typ).set_path(path.map(Path::to_path_buf));
+    ns
 }
 
 /// A JSON array of strings as a list (empty when it is not one).
@@ -402,42 +466,118 @@ pub(crate) fn string_list(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn default_mounts(hc: &HostConfig, privileged: bool) -> Vec<Value> {
+/// One OCI mount.
+pub(crate) fn mount(destination: &str, typ: &str, source: &Path, options: Vec<String>) -> Mount {
+    let mut m = Mount::default();
+    m.set_destination(PathBuf::from(destination))
+        .set_typ(Some(typ.to_string()))
+        .set_source(Some(source.to_path_buf()))
+        .set_options(Some(options))
+        .set_uid_mappings(None)
+        .set_gid_mappings(None);
+    m
+}
+
+fn default_mounts(hc: &HostConfig, privileged: bool) -> Vec<Mount> {
     let shm = hc.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
     let sys_opt = if privileged { "rw" } else { "ro" };
+    let m = |dest: &str, typ: &str, source: &str, options: &[&str]| {
+        mount(dest, typ, Path::new(source), strings(options))
+    };
     vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", sys_opt]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", sys_opt]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}),
+        m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        m(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        m(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        ),
+        m(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_opt],
+        ),
+        m(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", sys_opt],
+        ),
+        m(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        ),
+        m(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "mode=1777",
+                &format!("size={shm}"),
+            ],
+        ),
     ]
+}
+
+/// One device cgroup rule (`c`haracter devices when a major is given, all devices otherwise).
+fn device_rule(
+    allow: bool,
+    major: Option<i64>,
+    minor: Option<i64>,
+    typ: Option<LinuxDeviceType>,
+) -> LinuxDeviceCgroup {
+    let mut rule = LinuxDeviceCgroup::default();
+    rule.set_allow(allow)
+        .set_typ(typ)
+        .set_major(major)
+        .set_minor(minor)
+        .set_access(Some("rwm".to_string()));
+    rule
 }
 
 /// Docker's device cgroup for unprivileged containers (moby's default spec): deny all, then
 /// allow zero, null, urandom, random, tty and console, and deny `c 10:229` (fuse) explicitly;
 /// the runtime appends full, ptmx, the ptys and `linux.devices`, as runc does.
-fn default_device_rules() -> Value {
-    let allow = |major: i64, minor: i64| json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"});
-    json!([
-        {"allow": false, "access": "rwm"},
-        allow(1, 5),
-        allow(1, 3),
-        allow(1, 9),
-        allow(1, 8),
-        allow(5, 0),
-        allow(5, 1),
-        {"allow": false, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
-    ])
+fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
+    let char_dev = |allow: bool, major: i64, minor: i64| {
+        device_rule(allow, Some(major), Some(minor), Some(LinuxDeviceType::C))
+    };
+    vec![
+        device_rule(false, None, None, None),
+        char_dev(true, 1, 5),
+        char_dev(true, 1, 3),
+        char_dev(true, 1, 9),
+        char_dev(true, 1, 8),
+        char_dev(true, 5, 0),
+        char_dev(true, 5, 1),
+        char_dev(false, 10, 229),
+    ]
 }
 
 /// The device nodes under `dir` (the host's `/dev`) as `linux.devices` entries, as containerd's
 /// `HostDevices` lists them for `--privileged`: recursively, skipping the directories of other
 /// mounts (`pts`, `shm`, `fd`, `mqueue`) and of LXC/udev bookkeeping, `console` (the container
 /// gets its own), symlinks, fifos and anything that vanishes meanwhile.
-fn host_devices(dir: &Path) -> Vec<Value> {
+fn host_devices(dir: &Path) -> Vec<LinuxDevice> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -463,90 +603,114 @@ fn host_devices(dir: &Path) -> Vec<Value> {
             continue;
         }
         let kind = if ft.is_char_device() {
-            "c"
+            LinuxDeviceType::C
         } else if ft.is_block_device() {
-            "b"
+            LinuxDeviceType::B
         } else {
             continue;
         };
         let rdev = meta.rdev();
-        out.push(json!({
-            "path": path,
-            "type": kind,
-            "major": nix::sys::stat::major(rdev),
-            "minor": nix::sys::stat::minor(rdev),
-            "fileMode": meta.mode() & 0o777,
-            "uid": meta.uid(),
-            "gid": meta.gid(),
-        }));
+        let mut device = LinuxDevice::default();
+        device
+            .set_path(path)
+            .set_typ(kind)
+            .set_major(nix::sys::stat::major(rdev) as i64)
+            .set_minor(nix::sys::stat::minor(rdev) as i64)
+            .set_file_mode(Some(meta.mode() & 0o777))
+            .set_uid(Some(meta.uid()))
+            .set_gid(Some(meta.gid()));
+        out.push(device);
     }
     out
 }
 
-fn bind(source: &Path, dest: &str, readonly: bool) -> Value {
-    let mut options = vec!["rbind", "rprivate"];
+fn bind(source: &Path, dest: &str, readonly: bool) -> Mount {
+    let mut options = strings(&["rbind", "rprivate"]);
     if readonly {
-        options.push("ro");
+        options.push("ro".to_string());
     }
-    json!({"destination": dest, "type": "bind", "source": source, "options": options})
+    mount(dest, "bind", source, options)
 }
 
 /// `linux.resources` from the HostConfig's limits.
-pub(crate) fn resources(hc: &HostConfig) -> Value {
-    let mut r = json!({});
-    let memory = hc.memory.unwrap_or(0);
-    if memory > 0 {
+pub(crate) fn resources(hc: &HostConfig) -> LinuxResources {
+    let mut memory = LinuxMemory::default();
+    let mut memory_set = false;
+    let limit = hc.memory.unwrap_or(0);
+    if limit > 0 {
         let swap = match hc.memory_swap.unwrap_or(0) {
-            0 => memory.saturating_mul(2),
+            0 => limit.saturating_mul(2),
             s => s,
         };
-        r["memory"] = json!({"limit": memory, "swap": swap});
+        memory.set_limit(Some(limit)).set_swap(Some(swap));
+        memory_set = true;
     }
     if let Some(res) = hc.memory_reservation.filter(|m| *m > 0) {
-        r["memory"]["reservation"] = json!(res);
+        memory.set_reservation(Some(res));
+        memory_set = true;
     }
     if let Some(s) = hc.memory_swappiness.filter(|s| *s >= 0) {
-        r["memory"]["swappiness"] = json!(s);
+        memory.set_swappiness(Some(s as u64));
+        memory_set = true;
     }
     if hc.oom_kill_disable == Some(true) {
-        r["memory"]["disableOOMKiller"] = json!(true);
+        memory.set_disable_oom_killer(Some(true));
+        memory_set = true;
     }
-    let mut cpu = serde_json::Map::new();
+    let mut cpu = LinuxCpu::default();
+    let mut cpu_set = false;
     if let Some(n) = hc.nano_cpus.filter(|n| *n > 0) {
-        cpu.insert("period".into(), json!(100_000));
         // n * 100000 / 1e9, without overflowing for the largest n.
-        cpu.insert("quota".into(), json!(n / 10_000));
+        cpu.set_period(Some(100_000)).set_quota(Some(n / 10_000));
+        cpu_set = true;
     }
     if let Some(s) = hc.cpu_shares.filter(|s| *s > 0) {
-        cpu.insert("shares".into(), json!(s));
+        cpu.set_shares(Some(s as u64));
+        cpu_set = true;
     }
     if let Some(q) = hc.cpu_quota.filter(|q| *q > 0) {
-        cpu.insert("quota".into(), json!(q));
+        cpu.set_quota(Some(q));
+        cpu_set = true;
     }
     if let Some(p) = hc.cpu_period.filter(|p| *p > 0) {
-        cpu.insert("period".into(), json!(p));
+        cpu.set_period(Some(p as u64));
+        cpu_set = true;
     }
     if let Some(c) = hc.cpuset_cpus.clone().filter(|c| !c.is_empty()) {
-        cpu.insert("cpus".into(), json!(c));
+        cpu.set_cpus(Some(c));
+        cpu_set = true;
     }
     if let Some(m) = hc.cpuset_mems.clone().filter(|m| !m.is_empty()) {
-        cpu.insert("mems".into(), json!(m));
+        cpu.set_mems(Some(m));
+        cpu_set = true;
     }
-    if !cpu.is_empty() {
-        r["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
-        r["pids"] = json!({"limit": p});
-    }
-    if let Some(w) = hc.blkio_weight.filter(|w| *w > 0) {
-        r["blockIO"] = json!({"weight": w});
-    }
+    let pids = hc.pids_limit.filter(|p| *p > 0).map(|p| {
+        let mut pids = LinuxPids::default();
+        pids.set_limit(p);
+        pids
+    });
+    let block_io = hc.blkio_weight.filter(|w| *w > 0).map(|w| {
+        let mut io = LinuxBlockIo::default();
+        io.set_weight(Some(w));
+        io
+    });
+    let mut r = LinuxResources::default();
+    r.set_devices(None)
+        .set_memory(memory_set.then_some(memory))
+        .set_cpu(cpu_set.then_some(cpu))
+        .set_pids(pids)
+        .set_block_io(block_io)
+        .set_hugepage_limits(None)
+        .set_network(None)
+        .set_rdma(None)
+        .set_unified(None);
     r
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn capabilities_add_and_drop_as_docker() {
@@ -569,14 +733,15 @@ mod tests {
             nano_cpus: Some(i64::MAX),
             ..HostConfig::default()
         };
-        let r = resources(&hc);
+        let r = serde_json::to_value(resources(&hc)).unwrap();
         assert_eq!(r["memory"]["swap"], json!(i64::MAX));
         assert_eq!(r["cpu"]["quota"], json!(i64::MAX / 10_000));
         let hc = HostConfig {
             nano_cpus: Some(1_500_000_000),
             ..HostConfig::default()
         };
-        assert_eq!(resources(&hc)["cpu"]["quota"], json!(150_000));
+        let r = serde_json::to_value(resources(&hc)).unwrap();
+        assert_eq!(r["cpu"]["quota"], json!(150_000));
     }
 
     #[test]
@@ -632,7 +797,7 @@ mod tests {
             cgroups_path: "/berth/x".into(),
             init,
         };
-        build(&container(hc), &json!({}), &paths).unwrap()
+        serde_json::to_value(build(&container(hc), &json!({}), &paths).unwrap()).unwrap()
     }
 
     #[test]
@@ -725,7 +890,7 @@ mod tests {
             pids_limit: Some(10),
             ..Default::default()
         };
-        let r = resources(&hc);
+        let r = serde_json::to_value(resources(&hc)).unwrap();
         assert_eq!(r["memory"]["swap"], 128 << 20);
         assert_eq!(r["cpu"]["quota"], 150_000);
         assert_eq!(r["pids"]["limit"], 10);

@@ -123,19 +123,23 @@ impl Engine {
     /// not set is written as none, so that going back to no limit (a restore, `--pids-limit
     /// -1`) takes effect.
     fn apply_resources(&self, id: &str, hc: &HostConfig) -> Result<()> {
-        let mut r = crate::spec::resources(hc);
-        if r["memory"]["limit"].is_null() {
-            r["memory"]["limit"] = serde_json::json!(-1);
-            r["memory"]["swap"] = serde_json::json!(-1);
+        let mut resources = crate::spec::resources(hc);
+        let mut memory = resources.memory().unwrap_or_default();
+        if memory.limit().is_none() {
+            memory.set_limit(Some(-1)).set_swap(Some(-1));
         }
-        if r["pids"]["limit"].is_null() {
-            r["pids"]["limit"] = serde_json::json!(-1);
+        let mut pids = resources.pids().unwrap_or_default();
+        if resources.pids().is_none() {
+            pids.set_limit(-1);
         }
-        if r["cpu"]["quota"].is_null() {
-            r["cpu"]["quota"] = serde_json::json!(-1);
+        let mut cpu = resources.cpu().clone().unwrap_or_default();
+        if cpu.quota().is_none() {
+            cpu.set_quota(Some(-1));
         }
-        let resources =
-            serde_json::from_value(r).map_err(|e| EngineError::internal("the new resources", e))?;
+        resources
+            .set_memory(Some(memory))
+            .set_pids(Some(pids))
+            .set_cpu(Some(cpu));
         berth_runtime::container::Runtime::new(self.runtime_root())
             .update(id, &resources)
             .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))

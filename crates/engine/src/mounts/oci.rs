@@ -17,7 +17,7 @@
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use oci_spec::runtime::Mount;
 
 use super::{plan, Check, Kind, MountError, Planned};
 use crate::container::Container;
@@ -37,7 +37,7 @@ pub(crate) struct Context<'a> {
 /// The OCI mounts of a container's own mounts, and the root propagation they need.
 #[derive(Debug, Default)]
 pub(crate) struct UserMounts {
-    pub mounts: Vec<Value>,
+    pub mounts: Vec<Mount>,
     pub rootfs_propagation: Option<&'static str>,
 }
 
@@ -112,7 +112,7 @@ pub(crate) fn user_mounts(c: &Container, cx: &Context<'_>) -> Result<UserMounts>
     Ok(out)
 }
 
-fn tmpfs_mount(dest: &str, opts: &str) -> Value {
+fn tmpfs_mount(dest: &str, opts: &str) -> Mount {
     let mut options = vec![
         "nosuid".to_string(),
         "nodev".to_string(),
@@ -123,10 +123,10 @@ fn tmpfs_mount(dest: &str, opts: &str) -> Value {
             .filter(|o| !o.is_empty())
             .map(str::to_string),
     );
-    json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options})
+    crate::spec::mount(dest, "tmpfs", Path::new("tmpfs"), options)
 }
 
-fn bind(source: &Path, p: &Planned) -> Value {
+fn bind(source: &Path, p: &Planned) -> Mount {
     let mut options = vec![if p.non_recursive { "bind" } else { "rbind" }];
     if !p.rw {
         options.push(if p.force_recursive_ro { "rro" } else { "ro" });
@@ -136,7 +136,8 @@ fn bind(source: &Path, p: &Planned) -> Value {
             .as_deref()
             .unwrap_or(super::parse::DEFAULT_PROPAGATION),
     );
-    json!({"destination": p.destination, "type": "bind", "source": source, "options": options})
+    let options = options.into_iter().map(str::to_string).collect();
+    crate::spec::mount(&p.destination, "bind", source, options)
 }
 
 /// A bind's source: there, or made (`-v`, `CreateMountpoint`), or an error.
