@@ -136,7 +136,8 @@ impl Engine {
         }
         let resources =
             serde_json::from_value(r).map_err(|e| EngineError::internal("the new resources", e))?;
-        berth_runtime::container::Runtime::new(self.runtime_root())
+        let c = self.containers.get(id)?;
+        self.driver(&c)?
             .update(id, &resources)
             .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))
     }

@@ -94,7 +94,7 @@ impl Engine {
             .snapshots
             .upper_dir(&format!("container-{}", c.id))
             .map_err(|e| EngineError::internal("the container's changes", e))?;
-        let runtime = berth_runtime::container::Runtime::new(self.runtime_root());
+        let runtime = self.driver(&c)?;
         let paused = req.pause
             && c.state.status == crate::container::Status::Running
             && runtime.pause(&c.id).is_ok();
