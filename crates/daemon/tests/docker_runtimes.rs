@@ -4,6 +4,8 @@
 //! monitor drives such a runtime through its command line (create, start, exec, kill, pause,
 //! resume, update, delete), each with a state root of its own under `<exec-root>/runtimes/`.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -121,6 +123,20 @@ fn runc_runs_attaches_execs_pauses_updates_stops_and_leaves_nothing() {
         Some(b"through stdin\n"),
     );
     assert_eq!(text(&out).0, "through stdin\n", "{out:?}");
+    // Attached by `start -a` to a container runc created.
+    d.ok(&[
+        "create",
+        "--name",
+        "att",
+        "--runtime",
+        "runc",
+        "bb:local",
+        "echo",
+        "attached",
+    ]);
+    let out = d.docker(&["start", "-a", "att"]);
+    assert_eq!(text(&out).0, "attached\n", "{out:?}");
+    d.ok(&["rm", "att"]);
 
     // A container runc knows, with the engine's cgroup.
     let script = "trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 0.1; done";
@@ -141,7 +157,7 @@ fn runc_runs_attaches_execs_pauses_updates_stops_and_leaves_nothing() {
         .to_string();
     wait_for_log(&d, "r1", "ready");
     assert_eq!(inspect(&d, "{{.HostConfig.Runtime}}", "r1"), "runc");
-    assert_eq!(listed(&runc, &root), [id.clone()]);
+    assert_eq!(listed(&runc, &root), vec![id.clone()]);
     assert_eq!(runtime_status(&runc, &root, &id), "running");
     let pid = inspect(&d, "{{.State.Pid}}", "r1");
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
@@ -196,14 +212,14 @@ fn runc_runs_attaches_execs_pauses_updates_stops_and_leaves_nothing() {
     // Started again (runc again), then killed: 137.
     d.ok(&["start", "r1"]);
     wait_for_log(&d, "r1", "got-term\nready");
-    assert_eq!(listed(&runc, &root), [id.clone()]);
+    assert_eq!(listed(&runc, &root), vec![id.clone()]);
     d.ok(&["kill", "r1"]);
     assert_eq!(inspect(&d, "{{.State.ExitCode}}", "r1"), "137");
 
     // `rm -f` of a running one leaves no runc state, no cgroup, no process.
     d.ok(&["start", "r1"]);
     let pid = inspect(&d, "{{.State.Pid}}", "r1");
-    assert_eq!(listed(&runc, &root), [id.clone()]);
+    assert_eq!(listed(&runc, &root), vec![id.clone()]);
     d.ok(&["rm", "-f", "r1"]);
     assert!(listed(&runc, &root).is_empty());
     assert_eq!(cgroup_dirs(&id), Vec::<PathBuf>::new());
@@ -260,7 +276,7 @@ fn add_runtime_daemon_json_default_runtime_and_info() {
         .trim()
         .to_string();
     assert_eq!(inspect(&d, "{{.HostConfig.Runtime}}", "dflt"), "jsonrunc");
-    assert_eq!(listed(&runc, &runtime_root(&d, "jsonrunc")), [id.clone()]);
+    assert_eq!(listed(&runc, &runtime_root(&d, "jsonrunc")), vec![id.clone()]);
     // Its arguments reached runc: `--debug` lines in the create's log.
     let log = std::fs::read_to_string(d.dir.join("run/c").join(&id).join("runtime-log.json"))
         .unwrap_or_default();
@@ -416,7 +432,7 @@ fn crun_runs_where_the_host_allows_it() {
         .ok(&["run", "-d", "--runtime", "crun", "bb:local", "sleep", "100"])
         .trim()
         .to_string();
-    assert_eq!(listed(&crun, &root), [id.clone()]);
+    assert_eq!(listed(&crun, &root), vec![id.clone()]);
     let out = d.docker(&["exec", &id, "sh", "-c", "echo in-crun; exit 2"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_eq!(text(&out).0, "in-crun\n");
