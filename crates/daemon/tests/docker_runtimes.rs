@@ -276,7 +276,10 @@ fn add_runtime_daemon_json_default_runtime_and_info() {
         .trim()
         .to_string();
     assert_eq!(inspect(&d, "{{.HostConfig.Runtime}}", "dflt"), "jsonrunc");
-    assert_eq!(listed(&runc, &runtime_root(&d, "jsonrunc")), vec![id.clone()]);
+    assert_eq!(
+        listed(&runc, &runtime_root(&d, "jsonrunc")),
+        vec![id.clone()]
+    );
     // Its arguments reached runc: `--debug` lines in the create's log.
     let log = std::fs::read_to_string(d.dir.join("run/c").join(&id).join("runtime-log.json"))
         .unwrap_or_default();
