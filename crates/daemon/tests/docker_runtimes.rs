@@ -241,7 +241,7 @@ fn add_runtime_daemon_json_default_runtime_and_info() {
         return;
     };
     let add = format!("myrunc={}", runc.display());
-    let d = Daemon::start_with_args(&["--add-runtime", &add], |dir| {
+    let mut d = Daemon::start_with_args(&["--add-runtime", &add], |dir| {
         // A runtime of daemon.json with its arguments (runc's `--debug` only adds log lines).
         let config = serde_json::json!({
             "runtimes": {"jsonrunc": {"path": runc, "runtimeArgs": ["--debug"]}},
@@ -287,6 +287,12 @@ fn add_runtime_daemon_json_default_runtime_and_info() {
     let log = std::fs::read_to_string(d.dir.join("run/c").join(&id).join("runtime-log.json"))
         .unwrap_or_default();
     assert!(log.contains("\"level\":\"debug\""), "{log}");
+    // berthd restarted (the container runs on): killed through runc all the same.
+    d.stop();
+    d.spawn();
+    assert_eq!(inspect(&d, "{{.State.Status}}", "dflt"), "running");
+    d.ok(&["kill", "dflt"]);
+    assert_eq!(inspect(&d, "{{.State.ExitCode}}", "dflt"), "137");
     d.ok(&["rm", "-f", "dflt"]);
     assert!(listed(&runc, &runtime_root(&d, "jsonrunc")).is_empty());
 
