@@ -90,6 +90,16 @@ struct Flags {
     /// the one the data root was made with, else overlay2 where overlayfs works, else vfs.
     #[arg(short = 's', long)]
     storage_driver: Option<String>,
+    /// A foreign OCI runtime with runc's command line, as NAME=PATH; repeatable (`runc` is
+    /// there whenever a `runc` binary is in PATH).
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    add_runtimes: Vec<String>,
+    /// The runtime of containers that name none (default: Berth's own, `berth`).
+    #[arg(long)]
+    default_runtime: Option<String>,
+    /// daemon.json's `runtimes` (read with the file).
+    #[arg(skip)]
+    config_runtimes: std::collections::BTreeMap<String, berth_engine::runtimes::Foreign>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -124,6 +134,7 @@ fn main() -> anyhow::Result<()> {
             .with_file_name("berth-monitor"),
     };
     let init = init_binary(flags.init_path.as_deref())?;
+    let (runtimes, default_runtime) = runtimes(&flags)?;
     let storage_driver = match flags.storage_driver.as_deref() {
         Some(name) => berth_image::import::Backend::from_driver_name(name)?,
         None => berth_image::import::Backend::Auto,
@@ -144,6 +155,8 @@ fn main() -> anyhow::Result<()> {
             None => None,
         },
         storage_driver,
+        runtimes,
+        default_runtime,
     })?;
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.
@@ -201,6 +214,44 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// The foreign runtimes (`--add-runtime`, daemon.json's `runtimes`, `runc` from PATH) and the
+/// default one's name, refused as dockerd refuses them: a name given twice or reserved, a
+/// default that is none of them.
+fn runtimes(
+    flags: &Flags,
+) -> anyhow::Result<(
+    std::collections::BTreeMap<String, berth_engine::runtimes::Foreign>,
+    String,
+)> {
+    let mut configured = flags.config_runtimes.clone();
+    for arg in &flags.add_runtimes {
+        let Some((name, path)) = arg
+            .split_once('=')
+            .filter(|(n, p)| !n.is_empty() && !p.is_empty())
+        else {
+            bail!("invalid runtime argument: {arg}");
+        };
+        if configured.contains_key(name) {
+            bail!("runtime '{name}' was already defined");
+        }
+        let foreign = berth_engine::runtimes::Foreign {
+            path: PathBuf::from(path),
+            args: Vec::new(),
+        };
+        configured.insert(name.to_string(), foreign);
+    }
+    let all = berth_engine::runtimes::with_stock(configured, std::env::var_os("PATH").as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let default = flags
+        .default_runtime
+        .clone()
+        .unwrap_or_else(|| berth_engine::DEFAULT_RUNTIME.to_string());
+    if default != berth_engine::DEFAULT_RUNTIME && !all.contains_key(&default) {
+        bail!("specified default runtime '{default}' does not exist");
+    }
+    Ok((all, default))
+}
+
 /// The init binary as dockerd finds its `docker-init`: `--init-path` (a bare name is looked up
 /// in PATH), else `berth-init` beside berthd, else in PATH. A binary found nowhere is kept as
 /// given: containers without `--init` do not need it, and the others fail to start saying so.
@@ -231,6 +282,7 @@ fn init_binary(configured: Option<&std::path::Path>) -> anyhow::Result<PathBuf> 
 /// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`,
 /// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
 /// `nft-table` (Berth's own), `builder.gc` (`enabled`, `defaultKeepStorage`), `storage-driver`,
+/// `runtimes` (`{"NAME": {"path": ..., "runtimeArgs": [...]}}`), `default-runtime`,
 /// as docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
 fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
@@ -303,6 +355,45 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         .filter(|_| flags.storage_driver.is_none())
     {
         flags.storage_driver = Some(d.to_string());
+    }
+    if let Some(r) = v["default-runtime"]
+        .as_str()
+        .filter(|_| flags.default_runtime.is_none())
+    {
+        flags.default_runtime = Some(r.to_string());
+    }
+    if let Some(runtimes) = v.get("runtimes").filter(|r| !r.is_null()) {
+        let Some(runtimes) = runtimes.as_object() else {
+            bail!(
+                "{}: runtimes must be an object",
+                flags.config_file.display()
+            );
+        };
+        for (name, r) in runtimes {
+            let path = r["path"].as_str().filter(|p| !p.is_empty());
+            let Some(path) = path else {
+                bail!(
+                    "{}: runtime {name} has no path",
+                    flags.config_file.display()
+                );
+            };
+            let args = match &r["runtimeArgs"] {
+                serde_json::Value::Null => Vec::new(),
+                serde_json::Value::Array(a) if a.iter().all(|x| x.is_string()) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => bail!(
+                    "{}: runtimeArgs of {name} must be a list of strings",
+                    flags.config_file.display()
+                ),
+            };
+            let foreign = berth_engine::runtimes::Foreign {
+                path: PathBuf::from(path),
+                args,
+            };
+            flags.config_runtimes.insert(name.clone(), foreign);
+        }
     }
     if let Some(true) = v["init"].as_bool() {
         flags.init = true;

@@ -101,6 +101,24 @@ fn backing_filesystem(path: &std::path::Path) -> &'static str {
     }
 }
 
+/// `Runtimes` of `/info`: Berth's own and the foreign ones, with their `runtimeArgs` when they
+/// have some (dockerd leaves the key out otherwise).
+fn runtimes(engine: &Engine) -> serde_json::Value {
+    let mut all = serde_json::Map::new();
+    all.insert(
+        berth_engine::DEFAULT_RUNTIME.into(),
+        json!({"path": "berth-runtime"}),
+    );
+    for (name, foreign) in &engine.config.runtimes {
+        let mut r = json!({ "path": foreign.path });
+        if !foreign.args.is_empty() {
+            r["runtimeArgs"] = json!(foreign.args);
+        }
+        all.insert(name.clone(), r);
+    }
+    serde_json::Value::Object(all)
+}
+
 pub fn info(engine: &Engine) -> Resp {
     let (driver, driver_status) = storage_driver(engine);
     let containers = engine.containers.all();
@@ -170,8 +188,8 @@ pub fn info(engine: &Engine) -> Resp {
             "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
             "Name": hostname, "Labels": [], "ExperimentalBuild": false,
             "ServerVersion": env!("CARGO_PKG_VERSION"),
-            "Runtimes": {berth_engine::DEFAULT_RUNTIME: {"path": "berth-runtime"}},
-            "DefaultRuntime": berth_engine::DEFAULT_RUNTIME,
+            "Runtimes": runtimes(engine),
+            "DefaultRuntime": engine.config.default_runtime,
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": false, "Error": "", "RemoteManagers": null},
             "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "berth-init",

@@ -81,6 +81,8 @@ impl Engine {
                 }));
             }
         }
+        // (dockerd checks the runtime with the rest of the host config, before the image.)
+        self.check_runtime(&body.host_config.clone().unwrap_or_default())?;
         let image = self.images.resolve(&image_ref)?;
         self.create_from(name, body, image)
     }
@@ -136,7 +138,9 @@ impl Engine {
         let mut env: Vec<String> = strings(&image_config["Env"]).unwrap_or_default();
         env.extend(body.env.clone().unwrap_or_default());
         config.env = Some(env);
-        let host_config = body.host_config.clone().unwrap_or_default();
+        let mut host_config = body.host_config.clone().unwrap_or_default();
+        // As dockerd: the record names its runtime, the default one when none was asked.
+        host_config.runtime = Some(self.check_runtime(&host_config)?);
         // The mounts are checked before anything else is made (networks check theirs too).
         crate::mounts::plan(&host_config, &[], crate::mounts::Check::Create)?;
         crate::network::merge_exposed_ports(&mut config, image_config);

@@ -299,9 +299,16 @@ impl Engine {
 /// The exit code and dockerd's message for an exec whose process could not start: 127 when
 /// the program is missing, 126 when it cannot be run (moby's `translateContainerdStartErr`).
 fn start_failure(runtime_message: &str) -> (i64, String) {
-    let cause = runtime_message
-        .strip_prefix("container init: ")
-        .unwrap_or(runtime_message);
+    // (Berth's runtime says `container init: `; runc's message, through the monitor, has
+    // dockerd's words before the cause already.)
+    let cause = [
+        "OCI runtime exec failed: ",
+        "exec failed: ",
+        "unable to start container process: ",
+        "container init: ",
+    ]
+    .iter()
+    .fold(runtime_message, |m, p| m.strip_prefix(p).unwrap_or(m));
     let missing = ["executable file not found", "no such file or directory"]
         .iter()
         .any(|m| cause.to_ascii_lowercase().contains(m));
@@ -325,5 +332,7 @@ mod tests {
             "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH: unknown"
         );
         assert_eq!(start_failure("exec: \"/etc\": permission denied").0, 126);
+        let runc = "OCI runtime exec failed: exec failed: unable to start container process: exec: \"nosuch\": executable file not found in $PATH";
+        assert_eq!(start_failure(runc).1, text);
     }
 }

@@ -10,7 +10,8 @@
 //! - `<exec-root>/c/<id>/` (short: the monitor socket path must fit in 108 bytes): the bundle (`config.json`, `rootfs` mount), the
 //!   volume subpaths bound for it (`mounts/<n>`) and the
 //!   monitor's state (`monitor.sock`, `exit.json`); `<exec-root>/netns/<id>`;
-//!   `<exec-root>/runtime/`: the runtime's state.
+//!   `<exec-root>/runtime/`: the runtime's state; `<exec-root>/runtimes/<name>/`: a foreign
+//!   runtime's (`runtimes`).
 
 // dockerd's defaults (`wire`) are large `json!` literals.
 #![recursion_limit = "256"]
@@ -33,6 +34,7 @@ pub mod mounts;
 pub mod netns;
 pub mod network;
 mod orphans;
+pub mod runtimes;
 pub mod seccomp;
 pub mod spec;
 mod update;
@@ -77,6 +79,11 @@ pub struct Config {
     /// The snapshotter (dockerd's `--storage-driver`); `Auto`: the one the data root has, else
     /// overlay where it works, else copies.
     pub storage_driver: berth_image::import::Backend,
+    /// The foreign OCI runtimes by name (`--add-runtime`, daemon.json's `runtimes`, and `runc`
+    /// when in PATH: [`runtimes::with_stock`]); Berth's own is [`DEFAULT_RUNTIME`].
+    pub runtimes: std::collections::BTreeMap<String, berth_monitor::driver::Foreign>,
+    /// The runtime of containers that name none (`--default-runtime`).
+    pub default_runtime: String,
 }
 
 /// The engine of one data root.
@@ -328,6 +335,8 @@ mod tests {
             certs_dir: data.path().join("certs"),
             builder_keep_storage: None,
             storage_driver: berth_image::import::Backend::Auto,
+            runtimes: Default::default(),
+            default_runtime: DEFAULT_RUNTIME.into(),
         })
         .expect("engine");
         for n in 0..10_000 {

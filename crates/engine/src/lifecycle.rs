@@ -159,11 +159,12 @@ impl Engine {
             .as_ref()
             .and_then(|l| l.config.clone())
             .unwrap_or_default();
+        let runtime = Self::runtime_name(c);
         let launch = monitor::Launch {
             binary: self.config.monitor.clone(),
             id: c.id.clone(),
             bundle: run_dir.clone(),
-            runtime_root: self.runtime_root(),
+            runtime_root: self.runtime_root_of(runtime),
             state_dir: run_dir.clone(),
             log: c.log_path.clone(),
             log_max_size: log_opts.get("max-size").and_then(|s| parse_size(s)),
@@ -172,6 +173,7 @@ impl Engine {
             stdin: c.config.open_stdin.unwrap_or(false),
             stdin_once: c.config.stdin_once.unwrap_or(false),
             healthcheck,
+            foreign: self.foreign_runtime(runtime)?.cloned(),
         };
         tracing::debug!(elapsed = ?t0.elapsed(), "config written");
         // The monitor creates the container while the networks are attached (veth, address,
@@ -434,8 +436,7 @@ impl Engine {
     }
 
     fn signal(&self, c: &Container, sig: Signal) -> Result<()> {
-        let runtime = berth_runtime::container::Runtime::new(self.runtime_root());
-        runtime
+        self.driver(c)?
             .kill(&c.id, sig, false)
             .map_err(|e| EngineError::internal("kill", e))
     }
@@ -507,7 +508,7 @@ impl Engine {
                 c.id
             )));
         }
-        berth_runtime::container::Runtime::new(self.runtime_root())
+        self.driver(&c)?
             .pause(&c.id)
             .map_err(|e| EngineError::internal("pause", e))?;
         let c = self
@@ -526,7 +527,7 @@ impl Engine {
                 c.id
             )));
         }
-        berth_runtime::container::Runtime::new(self.runtime_root())
+        self.driver(&c)?
             .resume(&c.id)
             .map_err(|e| EngineError::internal("unpause", e))?;
         let c = self

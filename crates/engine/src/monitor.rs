@@ -34,6 +34,8 @@ pub struct Launch {
     pub stdin_once: bool,
     /// The health check's file (`--healthcheck`).
     pub healthcheck: Option<PathBuf>,
+    /// A foreign runtime to drive instead of Berth's own (`--runtime-path`, `--runtime-arg`).
+    pub foreign: Option<berth_monitor::driver::Foreign>,
 }
 
 /// The monitor socket of a container's state directory.
@@ -68,6 +70,13 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
     }
     if let Some(path) = &l.healthcheck {
         cmd.arg("--healthcheck").arg(path);
+    }
+    if let Some(foreign) = &l.foreign {
+        cmd.arg("--runtime-path").arg(&foreign.path);
+        for arg in &foreign.args {
+            // `=`: an argument that starts with `-` is still the flag's value.
+            cmd.arg(format!("--runtime-arg={arg}"));
+        }
     }
     for (on, flag) in [
         (l.tty, "--tty"),

@@ -23,8 +23,7 @@ impl Engine {
     /// Whether anything of container `id` is still alive below the engine: its monitor, or
     /// the runtime's state of it.
     pub(crate) async fn has_runtime_leftovers(&self, id: &str) -> bool {
-        let runtime = berth_runtime::container::Runtime::new(self.runtime_root());
-        runtime.load(id).is_ok()
+        self.driver_of(id).exists(id)
             || monitor_pid(&monitor::socket(&self.run_dir(id)))
                 .await
                 .is_some()
@@ -42,14 +41,12 @@ impl Engine {
             );
             let _ = std::fs::remove_file(&sock);
         }
-        let root = self.runtime_root();
+        let driver = self.driver_of(id);
         let id = id.to_string();
         // `delete --force` waits (bounded) for the processes to go.
-        tokio::task::spawn_blocking(move || {
-            berth_runtime::container::Runtime::new(root).delete(&id, true)
-        })
-        .await
-        .map_err(|e| EngineError::internal("delete the runtime's container", e))?
-        .map_err(|e| EngineError::internal("delete the runtime's container", e))
+        tokio::task::spawn_blocking(move || driver.delete(&id, true))
+            .await
+            .map_err(|e| EngineError::internal("delete the runtime's container", e))?
+            .map_err(|e| EngineError::internal("delete the runtime's container", e))
     }
 }

@@ -140,7 +140,8 @@ impl Engine {
             .set_memory(Some(memory))
             .set_pids(Some(pids))
             .set_cpu(Some(cpu));
-        berth_runtime::container::Runtime::new(self.runtime_root())
+        let c = self.containers.get(id)?;
+        self.driver(&c)?
             .update(id, &resources)
             .map_err(|e| EngineError::Internal(format!("Cannot update container {id}: {e}")))
     }

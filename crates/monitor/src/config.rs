@@ -20,7 +20,7 @@ pub enum ConfigError {
 pub const USAGE: &str =
     "usage: berth-monitor --id ID --bundle DIR --runtime-root DIR --dir STATE_DIR --log FILE \
 [--log-max-size BYTES] [--log-max-file N] [--tty] [--stdin] [--stdin-once] [--ready-fd FD] \
-[--healthcheck FILE]";
+[--healthcheck FILE] [--runtime-path PATH [--runtime-arg ARG]...]";
 
 /// What the monitor was told to do.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +39,10 @@ pub struct Config {
     pub ready_fd: Option<RawFd>,
     /// The health check to run ([`crate::protocol::HealthCheck`] as JSON).
     pub healthcheck: Option<PathBuf>,
+    /// A foreign OCI runtime's binary (runc's command line) instead of Berth's own runtime.
+    pub runtime_path: Option<PathBuf>,
+    /// Its arguments before every command (daemon.json's `runtimeArgs`).
+    pub runtime_args: Vec<String>,
 }
 
 impl Config {
@@ -71,6 +75,8 @@ impl Config {
                 "--log-max-file" => cfg.log_max_file = number(&flag, &value()?)?,
                 "--ready-fd" => cfg.ready_fd = Some(number(&flag, &value()?)?),
                 "--healthcheck" => cfg.healthcheck = Some(PathBuf::from(value()?)),
+                "--runtime-path" => cfg.runtime_path = Some(PathBuf::from(value()?)),
+                "--runtime-arg" => cfg.runtime_args.push(value()?),
                 "--tty" => cfg.tty = true,
                 "--stdin" => cfg.stdin = true,
                 "--stdin-once" => cfg.stdin_once = true,
@@ -91,6 +97,16 @@ impl Config {
 
     pub fn exit_path(&self) -> PathBuf {
         self.dir.join("exit.json")
+    }
+
+    /// The foreign runtime, if one was named.
+    pub fn foreign(&self) -> Option<crate::driver::Foreign> {
+        self.runtime_path
+            .as_ref()
+            .map(|path| crate::driver::Foreign {
+                path: path.clone(),
+                args: self.runtime_args.clone(),
+            })
     }
 }
 
@@ -116,5 +132,10 @@ mod tests {
         assert!(cfg.tty && !cfg.stdin);
         assert!(Config::parse(["--id".to_string()]).is_err());
         assert!(Config::parse(["--bogus".to_string()]).is_err());
+        let args = "--id c1 --bundle /b --runtime-root /r --dir /d --log /l --runtime-path /usr/sbin/runc --runtime-arg=--debug --runtime-arg -x";
+        let cfg = Config::parse(args.split(' ').map(String::from)).unwrap();
+        let foreign = cfg.foreign().unwrap();
+        assert_eq!(foreign.path, PathBuf::from("/usr/sbin/runc"));
+        assert_eq!(foreign.args, ["--debug", "-x"]);
     }
 }

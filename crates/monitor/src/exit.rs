@@ -41,12 +41,8 @@ pub fn read(path: &Path) -> Option<ExitStatus> {
 }
 
 /// Whether the container's cgroup saw an OOM kill.
-pub fn oom_killed(runtime: &berth_runtime::Runtime, record: &berth_runtime::state::Record) -> bool {
-    runtime
-        .cgroup(record)
-        .ok()
-        .and_then(|cg| cg.oom_kill_count().ok())
-        .is_some_and(|n| n > 0)
+pub fn oom_killed(cgroup: &berth_cgroups::Manager) -> bool {
+    cgroup.oom_kill_count().is_ok_and(|n| n > 0)
 }
 
 #[cfg(test)]

@@ -6,13 +6,15 @@
 //!
 //! It is single-threaded: one poll(2) loop over a signalfd, the socket, its clients and the
 //! container's descriptors, with the runtime library called in-process for create, start, exec and
-//! delete.
+//! delete, or a foreign runtime's command line ([`oci_cli`], chosen through [`driver`]).
 
 pub mod config;
+pub mod driver;
 pub mod exit;
 mod health;
 pub mod jsonlog;
 pub mod monitor;
+pub mod oci_cli;
 pub mod protocol;
 mod requests;
 pub mod stdio;

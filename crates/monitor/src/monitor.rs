@@ -9,14 +9,15 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_api::stdcopy::{self, Stream};
-use berth_runtime::state::Record;
-use berth_runtime::{CreateOptions, Runtime};
+use berth_cgroups::Manager;
+use berth_runtime::CreateOptions;
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use rustix::event::{poll, PollFd, PollFlags};
 
 use crate::config::Config;
+use crate::driver::{Driver, DriverError};
 use crate::jsonlog::{JsonLog, LogStream};
 use crate::protocol::{self, ExitStatus};
 use crate::stdio::{self, StdioError};
@@ -51,6 +52,9 @@ pub enum MonitorError {
     /// The runtime's own message, passed through verbatim.
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
+    /// A foreign runtime's message, passed through verbatim too.
+    #[error(transparent)]
+    Driver(#[from] DriverError),
     #[error("--tty needs \"terminal\": true in the bundle's process")]
     NoTerminal,
     #[error("the health check: {0}")]
@@ -96,7 +100,7 @@ pub(crate) struct Client {
 
 pub struct Monitor {
     pub(crate) cfg: Config,
-    pub(crate) runtime: Runtime,
+    pub(crate) runtime: Driver,
     signals: SignalFd,
     listener: UnixListener,
     pub(crate) log: JsonLog,
@@ -104,8 +108,8 @@ pub struct Monitor {
     pub(crate) next_task: u64,
     pub(crate) clients: HashMap<u64, Client>,
     next_client: u64,
-    /// The runtime's record, for the cgroup's OOM count at the end.
-    record: Option<Record>,
+    /// The container's cgroup, for its OOM count at the end.
+    cgroup: Option<Manager>,
     pub(crate) started_at: Option<SystemTime>,
     /// Set once the container's end is handled (exit.json written, container deleted).
     pub(crate) exit: Option<ExitStatus>,
@@ -203,6 +207,59 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), MonitorError> {
         .map_err(io_err(format!("writing {}", path.display())))
 }
 
+/// The log file of a foreign runtime's `create` and `exec` (their stdio is the container's), in
+/// the state directory.
+pub const RUNTIME_LOG: &str = "runtime-log.json";
+
+/// Where the pty master of a container created with a terminal comes from: the runtime library's
+/// socket pair, or the console socket a foreign runtime connects to (and its path).
+enum Console {
+    Stream(Option<UnixStream>),
+    Listener(Option<(UnixListener, std::path::PathBuf)>),
+}
+
+/// Creates the container with `child` as its stdio (without a terminal); returns its pid.
+fn create(
+    runtime: &Driver,
+    cfg: &Config,
+    child: stdio::ChildStdio,
+) -> Result<(i32, Console), MonitorError> {
+    match runtime {
+        Driver::Berth(rt) => {
+            let opts = CreateOptions {
+                bundle: cfg.bundle.clone(),
+                foreground: cfg.tty,
+                ..CreateOptions::default()
+            };
+            let launched = stdio::with_stdio(&child, || rt.create(&cfg.id, &opts))??;
+            drop(child);
+            Ok((launched.pid.as_raw(), Console::Stream(launched.console)))
+        }
+        Driver::Oci(rt) => {
+            let listener = match cfg.tty {
+                true => {
+                    let path = cfg.dir.join("console.sock");
+                    Some((stdio::console_listener(&path)?, path))
+                }
+                false => None,
+            };
+            let pid_file = cfg.dir.join("runtime.pid");
+            let socket = listener.as_ref().map(|(_, p)| p.as_path());
+            let created = rt.create(&cfg.id, &cfg.bundle, &pid_file, socket, child);
+            let _ = std::fs::remove_file(&pid_file);
+            match created {
+                Ok(pid) => Ok((pid, Console::Listener(listener))),
+                Err(e) => {
+                    if let Some((_, path)) = &listener {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    Err(DriverError::from(e).into())
+                }
+            }
+        }
+    }
+}
+
 impl Monitor {
     fn setup(cfg: &Config) -> Result<Monitor, MonitorError> {
         let signals = signals()?;
@@ -235,42 +292,44 @@ impl Monitor {
             None => None,
         };
         let log = JsonLog::open(&cfg.log, cfg.log_max_size, cfg.log_max_file);
-        let runtime = Runtime::new(&cfg.runtime_root);
-
-        let opts = CreateOptions {
-            bundle: cfg.bundle.clone(),
-            foreground: cfg.tty,
-            ..CreateOptions::default()
-        };
+        let runtime = Driver::new(
+            &cfg.runtime_root,
+            cfg.foreign().as_ref(),
+            Some(&cfg.dir.join(RUNTIME_LOG)),
+        );
         let (child, ours) = if cfg.tty {
             (stdio::null()?, None)
         } else {
             let (child, ours) = stdio::pipes(cfg.stdin)?;
             (child, Some(ours))
         };
-        let launched = stdio::with_stdio(&child, || runtime.create(&cfg.id, &opts))??;
-        drop(child);
-        let pid = launched.pid.as_raw();
-        let console = launched.console;
+        let (pid, console) = create(&runtime, cfg, child)?;
         // From here on, a failure deletes the container again.
-        let rest = || -> Result<(Task, Record), MonitorError> {
+        let rest = || -> Result<(Task, Option<Manager>), MonitorError> {
             let task = match ours {
                 Some(ours) => Task::with_pipes(pid, ours, cfg.stdin_once),
                 None => {
-                    let console = console.ok_or(MonitorError::NoTerminal)?;
-                    let master = stdio::receive_master(&console)?;
+                    let master = match &console {
+                        Console::Stream(Some(s)) => stdio::receive_master(s)?,
+                        Console::Listener(Some((l, _))) => stdio::accept_master(l)?,
+                        _ => return Err(MonitorError::NoTerminal),
+                    };
                     Task::with_tty(pid, master, cfg.stdin, cfg.stdin_once)
                 }
             };
-            let record = runtime.load(&cfg.id)?;
+            let cgroup = runtime.cgroup(&cfg.id)?;
             write_atomic(&cfg.dir.join("init.pid"), &pid.to_string())?;
-            Ok((task, record))
+            Ok((task, Some(cgroup)))
         };
-        let (task, record) = match rest() {
+        let result = rest();
+        if let Console::Listener(Some((_, path))) = &console {
+            let _ = std::fs::remove_file(path);
+        }
+        let (task, cgroup) = match result {
             Ok(r) => r,
             Err(e) => {
                 let _ = runtime.delete(&cfg.id, true);
-                let _ = waitpid(launched.pid, None);
+                let _ = waitpid(nix::unistd::Pid::from_raw(pid), None);
                 return Err(e);
             }
         };
@@ -288,7 +347,7 @@ impl Monitor {
             next_task: 1,
             clients: HashMap::new(),
             next_client: 0,
-            record: Some(record),
+            cgroup,
             started_at: None,
             exit: None,
             idle_since: None,
@@ -717,10 +776,7 @@ impl Monitor {
             }
         }
         self.log.retry(true);
-        let oom_killed = self
-            .record
-            .as_ref()
-            .is_some_and(|r| crate::exit::oom_killed(&self.runtime, r));
+        let oom_killed = self.cgroup.as_ref().is_some_and(crate::exit::oom_killed);
         let status = ExitStatus {
             exit_code: ended.code,
             oom_killed,

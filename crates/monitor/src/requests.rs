@@ -6,6 +6,8 @@ use std::time::SystemTime;
 use berth_runtime::exec::{exec, ExecOptions};
 use serde::Serialize;
 
+use crate::driver::Driver;
+
 use crate::monitor::{Monitor, Role, CONTAINER};
 use crate::protocol::{self, ExecState, Op, Reply, Request, State, Status, VERSION};
 use crate::stdio;
@@ -236,38 +238,64 @@ impl Monitor {
         process.set_terminal(Some(tty));
         let key = self.next_task;
         self.next_task += 1;
-        let mut opts = ExecOptions {
-            process,
-            console_socket: None,
-            pid_file: None,
-            preserve_fds: 0,
-            ..Default::default()
-        };
         let mut task = if tty {
             let path = self.cfg.dir.join(format!("x{key}.sock"));
             let listener = stdio::console_listener(&path).map_err(|e| e.to_string())?;
-            opts.console_socket = Some(path.clone());
-            let result = exec(&self.runtime, &self.cfg.id, &opts);
+            let null = stdio::null().map_err(|e| e.to_string())?;
+            let result = self.launch_exec(key, process, null, Some(&path));
             let _ = std::fs::remove_file(&path);
-            let pid = result.map_err(|e| e.to_string())?;
+            let pid = result?;
             match stdio::accept_master(&listener) {
-                Ok(master) => Task::with_tty(pid.as_raw(), master, stdin, true),
+                Ok(master) => Task::with_tty(pid, master, stdin, true),
                 Err(e) => {
+                    let pid = nix::unistd::Pid::from_raw(pid);
                     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                     return Err(e.to_string());
                 }
             }
         } else {
             let (child, ours) = stdio::pipes(stdin).map_err(|e| e.to_string())?;
-            let result = stdio::with_stdio(&child, || exec(&self.runtime, &self.cfg.id, &opts))
-                .map_err(|e| e.to_string())?;
-            drop(child);
-            let pid = result.map_err(|e| e.to_string())?;
-            Task::with_pipes(pid.as_raw(), ours, true)
+            let pid = self.launch_exec(key, process, child, None)?;
+            Task::with_pipes(pid, ours, true)
         };
         task.exec_id = Some(exec_id.to_string());
         let pid = task.pid;
         self.tasks.insert(key, task);
         Ok((key, pid))
+    }
+
+    /// Starts `process` in the container with `child` as its stdio (a terminal's console socket
+    /// given); returns its pid. The monitor keeps no copy of `child`.
+    fn launch_exec(
+        &self,
+        key: u64,
+        process: oci_spec::runtime::Process,
+        child: stdio::ChildStdio,
+        console_socket: Option<&std::path::Path>,
+    ) -> Result<i32, String> {
+        match &self.runtime {
+            Driver::Berth(rt) => {
+                let opts = ExecOptions {
+                    process,
+                    console_socket: console_socket.map(std::path::Path::to_path_buf),
+                    pid_file: None,
+                    preserve_fds: 0,
+                    ..Default::default()
+                };
+                let result = stdio::with_stdio(&child, || exec(rt, &self.cfg.id, &opts))
+                    .map_err(|e| e.to_string())?;
+                drop(child);
+                Ok(result.map_err(|e| e.to_string())?.as_raw())
+            }
+            Driver::Oci(rt) => {
+                let file = self.cfg.dir.join(format!("x{key}.json"));
+                let pid_file = self.cfg.dir.join(format!("x{key}.pid"));
+                let json = serde_json::to_vec(&process).map_err(|e| e.to_string())?;
+                std::fs::write(&file, json).map_err(|e| format!("{}: {e}", file.display()))?;
+                let result = rt.exec(&self.cfg.id, &file, &pid_file, console_socket, child);
+                let _ = std::fs::remove_file(&file);
+                result.map_err(|e| e.to_string())
+            }
+        }
     }
 }

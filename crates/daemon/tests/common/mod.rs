@@ -86,6 +86,8 @@ pub struct Daemon {
     pub bip: String,
     /// The daemon's nftables table.
     pub table: String,
+    /// More berthd flags (`--add-runtime ...`).
+    pub args: Vec<String>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -110,6 +112,15 @@ impl Daemon {
 
     /// [`Daemon::start_with_data_root`] and [`Daemon::start_with`] at once.
     pub fn start_on(data_root: Option<&Path>, prepare: impl FnOnce(&Path)) -> Daemon {
+        Daemon::start_full(data_root, &[], prepare)
+    }
+
+    /// [`Daemon::start_with`], berthd given `args` too.
+    pub fn start_with_args(args: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
+        Daemon::start_full(None, args, prepare)
+    }
+
+    fn start_full(data_root: Option<&Path>, args: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
         // Short: the monitor sockets live under the exec root and must fit in 108 bytes.
         let pid = std::process::id();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
@@ -126,6 +137,7 @@ impl Daemon {
             // 10.20-219.x.0/24: one /24 per daemon, the second octet from the process.
             bip: format!("10.{}.{}.1/24", 20 + pid % 200, seq % 256),
             table: format!("bt_{pid}_{seq}"),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         prepare(&d.dir);
         d.spawn();
@@ -161,6 +173,7 @@ impl Daemon {
             .arg(&self.bip)
             .arg("--nft-table")
             .arg(&self.table)
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

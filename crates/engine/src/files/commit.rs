@@ -94,10 +94,10 @@ impl Engine {
             .snapshots
             .upper_dir(&format!("container-{}", c.id))
             .map_err(|e| EngineError::internal("the container's changes", e))?;
-        let runtime = berth_runtime::container::Runtime::new(self.runtime_root());
+        let runtime = self.driver(&c);
         let paused = req.pause
             && c.state.status == crate::container::Status::Running
-            && runtime.pause(&c.id).is_ok();
+            && runtime.as_ref().is_ok_and(|r| r.pause(&c.id).is_ok());
         let mut top = Map::new();
         top.insert("container".into(), json!(c.id));
         top.insert("container_config".into(), container_config);
@@ -114,7 +114,7 @@ impl Engine {
             name.as_ref(),
             &opts,
         );
-        if paused {
+        if let (true, Ok(runtime)) = (paused, &runtime) {
             if let Err(e) = runtime.resume(&c.id) {
                 tracing::warn!(container = %c.id, error = %e, "resume after commit");
             }

@@ -36,7 +36,7 @@ impl Engine {
             networks: Map::new(),
         };
         if c.is_running() {
-            let runtime = berth_runtime::container::Runtime::new(self.runtime_root());
+            let runtime = self.driver(&c)?;
             match runtime.stats(&c.id) {
                 Ok(s) => sample.stats = Some(s),
                 Err(e) => tracing::debug!(container = %c.id, error = %e, "stats"),

@@ -25,7 +25,8 @@ impl Engine {
                 c.id
             )));
         }
-        let pids = berth_runtime::container::Runtime::new(self.runtime_root())
+        let pids = self
+            .driver(&c)?
             .pids(&c.id)
             .map_err(|e| EngineError::internal("the container's processes", e))?;
         let args: Vec<&str> = match ps_args.map(str::trim).filter(|a| !a.is_empty()) {
