@@ -77,6 +77,9 @@ pub struct Config {
     /// The snapshotter (dockerd's `--storage-driver`); `Auto`: the one the data root has, else
     /// overlay where it works, else copies.
     pub storage_driver: berth_image::import::Backend,
+    /// The log driver and options of containers that name none (dockerd's `--log-driver`,
+    /// `--log-opt`).
+    pub default_log: logs::driver::DefaultLog,
 }
 
 /// The engine of one data root.
@@ -328,6 +331,7 @@ mod tests {
             certs_dir: data.path().join("certs"),
             builder_keep_storage: None,
             storage_driver: berth_image::import::Backend::Auto,
+            default_log: Default::default(),
         })
         .expect("engine");
         for n in 0..10_000 {

@@ -109,7 +109,8 @@ pub struct LogFile {
     torn: bool,
     /// `local`: per stream, the line being written in pieces.
     runs: [Option<Run>; 2],
-    /// `local`: the time of the last record written (for a compressed file's header).
+    /// `local`: the time of the last record written (for a compressed file's header, where
+    /// readers find it again).
     last_time: Option<SystemTime>,
     /// `local`: the rotated file being compressed.
     compression: Option<Compression>,
@@ -359,7 +360,7 @@ impl LogFile {
                 }
                 _ => encode(stream, line, now),
             };
-            self.append(&bytes)
+            self.append(&bytes, now)
         });
         let Err(e) = result else {
             return Ok(());
@@ -394,14 +395,14 @@ impl LogFile {
             Format::Local { .. } => encode_local(LogStream::Stderr, text.as_bytes(), now, None),
             _ => encode(LogStream::Stderr, text.as_bytes(), now),
         };
-        self.append(&bytes)?;
+        self.append(&bytes, now)?;
         self.lost = Lost::default();
         Ok(())
     }
 
     /// Appends one encoded record, rotating first if it would not fit. What a failed write
     /// left of it is cut off.
-    fn append(&mut self, bytes: &[u8]) -> Result<(), LogError> {
+    fn append(&mut self, bytes: &[u8], time: SystemTime) -> Result<(), LogError> {
         let err = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| LogError::Io { what, path, source }
@@ -446,7 +447,7 @@ impl LogFile {
             }
         }
         self.size += bytes.len() as u64;
-        self.last_time = Some(SystemTime::now());
+        self.last_time = Some(time);
         Ok(())
     }
 
