@@ -100,6 +100,12 @@ struct Flags {
     /// daemon.json's `runtimes` (read with the file).
     #[arg(skip)]
     config_runtimes: std::collections::BTreeMap<String, berth_engine::runtimes::Foreign>,
+    /// The log driver of containers that name none (json-file, local, none...).
+    #[arg(long)]
+    log_driver: Option<String>,
+    /// An option of the default log driver, KEY=VALUE; repeatable.
+    #[arg(long = "log-opt")]
+    log_opts: Vec<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -157,6 +163,7 @@ fn main() -> anyhow::Result<()> {
         storage_driver,
         runtimes,
         default_runtime,
+        default_log: default_log(&flags)?,
     })?;
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.
@@ -279,10 +286,29 @@ fn init_binary(configured: Option<&std::path::Path>) -> anyhow::Result<PathBuf> 
     Ok(in_path(std::path::Path::new(NAME)).unwrap_or(beside))
 }
 
+/// The default log driver and options (`--log-driver`, `--log-opt`), checked as dockerd checks
+/// them when it starts.
+fn default_log(flags: &Flags) -> anyhow::Result<berth_engine::logs::driver::DefaultLog> {
+    let mut log = berth_engine::logs::driver::DefaultLog::default();
+    if let Some(d) = &flags.log_driver {
+        log.driver = d.clone();
+    }
+    for opt in &flags.log_opts {
+        let Some((k, v)) = opt.split_once('=') else {
+            bail!("invalid --log-opt {opt:?}: expected KEY=VALUE");
+        };
+        log.opts.insert(k.to_string(), v.to_string());
+    }
+    berth_engine::logs::driver::check(&log.driver, &log.opts)
+        .with_context(|| format!("the default log driver {}", log.driver))?;
+    Ok(log)
+}
+
 /// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`,
 /// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
 /// `nft-table` (Berth's own), `builder.gc` (`enabled`, `defaultKeepStorage`), `storage-driver`,
 /// `runtimes` (`{"NAME": {"path": ..., "runtimeArgs": [...]}}`), `default-runtime`,
+/// `log-driver`, `log-opts` (options given as `--log-opt` win),
 /// as docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
 fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
@@ -393,6 +419,27 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
                 args,
             };
             flags.config_runtimes.insert(name.clone(), foreign);
+        }
+    }
+    if let Some(d) = v["log-driver"]
+        .as_str()
+        .filter(|_| flags.log_driver.is_none())
+    {
+        flags.log_driver = Some(d.to_string());
+    }
+    if let Some(opts) = v["log-opts"].as_object() {
+        for (k, value) in opts {
+            // Strings, as dockerd requires them.
+            let Some(value) = value.as_str() else {
+                bail!("log-opts {k:?}: the value must be a string");
+            };
+            if !flags
+                .log_opts
+                .iter()
+                .any(|o| o.split_once('=').is_some_and(|(key, _)| key == k))
+            {
+                flags.log_opts.push(format!("{k}={value}"));
+            }
         }
     }
     if let Some(true) = v["init"].as_bool() {

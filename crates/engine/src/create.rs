@@ -6,37 +6,6 @@ use crate::container::{now_rfc3339, Container, State, NEVER};
 use crate::error::{EngineError, Result};
 use crate::{ids, Engine};
 
-/// The log drivers dockerd has built in: a name outside them is refused at create, as dockerd
-/// refuses it. (Berth writes json-file's log for every one of them.)
-const LOG_DRIVERS: &[&str] = &[
-    "json-file",
-    "local",
-    "none",
-    "syslog",
-    "journald",
-    "gelf",
-    "fluentd",
-    "awslogs",
-    "splunk",
-    "etwlogs",
-    "gcplogs",
-    "logentries",
-];
-
-fn check_log_driver(hc: &berth_api::models::HostConfig) -> Result<()> {
-    let name = hc
-        .log_config
-        .as_ref()
-        .and_then(|l| l.typ.as_deref())
-        .unwrap_or("");
-    if name.is_empty() || LOG_DRIVERS.contains(&name) {
-        return Ok(());
-    }
-    Err(EngineError::InvalidParameter(format!(
-        "logger: no log driver named '{name}' is registered"
-    )))
-}
-
 impl Engine {
     /// Creates a container named `name` (or a generated name); returns its id and warnings.
     pub fn create(
@@ -69,7 +38,8 @@ impl Engine {
         // after.
         if let Some(hc) = &body.host_config {
             crate::mounts::check_mounts(hc)?;
-            check_log_driver(hc)?;
+            crate::logs::driver::check_create(hc)
+                .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
             if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
                 // No snapshotter here has quotas: dockerd's words for overlay2 without them.
                 let driver = self.images.store.backend().driver_name();
@@ -84,6 +54,14 @@ impl Engine {
         // (dockerd checks the runtime with the rest of the host config, before the image.)
         self.check_runtime(&body.host_config.clone().unwrap_or_default())?;
         let image = self.images.resolve(&image_ref)?;
+        // The daemon's default driver and options, as inspect then shows them (build steps'
+        // containers, made by `create_from` alone, keep json-file: the build reads their log).
+        let mut body = body;
+        crate::logs::driver::merge_default(
+            body.host_config.get_or_insert_with(Default::default),
+            &self.config.default_log,
+        )
+        .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
         self.create_from(name, body, image)
     }
 

@@ -19,6 +19,10 @@ pub enum EngineError {
     /// 304: the operation had nothing to do (start of a running container).
     #[error("{0}")]
     NotModified(String),
+    /// 501: what the container's configuration does not offer (reading the log of a
+    /// container whose log driver keeps none).
+    #[error("{0}")]
+    NotImplemented(String),
     /// 500: anything else, said in words.
     #[error("{0}")]
     Internal(String),
@@ -52,6 +56,7 @@ impl EngineError {
             EngineError::Conflict(_) => 409,
             EngineError::InvalidParameter(_) => 400,
             EngineError::NotModified(_) => 304,
+            EngineError::NotImplemented(_) => 501,
             EngineError::Internal(_) | EngineError::Failed { .. } => 500,
         }
     }

@@ -84,6 +84,9 @@ pub struct Config {
     pub runtimes: std::collections::BTreeMap<String, berth_monitor::driver::Foreign>,
     /// The runtime of containers that name none (`--default-runtime`).
     pub default_runtime: String,
+    /// The log driver and options of containers that name none (dockerd's `--log-driver`,
+    /// `--log-opt`).
+    pub default_log: logs::driver::DefaultLog,
 }
 
 /// The engine of one data root.
@@ -337,6 +340,7 @@ mod tests {
             storage_driver: berth_image::import::Backend::Auto,
             runtimes: Default::default(),
             default_runtime: DEFAULT_RUNTIME.into(),
+            default_log: Default::default(),
         })
         .expect("engine");
         for n in 0..10_000 {

@@ -153,12 +153,15 @@ impl Engine {
             serde_json::to_vec_pretty(&config).map_err(|e| EngineError::internal("encode", e))?;
         std::fs::write(run_dir.join("config.json"), bytes)
             .map_err(|e| EngineError::internal("write config.json", e))?;
-        let log_opts = c
-            .host_config
-            .log_config
-            .as_ref()
-            .and_then(|l| l.config.clone())
-            .unwrap_or_default();
+        let log = crate::logs::driver::plan(&c.host_config, &c.log_path, &self.data_dir(&c.id));
+        if let Some(dir) = log
+            .path
+            .parent()
+            .filter(|_| log.driver == crate::logs::driver::LOCAL)
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| EngineError::internal("create the log directory", e))?;
+        }
         let runtime = Self::runtime_name(c);
         let launch = monitor::Launch {
             binary: self.config.monitor.clone(),
@@ -166,9 +169,11 @@ impl Engine {
             bundle: run_dir.clone(),
             runtime_root: self.runtime_root_of(runtime),
             state_dir: run_dir.clone(),
-            log: c.log_path.clone(),
-            log_max_size: log_opts.get("max-size").and_then(|s| parse_size(s)),
-            log_max_file: log_opts.get("max-file").and_then(|s| s.parse().ok()),
+            log: log.path,
+            log_driver: log.driver,
+            log_max_size: log.max_size,
+            log_max_file: log.max_file,
+            log_compress: log.compress,
             tty: c.tty(),
             stdin: c.config.open_stdin.unwrap_or(false),
             stdin_once: c.config.stdin_once.unwrap_or(false),

@@ -27,8 +27,12 @@ pub struct Launch {
     pub runtime_root: PathBuf,
     pub state_dir: PathBuf,
     pub log: PathBuf,
+    /// `json-file`, `local` or `none`.
+    pub log_driver: &'static str,
     pub log_max_size: Option<u64>,
     pub log_max_file: Option<u32>,
+    /// `local`: the rotated files are compressed.
+    pub log_compress: bool,
     pub tty: bool,
     pub stdin: bool,
     pub stdin_once: bool,
@@ -60,6 +64,8 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
         .arg(&l.state_dir)
         .arg("--log")
         .arg(&l.log)
+        .arg("--log-driver")
+        .arg(l.log_driver)
         .arg("--ready-fd")
         .arg("1");
     if let Some(s) = l.log_max_size {
@@ -67,6 +73,9 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
     }
     if let Some(n) = l.log_max_file {
         cmd.arg("--log-max-file").arg(n.to_string());
+    }
+    if l.log_compress {
+        cmd.arg("--log-compress");
     }
     if let Some(path) = &l.healthcheck {
         cmd.arg("--healthcheck").arg(path);

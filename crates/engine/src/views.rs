@@ -52,7 +52,11 @@ impl Engine {
             resolv_conf_path: Some(data.join("resolv.conf").display().to_string()),
             hostname_path: Some(data.join("hostname").display().to_string()),
             hosts_path: Some(data.join("hosts").display().to_string()),
-            log_path: Some(c.log_path.display().to_string()),
+            // As dockerd: the path of a json-file log only.
+            log_path: Some(match crate::logs::driver::driver_of(&c.host_config) {
+                crate::logs::driver::LOCAL | crate::logs::driver::NONE => String::new(),
+                _ => c.log_path.display().to_string(),
+            }),
             name: Some(format!("/{}", c.name)),
             restart_count: Some(c.restart_count as i64),
             driver: Some(self.images.store.backend().driver_name().to_string()),

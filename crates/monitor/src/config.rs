@@ -4,6 +4,8 @@
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 
+use crate::logfile::Format;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0} needs a value")]
@@ -19,6 +21,7 @@ pub enum ConfigError {
 /// Usage text, for errors.
 pub const USAGE: &str =
     "usage: berth-monitor --id ID --bundle DIR --runtime-root DIR --dir STATE_DIR --log FILE \
+[--log-driver json-file|local|none] [--log-compress] \
 [--log-max-size BYTES] [--log-max-file N] [--tty] [--stdin] [--stdin-once] [--ready-fd FD] \
 [--healthcheck FILE] [--runtime-path PATH [--runtime-arg ARG]...]";
 
@@ -31,6 +34,9 @@ pub struct Config {
     /// Holds `monitor.sock`, `monitor.pid`, `init.pid`, `exit.json`.
     pub dir: PathBuf,
     pub log: PathBuf,
+    /// The log driver's format (`--log-driver`, json-file when absent; `--log-compress` for
+    /// `local`).
+    pub log_format: Format,
     pub log_max_size: Option<u64>,
     pub log_max_file: u32,
     pub tty: bool,
@@ -52,6 +58,7 @@ impl Config {
             log_max_file: 1,
             ..Config::default()
         };
+        let mut compress = false;
         let (mut id, mut bundle, mut root, mut dir, mut log) = (None, None, None, None, None);
         let mut args = args.into_iter();
         while let Some(arg) = args.next() {
@@ -71,6 +78,20 @@ impl Config {
                 "--runtime-root" => root = Some(PathBuf::from(value()?)),
                 "--dir" => dir = Some(PathBuf::from(value()?)),
                 "--log" => log = Some(PathBuf::from(value()?)),
+                "--log-driver" => {
+                    cfg.log_format = match value()?.as_str() {
+                        "json-file" => Format::JsonFile,
+                        "local" => Format::Local { compress: false },
+                        "none" => Format::None,
+                        other => {
+                            return Err(ConfigError::BadValue {
+                                flag,
+                                value: other.to_string(),
+                            })
+                        }
+                    }
+                }
+                "--log-compress" => compress = true,
                 "--log-max-size" => cfg.log_max_size = Some(number(&flag, &value()?)?),
                 "--log-max-file" => cfg.log_max_file = number(&flag, &value()?)?,
                 "--ready-fd" => cfg.ready_fd = Some(number(&flag, &value()?)?),
@@ -82,6 +103,9 @@ impl Config {
                 "--stdin-once" => cfg.stdin_once = true,
                 _ => return Err(ConfigError::Unknown(arg)),
             }
+        }
+        if let Format::Local { compress: c } = &mut cfg.log_format {
+            *c = compress;
         }
         cfg.id = id.ok_or(ConfigError::Required("--id"))?;
         cfg.bundle = bundle.ok_or(ConfigError::Required("--bundle"))?;
@@ -130,6 +154,15 @@ mod tests {
         assert_eq!(cfg.log_max_file, 1);
         assert_eq!(cfg.ready_fd, Some(5));
         assert!(cfg.tty && !cfg.stdin);
+        assert_eq!(cfg.log_format, Format::JsonFile);
+        let local = format!("{args} --log-compress --log-driver local");
+        let cfg = Config::parse(local.split(' ').map(String::from)).unwrap();
+        assert_eq!(cfg.log_format, Format::Local { compress: true });
+        let none = format!("{args} --log-driver=none");
+        let cfg = Config::parse(none.split(' ').map(String::from)).unwrap();
+        assert_eq!(cfg.log_format, Format::None);
+        let bad = format!("{args} --log-driver=syslog");
+        assert!(Config::parse(bad.split(' ').map(String::from)).is_err());
         assert!(Config::parse(["--id".to_string()]).is_err());
         assert!(Config::parse(["--bogus".to_string()]).is_err());
         let args = "--id c1 --bundle /b --runtime-root /r --dir /d --log /l --runtime-path /usr/sbin/runc --runtime-arg=--debug --runtime-arg -x";

@@ -1,6 +1,6 @@
 //! `berth-monitor`: the small process that stays with one container (as conmon or containerd's
 //! shim do). It is the container init's parent and a child subreaper, holds the container's stdio
-//! (pipes, or a pty), writes the log in Docker's json-file format, serves attach, resize, exec,
+//! (pipes, or a pty), writes the log (Docker's json-file format, dockerd's `local` one, or none), serves attach, resize, exec,
 //! wait and state over `STATE_DIR/monitor.sock` ([`protocol`]), and records the exit status in
 //! `exit.json`, so that the daemon can be restarted, or die, while the container runs.
 //!
@@ -12,7 +12,8 @@ pub mod config;
 pub mod driver;
 pub mod exit;
 mod health;
-pub mod jsonlog;
+pub mod locallog;
+pub mod logfile;
 pub mod monitor;
 pub mod oci_cli;
 pub mod protocol;

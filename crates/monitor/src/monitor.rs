@@ -18,7 +18,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 
 use crate::config::Config;
 use crate::driver::{Driver, DriverError};
-use crate::jsonlog::{JsonLog, LogStream};
+use crate::logfile::{LogFile, LogStream};
 use crate::protocol::{self, ExitStatus};
 use crate::stdio::{self, StdioError};
 use crate::task::{self, Ended, Task};
@@ -48,7 +48,7 @@ pub enum MonitorError {
     #[error(transparent)]
     Stdio(#[from] StdioError),
     #[error(transparent)]
-    Log(#[from] crate::jsonlog::LogError),
+    Log(#[from] crate::logfile::LogError),
     /// The runtime's own message, passed through verbatim.
     #[error(transparent)]
     Runtime(#[from] berth_runtime::Error),
@@ -103,7 +103,7 @@ pub struct Monitor {
     pub(crate) runtime: Driver,
     signals: SignalFd,
     listener: UnixListener,
-    pub(crate) log: JsonLog,
+    pub(crate) log: LogFile,
     pub(crate) tasks: HashMap<u64, Task>,
     pub(crate) next_task: u64,
     pub(crate) clients: HashMap<u64, Client>,
@@ -291,7 +291,7 @@ impl Monitor {
             }
             None => None,
         };
-        let log = JsonLog::open(&cfg.log, cfg.log_max_size, cfg.log_max_file);
+        let log = LogFile::open(&cfg.log, cfg.log_max_size, cfg.log_max_file, cfg.log_format);
         let runtime = Driver::new(
             &cfg.runtime_root,
             cfg.foreign().as_ref(),
@@ -377,10 +377,16 @@ impl Monitor {
             }
             self.housekeeping();
         }
+        // A rotated log being compressed is finished before the monitor goes.
+        self.log.close();
         let _ = std::fs::remove_file(self.cfg.socket_path());
     }
 
     fn timeout(&self) -> Option<Duration> {
+        if self.log.busy() {
+            // A compression step after each look at the descriptors.
+            return Some(Duration::ZERO);
+        }
         let mut t: Option<Duration> = None;
         let mut min = |d: Duration| t = Some(t.map_or(d, |t| t.min(d)));
         if let Some(since) = self.idle_since {
@@ -705,6 +711,10 @@ impl Monitor {
     fn housekeeping(&mut self) {
         // The marker of log records lost on a full disk, once there is room again.
         self.log.retry(false);
+        if self.log.busy() {
+            self.log.work();
+            self.trimmer.touch();
+        }
         self.health_tick();
         let done: Vec<u64> = self
             .tasks

@@ -1,5 +1,6 @@
 //! `GET /containers/{id}/logs` and `attach?logs=1`: the json-file log the monitor writes
-//! (rotated files first, oldest first), streamed from disk in bounded memory.
+//! (rotated files first, oldest first), streamed from disk in bounded memory; a `local` log
+//! is read by [`local`] in the same way, a container with the `none` driver has none to read.
 //!
 //! One blocking thread per request reads the files through a fixed buffer ([`lines`]) and
 //! sends the response body in chunks of about [`CHUNK`] bytes on a channel of [`QUEUE`]
@@ -15,7 +16,10 @@
 //! stream and time; `since`, `until` and the stream selection then apply to those.
 
 mod backward;
+pub mod driver;
+mod frames;
 mod lines;
+mod local;
 pub mod record;
 mod seek;
 #[cfg(test)]
@@ -96,7 +100,21 @@ impl Engine {
         let engine = self.clone();
         let id = c.id.clone();
         let running = move || engine.containers.get(&id).is_ok_and(|c| c.is_running());
-        let rx = stream(c.log_path.clone(), c.tty(), o, Box::new(running));
+        let rx = match driver::driver_of(&c.host_config) {
+            // dockerd's `ErrReadLogsNotSupported`.
+            driver::NONE => {
+                return Err(crate::EngineError::NotImplemented(
+                    "configured logging driver does not support reading".into(),
+                ))
+            }
+            driver::LOCAL => local::stream(
+                driver::local_path(&self.data_dir(&c.id)),
+                c.tty(),
+                o,
+                Box::new(running),
+            ),
+            _ => stream(c.log_path.clone(), c.tty(), o, Box::new(running)),
+        };
         Ok((c.tty(), rx))
     }
 }
@@ -421,7 +439,18 @@ impl Out {
                 None => Some(std::borrow::Cow::Borrowed(time)),
             }
         };
-        let len = text.len() + stamp.as_ref().map_or(0, |s| s.len() + 1);
+        self.frame(stream, stamp.as_deref(), text.as_bytes(), false)
+    }
+
+    /// Sends `text` (and a newline with `newline`) of `stream`, after `stamp` and a space.
+    fn frame(
+        &mut self,
+        stream: Stream,
+        stamp: Option<&str>,
+        text: &[u8],
+        newline: bool,
+    ) -> std::result::Result<(), LogsError> {
+        let len = text.len() + usize::from(newline) + stamp.map_or(0, |s| s.len() + 1);
         if !self.buf.is_empty() && self.buf.len() + len + 8 > CHUNK {
             self.flush()?;
         }
@@ -432,7 +461,10 @@ impl Out {
             self.buf.extend_from_slice(s.as_bytes());
             self.buf.push(b' ');
         }
-        self.buf.extend_from_slice(text.as_bytes());
+        self.buf.extend_from_slice(text);
+        if newline {
+            self.buf.push(b'\n');
+        }
         if self.buf.len() >= CHUNK {
             self.flush()?;
         }

@@ -1,6 +1,10 @@
-//! The container log in Docker's json-file format: one JSON object per line of output,
-//! `{"log":"hi\n","stream":"stdout","time":"2026-11-22T21:00:00.123456789Z"}`, appended and
-//! written with one write(2) per record so that a follower sees it at once; rotated by size.
+//! The container log, in the format of its log driver ([`Format`]): Docker's json-file, one
+//! JSON object per line of output,
+//! `{"log":"hi\n","stream":"stdout","time":"2026-11-22T21:00:00.123456789Z"}`, or dockerd's
+//! `local` records ([`crate::locallog`]), or nothing at all (`none`). Records are appended
+//! and written with one write(2) each so that a follower sees them at once; rotated by size
+//! (`local`: the rotated files compressed a few milliseconds at a time between the monitor's
+//! other work, [`LogFile::work`]).
 //!
 //! Writing never stops the container: a record that cannot be written (a full disk, an I/O
 //! error) is counted and dropped, the output keeps being drained, and once writing works again
@@ -14,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
+
+use crate::locallog::{self, Compression, Entry};
 
 /// Docker splits lines longer than this into several records.
 pub const MAX_LINE: usize = 16 * 1024;
@@ -39,7 +45,7 @@ pub enum LogStream {
 }
 
 impl LogStream {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             LogStream::Stdout => "stdout",
             LogStream::Stderr => "stderr",
@@ -66,10 +72,30 @@ struct Lost {
     retry_at: Option<Instant>,
 }
 
+/// How records are written: the container's log driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// `json-file`.
+    #[default]
+    JsonFile,
+    /// `local`: rotated files gzip-compressed with `compress`.
+    Local { compress: bool },
+    /// `none`: nothing is written, no file made.
+    None,
+}
+
+/// A line of `local` records cut at [`MAX_LINE`]: its id and the ordinal of its next piece.
+#[derive(Debug, Clone)]
+struct Run {
+    id: String,
+    ordinal: i32,
+}
+
 /// The open log file, its rotation policy and the unfinished line of each stream.
 #[derive(Debug)]
-pub struct JsonLog {
+pub struct LogFile {
     path: PathBuf,
+    format: Format,
     /// `None` until (re)opened: the first open or the one after a rotation failed.
     file: Option<File>,
     size: u64,
@@ -78,8 +104,16 @@ pub struct JsonLog {
     partial: [Vec<u8>; 2],
     lost: Lost,
     /// The file ends with part of a record that could not be cut off: the next write starts
-    /// with a newline, leaving it a line of its own that readers skip.
+    /// with a newline, leaving it a line of its own that readers skip (`local`, whose records
+    /// have no separator to start again after: the file is rotated first).
     torn: bool,
+    /// `local`: per stream, the line being written in pieces.
+    runs: [Option<Run>; 2],
+    /// `local`: the time of the last record written (for a compressed file's header, where
+    /// readers find it again).
+    last_time: Option<SystemTime>,
+    /// `local`: the rotated file being compressed.
+    compression: Option<Compression>,
 }
 
 fn open(path: &Path) -> Result<File, LogError> {
@@ -111,7 +145,7 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_nanos(t).to_string()
 }
 
-/// One record as a line of the file.
+/// One record as a line of a json-file log.
 fn encode(stream: LogStream, line: &[u8], time: SystemTime) -> Vec<u8> {
     let text = String::from_utf8_lossy(line);
     let record = Record {
@@ -124,17 +158,65 @@ fn encode(stream: LogStream, line: &[u8], time: SystemTime) -> Vec<u8> {
     bytes
 }
 
-impl JsonLog {
+/// One `local` record of `line` (its newline, if it has one, ends the line: the record is
+/// whole, or the last piece of `run`; without one it is a piece, the first of a new run).
+/// Markers pass no run: they are whole lines of their own.
+fn encode_local(
+    stream: LogStream,
+    line: &[u8],
+    time: SystemTime,
+    run: Option<&mut Option<Run>>,
+) -> Vec<u8> {
+    let (text, ends) = match line.strip_suffix(b"\n") {
+        Some(text) => (text, true),
+        None => (line, false),
+    };
+    let time_nano = locallog::nanos(time);
+    let mut entry = Entry {
+        source: stream.name().as_bytes(),
+        time_nano,
+        line: text,
+        ..Entry::default()
+    };
+    let mut out = Vec::with_capacity(text.len() + 64);
+    let Some(run) = run else {
+        locallog::encode(&entry, &mut out);
+        return out;
+    };
+    if ends && run.is_none() {
+        locallog::encode(&entry, &mut out);
+        return out;
+    }
+    let piece = run.get_or_insert_with(|| Run {
+        id: format!("{:x}{:04x}", time_nano, stream as u8),
+        ordinal: 1,
+    });
+    entry.partial = true;
+    entry.last = ends;
+    entry.id = piece.id.as_bytes();
+    entry.ordinal = piece.ordinal;
+    locallog::encode(&entry, &mut out);
+    piece.ordinal += 1;
+    if ends {
+        *run = None;
+    }
+    out
+}
+
+impl LogFile {
     /// Opens (appends to) `path`. `max_file` counts the files kept in all, `path` included.
     /// A log that cannot be opened now is opened at the first record that can be written.
-    pub fn open(path: &Path, max_size: Option<u64>, max_file: u32) -> JsonLog {
-        let file = open(path).ok();
+    /// A compressed log's `LOG.1` left uncompressed (the monitor was killed while it
+    /// compressed it) is compressed again.
+    pub fn open(path: &Path, max_size: Option<u64>, max_file: u32, format: Format) -> LogFile {
+        let file = (format != Format::None).then(|| open(path).ok()).flatten();
         let size = file
             .as_ref()
             .and_then(|f| f.metadata().ok())
             .map_or(0, |m| m.len());
-        JsonLog {
+        let mut log = LogFile {
             path: path.to_path_buf(),
+            format,
             file,
             size,
             max_size,
@@ -142,12 +224,57 @@ impl JsonLog {
             partial: [Vec::new(), Vec::new()],
             lost: Lost::default(),
             torn: false,
+            runs: [None, None],
+            last_time: None,
+            compression: None,
+        };
+        let left = locallog::rotated(path, 1, false);
+        if log.compresses() && left.exists() {
+            log.compression = Compression::start(&left, None).ok();
+        }
+        log
+    }
+
+    fn compresses(&self) -> bool {
+        self.format == Format::Local { compress: true } && self.max_file > 1
+    }
+
+    /// Whether a rotated file is being compressed ([`LogFile::work`] has something to do).
+    pub fn busy(&self) -> bool {
+        self.compression.is_some()
+    }
+
+    /// Compresses the rotated file a little further (a few milliseconds' work).
+    pub fn work(&mut self) {
+        self.compress(Some(Compression::STEP));
+    }
+
+    /// Ends the compression under way (at the monitor's exit, or before another rotation).
+    pub fn close(&mut self) {
+        self.compress(None);
+    }
+
+    fn compress(&mut self, budget: Option<Duration>) {
+        let Some(job) = self.compression.as_mut() else {
+            return;
+        };
+        match job.step(budget) {
+            Ok(false) => {}
+            Ok(true) => self.compression = None,
+            Err(e) => {
+                // The rotated file stays as it is: readers read it uncompressed.
+                eprintln!("berth-monitor: compressing {job:?}: {e}");
+                self.compression = None;
+            }
         }
     }
 
     /// Output of `stream`: complete lines become records; the rest waits for its newline.
     /// Every record is tried; the error is the first of a run of lost records, once.
     pub fn write(&mut self, stream: LogStream, mut data: &[u8]) -> Result<(), LogError> {
+        if self.format == Format::None {
+            return Ok(());
+        }
         let mut first_error = None;
         while !data.is_empty() {
             let buf = &mut self.partial[stream as usize];
@@ -181,10 +308,13 @@ impl JsonLog {
     /// The end of `stream`: its unfinished line becomes a record of its own.
     pub fn finish(&mut self, stream: LogStream) -> Result<(), LogError> {
         let line = std::mem::take(&mut self.partial[stream as usize]);
-        if line.is_empty() {
-            return Ok(());
-        }
-        self.record(stream, &line)
+        let result = if line.is_empty() {
+            Ok(())
+        } else {
+            self.record(stream, &line)
+        };
+        self.runs[stream as usize] = None;
+        result
     }
 
     /// Records lost and not yet reported in the log.
@@ -192,7 +322,7 @@ impl JsonLog {
         self.lost.count
     }
 
-    /// How long until [`JsonLog::retry`] has something to do.
+    /// How long until [`LogFile::retry`] has something to do.
     pub fn retry_in(&self) -> Option<Duration> {
         (self.lost.count > 0).then(|| {
             self.lost.retry_at.map_or(Duration::ZERO, |t| {
@@ -221,7 +351,17 @@ impl JsonLog {
         } else {
             Ok(())
         }
-        .and_then(|()| self.append(&encode(stream, line, now)));
+        .and_then(|()| {
+            let bytes = match self.format {
+                Format::Local { .. } => {
+                    // A piece's place in its line counts whether or not it is written.
+                    let run = &mut self.runs[stream as usize];
+                    encode_local(stream, line, now, Some(run))
+                }
+                _ => encode(stream, line, now),
+            };
+            self.append(&bytes, now)
+        });
         let Err(e) = result else {
             return Ok(());
         };
@@ -250,18 +390,19 @@ impl JsonLog {
                 lost.count, lost.reason
             )
         };
-        self.append(&encode(
-            LogStream::Stderr,
-            text.as_bytes(),
-            SystemTime::now(),
-        ))?;
+        let now = SystemTime::now();
+        let bytes = match self.format {
+            Format::Local { .. } => encode_local(LogStream::Stderr, text.as_bytes(), now, None),
+            _ => encode(LogStream::Stderr, text.as_bytes(), now),
+        };
+        self.append(&bytes, now)?;
         self.lost = Lost::default();
         Ok(())
     }
 
     /// Appends one encoded record, rotating first if it would not fit. What a failed write
     /// left of it is cut off.
-    fn append(&mut self, bytes: &[u8]) -> Result<(), LogError> {
+    fn append(&mut self, bytes: &[u8], time: SystemTime) -> Result<(), LogError> {
         let err = |what, path: &Path| {
             let path = path.to_path_buf();
             move |source| LogError::Io { what, path, source }
@@ -272,6 +413,11 @@ impl JsonLog {
                 // to the current file, and the next one tries again.
                 let _ = self.rotate();
             }
+        }
+        if self.torn && matches!(self.format, Format::Local { .. }) {
+            // Records cannot be told apart after a torn one: the next goes to a new file.
+            self.rotate()?;
+            self.torn = false;
         }
         let file = match self.file.take() {
             Some(f) => f,
@@ -301,6 +447,7 @@ impl JsonLog {
             }
         }
         self.size += bytes.len() as u64;
+        self.last_time = Some(time);
         Ok(())
     }
 
@@ -326,7 +473,8 @@ impl JsonLog {
 
     /// LOG.(N-2) → LOG.(N-1), ..., LOG → LOG.1, and a new LOG; with one file, truncation.
     /// The shifts are skipped for missing files, so a rotation tried again after a failure
-    /// does not shift twice.
+    /// does not shift twice. A compressed log shifts `LOG.k.gz` (and a `LOG.k` left
+    /// uncompressed), and LOG.1 is then compressed to LOG.1.gz by [`LogFile::work`].
     fn rotate(&mut self) -> Result<(), LogError> {
         let err = |what, path: &Path| {
             let path = path.to_path_buf();
@@ -339,145 +487,44 @@ impl JsonLog {
             self.size = 0;
             return Ok(());
         }
-        let numbered = |n: u32| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{n}"));
-            PathBuf::from(p)
-        };
-        for n in (1..self.max_file - 1).rev() {
-            let from = numbered(n);
-            if from.exists() {
-                std::fs::rename(&from, numbered(n + 1)).map_err(err("rotating log", &from))?;
+        let compress = self.compresses();
+        // The file compressed since the last rotation is finished first (as dockerd does).
+        self.close();
+        let gz_too: &[bool] = if compress { &[false, true] } else { &[false] };
+        if compress {
+            for &gz in gz_too {
+                let oldest = locallog::rotated(&self.path, self.max_file - 1, gz);
+                if let Err(e) = std::fs::remove_file(&oldest) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        return Err(err("removing log", &oldest)(e));
+                    }
+                }
             }
         }
-        std::fs::rename(&self.path, numbered(1)).map_err(err("rotating log", &self.path))?;
+        for n in (1..self.max_file - 1).rev() {
+            for &gz in gz_too {
+                let from = locallog::rotated(&self.path, n, gz);
+                if from.exists() {
+                    std::fs::rename(&from, locallog::rotated(&self.path, n + 1, gz))
+                        .map_err(err("rotating log", &from))?;
+                }
+            }
+        }
+        let first = locallog::rotated(&self.path, 1, false);
+        std::fs::rename(&self.path, &first).map_err(err("rotating log", &self.path))?;
         self.file = None;
         self.size = 0;
+        if compress {
+            match Compression::start(&first, self.last_time) {
+                Ok(job) => self.compression = Some(job),
+                Err(e) => eprintln!("berth-monitor: compressing {}: {e}", first.display()),
+            }
+        }
         self.file = Some(open(&self.path)?);
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn records(path: &Path) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn lines_partials_and_long_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.log");
-        let mut log = JsonLog::open(&path, None, 1);
-        log.write(LogStream::Stdout, b"a\nb").unwrap();
-        log.write(LogStream::Stderr, b"e\n").unwrap();
-        log.write(LogStream::Stdout, b"c\nd").unwrap();
-        log.write(LogStream::Stdout, &vec![b'x'; MAX_LINE + 10])
-            .unwrap();
-        log.finish(LogStream::Stdout).unwrap();
-        let r = records(&path);
-        let logs: Vec<_> = r.iter().map(|v| v["log"].as_str().unwrap().len()).collect();
-        assert_eq!(r[0]["log"], "a\n");
-        assert_eq!(r[1]["stream"], "stderr");
-        assert_eq!(r[2]["log"], "bc\n");
-        assert_eq!(logs[3..], [MAX_LINE, 11]);
-        assert!(r[0]["time"].as_str().unwrap().ends_with('Z'));
-    }
-
-    /// A log whose file is `/dev/full` (every write fails with ENOSPC) until `restore`.
-    fn full(log: &mut JsonLog) -> Option<File> {
-        let dev_full = OpenOptions::new().append(true).open("/dev/full").unwrap();
-        log.file.replace(dev_full)
-    }
-
-    #[test]
-    fn lost_records_are_counted_and_marked_once_writing_works() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.log");
-        let mut log = JsonLog::open(&path, None, 1);
-        log.write(LogStream::Stdout, b"before\n").unwrap();
-        let real = full(&mut log);
-        // The first loss of a run is an error, once; every record is tried and counted.
-        let e = log
-            .write(LogStream::Stdout, b"lost 1\nlost 2\n")
-            .unwrap_err();
-        assert_eq!(reason(&e), "no space left on device");
-        log.write(LogStream::Stderr, b"lost 3\n").unwrap();
-        assert_eq!(log.lost(), 3);
-        assert!(log.retry_in().is_some());
-        log.retry(true);
-        assert_eq!(log.lost(), 3, "the marker cannot be written either");
-        log.file = real;
-        log.write(LogStream::Stdout, b"after\n").unwrap();
-        assert_eq!(log.lost(), 0);
-        assert!(log.retry_in().is_none());
-        let r = records(&path);
-        assert_eq!(r.len(), 3, "{r:?}");
-        assert_eq!(r[0]["log"], "before\n");
-        assert_eq!(r[1]["stream"], "stderr");
-        let marker = r[1]["log"].as_str().unwrap();
-        assert!(
-            marker.starts_with("berth: 3 log lines lost (no space left on device) from 20"),
-            "{marker}"
-        );
-        assert!(marker.ends_with("Z\n"), "{marker}");
-        assert_eq!(r[2]["log"], "after\n");
-    }
-
-    #[test]
-    fn the_marker_comes_without_new_output() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.log");
-        let mut log = JsonLog::open(&path, None, 1);
-        let real = full(&mut log);
-        assert!(log.write(LogStream::Stdout, b"lost\n").is_err());
-        log.file = real;
-        log.retry(false);
-        assert_eq!(log.lost(), 1, "not before RETRY");
-        log.retry(true);
-        assert_eq!(log.lost(), 0);
-        let r = records(&path);
-        assert_eq!(r.len(), 1);
-        assert!(r[0]["log"]
-            .as_str()
-            .unwrap()
-            .starts_with("berth: 1 log line lost (no space left on device) at "));
-    }
-
-    #[test]
-    fn a_log_that_cannot_be_opened_yet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("later").join("c.log");
-        let mut log = JsonLog::open(&path, None, 1);
-        assert!(log.write(LogStream::Stdout, b"lost\n").is_err());
-        std::fs::create_dir(dir.path().join("later")).unwrap();
-        log.write(LogStream::Stdout, b"kept\n").unwrap();
-        let r = records(&path);
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[1]["log"], "kept\n");
-    }
-
-    #[test]
-    fn rotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.log");
-        let mut log = JsonLog::open(&path, Some(200), 3);
-        for i in 0..20 {
-            log.write(LogStream::Stdout, format!("line {i}\n").as_bytes())
-                .unwrap();
-        }
-        let p1 = dir.path().join("c.log.1");
-        let p2 = dir.path().join("c.log.2");
-        assert!(p1.exists() && p2.exists() && !dir.path().join("c.log.3").exists());
-        for p in [&path, &p1, &p2] {
-            assert!(std::fs::metadata(p).unwrap().len() <= 200);
-        }
-        assert_eq!(records(&path).last().unwrap()["log"], "line 19\n");
-    }
-}
+#[path = "logfile_tests.rs"]
+mod tests;
