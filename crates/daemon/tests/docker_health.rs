@@ -146,12 +146,6 @@ fn a_check_turns_unhealthy_then_healthy_and_says_so_everywhere() {
         h["Log"][0]["Output"],
         "Health check exceeded timeout (200ms)"
     );
-    // The killed probes leave no process behind.
-    let top = d.ok(&["top", "slow"]);
-    assert!(
-        top.lines().filter(|l| l.contains("sleep 30")).count() <= 1,
-        "{top}"
-    );
     d.ok(&["rm", "-f", "web", "slow"]);
 }
 
