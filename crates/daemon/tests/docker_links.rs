@@ -117,6 +117,12 @@ fn links_on_the_default_bridge_are_dockerds() {
     ]);
     let links = d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web2"]);
     assert_eq!(links.trim(), r#"["/db:/web2/database"]"#);
+    // An exec gets the links' variables too, as the container's process did.
+    let env = d.ok(&["exec", "web2", "env"]);
+    assert!(
+        env.lines().any(|l| l == "DATABASE_NAME=/web2/database"),
+        "{env}"
+    );
     let names = d.ok(&[
         "ps",
         "--no-trunc",

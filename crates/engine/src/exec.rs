@@ -129,8 +129,12 @@ impl Engine {
             .unwrap_or_default();
         let user = users::resolve(&rootfs, &user_spec)?;
         let hostname = c.config.hostname.clone().unwrap_or_default();
+        // The links' variables first, as the container's process got them (dockerd's
+        // `CreateDaemonEnvironment`); a link gone since leaves them out.
+        let mut container_env = self.check_links(&c).unwrap_or_default();
+        container_env.extend(c.config.env.iter().flatten().cloned());
         let mut env = spec::environment(
-            c.config.env.as_deref().unwrap_or(&[]),
+            &container_env,
             cfg.env.as_deref().unwrap_or(&[]),
             &hostname,
             tty,

@@ -221,7 +221,7 @@ impl Engine {
 
     /// At start, before anything is made: the links' containers must be on the default
     /// bridge and running; returns the links' variables.
-    pub(super) fn check_links(&self, c: &Container) -> Result<Vec<String>> {
+    pub(crate) fn check_links(&self, c: &Container) -> Result<Vec<String>> {
         if !legacy_mode(&c.host_config) {
             return Ok(Vec::new());
         }
