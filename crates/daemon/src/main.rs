@@ -89,6 +89,10 @@ struct Flags {
     /// the one the data root was made with, else overlay2 where overlayfs works, else vfs.
     #[arg(short = 's', long)]
     storage_driver: Option<String>,
+    /// Where legacy plugins' sockets and spec files are looked for, instead of dockerd's
+    /// `/run/docker/plugins`, `/etc/docker/plugins` and `/usr/lib/docker/plugins` (tests).
+    #[arg(long, hide = true)]
+    plugins_dir: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -143,6 +147,7 @@ fn main() -> anyhow::Result<()> {
             None => None,
         },
         storage_driver,
+        plugins_dir: flags.plugins_dir.clone(),
     })?;
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.

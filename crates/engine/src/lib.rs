@@ -77,6 +77,9 @@ pub struct Config {
     /// The snapshotter (dockerd's `--storage-driver`); `Auto`: the one the data root has, else
     /// overlay where it works, else copies.
     pub storage_driver: berth_image::import::Backend,
+    /// Where legacy plugins are looked for (their sockets and spec files); none: dockerd's
+    /// `/run/docker/plugins`, `/etc/docker/plugins` and `/usr/lib/docker/plugins`.
+    pub plugins_dir: Option<PathBuf>,
 }
 
 /// The engine of one data root.
@@ -97,6 +100,8 @@ pub struct Engine {
     execs: exec::Execs,
     /// The last health state of the containers with a check (see `health`).
     health: Arc<Mutex<HashMap<String, berth_monitor::protocol::Health>>>,
+    /// The legacy plugins activated so far (volume drivers).
+    plugins: volumes::Registry,
     /// The networks, once berthd opened them ([`Engine::open_networks`]).
     net: network::NetSlot,
 }
@@ -156,6 +161,7 @@ impl Engine {
             execs: Arc::new(Mutex::new(HashMap::new())),
             health: Arc::default(),
             net: Arc::default(),
+            plugins: volumes::Registry::new(config.plugins_dir.as_deref()),
             config,
         })
     }
@@ -328,6 +334,7 @@ mod tests {
             certs_dir: data.path().join("certs"),
             builder_keep_storage: None,
             storage_driver: berth_image::import::Backend::Auto,
+            plugins_dir: None,
         })
         .expect("engine");
         for n in 0..10_000 {
