@@ -295,8 +295,9 @@ pub(crate) struct Listed {
 }
 
 impl Plugin {
-    /// Connects to `addr` and activates the plugin there.
-    async fn activate(name: &str, addr: &Address) -> Result<Plugin> {
+    /// Connects to `addr` and activates the plugin there (trying again while it refuses
+    /// connections when `retry`).
+    async fn activate(name: &str, addr: &Address, retry: bool) -> Result<Plugin> {
         let failed = |e: &dyn std::fmt::Display| PluginError::Transport {
             method: "Plugin.Activate".to_string(),
             message: e.to_string(),
@@ -338,7 +339,7 @@ impl Plugin {
             #[serde(default, rename = "Implements")]
             implements: Vec<String>,
         }
-        let manifest: Manifest = plugin.call("Plugin.Activate", None).await?;
+        let manifest: Manifest = plugin.call_with("Plugin.Activate", None, retry).await?;
         plugin.implements = manifest.implements;
         Ok(plugin)
     }
@@ -349,6 +350,15 @@ impl Plugin {
 
     /// `POST /METHOD` with `body`; the answer decoded, its `Err` an error.
     async fn call<T: DeserializeOwned>(&self, method: &str, body: Option<Value>) -> Result<T> {
+        self.call_with(method, body, true).await
+    }
+
+    async fn call_with<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        body: Option<Value>,
+        retry: bool,
+    ) -> Result<T> {
         let failed = |e: &dyn std::fmt::Display| PluginError::Transport {
             method: method.to_string(),
             message: e.to_string(),
@@ -369,7 +379,7 @@ impl Plugin {
                 .await;
             match sent {
                 Ok(answer) => break answer,
-                Err(e) if e.is_connect() && started.elapsed() + pause < RETRY_FOR => {
+                Err(e) if retry && e.is_connect() && started.elapsed() + pause < RETRY_FOR => {
                     tracing::warn!(plugin = %self.name, method, error = %e, "plugin unreachable, trying again");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
@@ -559,6 +569,16 @@ impl Registry {
 
     /// Plugin `name`, activated, if it implements `what`.
     pub(crate) async fn get(&self, name: &str, what: &str) -> Result<Arc<Plugin>> {
+        self.load(name, what, true).await
+    }
+
+    /// [`Registry::get`] for a plugin a scan found: one that refuses connections is given up
+    /// at once (as dockerd's `GetAll`), so that a stale socket does not hold up a listing.
+    pub(crate) async fn get_found(&self, name: &str, what: &str) -> Result<Arc<Plugin>> {
+        self.load(name, what, false).await
+    }
+
+    async fn load(&self, name: &str, what: &str, retry: bool) -> Result<Arc<Plugin>> {
         let plugin = match self.cached(name) {
             Some(p) => p,
             None => {
@@ -566,7 +586,7 @@ impl Registry {
                     .dirs
                     .find(name)?
                     .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
-                let plugin = Arc::new(Plugin::activate(name, &addr).await?);
+                let plugin = Arc::new(Plugin::activate(name, &addr, retry).await?);
                 self.active
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

@@ -148,7 +148,7 @@ impl Engine {
     /// probes its drivers.
     async fn probe_plugins(&self, name: &str) -> Option<(Arc<Plugin>, Listed)> {
         for driver in self.plugins.dirs().scan() {
-            let Ok(plugin) = self.plugins.get(&driver, VOLUME_DRIVER).await else {
+            let Ok(plugin) = self.plugins.get_found(&driver, VOLUME_DRIVER).await else {
                 continue;
             };
             if let Ok(Some(listed)) = plugin.get(name).await {
@@ -205,7 +205,12 @@ impl Engine {
         let mut seen: HashMap<String, String> = HashMap::new();
         for driver in drivers {
             let mine = recorded.remove(&driver).unwrap_or_default();
-            let listed = match self.plugins.get(&driver, VOLUME_DRIVER).await {
+            let plugin = if mine.is_empty() {
+                self.plugins.get_found(&driver, VOLUME_DRIVER).await
+            } else {
+                self.plugins.get(&driver, VOLUME_DRIVER).await
+            };
+            let listed = match plugin {
                 Ok(plugin) => match plugin.list().await {
                     Ok(listed) => Ok((plugin, listed)),
                     Err(e) => Err(format!("list {driver}: {e}")),
