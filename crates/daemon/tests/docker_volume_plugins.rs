@@ -394,6 +394,21 @@ fn plugin_volumes_are_made_mounted_listed_and_removed_by_their_plugin() {
             .trim(),
         "tplug"
     );
+    // An anonymous volume of the driver goes with its `--rm` container, through `Remove`.
+    d.ok(&[
+        "run",
+        "--rm",
+        "--volume-driver",
+        "tplug",
+        "-v",
+        "/anon",
+        "bb",
+        "touch",
+        "/anon/a",
+    ]);
+    let anon = plugin.calls("VolumeDriver.Create").last().unwrap()["Name"].clone();
+    assert_eq!(anon.as_str().unwrap().len(), 64, "{anon}");
+    assert!(plugin.wait_for("VolumeDriver.Remove", &json!({"Name": anon})));
     let info = d.ok(&["info", "-f", "{{json .Plugins.Volume}}"]);
     assert_eq!(info.trim(), r#"["local","tplug"]"#);
 

@@ -623,7 +623,13 @@ impl Engine {
         self.images
             .remove_snapshot_later(format!("container-{}", c.id));
         if volumes {
-            self.remove_anonymous_volumes(&c);
+            // A plugin's volume is removed through its plugin: off the async workers.
+            let (engine, gone) = (self.clone(), c.clone());
+            let removing =
+                tokio::task::spawn_blocking(move || engine.remove_anonymous_volumes(&gone));
+            if let Err(e) = removing.await {
+                tracing::warn!(container = %c.id, error = %e, "removing the anonymous volumes");
+            }
         }
         self.publish("destroy", &c, &[]);
         self.forget(&c.id, c.state.exit_code);
