@@ -106,6 +106,10 @@ struct Flags {
     /// An option of the default log driver, KEY=VALUE; repeatable.
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
+    /// Where legacy plugins' sockets and spec files are looked for, instead of dockerd's
+    /// `/run/docker/plugins`, `/etc/docker/plugins` and `/usr/lib/docker/plugins` (tests).
+    #[arg(long, hide = true)]
+    plugins_dir: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -164,6 +168,7 @@ fn main() -> anyhow::Result<()> {
         runtimes,
         default_runtime,
         default_log: default_log(&flags)?,
+        plugins_dir: flags.plugins_dir.clone(),
     })?;
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.

@@ -164,7 +164,7 @@ pub fn info(engine: &Engine) -> Resp {
             "Images": images,
             "Driver": driver,
             "DriverStatus": driver_status,
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+            "Plugins": {"Volume": engine.volume_drivers(), "Network": ["bridge", "host", "null"],
                         "Authorization": null, "Log": berth_engine::logs::driver::plugins()},
             "GenericResources": null, "KernelMemoryTCP": false,
             "MemoryLimit": true, "SwapLimit": true, "KernelMemory": false,

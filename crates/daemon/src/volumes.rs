@@ -18,9 +18,11 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
     let result = match route {
         Route::VolumeList => engine
             .volume_list(&filters)
+            .await
             .map(|l| json(StatusCode::OK, &l)),
         Route::VolumeInspect(name) => engine
             .volume_inspect(&name)
+            .await
             .map(|v| json(StatusCode::OK, &v)),
         Route::VolumeCreate => {
             let body: VolumeCreateRequest = match read_json(req.into_body()).await {
@@ -29,12 +31,14 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
             };
             engine
                 .volume_create(body)
+                .await
                 .map(|v| json(StatusCode::CREATED, &v))
         }
         Route::VolumeDelete(name) => {
             let force = q.get("force").is_some_and(|f| bool_value(f));
             engine
                 .volume_remove(&name, force)
+                .await
                 .map(|()| no_content(StatusCode::NO_CONTENT))
         }
         Route::VolumePrune => engine.prune_volumes(&filters).map(|(names, space)| {

@@ -87,6 +87,9 @@ pub struct Config {
     /// The log driver and options of containers that name none (dockerd's `--log-driver`,
     /// `--log-opt`).
     pub default_log: logs::driver::DefaultLog,
+    /// Where legacy plugins are looked for (their sockets and spec files); none: dockerd's
+    /// `/run/docker/plugins`, `/etc/docker/plugins` and `/usr/lib/docker/plugins`.
+    pub plugins_dir: Option<PathBuf>,
 }
 
 /// The engine of one data root.
@@ -107,6 +110,8 @@ pub struct Engine {
     execs: exec::Execs,
     /// The last health state of the containers with a check (see `health`).
     health: Arc<Mutex<HashMap<String, berth_monitor::protocol::Health>>>,
+    /// The legacy plugins activated so far (volume drivers).
+    plugins: volumes::Registry,
     /// The networks, once berthd opened them ([`Engine::open_networks`]).
     net: network::NetSlot,
 }
@@ -166,6 +171,7 @@ impl Engine {
             execs: Arc::new(Mutex::new(HashMap::new())),
             health: Arc::default(),
             net: Arc::default(),
+            plugins: volumes::Registry::new(config.plugins_dir.as_deref()),
             config,
         })
     }
@@ -341,6 +347,7 @@ mod tests {
             runtimes: Default::default(),
             default_runtime: DEFAULT_RUNTIME.into(),
             default_log: Default::default(),
+            plugins_dir: None,
         })
         .expect("engine");
         for n in 0..10_000 {

@@ -63,10 +63,10 @@ impl Engine {
         }
         // And its rootfs mount or network namespace file (made, not yet bound, when it died)
         // would be taken for this start's.
-        self.cleanup_after_exit(&c);
+        self.cleanup_after_exit(&c).await;
         if let Err(e) = self.start_inner(&c).await {
             self.disconnect_on_exit(&c.id).await;
-            self.cleanup_after_exit(&c);
+            self.cleanup_after_exit(&c).await;
             let before = c.state.status;
             let _ = self.containers.update_or_in_memory(&c.id, |c| {
                 c.state.status = before;
@@ -93,6 +93,8 @@ impl Engine {
         let _ = std::fs::remove_file(run_dir.join("exit.json"));
         let t0 = std::time::Instant::now();
         let sandbox = self.sandbox(c)?;
+        // Volume plugins mount theirs (unmounted by `cleanup_after_exit`, also on an error).
+        let plugin_volumes = self.mount_plugin_volumes(c).await?;
         // Mounts, a thread joined, files written: on a blocking thread, not an async worker.
         let sandbox = {
             let (engine, c, rootfs) = (self.clone(), c.clone(), rootfs.clone());
@@ -135,6 +137,7 @@ impl Engine {
             netns: sandbox.netns.as_deref(),
             volumes: &self.data_root().join("volumes"),
             subpaths: &run_dir.join("mounts"),
+            plugin_volumes: &plugin_volumes,
             cgroups_path: format!("/berth/{}", c.id),
             init: self.init_binary(c),
         };
@@ -343,7 +346,7 @@ impl Engine {
         };
         let c = updated.ok()?;
         self.disconnect_on_exit(&c.id).await;
-        self.cleanup_after_exit(&c);
+        self.cleanup_after_exit(&c).await;
         Some(c)
     }
 
@@ -393,9 +396,10 @@ impl Engine {
         });
     }
 
-    /// Unmounts the rootfs and the volume subpaths, and removes the network namespace of an
-    /// exited container.
-    fn cleanup_after_exit(&self, c: &Container) {
+    /// Unmounts the plugin volumes, the rootfs and the volume subpaths, and removes the network
+    /// namespace of an exited container.
+    async fn cleanup_after_exit(&self, c: &Container) {
+        self.unmount_plugin_volumes(c).await;
         let run_dir = self.run_dir(&c.id);
         let rootfs = run_dir.join("rootfs");
         crate::mounts::oci::release(&run_dir.join("mounts"));
@@ -620,7 +624,7 @@ impl Engine {
             tracing::warn!(container = %c.id, error = %e, "tear down");
         }
         self.disconnect_on_exit(&c.id).await;
-        self.cleanup_after_exit(&c);
+        self.cleanup_after_exit(&c).await;
         if let Ok(manifest) = c.image_manifest.parse() {
             let _ = self.images.store.metadata.remove_user(&manifest, &c.id);
         }
@@ -630,7 +634,13 @@ impl Engine {
         self.images
             .remove_snapshot_later(format!("container-{}", c.id));
         if volumes {
-            self.remove_anonymous_volumes(&c);
+            // A plugin's volume is removed through its plugin: off the async workers.
+            let (engine, gone) = (self.clone(), c.clone());
+            let removing =
+                tokio::task::spawn_blocking(move || engine.remove_anonymous_volumes(&gone));
+            if let Err(e) = removing.await {
+                tracing::warn!(container = %c.id, error = %e, "removing the anonymous volumes");
+            }
         }
         self.publish("destroy", &c, &[]);
         self.forget(&c.id, c.state.exit_code);
@@ -704,7 +714,7 @@ impl Engine {
         for c in self.containers.all() {
             if !c.is_running() {
                 // Mounts and namespace files of a run that ended while berthd was away.
-                self.cleanup_after_exit(&c);
+                self.cleanup_after_exit(&c).await;
             }
             if !c.is_running() && self.has_runtime_leftovers(&c.id).await {
                 // A start cut short by the daemon's death: a monitor and an init blocked before
@@ -715,7 +725,7 @@ impl Engine {
                     tracing::warn!(container = %c.id, error = %e, "tear down");
                 }
                 self.disconnect_on_exit(&c.id).await;
-                self.cleanup_after_exit(&c);
+                self.cleanup_after_exit(&c).await;
             }
             if !c.is_running() {
                 // As dockerd at start: `always` and `unless-stopped` containers that a user

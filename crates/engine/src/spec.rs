@@ -120,6 +120,8 @@ pub struct Paths<'a> {
     pub volumes: &'a Path,
     /// Where volume subpaths are bound before the runtime binds them in (`<run-dir>/mounts`).
     pub subpaths: &'a Path,
+    /// The mount points of the plugin volumes, by name, their plugins gave at this start.
+    pub plugin_volumes: &'a std::collections::HashMap<String, std::path::PathBuf>,
     pub cgroups_path: String,
     /// The init to bind at [`INIT_PATH`] and run as PID 1 (`--init`), from
     /// [`crate::Engine::init_binary`].
@@ -307,6 +309,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
             volumes: paths.volumes,
             rootfs: paths.rootfs,
             subpaths: paths.subpaths,
+            plugin_volumes: paths.plugin_volumes,
         },
     )?;
     let mut own_mounts = own.mounts;
@@ -794,6 +797,7 @@ mod tests {
             netns: None,
             volumes: dir.path(),
             subpaths: dir.path(),
+            plugin_volumes: &Default::default(),
             cgroups_path: "/berth/x".into(),
             init,
         };
@@ -831,6 +835,7 @@ mod tests {
             netns: None,
             volumes: dir.path(),
             subpaths: dir.path(),
+            plugin_volumes: &Default::default(),
             cgroups_path: String::new(),
             init: Some(&missing),
         };

@@ -226,6 +226,7 @@ fn container_config(body: &ContainerCreateBody) {
         subpaths: &root.join("mounts"),
         cgroups_path: "berth/fuzz".to_string(),
         init: None,
+        plugin_volumes: &Default::default(),
     };
     let argv: Vec<String> = config
         .entrypoint

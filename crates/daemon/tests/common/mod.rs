@@ -144,6 +144,12 @@ impl Daemon {
         d
     }
 
+    /// Where this berthd looks for legacy plugins (`<dir>/plugins`: `NAME.sock`, `NAME.spec`,
+    /// `NAME.json`), instead of dockerd's directories.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.dir.join("plugins")
+    }
+
     /// berthd's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("berthd runs").id()
@@ -174,6 +180,9 @@ impl Daemon {
             .arg("--nft-table")
             .arg(&self.table)
             .args(&self.args)
+            // Legacy plugins: the test's own (see `plugins_dir`), never the host's.
+            .arg("--plugins-dir")
+            .arg(self.plugins_dir())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

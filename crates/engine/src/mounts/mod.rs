@@ -321,13 +321,8 @@ pub(crate) fn mount_points(c: &Container, volumes: &Path) -> Vec<MountPoint> {
                         _ if p.mode.is_empty() => "z".to_string(),
                         _ => p.mode.clone(),
                     };
-                    let data = volumes.join(&p.source).join("_data");
-                    (
-                        some(p.source.clone()),
-                        data.display().to_string(),
-                        Some("local".to_string()),
-                        mode,
-                    )
+                    let (driver, source) = crate::volumes::mount_info(volumes, &p.source);
+                    (some(p.source.clone()), source, Some(driver), mode)
                 }
             };
             MountPoint {
@@ -354,14 +349,25 @@ impl Engine {
         hc: &HostConfig,
         image_config: &Value,
     ) -> Result<Vec<String>> {
-        let planned = plan(hc, &[], Check::Create)?;
+        let mut planned = plan(hc, &[], Check::Create)?;
+        // `--volume-driver` (`HostConfig.VolumeDriver`) is the driver of the `-v` volumes and
+        // the anonymous ones; a `--mount` names its own.
+        let default_driver = hc.volume_driver.clone().unwrap_or_default();
+        for p in planned.iter_mut() {
+            if p.kind == Kind::Volume && p.origin == Origin::Binds && p.driver.is_empty() {
+                p.driver = default_driver.clone();
+            }
+        }
         for p in planned.iter().filter(|p| p.kind == Kind::Volume) {
-            // In dockerd's order: the driver is looked up, then checks the name and options.
-            crate::volumes::check_driver(&p.driver)?;
+            // In dockerd's order: the driver is looked up, then checks the name and options
+            // (the local driver's; a plugin's are the plugin's).
+            self.check_volume_driver(&p.driver)?;
             if !p.source.is_empty() {
                 crate::volumes::check_name(&p.source)?;
             }
-            crate::volumes::check_options(&p.source, &p.driver_opts)?;
+            if p.driver.is_empty() || p.driver == "local" {
+                crate::volumes::check_options(&p.source, &p.driver_opts)?;
+            }
         }
         let covered: HashSet<&str> = planned
             .iter()
@@ -391,10 +397,13 @@ impl Engine {
                 )));
             }
         }
+        if !paths.is_empty() {
+            self.check_volume_driver(&default_driver)?;
+        }
         let mut made: Vec<String> = Vec::new();
         let result = (|| {
             for p in planned.iter().filter(|p| p.kind == Kind::Volume) {
-                let view = self.volume_create(VolumeCreateRequest {
+                let view = self.volume_create_now(VolumeCreateRequest {
                     name: (!p.source.is_empty()).then(|| p.source.clone()),
                     driver: Some(p.driver.clone()),
                     driver_opts: Some(p.driver_opts.clone()),
@@ -407,7 +416,10 @@ impl Engine {
                 }
             }
             for path in &paths {
-                let view = self.volume_create(VolumeCreateRequest::default())?;
+                let view = self.volume_create_now(VolumeCreateRequest {
+                    driver: Some(default_driver.clone()),
+                    ..Default::default()
+                })?;
                 let name = view["Name"].as_str().unwrap_or_default();
                 made.push(format!("{name}:{}", parse::clean(path)));
             }
@@ -416,7 +428,7 @@ impl Engine {
         if let Err(e) = result {
             for entry in &made {
                 if let Some((name, _)) = entry.split_once(':') {
-                    let _ = self.remove_volume_dir(name);
+                    let _ = self.remove_volume_now(name);
                 }
             }
             return Err(e);

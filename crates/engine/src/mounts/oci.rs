@@ -5,8 +5,8 @@
 //!   and `CreateMountpoint`, refused otherwise. A shared (slave) propagation needs a source on
 //!   a shared (shared or slave) mount of the host, and makes the container's root propagation
 //!   shared (rslave), as the kernel would otherwise not propagate anything;
-//! - volumes: their data directory (an empty one gets the image's files first, unless
-//!   `nocopy`), or with a `Subpath` the path inside it, opened beneath the volume
+//! - volumes: their data directory, or the mount point their plugin gave (an empty one gets
+//!   the image's files first, unless `nocopy`), or with a `Subpath` the path inside it, opened beneath the volume
 //!   (`openat2(RESOLVE_BENEATH)`, so no symlink leads out) and bound from that descriptor on a
 //!   private mount point under the container's run directory, which the runtime binds in: a
 //!   path swapped meanwhile cannot redirect the mount. [`release`] unmounts those at exit;
@@ -14,6 +14,7 @@
 //!
 //! A `--tmpfs` takes the place of a `Mounts` entry on the same target (dockerd skips it).
 
+use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +33,8 @@ pub(crate) struct Context<'a> {
     pub rootfs: &'a Path,
     /// Where subpath mounts are made (`<run-dir>/mounts`).
     pub subpaths: &'a Path,
+    /// The mount points of the plugin volumes, by name, their plugins gave at this start.
+    pub plugin_volumes: &'a HashMap<String, PathBuf>,
 }
 
 /// The OCI mounts of a container's own mounts, and the root propagation they need.
@@ -85,7 +88,11 @@ pub(crate) fn user_mounts(c: &Container, cx: &Context<'_>) -> Result<UserMounts>
                         p.destination
                     )));
                 }
-                let data = crate::volumes::source(cx.volumes, &p.source)?;
+                let plugin = cx.plugin_volumes.get(&p.source);
+                let data = match plugin {
+                    Some(mountpoint) => mountpoint.clone(),
+                    None => crate::volumes::source(cx.volumes, &p.source)?,
+                };
                 let source = match &p.subpath {
                     Some(sub) => {
                         let target = cx.subpaths.join(index.to_string());
@@ -93,13 +100,17 @@ pub(crate) fn user_mounts(c: &Container, cx: &Context<'_>) -> Result<UserMounts>
                         target
                     }
                     None => {
-                        if p.copy {
-                            crate::volumes::copy_up(
+                        match plugin {
+                            Some(_) if p.copy => {
+                                crate::volumes::copy_into(&data, cx.rootfs, &p.destination)?;
+                            }
+                            None if p.copy => crate::volumes::copy_up(
                                 cx.volumes,
                                 &p.source,
                                 cx.rootfs,
                                 &p.destination,
-                            )?;
+                            )?,
+                            _ => {}
                         }
                         data
                     }

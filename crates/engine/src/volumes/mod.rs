@@ -1,13 +1,20 @@
-//! Named volumes of the `local` driver: `<data-root>/volumes/<name>/_data`, and beside it
-//! `berth.json` with what `volume create` was given (labels, driver options, creation time).
-//! A volume first named by a container's `-v NAME:/path` or `--mount source=NAME` is made when
-//! that container is created (see [`crate::mounts`]), as Docker does.
+//! Named volumes. Each has a directory `<data-root>/volumes/<name>` with `berth.json`: what
+//! `volume create` was given (labels, driver options, creation time) and its driver.
 //!
-//! Driver options are the local driver's: `type=none,o=bind,device=DIR` makes a volume whose
-//! mounts use the host directory `DIR` (a "bind-backed" volume); other mount types are refused.
-//!
-//! As Docker's, an empty volume mounted where the image has files gets a copy of them first
-//! ([`copy_up`]; `-v NAME:/path:nocopy` and `--mount ...,volume-nocopy` skip it).
+//! - Volumes of the `local` driver keep their data beside it, in `_data`. A volume first named
+//!   by a container's `-v NAME:/path` or `--mount source=NAME` is made when that container is
+//!   created (see [`crate::mounts`]), as Docker does. Driver options are the local driver's:
+//!   `type=none,o=bind,device=DIR` makes a volume whose mounts use the host directory `DIR` (a
+//!   "bind-backed" volume); other mount types are refused. As Docker's, an empty volume mounted
+//!   where the image has files gets a copy of them first ([`copy_up`]; `-v NAME:/path:nocopy`
+//!   and `--mount ...,volume-nocopy` skip it).
+//! - Volumes of a plugin driver (`volume create --driver NAME`, `--volume-driver`,
+//!   `--mount volume-driver=`) are the plugin's ([`plugin`], dockerd's legacy plugin protocol;
+//!   [`plugin_volumes`]): the record says whose they are, so that they stay that driver's
+//!   after a restart.
+
+mod plugin;
+mod plugin_volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,10 +27,14 @@ use serde_json::{json, Value};
 use crate::container::Container;
 use crate::{Engine, EngineError, Result};
 
+pub(crate) use plugin::Registry;
+
 const META: &str = "berth.json";
 /// The label of volumes made without a name, the only ones `volume prune` removes unless
 /// given the `all` filter (API 1.42 on).
 const ANONYMOUS: &str = "com.docker.volume.anonymous";
+/// The driver of volumes that name none.
+const LOCAL: &str = "local";
 
 /// What `volume create` recorded.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -34,6 +45,27 @@ struct Meta {
     options: BTreeMap<String, String>,
     #[serde(default)]
     created: String,
+    /// The plugin whose volume it is; empty for the local driver.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    driver: String,
+    /// A plugin volume's mount point, as the plugin last said.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    mountpoint: String,
+}
+
+impl Meta {
+    fn driver(&self) -> &str {
+        if self.driver.is_empty() {
+            LOCAL
+        } else {
+            &self.driver
+        }
+    }
+}
+
+/// Whether `driver` names the local driver (as an empty one does).
+fn is_local(driver: &str) -> bool {
+    driver.is_empty() || driver == LOCAL
 }
 
 /// The volumes directory of a data root.
@@ -41,17 +73,34 @@ pub(crate) fn root(data_root: &Path) -> PathBuf {
     data_root.join("volumes")
 }
 
-/// The host directory that mounts of volume `name` use, made on first use: its `_data`, or
-/// the `device` of a bind-backed volume.
+/// The host directory that mounts of local volume `name` use, made on first use: its `_data`,
+/// or the `device` of a bind-backed volume. A plugin's volume has none: the plugin mounts it.
 pub(crate) fn source(volumes: &Path, name: &str) -> Result<PathBuf> {
     check_name(name)?;
     let meta = read_meta(volumes, name);
+    if !is_local(&meta.driver) {
+        return Err(EngineError::Internal(format!(
+            "volume {name} of driver {} is not mounted",
+            meta.driver
+        )));
+    }
     if let Some(device) = bind_device(&meta.options) {
         return Ok(PathBuf::from(device));
     }
     let data = volumes.join(name).join("_data");
     std::fs::create_dir_all(&data).map_err(|e| EngineError::internal("create volume", e))?;
     Ok(data)
+}
+
+/// The driver of volume `name` and the host path its mounts use, for views (no plugin is
+/// asked: a plugin volume's mount point is the one its plugin last gave).
+pub(crate) fn mount_info(volumes: &Path, name: &str) -> (String, String) {
+    let meta = read_meta(volumes, name);
+    if is_local(&meta.driver) {
+        let data = volumes.join(name).join("_data");
+        return (LOCAL.to_string(), data.display().to_string());
+    }
+    (meta.driver, meta.mountpoint)
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {
@@ -65,16 +114,6 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     }
     Err(EngineError::InvalidParameter(format!(
         "create {name}: \"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-    )))
-}
-
-/// The volume drivers Berth has: `local` (the default, also when empty).
-pub(crate) fn check_driver(driver: &str) -> Result<()> {
-    if driver.is_empty() || driver == "local" {
-        return Ok(());
-    }
-    Err(EngineError::NotFound(format!(
-        "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
     )))
 }
 
@@ -125,20 +164,35 @@ fn read_meta(volumes: &Path, name: &str) -> Meta {
         .unwrap_or_default()
 }
 
+/// Rewrites the record of an existing volume (through a temporary file, never half written).
+fn write_meta(volumes: &Path, name: &str, meta: &Meta) -> Result<()> {
+    let dir = volumes.join(name);
+    let tmp = dir.join(format!(".{META}.new"));
+    let text = serde_json::to_vec(meta).map_err(|e| EngineError::internal("encode", e))?;
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, dir.join(META)))
+        .map_err(|e| EngineError::internal("record volume", e))
+}
+
 /// Serializes copy-ups, so that two containers starting on one new volume do not both copy.
 static COPY_UP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Docker's first-mount copy: when volume `name`'s data directory is empty and `dst` in the
-/// container's root filesystem `rootfs` is a directory with entries, they are copied into it
-/// (owners, modes, extended attributes, times, hard links), and the data directory takes the
-/// directory's owner and mode. Not for bind-backed volumes (the host's directory is theirs).
-/// A symlink on the way to `dst` stops it: the copy never reads outside `rootfs`.
+/// Docker's first-mount copy into local volume `name` (see [`copy_into`]); not for
+/// bind-backed volumes (the host's directory is theirs).
 pub(crate) fn copy_up(volumes: &Path, name: &str, rootfs: &Path, dst: &str) -> Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     if bind_device(&read_meta(volumes, name).options).is_some() {
         return Ok(());
     }
-    let data = &volumes.join(name).join("_data");
+    copy_into(&volumes.join(name).join("_data"), rootfs, dst)
+}
+
+/// Docker's first-mount copy: when a volume's directory `data` is empty and `dst` in the
+/// container's root filesystem `rootfs` is a directory with entries, they are copied into it
+/// (owners, modes, extended attributes, times, hard links), and the data directory takes the
+/// directory's owner and mode. A symlink on the way to `dst` stops it: the copy never reads
+/// outside `rootfs`.
+pub(crate) fn copy_into(data: &Path, rootfs: &Path, dst: &str) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut source = rootfs.to_path_buf();
     for part in Path::new(dst).components() {
         match part {
@@ -178,6 +232,12 @@ pub(crate) fn copy_up(volumes: &Path, name: &str, rootfs: &Path, dst: &str) -> R
         .map_err(|e| failed(&e))
 }
 
+/// Which driver a `volume create` goes to.
+enum Target {
+    Local,
+    Plugin(String),
+}
+
 impl Engine {
     /// Removes the anonymous volumes of `c` (with `rm -v`, and `--rm`), unless another
     /// container uses them too.
@@ -193,18 +253,29 @@ impl Engine {
             if others {
                 continue;
             }
-            if let Err(e) = self.remove_volume_dir(name) {
+            if let Err(e) = self.remove_volume_now(name) {
                 tracing::warn!(volume = name, error = %e, "removing an anonymous volume");
-            } else {
-                self.volume_event("destroy", name);
             }
         }
+    }
+
+    /// Removes volume `name` from synchronous code (a plugin's through its `Remove`).
+    pub(crate) fn remove_volume_now(&self, name: &str) -> Result<()> {
+        let driver = read_meta(&self.volumes_dir(), name).driver;
+        if is_local(&driver) {
+            self.remove_volume_dir(name)?;
+            self.volume_event("destroy", name, LOCAL);
+            return Ok(());
+        }
+        plugin::wait(|| self.remove_plugin_volume(name, &driver, false))
+            .map_err(|e| EngineError::Internal(e.to_string()))?
     }
 
     fn volumes_dir(&self) -> PathBuf {
         root(self.data_root())
     }
 
+    /// The names of the recorded volumes, of every driver.
     fn volume_names(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.volumes_dir())
             .into_iter()
@@ -216,6 +287,15 @@ impl Engine {
             .collect();
         names.sort();
         names
+    }
+
+    /// The names of the local driver's volumes.
+    fn local_volume_names(&self) -> Vec<String> {
+        let dir = self.volumes_dir();
+        self.volume_names()
+            .into_iter()
+            .filter(|n| is_local(&read_meta(&dir, n).driver))
+            .collect()
     }
 
     /// Which containers mount each volume.
@@ -232,7 +312,7 @@ impl Engine {
         users
     }
 
-    /// Docker's JSON of volume `name`.
+    /// Docker's JSON of local volume `name`.
     fn volume_view(&self, name: &str) -> Value {
         let dir = self.volumes_dir().join(name);
         let meta = read_meta(&self.volumes_dir(), name);
@@ -246,7 +326,7 @@ impl Engine {
         };
         json!({
             "CreatedAt": created,
-            "Driver": "local",
+            "Driver": LOCAL,
             "Labels": meta.labels,
             "Mountpoint": dir.join("_data").display().to_string(),
             "Name": name,
@@ -255,12 +335,12 @@ impl Engine {
         })
     }
 
-    fn volume_event(&self, action: &str, name: &str) {
+    fn volume_event(&self, action: &str, name: &str, driver: &str) {
         self.events.publish(
             EventMessageTypeEnum::VOLUME,
             action,
             name,
-            [("driver".to_string(), "local".to_string())].into(),
+            [("driver".to_string(), driver.to_string())].into(),
         );
     }
 
@@ -268,12 +348,71 @@ impl Engine {
         crate::ids::valid_name(name) && self.volumes_dir().join(name).is_dir()
     }
 
+    /// The volume drivers: `local` and the volume plugins used so far (`/info`'s
+    /// `Plugins.Volume`).
+    pub fn volume_drivers(&self) -> Vec<String> {
+        let mut drivers = vec![LOCAL.to_string()];
+        drivers.extend(self.plugins.active(plugin::VOLUME_DRIVER));
+        drivers
+    }
+
+    /// Looks volume driver `driver` up (a plugin is found, not yet activated).
+    pub(crate) fn check_volume_driver(&self, driver: &str) -> Result<()> {
+        if is_local(driver) || self.plugins.exists(driver) {
+            return Ok(());
+        }
+        Err(not_found_plugin(driver))
+    }
+
+    /// Where a `volume create` of `req` goes: an existing volume to its driver (another driver
+    /// named is a conflict, as dockerd's), a new one to the driver named.
+    fn create_target(&self, req: &VolumeCreateRequest) -> Result<Target> {
+        let driver = req.driver.clone().unwrap_or_default();
+        self.check_volume_driver(&driver)?;
+        let name = req.name.as_deref().unwrap_or("");
+        if !name.is_empty() && self.volume_exists(name) {
+            let meta = read_meta(&self.volumes_dir(), name);
+            if !driver.is_empty() && meta.driver() != driver {
+                return Err(EngineError::Conflict(format!(
+                    "create {name}: driver '{}' already has volume '{name}': volume name must be unique",
+                    meta.driver()
+                )));
+            }
+            return Ok(if is_local(&meta.driver) {
+                Target::Local
+            } else {
+                Target::Plugin(meta.driver)
+            });
+        }
+        Ok(if is_local(&driver) {
+            Target::Local
+        } else {
+            Target::Plugin(driver)
+        })
+    }
+
     /// `POST /volumes/create`. An existing name gives the existing volume back, as Docker's.
-    pub fn volume_create(&self, req: VolumeCreateRequest) -> Result<Value> {
-        check_driver(&req.driver.unwrap_or_default())?;
+    pub async fn volume_create(&self, req: VolumeCreateRequest) -> Result<Value> {
+        match self.create_target(&req)? {
+            Target::Local => self.create_local_volume(req),
+            Target::Plugin(driver) => self.create_plugin_volume(&driver, req).await,
+        }
+    }
+
+    /// [`Engine::volume_create`] from synchronous code.
+    pub(crate) fn volume_create_now(&self, req: VolumeCreateRequest) -> Result<Value> {
+        match self.create_target(&req)? {
+            Target::Local => self.create_local_volume(req),
+            Target::Plugin(driver) => plugin::wait(|| self.create_plugin_volume(&driver, req))
+                .map_err(|e| EngineError::Internal(e.to_string()))?,
+        }
+    }
+
+    /// The new name of `req` (a random one, labelled anonymous, when it has none), checked.
+    fn new_volume_name(req: &VolumeCreateRequest) -> Result<(String, BTreeMap<String, String>)> {
         let mut labels: BTreeMap<String, String> =
-            req.labels.unwrap_or_default().into_iter().collect();
-        let name = match req.name.filter(|n| !n.is_empty()) {
+            req.labels.clone().unwrap_or_default().into_iter().collect();
+        let name = match req.name.clone().filter(|n| !n.is_empty()) {
             Some(n) => n,
             None => {
                 labels.insert(ANONYMOUS.to_string(), String::new());
@@ -281,6 +420,11 @@ impl Engine {
             }
         };
         check_name(&name)?;
+        Ok((name, labels))
+    }
+
+    fn create_local_volume(&self, req: VolumeCreateRequest) -> Result<Value> {
+        let (name, labels) = Engine::new_volume_name(&req)?;
         let options: BTreeMap<String, String> =
             req.driver_opts.unwrap_or_default().into_iter().collect();
         check_options(&name, &options)?;
@@ -291,66 +435,86 @@ impl Engine {
             labels,
             options,
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            ..Meta::default()
         };
-        // Made under a temporary name and renamed into place, so that a half-made volume is
-        // never listed.
-        let dir = self.volumes_dir();
-        let tmp = dir.join(format!(".new-{}", crate::ids::new_id()));
-        let made = std::fs::create_dir_all(tmp.join("_data"))
-            .and_then(|()| {
-                let text = serde_json::to_vec(&meta).map_err(std::io::Error::other)?;
-                std::fs::write(tmp.join(META), text)
-            })
-            .and_then(|()| std::fs::rename(&tmp, dir.join(&name)));
-        if let Err(e) = made {
-            let _ = std::fs::remove_dir_all(&tmp);
-            if self.volume_exists(&name) {
-                return Ok(self.volume_view(&name));
-            }
-            return Err(EngineError::internal("create volume", e));
+        if !self.record_volume(&name, &meta, true)? {
+            return Ok(self.volume_view(&name));
         }
-        self.volume_event("create", &name);
+        self.volume_event("create", &name, LOCAL);
         Ok(self.volume_view(&name))
     }
 
-    /// `GET /volumes/NAME`.
-    pub fn volume_inspect(&self, name: &str) -> Result<Value> {
-        if !self.volume_exists(name) {
-            return Err(no_such_volume(name));
+    /// Records new volume `name` (with a `_data` directory when `data`): made under a
+    /// temporary name and renamed into place, so that a half-made volume is never listed.
+    /// False when another request made it meanwhile.
+    fn record_volume(&self, name: &str, meta: &Meta, data: bool) -> Result<bool> {
+        let dir = self.volumes_dir();
+        let tmp = dir.join(format!(".new-{}", crate::ids::new_id()));
+        let inner = if data { tmp.join("_data") } else { tmp.clone() };
+        let made = std::fs::create_dir_all(inner)
+            .and_then(|()| {
+                let text = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+                std::fs::write(tmp.join(META), text)
+            })
+            .and_then(|()| std::fs::rename(&tmp, dir.join(name)));
+        if let Err(e) = made {
+            let _ = std::fs::remove_dir_all(&tmp);
+            if self.volume_exists(name) {
+                return Ok(false);
+            }
+            return Err(EngineError::internal("create volume", e));
         }
-        Ok(self.volume_view(name))
+        Ok(true)
     }
 
-    /// `GET /volumes`: with the `name`, `label`, `dangling` and `driver` filters.
-    pub fn volume_list(&self, filters: &Filters) -> Result<Value> {
+    /// `GET /volumes/NAME`.
+    pub async fn volume_inspect(&self, name: &str) -> Result<Value> {
+        if !self.volume_exists(name) {
+            return self.find_plugin_volume(name).await;
+        }
+        let meta = read_meta(&self.volumes_dir(), name);
+        if is_local(&meta.driver) {
+            return Ok(self.volume_view(name));
+        }
+        self.inspect_plugin_volume(name, meta).await
+    }
+
+    /// `GET /volumes`: the local volumes and those of the volume plugins, with the `name`,
+    /// `label`, `dangling` and `driver` filters.
+    pub async fn volume_list(&self, filters: &Filters) -> Result<Value> {
         let users = self.volume_users();
+        let mut all: Vec<Value> = self
+            .local_volume_names()
+            .iter()
+            .map(|n| self.volume_view(n))
+            .collect();
+        let (listed, warnings) = self.list_plugin_volumes().await;
+        all.extend(listed);
         let mut out = Vec::new();
-        for name in self.volume_names() {
-            let view = self.volume_view(&name);
+        for view in all {
+            let name = view["Name"].as_str().unwrap_or("");
             let names_ok = filters
                 .get("name")
                 .iter()
                 .all(|n| name.contains(n.as_str()));
             let labels_ok = filters.labels_match(|k| view["Labels"].get(k).and_then(Value::as_str));
-            let driver_ok = filters.get("driver").iter().all(|d| d == "local");
+            let driver = view["Driver"].as_str().unwrap_or("");
+            let driver_ok = filters.get("driver").iter().all(|d| d == driver);
             let dangling_ok = filters.get("dangling").iter().all(|d| {
                 let dangling = matches!(d.as_str(), "true" | "1");
-                dangling != users.contains_key(&name)
+                dangling != users.contains_key(name)
             });
             if names_ok && labels_ok && driver_ok && dangling_ok {
                 out.push(view);
             }
         }
-        Ok(json!({"Volumes": out, "Warnings": []}))
+        Ok(json!({"Volumes": out, "Warnings": warnings}))
     }
 
     /// `DELETE /volumes/NAME`: refused while a container (running or not) mounts it.
-    pub fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
+    pub async fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
         if !self.volume_exists(name) {
-            if force {
-                return Ok(());
-            }
-            return Err(no_such_volume(name));
+            return self.remove_unrecorded_volume(name, force).await;
         }
         if let Some(ids) = self.volume_users().get(name) {
             return Err(EngineError::Conflict(format!(
@@ -358,8 +522,12 @@ impl Engine {
                 ids.join(", ")
             )));
         }
+        let driver = read_meta(&self.volumes_dir(), name).driver;
+        if !is_local(&driver) {
+            return self.remove_plugin_volume(name, &driver, force).await;
+        }
         self.remove_volume_dir(name)?;
-        self.volume_event("destroy", name);
+        self.volume_event("destroy", name, LOCAL);
         Ok(())
     }
 
@@ -373,9 +541,9 @@ impl Engine {
         std::fs::remove_dir_all(&trash).map_err(|e| EngineError::internal("remove volume", e))
     }
 
-    /// `POST /volumes/prune`: removes the anonymous volumes no container mounts, or with the
-    /// `all` filter every unused one (and the `label` filter); returns their names and the
-    /// bytes freed.
+    /// `POST /volumes/prune`: removes the local driver's anonymous volumes no container
+    /// mounts, or with the `all` filter every unused one (and the `label` filter); returns
+    /// their names and the bytes freed.
     pub fn prune_volumes(&self, filters: &Filters) -> Result<(Vec<String>, u64)> {
         let users = self.volume_users();
         let all = filters
@@ -384,7 +552,7 @@ impl Engine {
             .any(|a| matches!(a.as_str(), "true" | "1"));
         let mut removed = Vec::new();
         let mut space = 0;
-        for name in self.volume_names() {
+        for name in self.local_volume_names() {
             if users.contains_key(&name) {
                 continue;
             }
@@ -398,17 +566,17 @@ impl Engine {
             let size = dir_size(&self.volumes_dir().join(&name));
             if self.remove_volume_dir(&name).is_ok() {
                 space += size;
-                self.volume_event("destroy", &name);
+                self.volume_event("destroy", &name, LOCAL);
                 removed.push(name);
             }
         }
         Ok((removed, space))
     }
 
-    /// The volumes with their size and how many containers mount them (`system df`).
+    /// The local volumes with their size and how many containers mount them (`system df`).
     pub(crate) fn volume_usage(&self) -> Vec<Value> {
         let users = self.volume_users();
-        self.volume_names()
+        self.local_volume_names()
             .into_iter()
             .map(|name| {
                 let mut view = self.volume_view(&name);
@@ -423,6 +591,13 @@ impl Engine {
 
 fn no_such_volume(name: &str) -> EngineError {
     EngineError::NotFound(format!("get {name}: no such volume"))
+}
+
+/// dockerd's error for a volume driver no plugin answers to.
+fn not_found_plugin(driver: &str) -> EngineError {
+    EngineError::NotFound(format!(
+        "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+    ))
 }
 
 /// The bytes under `dir` (files counted once per inode; not following symlinks).
