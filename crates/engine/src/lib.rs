@@ -34,6 +34,8 @@ pub mod mounts;
 pub mod netns;
 pub mod network;
 mod orphans;
+mod prune;
+mod restart;
 pub mod runtimes;
 pub mod seccomp;
 pub mod spec;

@@ -328,9 +328,9 @@ impl Engine {
                 exit.finished_at.clone()
             };
             // Its policy starts it again: `restarting` until then, as dockerd says.
-            if restart_wanted(c) {
+            if crate::restart::wanted(c) {
                 c.state.status = Status::Restarting;
-                c.restart_delay_ms = next_restart_delay(c);
+                c.restart_delay_ms = crate::restart::next_delay(c);
             }
         };
         let auto_remove = self
@@ -367,33 +367,6 @@ impl Engine {
         if c.is_restarting() {
             self.restart_later(id.to_string(), Duration::from_millis(c.restart_delay_ms));
         }
-    }
-
-    /// Starts a `restarting` container after `delay`, unless it was stopped or removed
-    /// meanwhile.
-    fn restart_later(&self, id: String, delay: Duration) {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let Ok(c) = engine.containers.get(&id) else {
-                return;
-            };
-            if c.manually_stopped || !c.is_restarting() {
-                return;
-            }
-            let _ = engine
-                .containers
-                .update_or_in_memory(&id, |c| c.restart_count += 1);
-            if let Err(e) = engine.start(&id).await {
-                tracing::warn!(container = %id, error = %e, "restart");
-                // It stays down, as dockerd leaves a container whose restart failed.
-                let _ = engine.containers.update_or_in_memory(&id, |c| {
-                    if c.is_restarting() {
-                        c.state.status = Status::Exited;
-                    }
-                });
-            }
-        });
     }
 
     /// Unmounts the plugin volumes, the rootfs and the volume subpaths, and removes the network
@@ -662,52 +635,6 @@ impl Engine {
         Ok(())
     }
 
-    /// `POST /containers/prune`: removes every stopped container; returns their ids.
-    /// With dockerd's filters (`until`, `label`, `label!`); the bytes reclaimed are those of
-    /// the writable layers removed.
-    pub async fn prune(&self, filters: &berth_api::query::Filters) -> Result<(Vec<String>, u64)> {
-        for key in filters.0.keys() {
-            if !matches!(key.as_str(), "until" | "label" | "label!") {
-                return Err(EngineError::InvalidParameter(format!(
-                    "invalid filter '{key}'"
-                )));
-            }
-        }
-        let until: Vec<i64> = filters
-            .get("until")
-            .iter()
-            .map(|v| {
-                crate::image_archive::parse_time(v).ok_or_else(|| {
-                    EngineError::InvalidParameter(format!("invalid until filter {v:?}"))
-                })
-            })
-            .collect::<Result<_>>()?;
-        let mut removed = Vec::new();
-        let mut reclaimed = 0;
-        for c in self.containers.all() {
-            let created = humantime::parse_rfc3339_weak(&c.created)
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs() as i64);
-            let labelled =
-                filters.labels_match(|k| c.config.labels.as_ref()?.get(k).map(String::as_str));
-            if c.is_running() || !labelled || !until.iter().all(|u| created < *u) {
-                continue;
-            }
-            let size = self
-                .images
-                .store
-                .snapshots
-                .upper_dir(&format!("container-{}", c.id))
-                .map_or(0, |p| crate::volumes::dir_size(&p));
-            if self.remove(&c.id, false).await.is_ok() {
-                removed.push(c.id);
-                reclaimed += size;
-            }
-        }
-        Ok((removed, reclaimed))
-    }
-
     /// After a daemon (re)start: containers whose monitor still runs are watched again; those
     /// that exited meanwhile get their real exit code from `exit.json`; restart policies apply.
     pub async fn reconcile(&self) {
@@ -830,43 +757,6 @@ fn is_mountpoint(path: &Path) -> bool {
     };
     use std::os::unix::fs::MetadataExt;
     meta.dev() != parent.dev() || meta.ino() == parent.ino()
-}
-
-/// Whether `c`'s restart policy starts it again after the exit just recorded in it.
-fn restart_wanted(c: &Container) -> bool {
-    if c.manually_stopped {
-        return false;
-    }
-    let Some(policy) = c.host_config.restart_policy.as_ref() else {
-        return false;
-    };
-    match policy.name {
-        Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => true,
-        Some(RestartPolicyNameEnum::ON_FAILURE) => {
-            let max = policy.maximum_retry_count.unwrap_or(0);
-            c.state.exit_code != 0 && (max == 0 || (c.restart_count as i64) < max)
-        }
-        _ => false,
-    }
-}
-
-/// dockerd's restart backoff: 100 ms after a run of 10 s or more (or the first time), else
-/// twice the last wait, at most a minute.
-fn next_restart_delay(c: &Container) -> u64 {
-    const FIRST: u64 = 100;
-    const MAX: u64 = 60_000;
-    let ran = |t: &str| humantime::parse_rfc3339_weak(t).ok();
-    let long_run = match (ran(&c.state.started_at), ran(&c.state.finished_at)) {
-        (Some(start), Some(end)) => end
-            .duration_since(start)
-            .is_ok_and(|d| d >= Duration::from_secs(10)),
-        _ => false,
-    };
-    if long_run || c.restart_delay_ms == 0 {
-        FIRST
-    } else {
-        (c.restart_delay_ms * 2).min(MAX)
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,136 @@
+//! Housekeeping through the docker CLI: `container prune` with dockerd's filters and the space
+//! it reports, `--storage-opt` refused, and `docker events` with each of dockerd's filters.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+mod common;
+
+use common::{skip, text, Daemon};
+
+/// `container prune` with dockerd's filters, and the space its writable layers held;
+/// `--storage-opt` refused as overlay2 without quotas refuses it.
+#[test]
+fn container_prune_filters_and_reports_the_space_it_freed() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&[
+        "run",
+        "--name",
+        "big",
+        "bb:local",
+        "dd",
+        "if=/dev/zero",
+        "of=/blob",
+        "bs=1024",
+        "count=2048",
+    ]);
+    d.ok(&[
+        "run", "--name", "kept", "--label", "keep=1", "bb:local", "true",
+    ]);
+    let out = d.ok(&["container", "prune", "-f", "--filter", "label!=keep"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    let reclaimed = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Total reclaimed space: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        reclaimed.ends_with("MB") && reclaimed.starts_with('2'),
+        "{out}"
+    );
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), "kept");
+    let out = d.docker(&["container", "prune", "-f", "--filter", "colour=red"]);
+    assert!(
+        text(&out).1.contains("invalid filter 'colour'"),
+        "{:?}",
+        text(&out)
+    );
+
+    let out = d.docker(&[
+        "run",
+        "--name",
+        "quota",
+        "--storage-opt",
+        "size=1G",
+        "bb:local",
+        "true",
+    ]);
+    assert!(
+        text(&out).1.contains(
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+        ),
+        "{:?}",
+        text(&out)
+    );
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), "kept", "nothing was created");
+}
+
+/// `docker events` with each of dockerd's filters, over image, volume, network and container
+/// events (image `tag`, `untag`, `delete`, `import` and `save` included).
+#[test]
+fn events_filter_as_dockerd_filters() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    d.busybox("bb:local");
+    d.ok(&["tag", "bb:local", "other:2"]);
+    d.ok(&["volume", "create", "evvol"]);
+    d.ok(&["network", "create", "evnet"]);
+    d.ok(&[
+        "run",
+        "--name",
+        "evc",
+        "--label",
+        "team=a",
+        "--network",
+        "evnet",
+        "bb:local",
+        "true",
+    ]);
+    let saved = d.dir.join("saved.tar");
+    d.ok(&["save", "-o", saved.to_str().unwrap(), "other:2"]);
+    d.ok(&["rmi", "other:2"]);
+    d.ok(&["rm", "evc"]);
+    d.ok(&["volume", "rm", "evvol"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = |filters: &[&str]| -> Vec<String> {
+        let mut args = vec!["events", "--since", &since, "--until", &until];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        args.extend(["--format", "{{.Type}} {{.Action}}"]);
+        d.ok(&args).lines().map(str::to_string).collect()
+    };
+    let images = events(&["type=image"]);
+    for action in ["image import", "image tag", "image save", "image untag"] {
+        assert!(images.iter().any(|l| l == action), "{action} in {images:?}");
+    }
+    assert_eq!(events(&["image=other:2", "event=tag"]), ["image tag"]);
+    assert_eq!(
+        events(&["volume=evvol"]),
+        ["volume create", "volume destroy"]
+    );
+    let net = events(&["network=evnet"]);
+    assert!(net.starts_with(&["network create".to_string()]), "{net:?}");
+    assert!(net.iter().any(|l| l == "network connect"), "{net:?}");
+    let labelled = events(&["label=team=a", "event=start"]);
+    assert_eq!(labelled, ["container start"]);
+    assert_eq!(events(&["container=evc", "event=die"]), ["container die"]);
+    assert!(events(&["container=nosuch"]).is_empty());
+    assert!(events(&["scope=swarm"]).is_empty());
+}
