@@ -309,18 +309,9 @@ fn attach_logs(
         Ok(c) => c.tty(),
         Err(e) => return engine_error(&e),
     };
-    let log = if logs {
-        let o = LogOptions {
-            stdout: opts.stdout,
-            stderr: opts.stderr,
-            ..LogOptions::default()
-        };
-        match engine.logs(id, o) {
-            Ok((_, rx)) => Some(rx),
-            Err(e) => return engine_error(&e),
-        }
-    } else {
-        None
+    let log = match attach_log(engine, id, opts, logs) {
+        Ok(log) => log,
+        Err(e) => return engine_error(&e),
     };
     let conn = req.extensions().get::<crate::hijack::Connection>().copied();
     let upgrade = hyper::upgrade::on(&mut req);
@@ -356,6 +347,25 @@ fn attach_logs(
         pump(client, monitor, detach, tty).await;
     });
     upgraded_response()
+}
+
+/// The log so far of an attach with `logs=1` (the streams it attaches), read as `GET .../logs`
+/// reads it; `None` without `logs`.
+fn attach_log(
+    engine: &Engine,
+    id: &str,
+    opts: AttachOptions,
+    logs: bool,
+) -> berth_engine::Result<Option<tokio::sync::mpsc::Receiver<Vec<u8>>>> {
+    if !logs {
+        return Ok(None);
+    }
+    let o = LogOptions {
+        stdout: opts.stdout,
+        stderr: opts.stderr,
+        ..LogOptions::default()
+    };
+    engine.logs(id, o).map(|(_, rx)| Some(rx))
 }
 
 /// `GET /containers/{id}/attach/ws`: the attach over a WebSocket, as dockerd has it: `logs`
@@ -401,18 +411,9 @@ fn attach_ws(
     let detach = opts
         .stdin
         .then(|| detach_keys(q.get("detachKeys").map(String::as_str)));
-    let log = if logs {
-        let o = LogOptions {
-            stdout: opts.stdout,
-            stderr: opts.stderr,
-            ..LogOptions::default()
-        };
-        match engine.logs(id, o) {
-            Ok((_, rx)) => Some(rx),
-            Err(e) => return engine_error(&e),
-        }
-    } else {
-        None
+    let log = match attach_log(engine, id, opts, logs) {
+        Ok(log) => log,
+        Err(e) => return engine_error(&e),
     };
     let upgrade = hyper::upgrade::on(&mut req);
     let engine = engine.clone();

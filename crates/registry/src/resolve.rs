@@ -100,20 +100,9 @@ pub async fn fetch_manifest(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    if resp
-        .content_length()
-        .is_some_and(|n| n > MANIFEST_MAX as u64)
-    {
-        return Err(ResolveError::TooLarge(tag_or_digest.to_string()));
-    }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(http_err(Method::GET, &path))?
-        .to_vec();
-    if bytes.len() > MANIFEST_MAX {
-        return Err(ResolveError::TooLarge(tag_or_digest.to_string()));
-    }
+    let bytes = read_bounded(resp, MANIFEST_MAX, &path)
+        .await?
+        .ok_or_else(|| ResolveError::TooLarge(tag_or_digest.to_string()))?;
     let digest = Digest::of(&bytes);
     if let Ok(expected) = tag_or_digest.parse::<Digest>() {
         if expected != digest {
@@ -128,6 +117,26 @@ pub async fn fetch_manifest(
         media_type,
         digest,
     })
+}
+
+/// The body of `resp`, read chunk by chunk up to `max` bytes; `None` when it is longer (said
+/// by its length, or found while reading: nothing past `max` is kept).
+pub(crate) async fn read_bounded(
+    mut resp: reqwest::Response,
+    max: usize,
+    path: &str,
+) -> Result<Option<Vec<u8>>, ClientError> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(http_err(Method::GET, path))? {
+        if bytes.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
 }
 
 /// Configs larger than this are refused.
@@ -153,17 +162,9 @@ pub async fn fetch_config(
     if !resp.status().is_success() {
         return Err(error_of(Method::GET, &path, resp).await.into());
     }
-    if resp.content_length().is_some_and(|n| n > CONFIG_MAX as u64) {
-        return Err(ResolveError::TooLarge(digest.to_string()));
-    }
-    let bytes = resp
-        .bytes()
-        .await
-        .map_err(http_err(Method::GET, &path))?
-        .to_vec();
-    if bytes.len() > CONFIG_MAX {
-        return Err(ResolveError::TooLarge(digest.to_string()));
-    }
+    let bytes = read_bounded(resp, CONFIG_MAX, &path)
+        .await?
+        .ok_or_else(|| ResolveError::TooLarge(digest.to_string()))?;
     let actual = Digest::of(&bytes);
     if &actual != digest {
         return Err(ResolveError::Digest {

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::client::{error_of, http_err, Access, Client, ClientError};
+use crate::client::{error_of, Access, Client, ClientError};
 
 /// Answers larger than this are refused.
 const ANSWER_MAX: usize = 4 << 20;
@@ -68,13 +68,9 @@ pub async fn search(
     if !resp.status().is_success() {
         return Err(error_of(Method::GET, &url, resp).await.into());
     }
-    if resp.content_length().is_some_and(|n| n > ANSWER_MAX as u64) {
+    let Some(bytes) = crate::resolve::read_bounded(resp, ANSWER_MAX, &url).await? else {
         return Err(SearchError::TooLarge { url });
-    }
-    let bytes = resp.bytes().await.map_err(http_err(Method::GET, &url))?;
-    if bytes.len() > ANSWER_MAX {
-        return Err(SearchError::TooLarge { url });
-    }
+    };
     let answer: Answer =
         serde_json::from_slice(&bytes).map_err(|source| SearchError::Json { url, source })?;
     Ok(answer.results)
