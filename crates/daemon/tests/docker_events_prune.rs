@@ -134,3 +134,108 @@ fn events_filter_as_dockerd_filters() {
     assert!(events(&["container=nosuch"]).is_empty());
     assert!(events(&["scope=swarm"]).is_empty());
 }
+
+/// dockerd's volume events around a container's run: `mount` at its start (with the
+/// container, target, driver, propagation and mode), `unmount` at its exit, `destroy` of its
+/// anonymous volume at `rm -v`, and one `prune` event (the bytes reclaimed) per `volume prune`.
+#[test]
+fn volume_events_follow_a_containers_mounts() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    d.busybox("bb:local");
+    d.ok(&["volume", "create", "mvol"]);
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "mv",
+        "-v",
+        "mvol:/data",
+        "-v",
+        "/anon",
+        "bb:local",
+        "sleep",
+        "100",
+    ]);
+    let id = id.trim().to_string();
+    let anon = d.ok(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}",
+        "mv",
+    ]);
+    let anon = anon.trim().to_string();
+    assert_eq!(anon.len(), 64, "{anon:?}");
+    d.ok(&["stop", "-t", "1", "mv"]);
+    d.ok(&["rm", "-v", "mv"]);
+    d.ok(&["volume", "prune", "-f"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = |filters: &[&str], format: &str| -> Vec<String> {
+        let mut args = vec!["events", "--since", &since, "--until", &until];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        args.extend(["--format", format]);
+        d.ok(&args).lines().map(str::to_string).collect()
+    };
+    let actions = "{{.Type}} {{.Action}}";
+    assert_eq!(
+        events(&["volume=mvol"], actions),
+        ["volume create", "volume mount", "volume unmount"]
+    );
+    assert_eq!(
+        events(&[&format!("volume={anon}")], actions),
+        [
+            "volume create",
+            "volume mount",
+            "volume unmount",
+            "volume destroy"
+        ]
+    );
+    let all = events(&["type=volume"], "{{.Action}} {{.Actor.ID}}");
+    assert_eq!(
+        all.iter().filter(|l| l.starts_with("mount ")).count(),
+        2,
+        "{all:?}"
+    );
+    assert_eq!(all.last().map(String::as_str), Some("prune "), "{all:?}");
+
+    let attributes = |filters: &[&str]| -> serde_json::Value {
+        let lines = events(filters, "{{json .Actor.Attributes}}");
+        assert_eq!(lines.len(), 1, "{filters:?}: {lines:?}");
+        serde_json::from_str(&lines[0]).unwrap()
+    };
+    assert_eq!(
+        attributes(&["volume=mvol", "event=mount"]),
+        serde_json::json!({
+            "container": id,
+            "destination": "/data",
+            "driver": "local",
+            "propagation": "",
+            "read/write": "true",
+        })
+    );
+    assert_eq!(
+        attributes(&["volume=mvol", "event=unmount"]),
+        serde_json::json!({"container": id, "driver": "local"})
+    );
+    let pruned = attributes(&["type=volume", "event=prune"]);
+    assert!(
+        pruned["reclaimed"]
+            .as_str()
+            .is_some_and(|r| r.parse::<u64>().is_ok()),
+        "{pruned}"
+    );
+}

@@ -64,8 +64,12 @@ impl Engine {
         // And its rootfs mount or network namespace file (made, not yet bound, when it died)
         // would be taken for this start's.
         self.cleanup_after_exit(&c).await;
-        if let Err(e) = self.start_inner(&c).await {
+        let mut mounted = false;
+        if let Err(e) = self.start_inner(&c, &mut mounted).await {
             self.disconnect_on_exit(&c.id).await;
+            if mounted {
+                self.publish_volume_unmounts(&c);
+            }
             self.cleanup_after_exit(&c).await;
             let before = c.state.status;
             let _ = self.containers.update_or_in_memory(&c.id, |c| {
@@ -85,7 +89,8 @@ impl Engine {
         Ok(())
     }
 
-    async fn start_inner(&self, c: &Container) -> Result<()> {
+    /// The start proper; `mounted` says once the volumes' `mount` events went out.
+    async fn start_inner(&self, c: &Container, mounted: &mut bool) -> Result<()> {
         let run_dir = self.run_dir(&c.id);
         let rootfs = run_dir.join("rootfs");
         std::fs::create_dir_all(&rootfs).map_err(|e| EngineError::internal("mkdir rootfs", e))?;
@@ -142,6 +147,10 @@ impl Engine {
             init: self.init_binary(c),
         };
         let config = spec::build(&sandbox.with_link_env(c), &image_config, &paths)?;
+        // Its mounts are set up: dockerd says so of each volume (`unmount` follows the exit,
+        // or a start that fails from here on).
+        self.publish_volume_mounts(c);
+        *mounted = true;
         let healthcheck = match crate::health::monitor_check(&c.config, config.process().as_ref())?
         {
             Some(check) => {
@@ -346,6 +355,7 @@ impl Engine {
         };
         let c = updated.ok()?;
         self.disconnect_on_exit(&c.id).await;
+        self.publish_volume_unmounts(&c);
         self.cleanup_after_exit(&c).await;
         Some(c)
     }

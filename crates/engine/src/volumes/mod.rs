@@ -13,6 +13,7 @@
 //!   [`plugin_volumes`]): the record says whose they are, so that they stay that driver's
 //!   after a restart.
 
+mod mount_events;
 mod plugin;
 mod plugin_volumes;
 
@@ -570,6 +571,13 @@ impl Engine {
                 removed.push(name);
             }
         }
+        // As dockerd's volume service: one `prune` event (no actor) with the bytes freed.
+        self.events.publish(
+            EventMessageTypeEnum::VOLUME,
+            "prune",
+            "",
+            [("reclaimed".to_string(), space.to_string())].into(),
+        );
         Ok((removed, space))
     }
 
