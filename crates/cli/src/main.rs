@@ -9,6 +9,7 @@ mod fmt;
 mod formatter;
 mod image;
 mod network;
+mod network_ipam;
 mod progress;
 mod shell;
 mod system;

@@ -49,6 +49,12 @@ pub struct CreateOpts {
     /// Allocate container ip from a sub-range
     #[arg(long = "ip-range")]
     ip_range: Vec<String>,
+    /// Auxiliary IPv4 or IPv6 addresses used by Network driver
+    #[arg(long = "aux-address")]
+    aux_address: Vec<String>,
+    /// Enable or disable IPv6 address assignment
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    ipv6: Option<bool>,
     /// Restrict external access to the network
     #[arg(long)]
     internal: bool,
@@ -116,6 +122,18 @@ pub struct ConnectOpts {
     /// IPv4 address (e.g., "172.30.100.104")
     #[arg(long)]
     ip: Option<String>,
+    /// IPv6 address (e.g., "2001:db8::33")
+    #[arg(long)]
+    ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long, value_parser = crate::container::validate_link)]
+    link: Vec<String>,
+    /// Add a link-local address for the container
+    #[arg(long = "link-local-ip")]
+    link_local_ip: Vec<String>,
+    /// driver options for the network
+    #[arg(long = "driver-opt", value_delimiter = ',')]
+    driver_opt: Vec<String>,
     network: String,
     container: String,
 }
@@ -161,15 +179,7 @@ pub async fn network(host: &str, cmd: &NetworkCmd) -> Result<i32> {
         NetworkCmd::Rm(o) => rm(&client, o).await,
         NetworkCmd::Prune(o) => prune(&client, o).await,
         NetworkCmd::Connect(o) => {
-            let settings = EndpointSettings {
-                aliases: Some(o.alias.clone()),
-                ipam_config: Some(EndpointIpamConfig {
-                    ipv4_address: o.ip.clone(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
-            let body = json!({"Container": o.container, "EndpointConfig": settings});
+            let body = json!({"Container": o.container, "EndpointConfig": endpoint(o)?});
             post(&client, &format!("/networks/{}/connect", o.network), &body).await?;
             Ok(0)
         }
@@ -201,26 +211,34 @@ async fn post(client: &Client, path: &str, body: &impl Serialize) -> Result<()> 
     Ok(())
 }
 
+/// The endpoint `network connect` asks for, from its flags.
+fn endpoint(o: &ConnectOpts) -> Result<EndpointSettings> {
+    let mut driver_opts = HashMap::new();
+    for opt in &o.driver_opt {
+        match opt.split_once('=') {
+            Some((k, v)) => driver_opts.insert(k.trim().to_string(), v.trim().to_string()),
+            None => anyhow::bail!("invalid key value pair format in driver options"),
+        };
+    }
+    Ok(EndpointSettings {
+        aliases: Some(o.alias.clone()),
+        links: (!o.link.is_empty()).then(|| o.link.clone()),
+        driver_opts: (!driver_opts.is_empty()).then_some(driver_opts),
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: o.ip.clone(),
+            ipv6_address: o.ip6.clone(),
+            link_local_ips: (!o.link_local_ip.is_empty()).then(|| o.link_local_ip.clone()),
+        }),
+        ..Default::default()
+    })
+}
+
 async fn create(client: &Client, o: &CreateOpts) -> Result<i32> {
-    let config: Vec<Value> = o
-        .subnet
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let mut c = json!({"Subnet": s});
-            if let Some(g) = o.gateway.get(i) {
-                c["Gateway"] = json!(g);
-            }
-            if let Some(r) = o.ip_range.get(i) {
-                c["IPRange"] = json!(r);
-            }
-            c
-        })
-        .collect();
+    let config = crate::network_ipam::config(&o.subnet, &o.ip_range, &o.gateway, &o.aux_address)?;
     let body = json!({
         "Name": o.name, "Driver": o.driver, "CheckDuplicate": true,
         "IPAM": {"Driver": "default", "Options": {}, "Config": config},
-        "Internal": o.internal, "Attachable": o.attachable,
+        "Internal": o.internal, "Attachable": o.attachable, "EnableIPv6": o.ipv6,
         "Options": kv_map(&o.opt), "Labels": kv_map(&o.label),
     });
     let v: Value = client

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use anyhow::{anyhow, bail, Result};
 use berth_api::client::{encode_query, Client};
 use berth_api::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, NetworkingConfig,
-    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, HostConfig, HostConfigLogConfig, NetworkingConfig, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use hyper::Method;
 
@@ -49,6 +49,18 @@ fn parse_restart(s: &str) -> Result<RestartPolicy> {
         name: Some(name),
         maximum_retry_count: max,
     })
+}
+
+/// `--storage-opt` values as the docker CLI reads them: each `KEY=VALUE`.
+fn storage_opts(items: &[String]) -> Result<HashMap<String, String>> {
+    let mut map = HashMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, v)) => map.insert(k.to_string(), v.to_string()),
+            None => bail!("invalid storage option"),
+        };
+    }
+    Ok(map)
 }
 
 fn parse_ulimit(s: &str) -> Result<ResourcesUlimits> {
@@ -198,30 +210,17 @@ fn build_create(o: &CreateOpts, detach: bool) -> Result<(serde_json::Value, Stri
         dns_search: Some(o.dns_search.clone()),
         dns_options: Some(o.dns_option.clone()),
         extra_hosts: (!o.add_host.is_empty()).then(|| o.add_host.clone()),
+        links: (!o.link.is_empty()).then(|| o.link.clone()),
+        runtime: o.runtime.clone(),
+        volume_driver: o.volume_driver.clone(),
+        storage_opt: (!o.storage_opt.is_empty())
+            .then(|| storage_opts(&o.storage_opt))
+            .transpose()?,
         ..Default::default()
     };
     let mut endpoints = HashMap::new();
-    if !o.network_alias.is_empty() || o.ip.is_some() {
-        if network == "default" || network == "bridge" {
-            bail!("network-scoped aliases are only supported for user-defined networks");
-        }
-        endpoints.insert(
-            network,
-            EndpointSettings {
-                aliases: (!o.network_alias.is_empty()).then(|| o.network_alias.clone()),
-                ipam_config: o
-                    .ip
-                    .as_ref()
-                    .map(|ip| berth_api::models::EndpointIpamConfig {
-                        ipv4_address: Some(ip.clone()),
-                        ..Default::default()
-                    }),
-                ..Default::default()
-            },
-        );
-    } else {
-        endpoints.insert(network, EndpointSettings::default());
-    }
+    let endpoint = super::netopts::endpoint(o, &network)?;
+    endpoints.insert(network, endpoint);
     let body = ContainerCreateBody {
         hostname: Some(o.hostname.clone().unwrap_or_default()),
         domainname: Some(String::new()),
@@ -256,6 +255,10 @@ fn build_create(o: &CreateOpts, detach: bool) -> Result<(serde_json::Value, Stri
         ..Default::default()
     };
     let mut body = serde_json::to_value(&body)?;
+    if let Some(mac) = &o.mac_address {
+        // `Config.MacAddress` (API < 1.44): the create models have no such field.
+        body["MacAddress"] = serde_json::Value::String(mac.clone());
+    }
     if !mounts.is_empty() {
         body["HostConfig"]["Mounts"] = serde_json::Value::Array(mounts);
     }

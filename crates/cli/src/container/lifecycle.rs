@@ -51,8 +51,10 @@ pub async fn rm(host: &str, o: &RmOpts) -> Result<i32> {
         q.push(("link", "1"));
     }
     let q = encode_query(&q);
-    // docker rm -f of a missing container is no error
+    // docker rm -f of a missing container is no error; a name loses its slashes at either end
+    // (`rm --link /web/db`) as the docker CLI's do.
     crate::batch::each(&client, &o.containers, o.force, |n| {
+        let n = n.trim_matches('/');
         (Method::DELETE, format!("/containers/{n}"), q.clone())
     })
     .await

@@ -12,6 +12,7 @@ mod lifecycle;
 mod logs;
 mod monitor;
 mod mount;
+mod netopts;
 mod ps;
 mod run;
 mod streams;
@@ -23,6 +24,7 @@ pub use inspect::inspect;
 pub use lifecycle::{kill, rename, rm, simple, stop, wait};
 pub use logs::logs;
 pub use monitor::{stats, top};
+pub(crate) use netopts::validate_link;
 pub use ps::{filters_query, ps};
 pub use run::{attach_cmd, run, start};
 
@@ -163,6 +165,27 @@ pub struct CreateOpts {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long)]
     ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long)]
+    ip6: Option<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip")]
+    link_local_ip: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Add link to another container
+    #[arg(long, value_parser = netopts::validate_link)]
+    link: Vec<String>,
+    /// Runtime to use for this container
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Optional volume driver for the container
+    #[arg(long = "volume-driver")]
+    volume_driver: Option<String>,
+    /// Storage driver options for the container
+    #[arg(long = "storage-opt")]
+    storage_opt: Vec<String>,
     /// Set custom DNS servers
     #[arg(long)]
     dns: Vec<String>,
