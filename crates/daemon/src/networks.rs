@@ -65,10 +65,16 @@ pub async fn handle(engine: &Engine, route: Route, req: Req) -> Resp {
                 .await
                 .map(|()| response(StatusCode::OK, None, empty()))
         }
-        Route::NetworkPrune => engine
-            .network_prune(&filters)
-            .await
-            .map(|names| json(StatusCode::OK, &json!({ "NetworksDeleted": names }))),
+        Route::NetworkPrune => engine.network_prune(&filters).await.map(|names| {
+            // dockerd's one `prune` event, no actor, no attributes.
+            engine.events.publish(
+                berth_api::models::EventMessageTypeEnum::NETWORK,
+                "prune",
+                "",
+                Default::default(),
+            );
+            json(StatusCode::OK, &json!({ "NetworksDeleted": names }))
+        }),
         _ => return error(StatusCode::NOT_FOUND, "page not found"),
     };
     result.unwrap_or_else(|e| engine_error(&e))

@@ -42,6 +42,31 @@ fn container_prune_filters_and_reports_the_space_it_freed() {
     );
     let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(left.trim(), "kept");
+    // dockerd's one `prune` event per prune, with the bytes freed (image and network prunes too).
+    d.ok(&["image", "prune", "-f"]);
+    d.ok(&["network", "prune", "-f"]);
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let pruned = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "event=prune",
+        "--format",
+        "{{.Type}} {{index .Actor.Attributes \"reclaimed\"}}",
+    ]);
+    let pruned: Vec<&str> = pruned.lines().collect();
+    assert_eq!(pruned.len(), 3, "{pruned:?}");
+    assert!(pruned[0].starts_with("container 2"), "{pruned:?}");
+    assert!(pruned[1].starts_with("image "), "{pruned:?}");
+    assert!(pruned[2].starts_with("network"), "{pruned:?}");
     let out = d.docker(&["container", "prune", "-f", "--filter", "colour=red"]);
     assert!(
         text(&out).1.contains("invalid filter 'colour'"),

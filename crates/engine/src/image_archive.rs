@@ -330,7 +330,7 @@ impl Engine {
                 out.push(("Deleted".to_string(), e.res.id.to_string()));
             }
         }
-        let reclaimed = gone
+        let reclaimed: u64 = gone
             .iter()
             .filter(|(d, _)| !keep.contains_key(*d))
             .map(|(_, s)| *s)
@@ -346,6 +346,13 @@ impl Engine {
                 HashMap::new(),
             );
         }
+        // dockerd's one `prune` event, no actor, with the bytes freed.
+        self.events.publish(
+            berth_api::models::EventMessageTypeEnum::IMAGE,
+            "prune",
+            "",
+            [("reclaimed".to_string(), reclaimed.to_string())].into(),
+        );
         Ok((out, reclaimed))
     }
 

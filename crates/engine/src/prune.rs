@@ -48,6 +48,13 @@ impl Engine {
                 reclaimed += size;
             }
         }
+        // dockerd's one `prune` event, no actor, with the bytes freed.
+        self.events.publish(
+            berth_api::models::EventMessageTypeEnum::CONTAINER,
+            "prune",
+            "",
+            [("reclaimed".to_string(), reclaimed.to_string())].into(),
+        );
         Ok((removed, reclaimed))
     }
 }
