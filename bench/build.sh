@@ -53,6 +53,7 @@ cleanup() {
   rm -rf "$tmp"
   ip link del bbuild0 2>/dev/null || true
   nft delete table ip berth_buildbench 2>/dev/null || true
+  nft delete table ip6 berth_buildbench 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

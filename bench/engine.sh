@@ -40,6 +40,7 @@ cleanup() {
   # berthd's default bridge and firewall table of this run.
   ip link del bbench0 2>/dev/null || true
   nft delete table ip berth_bench 2>/dev/null || true
+  nft delete table ip6 berth_bench 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

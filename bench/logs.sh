@@ -42,6 +42,7 @@ cleanup() {
   rm -rf "$tmp"
   ip link del blogs0 2>/dev/null || true
   nft delete table ip berth_logbench 2>/dev/null || true
+  nft delete table ip6 berth_logbench 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -122,6 +122,7 @@ cleanup() {
   ip link del "$B_BR" 2>/dev/null
   ip link del "$D_BR" 2>/dev/null
   nft delete table ip "$B_TABLE" 2>/dev/null
+  nft delete table ip6 "$B_TABLE" 2>/dev/null
   [ -d "$tmp/before" ] || { rm -rf "$tmp"; exit "$rc"; }
   if [ "$have_dockerd" = 1 ]; then
     undocker iptables

@@ -27,6 +27,7 @@ cleanup() {
   rm -rf "$tmp"
   ip link del brss0 2>/dev/null || true
   nft delete table ip berth_rss 2>/dev/null || true
+  nft delete table ip6 berth_rss 2>/dev/null || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -292,10 +292,13 @@ impl Drop for Daemon {
                     .stderr(Stdio::null())
                     .status();
             }
-            let _ = Command::new("nft")
-                .args(["delete", "table", "ip", &table])
-                .stderr(Stdio::null())
-                .status();
+            // berthd keeps an `ip6` table of the same name beside the `ip` one.
+            for family in ["ip", "ip6"] {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", family, &table])
+                    .stderr(Stdio::null())
+                    .status();
+            }
         }
         if let Some(dir) = self.dir.take() {
             unmount_under(&dir);
