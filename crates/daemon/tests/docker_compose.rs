@@ -166,9 +166,23 @@ fn a_service_waits_for_its_dependency_to_be_healthy() {
     d.busybox("bb:local");
     let dir = tempfile::tempdir().unwrap();
     let project = format!("h{}", std::process::id());
+    // A subnet of its own: the other test's daemon, started at the same time, would choose the
+    // same default pool for its project network (each daemon skips the routes it sees, and
+    // neither has made its bridge yet), and the host would route one's packets to the other.
+    let subnet = format!(
+        "10.{}.{}.0/24",
+        230 + std::process::id() % 20,
+        std::process::id() % 250
+    );
     std::fs::write(
         dir.path().join("docker-compose.yml"),
-        r#"version: "2.4"
+        format!(
+            r#"version: "2.4"
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: {subnet}
 services:
   db:
     image: bb:local
@@ -183,7 +197,8 @@ services:
     depends_on:
       db:
         condition: service_healthy
-"#,
+"#
+        ),
     )
     .unwrap();
     compose_ok(&d, dir.path(), &project, &["up", "-d"]);
