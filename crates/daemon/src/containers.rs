@@ -421,7 +421,10 @@ fn attach_ws(
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
         let (mut local, ours) = tokio::io::duplex(64 << 10);
-        let bridge = tokio::spawn(crate::websocket::bridge(TokioIo::new(upgraded), ours));
+        let bridge = tokio::spawn(berth_daemon::websocket::bridge(
+            TokioIo::new(upgraded),
+            ours,
+        ));
         if let Some(mut rx) = log {
             let mut raw = Deframer::new(!tty);
             while let Some(chunk) = rx.recv().await {
@@ -457,7 +460,7 @@ fn attach_ws(
     let h = resp.headers_mut();
     h.insert("Connection", HeaderValue::from_static("Upgrade"));
     h.insert("Upgrade", HeaderValue::from_static("websocket"));
-    if let Ok(v) = HeaderValue::from_str(&crate::websocket::accept_key(&key)) {
+    if let Ok(v) = HeaderValue::from_str(&berth_daemon::websocket::accept_key(&key)) {
         h.insert("Sec-WebSocket-Accept", v);
     }
     resp

@@ -16,7 +16,6 @@ mod networks;
 mod server;
 mod system;
 mod volumes;
-mod websocket;
 
 // The request line and body rules live in the library, where the fuzz targets reach them.
 use berth_daemon::route;

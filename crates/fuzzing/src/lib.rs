@@ -38,6 +38,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("logs", logs),
     ("dockerfile", dockerfile),
     ("context", context),
+    ("websocket", websocket),
 ];
 
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"];
@@ -432,15 +433,10 @@ pub fn monitor(data: &[u8]) {
 /// into a rotated file and the current one; the rest is the log.
 pub fn logs(data: &[u8]) {
     use berth_engine::logs::{stream, LogOptions};
-    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
-        std::sync::OnceLock::new();
     let Some((&flags, log)) = data.split_first() else {
         return;
     };
-    let Some(rt) = RUNTIME
-        .get_or_init(|| tokio::runtime::Builder::new_current_thread().build().ok())
-        .as_ref()
-    else {
+    let Some(rt) = runtime() else {
         return;
     };
     let Ok(dir) = tempfile::tempdir() else {
@@ -537,4 +533,31 @@ pub fn context(data: &[u8]) {
         vec![std::ffi::OsString::from("ctx")],
         "written outside the context"
     );
+}
+
+/// The WebSocket frames a client of `attach/ws` sends: read one after the other until the end
+/// or an error (a frame past the bound, an unmasked one); each read frame re-encoded (as the
+/// server frames its output) with its length right.
+pub fn websocket(data: &[u8]) {
+    use berth_daemon::websocket::{frame, read_frame, MAX_FRAME};
+    let Some(rt) = runtime() else {
+        return;
+    };
+    rt.block_on(async {
+        let mut r = data;
+        while let Ok(Some(f)) = read_frame(&mut r).await {
+            assert!(f.payload.len() as u64 <= MAX_FRAME);
+            let encoded = frame(f.opcode & 0x0F, &f.payload);
+            assert!(encoded.len() >= f.payload.len() + 2);
+        }
+    });
+}
+
+/// One current-thread tokio runtime for the targets that read through async readers.
+fn runtime() -> Option<&'static tokio::runtime::Runtime> {
+    static RUNTIME: std::sync::OnceLock<Option<tokio::runtime::Runtime>> =
+        std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| tokio::runtime::Builder::new_current_thread().build().ok())
+        .as_ref()
 }
