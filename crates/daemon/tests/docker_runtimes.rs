@@ -452,3 +452,54 @@ fn crun_runs_where_the_host_allows_it() {
     assert!(listed(&crun, &root).is_empty());
     assert_eq!(cgroup_dirs(&id), Vec::<PathBuf>::new());
 }
+
+/// A health check of a container on a foreign runtime: the monitor runs its probes through
+/// `runc exec`, as the in-process runtime's.
+#[test]
+fn health_checks_run_on_a_foreign_runtime() {
+    if skip() {
+        return;
+    }
+    let Some(runc) = binary("runc") else {
+        return;
+    };
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "checked",
+        "--runtime",
+        "runc",
+        "--health-cmd",
+        "test -e /tmp/ok && echo fine",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "1",
+        "bb:local",
+        "sleep",
+        "300",
+    ]);
+    let wait_status = |status: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let h = inspect(&d, "{{json .State.Health}}", "checked");
+            let h: serde_json::Value = serde_json::from_str(h.trim()).unwrap();
+            if h["Status"] == status {
+                return h;
+            }
+            assert!(Instant::now() < deadline, "never {status}: {h}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_status("unhealthy");
+    d.ok(&["exec", "checked", "sh", "-c", ">/tmp/ok"]);
+    let h = wait_status("healthy");
+    let last = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["ExitCode"], 0, "{h}");
+    assert_eq!(last["Output"], "fine\n", "{h}");
+    d.ok(&["rm", "-f", "checked"]);
+    assert!(listed(&runc, &runtime_root(&d, "runc")).is_empty());
+}
