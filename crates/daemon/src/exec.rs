@@ -91,7 +91,11 @@ pub async fn handle(engine: &Engine, route: Route, mut req: Req) -> Resp {
             Err(e) => engine_error(&e),
         },
         Route::ExecInspect(id) => match engine.exec_inspect(&id).await {
-            Ok(i) => json(StatusCode::OK, &i),
+            Ok(i) => {
+                let mut v = serde_json::to_value(&i).unwrap_or_default();
+                berth_engine::wire::exec_inspect(&mut v);
+                json(StatusCode::OK, &v)
+            }
             Err(e) => engine_error(&e),
         },
         _ => error(StatusCode::NOT_FOUND, "page not found"),

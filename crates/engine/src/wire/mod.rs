@@ -189,6 +189,11 @@ pub fn image_inspect(mut v: Value, extras: ImageExtras) -> Value {
     v
 }
 
+/// `GET /exec/{id}/json`: dockerd sends `ExitCode: null` while the exec runs.
+pub fn exec_inspect(v: &mut Value) {
+    fill(v, &json!({ "ExitCode": null }));
+}
+
 /// One entry of `GET /images/json` (and of `system df`'s images): API 1.43 still has
 /// `VirtualSize`, the same as `Size`.
 pub fn image_summary(v: &mut Value) {
