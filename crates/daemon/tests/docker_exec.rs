@@ -87,3 +87,56 @@ fn the_clients_detach_keys_stay_with_the_exec() {
     assert_eq!(exec["DetachKeys"], "ctrl-x,x", "{exec}");
     d.ok(&["rm", "-f", "box"]);
 }
+
+/// `docker exec -it` on a terminal detaches on the keys of the client's `config.json`
+/// (`detachKeys`): the CLI leaves with "read escape sequence", the exec's shell goes on.
+#[test]
+fn an_interactive_exec_detaches_on_the_clients_keys() {
+    if skip() {
+        return;
+    }
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "script(1) is missing (util-linux)"
+        );
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]);
+    let config = d.dir.join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.json"), r#"{"detachKeys": "ctrl-x,x"}"#).unwrap();
+    // The keys once the exec's shell runs (two `sh` in the container), then every second until
+    // the CLI is gone; script(1) gives the CLI a terminal. Bounded: 80 s for script, 90 for all.
+    let env = format!(
+        "DOCKER_HOST=unix://{} DOCKER_CONFIG={}",
+        d.socket.display(),
+        config.display()
+    );
+    let ready = format!(
+        "[ \"$({env} {docker} top box 2>/dev/null | grep -c ' sh$')\" -ge 1 ]",
+        docker = common::DOCKER
+    );
+    let shell = format!(
+        "(i=0; until {ready} || [ $i -ge 300 ]; do i=$((i+1)); sleep 0.1; done; sleep 1; \
+         for k in $(seq 1 20); do printf '\\030x'; sleep 1; done) \
+         | timeout 80 script -qec \"{env} {docker} exec -it box sh\" /dev/null",
+        docker = common::DOCKER
+    );
+    let out = berth_tests::run_with_timeout(
+        std::process::Command::new("sh").arg("-c").arg(shell),
+        std::time::Duration::from_secs(90),
+    );
+    // The docker CLI 28 returns the escape as its error: "read escape sequence", status 1.
+    assert!(out.stdout.contains("read escape sequence"), "{out:?}");
+    // The exec's shell is still there.
+    let top = d.ok(&["top", "box"]);
+    assert!(top.lines().any(|l| l.ends_with(" sh")), "{top}");
+    d.ok(&["rm", "-f", "box"]);
+}
