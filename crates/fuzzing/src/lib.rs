@@ -39,6 +39,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dockerfile", dockerfile),
     ("context", context),
     ("websocket", websocket),
+    ("local_log", local_log),
 ];
 
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"];
@@ -464,6 +465,64 @@ pub fn logs(data: &[u8]) {
     };
     let tty = flags & 32 != 0;
     let mut rx = rt.block_on(async { stream(path, tty, o, Box::new(|| false)) });
+    while rx.blocking_recv().is_some() {}
+}
+
+/// A `local` log as `docker logs` reads it (a torn or corrupted file is what a killed monitor
+/// or a full disk leaves): the first byte picks the options as for [`logs`], bit 64 splits the
+/// rest into a rotated file and the current one, and bit 32 (a tty otherwise) gzips the
+/// rotated one.
+pub fn local_log(data: &[u8]) {
+    use berth_engine::logs::{stream_local, LogOptions};
+    let Some((&flags, log)) = data.split_first() else {
+        return;
+    };
+    let Some(rt) = runtime() else {
+        return;
+    };
+    let Ok(dir) = tempfile::tempdir() else {
+        return;
+    };
+    let path = dir.path().join("container.log");
+    let (older, newer) = if flags & 64 != 0 {
+        log.split_at(log.len() / 2)
+    } else {
+        (&[][..], log)
+    };
+    let gz = flags & 32 != 0;
+    let older = if gz && !older.is_empty() {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        if e.write_all(older).is_err() {
+            return;
+        }
+        let Ok(bytes) = e.finish() else {
+            return;
+        };
+        bytes
+    } else {
+        older.to_vec()
+    };
+    let rotated = dir.path().join(if gz {
+        "container.log.1.gz"
+    } else {
+        "container.log.1"
+    });
+    if std::fs::write(&path, newer).is_err()
+        || (!older.is_empty() && std::fs::write(rotated, &older).is_err())
+    {
+        return;
+    }
+    let o = LogOptions {
+        stdout: flags & 1 != 0,
+        stderr: flags & 2 != 0,
+        follow: false,
+        since: (flags & 4 != 0).then_some(1_700_000_000_000_000_000),
+        until: (flags & 8 != 0).then_some(1_700_000_000_500_000_000),
+        tail: (flags & 16 != 0).then_some(usize::from(flags >> 6 & 3)),
+        timestamps: flags & 128 != 0,
+    };
+    let mut rx = rt.block_on(async { stream_local(path, false, o, Box::new(|| false)) });
     while rx.blocking_recv().is_some() {}
 }
 

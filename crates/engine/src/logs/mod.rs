@@ -119,6 +119,10 @@ impl Engine {
     }
 }
 
+/// Reads a `local` log (`container.log` and its rotated `.N` / `.N.gz` files) as
+/// [`stream`] reads a json-file one (public for the fuzz target).
+pub use local::stream as stream_local;
+
 /// Whether the writer of the log still runs (a follower stops after it does).
 pub type Running = Box<dyn Fn() -> bool + Send>;
 
