@@ -25,9 +25,7 @@ use tokio::sync::mpsc;
 
 use super::frames::{self, Frames};
 use super::record::{self, Nanos};
-use super::{
-    io_err, now, Flow, LogOptions, LogsError, Out, Running, CHUNK, MAX_FILES, POLL, QUEUE,
-};
+use super::{io_err, now, Flow, LogOptions, LogsError, Out, Running, MAX_FILES, POLL, QUEUE};
 
 /// Reads the `local` log at `path` on a blocking thread (as [`super::stream`] does a
 /// json-file one).
@@ -39,20 +37,12 @@ pub fn stream(
 ) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut reader = Reader {
-        out: Out {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-            tty,
-            timestamps: o.timestamps,
-        },
+        out: Out::new(tx, tty, o.timestamps),
         path,
         o,
         running,
     };
-    tokio::task::spawn_blocking(move || match reader.run() {
-        Ok(()) | Err(LogsError::Gone) => {}
-        Err(e) => tracing::warn!(error = %e, "reading a container log"),
-    });
+    super::spawn_reader(move || reader.run());
     rx
 }
 

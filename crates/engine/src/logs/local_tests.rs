@@ -87,7 +87,11 @@ fn read_with(path: &Path, tty: bool, o: LogOptions, running: Running) -> Vec<u8>
     let t = std::thread::spawn(move || reader.run());
     let mut out = Vec::new();
     while let Some(chunk) = rx.blocking_recv() {
-        assert!(chunk.len() <= CHUNK + 64, "chunk of {}", chunk.len());
+        assert!(
+            chunk.len() <= super::super::CHUNK + 64,
+            "chunk of {}",
+            chunk.len()
+        );
         out.extend_from_slice(&chunk);
     }
     t.join().unwrap().unwrap();

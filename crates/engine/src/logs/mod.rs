@@ -136,21 +136,21 @@ pub fn stream(
 ) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel(QUEUE);
     let mut reader = Reader {
-        out: Out {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-            tty,
-            timestamps: o.timestamps,
-        },
+        out: Out::new(tx, tty, o.timestamps),
         path,
         o,
         running,
     };
-    tokio::task::spawn_blocking(move || match reader.run() {
+    spawn_reader(move || reader.run());
+    rx
+}
+
+/// Runs a log reader on a blocking thread; a failure is logged (a client gone is none).
+fn spawn_reader(run: impl FnOnce() -> std::result::Result<(), LogsError> + Send + 'static) {
+    tokio::task::spawn_blocking(move || match run() {
         Ok(()) | Err(LogsError::Gone) => {}
         Err(e) => tracing::warn!(error = %e, "reading a container log"),
     });
-    rx
 }
 
 /// One file of the log, opened before any is read (a rotation meanwhile renames the paths,
@@ -423,6 +423,17 @@ struct Out {
     buf: Vec<u8>,
     tty: bool,
     timestamps: bool,
+}
+
+impl Out {
+    fn new(tx: mpsc::Sender<Vec<u8>>, tty: bool, timestamps: bool) -> Out {
+        Out {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+            tty,
+            timestamps,
+        }
+    }
 }
 
 impl Out {
