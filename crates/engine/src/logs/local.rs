@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::frames::{self, Frames};
 use super::record::{self, Nanos};
+use super::rotation;
 use super::{io_err, now, Flow, LogOptions, LogsError, Out, Running, MAX_FILES, POLL, QUEUE};
 
 /// Reads the `local` log at `path` on a blocking thread (as [`super::stream`] does a
@@ -353,73 +354,38 @@ impl Reader {
 /// A rotated file of the log: open, compressed or not, its path.
 type Rotated = (File, bool, PathBuf);
 
-/// The files rotated after `old` and before `new`, newest first. The slots are looked at
-/// until two looks agree (a rotation meanwhile renames files from one slot to the next), so
-/// that none is skipped or repeated; an old file not found is looked for a few times more
-/// before it is taken to be gone.
-fn rotated_after(log: &Path, old: &Frames, new: Option<&Frames>) -> Vec<Rotated> {
-    let ids = |files: &Option<Vec<Rotated>>| -> Option<Vec<(u64, u64)>> {
-        files.as_ref().map(|files| {
-            files
-                .iter()
-                .filter_map(|(f, _, _)| f.metadata().ok().map(|m| (m.dev(), m.ino())))
-                .collect()
-        })
-    };
-    // The time of the new file's last record, if it was rotated and compressed too.
-    let new_last = new.and_then(Frames::last_record_time);
-    let mut files = look(log, old, new, new_last);
-    for _ in 0..20 {
-        let again = look(log, old, new, new_last);
-        if again.is_some() && ids(&again) == ids(&files) {
-            return again.unwrap_or_default();
-        }
-        if again.is_none() && files.is_none() {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        files = again;
-    }
-    files.unwrap_or_default()
-}
-
-/// One look at the slots `LOG.1`...: the files up to the old one but the new one; `None` if
-/// the old one is not there (rotated out of the kept files: nothing tells what followed it).
+/// The files rotated after `old` and before `new`, newest first ([`rotation::rotated_after`]).
 /// The old file is `LOG.k` (its inode) or, once compressed, `LOG.k.gz` (the time of its last
-/// record, in the gzip header); so is the new one. One missing slot is passed over (the one
-/// a rotation is renaming).
-fn look(
-    log: &Path,
-    old: &Frames,
-    new: Option<&Frames>,
-    new_last: Option<Nanos>,
-) -> Option<Vec<Rotated>> {
-    let mut newer = Vec::new();
-    let mut missing = 0;
-    for k in 1..=MAX_FILES {
-        let Some((file, gz, p)) = open_slot(log, k) else {
-            missing += 1;
-            if missing == 2 {
-                break;
-            }
-            continue;
-        };
-        missing = 0;
-        let Ok(m) = file.metadata() else { continue };
-        let is = |frames: Option<&Frames>, last: Option<Nanos>| {
-            if gz {
-                last.is_some() && frames::gz_last_time(&file) == last
+/// record, in the gzip header); so is the new one.
+fn rotated_after(log: &Path, old: &Frames, new: Option<&Frames>) -> Vec<Rotated> {
+    let old_last = old.last_time.map(Nanos::from);
+    let is =
+        |(file, gz, _): &Rotated, frames: Option<&Frames>, last: &dyn Fn() -> Option<Nanos>| {
+            if *gz {
+                let last = last();
+                last.is_some() && frames::gz_last_time(file) == last
             } else {
-                frames.is_some_and(|f| f.is(&m))
+                frames.is_some_and(|f| file.metadata().is_ok_and(|m| f.is(&m)))
             }
         };
-        if is(Some(old), old.last_time.map(Nanos::from)) {
-            return Some(newer);
+    // A file is told by the time of its last record: the same whether it is found plain or,
+    // compressed meanwhile, in the next slot.
+    let last_time = |(file, gz, _): &Rotated| {
+        if *gz {
+            frames::gz_last_time(file)
+        } else {
+            let len = file.metadata().ok()?.len();
+            frames::last_time(file, len).ok().flatten()
         }
-        if !is(new, new_last) {
-            newer.push((file, gz, p));
-        }
-    }
-    None
+    };
+    rotation::rotated_after(
+        |k| open_slot(log, k),
+        last_time,
+        |r| is(r, Some(old), &|| old_last),
+        // The new file's last record as it is now: once it is rotated and compressed, its
+        // last (it may have grown since it was opened).
+        |r| is(r, new, &|| new.and_then(Frames::last_record_time)),
+    )
 }
 
 #[cfg(test)]

@@ -227,7 +227,8 @@ fn follow_goes_on_across_compressed_rotations() {
         .collect();
     let got: Vec<&str> = out.lines().collect();
     let first_difference = got.iter().zip(&expected).position(|(a, b)| a != b);
-    assert_eq!(first_difference, None, "{} lines", got.len());
+    let around = first_difference.map(|p| &got[p.saturating_sub(4)..(p + 8).min(got.len())]);
+    assert_eq!(first_difference, None, "{} lines, {around:?}", got.len());
     assert_eq!(got.len(), expected.len());
     assert!(locallog::rotated(&log, 100, true).exists());
 }

@@ -9,8 +9,8 @@
 //! `tail=N` finds its start by reading backwards from the end ([`backward`]), `since` by a
 //! binary search on the lines' times ([`seek`]); `until` ends the reading at the first later
 //! record. `follow` goes on reading as the file grows, across rotations (the path names a
-//! new file: the old one is read to its end first) and truncations, until the container
-//! stops or the client goes away.
+//! new file: the old one is read to its end first, then the files rotated after it,
+//! [`rotation`]) and truncations, until the container stops or the client goes away.
 //!
 //! As dockerd's json-file reader: `tail` counts the last lines of the files, whatever their
 //! stream and time; `since`, `until` and the stream selection then apply to those.
@@ -21,6 +21,7 @@ mod frames;
 mod lines;
 mod local;
 pub mod record;
+mod rotation;
 mod seek;
 #[cfg(test)]
 mod tests;
@@ -340,17 +341,23 @@ impl Reader {
             }
             // Rotated: the path names another file now (or a first one).
             if let Ok(m) = std::fs::metadata(&path) {
-                if current.as_ref().is_none_or(|l| !l.is(&m)) {
+                // The new file is opened before the rotated ones are looked for, so that one
+                // rotated meanwhile is among them (if it cannot be opened now, the next pass
+                // tries again).
+                let new = if current.as_ref().is_none_or(|l| !l.is(&m)) {
+                    File::open(&path).ok()
+                } else {
+                    None
+                };
+                if let Some(f) = new {
+                    let new = Lines::new(f, 0, u64::MAX).map_err(io_err("reading", &path))?;
                     if let Some(old) = current.take() {
-                        if self.rest_of_rotation(old)? == Flow::Stop {
+                        if self.rest_of_rotation(old, &new)? == Flow::Stop {
                             return self.out.flush();
                         }
                     }
-                    if let Ok(f) = File::open(&path) {
-                        current =
-                            Some(Lines::new(f, 0, u64::MAX).map_err(io_err("reading", &path))?);
-                        progressed = true;
-                    }
+                    current = Some(new);
+                    progressed = true;
                 }
             }
             self.out.flush()?;
@@ -368,9 +375,13 @@ impl Reader {
 
 impl Reader {
     /// The file followed was rotated away: what was written to it before it was renamed,
-    /// then the files rotated after it, when the log rotated more than once since the last
-    /// look (it is `LOG.k` now: `LOG.(k-1)` ... `LOG.1`), before the new `LOG`.
-    fn rest_of_rotation(&mut self, mut old: Lines) -> std::result::Result<Flow, LogsError> {
+    /// then the files rotated after it and before `new` (the one the path names now), when
+    /// the log rotated more than once since the last look ([`rotation::rotated_after`]).
+    fn rest_of_rotation(
+        &mut self,
+        mut old: Lines,
+        new: &Lines,
+    ) -> std::result::Result<Flow, LogsError> {
         let path = self.path.clone();
         if self.drain(&mut old, &path)? == Flow::Stop {
             return Ok(Flow::Stop);
@@ -380,25 +391,21 @@ impl Reader {
                 return Ok(Flow::Stop);
             }
         }
-        let mut newer = Vec::new();
-        let mut found = false;
-        for k in 1..=MAX_FILES {
-            let p = numbered(&path, k);
-            let Ok(m) = std::fs::metadata(&p) else { break };
-            if old.is(&m) {
-                found = true;
-                break;
-            }
-            newer.push(p);
-        }
-        if !found {
-            // Gone (rotated out of the kept files): nothing to tell what followed it.
-            newer.clear();
-        }
-        for p in newer.iter().rev() {
-            let Ok(f) = File::open(p) else { continue };
-            let mut lines = Lines::new(f, 0, u64::MAX).map_err(io_err("reading", p))?;
-            if self.drain(&mut lines, p)? == Flow::Stop {
+        // Opened as they are looked at: a slot's path may name another file by the time
+        // it is read.
+        let is = |lines: &Lines, (f, _): &(File, PathBuf)| f.metadata().is_ok_and(|m| lines.is(&m));
+        let newer = rotation::rotated_after(
+            |k| {
+                let p = numbered(&path, k);
+                File::open(&p).ok().map(|f| (f, p))
+            },
+            |(f, _)| f.metadata().ok().map(|m| (m.dev(), m.ino())),
+            |slot| is(&old, slot),
+            |slot| is(new, slot),
+        );
+        for (f, p) in newer.into_iter().rev() {
+            let mut lines = Lines::new(f, 0, u64::MAX).map_err(io_err("reading", &p))?;
+            if self.drain(&mut lines, &p)? == Flow::Stop {
                 return Ok(Flow::Stop);
             }
             if let Some(line) = lines.unterminated() {

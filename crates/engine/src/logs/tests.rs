@@ -340,3 +340,51 @@ fn a_gap_left_by_a_failed_rotation_is_passed_over() {
     std::fs::rename(numbered(&log, 1), numbered(&log, 2)).unwrap();
     assert_eq!(read(&log, both()), "a\nb\nc\nd\ne\nf\n");
 }
+
+/// The monitor's own writer, rotating every few records, while a reader follows: every line
+/// arrives once, in order, across rotations that come faster than the reader looks (a file
+/// renamed between the reader's looks at the slots, or the new file replaced again before it
+/// is opened).
+#[test]
+fn follow_goes_on_across_quick_rotations_of_the_monitor() {
+    use berth_monitor::logfile::{Format, LogFile, LogStream};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("c.log");
+    let mut writer = LogFile::open(&log, Some(200), 600, Format::JsonFile);
+    writer.write(LogStream::Stdout, b"first\n").unwrap();
+    let running = Arc::new(AtomicBool::new(true));
+    let r = Arc::clone(&running);
+    let o = LogOptions {
+        follow: true,
+        ..both()
+    };
+    let path = log.clone();
+    let reader = std::thread::spawn(move || {
+        read_with(&path, true, o, Box::new(move || r.load(Ordering::SeqCst)))
+    });
+    for i in 0..1000 {
+        writer
+            .write(LogStream::Stdout, format!("line {i}\n").as_bytes())
+            .unwrap();
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    writer.close();
+    running.store(false, Ordering::SeqCst);
+    let out = String::from_utf8(reader.join().unwrap()).unwrap();
+    let expected: Vec<String> = std::iter::once("first".to_string())
+        .chain((0..1000).map(|i| format!("line {i}")))
+        .collect();
+    let got: Vec<&str> = out.lines().collect();
+    let first_difference = got.iter().zip(&expected).position(|(a, b)| a != b);
+    if let Some(p) = first_difference {
+        eprintln!(
+            "DBG around {p}: {:?}",
+            &got[p.saturating_sub(8)..(p + 8).min(got.len())]
+        );
+    }
+    assert_eq!(first_difference, None, "{} lines", got.len());
+    assert_eq!(got.len(), expected.len());
+    assert!(numbered(&log, 300).exists());
+}
