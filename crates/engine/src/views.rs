@@ -66,7 +66,7 @@ impl Engine {
             app_armor_profile: Some(String::new()),
             exec_ids: None,
             host_config: Some({
-                let mut hc = inspect_host_config(&c.host_config);
+                let mut hc = crate::wire::spec::host_model(&c.host_config);
                 hc.links = self.inspect_links(&c);
                 hc
             }),
@@ -78,7 +78,7 @@ impl Engine {
                 &c,
                 &crate::volumes::root(self.data_root()),
             )),
-            config: Some(c.config.clone()),
+            config: Some(crate::wire::spec::config_model(&c.config)),
             network_settings: Some(self.network_settings(&c)),
             ..Default::default()
         })
@@ -352,19 +352,6 @@ pub fn human_duration(d: Duration) -> String {
         5_259_600..63_115_200 => format!("{} months", s / 2_629_800),
         _ => format!("{} years", s / 31_557_600),
     }
-}
-
-/// The `HostConfig` inspect shows: the container's, with what dockerd always fills in where it
-/// was left unset (SDKs read `HostConfig.LogConfig.Type` without checking: docker-py's
-/// `containers.run`).
-fn inspect_host_config(hc: &berth_api::models::HostConfig) -> berth_api::models::HostConfig {
-    let mut hc = hc.clone();
-    let log = hc.log_config.get_or_insert_with(Default::default);
-    if log.typ.as_deref().unwrap_or("").is_empty() {
-        log.typ = Some("json-file".to_string());
-    }
-    log.config.get_or_insert_with(Default::default);
-    hc
 }
 
 /// The inspect body with `NetworkSettings`' top-level fields that API versions before 1.44
