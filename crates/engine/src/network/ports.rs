@@ -94,6 +94,7 @@ pub(crate) fn merge_exposed_ports(config: &mut ContainerSpec, image_config: &Val
             ports.push(key.clone());
         }
     }
+    ports.sort();
 }
 
 #[cfg(test)]

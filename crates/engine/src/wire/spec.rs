@@ -47,20 +47,31 @@ impl<A: Bridge<B>, B> Bridge<HashMap<String, B>> for HashMap<String, A> {
     }
 }
 
-/// Both directions between a model of the API and a type of the engine with the same fields.
+/// Both directions between a model of the API and a type of the engine with the same fields;
+/// the `sets` are the API's maps of empty objects (`ExposedPorts`, `Volumes`), whose keys the
+/// engine keeps sorted (the models read them in no particular order).
 macro_rules! bridge {
-    ($api:ident <=> $own:ident { $($f:ident),* $(,)? }) => {
+    ($api:ident <=> $own:ident { $($f:ident),* $(,)? } $(sets { $($s:ident),* })?) => {
         impl Bridge<$own> for api::$api {
             fn bridge(self) -> $own {
-                $own { $($f: self.$f.bridge()),* }
+                $own { $($f: self.$f.bridge(),)* $($($s: sorted(self.$s),)*)? }
             }
         }
         impl Bridge<api::$api> for $own {
             fn bridge(self) -> api::$api {
-                api::$api { $($f: self.$f.bridge()),* }
+                api::$api { $($f: self.$f.bridge(),)* $($($s: self.$s,)*)? }
             }
         }
     };
+}
+
+/// The keys of a set, sorted and once each.
+fn sorted(keys: Option<Vec<String>>) -> Option<Vec<String>> {
+    keys.map(|mut k| {
+        k.sort();
+        k.dedup();
+        k
+    })
 }
 
 /// Both directions between an enum of the API and one of the engine, variant by variant.
@@ -80,10 +91,10 @@ macro_rules! bridge_enum {
 }
 
 bridge!(ContainerConfig <=> ContainerSpec {
-    hostname, domainname, user, attach_stdin, attach_stdout, attach_stderr, exposed_ports, tty,
-    open_stdin, stdin_once, env, cmd, healthcheck, args_escaped, image, volumes, working_dir,
-    entrypoint, network_disabled, on_build, labels, stop_signal, stop_timeout, shell,
-});
+    hostname, domainname, user, attach_stdin, attach_stdout, attach_stderr, tty, open_stdin,
+    stdin_once, env, cmd, healthcheck, args_escaped, image, working_dir, entrypoint,
+    network_disabled, on_build, labels, stop_signal, stop_timeout, shell,
+} sets { exposed_ports, volumes });
 
 bridge!(HostConfig <=> HostSpec {
     cpu_shares, memory, cgroup_parent, blkio_weight, blkio_weight_device, blkio_device_read_bps,
@@ -151,7 +162,7 @@ pub fn spec_of_body(body: &api::ContainerCreateBody) -> ContainerSpec {
         attach_stdin: b.attach_stdin,
         attach_stdout: b.attach_stdout,
         attach_stderr: b.attach_stderr,
-        exposed_ports: b.exposed_ports,
+        exposed_ports: sorted(b.exposed_ports),
         tty: b.tty,
         open_stdin: b.open_stdin,
         stdin_once: b.stdin_once,
@@ -160,7 +171,7 @@ pub fn spec_of_body(body: &api::ContainerCreateBody) -> ContainerSpec {
         healthcheck: b.healthcheck.bridge(),
         args_escaped: b.args_escaped,
         image: b.image,
-        volumes: b.volumes,
+        volumes: sorted(b.volumes),
         working_dir: b.working_dir,
         entrypoint: b.entrypoint,
         network_disabled: b.network_disabled,

@@ -116,3 +116,6 @@ pub fn from_v1(r: RecordV1) -> Container {
         anonymous_volumes: r.anonymous_volumes,
     }
 }
+
+#[cfg(test)]
+mod tests;
