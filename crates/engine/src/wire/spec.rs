@@ -267,6 +267,8 @@ mod tests {
         let model: api::HostConfig = serde_json::from_value(hc.clone()).unwrap();
         let own: HostSpec = model.bridge();
         assert_eq!(own.cpu_shares, Some(512));
+        // The engine's record names the fields as Docker does (version 1 records load so).
+        assert_eq!(serde_json::from_value::<HostSpec>(hc.clone()).unwrap(), own);
         assert_eq!(own.oom_score_adj, Some(100));
         // Through the record's own form and back.
         let own: HostSpec = serde_json::from_slice(&serde_json::to_vec(&own).unwrap()).unwrap();

@@ -135,3 +135,20 @@ fn records_of_a_newer_berth_are_refused_and_left_alone() {
     assert_eq!(reopened.restart_count, 1);
     assert_eq!(std::fs::read(&path).unwrap(), newer, "still untouched");
 }
+
+/// [`v1_to_v2`] reads a version 1 record as the API's models (which wrote it) read it, made
+/// the engine's by the conversion of create bodies.
+#[test]
+fn v1_to_v2_agrees_with_the_models_that_wrote_v1() {
+    use crate::container::spec::{ContainerSpec, HostSpec};
+    use crate::wire::spec::Bridge;
+    use berth_api::models as api;
+    for name in NAMES {
+        let raw: Value = serde_json::from_slice(&v1(name)).unwrap();
+        let config: api::ContainerConfig = serde_json::from_value(raw["config"].clone()).unwrap();
+        let host: api::HostConfig = serde_json::from_value(raw["host_config"].clone()).unwrap();
+        let c = decode(&v1(name)).unwrap();
+        assert_eq!(c.config, Bridge::<ContainerSpec>::bridge(config), "{name}");
+        assert_eq!(c.host_config, Bridge::<HostSpec>::bridge(host), "{name}");
+    }
+}
