@@ -121,22 +121,19 @@ impl Engine {
                 ])
             }),
         };
-        let mut v = legacy_network_fields(serde_json::to_value(&model).unwrap_or_default());
         // API < 1.44's `Config.MacAddress`: the first network's asked address.
-        if let Some(mac) = self
+        let mac_address = self
             .containers
             .get(&id)
             .ok()
-            .and_then(|c| c.networks.endpoints.first().and_then(|e| e.mac.clone()))
-        {
-            v["Config"]["MacAddress"] = serde_json::json!(mac);
-        }
+            .and_then(|c| c.networks.endpoints.first().and_then(|e| e.mac.clone()));
         Ok(crate::wire::container_inspect(
-            v,
+            &model,
             crate::wire::ContainerExtras {
                 runtime: crate::DEFAULT_RUNTIME,
                 exec_ids,
                 graph_data,
+                mac_address,
                 masked_paths: crate::spec::MASKED_PATHS,
                 readonly_paths: crate::spec::READONLY_PATHS,
             },
@@ -352,40 +349,4 @@ pub fn human_duration(d: Duration) -> String {
         5_259_600..63_115_200 => format!("{} months", s / 2_629_800),
         _ => format!("{} years", s / 31_557_600),
     }
-}
-
-/// The inspect body with `NetworkSettings`' top-level fields that API versions before 1.44
-/// have (the models follow 1.44+, which dropped them): those of the default `bridge`
-/// network's endpoint, empty otherwise, as dockerd fills them.
-fn legacy_network_fields(mut v: serde_json::Value) -> serde_json::Value {
-    use serde_json::json;
-    let Some(settings) = v.get_mut("NetworkSettings").and_then(|s| s.as_object_mut()) else {
-        return v;
-    };
-    let bridge = settings
-        .get("Networks")
-        .and_then(|n| n.get("bridge"))
-        .cloned()
-        .unwrap_or_default();
-    let text = |k: &str| json!(bridge.get(k).and_then(|x| x.as_str()).unwrap_or_default());
-    let int = |k: &str| json!(bridge.get(k).and_then(|x| x.as_i64()).unwrap_or_default());
-    for (k, value) in [
-        ("Bridge", json!("")),
-        ("HairpinMode", json!(false)),
-        ("LinkLocalIPv6Address", json!("")),
-        ("LinkLocalIPv6PrefixLen", json!(0)),
-        ("SecondaryIPAddresses", json!(null)),
-        ("SecondaryIPv6Addresses", json!(null)),
-        ("EndpointID", text("EndpointID")),
-        ("Gateway", text("Gateway")),
-        ("GlobalIPv6Address", text("GlobalIPv6Address")),
-        ("GlobalIPv6PrefixLen", int("GlobalIPv6PrefixLen")),
-        ("IPAddress", text("IPAddress")),
-        ("IPPrefixLen", int("IPPrefixLen")),
-        ("IPv6Gateway", text("IPv6Gateway")),
-        ("MacAddress", text("MacAddress")),
-    ] {
-        settings.entry(k).or_insert(value);
-    }
-    v
 }

@@ -26,18 +26,20 @@ fn v1(name: &str) -> Vec<u8> {
 fn inspect_parts(c: &Container) -> (Value, Value) {
     let mut hc = crate::wire::spec::host_model(&c.host_config);
     hc.links = None;
-    let v = json!({
-        "Config": crate::wire::spec::config_model(&c.config),
-        "HostConfig": hc,
-    });
+    let model = berth_api::models::ContainerInspectResponse {
+        config: Some(crate::wire::spec::config_model(&c.config)),
+        host_config: Some(hc),
+        ..Default::default()
+    };
     let v = crate::wire::container_inspect(
-        v,
+        &model,
         crate::wire::ContainerExtras {
             runtime: crate::DEFAULT_RUNTIME,
             exec_ids: Vec::new(),
             graph_data: None,
             masked_paths: crate::spec::MASKED_PATHS,
             readonly_paths: crate::spec::READONLY_PATHS,
+            mac_address: None,
         },
     );
     (v["Config"].clone(), v["HostConfig"].clone())
