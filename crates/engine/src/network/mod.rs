@@ -54,7 +54,7 @@ use berth_network::{
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::container::Container;
 use crate::error::{EngineError, Result};

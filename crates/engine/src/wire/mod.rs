@@ -6,6 +6,7 @@
 //! where Berth has nothing else to say. The fields themselves were recorded from dockerd 20.10
 //! (`crates/daemon/tests/golden/`), and `api_inspect_keys.rs` compares.
 
+pub mod network;
 pub mod spec;
 
 use serde_json::{json, Value};
