@@ -1,7 +1,8 @@
 //! `POST /containers/create`: a container record from Docker's create body and its image.
 
-use berth_api::models::{ContainerConfig, ContainerCreateBody, EventMessageTypeEnum};
+use berth_api::models::{ContainerCreateBody, EventMessageTypeEnum};
 
+use crate::container::spec::HostSpec;
 use crate::container::{now_rfc3339, Container, State, NEVER};
 use crate::error::{EngineError, Result};
 use crate::{ids, Engine};
@@ -34,13 +35,15 @@ impl Engine {
                 "config cannot be empty in order to create a container".into(),
             ));
         }
+        // The request's `HostConfig` in the engine's types (`{}` when it has none).
+        let mut host = crate::wire::spec::host_of_body(&body);
         // dockerd checks `Mounts` and the log driver before it looks the image up, `Binds`
         // after.
-        if let Some(hc) = &body.host_config {
-            crate::mounts::check_mounts(hc)?;
-            crate::logs::driver::check_create(hc)
+        if body.host_config.is_some() {
+            crate::mounts::check_mounts(&host)?;
+            crate::logs::driver::check_create(&host)
                 .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
-            if hc.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
+            if host.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
                 // No snapshotter here has quotas: dockerd's words for overlay2 without them.
                 let driver = self.images.store.backend().driver_name();
                 return Err(EngineError::Internal(match driver {
@@ -52,25 +55,23 @@ impl Engine {
             }
         }
         // (dockerd checks the runtime with the rest of the host config, before the image.)
-        self.check_runtime(&body.host_config.clone().unwrap_or_default())?;
+        self.check_runtime(&host)?;
         let image = self.images.resolve(&image_ref)?;
         // The daemon's default driver and options, as inspect then shows them (build steps'
         // containers, made by `create_from` alone, keep json-file: the build reads their log).
-        let mut body = body;
-        crate::logs::driver::merge_default(
-            body.host_config.get_or_insert_with(Default::default),
-            &self.config.default_log,
-        )
-        .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
-        self.create_from(name, body, image)
+        crate::logs::driver::merge_default(&mut host, &self.config.default_log)
+            .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        self.create_from(name, &body, host, image)
     }
 
     /// Creates a container named `name` of `image` (already resolved: an image of the store,
-    /// or a build step's); `body.image` is what the record says it was created from.
+    /// or a build step's), with host config `host_config` (the body's, made the engine's);
+    /// `body.image` is what the record says it was created from.
     pub(crate) fn create_from(
         &self,
         name: String,
-        body: ContainerCreateBody,
+        body: &ContainerCreateBody,
+        mut host_config: HostSpec,
         image: crate::images::Resolved,
     ) -> Result<(String, Vec<String>)> {
         let image_ref = body.image.clone().unwrap_or_default();
@@ -98,9 +99,7 @@ impl Engine {
         if argv.is_empty() || argv[0].is_empty() {
             return Err(EngineError::InvalidParameter("No command specified".into()));
         }
-        let mut config: ContainerConfig = serde_json::to_value(&body)
-            .and_then(serde_json::from_value)
-            .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+        let mut config = crate::wire::spec::spec_of_body(body);
         config.image = Some(image_ref.clone());
         if config.cmd.is_none() && body.entrypoint.is_none() {
             config.cmd = strings(&image_config["Cmd"]);
@@ -116,13 +115,12 @@ impl Engine {
         let mut env: Vec<String> = strings(&image_config["Env"]).unwrap_or_default();
         env.extend(body.env.clone().unwrap_or_default());
         config.env = Some(env);
-        let mut host_config = body.host_config.clone().unwrap_or_default();
         // As dockerd: the record names its runtime, the default one when none was asked.
         host_config.runtime = Some(self.check_runtime(&host_config)?);
         // The mounts are checked before anything else is made (networks check theirs too).
         crate::mounts::plan(&host_config, &[], crate::mounts::Check::Create)?;
         crate::network::merge_exposed_ports(&mut config, image_config);
-        let (networks, warnings) = self.networks_for_create(&body, &host_config)?;
+        let (networks, warnings) = self.networks_for_create(body, &host_config)?;
         let id = ids::new_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
             config.hostname = Some(self.default_hostname(&host_config, &id));

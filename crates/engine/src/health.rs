@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use berth_api::models::{
-    ContainerConfig, Health, HealthConfig, HealthStatusEnum, HealthcheckResult,
-};
+use berth_api::models::{Health, HealthStatusEnum, HealthcheckResult};
 use berth_monitor::protocol::{self, HealthCheck, HealthStatus, Op};
 use serde_json::Value;
 
+use crate::container::spec::{ContainerSpec, HealthConfig};
 use crate::error::{EngineError, Result};
 use crate::monitor;
 use crate::Engine;
@@ -25,7 +24,7 @@ const MIN: i64 = 1_000_000;
 
 /// The container's check with its image's filling what it leaves out (dockerd's `Merge`): the
 /// test if it has none, each duration left at 0, the retries.
-pub(crate) fn merge_image(config: &mut ContainerConfig, image_config: &Value) {
+pub(crate) fn merge_image(config: &mut ContainerSpec, image_config: &Value) {
     let Ok(image) = serde_json::from_value::<HealthConfig>(image_config["Healthcheck"].clone())
     else {
         return;
@@ -51,7 +50,7 @@ pub(crate) fn merge_image(config: &mut ContainerConfig, image_config: &Value) {
 }
 
 /// dockerd's checks at create.
-pub(crate) fn validate(config: &ContainerConfig) -> Result<()> {
+pub(crate) fn validate(config: &ContainerSpec) -> Result<()> {
     let Some(h) = &config.healthcheck else {
         return Ok(());
     };
@@ -103,7 +102,7 @@ fn millis(nanos: Option<i64>, default: Duration) -> u64 {
 /// What the monitor runs for `config`'s check, with `process` (the container's, from its OCI
 /// config) as the template of each probe; `None` without a check.
 pub(crate) fn monitor_check(
-    config: &ContainerConfig,
+    config: &ContainerSpec,
     process: Option<&oci_spec::runtime::Process>,
 ) -> Result<Option<HealthCheck>> {
     let Some(h) = &config.healthcheck else {
@@ -242,10 +241,10 @@ mod tests {
     #[test]
     fn the_image_fills_what_the_container_leaves_out() {
         let image = json!({"Healthcheck": {"Test": ["CMD", "img"], "Interval": 5, "Retries": 7}});
-        let mut c = ContainerConfig::default();
+        let mut c = ContainerSpec::default();
         merge_image(&mut c, &image);
         assert_eq!(c.healthcheck.as_ref().and_then(|h| h.retries), Some(7));
-        let mut c = ContainerConfig {
+        let mut c = ContainerSpec {
             healthcheck: Some(HealthConfig {
                 interval: Some(9),
                 ..Default::default()
@@ -256,7 +255,7 @@ mod tests {
         let h = c.healthcheck.unwrap();
         assert_eq!(h.test, Some(strings(&["CMD", "img"])));
         assert_eq!((h.interval, h.retries), (Some(9), Some(7)));
-        let mut none = ContainerConfig {
+        let mut none = ContainerSpec {
             healthcheck: Some(HealthConfig {
                 test: Some(strings(&["NONE"])),
                 ..Default::default()
@@ -273,7 +272,7 @@ mod tests {
 
     #[test]
     fn create_refuses_what_dockerd_refuses() {
-        let with = |h: HealthConfig| ContainerConfig {
+        let with = |h: HealthConfig| ContainerSpec {
             healthcheck: Some(h),
             ..Default::default()
         };

@@ -4,8 +4,8 @@
 //! runs the runtime library.
 //!
 //! Where things live:
-//! - `<data-root>/containers/<id>/`: the record (`config.json`, atomic), the log
-//!   (`<id>-json.log`), `hostname`, `hosts`, `resolv.conf`;
+//! - `<data-root>/containers/<id>/`: the record (`config.json`, atomic, versioned: see
+//!   `container::record`), the log (`<id>-json.log`), `hostname`, `hosts`, `resolv.conf`;
 //! - `<data-root>/image/`: the image store; `<data-root>/volumes/<name>/_data`;
 //! - `<exec-root>/c/<id>/` (short: the monitor socket path must fit in 108 bytes): the bundle (`config.json`, `rootfs` mount), the
 //!   volume subpaths bound for it (`mounts/<n>`) and the

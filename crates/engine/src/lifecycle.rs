@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use berth_api::models::{EventMessageTypeEnum, RestartPolicyNameEnum};
+use berth_api::models::EventMessageTypeEnum;
+
+use crate::container::spec::RestartPolicyName;
 use berth_monitor::protocol::{ExitStatus, Op};
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -670,8 +672,7 @@ impl Engine {
                 let policy = c.host_config.restart_policy.as_ref().and_then(|p| p.name);
                 if matches!(
                     policy,
-                    Some(RestartPolicyNameEnum::ALWAYS)
-                        | Some(RestartPolicyNameEnum::UNLESS_STOPPED)
+                    Some(RestartPolicyName::Always) | Some(RestartPolicyName::UnlessStopped)
                 ) && !c.manually_stopped
                     && matches!(c.state.status, Status::Exited | Status::Restarting)
                 {

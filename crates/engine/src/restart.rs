@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use berth_api::models::RestartPolicyNameEnum;
+use crate::container::spec::RestartPolicyName;
 
 use crate::container::{Container, Status};
 use crate::Engine;
@@ -47,8 +47,8 @@ pub(crate) fn wanted(c: &Container) -> bool {
         return false;
     };
     match policy.name {
-        Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => true,
-        Some(RestartPolicyNameEnum::ON_FAILURE) => {
+        Some(RestartPolicyName::Always) | Some(RestartPolicyName::UnlessStopped) => true,
+        Some(RestartPolicyName::OnFailure) => {
             let max = policy.maximum_retry_count.unwrap_or(0);
             c.state.exit_code != 0 && (max == 0 || (c.restart_count as i64) < max)
         }

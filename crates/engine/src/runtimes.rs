@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use berth_api::models::HostConfig;
+use crate::container::spec::HostSpec;
 use berth_monitor::driver::Driver;
 pub use berth_monitor::driver::Foreign;
 
@@ -87,7 +87,7 @@ impl Engine {
 
     /// The runtime `HostConfig.Runtime` asks for (the default one when empty), checked at
     /// create as dockerd checks it; its name.
-    pub(crate) fn check_runtime(&self, hc: &HostConfig) -> Result<String> {
+    pub(crate) fn check_runtime(&self, hc: &HostSpec) -> Result<String> {
         let name = match hc.runtime.as_deref() {
             None | Some("") => self.config.default_runtime.clone(),
             Some(name) => name.to_string(),

@@ -3,17 +3,19 @@
 //! unchanged), written to the cgroup of a running or paused container through the runtime, and
 //! kept for its next starts.
 
-use berth_api::models::{ContainerUpdateBody, HostConfig, RestartPolicyNameEnum};
+use berth_api::models::ContainerUpdateBody;
 
+use crate::container::spec::{HostSpec, RestartPolicy, RestartPolicyName};
 use crate::container::Status;
 use crate::error::{EngineError, Result};
+use crate::wire::spec::Bridge;
 use crate::Engine;
 
 /// The smallest memory limit dockerd accepts (6 MB).
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
 /// `body` merged into `hc`, or dockerd's refusal.
-fn merge(hc: &HostConfig, body: &ContainerUpdateBody) -> Result<HostConfig> {
+fn merge(hc: &HostSpec, body: &ContainerUpdateBody) -> Result<HostSpec> {
     let invalid = |m: &str| Err(EngineError::InvalidParameter(m.to_string()));
     let mut new = hc.clone();
     let set = |v: Option<i64>| v.filter(|v| *v != 0);
@@ -77,12 +79,13 @@ fn merge(hc: &HostConfig, body: &ContainerUpdateBody) -> Result<HostConfig> {
         // 0 or less: unlimited.
         new.pids_limit = Some(p);
     }
-    if let Some(policy) = body.restart_policy.clone().filter(|p| {
+    let policy: Option<RestartPolicy> = body.restart_policy.clone().bridge();
+    if let Some(policy) = policy.filter(|p| {
         p.name
             .as_ref()
-            .is_some_and(|n| *n != RestartPolicyNameEnum::EMPTY)
+            .is_some_and(|n| *n != RestartPolicyName::Empty)
     }) {
-        let restarts = policy.name != Some(RestartPolicyNameEnum::NO);
+        let restarts = policy.name != Some(RestartPolicyName::No);
         if hc.auto_remove == Some(true) && restarts {
             return invalid(
                 "Restart policy cannot be updated because AutoRemove is enabled for the container",
@@ -122,7 +125,7 @@ impl Engine {
     /// runtime writes only what it is given: a memory, pids or CPU quota limit that `hc` does
     /// not set is written as none, so that going back to no limit (a restore, `--pids-limit
     /// -1`) takes effect.
-    fn apply_resources(&self, id: &str, hc: &HostConfig) -> Result<()> {
+    fn apply_resources(&self, id: &str, hc: &HostSpec) -> Result<()> {
         let mut resources = crate::spec::resources(hc);
         let mut memory = resources.memory().unwrap_or_default();
         if memory.limit().is_none() {
@@ -150,20 +153,20 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_api::models::RestartPolicy;
+    use berth_api::models::{RestartPolicy as ApiPolicy, RestartPolicyNameEnum};
 
     #[test]
     fn fields_left_out_or_zero_stay() {
-        let hc = HostConfig {
+        let hc = HostSpec {
             memory: Some(64 << 20),
             cpu_shares: Some(512),
-            ..HostConfig::default()
+            ..HostSpec::default()
         };
         let body = ContainerUpdateBody {
             memory: Some(0),
             cpu_shares: Some(256),
             pids_limit: Some(50),
-            restart_policy: Some(RestartPolicy {
+            restart_policy: Some(ApiPolicy {
                 name: Some(RestartPolicyNameEnum::ALWAYS),
                 maximum_retry_count: None,
             }),
@@ -175,16 +178,16 @@ mod tests {
         assert_eq!(new.pids_limit, Some(50));
         assert_eq!(
             new.restart_policy.and_then(|p| p.name),
-            Some(RestartPolicyNameEnum::ALWAYS)
+            Some(RestartPolicyName::Always)
         );
     }
 
     #[test]
     fn dockerds_refusals() {
-        let hc = HostConfig {
+        let hc = HostSpec {
             memory_swap: Some(100 << 20),
             auto_remove: Some(true),
-            ..HostConfig::default()
+            ..HostSpec::default()
         };
         let refuse = |body: ContainerUpdateBody| merge(&hc, &body).unwrap_err().to_string();
         assert_eq!(
@@ -201,7 +204,7 @@ mod tests {
         .starts_with("Memory limit should be smaller than already set memoryswap limit"));
         assert_eq!(
             refuse(ContainerUpdateBody {
-                restart_policy: Some(RestartPolicy {
+                restart_policy: Some(ApiPolicy {
                     name: Some(RestartPolicyNameEnum::ALWAYS),
                     maximum_retry_count: None,
                 }),

@@ -66,7 +66,7 @@ impl Engine {
             app_armor_profile: Some(String::new()),
             exec_ids: None,
             host_config: Some({
-                let mut hc = inspect_host_config(&c.host_config);
+                let mut hc = crate::wire::spec::host_model(&c.host_config);
                 hc.links = self.inspect_links(&c);
                 hc
             }),
@@ -78,7 +78,7 @@ impl Engine {
                 &c,
                 &crate::volumes::root(self.data_root()),
             )),
-            config: Some(c.config.clone()),
+            config: Some(crate::wire::spec::config_model(&c.config)),
             network_settings: Some(self.network_settings(&c)),
             ..Default::default()
         })
@@ -121,22 +121,19 @@ impl Engine {
                 ])
             }),
         };
-        let mut v = legacy_network_fields(serde_json::to_value(&model).unwrap_or_default());
         // API < 1.44's `Config.MacAddress`: the first network's asked address.
-        if let Some(mac) = self
+        let mac_address = self
             .containers
             .get(&id)
             .ok()
-            .and_then(|c| c.networks.endpoints.first().and_then(|e| e.mac.clone()))
-        {
-            v["Config"]["MacAddress"] = serde_json::json!(mac);
-        }
+            .and_then(|c| c.networks.endpoints.first().and_then(|e| e.mac.clone()));
         Ok(crate::wire::container_inspect(
-            v,
+            &model,
             crate::wire::ContainerExtras {
                 runtime: crate::DEFAULT_RUNTIME,
                 exec_ids,
                 graph_data,
+                mac_address,
                 masked_paths: crate::spec::MASKED_PATHS,
                 readonly_paths: crate::spec::READONLY_PATHS,
             },
@@ -352,53 +349,4 @@ pub fn human_duration(d: Duration) -> String {
         5_259_600..63_115_200 => format!("{} months", s / 2_629_800),
         _ => format!("{} years", s / 31_557_600),
     }
-}
-
-/// The `HostConfig` inspect shows: the container's, with what dockerd always fills in where it
-/// was left unset (SDKs read `HostConfig.LogConfig.Type` without checking: docker-py's
-/// `containers.run`).
-fn inspect_host_config(hc: &berth_api::models::HostConfig) -> berth_api::models::HostConfig {
-    let mut hc = hc.clone();
-    let log = hc.log_config.get_or_insert_with(Default::default);
-    if log.typ.as_deref().unwrap_or("").is_empty() {
-        log.typ = Some("json-file".to_string());
-    }
-    log.config.get_or_insert_with(Default::default);
-    hc
-}
-
-/// The inspect body with `NetworkSettings`' top-level fields that API versions before 1.44
-/// have (the models follow 1.44+, which dropped them): those of the default `bridge`
-/// network's endpoint, empty otherwise, as dockerd fills them.
-fn legacy_network_fields(mut v: serde_json::Value) -> serde_json::Value {
-    use serde_json::json;
-    let Some(settings) = v.get_mut("NetworkSettings").and_then(|s| s.as_object_mut()) else {
-        return v;
-    };
-    let bridge = settings
-        .get("Networks")
-        .and_then(|n| n.get("bridge"))
-        .cloned()
-        .unwrap_or_default();
-    let text = |k: &str| json!(bridge.get(k).and_then(|x| x.as_str()).unwrap_or_default());
-    let int = |k: &str| json!(bridge.get(k).and_then(|x| x.as_i64()).unwrap_or_default());
-    for (k, value) in [
-        ("Bridge", json!("")),
-        ("HairpinMode", json!(false)),
-        ("LinkLocalIPv6Address", json!("")),
-        ("LinkLocalIPv6PrefixLen", json!(0)),
-        ("SecondaryIPAddresses", json!(null)),
-        ("SecondaryIPv6Addresses", json!(null)),
-        ("EndpointID", text("EndpointID")),
-        ("Gateway", text("Gateway")),
-        ("GlobalIPv6Address", text("GlobalIPv6Address")),
-        ("GlobalIPv6PrefixLen", int("GlobalIPv6PrefixLen")),
-        ("IPAddress", text("IPAddress")),
-        ("IPPrefixLen", int("IPPrefixLen")),
-        ("IPv6Gateway", text("IPv6Gateway")),
-        ("MacAddress", text("MacAddress")),
-    ] {
-        settings.entry(k).or_insert(value);
-    }
-    v
 }

@@ -13,8 +13,8 @@ use std::io::BufReader;
 use std::str::FromStr;
 
 use berth_api::models::{
-    ContainerConfig, ContainerCreateBody, ExecConfig, ExecStartConfig, HostConfig,
-    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest,
+    ContainerCreateBody, ExecConfig, ExecStartConfig, HostConfig, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest,
 };
 use berth_api::query::{bool_value, Filters};
 use berth_daemon::body::{decode_json, limit};
@@ -189,11 +189,8 @@ pub fn body(data: &[u8]) {
 /// touch the host is left out: bind sources are made when missing and named volumes are
 /// copied up (only their specs are parsed), seccomp profiles named by path are read.
 fn container_config(body: &ContainerCreateBody) {
-    let Ok(config) = serde_json::to_value(body).and_then(serde_json::from_value::<ContainerConfig>)
-    else {
-        return;
-    };
-    let mut hc = body.host_config.clone().unwrap_or_default();
+    let config = berth_engine::wire::spec::spec_of_body(body);
+    let mut hc = berth_engine::wire::spec::host_of_body(body);
     let _ = berth_engine::mounts::check_specs(&hc);
     hc.binds = None;
     hc.mounts = None;

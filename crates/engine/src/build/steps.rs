@@ -230,7 +230,12 @@ impl Backend for EngineBackend<'_> {
         let init = self.init_layer(top.as_deref(), &step_mounts.stubs)?;
         let created = self
             .engine
-            .create_from(name, body, resolved)
+            .create_from(
+                name,
+                &body,
+                crate::wire::spec::host_of_body(&body),
+                resolved,
+            )
             .and_then(|(id, _)| {
                 self.engine
                     .containers

@@ -1,12 +1,14 @@
-//! Containers as the engine keeps them: the record (what was asked, what happened), written
-//! atomically to `<data-root>/containers/<id>/config.json` on every change, and the in-memory
-//! store that finds them by id, name or unique id prefix.
+//! Containers as the engine keeps them: the record (what was asked, in the engine's own
+//! [`spec`] types, and what happened), written atomically to
+//! `<data-root>/containers/<id>/config.json` on every change with the version of its format
+//! ([`record`]), and the in-memory store that finds them by id, name or unique id prefix.
 
+pub mod record;
+pub mod spec;
 pub mod store;
 
 use std::path::PathBuf;
 
-use berth_api::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 
 /// Where a container is in its life, as Docker names the states.
@@ -70,8 +72,9 @@ pub struct Container {
     /// The program and its arguments (entrypoint + cmd), as Docker's `Path` and `Args`.
     pub path: String,
     pub args: Vec<String>,
-    pub config: ContainerConfig,
-    pub host_config: HostConfig,
+    /// What was asked: Docker's `Config` and `HostConfig`, in the engine's types.
+    pub config: spec::ContainerSpec,
+    pub host_config: spec::HostSpec,
     pub state: State,
     pub restart_count: u64,
     /// The wait before the next restart by its policy: dockerd's backoff (100 ms, doubled at

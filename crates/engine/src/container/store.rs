@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::Container;
+use super::{record, Container};
 use crate::error::{EngineError, Result};
 
 /// Every container, by id, with the name index.
@@ -60,7 +60,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Store {
-    /// Loads every `<dir>/<id>/config.json`; unreadable records are skipped with a warning.
+    /// Loads every `<dir>/<id>/config.json` (of any record version this code reads, see
+    /// [`super::record`]); unreadable records are skipped with a warning, records of a newer
+    /// Berth with an error, and both are left on disk as they are.
     pub fn open(dir: &Path) -> Result<Store> {
         fs::create_dir_all(dir).map_err(|e| EngineError::internal("create containers dir", e))?;
         let mut map = HashMap::new();
@@ -85,12 +87,19 @@ impl Store {
                 let _ = fs::remove_dir_all(entry.path());
                 continue;
             }
-            match fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Container>(&b).map_err(|e| e.to_string()))
-            {
+            let bytes = match fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "skipping container record");
+                    continue;
+                }
+            };
+            match record::decode(&bytes) {
                 Ok(c) => {
                     map.insert(c.id.clone(), c);
+                }
+                Err(e @ record::RecordError::TooNew { .. }) => {
+                    tracing::error!(path = %path.display(), error = %e, "not loading container")
                 }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "skipping container record")
@@ -238,7 +247,7 @@ impl Store {
         let tmp = cdir.join(format!("config.json.{seq}.tmp"));
         let written = (|| -> std::io::Result<()> {
             fs::create_dir_all(&cdir)?;
-            let bytes = serde_json::to_vec(c).map_err(std::io::Error::other)?;
+            let bytes = record::encode(c).map_err(std::io::Error::other)?;
             let mut f = fs::File::create(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()

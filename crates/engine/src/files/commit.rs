@@ -76,7 +76,8 @@ impl Engine {
         if let Value::Object(m) = &image_config {
             config.extend(m.clone());
         }
-        let container_config = serde_json::to_value(&c.config).unwrap_or(json!({}));
+        let container_config =
+            serde_json::to_value(crate::wire::spec::config_model(&c.config)).unwrap_or(json!({}));
         for key in CARRIED {
             match &container_config[*key] {
                 Value::Null => {}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use berth_api::models::{HostConfig, HostConfigLogConfig};
+use crate::container::spec::{HostSpec, LogConfig};
 
 pub const JSON_FILE: &str = "json-file";
 pub const LOCAL: &str = "local";
@@ -105,7 +105,7 @@ impl Default for DefaultLog {
 
 /// The driver a container's host config names (json-file when it names none: the records of
 /// containers made before drivers were kept).
-pub fn driver_of(hc: &HostConfig) -> &str {
+pub fn driver_of(hc: &HostSpec) -> &str {
     hc.log_config
         .as_ref()
         .and_then(|l| l.typ.as_deref())
@@ -153,7 +153,7 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<(), DriverE
 
 /// Checks the driver and options of a create body, before the daemon's default is merged in
 /// (an empty driver is the default's, checked when the daemon started).
-pub fn check_create(hc: &HostConfig) -> Result<(), DriverError> {
+pub fn check_create(hc: &HostSpec) -> Result<(), DriverError> {
     let Some(log) = &hc.log_config else {
         return Ok(());
     };
@@ -167,10 +167,8 @@ pub fn check_create(hc: &HostConfig) -> Result<(), DriverError> {
 /// dockerd's `mergeAndVerifyLogConfig`: a container that names no driver gets the default,
 /// and one with the default's driver gets the default's options it does not set itself. The
 /// result is checked, since the default's options now apply to it.
-pub fn merge_default(hc: &mut HostConfig, default: &DefaultLog) -> Result<(), DriverError> {
-    let log = hc
-        .log_config
-        .get_or_insert_with(HostConfigLogConfig::default);
+pub fn merge_default(hc: &mut HostSpec, default: &DefaultLog) -> Result<(), DriverError> {
+    let log = hc.log_config.get_or_insert_with(LogConfig::default);
     if log.typ.as_deref().unwrap_or("").is_empty() {
         log.typ = Some(default.driver.clone());
     }
@@ -269,7 +267,7 @@ pub struct Plan {
 
 /// The monitor's log for a container of `hc` whose json-file log is `json_log` and whose
 /// directory is `data_dir`.
-pub fn plan(hc: &HostConfig, json_log: &Path, data_dir: &Path) -> Plan {
+pub fn plan(hc: &HostSpec, json_log: &Path, data_dir: &Path) -> Plan {
     let opts = hc
         .log_config
         .as_ref()
@@ -380,7 +378,7 @@ mod tests {
             driver: LOCAL.into(),
             opts: opts(&[("max-file", "3"), ("max-size", "1k")]),
         };
-        let mut hc = HostConfig::default();
+        let mut hc = HostSpec::default();
         merge_default(&mut hc, &default).unwrap();
         let log = hc.log_config.as_ref().unwrap();
         assert_eq!(log.typ.as_deref(), Some(LOCAL));
@@ -393,24 +391,24 @@ mod tests {
             (Some(1000), Some(3), true)
         );
 
-        let mut own = HostConfig {
-            log_config: Some(HostConfigLogConfig {
+        let mut own = HostSpec {
+            log_config: Some(LogConfig {
                 typ: Some(LOCAL.into()),
                 config: Some(opts(&[("max-size", "2k")])),
             }),
-            ..HostConfig::default()
+            ..HostSpec::default()
         };
         merge_default(&mut own, &default).unwrap();
         let config = own.log_config.unwrap().config.unwrap();
         assert_eq!(config["max-size"], "2k");
         assert_eq!(config["max-file"], "3");
 
-        let mut other = HostConfig {
-            log_config: Some(HostConfigLogConfig {
+        let mut other = HostSpec {
+            log_config: Some(LogConfig {
                 typ: Some(JSON_FILE.into()),
                 config: None,
             }),
-            ..HostConfig::default()
+            ..HostSpec::default()
         };
         merge_default(&mut other, &default).unwrap();
         assert!(other.log_config.unwrap().config.unwrap().is_empty());

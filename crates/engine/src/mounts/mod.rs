@@ -15,7 +15,9 @@ pub(crate) mod parse;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use berth_api::models::{ContainerConfig, HostConfig, MountPoint, VolumeCreateRequest};
+use berth_api::models::{MountPoint, VolumeCreateRequest};
+
+use crate::container::spec::{ContainerSpec, HostSpec};
 use serde_json::Value;
 
 use crate::container::Container;
@@ -165,7 +167,7 @@ pub(crate) enum Check {
 /// `Mounts`, then the anonymous volumes (`NAME:/path`) on the targets nothing else takes; an
 /// anonymous volume on a target of a source-less volume entry names that entry's volume.
 pub(crate) fn plan(
-    hc: &HostConfig,
+    hc: &HostSpec,
     anonymous: &[String],
     check: Check,
 ) -> std::result::Result<Vec<Planned>, MountError> {
@@ -224,7 +226,7 @@ pub(crate) fn plan(
 
 /// The checks of `hc`'s `Mounts` entries alone (dockerd makes them first, before it looks the
 /// image up).
-pub(crate) fn check_mounts(hc: &HostConfig) -> Result<()> {
+pub(crate) fn check_mounts(hc: &HostSpec) -> Result<()> {
     for m in hc.mounts.iter().flatten() {
         parse::mount(m, true)?;
     }
@@ -233,7 +235,7 @@ pub(crate) fn check_mounts(hc: &HostConfig) -> Result<()> {
 
 /// Parses every `Binds` and `Mounts` entry of `hc` without looking at the host (a bind's
 /// source need not exist): the checks of untrusted mount text alone, which the fuzz targets run.
-pub fn check_specs(hc: &HostConfig) -> Result<()> {
+pub fn check_specs(hc: &HostSpec) -> Result<()> {
     for b in hc.binds.iter().flatten() {
         parse::bind(b)?;
     }
@@ -345,8 +347,8 @@ impl Engine {
     /// needs; returns the anonymous ones as `NAME:/path`.
     pub(crate) fn create_mounts(
         &self,
-        config: &ContainerConfig,
-        hc: &HostConfig,
+        config: &ContainerSpec,
+        hc: &HostSpec,
         image_config: &Value,
     ) -> Result<Vec<String>> {
         let mut planned = plan(hc, &[], Check::Create)?;
@@ -440,10 +442,10 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_api::models::{Mount, MountType};
+    use crate::container::spec::{Mount, MountType};
 
-    fn hc(binds: &[&str], mounts: Vec<Mount>, tmpfs: &[&str]) -> HostConfig {
-        HostConfig {
+    fn hc(binds: &[&str], mounts: Vec<Mount>, tmpfs: &[&str]) -> HostSpec {
+        HostSpec {
             binds: Some(binds.iter().map(|b| b.to_string()).collect()),
             mounts: Some(mounts),
             tmpfs: Some(
@@ -458,7 +460,7 @@ mod tests {
 
     fn volume(source: &str, target: &str) -> Mount {
         Mount {
-            typ: Some(MountType::VOLUME),
+            typ: Some(MountType::Volume),
             source: (!source.is_empty()).then(|| source.to_string()),
             target: Some(target.to_string()),
             ..Default::default()
@@ -467,7 +469,7 @@ mod tests {
 
     #[test]
     fn one_target_one_mount_as_dockerd() {
-        let dup = |h: HostConfig| plan(&h, &[], Check::Start).unwrap_err().to_string();
+        let dup = |h: HostSpec| plan(&h, &[], Check::Start).unwrap_err().to_string();
         assert_eq!(
             dup(hc(&["a:/x", "b:/x/"], vec![], &[])),
             "Duplicate mount point: /x"

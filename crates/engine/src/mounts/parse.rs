@@ -3,7 +3,7 @@
 //! a `Binds` entry is `[SOURCE:]TARGET[:MODE]`, whose source is a host path when absolute and
 //! a volume name otherwise; a `Mounts` entry is checked field by field for its type.
 
-use berth_api::models::{Mount, MountBindOptionsPropagationEnum, MountType};
+use crate::container::spec::{Mount, MountType, Propagation};
 
 use super::{Kind, MountError, Origin, Planned};
 
@@ -117,10 +117,10 @@ pub(crate) fn bind(raw: &str) -> Result<Planned, MountError> {
 /// error unless `CreateMountpoint` is set (dockerd checks it at create).
 pub(crate) fn mount(m: &Mount, source_must_exist: bool) -> Result<Planned, MountError> {
     let (kind, typ) = match m.typ {
-        Some(MountType::BIND) => (Some(Kind::Bind), "bind"),
-        Some(MountType::VOLUME) => (Some(Kind::Volume), "volume"),
-        Some(MountType::TMPFS) => (Some(Kind::Tmpfs), "tmpfs"),
-        Some(other) => (None, type_name(other)),
+        Some(MountType::Bind) => (Some(Kind::Bind), "bind"),
+        Some(MountType::Volume) => (Some(Kind::Volume), "volume"),
+        Some(MountType::Tmpfs) => (Some(Kind::Tmpfs), "tmpfs"),
+        Some(other) => (None, other.as_str()),
         None => (None, ""),
     };
     let target = m.target.as_deref().unwrap_or("");
@@ -168,8 +168,8 @@ pub(crate) fn mount(m: &Mount, source_must_exist: bool) -> Result<Planned, Mount
             planned.source = clean(source);
             planned.propagation = Some(
                 opts.propagation
-                    .filter(|p| *p != MountBindOptionsPropagationEnum::EMPTY)
-                    .map_or(DEFAULT_PROPAGATION.to_string(), |p| p.to_string()),
+                    .filter(|p| *p != Propagation::Empty)
+                    .map_or(DEFAULT_PROPAGATION.to_string(), |p| p.as_str().to_string()),
             );
             planned.non_recursive = opts.non_recursive.unwrap_or(false);
             planned.force_recursive_ro = opts.read_only_force_recursive.unwrap_or(false);
@@ -230,18 +230,6 @@ pub(crate) fn mount(m: &Mount, source_must_exist: bool) -> Result<Planned, Mount
         }
     }
     Ok(planned)
-}
-
-/// The name of a mount type as the API spells it.
-fn type_name(t: MountType) -> &'static str {
-    match t {
-        MountType::BIND => "bind",
-        MountType::CLUSTER => "cluster",
-        MountType::IMAGE => "image",
-        MountType::NPIPE => "npipe",
-        MountType::TMPFS => "tmpfs",
-        MountType::VOLUME => "volume",
-    }
 }
 
 /// The checks of a mount's target, in dockerd's order: present, not `/`, absolute.
@@ -345,7 +333,7 @@ pub(crate) fn is_local(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_api::models::{MountBindOptions, MountTmpfsOptions, MountVolumeOptions};
+    use crate::container::spec::{BindOptions, TmpfsOptions, VolumeOptions};
 
     #[test]
     fn binds_are_parsed_and_refused_as_moby_does() {
@@ -422,33 +410,33 @@ mod tests {
         let err = |m: &Mount| mount(m, true).unwrap_err().to_string();
         let missing = "/nonexistent/berth-test-source";
         assert_eq!(
-            err(&mnt(MountType::BIND, missing, "/x")),
+            err(&mnt(MountType::Bind, missing, "/x")),
             format!("invalid mount config for type \"bind\": bind source path does not exist: {missing}")
         );
-        let mut m = mnt(MountType::BIND, missing, "/x");
-        m.bind_options = Some(MountBindOptions {
+        let mut m = mnt(MountType::Bind, missing, "/x");
+        m.bind_options = Some(BindOptions {
             create_mountpoint: Some(true),
             ..Default::default()
         });
         assert!(mount(&m, true).unwrap().create_source);
         assert_eq!(
-            err(&mnt(MountType::BIND, "rel", "/x")),
+            err(&mnt(MountType::Bind, "rel", "/x")),
             "invalid mount config for type \"bind\": invalid mount path: 'rel' mount path must be absolute"
         );
         assert_eq!(
-            err(&mnt(MountType::VOLUME, "v", "")),
+            err(&mnt(MountType::Volume, "v", "")),
             "invalid mount config for type \"volume\": field Target must not be empty"
         );
         assert_eq!(
-            err(&mnt(MountType::IMAGE, "img", "/x")),
+            err(&mnt(MountType::Image, "img", "/x")),
             "invalid mount config for type \"image\": mount type unknown"
         );
         assert_eq!(
-            err(&mnt(MountType::TMPFS, "src", "/x")),
+            err(&mnt(MountType::Tmpfs, "src", "/x")),
             "invalid mount config for type \"tmpfs\": field Source must not be specified"
         );
-        let mut m = mnt(MountType::VOLUME, "v", "/x");
-        m.volume_options = Some(MountVolumeOptions {
+        let mut m = mnt(MountType::Volume, "v", "/x");
+        m.volume_options = Some(VolumeOptions {
             subpath: Some("../up".into()),
             ..Default::default()
         });
@@ -461,14 +449,14 @@ mod tests {
             err(&m),
             "invalid mount config for type \"volume\": must not set Subpath when using anonymous volumes"
         );
-        let mut m = mnt(MountType::VOLUME, "", "/x");
+        let mut m = mnt(MountType::Volume, "", "/x");
         m.read_only = Some(true);
         assert_eq!(
             err(&m),
             "invalid mount config for type \"volume\": must not set ReadOnly mode when using anonymous volumes"
         );
-        let mut m = mnt(MountType::TMPFS, "", "/t/");
-        m.tmpfs_options = Some(MountTmpfsOptions {
+        let mut m = mnt(MountType::Tmpfs, "", "/t/");
+        m.tmpfs_options = Some(TmpfsOptions {
             size_bytes: Some(3 << 20),
             mode: Some(0o700),
             options: Some(vec![vec!["exec".into()]]),
@@ -479,7 +467,7 @@ mod tests {
             (p.destination.as_str(), p.tmpfs.as_str(), p.rw),
             ("/t", "ro,mode=700,size=3m,exec", false)
         );
-        m.tmpfs_options = Some(MountTmpfsOptions {
+        m.tmpfs_options = Some(TmpfsOptions {
             options: Some(vec![vec!["uid".into(), "0".into()]]),
             ..Default::default()
         });

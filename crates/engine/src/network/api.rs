@@ -1,6 +1,9 @@
 //! The `/networks` API: list, inspect, create, remove, prune, connect, disconnect.
 
+use berth_api::models::{EndpointResource, NetworkInspect};
+
 use super::*;
+use crate::wire;
 
 const NO_NETWORK: &str =
     "container cannot be connected to multiple networks with one of the networks in private (none) mode";
@@ -19,12 +22,9 @@ impl Engine {
             }
         }
         let net = self.net()?;
-        let mut out = Vec::new();
-        for v in self.predefined_json(net) {
-            out.push(v);
-        }
+        let mut out = self.predefined_models(net);
         for n in net.networks.list().await {
-            out.push(network_json(&n, json!({})));
+            out.push(wire::network::network_model(&n, HashMap::new()));
         }
         let used: BTreeSet<String> = self
             .containers
@@ -33,72 +33,76 @@ impl Engine {
             .flat_map(|c| c.networks.endpoints.iter().map(|e| e.network_id.clone()))
             .collect();
         Ok(out
-            .into_iter()
-            .filter(|v| {
-                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            .iter()
+            .filter(|n| {
+                let name = n.name.as_deref().unwrap_or_default();
+                let id = n.id.as_deref().unwrap_or_default();
+                let driver = n.driver.as_deref().unwrap_or_default();
                 let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
                     let values = filters.get(key);
                     values.is_empty() || values.iter().any(|x| pred(x))
                 };
-                let builtin = ["bridge", "host", "none"].contains(&s("Name").as_str());
-                any("name", &|x| s("Name").contains(x))
-                    && any("id", &|x| s("Id").starts_with(x))
-                    && any("driver", &|x| s("Driver") == x)
+                let builtin = ["bridge", "host", "none"].contains(&name);
+                any("name", &|x| name.contains(x))
+                    && any("id", &|x| id.starts_with(x))
+                    && any("driver", &|x| driver == x)
                     && any("scope", &|x| x == "local")
                     && any("type", &|x| (x == "builtin") == builtin)
                     && any("dangling", &|x| {
-                        (x == "true" || x == "1") == (!builtin && !used.contains(&s("Id")))
+                        (x == "true" || x == "1") == (!builtin && !used.contains(id))
                     })
-                    && filters.labels_match(|k| v["Labels"].get(k).and_then(Value::as_str))
+                    && filters.labels_match(|k| {
+                        n.labels.as_ref().and_then(|l| l.get(k)).map(String::as_str)
+                    })
             })
+            .map(wire::network::network_json)
             .collect())
     }
 
     /// `GET /networks/{id}`.
     pub async fn network_inspect(&self, key: &str) -> Result<Value> {
         let net = self.net()?;
-        if let Some(v) = self
-            .predefined_json(net)
+        if let Some(model) = self
+            .predefined_models(net)
             .into_iter()
-            .find(|v| v["Name"] == key || v["Id"] == key)
+            .find(|n| n.name.as_deref() == Some(key) || n.id.as_deref() == Some(key))
         {
-            return Ok(v);
+            return Ok(wire::network::network_json(&model));
         }
         let n = net.networks.get(key).await.map_err(net_error)?;
-        let mut containers = serde_json::Map::new();
+        let mut containers = HashMap::new();
         for c in self.containers.all() {
             for e in &c.networks.endpoints {
                 if let (true, Some(live)) = (e.network_id == n.id, &e.live) {
+                    let ep = &live.endpoint;
                     containers.insert(
                         c.id.clone(),
-                        json!({
-                            "Name": c.name,
-                            "EndpointID": live.endpoint_id,
-                            "MacAddress": live.endpoint.mac,
-                            "IPv4Address": format!("{}/{}", live.endpoint.ip, live.endpoint.prefix_len),
-                            "IPv6Address": live.endpoint.ip6.map(|ip6| format!("{ip6}/{}", live.endpoint.prefix_len6)).unwrap_or_default(),
-                        }),
+                        EndpointResource {
+                            name: Some(c.name.clone()),
+                            endpoint_id: Some(live.endpoint_id.clone()),
+                            mac_address: Some(ep.mac.clone()),
+                            ipv4_address: Some(format!("{}/{}", ep.ip, ep.prefix_len)),
+                            ipv6_address: Some(
+                                ep.ip6
+                                    .map(|ip6| format!("{ip6}/{}", ep.prefix_len6))
+                                    .unwrap_or_default(),
+                            ),
+                        },
                     );
                 }
             }
         }
-        Ok(network_json(&n, Value::Object(containers)))
+        Ok(wire::network::network_json(&wire::network::network_model(
+            &n, containers,
+        )))
     }
 
-    fn predefined_json(&self, net: &NetState) -> Vec<Value> {
+    /// The models of the predefined networks `host` and `none`.
+    fn predefined_models(&self, net: &NetState) -> Vec<NetworkInspect> {
         let p = &net.predefined;
         [("host", "host", &p.host), ("none", "null", &p.none)]
             .into_iter()
-            .map(|(name, driver, id)| {
-                json!({
-                    "Name": name, "Id": id, "Created": p.created, "Scope": "local",
-                    "Driver": driver, "EnableIPv4": true, "EnableIPv6": false,
-                    "IPAM": {"Driver": "default", "Options": null, "Config": []},
-                    "Internal": false, "Attachable": false, "Ingress": false,
-                    "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
-                    "Containers": {}, "Options": {}, "Labels": {},
-                })
-            })
+            .map(|(name, driver, id)| wire::network::predefined_model(name, driver, id, &p.created))
             .collect()
     }
 
@@ -471,59 +475,4 @@ pub(super) fn machine_id() -> Vec<u8> {
                 .map(|h| h.as_encoded_bytes().to_vec())
         })
         .unwrap_or_default()
-}
-
-/// A network's JSON as `GET /networks/{id}` shows it. A CNI network shows the subnet and
-/// IPAM type of its conflist (no `Config` when the conflist names no subnet).
-fn network_json(n: &Network, containers: Value) -> Value {
-    let aux = |v6: bool| -> Option<BTreeMap<&String, String>> {
-        let of_family: BTreeMap<&String, String> = n
-            .aux_addresses
-            .iter()
-            .filter(|(_, ip)| ip.is_ipv6() == v6)
-            .map(|(k, ip)| (k, ip.to_string()))
-            .collect();
-        (!of_family.is_empty()).then_some(of_family)
-    };
-    let mut config = json!({"Subnet": n.subnet.to_string(), "Gateway": n.gateway.to_string()});
-    if let Some(r) = n.ip_range {
-        config["IPRange"] = json!(r.to_string());
-    }
-    if let Some(a) = aux(false) {
-        config["AuxiliaryAddresses"] = json!(a);
-    }
-    let config6 = n.v6.as_ref().map(|v6| {
-        let mut c = json!({"Subnet": v6.subnet.to_string(), "Gateway": v6.gateway.to_string()});
-        if let Some(r) = v6.ip_range {
-            c["IPRange"] = json!(r.to_string());
-        }
-        if let Some(a) = aux(true) {
-            c["AuxiliaryAddresses"] = json!(a);
-        }
-        c
-    });
-    let cni = n
-        .cni
-        .as_ref()
-        .and_then(|c| berth_network::cni::ConfList::parse(&c.conflist).ok());
-    let configs = match &cni {
-        Some(_) if n.subnet.prefix_len() == 0 => vec![],
-        _ => [Some(config), config6].into_iter().flatten().collect(),
-    };
-    let ipam_driver = cni
-        .as_ref()
-        .map_or("default", |c| c.ipam_type().unwrap_or(""));
-    json!({
-        "Name": n.name, "Id": n.id, "Created": rfc3339_secs(n.created), "Scope": "local",
-        "Driver": n.driver, "EnableIPv4": true, "EnableIPv6": n.v6.is_some(),
-        "IPAM": {"Driver": ipam_driver, "Options": null, "Config": configs},
-        "Internal": n.internal, "Attachable": false, "Ingress": false,
-        "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
-        "Containers": containers, "Options": n.options, "Labels": n.labels,
-    })
-}
-
-fn rfc3339_secs(secs: u64) -> String {
-    humantime::format_rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        .to_string()
 }

@@ -25,8 +25,8 @@ pub(super) struct Extra<'a> {
 /// servers are the ones that server forwards to.
 pub(super) fn write_etc_files(
     dir: &Path,
-    config: &ContainerConfig,
-    hc: &HostConfig,
+    config: &ContainerSpec,
+    hc: &HostSpec,
     hostname: &str,
     own: Option<&Own>,
     extra: &Extra<'_>,

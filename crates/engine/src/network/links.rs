@@ -46,7 +46,7 @@ pub(super) fn parse_link(link: &str) -> Result<(String, String)> {
 
 /// Whether `hc`'s network mode keeps legacy links (dockerd: every mode but a user-defined
 /// network; host and `container:` refuse them).
-fn legacy_mode(hc: &HostConfig) -> bool {
+fn legacy_mode(hc: &HostSpec) -> bool {
     match mode(hc) {
         Mode::Networks(n) => n == DEFAULT_BRIDGE,
         _ => true,
@@ -132,7 +132,7 @@ fn bridge_endpoint(child: &Container) -> Option<&berth_network::Endpoint> {
 impl Engine {
     /// The legacy links of a new container with host config `hc`, checked as dockerd checks
     /// them at create.
-    pub(super) fn links_for_create(&self, hc: &HostConfig) -> Result<Vec<LegacyLink>> {
+    pub(super) fn links_for_create(&self, hc: &HostSpec) -> Result<Vec<LegacyLink>> {
         let links = hc.links.clone().unwrap_or_default();
         if links.is_empty() {
             return Ok(Vec::new());

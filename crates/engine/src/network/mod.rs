@@ -42,18 +42,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use berth_api::models::{
-    ContainerConfig, ContainerCreateBody, EndpointIpamConfig, EndpointSettings,
-    EventMessageTypeEnum, HostConfig, NetworkCreateRequest, NetworkSettings, PortMap, PortSummary,
-    PortSummaryTypeEnum,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, EventMessageTypeEnum,
+    NetworkCreateRequest, NetworkSettings, PortMap, PortSummary, PortSummaryTypeEnum,
 };
 use berth_api::query::Filters;
+
+use crate::container::spec::{ContainerSpec, HostSpec};
 use berth_network::{
     AttachRequest, Network, NetworkError, NetworkSpec, Networks, PortBinding, Proto, PublishedPort,
     OPT_BRIDGE_NAME,
 };
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::container::Container;
 use crate::error::{EngineError, Result};
@@ -175,7 +176,7 @@ pub(crate) enum Mode {
     Container(String),
 }
 
-pub(crate) fn mode(hc: &HostConfig) -> Mode {
+pub(crate) fn mode(hc: &HostSpec) -> Mode {
     match hc.network_mode.as_deref().unwrap_or("") {
         "" | "default" | "bridge" => Mode::Networks(DEFAULT_BRIDGE.to_string()),
         "host" => Mode::Host,
@@ -252,7 +253,7 @@ pub fn apply_config_mac(body: &mut ContainerCreateBody, mac: &str) -> Result<()>
         return Ok(());
     }
     endpoint::parse_mac(mac)?;
-    let hc = body.host_config.clone().unwrap_or_default();
+    let hc = crate::wire::spec::host_of_body(body);
     if matches!(mode(&hc), Mode::Host | Mode::Container(_)) {
         return Err(EngineError::InvalidParameter(
             "conflicting options: mac-address and the network mode".into(),
@@ -362,7 +363,7 @@ impl Engine {
     pub(crate) fn networks_for_create(
         &self,
         body: &ContainerCreateBody,
-        hc: &HostConfig,
+        hc: &HostSpec,
     ) -> Result<(ContainerNetworks, Vec<String>)> {
         let mut warnings = Vec::new();
         let publishes = hc.port_bindings.as_ref().is_some_and(|p| !p.is_empty())
@@ -443,7 +444,7 @@ impl Engine {
 
     /// The hostname a container gets when none was asked: the host's for `--network host`,
     /// the other container's for `container:X`, else the id's first 12 digits.
-    pub(crate) fn default_hostname(&self, hc: &HostConfig, id: &str) -> String {
+    pub(crate) fn default_hostname(&self, hc: &HostSpec, id: &str) -> String {
         match mode(hc) {
             Mode::Host => nix::unistd::gethostname()
                 .ok()
@@ -740,15 +741,12 @@ mod tests {
 
     #[test]
     fn modes_parse_as_dockers() {
-        let hc = |m: &str| HostConfig {
+        let hc = |m: &str| HostSpec {
             network_mode: Some(m.to_string()),
             ..Default::default()
         };
         assert_eq!(mode(&hc("default")), Mode::Networks("bridge".into()));
-        assert_eq!(
-            mode(&HostConfig::default()),
-            Mode::Networks("bridge".into())
-        );
+        assert_eq!(mode(&HostSpec::default()), Mode::Networks("bridge".into()));
         assert_eq!(mode(&hc("host")), Mode::Host);
         assert_eq!(mode(&hc("none")), Mode::None);
         assert_eq!(mode(&hc("container:web")), Mode::Container("web".into()));

@@ -25,7 +25,7 @@ pub(super) fn parse_port_key(key: &str) -> Result<(u16, Proto)> {
 /// network library's bindings. A binding without a host address is published on both
 /// families when the container has an IPv6 address (`0.0.0.0` and `::`); `0.0.0.0` or an
 /// IPv6 address (`[::1]`, `::`) names one family.
-pub(super) fn port_bindings(hc: &HostConfig, exposed: &[String]) -> Result<Vec<PortBinding>> {
+pub(super) fn port_bindings(hc: &HostSpec, exposed: &[String]) -> Result<Vec<PortBinding>> {
     let mut out = Vec::new();
     let map = hc.port_bindings.clone().unwrap_or_default();
     let mut keys: Vec<&String> = map.keys().collect();
@@ -84,7 +84,7 @@ pub(super) fn port_bindings(hc: &HostConfig, exposed: &[String]) -> Result<Vec<P
 }
 
 /// The image's `ExposedPorts` added to the container's (as dockerd merges them).
-pub(crate) fn merge_exposed_ports(config: &mut ContainerConfig, image_config: &Value) {
+pub(crate) fn merge_exposed_ports(config: &mut ContainerSpec, image_config: &Value) {
     let Some(image) = image_config["ExposedPorts"].as_object() else {
         return;
     };
@@ -94,31 +94,32 @@ pub(crate) fn merge_exposed_ports(config: &mut ContainerConfig, image_config: &V
             ports.push(key.clone());
         }
     }
+    ports.sort();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_api::models::PortMap;
+    use crate::container::spec::PortMap;
 
     #[test]
     fn port_bindings_and_publish_all() {
         let mut map = PortMap::new();
         map.insert(
             "80/tcp".into(),
-            Some(vec![berth_api::models::PortBinding {
+            Some(vec![crate::container::spec::PortBinding {
                 host_ip: Some("127.0.0.1".into()),
                 host_port: Some("8080".into()),
             }]),
         );
         map.insert(
             "53/udp".into(),
-            Some(vec![berth_api::models::PortBinding {
+            Some(vec![crate::container::spec::PortBinding {
                 host_ip: Some(String::new()),
                 host_port: Some(String::new()),
             }]),
         );
-        let hc = HostConfig {
+        let hc = HostSpec {
             port_bindings: Some(map),
             publish_all_ports: Some(true),
             ..Default::default()

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use berth_api::models::HostConfig;
+use crate::container::spec::HostSpec;
 use oci_spec::runtime::{
     Capabilities, Linux, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, LinuxSeccomp,
     Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
@@ -171,7 +171,7 @@ pub fn all_caps() -> Vec<String> {
 
 /// The capabilities after `--cap-add`/`--cap-drop` (names with or without `CAP_`, any case;
 /// `ALL`).
-pub fn capabilities(hc: &HostConfig) -> Vec<String> {
+pub fn capabilities(hc: &HostSpec) -> Vec<String> {
     if hc.privileged.unwrap_or(false) {
         return all_caps();
     }
@@ -486,7 +486,7 @@ pub(crate) fn mount(destination: &str, typ: &str, source: &Path, options: Vec<St
     m
 }
 
-fn default_mounts(hc: &HostConfig, privileged: bool) -> Vec<Mount> {
+fn default_mounts(hc: &HostSpec, privileged: bool) -> Vec<Mount> {
     let shm = hc.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
     let sys_opt = if privileged { "rw" } else { "ro" };
     let m = |dest: &str, typ: &str, source: &str, options: &[&str]| {

@@ -1,11 +1,11 @@
 //! `linux.resources` of a container's OCI config: its cgroup limits from the HostConfig (also
 //! what `docker update` writes to a running container).
 
-use berth_api::models::HostConfig;
+use crate::container::spec::HostSpec;
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
 /// `linux.resources` from the HostConfig's limits.
-pub(crate) fn resources(hc: &HostConfig) -> LinuxResources {
+pub(crate) fn resources(hc: &HostSpec) -> LinuxResources {
     let mut memory = LinuxMemory::default();
     let mut memory_set = false;
     let limit = hc.memory.unwrap_or(0);

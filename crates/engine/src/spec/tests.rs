@@ -3,7 +3,7 @@ use serde_json::json;
 
 #[test]
 fn capabilities_add_and_drop_as_docker() {
-    let mut hc = HostConfig::default();
+    let mut hc = HostSpec::default();
     assert_eq!(capabilities(&hc).len(), DEFAULT_CAPS.len());
     hc.cap_add = Some(vec!["net_admin".into()]);
     hc.cap_drop = Some(vec!["CAP_CHOWN".into(), "kill".into()]);
@@ -17,17 +17,17 @@ fn capabilities_add_and_drop_as_docker() {
 
 #[test]
 fn the_largest_limits_do_not_overflow() {
-    let hc = HostConfig {
+    let hc = HostSpec {
         memory: Some(i64::MAX),
         nano_cpus: Some(i64::MAX),
-        ..HostConfig::default()
+        ..HostSpec::default()
     };
     let r = serde_json::to_value(resources(&hc)).unwrap();
     assert_eq!(r["memory"]["swap"], json!(i64::MAX));
     assert_eq!(r["cpu"]["quota"], json!(i64::MAX / 10_000));
-    let hc = HostConfig {
+    let hc = HostSpec {
         nano_cpus: Some(1_500_000_000),
-        ..HostConfig::default()
+        ..HostSpec::default()
     };
     let r = serde_json::to_value(resources(&hc)).unwrap();
     assert_eq!(r["cpu"]["quota"], json!(150_000));
@@ -49,7 +49,7 @@ fn environment_layers_and_defaults() {
     assert_eq!(env, vec![DEFAULT_PATH.to_string(), "HOSTNAME=h".into()]);
 }
 
-fn container(hc: HostConfig) -> Container {
+fn container(hc: HostSpec) -> Container {
     Container {
         id: "0123456789ab".repeat(5) + "0123",
         name: "c".into(),
@@ -71,7 +71,7 @@ fn container(hc: HostConfig) -> Container {
     }
 }
 
-fn spec(hc: HostConfig, init: Option<&Path>) -> Value {
+fn spec(hc: HostSpec, init: Option<&Path>) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     std::fs::write(&f, "").unwrap();
@@ -95,7 +95,7 @@ fn init_is_bound_read_only_and_runs_the_command() {
     let dir = tempfile::tempdir().unwrap();
     let init = dir.path().join("berth-init");
     std::fs::write(&init, "").unwrap();
-    let s = spec(HostConfig::default(), Some(&init));
+    let s = spec(HostSpec::default(), Some(&init));
     assert_eq!(
         s["process"]["args"],
         json!(["/dev/init", "--", "sleep", "100"])
@@ -108,11 +108,11 @@ fn init_is_bound_read_only_and_runs_the_command() {
         .unwrap();
     assert_eq!(m["source"], json!(init));
     assert!(m["options"].as_array().unwrap().contains(&json!("ro")));
-    let s = spec(HostConfig::default(), None);
+    let s = spec(HostSpec::default(), None);
     assert_eq!(s["process"]["args"], json!(["sleep", "100"]));
     // A missing binary is an error that says which.
     let missing = dir.path().join("nope");
-    let c = container(HostConfig::default());
+    let c = container(HostSpec::default());
     let paths = Paths {
         rootfs: dir.path(),
         hostname: &init,
@@ -131,14 +131,14 @@ fn init_is_bound_read_only_and_runs_the_command() {
 
 #[test]
 fn privileged_gets_the_host_devices_and_an_open_device_cgroup() {
-    let s = spec(HostConfig::default(), None);
+    let s = spec(HostSpec::default(), None);
     assert_eq!(
         s["linux"]["resources"]["devices"][0],
         json!({"allow": false, "access": "rwm"})
     );
     assert!(s["linux"]["devices"].is_null());
     assert!(s["linux"]["maskedPaths"].is_array());
-    let hc = HostConfig {
+    let hc = HostSpec {
         privileged: Some(true),
         ..Default::default()
     };
@@ -166,7 +166,7 @@ fn all_caps_are_those_of_the_bounding_set() {
     let all = all_caps();
     assert!(all.contains(&"CAP_CHOWN".to_string()));
     assert!(all.len() <= ALL_CAPS.len());
-    let hc = HostConfig {
+    let hc = HostSpec {
         privileged: Some(true),
         ..Default::default()
     };
@@ -175,7 +175,7 @@ fn all_caps_are_those_of_the_bounding_set() {
 
 #[test]
 fn memory_swap_defaults_to_twice_the_limit() {
-    let hc = HostConfig {
+    let hc = HostSpec {
         memory: Some(64 << 20),
         nano_cpus: Some(1_500_000_000),
         pids_limit: Some(10),

@@ -6,6 +6,9 @@
 //! where Berth has nothing else to say. The fields themselves were recorded from dockerd 20.10
 //! (`crates/daemon/tests/golden/`), and `api_inspect_keys.rs` compares.
 
+pub mod network;
+pub mod spec;
+
 use serde_json::{json, Value};
 
 /// Adds what `defaults` has and `v` lacks, object by object (an object present in both is
@@ -99,10 +102,22 @@ pub struct ContainerExtras<'a> {
     /// The paths masked and made read-only in it (the defaults, unless privileged).
     pub masked_paths: &'static [&'static str],
     pub readonly_paths: &'static [&'static str],
+    /// API < 1.44's `Config.MacAddress` (the models have no such field): the address its
+    /// first network was asked for.
+    pub mac_address: Option<String>,
 }
 
-/// `GET /containers/{id}/json`: the model's JSON, completed.
-pub fn container_inspect(mut v: Value, extras: ContainerExtras<'_>) -> Value {
+/// `GET /containers/{id}/json`: the model's JSON, completed, with the fields of API < 1.44
+/// the models (1.44+) dropped.
+pub fn container_inspect(
+    model: &berth_api::models::ContainerInspectResponse,
+    extras: ContainerExtras<'_>,
+) -> Value {
+    let mut v = serde_json::to_value(model).unwrap_or_default();
+    legacy_network_fields(&mut v);
+    if let Some(mac) = extras.mac_address {
+        v["Config"]["MacAddress"] = json!(mac);
+    }
     let privileged = v["HostConfig"]["Privileged"].as_bool() == Some(true);
     let mut host = host_config(extras.runtime);
     if !privileged {
@@ -136,6 +151,40 @@ pub fn container_inspect(mut v: Value, extras: ContainerExtras<'_>) -> Value {
         fill_endpoints(settings);
     }
     v
+}
+
+/// The inspect body with `NetworkSettings`' top-level fields that API versions before 1.44
+/// have (the models follow 1.44+, which dropped them): those of the default `bridge`
+/// network's endpoint, empty otherwise, as dockerd fills them.
+fn legacy_network_fields(v: &mut Value) {
+    let Some(settings) = v.get_mut("NetworkSettings").and_then(|s| s.as_object_mut()) else {
+        return;
+    };
+    let bridge = settings
+        .get("Networks")
+        .and_then(|n| n.get("bridge"))
+        .cloned()
+        .unwrap_or_default();
+    let text = |k: &str| json!(bridge.get(k).and_then(|x| x.as_str()).unwrap_or_default());
+    let int = |k: &str| json!(bridge.get(k).and_then(|x| x.as_i64()).unwrap_or_default());
+    for (k, value) in [
+        ("Bridge", json!("")),
+        ("HairpinMode", json!(false)),
+        ("LinkLocalIPv6Address", json!("")),
+        ("LinkLocalIPv6PrefixLen", json!(0)),
+        ("SecondaryIPAddresses", json!(null)),
+        ("SecondaryIPv6Addresses", json!(null)),
+        ("EndpointID", text("EndpointID")),
+        ("Gateway", text("Gateway")),
+        ("GlobalIPv6Address", text("GlobalIPv6Address")),
+        ("GlobalIPv6PrefixLen", int("GlobalIPv6PrefixLen")),
+        ("IPAddress", text("IPAddress")),
+        ("IPPrefixLen", int("IPPrefixLen")),
+        ("IPv6Gateway", text("IPv6Gateway")),
+        ("MacAddress", text("MacAddress")),
+    ] {
+        settings.entry(k).or_insert(value);
+    }
 }
 
 /// One entry of `GET /containers/json` (and of `system df`'s containers).
@@ -227,12 +276,17 @@ mod tests {
             graph_data: None,
             masked_paths: &["/proc/kcore"],
             readonly_paths: &["/proc/sys"],
+            mac_address: None,
         };
-        let v = container_inspect(json!({"HostConfig": {"Privileged": true}}), extras(vec![]));
+        let model = |v: Value| serde_json::from_value(v).unwrap();
+        let v = container_inspect(
+            &model(json!({"HostConfig": {"Privileged": true}})),
+            extras(vec![]),
+        );
         assert_eq!(v["HostConfig"]["MaskedPaths"], Value::Null);
         assert_eq!(v["ExecIDs"], Value::Null);
         assert_eq!(v["GraphDriver"]["Data"], json!({}));
-        let v = container_inspect(json!({}), extras(vec!["e1".into()]));
+        let v = container_inspect(&model(json!({})), extras(vec!["e1".into()]));
         assert_eq!(v["HostConfig"]["MaskedPaths"], json!(["/proc/kcore"]));
         assert_eq!(v["HostConfig"]["Runtime"], "berth");
         assert_eq!(v["ExecIDs"], json!(["e1"]));
