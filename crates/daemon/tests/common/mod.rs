@@ -56,7 +56,7 @@ fn monitor_binary() -> PathBuf {
 
 /// The project's CLI, `berth`, beside `berthd` in the target directory, built once per test
 /// binary that uses it (as [`monitor_binary`]).
-fn berth_binary() -> PathBuf {
+pub fn berth_binary() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let berthd = PathBuf::from(env!("CARGO_BIN_EXE_berthd"));
     let berth = berthd.with_file_name("berth");
@@ -446,6 +446,43 @@ impl Drop for Daemon {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs `program ARGS` with `env` set (and `DOCKER_HOST`, `BERTH_HOST` removed unless `env`
+/// sets them), `stdin` fed to it, with a time limit (60 s): a client pointed elsewhere than the
+/// fixture's socket (TCP, TLS, SSH, a context).
+pub fn run_env(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("-k")
+        .arg("5")
+        .arg("60")
+        .arg(program)
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("BERTH_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd.spawn().unwrap();
+    if let Some(data) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(data).unwrap();
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// Text of an output's stdout and stderr.
