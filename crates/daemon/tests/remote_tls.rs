@@ -3,6 +3,8 @@
 //! execs, attaches, follows logs; clients without a certificate, or with one of another CA,
 //! are refused in the handshake; plain TCP needs `--tls=false`; the unix socket's group.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 #[path = "common/certs.rs"]
 mod tls_certs;
@@ -92,7 +94,10 @@ fn ok(out: std::process::Output, what: &str) -> String {
 }
 
 /// What both clients do over TLS: run, exec, attach (`run -i`, stdin piped), follow logs.
-fn drive(name: &str, client: &dyn Fn(&[&str], Option<&[u8]>) -> std::process::Output) {
+/// A client: ARGS and stdin to its output.
+type ClientFn<'a> = &'a dyn Fn(&[&str], Option<&[u8]>) -> std::process::Output;
+
+fn drive(name: &str, client: ClientFn<'_>) {
     let out = ok(
         client(&["run", "--rm", "busybox", "echo", "over-tls"], None),
         "run",
