@@ -7,8 +7,6 @@
 //! keeps `wait` pending on one connection while it starts the container on another).
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -19,13 +17,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::client_conn::{ConnError, Endpoint, Stream, TlsOptions};
 use crate::API_VERSION;
 
-/// The writing side of a hijacked connection: `shutdown` half-closes it.
-pub type HijackWriter = tokio::io::WriteHalf<Stream>;
+pub use crate::client_hijack::{HijackReader, HijackWriter, Hijacked};
 
 /// The default daemon address.
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
@@ -590,88 +587,6 @@ impl BodyStream {
                 return Ok(Some(v));
             }
         }
-    }
-}
-
-/// A hijacked connection: a raw full-duplex byte stream (bytes the HTTP layer had already
-/// read come first).
-pub struct Hijacked {
-    stream: Stream,
-    buffered: Vec<u8>,
-}
-
-impl Hijacked {
-    /// Splits into a reader and a writer; dropping or shutting down the writer half-closes the
-    /// connection (`shutdown(SHUT_WR)`), the reader keeps receiving.
-    pub fn into_split(self) -> (HijackReader, HijackWriter) {
-        let (r, w) = tokio::io::split(self.stream);
-        (
-            HijackReader {
-                inner: r,
-                buffered: self.buffered,
-                pos: 0,
-            },
-            w,
-        )
-    }
-}
-
-/// The read side of a [`Hijacked`] connection.
-pub struct HijackReader {
-    inner: tokio::io::ReadHalf<Stream>,
-    buffered: Vec<u8>,
-    pos: usize,
-}
-
-impl AsyncRead for HijackReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.pos < self.buffered.len() {
-            let n = (self.buffered.len() - self.pos).min(buf.remaining());
-            let start = self.pos;
-            buf.put_slice(&self.buffered[start..start + n]);
-            self.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncRead for Hijacked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.buffered.is_empty() {
-            let n = self.buffered.len().min(buf.remaining());
-            buf.put_slice(&self.buffered[..n]);
-            self.buffered.drain(..n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Hijacked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    /// Half-closes: shuts down the write side only.
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod client_conn;
+pub mod client_hijack;
 pub mod query;
 pub mod stdcopy;
 

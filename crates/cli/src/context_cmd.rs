@@ -227,6 +227,8 @@ fn ls(cli: &Cli, store: &Store, o: &LsOpts) -> Result<i32> {
         .unwrap_or_else(|_| DEFAULT.to_string());
     let mut all = vec![default_ctx(cli)];
     all.extend(store.list());
+    // By name, `default` among them, as docker lists them.
+    all.sort_by(|a, b| a.name().cmp(b.name()));
     if o.quiet {
         for c in &all {
             println!("{}", c.name());
@@ -262,7 +264,6 @@ fn ls(cli: &Cli, store: &Store, o: &LsOpts) -> Result<i32> {
             ("Name", "NAME"),
             ("Description", "DESCRIPTION"),
             ("DockerEndpoint", "DOCKER ENDPOINT"),
-            ("Current", "CURRENT"),
             ("Error", "ERROR"),
         ],
         labels: None,
@@ -313,18 +314,40 @@ fn inspect(cli: &Cli, store: &Store, o: &InspectOpts) -> Result<i32> {
             });
             (material, storage)
         };
-        let mut doc = ctx.meta.clone();
-        doc["TLSMaterial"] = material;
-        doc["Storage"] = storage;
-        docs.push(serde_json::to_vec(&doc)?);
+        // In docker's order (serde_json's maps sort their keys).
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Doc<'a> {
+            name: &'a str,
+            metadata: &'a Value,
+            endpoints: &'a Value,
+            #[serde(rename = "TLSMaterial")]
+            tls_material: Value,
+            storage: Value,
+        }
+        // The default context's description is for `ls` only.
+        let empty = json!({});
+        let doc = Doc {
+            name: ctx.name(),
+            metadata: if name == DEFAULT {
+                &empty
+            } else {
+                &ctx.meta["Metadata"]
+            },
+            endpoints: &ctx.meta["Endpoints"],
+            tls_material: material,
+            storage,
+        };
+        // Go's encoder escapes <, > and & in strings.
+        let text = serde_json::to_string(&doc)?
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026");
+        docs.push(text.into_bytes());
     }
     let format = o.format.as_deref().unwrap_or("");
     if format.is_empty() {
-        let values: Vec<Value> = docs
-            .iter()
-            .filter_map(|d| serde_json::from_slice(d).ok())
-            .collect();
-        println!("{}", indent4(&Value::Array(values))?);
+        println!("{}", indent4(&docs)?);
         return Ok(0);
     }
     let (text, errors) = crate::formatter::inspect(format, &docs)?;
@@ -335,13 +358,70 @@ fn inspect(cli: &Cli, store: &Store, o: &InspectOpts) -> Result<i32> {
     Ok(if errors.is_empty() { 0 } else { 1 })
 }
 
-/// JSON indented by four spaces, as docker's inspect prints it.
-fn indent4(v: &Value) -> Result<String> {
-    let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    serde::Serialize::serialize(v, &mut ser)?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+/// The documents (compact JSON, keys in order) as a JSON array indented by four spaces, as
+/// docker's inspect prints them.
+fn indent4(docs: &[Vec<u8>]) -> Result<String> {
+    let texts: Vec<String> = docs
+        .iter()
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .collect();
+    // Re-indented as text: parsing would sort the keys.
+    Ok(reindent(&format!("[{}]", texts.join(","))))
+}
+
+/// Indents compact JSON text by four spaces a level (strings copied as they are).
+fn reindent(compact: &str) -> String {
+    let mut out = String::new();
+    let mut level = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut chars = compact.chars().peekable();
+    let newline = |out: &mut String, level: usize| {
+        out.push('\n');
+        out.push_str(&"    ".repeat(level));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                let close = if c == '{' { '}' } else { ']' };
+                if chars.peek() == Some(&close) {
+                    chars.next();
+                    out.push(c);
+                    out.push(close);
+                } else {
+                    out.push(c);
+                    level += 1;
+                    newline(&mut out, level);
+                }
+            }
+            '}' | ']' => {
+                level = level.saturating_sub(1);
+                newline(&mut out, level);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, level);
+            }
+            ':' => out.push_str(": "),
+            _ => out.push(c),
+        }
+    }
+    out
 }
 
 fn rm(cli: &Cli, store: &Store, o: &RmOpts) -> Result<i32> {
@@ -425,6 +505,9 @@ fn import(store: &Store, o: &ImportOpts) -> Result<i32> {
     } else {
         bytes = std::fs::read(&o.file).with_context(|| format!("open {}", o.file))?;
     }
+    // The docker CLI's exports end with the last file's data: no padding to a block, no
+    // end-of-archive blocks. Zeros complete them.
+    bytes.resize(bytes.len().div_ceil(512) * 512 + 1024, 0);
     let mut meta = None;
     let mut files = Vec::new();
     let mut archive = tar::Archive::new(bytes.as_slice());
