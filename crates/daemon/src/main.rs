@@ -556,3 +556,41 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn with_file(args: &[&str], json: &str) -> Flags {
+        let dir = std::env::temp_dir().join(format!("berthd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{}.json", args.len()));
+        std::fs::write(&file, json).unwrap();
+        let mut all = vec!["berthd", "--config-file", file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut flags = Flags::parse_from(all);
+        apply_config_file(&mut flags).unwrap();
+        let _ = std::fs::remove_file(&file);
+        flags
+    }
+
+    #[test]
+    fn remote_keys_of_daemon_json() {
+        let json = r#"{"hosts": ["unix:///run/a.sock", "tcp://0.0.0.0:2376"], "group": "adm",
+            "tls": true, "tlsverify": true, "tlscacert": "/c/ca.pem", "tlscert": "/c/cert.pem",
+            "tlskey": "/c/key.pem"}"#;
+        let f = with_file(&[], json);
+        assert_eq!(f.hosts, ["unix:///run/a.sock", "tcp://0.0.0.0:2376"]);
+        assert_eq!(f.group.as_deref(), Some("adm"));
+        assert_eq!((f.tls, f.tlsverify), (Some(true), Some(true)));
+        assert_eq!(f.tlscacert.unwrap(), PathBuf::from("/c/ca.pem"));
+        assert_eq!(f.tlscert.unwrap(), PathBuf::from("/c/cert.pem"));
+        assert_eq!(f.tlskey.unwrap(), PathBuf::from("/c/key.pem"));
+        // Flags win.
+        let f = with_file(&["-H", "unix:///x.sock", "--tls=false", "-G", ""], json);
+        assert_eq!(f.hosts, ["unix:///x.sock"]);
+        assert_eq!(f.tls, Some(false));
+        assert_eq!(f.group.as_deref(), Some(""));
+    }
+}

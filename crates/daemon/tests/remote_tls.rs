@@ -392,3 +392,53 @@ fn unix_socket_group() {
     let e = berthd_fails(&["-H", &sock, "-G", "berth-no-such-group"]);
     assert!(e.contains("group berth-no-such-group not found"), "{e}");
 }
+
+#[test]
+fn systemd_socket_activation() {
+    if skip() {
+        return;
+    }
+    // `fd://` without activated sockets fails the start, as in dockerd.
+    let e = berthd_fails(&["-H", "fd://"]);
+    assert!(e.contains("no sockets found via socket activation"), "{e}");
+
+    // A TCP socket bound by "systemd" (the test), with TLS as any TCP listener.
+    let certs = Certs::make();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (ca, cert, key) = (
+        certs.path("ca.pem"),
+        certs.path("server-cert.pem"),
+        certs.path("server-key.pem"),
+    );
+    use std::os::fd::AsRawFd;
+    let d = Daemon::start_activated(
+        listener.as_raw_fd(),
+        &[
+            "-H",
+            "fd://",
+            "--tlsverify",
+            "--tlscacert",
+            &ca,
+            "--tlscert",
+            &cert,
+            "--tlskey",
+            &key,
+        ],
+    );
+    drop(listener);
+    let good = certs.client_dir("good", "ca.pem", "client-cert.pem", "client-key.pem");
+    let out = docker_tls(
+        &d,
+        port,
+        &good,
+        &["version", "--format", "{{.Server.APIVersion}}"],
+        None,
+    );
+    assert_eq!(ok(out, "docker over the activated socket").trim(), "1.43");
+    let nocert = certs.client_dir("nocert", "ca.pem", "", "");
+    assert!(!docker_tls(&d, port, &nocert, &["ps"], None)
+        .status
+        .success());
+    assert!(d.log().contains("fd://3"), "{}", d.log());
+}
