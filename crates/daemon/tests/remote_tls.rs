@@ -150,6 +150,23 @@ fn drive(name: &str, client: ClientFn<'_>) {
     let out = ok(client(&["logs", "-f", &c], None), "logs -f");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["line1", "line2", "line3"]);
     ok(client(&["rm", "-f", &c], None), "rm");
+
+    // Push to and pull from a local registry: progress streams over TLS.
+    let registry = berth_tests::registry::Registry::start().unwrap();
+    let image = format!("{}/{name}/bb:1", registry.host());
+    ok(client(&["tag", "busybox", &image], None), "tag");
+    ok(client(&["push", &image], None), "push");
+    ok(client(&["rmi", &image], None), "rmi");
+    let out = ok(client(&["pull", &image], None), "pull");
+    assert!(
+        out.contains("Downloaded newer image") || out.contains("Pull complete"),
+        "{out}"
+    );
+    let out = ok(
+        client(&["run", "--rm", &image, "echo", "pulled"], None),
+        "run the pulled image",
+    );
+    assert_eq!(out.trim(), "pulled");
 }
 
 #[test]
