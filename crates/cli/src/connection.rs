@@ -42,6 +42,8 @@ pub struct ConnFlags {
 pub struct Target {
     pub host: String,
     pub tls: Option<TlsOptions>,
+    /// The context's name (`default` for `-H`, the variables and the default socket).
+    pub context: String,
 }
 
 static TARGET: OnceLock<Target> = OnceLock::new();
@@ -52,6 +54,13 @@ pub fn tls_for(host: &str) -> Option<TlsOptions> {
         .get()
         .filter(|t| t.host == host)
         .and_then(|t| t.tls.clone())
+}
+
+/// The context this command uses (`version` and `info` show it).
+pub fn current_context() -> String {
+    TARGET
+        .get()
+        .map_or_else(|| context::DEFAULT.to_string(), |t| t.context.clone())
 }
 
 /// `BERTH_NAME`, else `DOCKER_NAME`, when set and not empty.
@@ -100,7 +109,11 @@ pub fn resolve(flags: &ConnFlags, context_flag: Option<&str>) -> Result<Target> 
             .or_else(|| env("HOST"))
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
         let tls = flag_tls(flags);
-        Target { host, tls }
+        Target {
+            host,
+            tls,
+            context: name,
+        }
     } else {
         let store = Store::open();
         let ctx = store.load(&name).map_err(|e| {
@@ -117,6 +130,7 @@ pub fn resolve(flags: &ConnFlags, context_flag: Option<&str>) -> Result<Target> 
         Target {
             host: ctx.host().to_string(),
             tls,
+            context: name,
         }
     };
     let _ = TARGET.set(target.clone());

@@ -127,6 +127,15 @@ fn contexts_shared_with_the_docker_cli() {
         clis.run(&berth_binary(), &names, &[("BERTH_CONTEXT", "dtls")]),
         "BERTH_CONTEXT=dtls berth ps",
     );
+    let ctx_of = [
+        "--context",
+        "dtls",
+        "version",
+        "--format",
+        "{{.Client.Context}}",
+    ];
+    assert_eq!(ok(clis.berth(&ctx_of), "berth version").trim(), "dtls");
+    assert_eq!(ok(clis.docker(&ctx_of), "docker version").trim(), "dtls");
     // Both inspect it alike.
     let theirs: serde_json::Value = serde_json::from_str(&ok(
         clis.docker(&["context", "inspect", "dtls"]),
