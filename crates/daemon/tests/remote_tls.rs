@@ -459,3 +459,45 @@ fn systemd_socket_activation() {
         .success());
     assert!(d.log().contains("fd://3"), "{}", d.log());
 }
+
+/// `exec -it` and `run -it` on a terminal (script(1)) over mutual TLS, with both CLIs: what is
+/// typed reaches the container's shell, whose output comes back.
+#[test]
+fn interactive_tty_over_tls() {
+    if skip() {
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "script(1) is missing (util-linux)"
+        );
+        eprintln!("skipped: no script(1)");
+        return;
+    }
+    let certs = Certs::make();
+    let (d, port) = tls_daemon(&certs);
+    d.busybox("busybox");
+    d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]);
+    let good = certs.client_dir("good", "ca.pem", "client-cert.pem", "client-key.pem");
+    let config = d.dir.join("docker-config");
+    let env = format!(
+        "DOCKER_HOST=tcp://127.0.0.1:{port} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={} DOCKER_CONFIG={}",
+        good.display(),
+        config.display()
+    );
+    let berth = common::berth_binary().display().to_string();
+    for client in [DOCKER, berth.as_str()] {
+        for cmd in ["exec -it box sh", "run --rm -it busybox sh"] {
+            let shell = format!(
+                "printf 'echo tty-$((6*7))\\nexit\\n' \
+                 | timeout 60 script -qec \"env {env} {client} {cmd}\" /dev/null"
+            );
+            let out = berth_tests::run_with_timeout(
+                Command::new("sh").arg("-c").arg(shell),
+                std::time::Duration::from_secs(70),
+            );
+            assert!(out.stdout.contains("tty-42"), "{client} {cmd}: {out:?}");
+        }
+    }
+}
