@@ -41,6 +41,9 @@ pub enum ClientError {
     Dial { host: String, source: io::Error },
     #[error("error during connect: {}", chain(.0))]
     Http(#[from] hyper::Error),
+    /// A plain TCP client answered in TLS.
+    #[error("error during connect: {}\n* Are you trying to connect to a TLS-enabled daemon without TLS?", chain(.0))]
+    NotTls(hyper::Error),
     #[error("invalid request: {0}")]
     Request(String),
     /// An error answer of the daemon (status >= 400), with its `message`.
@@ -337,7 +340,16 @@ impl Client {
         let req = self.build(method, path, headers, body, content_length)?;
         match sender.send_request(req).await {
             Ok(resp) => Ok(resp),
-            Err(e) => Err(why_failed(e, conn_error).await),
+            Err(e) => Err(self.explain(why_failed(e, conn_error).await)),
+        }
+    }
+
+    /// A garbled answer on plain TCP is most likely a TLS daemon's: says so, as the docker CLI.
+    fn explain(&self, e: ClientError) -> ClientError {
+        let plain_tcp = matches!(self.endpoint, Endpoint::Tcp { tls: None, .. });
+        match e {
+            ClientError::Http(h) if plain_tcp && h.is_parse() => ClientError::NotTls(h),
+            other => other,
         }
     }
 
@@ -447,7 +459,7 @@ impl Client {
         )?;
         let resp = match sender.send_request(req).await {
             Ok(resp) => resp,
-            Err(e) => return Err(why_failed(e, conn_error).await),
+            Err(e) => return Err(self.explain(why_failed(e, conn_error).await)),
         };
         let status = resp.status();
         if status.as_u16() >= 400 {

@@ -292,6 +292,14 @@ fn berth_cli_over_mutual_tls() {
     let (o, e) = text(&out);
     assert!(!out.status.success(), "{o}{e}");
     assert!(e.contains("UnknownIssuer"), "{e}");
+    // Plain HTTP to the TLS port: docker's hint.
+    let out = run_env(&common::berth_binary(), &["-H", &host, "ps"], &[], None);
+    let (o, e) = text(&out);
+    assert!(!out.status.success(), "{o}{e}");
+    assert!(
+        e.contains("Are you trying to connect to a TLS-enabled daemon without TLS?"),
+        "{e}"
+    );
 }
 
 /// berthd with `args` must fail to start; its output.
