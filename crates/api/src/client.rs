@@ -1,4 +1,5 @@
-//! A Docker Engine API client over a Unix socket, as the docker CLI speaks it: `HEAD /_ping`
+//! A Docker Engine API client (over a Unix socket, TCP with TLS, or ssh: see
+//! [`crate::client_conn`]), as the docker CLI speaks it: `HEAD /_ping`
 //! version negotiation, `/vX.YY`-prefixed requests, JSON bodies, `{"message":...}` errors,
 //! streamed response bodies, chunked request bodies and hijacked (upgraded) connections.
 //!
@@ -6,9 +7,6 @@
 //! keeps `wait` pending on one connection while it starts the container on another).
 
 use std::io;
-use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -19,11 +17,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::client_conn::{ConnError, Endpoint, Stream, TlsOptions};
 use crate::API_VERSION;
+
+pub use crate::client_hijack::{HijackReader, HijackWriter, Hijacked};
 
 /// The default daemon address.
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
@@ -33,12 +32,18 @@ pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("unsupported host {0:?}: only unix:// sockets are supported")]
-    Host(String),
+    #[error(transparent)]
+    Host(#[from] ConnError),
     #[error("Cannot connect to the Docker daemon at {host}. Is the docker daemon running?")]
     Connect { host: String, source: io::Error },
-    #[error("error during connect: {0}")]
+    /// A TLS handshake or ssh that failed.
+    #[error("error during connect: {host}: {source}")]
+    Dial { host: String, source: io::Error },
+    #[error("error during connect: {}", chain(.0))]
     Http(#[from] hyper::Error),
+    /// A plain TCP client answered in TLS.
+    #[error("error during connect: {}\n* Are you trying to connect to a TLS-enabled daemon without TLS?", chain(.0))]
+    NotTls(hyper::Error),
     #[error("invalid request: {0}")]
     Request(String),
     /// An error answer of the daemon (status >= 400), with its `message`.
@@ -48,6 +53,20 @@ pub enum ClientError {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Io(#[from] io::Error),
+}
+
+/// An error and its sources, `: `-separated (a TLS alert under hyper's "connection error").
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = s.source();
+    }
+    text
 }
 
 impl ClientError {
@@ -147,7 +166,7 @@ pub fn version_less(a: &str, b: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Client {
     host: String,
-    socket: PathBuf,
+    endpoint: Endpoint,
     version: String,
     user_agent: String,
 }
@@ -156,20 +175,19 @@ impl Client {
     /// A client for `host` (`unix:///path` or a plain path), not yet negotiated: requests use
     /// [`API_VERSION`] until [`Client::negotiate`] runs.
     pub fn new(host: &str) -> Result<Client, ClientError> {
-        let socket = if let Some(p) = host.strip_prefix("unix://") {
-            PathBuf::from(p)
-        } else if host.starts_with('/') {
-            PathBuf::from(host)
-        } else {
-            return Err(ClientError::Host(host.to_string()));
-        };
+        Client::with_tls(host, None)
+    }
+
+    /// [`Client::new`] for any host of [`Endpoint::parse`], with `tls` on `tcp://`.
+    pub fn with_tls(host: &str, tls: Option<&TlsOptions>) -> Result<Client, ClientError> {
+        let endpoint = Endpoint::parse(host, tls)?;
         Ok(Client {
             host: if host.starts_with('/') {
                 format!("unix://{host}")
             } else {
                 host.to_string()
             },
-            socket,
+            endpoint,
             version: API_VERSION.to_string(),
             user_agent: format!("Berth-Client/{} (linux)", env!("CARGO_PKG_VERSION")),
         })
@@ -244,13 +262,27 @@ impl Client {
         Err(error_from(resp).await)
     }
 
-    async fn connect(&self) -> Result<UnixStream, ClientError> {
-        UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Connect {
-                host: self.host.clone(),
-                source,
-            })
+    /// A new connection to the daemon (a TLS handshake, an ssh process...).
+    pub async fn connect(&self) -> Result<Stream, ClientError> {
+        self.endpoint.connect().await.map_err(|source| {
+            let refused = matches!(
+                source.kind(),
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::PermissionDenied
+            );
+            if refused || matches!(self.endpoint, Endpoint::Unix(_)) {
+                ClientError::Connect {
+                    host: self.host.clone(),
+                    source,
+                }
+            } else {
+                ClientError::Dial {
+                    host: self.host.clone(),
+                    source,
+                }
+            }
+        })
     }
 
     fn build(
@@ -291,8 +323,11 @@ impl Client {
         let stream = self.connect().await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (failed, conn_error) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let _ = conn.await;
+            if let Err(e) = conn.await {
+                let _ = failed.send(e);
+            }
         });
         use hyper::body::Body as _;
         let len = body.size_hint().exact();
@@ -303,7 +338,19 @@ impl Client {
             None
         };
         let req = self.build(method, path, headers, body, content_length)?;
-        Ok(sender.send_request(req).await?)
+        match sender.send_request(req).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(self.explain(why_failed(e, conn_error).await)),
+        }
+    }
+
+    /// A garbled answer on plain TCP is most likely a TLS daemon's: says so, as the docker CLI.
+    fn explain(&self, e: ClientError) -> ClientError {
+        let plain_tcp = matches!(self.endpoint, Endpoint::Tcp { tls: None, .. });
+        match e {
+            ClientError::Http(h) if plain_tcp && h.is_parse() => ClientError::NotTls(h),
+            other => other,
+        }
     }
 
     /// The versioned path (`/v1.41/containers/json`).
@@ -384,8 +431,11 @@ impl Client {
         let stream = self.connect().await?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (failed, conn_error) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
+            if let Err(e) = conn.with_upgrades().await {
+                let _ = failed.send(e);
+            }
         });
         let (body, ctype, len) = match json {
             Some(j) => {
@@ -407,7 +457,10 @@ impl Client {
             body,
             Some(len),
         )?;
-        let resp = sender.send_request(req).await?;
+        let resp = match sender.send_request(req).await {
+            Ok(resp) => resp,
+            Err(e) => return Err(self.explain(why_failed(e, conn_error).await)),
+        };
         let status = resp.status();
         if status.as_u16() >= 400 {
             return Err(error_from(resp).await);
@@ -419,12 +472,24 @@ impl Client {
         }
         let upgraded = hyper::upgrade::on(resp).await?;
         let parts = upgraded
-            .downcast::<TokioIo<UnixStream>>()
+            .downcast::<TokioIo<Stream>>()
             .map_err(|_| ClientError::Request("hijacked connection of unknown type".into()))?;
         Ok(Hijacked {
             stream: parts.io.into_inner(),
             buffered: parts.read_buf.to_vec(),
         })
+    }
+}
+
+/// A failed request's error: the connection's own when it failed (a TLS alert, the daemon
+/// closing), which a request sees only as "connection was not ready".
+async fn why_failed(
+    e: hyper::Error,
+    conn_error: tokio::sync::oneshot::Receiver<hyper::Error>,
+) -> ClientError {
+    match tokio::time::timeout(std::time::Duration::from_secs(1), conn_error).await {
+        Ok(Ok(conn)) => ClientError::Http(conn),
+        _ => ClientError::Http(e),
     }
 }
 
@@ -537,88 +602,6 @@ impl BodyStream {
     }
 }
 
-/// A hijacked connection: a raw full-duplex byte stream (bytes the HTTP layer had already
-/// read come first).
-pub struct Hijacked {
-    stream: UnixStream,
-    buffered: Vec<u8>,
-}
-
-impl Hijacked {
-    /// Splits into a reader and a writer; dropping or shutting down the writer half-closes the
-    /// connection (`shutdown(SHUT_WR)`), the reader keeps receiving.
-    pub fn into_split(self) -> (HijackReader, OwnedWriteHalf) {
-        let (r, w) = self.stream.into_split();
-        (
-            HijackReader {
-                inner: r,
-                buffered: self.buffered,
-                pos: 0,
-            },
-            w,
-        )
-    }
-}
-
-/// The read side of a [`Hijacked`] connection.
-pub struct HijackReader {
-    inner: OwnedReadHalf,
-    buffered: Vec<u8>,
-    pos: usize,
-}
-
-impl AsyncRead for HijackReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.pos < self.buffered.len() {
-            let n = (self.buffered.len() - self.pos).min(buf.remaining());
-            let start = self.pos;
-            buf.put_slice(&self.buffered[start..start + n]);
-            self.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncRead for Hijacked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if !self.buffered.is_empty() {
-            let n = self.buffered.len().min(buf.remaining());
-            buf.put_slice(&self.buffered[..n]);
-            self.buffered.drain(..n);
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Hijacked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    /// Half-closes: shuts down the write side only.
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -640,7 +623,7 @@ mod tests {
     }
 
     use tokio::io::AsyncWriteExt;
-    use tokio::net::UnixListener;
+    use tokio::net::{UnixListener, UnixStream};
 
     /// Reads one request head (up to the blank line) from `s`.
     async fn read_head(s: &mut UnixStream) -> String {
@@ -777,6 +760,7 @@ mod tests {
     #[test]
     fn parses_hosts() {
         assert!(Client::new("unix:///run/x.sock").is_ok());
-        assert!(Client::new("tcp://1.2.3.4:2375").is_err());
+        assert!(Client::new("tcp://1.2.3.4:2375").is_ok());
+        assert!(Client::new("udp://1.2.3.4:2375").is_err());
     }
 }

@@ -6,6 +6,8 @@
 //! - [`query`]: Docker's query parameter rules (booleans, `filters` in both encodings).
 
 pub mod client;
+pub mod client_conn;
+pub mod client_hijack;
 pub mod query;
 pub mod stdcopy;
 

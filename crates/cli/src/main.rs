@@ -3,7 +3,10 @@
 
 mod batch;
 mod build;
+mod connection;
 mod container;
+mod context;
+mod context_cmd;
 mod embedded;
 mod fmt;
 mod formatter;
@@ -58,9 +61,12 @@ pub fn status(code: i32, message: impl Into<Option<String>>) -> anyhow::Error {
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// Daemon socket to connect to
-    #[arg(short = 'H', long = "host", global = true)]
-    host: Option<String>,
+    #[command(flatten)]
+    conn: connection::ConnFlags,
+    /// Name of the context to use to connect to the daemon (overrides DOCKER_HOST env var and
+    /// default context set with "berth context use")
+    #[arg(short = 'c', long = "context")]
+    context: Option<String>,
     /// Enable debug mode
     #[arg(short = 'D', long = "debug", global = true)]
     debug: bool,
@@ -159,6 +165,9 @@ pub enum Cmd {
     /// Manage Berth
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(context_cmd::ContextCmd),
     /// Print the shell completion script (bash, zsh or fish)
     Completion(shell::CompletionOpts),
     /// Write man pages to a directory
@@ -202,6 +211,9 @@ pub enum SystemCmd {
     Info(system::InfoOpts),
     /// Get real time events from the server
     Events(system::EventsOpts),
+    /// Proxy the stdio stream to the daemon connection. Should not be invoked manually.
+    #[command(name = "dial-stdio")]
+    DialStdio,
 }
 
 #[derive(Args, Debug)]
@@ -243,15 +255,6 @@ pub struct SystemPruneOpts {
     filter: Vec<String>,
 }
 
-/// The daemon address: `-H`, `BERTH_HOST`, `DOCKER_HOST`, the default.
-fn host(cli: &Cli) -> String {
-    cli.host
-        .clone()
-        .or_else(|| std::env::var("BERTH_HOST").ok().filter(|s| !s.is_empty()))
-        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| DEFAULT_HOST.to_string())
-}
-
 /// A negotiated client. At the default socket with no daemon there, as root, berthd is
 /// started first (the embedded default).
 pub async fn connect(cli_host: &str) -> Result<Client> {
@@ -276,7 +279,8 @@ fn is_connect_error(e: &anyhow::Error) -> bool {
 }
 
 async fn negotiated(cli_host: &str) -> Result<Client> {
-    let mut client = Client::new(cli_host)?;
+    let tls = connection::tls_for(cli_host);
+    let mut client = Client::with_tls(cli_host, tls.as_ref())?;
     let pinned = std::env::var("BERTH_API_VERSION")
         .or_else(|_| std::env::var("DOCKER_API_VERSION"))
         .ok()
@@ -297,7 +301,17 @@ fn subcommand_name(args: &[String]) -> String {
     // the first argument that is not a global flag (or its value)
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
-        if a == "-H" || a == "--host" {
+        if [
+            "-H",
+            "--host",
+            "-c",
+            "--context",
+            "--tlscacert",
+            "--tlscert",
+            "--tlskey",
+        ]
+        .contains(&a.as_str())
+        {
             it.next();
             continue;
         }
@@ -403,8 +417,14 @@ fn report(e: &anyhow::Error) -> i32 {
 }
 
 async fn dispatch(cli: &Cli) -> Result<i32> {
-    let host = host(cli);
-    let h = host.as_str();
+    match &cli.command {
+        Cmd::Context(c) => return context_cmd::context(cli, c).await,
+        Cmd::Completion(o) => return shell::completion(o),
+        Cmd::Man(o) => return shell::man(o),
+        _ => {}
+    }
+    let target = connection::resolve(&cli.conn, cli.context.as_deref())?;
+    let h = target.host.as_str();
     match &cli.command {
         Cmd::Version(o) => system::version(h, o).await,
         Cmd::Info(o) => system::info(h, o).await,
@@ -447,6 +467,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
         Cmd::Port(o) => network::port(h, o).await,
         Cmd::Completion(o) => shell::completion(o),
         Cmd::Man(o) => shell::man(o),
+        Cmd::Context(c) => context_cmd::context(cli, c).await,
         Cmd::Complete(o) => shell::complete(h, o).await,
         Cmd::Container(c) => match c {
             ContainerCmd::Prune(o) => system::container_prune(h, o).await,
@@ -464,6 +485,7 @@ async fn dispatch(cli: &Cli) -> Result<i32> {
             SystemCmd::Prune(o) => system::system_prune(h, o).await,
             SystemCmd::Info(o) => system::info(h, o).await,
             SystemCmd::Events(o) => system::events(h, o).await,
+            SystemCmd::DialStdio => context_cmd::dial_stdio(h).await,
         },
     }
 }

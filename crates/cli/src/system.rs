@@ -68,7 +68,7 @@ pub async fn version(host: &str, o: &VersionOpts) -> Result<i32> {
         "ApiVersion": berth_api::API_VERSION,
         "Os": std::env::consts::OS,
         "Arch": go_arch(),
-        "Context": "default",
+        "Context": crate::connection::current_context(),
     });
     let mut out = String::new();
     let line = |out: &mut String, label: &str, value: &str| {
@@ -92,7 +92,7 @@ pub async fn version(host: &str, o: &VersionOpts) -> Result<i32> {
         " OS/Arch",
         &format!("{}/{}", std::env::consts::OS, go_arch()),
     );
-    line(&mut out, " Context", "default");
+    line(&mut out, " Context", &crate::connection::current_context());
     let client = match connected {
         Ok(c) => c,
         Err(e) => {
@@ -221,7 +221,10 @@ pub async fn info(host: &str, o: &InfoOpts) -> Result<i32> {
     let mut out = String::new();
     out.push_str("Client:\n");
     out.push_str(&format!(" Version:    {}\n", env!("CARGO_PKG_VERSION")));
-    out.push_str(" Context:    default\n");
+    out.push_str(&format!(
+        " Context:    {}\n",
+        crate::connection::current_context()
+    ));
     out.push_str(" Debug Mode: false\n\n");
     out.push_str("Server:\n");
     out.push_str(&format!(" Containers: {}\n", n("Containers")));

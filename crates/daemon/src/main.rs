@@ -1,4 +1,4 @@
-//! `berthd`: the Docker Engine API on a Unix socket.
+//! `berthd`: the Docker Engine API on Unix sockets, TCP (with mutual TLS) and systemd's sockets.
 
 // The `/info` body is one large `json!`.
 #![recursion_limit = "256"]
@@ -12,9 +12,11 @@ mod hijack;
 mod http;
 mod image_archive;
 mod images;
+mod listen;
 mod networks;
 mod server;
 mod system;
+mod tls;
 mod volumes;
 
 // The request line and body rules live in the library, where the fuzz targets reach them.
@@ -33,13 +35,28 @@ use clap::Parser;
     about = "The Berth daemon: the Docker Engine API over containers and images"
 )]
 struct Flags {
-    /// Where to listen (only unix:// sockets).
-    #[arg(
-        short = 'H',
-        long = "host",
-        default_value = "unix:///run/berth/berth.sock"
-    )]
-    host: String,
+    /// Where to listen: unix://PATH, tcp://HOST:PORT, fd:// or fd://N (systemd's sockets);
+    /// repeatable (default unix:///run/berth/berth.sock).
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Group of the unix sockets (root:GROUP, 0660); "" leaves them root's.
+    #[arg(short = 'G', long = "group")]
+    group: Option<String>,
+    /// Use TLS on tcp:// (implied by --tlsverify); --tls=false allows plain TCP.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    tls: Option<bool>,
+    /// Use TLS and require client certificates signed by --tlscacert.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA (default $DOCKER_CERT_PATH/ca.pem, ~/.docker/ca.pem).
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    /// Path to the TLS certificate file (default cert.pem beside the CA's).
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    /// Path to the TLS key file (default key.pem beside the CA's).
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
     /// Where persistent state lives.
     #[arg(long, default_value = "/var/lib/berth")]
     data_root: PathBuf,
@@ -132,9 +149,12 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let socket = match flags.host.strip_prefix("unix://") {
-        Some(p) => PathBuf::from(p),
-        None => bail!("only unix:// hosts are supported: {}", flags.host),
+    let (listeners, tls) = listeners(&flags)?;
+    let socket_files = listeners.socket_files.clone();
+    let remove_sockets = move || {
+        for f in &socket_files {
+            let _ = std::fs::remove_file(f);
+        }
     };
     let monitor = match flags.monitor.clone() {
         Some(m) => m,
@@ -211,18 +231,78 @@ fn main() -> anyhow::Result<()> {
         tokio::spawn(server::idle_trim(Arc::clone(&state)));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            r = server::serve(&socket, state) => r,
+            r = listen::serve(listeners, tls, state) => Ok(r?),
             _ = term.recv() => {
                 tracing::info!("SIGTERM: shutting down; containers keep running");
-                let _ = std::fs::remove_file(&socket);
+                remove_sockets();
                 Ok(())
             }
             _ = tokio::signal::ctrl_c() => {
-                let _ = std::fs::remove_file(&socket);
+                remove_sockets();
                 Ok(())
             }
         }
     })
+}
+
+/// The API's listeners, bound, and their TLS, refused as dockerd refuses them: plain TCP needs
+/// an explicit `--tls=false` (and is warned about, as TLS without `--tlsverify` is).
+fn listeners(
+    flags: &Flags,
+) -> anyhow::Result<(listen::Listeners, Option<Arc<rustls::ServerConfig>>)> {
+    // `--tlsverify`, given at all (even =false), turns TLS on, as in dockerd.
+    let use_tls = flags.tlsverify.is_some() || flags.tls == Some(true);
+    let verify = flags.tlsverify == Some(true);
+    let mut hosts = Vec::new();
+    let given = if flags.hosts.is_empty() {
+        vec![listen::DEFAULT_HOST.to_string()]
+    } else {
+        flags.hosts.clone()
+    };
+    for h in &given {
+        let host = listen::Host::parse(h, use_tls)?;
+        if let listen::Host::Tcp(addr) = &host {
+            if !use_tls && flags.tls != Some(false) {
+                bail!(
+                    "refusing to listen on tcp://{addr} without TLS: access to the API is \
+                     equivalent to root access on this machine; use --tlsverify with \
+                     certificates, or --tls=false to run without TLS anyway"
+                );
+            }
+            if !verify {
+                tracing::warn!(host = %h, "Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.");
+                tracing::warn!(host = %h, "Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!");
+            }
+        }
+        hosts.push(host);
+    }
+    let tls = if use_tls {
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                    .join(".docker")
+            });
+        let files = tls::TlsFiles {
+            ca: flags
+                .tlscacert
+                .clone()
+                .unwrap_or_else(|| dir.join("ca.pem")),
+            cert: flags
+                .tlscert
+                .clone()
+                .unwrap_or_else(|| dir.join("cert.pem")),
+            key: flags.tlskey.clone().unwrap_or_else(|| dir.join("key.pem")),
+            verify,
+        };
+        Some(tls::server_config(&files)?)
+    } else {
+        None
+    };
+    let group = flags.group.as_deref().unwrap_or(listen::DEFAULT_GROUP);
+    let listeners = listen::bind(&hosts, group, flags.group.is_some())?;
+    Ok((listeners, tls))
 }
 
 /// The foreign runtimes (`--add-runtime`, daemon.json's `runtimes`, `runc` from PATH) and the
@@ -308,7 +388,8 @@ fn default_log(flags: &Flags) -> anyhow::Result<berth_engine::logs::driver::Defa
     Ok(log)
 }
 
-/// Reads `--config-file` if it exists: `hosts`, `data-root`, `exec-root`, `log-level`,
+/// Reads `--config-file` if it exists: `hosts`, `group`, `tls`, `tlsverify`, `tlscacert`,
+/// `tlscert`, `tlskey`, `data-root`, `exec-root`, `log-level`,
 /// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
 /// `nft-table` (Berth's own), `builder.gc` (`enabled`, `defaultKeepStorage`), `storage-driver`,
 /// `runtimes` (`{"NAME": {"path": ..., "runtimeArgs": [...]}}`), `default-runtime`,
@@ -324,13 +405,27 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
     let v: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", flags.config_file.display()))?;
     let defaults = Flags::parse_from(["berthd"]);
-    if let Some(h) = v["hosts"]
-        .as_array()
-        .and_then(|a| a.first())
-        .and_then(|h| h.as_str())
-    {
-        if flags.host == defaults.host {
-            flags.host = h.to_string();
+    if flags.hosts.is_empty() {
+        let hosts = v["hosts"].as_array().into_iter().flatten();
+        flags.hosts = hosts
+            .filter_map(|h| h.as_str().map(str::to_string))
+            .collect();
+    }
+    if flags.group.is_none() {
+        flags.group = v["group"].as_str().map(str::to_string);
+    }
+    for (key, flag) in [("tls", &mut flags.tls), ("tlsverify", &mut flags.tlsverify)] {
+        if flag.is_none() {
+            *flag = v[key].as_bool();
+        }
+    }
+    for (key, flag) in [
+        ("tlscacert", &mut flags.tlscacert),
+        ("tlscert", &mut flags.tlscert),
+        ("tlskey", &mut flags.tlskey),
+    ] {
+        if flag.is_none() {
+            *flag = v[key].as_str().map(PathBuf::from);
         }
     }
     if let Some(d) = v["data-root"]
@@ -460,4 +555,42 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         flags.log_level = l.to_string();
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn with_file(args: &[&str], json: &str) -> Flags {
+        let dir = std::env::temp_dir().join(format!("berthd-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{}.json", args.len()));
+        std::fs::write(&file, json).unwrap();
+        let mut all = vec!["berthd", "--config-file", file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut flags = Flags::parse_from(all);
+        apply_config_file(&mut flags).unwrap();
+        let _ = std::fs::remove_file(&file);
+        flags
+    }
+
+    #[test]
+    fn remote_keys_of_daemon_json() {
+        let json = r#"{"hosts": ["unix:///run/a.sock", "tcp://0.0.0.0:2376"], "group": "adm",
+            "tls": true, "tlsverify": true, "tlscacert": "/c/ca.pem", "tlscert": "/c/cert.pem",
+            "tlskey": "/c/key.pem"}"#;
+        let f = with_file(&[], json);
+        assert_eq!(f.hosts, ["unix:///run/a.sock", "tcp://0.0.0.0:2376"]);
+        assert_eq!(f.group.as_deref(), Some("adm"));
+        assert_eq!((f.tls, f.tlsverify), (Some(true), Some(true)));
+        assert_eq!(f.tlscacert.unwrap(), PathBuf::from("/c/ca.pem"));
+        assert_eq!(f.tlscert.unwrap(), PathBuf::from("/c/cert.pem"));
+        assert_eq!(f.tlskey.unwrap(), PathBuf::from("/c/key.pem"));
+        // Flags win.
+        let f = with_file(&["-H", "unix:///x.sock", "--tls=false", "-G", ""], json);
+        assert_eq!(f.hosts, ["unix:///x.sock"]);
+        assert_eq!(f.tls, Some(false));
+        assert_eq!(f.group.as_deref(), Some(""));
+    }
 }

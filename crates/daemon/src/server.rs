@@ -1,8 +1,7 @@
-//! The Unix socket server: one task per connection (the docker CLI opens several at once and
+//! The API server: one task per connection (the docker CLI opens several at once and
 //! keeps `wait` and attach open for a container's life), HTTP/1.1 with upgrades for hijacked
 //! attach and exec, Docker's common headers on every answer.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use berth_engine::Engine;
@@ -10,7 +9,6 @@ use http::{HeaderValue, Request, StatusCode};
 use hyper::body::{Body as _, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::UnixListener;
 
 use berth_daemon::body::{self, BodyLimit};
 
@@ -57,48 +55,32 @@ pub async fn idle_trim(state: Arc<State>) {
     }
 }
 
-/// Binds the socket at `path` (mode 0660, a stale one replaced) and serves until the task is
-/// dropped. A failed accept never ends it (see [`accept_failed`]).
-pub async fn serve(path: &Path, state: Arc<State>) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    tracing::info!(socket = %path.display(), "API listening");
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                accept_failed(&e).await;
-                continue;
-            }
-        };
-        let state = Arc::clone(&state);
-        let conn = crate::hijack::Connection(std::os::fd::AsRawFd::as_raw_fd(&stream));
-        tokio::spawn(async move {
-            let service = service_fn(move |mut req: Request<Incoming>| {
-                let state = Arc::clone(&state);
-                req.extensions_mut().insert(conn);
-                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
-            });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                // A client gets HEADER_TIMEOUT to send a request's head, also between the
-                // requests of a kept-alive connection: a slow or idle client cannot hold a
-                // connection forever. Heads are at most hyper's ~400 KiB buffer and 100
-                // headers (431 beyond).
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await
-            {
-                tracing::debug!(error = %e, "connection");
-            }
+/// Serves one connection (a Unix socket's, a TCP one's, a TLS stream) on a task of its own;
+/// `conn` is the descriptor under it (see [`crate::hijack`]).
+pub fn spawn_connection<IO>(state: Arc<State>, stream: IO, conn: crate::hijack::Connection)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            let state = Arc::clone(&state);
+            req.extensions_mut().insert(conn);
+            async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
         });
-    }
+        if let Err(e) = hyper::server::conn::http1::Builder::new()
+            // A client gets HEADER_TIMEOUT to send a request's head, also between the
+            // requests of a kept-alive connection: a slow or idle client cannot hold a
+            // connection forever. Heads are at most hyper's ~400 KiB buffer and 100
+            // headers (431 beyond).
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await
+        {
+            tracing::debug!(error = %e, "connection");
+        }
+    });
 }
 
 /// How long a client may take to send a request's head (and a kept-alive connection may stay
@@ -108,7 +90,7 @@ pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3
 /// After a failed accept: out of descriptors or memory (too many connections), wait a moment
 /// for some to close rather than spin; other errors concern one connection only. The
 /// daemon never stops serving because of them.
-async fn accept_failed(e: &std::io::Error) {
+pub async fn accept_failed(e: &std::io::Error) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static LAST_WARNING: AtomicU64 = AtomicU64::new(0);
     let exhausted = matches!(

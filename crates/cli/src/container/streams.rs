@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
-use berth_api::client::{encode_query, BodyStream, Client, HijackReader};
+use berth_api::client::{encode_query, BodyStream, Client, HijackReader, HijackWriter};
 use hyper::Method;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::OwnedWriteHalf;
 
 use crate::status;
 
@@ -88,7 +87,7 @@ pub(super) struct Input {
 }
 
 impl Input {
-    pub(super) fn spawn(writer: OwnedWriteHalf, tty: bool) -> Input {
+    pub(super) fn spawn(writer: HijackWriter, tty: bool) -> Input {
         let detached = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&detached);
         let task = tokio::spawn(async move { pump_input(writer, tty, &flag).await });
@@ -96,7 +95,7 @@ impl Input {
     }
 }
 
-async fn pump_input(mut writer: OwnedWriteHalf, tty: bool, detached: &AtomicBool) -> bool {
+async fn pump_input(mut writer: HijackWriter, tty: bool, detached: &AtomicBool) -> bool {
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 8192];
     let mut saw_ctrl_p = false;

@@ -56,7 +56,7 @@ fn monitor_binary() -> PathBuf {
 
 /// The project's CLI, `berth`, beside `berthd` in the target directory, built once per test
 /// binary that uses it (as [`monitor_binary`]).
-fn berth_binary() -> PathBuf {
+pub fn berth_binary() -> PathBuf {
     static BUILD: std::sync::Once = std::sync::Once::new();
     let berthd = PathBuf::from(env!("CARGO_BIN_EXE_berthd"));
     let berth = berthd.with_file_name("berth");
@@ -88,6 +88,11 @@ pub struct Daemon {
     pub table: String,
     /// More berthd flags (`--add-runtime ...`).
     pub args: Vec<String>,
+    /// A command berthd is started through (`sh -c '... exec "$@"' sh`), with berthd and its
+    /// arguments after it; empty: berthd itself.
+    pub launcher: Vec<String>,
+    /// A descriptor berthd gets as its descriptor 3 (a socket for `-H fd://`).
+    pub fd3: Option<std::os::fd::RawFd>,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -115,6 +120,32 @@ impl Daemon {
         Daemon::start_full(data_root, &[], prepare)
     }
 
+    /// [`Daemon::start_with_args`], berthd started as systemd's socket activation starts it:
+    /// `listener` as its descriptor 3, `LISTEN_FDS=1` and `LISTEN_PID` set to its pid.
+    pub fn start_activated(listener: std::os::fd::RawFd, args: &[&str]) -> Daemon {
+        let pid = std::process::id();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let dir = PathBuf::from(format!("/run/bt-{pid}-{seq}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = Daemon {
+            child: None,
+            socket: dir.join("berth.sock"),
+            data_root: dir.join("data"),
+            dir,
+            bridge: format!("bt{}x{seq}", pid % 1_000_000),
+            bip: format!("10.{}.{}.1/24", 20 + pid % 200, seq % 256),
+            table: format!("bt_{pid}_{seq}"),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            launcher: ["sh", "-c", "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$@\"", "sh"]
+                .map(str::to_string)
+                .to_vec(),
+            fd3: Some(listener),
+        };
+        d.spawn();
+        d
+    }
+
     /// [`Daemon::start_with`], berthd given `args` too.
     pub fn start_with_args(args: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
         Daemon::start_full(None, args, prepare)
@@ -138,6 +169,8 @@ impl Daemon {
             bip: format!("10.{}.{}.1/24", 20 + pid % 200, seq % 256),
             table: format!("bt_{pid}_{seq}"),
             args: args.iter().map(|a| a.to_string()).collect(),
+            launcher: Vec::new(),
+            fd3: None,
         };
         prepare(&d.dir);
         d.spawn();
@@ -162,7 +195,32 @@ impl Daemon {
             .append(true)
             .open(self.dir.join("berthd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berthd"))
+        let mut cmd = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(env!("CARGO_BIN_EXE_berthd"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_berthd")),
+        };
+        if let Some(fd) = self.fd3 {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only dup2(2) or fcntl(2), async-signal-safe, run; `fd` is the
+            // test's open listener, and the copy at 3 is not close-on-exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if fd == 3 {
+                        if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    } else if libc::dup2(fd, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .arg("--data-root")
@@ -446,6 +504,43 @@ impl Drop for Daemon {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Runs `program ARGS` with `env` set (and `DOCKER_HOST`, `BERTH_HOST` removed unless `env`
+/// sets them), `stdin` fed to it, with a time limit (60 s): a client pointed elsewhere than the
+/// fixture's socket (TCP, TLS, SSH, a context).
+pub fn run_env(
+    program: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> Output {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("-k")
+        .arg("5")
+        .arg("60")
+        .arg(program)
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env_remove("BERTH_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("BERTH_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+    let mut child = cmd.spawn().unwrap();
+    if let Some(data) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(data).unwrap();
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// Text of an output's stdout and stderr.
