@@ -7,7 +7,8 @@
 //! `caps` against the container's capabilities (any excluded one drops the rule, every included
 //! one is needed), `minKernel` (`"<kernel>.<major>"`) against the running kernel. `archMap`
 //! gives the architectures of the host's entry (with its sub-architectures); `architectures`
-//! is taken as it is. `listenerPath` (a seccomp agent) is refused: berthd runs none.
+//! is taken as it is. `listenerPath` and `SCMP_ACT_NOTIFY` (a seccomp agent) are refused:
+//! berthd hands no listener to an agent.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -83,9 +84,23 @@ struct Filter {
 }
 
 impl Profile {
-    /// Decodes a profile's JSON.
+    /// Decodes a profile's JSON; every `minKernel` must read as a version (Docker decodes them
+    /// with the profile, whether their rule applies or not).
     pub(crate) fn parse(text: &str) -> Result<Profile, Error> {
-        serde_json::from_str(text).map_err(|e| Error::Decode(e.to_string()))
+        let profile: Profile =
+            serde_json::from_str(text).map_err(|e| Error::Decode(e.to_string()))?;
+        let filters = profile
+            .syscalls
+            .iter()
+            .flatten()
+            .flat_map(|s| [&s.includes, &s.excludes])
+            .flatten();
+        for min in filters.filter_map(|f| f.min_kernel.as_deref()) {
+            if !min.is_empty() && KernelVersion::parse(min).is_none() {
+                return Err(Error::MinKernel(min.to_string()));
+            }
+        }
+        Ok(profile)
     }
 
     /// The OCI `linux.seccomp` of a container with capabilities `caps` (`CAP_*` names) on
@@ -120,6 +135,9 @@ impl Profile {
         for rule in rules {
             if !rule.applies(host, caps)? {
                 continue;
+            }
+            if rule.action == "SCMP_ACT_NOTIFY" {
+                return Err(Error::Notify);
             }
             let names = match (&rule.name, &rule.names) {
                 (Some(n), Some(ns)) if !n.is_empty() && !ns.is_empty() => {
@@ -284,6 +302,18 @@ mod tests {
                 r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
                    {"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"minKernel":"five"}}]}"#,
                 "invalid kernel version",
+            ),
+            // Also in a rule that does not apply here.
+            (
+                r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+                   {"names":["read"],"action":"SCMP_ACT_ALLOW",
+                    "includes":{"caps":["CAP_SYS_ADMIN"],"minKernel":"5"}}]}"#,
+                "invalid kernel version: 5",
+            ),
+            (
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+                   {"names":["mkdir"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+                "SCMP_ACT_NOTIFY",
             ),
         ];
         for (text, message) in cases {

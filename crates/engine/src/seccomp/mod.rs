@@ -51,6 +51,11 @@ pub enum Error {
          agent (remove listenerPath and SCMP_ACT_NOTIFY rules)"
     )]
     ListenerPath,
+    #[error(
+        "seccomp profile: SCMP_ACT_NOTIFY is not supported: berthd hands no seccomp listener to \
+         an agent"
+    )]
+    Notify,
     #[error("invalid kernel version: {0}, expected \"<kernel>.<major>\"")]
     MinKernel(String),
     #[error("seccomp profile: minKernel: the running kernel's version is unreadable")]
