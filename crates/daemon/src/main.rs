@@ -126,6 +126,11 @@ struct Flags {
     /// `/run/docker/plugins`, `/etc/docker/plugins` and `/usr/lib/docker/plugins` (tests).
     #[arg(long, hide = true)]
     plugins_dir: Option<PathBuf>,
+    /// The seccomp profile of containers without `--security-opt seccomp=...`: `builtin`
+    /// (Docker's default profile), `unconfined` (no filter) or a profile file in Docker's
+    /// format, read when berthd starts.
+    #[arg(long, value_name = "builtin|unconfined|FILE")]
+    seccomp_profile: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -188,6 +193,10 @@ fn main() -> anyhow::Result<()> {
         default_runtime,
         default_log: default_log(&flags)?,
         plugins_dir: flags.plugins_dir.clone(),
+        seccomp_profile: berth_engine::seccomp::DaemonProfile::from_flag(
+            flags.seccomp_profile.as_deref().unwrap_or_default(),
+        )
+        .context("--seccomp-profile")?,
     })?;
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.
@@ -392,7 +401,7 @@ fn default_log(flags: &Flags) -> anyhow::Result<berth_engine::logs::driver::Defa
 /// `tlscert`, `tlskey`, `data-root`, `exec-root`, `log-level`,
 /// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
 /// `nft-table` (Berth's own), `builder.gc` (`enabled`, `defaultKeepStorage`), `storage-driver`,
-/// `runtimes` (`{"NAME": {"path": ..., "runtimeArgs": [...]}}`), `default-runtime`,
+/// `runtimes` (`{"NAME": {"path": ..., "runtimeArgs": [...]}}`), `default-runtime`, `seccomp-profile`,
 /// `log-driver`, `log-opts` (options given as `--log-opt` win),
 /// as docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
@@ -486,6 +495,12 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         .filter(|_| flags.default_runtime.is_none())
     {
         flags.default_runtime = Some(r.to_string());
+    }
+    if let Some(p) = v["seccomp-profile"]
+        .as_str()
+        .filter(|_| flags.seccomp_profile.is_none())
+    {
+        flags.seccomp_profile = Some(p.to_string());
     }
     if let Some(runtimes) = v.get("runtimes").filter(|r| !r.is_null()) {
         let Some(runtimes) = runtimes.as_object() else {

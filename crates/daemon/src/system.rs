@@ -195,7 +195,10 @@ pub fn info(engine: &Engine) -> Resp {
             "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "berth-init",
             "ContainerdCommit": {"ID": "", "Expected": ""},
             "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
-            "SecurityOptions": ["name=seccomp,profile=builtin"],
+            "SecurityOptions": [format!(
+                "name=seccomp,profile={}",
+                engine.config.seccomp_profile.name()
+            )],
             "Warnings": [],
         }),
     )

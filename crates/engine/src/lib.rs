@@ -92,6 +92,9 @@ pub struct Config {
     /// Where legacy plugins are looked for (their sockets and spec files); none: dockerd's
     /// `/run/docker/plugins`, `/etc/docker/plugins` and `/usr/lib/docker/plugins`.
     pub plugins_dir: Option<PathBuf>,
+    /// The seccomp profile of containers without a `seccomp=` security option (dockerd's
+    /// `--seccomp-profile`).
+    pub seccomp_profile: seccomp::DaemonProfile,
 }
 
 /// The engine of one data root.
@@ -350,6 +353,7 @@ mod tests {
             default_runtime: DEFAULT_RUNTIME.into(),
             default_log: Default::default(),
             plugins_dir: None,
+            seccomp_profile: Default::default(),
         })
         .expect("engine");
         for n in 0..10_000 {

@@ -147,6 +147,7 @@ impl Engine {
             plugin_volumes: &plugin_volumes,
             cgroups_path: format!("/berth/{}", c.id),
             init: self.init_binary(c),
+            seccomp: &self.config.seccomp_profile,
         };
         let config = spec::build(&sandbox.with_link_env(c), &image_config, &paths)?;
         // Its mounts are set up: dockerd says so of each volume (`unmount` follows the exit,

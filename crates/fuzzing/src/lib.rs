@@ -197,7 +197,10 @@ fn container_config(body: &ContainerCreateBody) {
     if let Some(opts) = &mut hc.security_opt {
         opts.retain(|o| {
             let (key, value) = o.split_once(['=', ':']).unwrap_or((o, ""));
-            key != "seccomp" || value == "unconfined" || value.trim_start().starts_with('{')
+            key != "seccomp"
+                || value == "unconfined"
+                || value == "builtin"
+                || value.trim_start().starts_with('{')
         });
     }
     if let Some(s) = &config.stop_signal {
@@ -226,6 +229,7 @@ fn container_config(body: &ContainerCreateBody) {
         cgroups_path: "berth/fuzz".to_string(),
         init: None,
         plugin_volumes: &Default::default(),
+        seccomp: &Default::default(),
     };
     let argv: Vec<String> = config
         .entrypoint

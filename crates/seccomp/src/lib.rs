@@ -4,7 +4,10 @@
 //! The work is split in two so that nothing heavy runs in a forked child:
 //!
 //! * [`compile`] runs in the parent, before `fork`: it builds the filter with libseccomp and
-//!   exports it as BPF instructions, checking the whole configuration on the way.
+//!   exports it as BPF instructions, checking the whole configuration on the way. When the
+//!   default action refuses, a short stub goes in front (as runc's `patchbpf`): syscalls newer
+//!   than every syscall the configuration names fail with `ENOSYS`, so that libcs fall back to
+//!   older calls (see `enosys.rs`).
 //! * [`Program::load`] runs in the child, just before `execve`: it is a single `seccomp(2)` call
 //!   on memory the [`Program`] already owns, with no allocation and no libseccomp calls.
 //!
@@ -21,6 +24,7 @@
 
 pub mod agent;
 mod compile;
+mod enosys;
 pub mod features;
 mod load;
 

@@ -332,3 +332,37 @@ fn loading_twice_stacks_filters() {
     });
     assert_eq!(exited(status), libc::EACCES);
 }
+
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    // The largest syscall named is exit_group (231 on x86-64, 94 on aarch64): getppid, below it
+    // and unnamed, gets the default errno; process_madvise (440 on both) and a number no
+    // kernel has get ENOSYS, so that a libc falls back. With ENOSYS as the default errno or an
+    // allowing default, nothing changes.
+    for (default, errno_ret, below, above) in [
+        ("SCMP_ACT_ERRNO", None, libc::EPERM, libc::ENOSYS),
+        ("SCMP_ACT_ERRNO", Some(13), libc::EACCES, libc::ENOSYS),
+        ("SCMP_ACT_ERRNO", Some(38), libc::ENOSYS, libc::ENOSYS),
+    ] {
+        let mut config = serde_json::json!({
+            "defaultAction": default,
+            "syscalls": [{"names": ["exit_group", "exit"], "action": "SCMP_ACT_ALLOW"}]
+        });
+        if let Some(e) = errno_ret {
+            config["defaultErrnoRet"] = e.into();
+        }
+        let p = program(config);
+        for (nr, expected) in [
+            (libc::SYS_getppid, below),
+            (libc::SYS_process_madvise, above),
+            (4000, above),
+        ] {
+            let status = run_in_child(&p, || {
+                // SAFETY: raw syscalls with no pointer arguments (process_madvise gets an
+                // invalid descriptor and a NULL vector, which it would refuse unfiltered).
+                outcome(unsafe { libc::syscall(nr, -1, 0, 0, 0, 0) })
+            });
+            assert_eq!(exited(status), expected, "{default} {errno_ret:?} nr {nr}");
+        }
+    }
+}

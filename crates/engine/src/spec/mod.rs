@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::container::spec::HostSpec;
 use oci_spec::runtime::{
-    Capabilities, Linux, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, LinuxSeccomp,
-    Mount, PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
+    Capabilities, Linux, LinuxCapabilities, LinuxNamespace, LinuxNamespaceType, Mount,
+    PosixRlimitBuilder, PosixRlimitType, Process, Root, Spec, User,
 };
 use serde_json::Value;
 
@@ -131,6 +131,9 @@ pub struct Paths<'a> {
     /// The init to bind at [`INIT_PATH`] and run as PID 1 (`--init`), from
     /// [`crate::Engine::init_binary`].
     pub init: Option<&'a Path>,
+    /// What containers without a `seccomp=` security option get (berthd's
+    /// `--seccomp-profile`).
+    pub seccomp: &'a crate::seccomp::DaemonProfile,
 }
 
 /// Where the init of `--init` appears in the container, as Docker's `docker-init`.
@@ -363,10 +366,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
     } else {
         resources.set_devices(Some(default_device_rules()));
     }
-    let seccomp = crate::seccomp::profile(&security, privileged, &caps)?
-        .map(serde_json::from_value::<LinuxSeccomp>)
-        .transpose()
-        .map_err(|e| EngineError::internal("the seccomp profile", e))?;
+    let seccomp = crate::seccomp::profile(&security, privileged, &caps, paths.seccomp)?;
     let mut linux = Linux::default();
     linux
         .set_net_devices(None)

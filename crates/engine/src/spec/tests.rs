@@ -86,6 +86,7 @@ fn spec(hc: HostSpec, init: Option<&Path>) -> Value {
         plugin_volumes: &Default::default(),
         cgroups_path: "/berth/x".into(),
         init,
+        seccomp: &Default::default(),
     };
     serde_json::to_value(build(&container(hc), &json!({}), &paths).unwrap()).unwrap()
 }
@@ -124,6 +125,7 @@ fn init_is_bound_read_only_and_runs_the_command() {
         plugin_volumes: &Default::default(),
         cgroups_path: String::new(),
         init: Some(&missing),
+        seccomp: &Default::default(),
     };
     let err = build(&c, &json!({}), &paths).unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");
