@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::{python_sdk, skip, text, Daemon};
 
 #[test]
@@ -154,5 +156,59 @@ fn quick_execs_through_the_python_sdk_lose_no_output() {
     );
     if !out.is_empty() {
         assert_eq!(out.trim(), "lost 0");
+    }
+}
+
+/// A stop that comes while the restart policy starts the container again wins: the
+/// container is down when `stop` returns and stays down (the policy's start either sees the
+/// stop and does nothing, or ends first and is stopped). The stops fall at spread moments of
+/// the restart cycle (100 then 200 ms waits, a start of some milliseconds).
+#[test]
+fn a_stop_during_a_restart_by_the_policy_stays_stopped() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("busybox");
+    let running = |name: &str| {
+        d.ok(&["inspect", "--format", "{{.State.Running}}", name])
+            .trim()
+            == "true"
+    };
+    for round in 0..20 {
+        let name = format!("cycling{round}");
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while d
+            .ok(&["inspect", "--format", "{{.RestartCount}}", &name])
+            .trim()
+            == "0"
+        {
+            assert!(Instant::now() < deadline, "{name} never restarted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The phase of the stop in the cycle.
+        std::thread::sleep(Duration::from_millis(13 * (round % 16)));
+        d.ok(&["stop", "-t", "0", &name]);
+        let watch = Instant::now() + Duration::from_millis(400);
+        while Instant::now() < watch {
+            assert!(
+                !running(&name),
+                "{name} runs after its stop (round {round})"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        d.ok(&["rm", &name]);
     }
 }

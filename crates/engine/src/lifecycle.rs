@@ -51,11 +51,28 @@ impl Engine {
 
     /// `POST /containers/{id}/start`.
     pub async fn start(&self, key: &str) -> Result<()> {
+        self.start_as(key, Starter::User).await
+    }
+
+    /// The start of a `restarting` container by its restart policy, once its wait is over:
+    /// nothing if it was stopped or removed meanwhile (looked at under the lifecycle lock, so
+    /// that a stop racing with it either calls it off or stops what it started).
+    pub(crate) async fn start_by_policy(&self, id: &str) -> Result<()> {
+        self.start_as(id, Starter::Policy).await
+    }
+
+    async fn start_as(&self, key: &str, starter: Starter) -> Result<()> {
         let c = self.containers.get(key)?;
         let guard = self.lifecycle_lock(&c.id).await;
         // Read again under the lock: the previous run's teardown has finished by now.
         let c = self.containers.get(&c.id)?;
-        if c.is_running() && !c.is_restarting() {
+        if starter == Starter::Policy {
+            if c.manually_stopped || !c.is_restarting() {
+                return Ok(());
+            }
+            self.containers
+                .update_or_in_memory(&c.id, |c| c.restart_count += 1)?;
+        } else if c.is_running() && !c.is_restarting() {
             return Err(EngineError::NotModified("container already started".into()));
         }
         if self.has_runtime_leftovers(&c.id).await {
@@ -438,15 +455,22 @@ impl Engine {
 
     /// `POST /containers/{id}/stop?t=`: the stop signal, then SIGKILL after the timeout.
     pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
-        let c = self.containers.get(key)?;
+        let mut c = self.containers.get(key)?;
         if c.is_restarting() {
-            // No process: the restart is called off (dockerd's stop of a restarting container).
-            let c = self.containers.update_or_in_memory(&c.id, |c| {
-                c.manually_stopped = true;
-                c.state.status = Status::Exited;
-            })?;
-            self.publish("stop", &c, &[]);
-            return Ok(());
+            // Under the lifecycle lock: a start by the policy under way ends first.
+            let _guard = self.lifecycle_lock(&c.id).await;
+            c = self.containers.get(&c.id)?;
+            if c.is_restarting() {
+                // No process: the restart is called off (dockerd's stop of a restarting
+                // container).
+                let c = self.containers.update_or_in_memory(&c.id, |c| {
+                    c.manually_stopped = true;
+                    c.state.status = Status::Exited;
+                })?;
+                self.publish("stop", &c, &[]);
+                return Ok(());
+            }
+            // Started meanwhile: stopped as a running container.
         }
         if !c.is_running() {
             let _ = self
@@ -790,4 +814,11 @@ mod tests {
         assert_eq!(parse_size("99999999999999999g"), None);
         assert_eq!(parse_size("é"), None);
     }
+}
+
+/// Who starts a container: a user (the API), or its restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Starter {
+    User,
+    Policy,
 }

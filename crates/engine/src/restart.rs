@@ -16,23 +16,18 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let Ok(c) = engine.containers.get(&id) else {
-                return;
-            };
-            if c.manually_stopped || !c.is_restarting() {
-                return;
-            }
-            let _ = engine
-                .containers
-                .update_or_in_memory(&id, |c| c.restart_count += 1);
-            if let Err(e) = engine.start(&id).await {
-                tracing::warn!(container = %id, error = %e, "restart");
-                // It stays down, as dockerd leaves a container whose restart failed.
-                let _ = engine.containers.update_or_in_memory(&id, |c| {
-                    if c.is_restarting() {
-                        c.state.status = Status::Exited;
-                    }
-                });
+            match engine.start_by_policy(&id).await {
+                // Removed meanwhile.
+                Ok(()) | Err(crate::error::EngineError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "restart");
+                    // It stays down, as dockerd leaves a container whose restart failed.
+                    let _ = engine.containers.update_or_in_memory(&id, |c| {
+                        if c.is_restarting() {
+                            c.state.status = Status::Exited;
+                        }
+                    });
+                }
             }
         });
     }
