@@ -512,3 +512,27 @@ fn docker_diff_lists_what_the_container_added_changed_and_deleted() {
         "{out:?}"
     );
 }
+
+/// `docker start` straight after a `docker cp` out of the stopped container: the copy's
+/// temporary mount of the root, released once its streamed answer has ended, must not take
+/// the start's mount with it (the container then found no `sleep`: its root was an empty
+/// directory).
+#[test]
+fn start_right_after_cp_into_a_stopped_container_keeps_its_root() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    let dir = scratch(&d, "cp-start");
+    std::fs::write(dir.join("f"), "x\n").unwrap();
+    d.ok(&["create", "--name", "cs", "bb:local", "sleep", "1000"]);
+    d.ok(&["cp", s(&dir.join("f")), "cs:/f"]);
+    for round in 0..40 {
+        d.ok(&["cp", "cs:/f", s(&dir.join(format!("out{round}")))]);
+        let out = d.docker(&["start", "cs"]);
+        assert!(out.status.success(), "round {round}: {:?}", text(&out));
+        d.ok(&["exec", "cs", "cat", "/f"]);
+        d.ok(&["kill", "cs"]);
+    }
+}

@@ -75,6 +75,8 @@ impl Engine {
         } else if c.is_running() && !c.is_restarting() {
             return Err(EngineError::NotModified("container already started".into()));
         }
+        // Until the container runs (or the start failed and cleaned up).
+        let _hold = crate::files::hold_rootfs(self.run_dir(&c.id).join("rootfs"));
         if self.has_runtime_leftovers(&c.id).await {
             // An earlier start cut short (the daemon died in it): its runtime container would
             // make this one "already exist".

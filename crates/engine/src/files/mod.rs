@@ -143,29 +143,49 @@ impl Engine {
 }
 
 /// Drops one use of a temporary mount; the last one unmounts it, unless the container was
-/// started meanwhile (its start reused the mount).
+/// started meanwhile (its start reused the mount) or a start holds it ([`hold_rootfs`]). The
+/// unmount is made under the map's lock, so that a start that comes at the same moment
+/// either holds the mount before (and keeps it) or mounts its own after.
 fn release_temporary(engine: &Engine, id: &str, path: &Path) {
-    let last = with_temporary(|m| {
+    with_temporary(|m| {
         let n = m.entry(path.to_path_buf()).or_insert(1);
         *n = n.saturating_sub(1);
-        if *n == 0 {
-            m.remove(path);
-            true
-        } else {
-            false
+        if *n > 0 {
+            return;
+        }
+        m.remove(path);
+        let running = engine.containers.get(id).is_ok_and(|c| c.is_running());
+        if running {
+            return;
+        }
+        while is_mountpoint(path) {
+            if nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_err() {
+                break;
+            }
         }
     });
-    if !last {
-        return;
-    }
-    let running = engine.containers.get(id).is_ok_and(|c| c.is_running());
-    if running {
-        return;
-    }
-    while is_mountpoint(path) {
-        if nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_err() {
-            break;
-        }
+}
+
+/// A start's hold on the container's rootfs path: while it lasts, the release of a temporary
+/// mount of the same root (a `docker cp` that ended just before the start) leaves the mount,
+/// which the start then uses, instead of unmounting what the start mounted.
+pub(crate) struct RootfsHold(PathBuf);
+
+pub(crate) fn hold_rootfs(path: PathBuf) -> RootfsHold {
+    with_temporary(|m| *m.entry(path.clone()).or_insert(0) += 1);
+    RootfsHold(path)
+}
+
+impl Drop for RootfsHold {
+    fn drop(&mut self) {
+        with_temporary(|m| {
+            if let Some(n) = m.get_mut(&self.0) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(&self.0);
+                }
+            }
+        });
     }
 }
 
