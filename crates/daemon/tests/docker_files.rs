@@ -518,7 +518,7 @@ fn docker_diff_lists_what_the_container_added_changed_and_deleted() {
 /// the start's mount with it (the container then found no `sleep`: its root was an empty
 /// directory).
 #[test]
-fn start_right_after_cp_into_a_stopped_container_keeps_its_root() {
+fn start_right_after_cp_out_of_a_stopped_container_keeps_its_root() {
     if skip() {
         return;
     }
