@@ -35,6 +35,7 @@ pub mod netns;
 pub mod network;
 mod orphans;
 mod prune;
+mod reconcile;
 mod restart;
 pub mod runtimes;
 pub mod seccomp;

@@ -1,14 +1,12 @@
 //! Start, stop, kill, wait, pause, remove, and what happens when a container exits (its
 //! rootfs unmounted, its namespace removed, `--rm`, restart policies). After a daemon restart,
-//! [`Engine::reconcile`] finds the containers that kept running (their monitors are alive) and
-//! those that exited meanwhile (their `exit.json`).
+//! [`Engine::reconcile`] (`reconcile.rs`) takes the containers up again.
 
 use std::path::Path;
 use std::time::Duration;
 
 use berth_api::models::EventMessageTypeEnum;
 
-use crate::container::spec::RestartPolicyName;
 use berth_monitor::protocol::{ExitStatus, Op};
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -296,7 +294,7 @@ impl Engine {
     }
 
     /// Waits (in a task) for the container's exit, then records it.
-    fn watch_exit(&self, id: String) {
+    pub(crate) fn watch_exit(&self, id: String) {
         let engine = self.clone();
         tokio::spawn(async move {
             let sock = monitor::socket(&engine.run_dir(&id));
@@ -403,7 +401,7 @@ impl Engine {
 
     /// Unmounts the plugin volumes, the rootfs and the volume subpaths, and removes the network
     /// namespace of an exited container.
-    async fn cleanup_after_exit(&self, c: &Container) {
+    pub(crate) async fn cleanup_after_exit(&self, c: &Container) {
         self.unmount_plugin_volumes(c).await;
         let run_dir = self.run_dir(&c.id);
         let rootfs = run_dir.join("rootfs");
@@ -672,70 +670,6 @@ impl Engine {
         let c = self.containers.rename(&c.id, name)?;
         self.publish("rename", &c, &[("oldName", format!("/{old}"))]);
         Ok(())
-    }
-
-    /// After a daemon (re)start: containers whose monitor still runs are watched again; those
-    /// that exited meanwhile get their real exit code from `exit.json`; restart policies apply.
-    pub async fn reconcile(&self) {
-        for c in self.containers.all() {
-            if !c.is_running() {
-                // Mounts and namespace files of a run that ended while berthd was away.
-                self.cleanup_after_exit(&c).await;
-            }
-            if !c.is_running() && self.has_runtime_leftovers(&c.id).await {
-                // A start cut short by the daemon's death: a monitor and an init blocked before
-                // the program, which no record says runs. They go; the record stays as it was.
-                tracing::info!(container = %c.id, "removing what an interrupted start left");
-                let _guard = self.lifecycle_lock(&c.id).await;
-                if let Err(e) = self.tear_down_runtime(&c.id).await {
-                    tracing::warn!(container = %c.id, error = %e, "tear down");
-                }
-                self.disconnect_on_exit(&c.id).await;
-                self.cleanup_after_exit(&c).await;
-            }
-            if !c.is_running() {
-                // As dockerd at start: `always` and `unless-stopped` containers that a user
-                // did not stop are started again.
-                let policy = c.host_config.restart_policy.as_ref().and_then(|p| p.name);
-                if matches!(
-                    policy,
-                    Some(RestartPolicyName::Always) | Some(RestartPolicyName::UnlessStopped)
-                ) && !c.manually_stopped
-                    && matches!(c.state.status, Status::Exited | Status::Restarting)
-                {
-                    if let Err(e) = self.start(&c.id).await {
-                        tracing::warn!(container = %c.id, error = %e, "restart at daemon start");
-                    }
-                }
-                continue;
-            }
-            let sock = monitor::socket(&self.run_dir(&c.id));
-            match monitor::call::<monitor::State>(&sock, Op::State).await {
-                Ok(state) if state.status != monitor::Status::Exited => {
-                    self.watch_exit(c.id.clone());
-                    if self.run_dir(&c.id).join("healthcheck.json").exists() {
-                        self.watch_health(c.id.clone());
-                    }
-                }
-                _ => {
-                    let exit = match monitor::read_exit(&self.run_dir(&c.id)) {
-                        Some(exit) => exit,
-                        None => {
-                            // Its monitor is gone without a word: the container ends here.
-                            if let Err(e) = self.tear_down_runtime(&c.id).await {
-                                tracing::warn!(container = %c.id, error = %e, "tear down");
-                            }
-                            ExitStatus {
-                                exit_code: crate::orphans::LOST_MONITOR_EXIT,
-                                oom_killed: false,
-                                finished_at: now_rfc3339(),
-                            }
-                        }
-                    };
-                    self.on_exit(&c.id, exit).await;
-                }
-            }
-        }
     }
 }
 
