@@ -8,28 +8,31 @@
 //! `escape_files.rs` (`docker cp`, volumes, image layers). A few classes are covered at a lower
 //! level, named in the table with their test.
 //!
-//! | probe | berthd | dockerd 20.10 + runc |
+//! dockerd's column was measured on this VM (Debian's docker.io 20.10.24 with runc 1.1.5,
+//! started by hand on its own roots with `--iptables=false`, then stopped), with the same
+//! busybox image, except where it says "not measured".
+//!
+//! | probe | berthd | dockerd 20.10 + runc 1.1.5 |
 //! | --- | --- | --- |
-//! | pids in `/proc` | only the container's (`/proc/1` and its own) | same |
-//! | network interfaces | `lo` and `eth0` only | same |
-//! | mount points | the container's own (`/`, `/proc`, `/dev/*`, `/sys`, cgroups, `/etc/{hosts,hostname,resolv.conf}`, masked and read-only paths); no host mount | same |
-//! | write `/proc/sys/...` | `Read-only file system` (EROFS) | same |
-//! | options of `/proc/{bus,fs,irq,sys}` | `ro,nosuid,nodev,noexec,relatime` | same (runc keeps the flags) |
-//! | write `/sys/...`, `/sys/fs/cgroup/...` | EROFS | same |
-//! | `/proc/kcore` | masked: `/dev/null` bound on it (reads 0 bytes); absent on this VM's kernel | same |
-//! | `/proc/sysrq-trigger` | read-only bind: EROFS; absent on this VM's kernel | same |
-//! | `--read-only`: write `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` | EROFS | same |
-//! | `mknod /tmp/disk b MAJ MIN` of the host's root disk | made (CAP_MKNOD); opening it `Operation not permitted` (devices cgroup) | same |
-//! | `mount -t cgroup` (default caps) | `permission denied` (EPERM: no CAP_SYS_ADMIN, seccomp) | same (and AppArmor where present) |
-//! | `mount -t cgroup` with `--cap-add SYS_ADMIN` | **succeeds**: the host's hierarchy with its `release_agent` is reachable (never written here). Known weakness, as with dockerd on a host without AppArmor; user-namespace remapping closes it | same |
-//! | `/proc/PID/exe` of `exec`'s process, `#!/proc/self/exe` (CVE-2019-5736) | what it reaches is a read-only, detached bind of the binary: writing it fails (EROFS / ETXTBSY), the host's `berth-monitor` and `berth-runtime` are unchanged (`escape_exec.rs`; runtime level: `crates/runtime/tests/security.rs`) | runc ≥ 1.0-rc6: a sealed memfd copy (later a read-only bind) |
-//! | descriptors in `run` and `exec` | `0 1 2` only (`escape_exec.rs`; runtime level: `security.rs` `no_host_descriptor_leaks_into_the_container`) | same |
-//! | `-w /proc/self/fd/N` (CVE-2024-21626) | refused: `... is outside the container's root` (`escape_exec.rs`; runtime: `security.rs`) | runc ≥ 1.1.12: refused (`possible container breakout detected`) |
-//! | `docker cp` of a symlink to `/etc/shadow` | the link itself; `-L` resolves inside the container (`escape_files.rs`; more: `docker_files.rs` `cp_through_a_symlink_to_the_host_stays_in_the_container`) | same |
-//! | a mount destination through an image symlink that points out | lands inside the rootfs (`escape_files.rs`; runtime: `filesystem.rs`); volume subpaths: `docker_mounts.rs` | same |
-//! | image layer with `../` entries (`import`, `load`) | refused, nothing written outside (`escape_files.rs`; layer level: `crates/image/tests/layer.rs`) | refused (`... is outside of ...`) |
-//! | `PUT .../archive` with `../` | refused (`docker_archive.rs`) | same |
-//! | a 100 MB `Content-Length` to `POST /containers/create` | 413 at once, the body unread (`hostile_http.rs`) | no limit: a JSON body is read and decoded as it comes |
+//! | pids in `/proc` | `/proc/1` only; a host pid: `can't kill pid N: No such process` | same |
+//! | network interfaces | `eth0`, `lo` | same |
+//! | mount points | the container's own (`/`, `/proc`, `/dev/*`, `/sys`, cgroups, `/etc/{hosts,hostname,resolv.conf}`, masked and read-only paths); host paths only as the sources of the `/etc` binds | same (20.10 does not mask `/proc/interrupts`) |
+//! | write `/proc/sys/vm/drop_caches` | `Read-only file system` (EROFS), exit 1 | same |
+//! | options of `/proc/{bus,fs,irq,sys}` | `ro,nosuid,nodev,noexec,relatime` (was `ro,relatime`) | same |
+//! | write `/sys/class/net/eth0/mtu`, `/sys/fs/cgroup/devices/devices.allow`, mkdir in `/sys/fs/cgroup/memory` | EROFS | same |
+//! | `/proc/kcore`, `/proc/sysrq-trigger` | masked (`/dev/null`: 0 bytes) and read-only (EROFS) where the kernel has them; absent on this VM's kernel, inside too | same |
+//! | `--read-only`: append to `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf` | EROFS (was writable) | EROFS |
+//! | `mknod /tmp/disk b MAJ MIN` (the host's root disk, 8:0) | made (CAP_MKNOD; was EPERM: runc's `m` rules were missing); opening it: `Operation not permitted` (devices cgroup); without CAP_MKNOD: EPERM | same |
+//! | `mount -t cgroup -o memory` (default caps) | `permission denied (are you root?)` (EPERM), exit 1 | same |
+//! | the same with `--cap-add SYS_ADMIN` | **succeeds**: the host's memory hierarchy and its `release_agent` are reachable (never written here). A known weakness, as with dockerd on a host without AppArmor; user-namespace remapping closes it | same |
+//! | `docker exec C /evil`, `/evil` = `#!/proc/self/exe` (CVE-2019-5736) | exit 126, `exec: "/evil": no such file or directory` (this kernel refuses the exec child's own `/proc/self/exe` inside the container); the monitor (was: writable, in place) and the runtime run from a read-only detached bind of their binary; a loop in the container opening `/proc/PID/exe` of every new process never held either binary (the exec child is non-dumpable), any write it tries must fail (ETXTBSY or EROFS); both binaries unchanged (`escape_exec.rs`; runtime level: `crates/runtime/tests/security.rs`) | exit 1, `exec /evil: no such file or directory`; runc runs from a sealed memfd copy |
+//! | descriptors of `run`, `run -i`, `exec`, `exec -i`, the init | `0 1 2` (`escape_exec.rs`; runtime level: `security.rs` `no_host_descriptor_leaks_into_the_container`) | `0 1 2` |
+//! | `-w /proc/self/fd/N` (CVE-2024-21626) | `run`: 125, `exec`: 126, `process.cwd /proc/self/fd/N: Not a directory`; a host directory as cwd: `outside the container` (runtime level: `security.rs`) | `run`: 125 `mkdir /proc/self/fd/3: not a directory`; `exec`: 126 `chdir to cwd ... not a directory` (runc 1.1.5 predates the 1.1.12 fix) |
+//! | `docker cp` of `/leak` -> `/etc/shadow` | the link; `-L`: `Could not find the file /etc/shadow in container leak` (`escape_files.rs`; more: `docker_files.rs` `cp_through_a_symlink_to_the_host_stays_in_the_container`) | same |
+//! | a volume or tmpfs on `/esc/target`, `/esc` an image symlink to a host directory | mounted inside the rootfs, the host directory untouched (`escape_files.rs`; runtime: `filesystem.rs`; volume subpaths: `docker_mounts.rs`) | not measured (runc resolves in the root: same) |
+//! | a layer with `../x` (`import`, `load`) | refused: `layer entry "../x" escapes the layer directory`; nothing written outside (`escape_files.rs`; layer level: `crates/image/tests/layer.rs`) | `import`: accepted, the entry written at the layer's root (`diff/x`); nothing outside |
+//! | `PUT .../archive` with `../` | refused (`docker_archive.rs`) | same (not measured) |
+//! | 100 MB `Content-Length` to `POST /containers/create` and ten bytes | 413 `request body too large: ...` at once, the rest unread (`hostile_http.rs` `a_declared_100_mb_body_is_answered_before_it_is_sent`) | no limit (not measured): the JSON decoder reads as the body comes |
 
 mod common;
 
