@@ -18,6 +18,7 @@ pub mod namespaces;
 pub mod netdev;
 pub mod notify;
 pub mod process;
+pub mod readonly_exe;
 pub mod rootfs;
 pub mod scheduling;
 pub mod spec;

@@ -42,6 +42,27 @@ fn masked_paths_read_empty_and_readonly_paths_refuse_writes() {
 }
 
 #[test]
+fn readonly_paths_keep_nosuid_nodev_noexec() {
+    // runc's remount keeps the flags of the mount below (/proc's): the per-mount options of
+    // /proc/sys read `ro,nosuid,nodev,noexec,relatime` as in a dockerd container.
+    let mut b = sh("awk '$5 ~ /^\\/proc\\/(sys|fs|irq)$/ { print $5, $6 }' /proc/self/mountinfo");
+    b.config["linux"]["readonlyPaths"] = json!(["/proc/fs", "/proc/irq", "/proc/sys"]);
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["destination"] == "/proc" {
+            m["options"] = json!(["nosuid", "noexec", "nodev"]);
+        }
+    }
+    b.save();
+    let out = b.run().ok().stdout;
+    assert_eq!(
+        out,
+        "/proc/fs ro,nosuid,nodev,noexec,relatime\n\
+         /proc/irq ro,nosuid,nodev,noexec,relatime\n\
+         /proc/sys ro,nosuid,nodev,noexec,relatime\n"
+    );
+}
+
+#[test]
 fn mounts_honour_type_and_options() {
     let host_dir = tempfile::tempdir().unwrap();
     std::fs::write(host_dir.path().join("hello"), "from host\n").unwrap();

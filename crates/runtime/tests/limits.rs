@@ -246,6 +246,29 @@ fn devices_cgroup_allows_the_defaults_and_denies_the_rest() {
 }
 
 #[test]
+fn any_device_node_can_be_made_but_only_allowed_ones_opened() {
+    // runc's default rules allow mknod (`m`) of any character or block device: with CAP_MKNOD
+    // a node of the host's disk is made, and opening it is what the cgroup refuses.
+    let mut b = Bundle::new(
+        RUNTIME,
+        &["sh", "-c", "mknod /tmp/sda b 8 0 && mknod /tmp/lc c 10 237 && echo made; head -c1 /tmp/sda; head -c1 /tmp/lc"],
+    );
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push("CAP_MKNOD".into());
+    }
+    b.save();
+    let out = b.run();
+    assert_eq!(out.stdout, "made\n", "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "head: /tmp/sda: Operation not permitted\nhead: /tmp/lc: Operation not permitted\n"
+    );
+}
+
+#[test]
 fn init_is_in_the_container_cgroup_in_every_hierarchy() {
     // The init moves itself into the v1 hierarchies and is created in the cgroup2 one
     // (CLONE_INTO_CGROUP): from the host, every line of its /proc/PID/cgroup names the container.

@@ -321,6 +321,8 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
         },
     )?;
     let mut own_mounts = own.mounts;
+    // Read-only with a read-only root, as dockerd binds them (`NetworkMounts`).
+    let etc_readonly = hc.readonly_rootfs.unwrap_or(false);
     for (file, dest) in [
         (paths.resolv_conf, "/etc/resolv.conf"),
         (paths.hostname, "/etc/hostname"),
@@ -330,7 +332,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
             .iter()
             .any(|m| m.destination() == Path::new(dest))
         {
-            own_mounts.push(bind(file, dest, false));
+            own_mounts.push(bind(file, dest, etc_readonly));
         }
     }
     let depth = |m: &Mount| m.destination().components().count();

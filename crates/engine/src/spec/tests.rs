@@ -188,3 +188,28 @@ fn memory_swap_defaults_to_twice_the_limit() {
     assert_eq!(r["cpu"]["quota"], 150_000);
     assert_eq!(r["pids"]["limit"], 10);
 }
+
+#[test]
+fn etc_files_are_read_only_with_a_read_only_root() {
+    let etc_options = |hc: HostSpec| -> Vec<bool> {
+        let s = spec(hc, None);
+        ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
+            .iter()
+            .map(|dest| {
+                let m = s["mounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| m["destination"] == *dest)
+                    .unwrap();
+                m["options"].as_array().unwrap().contains(&json!("ro"))
+            })
+            .collect()
+    };
+    assert_eq!(etc_options(HostSpec::default()), [false; 3]);
+    let hc = HostSpec {
+        readonly_rootfs: Some(true),
+        ..Default::default()
+    };
+    assert_eq!(etc_options(hc), [true; 3]);
+}

@@ -11,7 +11,6 @@ mod checkpoint_cmd;
 mod exec_cmd;
 mod features;
 mod log;
-mod readonly_exe;
 mod tty_relay;
 mod update_cmd;
 mod wait;
@@ -193,7 +192,7 @@ fn run(cli: Cli, logger: &log::Logger) -> Result<i32> {
         cli.command,
         Command::Create(_) | Command::Run { .. } | Command::Exec(_)
     ) {
-        readonly_exe::ensure()?;
+        berth_runtime::readonly_exe::ensure()?;
     }
     let rt = Runtime::new(&cli.root);
     logger.debug(&format!("{:?}", cli.command));

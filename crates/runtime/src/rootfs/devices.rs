@@ -27,8 +27,10 @@ pub fn defaults() -> Vec<(PathBuf, u64, u64)> {
     .collect()
 }
 
-/// The device cgroup rules every container gets after the config's own, as runc adds them: the
-/// default devices, `/dev/console`, `/dev/ptmx` and the ptys, and each of `linux.devices`.
+/// The device cgroup rules every container gets after the config's own, as runc adds them
+/// (its `AllowedDevices`): mknod of any character or block device (CAP_MKNOD still decides;
+/// opening the node is what the cgroup refuses), the default devices, `/dev/console`,
+/// `/dev/ptmx` and the ptys, and each of `linux.devices`.
 pub fn cgroup_rules(devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
     let rule = |major: i64, minor: Option<i64>| {
         let mut r = LinuxDeviceCgroup::default();
@@ -39,10 +41,19 @@ pub fn cgroup_rules(devices: &[LinuxDevice]) -> Vec<LinuxDeviceCgroup> {
         r.set_access(Some("rwm".to_string()));
         r
     };
-    let mut rules: Vec<LinuxDeviceCgroup> = defaults()
-        .into_iter()
-        .map(|(_, major, minor)| rule(major as i64, Some(minor as i64)))
-        .collect();
+    let mknod = |typ: LinuxDeviceType| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_access(Some("m".to_string()));
+        r
+    };
+    let mut rules = vec![mknod(LinuxDeviceType::C), mknod(LinuxDeviceType::B)];
+    rules.extend(
+        defaults()
+            .into_iter()
+            .map(|(_, major, minor)| rule(major as i64, Some(minor as i64))),
+    );
     rules.push(rule(5, Some(1))); // /dev/console
     rules.push(rule(5, Some(2))); // /dev/ptmx
     rules.push(rule(136, None)); // /dev/pts/*

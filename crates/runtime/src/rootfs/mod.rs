@@ -347,7 +347,10 @@ fn readonly_path(path: &Path) -> Result<(), RootfsError> {
         None::<&str>,
     )
     .map_err(mounts::sys_err(what()))?;
-    mounts::remount(path, MsFlags::MS_RDONLY | MsFlags::MS_REC, path)
+    // A bind remount sets the mount's flags to those given: nosuid, nodev and noexec of the
+    // mount below (/proc's) are kept, as runc keeps them.
+    let kept = mounts::security_flags(path).map_err(mounts::sys_err(what()))?;
+    mounts::remount(path, MsFlags::MS_RDONLY | MsFlags::MS_REC | kept, path)
         .map_err(mounts::sys_err(what()))
 }
 

@@ -186,6 +186,12 @@ pub(super) fn remount(target: &Path, flags: MsFlags, source: &Path) -> nix::Resu
     }
 }
 
+/// The `nosuid`, `nodev` and `noexec` flags of the mount `path` is on.
+pub(super) fn security_flags(path: &Path) -> nix::Result<MsFlags> {
+    let flags = statvfs(path)?.flags();
+    Ok(locked_flags(flags) & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC))
+}
+
 fn locked_flags(f: FsFlags) -> MsFlags {
     let mut out = MsFlags::empty();
     for (fs_flag, ms_flag) in [

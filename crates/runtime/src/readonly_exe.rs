@@ -1,28 +1,67 @@
-//! Protection of the runtime binary against the container (the CVE-2019-5736 class).
+//! Protection of the runtime's (and the monitor's) binary against the container (the
+//! CVE-2019-5736 class).
 //!
-//! A container whose program is a script starting with `#!/proc/self/exe` makes the kernel run the
-//! runtime's own binary inside the container; a process of the container could then open it
-//! through `/proc/PID/exe` and, once it exits, write to it, replacing the host's runtime. So
-//! before `create`, `run` and `exec` the runtime re-executes itself from a read-only view of its
-//! binary that nobody can make writable again: in a mount namespace of its own, it bind mounts
-//! the binary onto itself read-only, opens it, detaches the mount (the descriptor keeps it alive,
-//! and a detached mount cannot be reached to be remounted), and execs the descriptor.
+//! A container whose program is a script starting with `#!/proc/self/exe` makes the kernel run
+//! the binary of the process that execs it inside the container: the runtime's for `berth-runtime
+//! run`/`exec`, the monitor's for the containers and execs the monitor starts with the runtime
+//! library in-process. A process of the container could then open it through `/proc/PID/exe`
+//! and, once nothing executes it any more, write to it, replacing the host's binary. So before
+//! `create`, `run` and `exec` the runtime, and the monitor when it starts, re-execute themselves
+//! from a read-only view of their binary that nobody can make writable again: in a mount
+//! namespace of its own, the process bind mounts the binary onto itself read-only, opens it,
+//! detaches the mount (the descriptor keeps it alive, and a detached mount cannot be reached to
+//! be remounted), and execs the descriptor.
 //!
-//! The re-executed runtime then returns to the caller's mount namespace and working directory
+//! The re-executed process then returns to the caller's mount namespace and working directory
 //! (passed as descriptors), so that hooks and everything else see the host's mounts as before;
 //! the binary it runs stays the read-only one.
 //!
 //! This costs an unshare, three mount calls and one exec (about a millisecond). runc's first fix
 //! copied the binary into a sealed memfd instead, which costs a copy of the whole binary (6 ms for
 //! ours here). A binary that already sits on a read-only mount needs nothing.
+//!
+//! [`ensure`] must run while the process has a single thread (setns(2) into a mount namespace
+//! refuses a process whose threads share its filesystem information).
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
-use anyhow::{Context, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
+
+/// Why the read-only re-execution failed: what was being done, and the system's error.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadonlyExeError {
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+type Result<T> = std::result::Result<T, ReadonlyExeError>;
+
+/// Adds what was being done to a system error.
+trait Context<T> {
+    fn context(self, what: &str) -> Result<T>;
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<std::io::Error>> Context<T> for std::result::Result<T, E> {
+    fn context(self, what: &str) -> Result<T> {
+        self.with_context(|| what.to_string())
+    }
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| ReadonlyExeError::Sys {
+            what: what(),
+            source: e.into(),
+        })
+    }
+}
 
 /// Set in the re-executed runtime: `MNTNS_FD,CWD_FD`, the caller's mount namespace and working
 /// directory.
@@ -86,7 +125,10 @@ pub fn ensure() -> Result<()> {
     )
     .context("opening the read-only binary")?;
     umount2(&exe, MntFlags::MNT_DETACH).context("detaching the read-only mount")?;
-    let to_c = |s: &std::ffi::OsStr| CString::new(s.as_bytes()).context("argument with NUL");
+    let to_c = |s: &std::ffi::OsStr| {
+        CString::new(s.as_bytes())
+            .map_err(|_| ReadonlyExeError::Invalid("an argument holds a NUL byte".into()))
+    };
     let args: Vec<CString> = std::env::args_os()
         .map(|a| to_c(&a))
         .collect::<Result<_>>()?;
@@ -98,15 +140,16 @@ pub fn ensure() -> Result<()> {
             to_c(&kv)
         })
         .collect::<Result<_>>()?;
-    env.push(CString::new(format!(
+    env.push(to_c(std::ffi::OsStr::new(&format!(
         "{REEXEC_ENV}={},{}",
         mnt_ns.as_raw_fd(),
         cwd.as_raw_fd()
-    ))?);
+    )))?);
     let err = nix::unistd::fexecve(&fd, &args, &env).err();
-    Err(anyhow::anyhow!(
-        "re-executing from the read-only binary: {err:?}"
-    ))
+    Err(ReadonlyExeError::Sys {
+        what: "re-executing from the read-only binary".into(),
+        source: err.map_or_else(std::io::Error::last_os_error, Into::into),
+    })
 }
 
 /// In the re-executed runtime: back to the caller's mount namespace and working directory.
@@ -114,7 +157,7 @@ fn restore(fds: &str) -> Result<()> {
     let parse = |s: Option<&str>| -> Result<OwnedFd> {
         let raw: RawFd = s
             .and_then(|s| s.parse().ok())
-            .context("malformed re-exec descriptors")?;
+            .ok_or_else(|| ReadonlyExeError::Invalid("malformed re-exec descriptors".into()))?;
         // SAFETY: the runtime that exec'd us opened this descriptor without close-on-exec for
         // us alone and named it in the environment; nothing else in this process owns it.
         Ok(unsafe { OwnedFd::from_raw_fd(raw) })
