@@ -758,3 +758,46 @@ fn system_prune_removes_stopped_containers_and_unused_anonymous_volumes() {
         "bb"
     );
 }
+
+/// A user's `docker start` begins the restart policy's count again, as dockerd's: an
+/// `on-failure:2` container that used its two restarts gets two more after it.
+#[test]
+fn a_users_start_begins_the_restart_count_again() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "twice",
+        "--restart",
+        "on-failure:2",
+        "bb:local",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    let settled = |runs: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = d.ok(&[
+                "inspect",
+                "--format",
+                "{{.RestartCount}} {{.State.Status}}",
+                "twice",
+            ]);
+            let logs = d.ok(&["logs", "twice"]);
+            if s.trim() == "2 exited" && logs.lines().count() == runs {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{s} {logs:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    settled(3);
+    d.ok(&["start", "twice"]);
+    settled(6);
+}

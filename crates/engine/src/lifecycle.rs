@@ -72,6 +72,13 @@ impl Engine {
                 .update_or_in_memory(&c.id, |c| c.restart_count += 1)?;
         } else if c.is_running() && !c.is_restarting() {
             return Err(EngineError::NotModified("container already started".into()));
+        } else if c.restart_count != 0 || c.restart_delay_ms != 0 {
+            // A user's start begins the policy's count and backoff again (dockerd's
+            // `ResetRestartManager(true)`).
+            self.containers.update_or_in_memory(&c.id, |c| {
+                c.restart_count = 0;
+                c.restart_delay_ms = 0;
+            })?;
         }
         // Until the container runs (or the start failed and cleaned up).
         let _hold = crate::files::hold_rootfs(self.run_dir(&c.id).join("rootfs"));
