@@ -73,7 +73,7 @@ fn the_default_profile_is_compiled_once_and_read_back() {
     assert_eq!(d.ok(&["exec", "cached", "echo", "in"]), "in\n");
     d.ok(&["rm", "-f", "cached"]);
     let (list, others) = entries(&cache);
-    assert_eq!(list, [entry.clone()], "{others:?}");
+    assert_eq!(list, std::slice::from_ref(&entry), "{others:?}");
     assert_eq!(std::fs::metadata(&entry).unwrap().ino(), inode);
     assert_eq!(std::fs::read(&entry).unwrap(), stored);
 

@@ -374,7 +374,7 @@ fn compiled_filters_are_cached_under_the_state_root() {
     b.cmd(&["delete", "--force", &b.id]).ok();
     b.config["process"]["args"] = json!(["sh", "-c", "hostname x 2>&1; echo rc=$?"]);
     b.save();
-    assert_eq!(seccomp_cache_entries(&b), [entry.clone()]);
+    assert_eq!(seccomp_cache_entries(&b), std::slice::from_ref(&entry));
     assert_eq!(std::fs::metadata(&entry).unwrap().ino(), inode);
 
     // A corrupt entry is compiled again and rewritten; the filter still holds.
