@@ -2,8 +2,9 @@
 //! at every container start and exec (Docker's default profile takes milliseconds to build).
 //!
 //! An entry is a file named by the SHA-256 (hex) of everything that determines the program:
-//! this crate's format number and version, the native architecture, libseccomp's version and
-//! API level, and the configuration as JSON. It holds a header (magic, format, key, number of
+//! this crate's format number, version and sources (their SHA-256, from build.rs: a build with
+//! another compiler of filters never reads what this one stored), the native architecture,
+//! libseccomp's version and API level, and the configuration as JSON. It holds a header (magic, format, key, number of
 //! instructions, SHA-256 of the instructions) and the instructions. It is read back with every
 //! check (exact size, header, key, digest, at most `BPF_MAXINSNS` instructions); an entry that
 //! fails one is compiled again and rewritten, never used.
@@ -290,6 +291,7 @@ fn key(seccomp: &LinuxSeccomp) -> Result<[u8; 32], Error> {
     hash.update(FORMAT.to_le_bytes());
     for part in [
         env!("CARGO_PKG_VERSION"),
+        env!("BERTH_SECCOMP_SOURCE_HASH"),
         std::env::consts::ARCH,
         &format!("{:?}", ScmpArch::native()),
         &version,
