@@ -12,7 +12,8 @@
 # Targets (issue 4): run --rm <= 0.1 x docker and <= 2 x bare berth-runtime run; 20 parallel
 # <= 0.15 x docker; berthd under 15 MB; a monitor under 1 MB.
 #
-# Usage (as root, from the repository root): bench/engine.sh    (ROUNDS=N, default 20)
+# Usage (as root, from the repository root): bench/engine.sh    (ROUNDS=N, default 20;
+# BERTH_BIN=DIR to time the binaries in DIR, e.g. copies of an older build, instead of building)
 set -euo pipefail
 ROUNDS=${ROUNDS:-20}
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
@@ -27,8 +28,12 @@ if [ ! -x /usr/sbin/dockerd ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null \
     || have_dockerd=0
 fi
-cargo build --release -q -p berth-daemon -p berth-monitor -p berth-runtime -p berth-cli
-bin=$repo/target/release
+if [ -n "${BERTH_BIN:-}" ]; then
+  bin=$(cd "$BERTH_BIN" && pwd)
+else
+  cargo build --release -q -p berth-daemon -p berth-monitor -p berth-runtime -p berth-cli
+  bin=$repo/target/release
+fi
 
 tmp=$(mktemp -d /run/berth-bench.XXXXXX)
 pids=()

@@ -149,11 +149,7 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
     if let Some(seccomp) = linux.seccomp() {
         crate::notify::check(seccomp)?;
     }
-    let seccomp = linux
-        .seccomp()
-        .as_ref()
-        .map(berth_seccomp::compile)
-        .transpose()?;
+    let seccomp = crate::launch::compile_seccomp(runtime.store(), linux)?;
     let caps = process
         .capabilities()
         .as_ref()

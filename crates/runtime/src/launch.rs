@@ -202,11 +202,7 @@ pub fn launch(
     if let Some(seccomp) = linux.seccomp() {
         crate::notify::check(seccomp)?;
     }
-    let seccomp = linux
-        .seccomp()
-        .as_ref()
-        .map(berth_seccomp::compile)
-        .transpose()?;
+    let seccomp = compile_seccomp(store, linux)?;
     let caps = process
         .capabilities()
         .as_ref()
@@ -381,6 +377,22 @@ pub fn launch(
 /// whoever it runs as by then (a user namespace's root, or a non-root user without
 /// CAP_DAC_OVERRIDE). Returns an `O_PATH` descriptor of it, which the init inherits and
 /// reopens through /proc/self/fd: the init never resolves the state directory's path.
+/// The compiled filter of `linux.seccomp`, if any, through the cache under the state root (the
+/// same configuration is built with libseccomp once, not at every create and exec). In the
+/// parent, before the fork.
+pub(crate) fn compile_seccomp(
+    store: &Store,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<Option<berth_seccomp::Program>, Error> {
+    let Some(seccomp) = linux.seccomp() else {
+        return Ok(None);
+    };
+    // A cache that cannot be used (read-only root, another owner...) only costs the compile.
+    let (program, _outcome) =
+        berth_seccomp::Cache::new(store.seccomp_cache_dir()).compile(seccomp)?;
+    Ok(Some(program))
+}
+
 fn make_exec_fifo(path: &Path, linux: &oci_spec::runtime::Linux) -> Result<OwnedFd, Error> {
     let sys = |what: String| move |source| Error::Sys { what, source };
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))

@@ -125,6 +125,12 @@ impl Store {
         self.root.join(id)
     }
 
+    /// The directory of the compiled seccomp programs (`berth_seccomp::Cache`). The `@` keeps
+    /// it apart from container directories: it is not valid in an id.
+    pub fn seccomp_cache_dir(&self) -> PathBuf {
+        self.root.join("@seccomp-cache")
+    }
+
     pub fn fifo_path(&self, id: &str) -> PathBuf {
         self.dir(id).join("exec.fifo")
     }

@@ -327,6 +327,72 @@ fn an_allowlist_profile_without_newer_syscalls_still_runs_and_execs() {
     }
 }
 
+/// The entries of the seccomp cache under `b`'s state root.
+fn seccomp_cache_entries(b: &Bundle) -> Vec<std::path::PathBuf> {
+    let dir = b.state_root().join("@seccomp-cache");
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn compiled_filters_are_cached_under_the_state_root() {
+    use std::os::unix::fs::MetadataExt;
+
+    let mut b = sh("hostname x 2>&1; echo rc=$?");
+    b.config["linux"]["seccomp"] = old_allowlist_profile();
+    b.save();
+    let out = b.run().ok().stdout;
+    assert!(
+        out.contains("Operation not permitted") && out.contains("rc=1"),
+        "{out}"
+    );
+    let dir = b.state_root().join("@seccomp-cache");
+    assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+    let entries = seccomp_cache_entries(&b);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = entries[0].clone();
+    let stored = std::fs::read(&entry).unwrap();
+    let inode = std::fs::metadata(&entry).unwrap().ino();
+    // The cache is no container.
+    let list = b.cmd(&["list", "-q"]).ok().stdout;
+    assert!(!list.contains("seccomp"), "{list}");
+
+    // Read back by the next run and by exec: the same file, the filter holding.
+    let out = b.run().ok().stdout;
+    assert!(out.contains("rc=1"), "{out}");
+    // (`b`'s container again, detached; dropping `b` deletes it.)
+    b.config["process"]["args"] = json!(["sleep", "60"]);
+    b.save();
+    let bundle = b.path().display().to_string();
+    b.cmd(&["run", "--detach", "--bundle", &bundle, &b.id]).ok();
+    let out = b.cmd(&["exec", &b.id, "sh", "-c", "hostname x 2>&1; echo rc=$?"]);
+    assert!(out.stdout.contains("rc=1"), "{out:?}");
+    b.cmd(&["delete", "--force", &b.id]).ok();
+    b.config["process"]["args"] = json!(["sh", "-c", "hostname x 2>&1; echo rc=$?"]);
+    b.save();
+    assert_eq!(seccomp_cache_entries(&b), std::slice::from_ref(&entry));
+    assert_eq!(std::fs::metadata(&entry).unwrap().ino(), inode);
+
+    // A corrupt entry is compiled again and rewritten; the filter still holds.
+    for bad in [
+        &stored[..stored.len() - 5],
+        &b"BERTHBPF"[..],
+        &[0u8; 100][..],
+    ] {
+        std::fs::write(&entry, bad).unwrap();
+        let out = b.run().ok().stdout;
+        assert!(
+            out.contains("Operation not permitted") && out.contains("rc=1"),
+            "{out}"
+        );
+        assert_eq!(std::fs::read(&entry).unwrap(), stored);
+    }
+}
+
 #[test]
 fn signals_ignored_by_the_caller_are_not_ignored_in_the_container() {
     // A runtime started under `nohup` (SIGHUP ignored) or as a background job (SIGINT, SIGQUIT)

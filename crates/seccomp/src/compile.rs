@@ -47,12 +47,40 @@ const MAX_ARGS: usize = 6;
 const OPTIMIZE_THRESHOLD: usize = 256;
 
 /// Size of one `struct sock_filter` in the exported program.
-const INSN_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
+pub(crate) const INSN_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
 
 /// Compiles `seccomp` into a BPF program, checking the whole configuration.
 ///
-/// Runs libseccomp and allocates: call it in the parent, before `fork`.
+/// Runs libseccomp and allocates: call it in the parent, before `fork`. [`crate::Cache`] keeps
+/// the programs it returns, so that the same configuration is compiled once.
 pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, Error> {
+    let prepared = prepare(seccomp)?;
+    let instructions = instructions(seccomp, &prepared)?;
+    Ok(prepared.program(instructions))
+}
+
+/// What a configuration gives without libseccomp: its checked default action, and the flags
+/// and notify bit of its program.
+pub(crate) struct Prepared {
+    default: ScmpAction,
+    flags: libc::c_ulong,
+    notify: bool,
+}
+
+impl Prepared {
+    /// The program of these flags with `instructions`.
+    pub(crate) fn program(&self, instructions: Vec<libc::sock_filter>) -> Program {
+        Program {
+            instructions,
+            flags: self.flags,
+            notify: self.notify,
+        }
+    }
+}
+
+/// The cheap checks of `seccomp` (default action, notify rules and `listenerPath`), and what
+/// they give.
+pub(crate) fn prepare(seccomp: &LinuxSeccomp) -> Result<Prepared, Error> {
     if seccomp.default_action() == LinuxSeccompAction::ScmpActNotify {
         return Err(Error::NotifyDefaultAction);
     }
@@ -77,8 +105,21 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, Error> {
         }
     }
     let notify = notify_rule.is_some();
-    let flags = flags(seccomp.flags().as_deref().unwrap_or_default(), notify);
+    Ok(Prepared {
+        default,
+        flags: flags(seccomp.flags().as_deref().unwrap_or_default(), notify),
+        notify,
+    })
+}
 
+/// The BPF instructions of `seccomp` (checked by [`prepare`] into `prepared`): the ENOSYS stub,
+/// then libseccomp's program.
+pub(crate) fn instructions(
+    seccomp: &LinuxSeccomp,
+    prepared: &Prepared,
+) -> Result<Vec<libc::sock_filter>, Error> {
+    let default = prepared.default;
+    let rules = seccomp.syscalls().as_deref().unwrap_or_default();
     let mut ctx = ScmpFilterContext::new(default).map_err(libseccomp_err("creating the filter"))?;
 
     for &arch in seccomp.architectures().as_deref().unwrap_or_default() {
@@ -105,11 +146,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Program, Error> {
     let mut instructions = crate::enosys::stub(seccomp)?;
     instructions.extend(export(&ctx)?);
     check_size(instructions.len())?;
-    Ok(Program {
-        instructions,
-        flags,
-        notify,
-    })
+    Ok(instructions)
 }
 
 /// Adds the rules for one OCI `syscalls[]` entry.
@@ -313,7 +350,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, Error> {
 }
 
 /// Refuses a program of `len` instructions, more than the kernel takes.
-fn check_size(len: usize) -> Result<(), Error> {
+pub(crate) fn check_size(len: usize) -> Result<(), Error> {
     let max = usize::try_from(libc::BPF_MAXINSNS).unwrap_or(usize::MAX);
     if len > max {
         return Err(Error::InvalidProgram(format!(
@@ -324,7 +361,7 @@ fn check_size(len: usize) -> Result<(), Error> {
 }
 
 /// Decodes one native-endian `struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }`.
-fn instruction(raw: &[u8]) -> libc::sock_filter {
+pub(crate) fn instruction(raw: &[u8]) -> libc::sock_filter {
     let mut code = [0u8; 2];
     let mut k = [0u8; 4];
     code.copy_from_slice(&raw[0..2]);

@@ -11,6 +11,9 @@
 //! * [`Program::load`] runs in the child, just before `execve`: it is a single `seccomp(2)` call
 //!   on memory the [`Program`] already owns, with no allocation and no libseccomp calls.
 //!
+//! [`Cache`] keeps compiled programs in files, keyed by the configuration (and what else
+//! determines the program): a configuration is compiled once, not at every start and exec.
+//!
 //! The child must have set `no_new_privs` (or hold `CAP_SYS_ADMIN`) before loading; this crate
 //! leaves that to the caller.
 //!
@@ -23,6 +26,7 @@
 //! listener any more, notified syscalls fail with `ENOSYS`).
 
 pub mod agent;
+pub mod cache;
 mod compile;
 mod enosys;
 pub mod features;
@@ -31,6 +35,7 @@ mod load;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use cache::Cache;
 pub use compile::compile;
 use oci_spec::runtime::LinuxSeccompAction;
 
@@ -99,6 +104,9 @@ pub enum Error {
     /// The exported program is unusable (empty, torn, or over the kernel's size limit).
     #[error("seccomp: exported BPF program is invalid: {0}")]
     InvalidProgram(String),
+    /// The configuration could not be serialized into its cache key.
+    #[error("seccomp: serializing the configuration for the cache key: {0}")]
+    CacheKey(#[source] serde_json::Error),
     /// The `seccomp(2)` call failed.
     #[error("seccomp: loading the filter with seccomp(2): {0}")]
     Load(#[source] nix::errno::Errno),
