@@ -120,6 +120,17 @@ impl Engine {
                         .map_err(|e| EngineError::internal("network namespace", e))?;
                 }
                 engine.prepare_etc(&c, &sandbox)?;
+                if sandbox.writes_etc {
+                    // The container's root writes its /etc files, as with dockerd.
+                    for name in ["hostname", "hosts", "resolv.conf"] {
+                        let file = sandbox.etc_dir.join(name);
+                        if file.exists() {
+                            engine
+                                .chown_to_root_of(&c, &file)
+                                .map_err(|e| EngineError::internal("chown /etc files", e))?;
+                        }
+                    }
+                }
                 Ok(sandbox)
             })
             .await
@@ -148,6 +159,7 @@ impl Engine {
             cgroups_path: format!("/berth/{}", c.id),
             init: self.init_binary(c),
             seccomp: &self.config.seccomp_profile,
+            userns: self.remap_of(c),
         };
         let config = spec::build(&sandbox.with_link_env(c), &image_config, &paths)?;
         // Its mounts are set up: dockerd says so of each volume (`unmount` follows the exit,
@@ -268,6 +280,18 @@ impl Engine {
         };
         if is_mountpoint(target) {
             return Ok(());
+        }
+        if let Some(remap) = self.remap_of(c) {
+            // The overlay's writable layer (its top directory is the rootfs's `/`) is the
+            // remapped root's; the image layers are idmapped, not copied. (A bound snapshot is
+            // idmapped whole: its ids stay the image's on disk.)
+            let overlay = mounts.iter().any(|m| m.typ == "overlay");
+            if let Some(upper) = snapshots.upper_dir(&key).ok().filter(|_| overlay) {
+                crate::userns::chown_root(remap, &upper)
+                    .map_err(|e| EngineError::internal("chown the container's layer", e))?;
+            }
+            return crate::userns::rootfs::mount(&mounts, target, remap.userns())
+                .map_err(|e| EngineError::internal("mount the container's rootfs", e));
         }
         for m in &mounts {
             m.mount(target)

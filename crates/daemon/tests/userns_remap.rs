@@ -1,0 +1,351 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+//! `berthd --userns-remap`: containers in a user namespace whose root is the first id of the
+//! remap user's subordinate range, their image layers idmapped (no copy), and dockerd's
+//! refusals and opt-out (`--userns=host`).
+//!
+//! Each test makes a user of its own (`useradd -r`) with a range it writes in /etc/subuid and
+//! /etc/subgid; a guard removes both, also when the test fails.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::{skip, Daemon};
+
+/// useradd/userdel and the edits of /etc/sub[ug]id, one test at a time.
+static ETC: Mutex<()> = Mutex::new(());
+
+/// A user made for a test, with `size` subordinate ids from `start`; removed on drop.
+struct RemapUser {
+    name: String,
+    start: u32,
+}
+
+const SUBID_FILES: [&str; 2] = ["/etc/subuid", "/etc/subgid"];
+
+impl RemapUser {
+    fn new(name: &str, start: u32) -> RemapUser {
+        let _etc = ETC.lock().unwrap_or_else(|e| e.into_inner());
+        let user = RemapUser {
+            name: name.to_string(),
+            start,
+        };
+        // A leftover of a killed run goes first.
+        user.remove_locked();
+        let status = Command::new("useradd")
+            .args(["-r", "-s", "/bin/false", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "useradd {name}");
+        for file in SUBID_FILES {
+            let mut text = std::fs::read_to_string(file).unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{name}:{start}:65536\n"));
+            std::fs::write(file, text).unwrap();
+        }
+        user
+    }
+
+    fn remove_locked(&self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+        remove_subid_lines(&self.name);
+    }
+}
+
+/// Drops the lines of `owner` from /etc/subuid and /etc/subgid.
+fn remove_subid_lines(owner: &str) {
+    for file in SUBID_FILES {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            let kept: String = text
+                .lines()
+                .filter(|l| l.split(':').next() != Some(owner))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            if kept != text {
+                let _ = std::fs::write(file, kept);
+            }
+        }
+    }
+}
+
+impl Drop for RemapUser {
+    fn drop(&mut self) {
+        let _etc = ETC.lock().unwrap_or_else(|e| e.into_inner());
+        self.remove_locked();
+    }
+}
+
+/// `docker ARGS`, which must fail; its stderr.
+fn fails(d: &Daemon, args: &[&str]) -> String {
+    let out = d.docker(args);
+    assert!(
+        !out.status.success(),
+        "docker {args:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Bytes used under `dir` (du -sb: hard links counted once).
+fn disk_used(dir: &Path) -> u64 {
+    let out = Command::new("du").arg("-sb").arg(dir).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap()
+}
+
+fn upper_dir(d: &Daemon, container: &str) -> PathBuf {
+    PathBuf::from(
+        d.ok(&["inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", container])
+            .trim(),
+    )
+}
+
+/// A host directory owned by root, mode 0755, removed on drop.
+struct HostDir(tempfile::TempDir);
+
+impl HostDir {
+    fn new() -> HostDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        HostDir(dir)
+    }
+    fn path(&self) -> &str {
+        self.0.path().to_str().unwrap()
+    }
+}
+
+#[test]
+fn remapped_root_is_an_unprivileged_host_user() {
+    if skip() {
+        return;
+    }
+    let user = RemapUser::new("btremap1", 1_100_000);
+    let d = Daemon::start_with_args(&["--userns-remap", &user.name], |_| {});
+    d.busybox("bb:local");
+    let start = user.start.to_string();
+
+    let info = d.ok(&["info", "-f", "{{json .SecurityOptions}}"]);
+    assert!(info.contains("name=userns"), "{info}");
+
+    // Root inside, the range's start outside.
+    assert_eq!(
+        d.ok(&["run", "--rm", "bb:local", "id"]).trim(),
+        "uid=0(root) gid=0(root)"
+    );
+    let map = d.ok(&[
+        "run",
+        "--rm",
+        "bb:local",
+        "cat",
+        "/proc/self/uid_map",
+        "/proc/self/gid_map",
+    ]);
+    let rows: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ["0", start.as_str(), "65536"],
+            ["0", start.as_str(), "65536"]
+        ]
+    );
+
+    // The image's files are root's inside; a file the container writes is the range's start's
+    // on the host, in the container's layer, as is the layer's top.
+    d.ok(&["run", "-d", "--name", "c1", "bb:local", "sleep", "600"]);
+    assert_eq!(
+        d.ok(&[
+            "exec",
+            "c1",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/bin/busybox",
+            "/",
+            "/etc"
+        ]),
+        "0:0\n0:0\n0:0\n"
+    );
+    d.ok(&[
+        "exec",
+        "c1",
+        "sh",
+        "-c",
+        "echo hi > /newfile && chmod 600 /etc/passwd",
+    ]);
+    let upper = upper_dir(&d, "c1");
+    for f in ["newfile", "etc/passwd", ""] {
+        let m = std::fs::metadata(upper.join(f)).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (user.start, user.start),
+            "{f:?} in {upper:?}"
+        );
+    }
+    assert_eq!(
+        d.ok(&["inspect", "-f", "[{{.HostConfig.UsernsMode}}]", "c1"])
+            .trim(),
+        "[]"
+    );
+
+    // exec is in the container's user namespace too.
+    let exec_map = d.ok(&["exec", "c1", "cat", "/proc/self/uid_map"]);
+    assert_eq!(
+        exec_map.split_whitespace().collect::<Vec<_>>(),
+        ["0", start.as_str(), "65536"]
+    );
+    // The container's processes are the range's start's on the host.
+    let pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "c1"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uid_line.split_whitespace().skip(1).collect::<Vec<_>>(),
+        [start.as_str(); 4]
+    );
+
+    // No copy of the layers: the container's layer holds only what it wrote.
+    let layer = upper.parent().unwrap();
+    assert!(
+        disk_used(layer) < 64 * 1024,
+        "the container's layer is {} bytes",
+        disk_used(layer)
+    );
+    d.ok(&["rm", "-f", "c1"]);
+
+    // A named volume's data is the remapped root's; a bind of a root-owned host directory is
+    // not writable by the container's root (nothing is chowned), as with dockerd.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "vol1:/data",
+            "bb:local",
+            "sh",
+            "-c",
+            "stat -c %u:%g /data && touch /data/x"
+        ]),
+        "0:0\n"
+    );
+    let data = PathBuf::from(
+        d.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "vol1"])
+            .trim(),
+    );
+    for p in [data.clone(), data.join("x")] {
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (user.start, user.start), "{p:?}");
+    }
+    d.ok(&["volume", "create", "vol2"]);
+    let m = std::fs::metadata(d.data_root.join("volumes/vol2/_data")).unwrap();
+    assert_eq!(m.uid(), user.start);
+
+    let host = HostDir::new();
+    let bind = format!("{}:/b", host.path());
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &bind,
+        "bb:local",
+        "sh",
+        "-c",
+        "stat -c %u:%g /b; touch /b/x",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "65534:65534\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "touch: /b/x: Permission denied\n"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!host.0.path().join("x").exists());
+
+    // --userns=host: the host's namespace, and the bind is root's to write.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--userns=host",
+        "-v",
+        &bind,
+        "bb:local",
+        "sh",
+        "-c",
+        "touch /b/x && cat /proc/self/uid_map",
+    ]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "4294967295"]
+    );
+    assert_eq!(std::fs::metadata(host.0.path().join("x")).unwrap().uid(), 0);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--userns=host",
+            "--privileged",
+            "bb:local",
+            "id",
+            "-u"
+        ])
+        .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn dockerd_refusals_with_remapping() {
+    if skip() {
+        return;
+    }
+    let user = RemapUser::new("btremap2", 1_200_000);
+    let d = Daemon::start_with_args(
+        &["--userns-remap", &format!("{}:{}", user.name, user.name)],
+        |_| {},
+    );
+    d.busybox("bb:local");
+    let err = fails(&d, &["run", "--rm", "--privileged", "bb:local", "true"]);
+    assert!(
+        err.contains("Error response from daemon: privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode"),
+        "{err}"
+    );
+    let err = fails(
+        &d,
+        &["run", "--rm", "--network", "host", "bb:local", "true"],
+    );
+    assert!(
+        err.contains("cannot share the host's network namespace when user namespaces are enabled"),
+        "{err}"
+    );
+    let err = fails(&d, &["run", "--rm", "--pid", "host", "bb:local", "true"]);
+    assert!(
+        err.contains("cannot share the host PID namespace when user namespaces are enabled"),
+        "{err}"
+    );
+    // Opting out allows them.
+    d.ok(&[
+        "run",
+        "--rm",
+        "--userns=host",
+        "--network",
+        "host",
+        "--pid",
+        "host",
+        "bb:local",
+        "true",
+    ]);
+}
