@@ -349,3 +349,117 @@ fn dockerd_refusals_with_remapping() {
         "true",
     ]);
 }
+
+/// The probe of CVE-2022-0492's first step: mounting a cgroup v1 hierarchy (whose
+/// `release_agent` the attack would then write). It only mounts, looks and unmounts: it never
+/// writes a `release_agent`.
+const CGROUP_PROBE: &str = "mkdir /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg && \
+     echo mounted && ls /tmp/cg/release_agent && umount /tmp/cg";
+
+#[test]
+fn cgroup_v1_release_agent_escape_fails_with_remapping() {
+    if skip() {
+        return;
+    }
+    let user = RemapUser::new("btremap3", 1_300_000);
+    let d = Daemon::start_with_args(&["--userns-remap", &user.name], |_| {});
+    d.busybox("bb:local");
+    let probe = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm", "--cap-add", "SYS_ADMIN"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["bb:local", "sh", "-c", CGROUP_PROBE]);
+        let out = d.docker(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // In the host's user namespace, CAP_SYS_ADMIN mounts the host's memory hierarchy, the
+    // escape's first step (the seccomp profile lets mount through with that capability).
+    assert_eq!(
+        probe(&["--userns=host"]),
+        (
+            Some(0),
+            "mounted\n/tmp/cg/release_agent\n".into(),
+            String::new()
+        )
+    );
+    // In the remapped one, the same capability is over the container's user namespace only:
+    // cgroup v1 cannot be mounted there (EPERM).
+    assert_eq!(
+        probe(&[]),
+        (
+            Some(1),
+            String::new(),
+            "mount: permission denied (are you root?)\n".into()
+        )
+    );
+}
+
+/// daemon.json's `"userns-remap": "default"`: the user `dockremap` (made when missing, with
+/// the first free range from 100000 in /etc/subuid and /etc/subgid), whose first range
+/// containers' root maps to.
+#[test]
+fn default_remaps_to_dockremap() {
+    if skip() {
+        return;
+    }
+    struct Dockremap {
+        existed: bool,
+    }
+    impl Drop for Dockremap {
+        fn drop(&mut self) {
+            if !self.existed {
+                let _etc = ETC.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = Command::new("userdel").arg("dockremap").output();
+                remove_subid_lines("dockremap");
+            }
+        }
+    }
+    let (d, _dockremap) = {
+        let _etc = ETC.lock().unwrap_or_else(|e| e.into_inner());
+        let existed = Command::new("id")
+            .arg("dockremap")
+            .output()
+            .unwrap()
+            .status
+            .success();
+        let guard = Dockremap { existed };
+        let d = Daemon::start_with(|dir| {
+            std::fs::write(dir.join("daemon.json"), r#"{"userns-remap": "default"}"#).unwrap();
+        });
+        d.ok(&["version"]);
+        (d, guard)
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(passwd.lines().any(|l| l.starts_with("dockremap:")));
+    let first = |file: &str| -> (String, String) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("dockremap:"))
+            .unwrap_or_else(|| panic!("no dockremap range in {file}: {text}"));
+        let mut f = line.split(':').skip(1);
+        (f.next().unwrap().into(), f.next().unwrap().into())
+    };
+    let (uid_start, uid_size) = first("/etc/subuid");
+    let (gid_start, gid_size) = first("/etc/subgid");
+    d.busybox("bb:local");
+    let maps = d.ok(&[
+        "run",
+        "--rm",
+        "bb:local",
+        "cat",
+        "/proc/self/uid_map",
+        "/proc/self/gid_map",
+    ]);
+    let rows: Vec<Vec<&str>> = maps
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [["0", &uid_start, &uid_size], ["0", &gid_start, &gid_size]]
+    );
+}
