@@ -226,6 +226,22 @@ fn remapped_root_is_an_unprivileged_host_user() {
         "the container's layer is {} bytes",
         disk_used(layer)
     );
+    // A commit writes the layer with the container's ids, not the host's.
+    d.ok(&["commit", "c1", "committed:1"]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--userns=host",
+            "committed:1",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/newfile",
+            "/etc/passwd"
+        ]),
+        "0:0\n0:0\n"
+    );
     d.ok(&["rm", "-f", "c1"]);
 
     // A named volume's data is the remapped root's; a bind of a root-owned host directory is

@@ -114,6 +114,24 @@ impl Remap {
         Ok((mappings(&self.uids)?, mappings(&self.gids)?))
     }
 
+    /// Host ids back to the containers' (for a commit of a container's layer).
+    pub fn to_container(&self) -> berth_image::layer::IdMap {
+        let ranges = |r: &[IdRange]| {
+            let mut inner = 0u32;
+            r.iter()
+                .map(|r| {
+                    let m = (r.host, inner, r.size);
+                    inner = inner.saturating_add(r.size);
+                    m
+                })
+                .collect()
+        };
+        berth_image::layer::IdMap {
+            uids: ranges(&self.uids),
+            gids: ranges(&self.gids),
+        }
+    }
+
     /// The user namespace the layers are idmapped with.
     pub fn userns(&self) -> BorrowedFd<'_> {
         self.userns.as_fd()
