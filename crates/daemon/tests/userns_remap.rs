@@ -226,6 +226,29 @@ fn remapped_root_is_an_unprivileged_host_user() {
         "the container's layer is {} bytes",
         disk_used(layer)
     );
+    // docker cp speaks the container's ids: in, a file is root's inside (the range's start's
+    // on the host); out, the tar has the container's owners.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("in.txt"), "in").unwrap();
+    let from = format!("{}/in.txt", src.path().display());
+    d.ok(&["cp", &from, "c1:/in.txt"]);
+    assert_eq!(
+        d.ok(&["exec", "c1", "stat", "-c", "%u:%g", "/in.txt"]),
+        "0:0\n"
+    );
+    assert_eq!(
+        std::fs::metadata(upper.join("in.txt")).unwrap().uid(),
+        user.start
+    );
+    let out = d.docker(&["cp", "c1:/newfile", "-"]);
+    assert!(out.status.success());
+    let mut tar = tar::Archive::new(&out.stdout[..]);
+    let entry = tar.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        (entry.header().uid().unwrap(), entry.header().gid().unwrap()),
+        (0, 0)
+    );
+
     // A commit writes the layer with the container's ids, not the host's.
     d.ok(&["commit", "c1", "committed:1"]);
     assert_eq!(

@@ -50,6 +50,22 @@ impl IdMap {
             })
             .unwrap_or(OVERFLOW_ID)
     }
+    /// The other way: a namespace id to the host's (the overflow id outside the ranges).
+    fn unmap(ranges: &[(u32, u32, u32)], inner: u32) -> u32 {
+        ranges
+            .iter()
+            .find_map(|&(first, start, count)| {
+                let offset = inner.checked_sub(start)?;
+                (offset < count).then(|| first.saturating_add(offset))
+            })
+            .unwrap_or(OVERFLOW_ID)
+    }
+    pub fn host_uid(&self, inner: u32) -> u32 {
+        IdMap::unmap(&self.uids, inner)
+    }
+    pub fn host_gid(&self, inner: u32) -> u32 {
+        IdMap::unmap(&self.gids, inner)
+    }
     pub fn uid(&self, host: u32) -> u32 {
         IdMap::map(&self.uids, host)
     }
@@ -280,5 +296,9 @@ mod tests {
         assert_eq!(ids.uid(165_536), OVERFLOW_ID);
         assert_eq!(ids.gid(200_004), 4);
         assert_eq!(ids.gid(200_005), OVERFLOW_ID);
+        assert_eq!(ids.host_uid(0), 100_000);
+        assert_eq!(ids.host_uid(65_537), 300_001);
+        assert_eq!(ids.host_gid(4), 200_004);
+        assert_eq!(ids.host_gid(5), OVERFLOW_ID);
     }
 }
