@@ -267,6 +267,39 @@ fn remapped_root_is_an_unprivileged_host_user() {
     );
     d.ok(&["rm", "-f", "c1"]);
 
+    // A build's RUN step runs remapped too, and its layer has the container's ids.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb:local\nRUN cat /proc/self/uid_map > /built && chown 5:6 /built\n",
+    )
+    .unwrap();
+    let out = d
+        .docker_command(&["build", "-q", "-t", "built:1", ctx.path().to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = d.ok(&[
+        "run",
+        "--rm",
+        "--userns=host",
+        "built:1",
+        "sh",
+        "-c",
+        "stat -c %u:%g /built; cat /built",
+    ]);
+    let mut lines = built.lines();
+    assert_eq!(lines.next(), Some("5:6"));
+    assert_eq!(
+        lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+        ["0", start.as_str(), "65536"]
+    );
+
     // A named volume's data is the remapped root's; a bind of a root-owned host directory is
     // not writable by the container's root (nothing is chowned), as with dockerd.
     assert_eq!(

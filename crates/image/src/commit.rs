@@ -160,6 +160,15 @@ pub fn store_layer(store: &ImageStore, upper: &Path) -> Result<Option<(Digest, u
     write_layer(store, upper, false, None)
 }
 
+/// [`store_layer`], the owners written through `ids` (a remapped container's layer).
+pub fn store_layer_mapped(
+    store: &ImageStore,
+    upper: &Path,
+    ids: Option<&layer::IdMap>,
+) -> Result<Option<(Digest, u64)>, CommitError> {
+    write_layer(store, upper, false, ids)
+}
+
 /// [`store_layer`], keeping an empty layer too when `keep_empty`.
 fn write_layer(
     store: &ImageStore,
