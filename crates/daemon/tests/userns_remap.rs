@@ -249,6 +249,32 @@ fn remapped_root_is_an_unprivileged_host_user() {
         (0, 0)
     );
 
+    // So does docker export.
+    let out = d.docker(&["export", "c1"]);
+    assert!(out.status.success());
+    let mut tar = tar::Archive::new(&out.stdout[..]);
+    let mut owners = std::collections::BTreeMap::new();
+    for entry in tar.entries().unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        if ["newfile", "bin/busybox", "in.txt"].contains(&path.as_str()) {
+            owners.insert(
+                path,
+                (entry.header().uid().unwrap(), entry.header().gid().unwrap()),
+            );
+        }
+    }
+    assert_eq!(
+        owners,
+        [
+            ("bin/busybox", (0, 0)),
+            ("in.txt", (0, 0)),
+            ("newfile", (0, 0))
+        ]
+        .map(|(p, o)| (p.to_string(), o))
+        .into()
+    );
+
     // A commit writes the layer with the container's ids, not the host's.
     d.ok(&["commit", "c1", "committed:1"]);
     assert_eq!(
