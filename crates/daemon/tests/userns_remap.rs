@@ -249,6 +249,22 @@ fn remapped_root_is_an_unprivileged_host_user() {
         (0, 0)
     );
 
+    // Another remapped container in c1's network namespace (which berthd made, owned by the
+    // host's user namespace).
+    let ip = d.ok(&["exec", "c1", "hostname", "-i"]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "container:c1",
+            "bb:local",
+            "hostname",
+            "-i"
+        ]),
+        ip
+    );
+
     // So does docker export.
     let out = d.docker(&["export", "c1"]);
     assert!(out.status.success());
@@ -349,6 +365,37 @@ fn remapped_root_is_an_unprivileged_host_user() {
         let m = std::fs::metadata(&p).unwrap();
         assert_eq!((m.uid(), m.gid()), (user.start, user.start), "{p:?}");
     }
+    // A new volume on an image directory gets the image's files, root's inside too.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "vol3:/bin",
+            "bb:local",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/bin/busybox"
+        ]),
+        "0:0\n"
+    );
+    // The rest of a container's setup works in the user namespace.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/run",
+            "--init",
+            "bb:local",
+            "sh",
+            "-c",
+            "touch /run/x && stat -c %u /run/x && ! touch /y 2>/dev/null && echo ro"
+        ]),
+        "0\nro\n"
+    );
     d.ok(&["volume", "create", "vol2"]);
     let m = std::fs::metadata(d.data_root.join("volumes/vol2/_data")).unwrap();
     assert_eq!(m.uid(), user.start);
