@@ -88,8 +88,12 @@ fn overlay(
                 let path = resolve(lower);
                 let tree = idmapped(&path, userns, false)
                     .map_err(|e| (format!("idmapped copy of {}", path.display()), e))?;
-                rustix::mount::fsconfig_set_fd(fs.as_fd(), "lowerdir+", tree.as_fd())
-                    .map_err(step(&format!("lowerdir+ {}", path.display())))?;
+                rustix::mount::fsconfig_set_fd(fs.as_fd(), "lowerdir+", tree.as_fd()).map_err(
+                    step(&format!(
+                        "lowerdir+ {} (overlayfs takes layers by descriptor from Linux 6.13 on)",
+                        path.display()
+                    )),
+                )?;
                 trees.push(tree);
             }
         } else if let Some((key @ ("upperdir" | "workdir"), dir)) = option.split_once('=') {
