@@ -121,15 +121,7 @@ impl Engine {
                 }
                 engine.prepare_etc(&c, &sandbox)?;
                 if sandbox.writes_etc {
-                    // The container's root writes its /etc files, as with dockerd.
-                    for name in ["hostname", "hosts", "resolv.conf"] {
-                        let file = sandbox.etc_dir.join(name);
-                        if file.exists() {
-                            engine
-                                .chown_to_root_of(&c, &file)
-                                .map_err(|e| EngineError::internal("chown /etc files", e))?;
-                        }
-                    }
+                    engine.chown_etc_files(&c, &sandbox.etc_dir)?;
                 }
                 Ok(sandbox)
             })
@@ -282,16 +274,14 @@ impl Engine {
             return Ok(());
         }
         if let Some(remap) = self.remap_of(c) {
-            // The overlay's writable layer (its top directory is the rootfs's `/`) is the
-            // remapped root's; the image layers are idmapped, not copied. (A bound snapshot is
-            // idmapped whole: its ids stay the image's on disk.)
-            let overlay = mounts.iter().any(|m| m.typ == "overlay");
-            if let Some(upper) = snapshots.upper_dir(&key).ok().filter(|_| overlay) {
-                crate::userns::chown_root(remap, &upper)
-                    .map_err(|e| EngineError::internal("chown the container's layer", e))?;
-            }
-            return crate::userns::rootfs::mount(&mounts, target, remap.userns())
-                .map_err(|e| EngineError::internal("mount the container's rootfs", e));
+            let upper = snapshots.upper_dir(&key).ok();
+            return crate::userns::rootfs::mount_container(
+                &mounts,
+                upper.as_deref(),
+                target,
+                remap,
+            )
+            .map_err(|e| EngineError::internal("mount the container's rootfs", e));
         }
         for m in &mounts {
             m.mount(target)

@@ -168,6 +168,23 @@ impl crate::Engine {
             .filter(|_| !is_host(&c.host_config))
     }
 
+    /// Gives the /etc files of `c` in `etc_dir` to its remapped root, who writes them, as with
+    /// dockerd (nothing without remapping).
+    pub(crate) fn chown_etc_files(
+        &self,
+        c: &crate::container::Container,
+        etc_dir: &std::path::Path,
+    ) -> crate::error::Result<()> {
+        for name in ["hostname", "hosts", "resolv.conf"] {
+            let file = etc_dir.join(name);
+            if file.exists() {
+                self.chown_to_root_of(c, &file)
+                    .map_err(|e| crate::error::EngineError::internal("chown /etc files", e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Gives `path` to the remapped root of `c` (nothing without remapping).
     pub(crate) fn chown_to_root_of(
         &self,

@@ -21,6 +21,27 @@ pub struct RootfsError {
     source: std::io::Error,
 }
 
+/// A remapped container's rootfs: the snapshot `mounts` on `target`, the layers idmapped with
+/// the remap's user namespace. The overlay's writable layer `upper` (its top directory is the
+/// rootfs's `/`) is the remapped root's; a bound snapshot (vfs, btrfs) is idmapped whole, its
+/// ids staying the image's on disk.
+pub fn mount_container(
+    mounts: &[berth_image::snapshot::Mount],
+    upper: Option<&Path>,
+    target: &Path,
+    remap: &super::Remap,
+) -> Result<(), RootfsError> {
+    let overlay = mounts.iter().any(|m| m.typ == "overlay");
+    if let Some(upper) = upper.filter(|_| overlay) {
+        super::chown_root(remap, upper).map_err(|source| RootfsError {
+            target: target.to_path_buf(),
+            what: format!("chown {}", upper.display()),
+            source,
+        })?;
+    }
+    mount(mounts, target, remap.userns())
+}
+
 /// Mounts the snapshot `mounts` on `target` with the layers idmapped through `userns`.
 pub fn mount(
     mounts: &[berth_image::snapshot::Mount],
