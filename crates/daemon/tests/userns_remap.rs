@@ -453,12 +453,12 @@ fn remapped_root_is_an_unprivileged_host_user() {
 }
 
 #[test]
-fn dockerd_refusals_with_remapping() {
+fn refusals_restarts_and_opt_out() {
     if skip() {
         return;
     }
     let user = RemapUser::new("btremap2", 1_200_000);
-    let d = Daemon::start_with_args(
+    let mut d = Daemon::start_with_args(
         &["--userns-remap", &format!("{}:{}", user.name, user.name)],
         |_| {},
     );
@@ -481,6 +481,34 @@ fn dockerd_refusals_with_remapping() {
         err.contains("cannot share the host PID namespace when user namespaces are enabled"),
         "{err}"
     );
+    // A remapped container stopped and started again, then across a restart of berthd.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r1",
+        "bb:local",
+        "sh",
+        "-c",
+        "echo x >> /log; sleep 600",
+    ]);
+    d.ok(&["restart", "-t", "0", "r1"]);
+    d.kill9();
+    d.spawn();
+    let out = d.ok(&[
+        "exec",
+        "r1",
+        "sh",
+        "-c",
+        "cat /log; stat -c %u /log; cat /proc/self/uid_map",
+    ]);
+    let start = user.start.to_string();
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["x", "x", "0", "0", start.as_str(), "65536"]
+    );
+    d.ok(&["rm", "-f", "r1"]);
+
     // Opting out allows them.
     d.ok(&[
         "run",
