@@ -131,6 +131,11 @@ struct Flags {
     /// format, read when berthd starts.
     #[arg(long, value_name = "builtin|unconfined|FILE")]
     seccomp_profile: Option<String>,
+    /// User-namespace remapping of the containers' root: `default` (the user `dockremap`,
+    /// made with a range in /etc/subuid and /etc/subgid when missing), `USER[:GROUP]` or
+    /// `UID[:GID]` with ranges there; a container opts out with `--userns=host`.
+    #[arg(long, value_name = "default|USER[:GROUP]|UID[:GID]")]
+    userns_remap: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -173,6 +178,10 @@ fn main() -> anyhow::Result<()> {
         Some(name) => berth_image::import::Backend::from_driver_name(name)?,
         None => berth_image::import::Backend::Auto,
     };
+    // Before any thread: the remap's user namespace is made by a cloned helper.
+    let userns_remap =
+        berth_engine::userns::Remap::setup(flags.userns_remap.as_deref().unwrap_or_default())
+            .context("--userns-remap")?;
     let engine = berth_engine::Engine::open(berth_engine::Config {
         data_root: flags.data_root.clone(),
         exec_root: flags.exec_root.clone(),
@@ -197,6 +206,7 @@ fn main() -> anyhow::Result<()> {
             flags.seccomp_profile.as_deref().unwrap_or_default(),
         )
         .context("--seccomp-profile")?,
+        userns_remap,
     })?;
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.
@@ -402,6 +412,7 @@ fn default_log(flags: &Flags) -> anyhow::Result<berth_engine::logs::driver::Defa
 /// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
 /// `nft-table` (Berth's own), `builder.gc` (`enabled`, `defaultKeepStorage`), `storage-driver`,
 /// `runtimes` (`{"NAME": {"path": ..., "runtimeArgs": [...]}}`), `default-runtime`, `seccomp-profile`,
+/// `userns-remap`,
 /// `log-driver`, `log-opts` (options given as `--log-opt` win),
 /// as docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
@@ -501,6 +512,12 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         .filter(|_| flags.seccomp_profile.is_none())
     {
         flags.seccomp_profile = Some(p.to_string());
+    }
+    if let Some(r) = v["userns-remap"]
+        .as_str()
+        .filter(|_| flags.userns_remap.is_none())
+    {
+        flags.userns_remap = Some(r.to_string());
     }
     if let Some(runtimes) = v.get("runtimes").filter(|r| !r.is_null()) {
         let Some(runtimes) = runtimes.as_object() else {

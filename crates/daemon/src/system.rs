@@ -195,13 +195,22 @@ pub fn info(engine: &Engine) -> Resp {
             "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "berth-init",
             "ContainerdCommit": {"ID": "", "Expected": ""},
             "RuncCommit": {"ID": "", "Expected": ""}, "InitCommit": {"ID": "", "Expected": ""},
-            "SecurityOptions": [format!(
-                "name=seccomp,profile={}",
-                engine.config.seccomp_profile.name()
-            )],
+            "SecurityOptions": security_options(engine),
             "Warnings": [],
         }),
     )
+}
+
+/// `docker info`'s security options: seccomp's profile, and `name=userns` with remapping.
+fn security_options(engine: &berth_engine::Engine) -> Vec<String> {
+    let mut options = vec![format!(
+        "name=seccomp,profile={}",
+        engine.config.seccomp_profile.name()
+    )];
+    if engine.config.userns_remap.is_some() {
+        options.push("name=userns".to_string());
+    }
+    options
 }
 
 fn os_name() -> String {

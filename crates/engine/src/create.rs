@@ -55,6 +55,10 @@ impl Engine {
             }
         }
         // (dockerd checks the runtime with the rest of the host config, before the image.)
+        crate::userns::check_mode(&host).map_err(EngineError::InvalidParameter)?;
+        if self.config.userns_remap.is_some() {
+            crate::userns::Remap::check(&host).map_err(EngineError::InvalidParameter)?;
+        }
         self.check_runtime(&host)?;
         let image = self.images.resolve(&image_ref)?;
         // The daemon's default driver and options, as inspect then shows them (build steps'

@@ -41,6 +41,7 @@ pub mod runtimes;
 pub mod seccomp;
 pub mod spec;
 mod update;
+pub mod userns;
 pub mod users;
 pub mod views;
 pub mod volumes;
@@ -96,6 +97,8 @@ pub struct Config {
     /// The seccomp profile of containers without a `seccomp=` security option (dockerd's
     /// `--seccomp-profile`).
     pub seccomp_profile: seccomp::DaemonProfile,
+    /// `--userns-remap`: the user namespace of containers not in the host's (`--userns=host`).
+    pub userns_remap: Option<userns::Remap>,
 }
 
 /// The engine of one data root.
@@ -355,6 +358,7 @@ mod tests {
             default_log: Default::default(),
             plugins_dir: None,
             seccomp_profile: Default::default(),
+            userns_remap: None,
         })
         .expect("engine");
         for n in 0..10_000 {

@@ -144,6 +144,9 @@ impl Engine {
                         .map_err(|e| EngineError::internal("network namespace", e))?;
                 }
                 engine.prepare_etc(&c, &sandbox)?;
+                if sandbox.writes_etc {
+                    engine.chown_etc_files(&c, &sandbox.etc_dir)?;
+                }
                 Ok(sandbox)
             })
             .await
@@ -172,6 +175,7 @@ impl Engine {
             cgroups_path: format!("/berth/{}", c.id),
             init: self.init_binary(c),
             seccomp: &self.config.seccomp_profile,
+            userns: self.remap_of(c),
         };
         let config = spec::build(&sandbox.with_link_env(c), &image_config, &paths)?;
         // Its mounts are set up: dockerd says so of each volume (`unmount` follows the exit,
@@ -292,6 +296,16 @@ impl Engine {
         };
         if is_mountpoint(target) {
             return Ok(());
+        }
+        if let Some(remap) = self.remap_of(c) {
+            let upper = snapshots.upper_dir(&key).ok();
+            return crate::userns::rootfs::mount_container(
+                &mounts,
+                upper.as_deref(),
+                target,
+                remap,
+            )
+            .map_err(|e| EngineError::internal("mount the container's rootfs", e));
         }
         for m in &mounts {
             m.mount(target)

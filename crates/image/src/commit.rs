@@ -44,6 +44,9 @@ pub struct CommitOptions {
     /// Top-level fields of the new config, as dockerd's V1 image has them for a commit
     /// (`container`, `container_config`).
     pub top: serde_json::Map<String, Value>,
+    /// The owners of `upper`'s files back to the container's ids (a container in a remapped
+    /// user namespace wrote them with host ids).
+    pub ids: Option<layer::IdMap>,
 }
 
 /// Writes the changes in `upper` (an overlay upper dir) as a layer on top of the image whose
@@ -77,8 +80,8 @@ pub fn commit(
 
     // The layer: the diff, uncompressed, so its blob digest is its diff_id (kept even when
     // empty: `docker commit` always adds a layer).
-    let (diff_id, size) =
-        write_layer(store, upper, true)?.ok_or_else(|| CommitError::Config(parent.to_string()))?;
+    let (diff_id, size) = write_layer(store, upper, true, opts.ids.as_ref())?
+        .ok_or_else(|| CommitError::Config(parent.to_string()))?;
 
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     config["created"] = json!(created);
@@ -154,7 +157,16 @@ const EMPTY_TAR: u64 = 1024;
 /// its digest (its diff_id too) and size, or `None` when nothing changed (Docker records such a
 /// step as an empty layer).
 pub fn store_layer(store: &ImageStore, upper: &Path) -> Result<Option<(Digest, u64)>, CommitError> {
-    write_layer(store, upper, false)
+    write_layer(store, upper, false, None)
+}
+
+/// [`store_layer`], the owners written through `ids` (a remapped container's layer).
+pub fn store_layer_mapped(
+    store: &ImageStore,
+    upper: &Path,
+    ids: Option<&layer::IdMap>,
+) -> Result<Option<(Digest, u64)>, CommitError> {
+    write_layer(store, upper, false, ids)
 }
 
 /// [`store_layer`], keeping an empty layer too when `keep_empty`.
@@ -162,6 +174,7 @@ fn write_layer(
     store: &ImageStore,
     upper: &Path,
     keep_empty: bool,
+    ids: Option<&layer::IdMap>,
 ) -> Result<Option<(Digest, u64)>, CommitError> {
     let tmp_path = store.tmp_dir().join(format!(
         "layer-{}-{}",
@@ -178,7 +191,7 @@ fn write_layer(
     };
     let result = (|| {
         let tmp = File::create(&tmp_path).map_err(io_err("creating the layer file"))?;
-        let diff_id = layer::diff_upper(upper, tmp)?;
+        let diff_id = layer::diff_upper_mapped(upper, tmp, ids)?;
         let size = std::fs::metadata(&tmp_path)
             .map_err(io_err("reading the layer file"))?
             .len();

@@ -13,3 +13,12 @@ use crate::layer::{self, LayerError};
 pub fn export(root: &Path, out: impl Write) -> Result<Digest, LayerError> {
     layer::diff_upper(root, out)
 }
+
+/// [`export`], the owners written through `ids` (a remapped container's root, in host ids).
+pub fn export_mapped(
+    root: &Path,
+    out: impl Write,
+    ids: Option<&layer::IdMap>,
+) -> Result<Digest, LayerError> {
+    layer::diff_upper_mapped(root, out, ids)
+}

@@ -39,19 +39,6 @@ pub struct ExecOptions {
     pub sub_cgroups: Vec<(Vec<String>, PathBuf)>,
 }
 
-fn ns_file_name(typ: LinuxNamespaceType) -> &'static str {
-    match typ {
-        LinuxNamespaceType::Mount => "mnt",
-        LinuxNamespaceType::Cgroup => "cgroup",
-        LinuxNamespaceType::Uts => "uts",
-        LinuxNamespaceType::Ipc => "ipc",
-        LinuxNamespaceType::User => "user",
-        LinuxNamespaceType::Pid => "pid",
-        LinuxNamespaceType::Network => "net",
-        LinuxNamespaceType::Time => "time",
-    }
-}
-
 struct ExecPlan<'a> {
     process: &'a Process,
     cgroup: &'a berth_cgroups::Manager,
@@ -104,7 +91,7 @@ pub fn exec(runtime: &Runtime, id: &str, opts: &ExecOptions) -> Result<Pid, Erro
         let path = PathBuf::from(format!(
             "/proc/{}/ns/{}",
             record.pid,
-            ns_file_name(ns.typ())
+            crate::namespaces::file_name(ns.typ())
         ));
         let file = File::open(&path).map_err(|source| Error::Io {
             what: format!("opening {}", path.display()),
@@ -236,9 +223,7 @@ fn exec_child(plan: &ExecPlan<'_>) -> Result<Infallible, InitError> {
     if !plan.born_in_v2.get() {
         plan.cgroup.join_v2_self()?;
     }
-    for ns in plan.join {
-        ns.enter()?;
-    }
+    crate::namespaces::enter_all(plan.join)?;
     if let Some(root) = &plan.chroot {
         let sys = |what: &'static str| {
             move |source| InitError::Sys {

@@ -122,8 +122,10 @@ fn format_map(maps: &[LinuxIdMapping]) -> String {
         .collect()
 }
 
-/// A user namespace with these mappings, held by a descriptor.
-fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd, IdmapError> {
+/// A user namespace with these mappings, held by a descriptor (which keeps it alive: the
+/// helper process that made it is gone on return). berthd's `--userns-remap` makes one to
+/// idmap the image layers with.
+pub fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd, IdmapError> {
     let mut stack = vec![0u8; 64 * 1024];
     let body = Box::new(|| -> isize {
         // The helper only has to exist while the runtime writes its maps and opens its

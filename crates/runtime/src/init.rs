@@ -121,9 +121,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         }
         plan.channel.send(&Msg::Joined)?;
     }
-    for ns in plan.join {
-        ns.enter()?;
-    }
+    crate::namespaces::enter_all(plan.join)?;
     if plan.new_time {
         let offsets: Vec<(String, i64, u32)> = spec
             .linux()

@@ -170,6 +170,7 @@ pub fn launch(
     if let Some(pid_ns) = ns.take_pid_join() {
         pid_ns.enter()?;
     }
+    let before_userns = ns.take_before_userns();
 
     let cgroups_path = linux
         .cgroups_path()
@@ -268,9 +269,13 @@ pub fn launch(
         rollback.host_mounts_below = Some(plan.rootfs.path.clone());
     }
     let cgroup_dir = cgroup2_dir(&cgroup)?;
+    // The child is born in the namespaces its new user namespace would not let it join.
+    let entered = crate::namespaces::enter_for_child(&before_userns)?;
     let pid = fork_child(clone_flags, cgroup_dir.as_ref(), &plan.born_in_v2, || {
         init::run(&plan)
-    })?;
+    });
+    drop(entered);
+    let pid = pid?;
     rollback.child = Some(pid);
     drop(child_end);
     drop(console);

@@ -121,6 +121,106 @@ impl Plan {
     }
 }
 
+/// Joins of namespaces that a process in a new (or joined) user namespace may not make itself:
+/// setns(2) needs CAP_SYS_ADMIN over the namespace's owner, and a namespace given by path
+/// (the network namespace its engine made) is usually owned by the runtime's own user
+/// namespace. runc joins them before it unshares the user namespace; so does Berth:
+/// [`Plan::take_before_userns`] gives those of a container with a new user namespace to the
+/// runtime, which enters them itself ([`enter_for_child`]) so that the child is born in them.
+fn joined_before_userns(typ: LinuxNamespaceType) -> bool {
+    matches!(
+        typ,
+        LinuxNamespaceType::Network | LinuxNamespaceType::Ipc | LinuxNamespaceType::Uts
+    )
+}
+
+impl Plan {
+    /// With a new user namespace: takes the network, IPC and UTS namespaces to join out of the
+    /// plan (see [`joined_before_userns`]).
+    pub fn take_before_userns(&mut self) -> Vec<Join> {
+        if !self.has_new(LinuxNamespaceType::User) {
+            return Vec::new();
+        }
+        let (before, rest) = std::mem::take(&mut self.join)
+            .into_iter()
+            .partition(|j| joined_before_userns(j.typ));
+        self.join = rest;
+        before
+    }
+}
+
+/// The calling thread's own namespaces of the types it entered with [`enter_for_child`], to go
+/// back to on drop (a child forked meanwhile stays in the entered ones).
+#[derive(Debug)]
+pub struct Entered {
+    own: Vec<(LinuxNamespaceType, File)>,
+}
+
+/// Enters `joins` in the calling thread, keeping its own namespaces to return to.
+pub fn enter_for_child(joins: &[Join]) -> Result<Entered, NamespaceError> {
+    let mut entered = Entered { own: Vec::new() };
+    for j in joins {
+        let path = PathBuf::from(format!("/proc/thread-self/ns/{}", file_name(j.typ)));
+        let own = File::open(&path).map_err(|source| NamespaceError::Open {
+            typ: j.typ,
+            path,
+            source,
+        })?;
+        j.enter()?;
+        entered.own.push((j.typ, own));
+    }
+    Ok(entered)
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        for (typ, own) in self.own.drain(..).rev() {
+            let _ = nix::sched::setns(own.as_fd(), clone_flag(typ));
+        }
+    }
+}
+
+/// The name of a namespace type's file in `/proc/PID/ns`.
+pub fn file_name(typ: LinuxNamespaceType) -> &'static str {
+    match typ {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+/// Joins `joins` (user namespace first, mount namespace last) from a process with the host's
+/// rights: the namespaces of [`joined_before_userns`] that the user namespace would not let us
+/// join any more are joined before it, the others after.
+pub fn enter_all(joins: &[Join]) -> Result<(), NamespaceError> {
+    let joins_user = joins.iter().any(|j| j.typ == LinuxNamespaceType::User);
+    let mut after = Vec::new();
+    if joins_user {
+        for j in joins.iter().filter(|j| joined_before_userns(j.typ)) {
+            if j.enter().is_err() {
+                after.push(j);
+            }
+        }
+    }
+    for j in joins {
+        if joins_user && joined_before_userns(j.typ) {
+            continue;
+        }
+        j.enter()?;
+        if j.typ == LinuxNamespaceType::User {
+            for j in after.drain(..) {
+                j.enter()?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The time namespace's clone flag, which nix does not name.
 const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
 

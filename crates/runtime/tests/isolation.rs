@@ -93,6 +93,43 @@ fn joins_an_existing_network_namespace_by_path() {
     assert_eq!(out.trim(), "lo vbt0 vbt1", "{out}");
 }
 
+#[test]
+fn a_new_user_namespace_joins_a_network_namespace_of_the_hosts() {
+    // The namespace is owned by the host's user namespace, over which the container's new one
+    // gives no right: the runtime enters it before the fork. sysfs cannot be mounted there
+    // either: the host's /sys is bound instead (as runc does).
+    let name = berth_tests::unique("berthns");
+    let netns = NetNs::new(&name);
+    let mut b = Bundle::new(
+        RUNTIME,
+        &[
+            "sh",
+            "-c",
+            "cut -d: -f1 /proc/net/dev | tail -n +3 | tr -d ' ' | sort | tr '\\n' ' '; \
+             cat /proc/self/uid_map; test -d /sys/class && echo sys",
+        ],
+    );
+    let c = &mut b.config;
+    for ns in c["linux"]["namespaces"].as_array_mut().unwrap().iter_mut() {
+        if ns["type"] == "network" {
+            ns["path"] = netns.path().into();
+        }
+    }
+    c["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.save();
+    let out = b.run().ok().stdout;
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["lo", "vbt0", "vbt1", "0", "100000", "65536", "sys"],
+        "{out}"
+    );
+}
+
 struct NetNs(String);
 
 impl NetNs {

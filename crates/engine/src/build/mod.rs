@@ -243,8 +243,18 @@ impl EngineBackend<'_> {
 
     /// Writes the changes in `upper` as a layer blob, held by the build's lease at once.
     fn store_layer(&self, upper: &std::path::Path) -> Result<Option<(Digest, u64)>, BackendError> {
+        self.store_layer_mapped(upper, None)
+    }
+
+    /// [`Self::store_layer`] with the owners mapped back through `ids` (a RUN step's container
+    /// under `--userns-remap` wrote host ids).
+    fn store_layer_mapped(
+        &self,
+        upper: &std::path::Path,
+        ids: Option<&berth_image::layer::IdMap>,
+    ) -> Result<Option<(Digest, u64)>, BackendError> {
         let _shared = self.engine.images.gc_lock.read();
-        let layer = berth_image::commit::store_layer(&self.engine.images.store, upper)
+        let layer = berth_image::commit::store_layer_mapped(&self.engine.images.store, upper, ids)
             .map_err(|e| BackendError::new(e.to_string()))?;
         if let Some((digest, _)) = &layer {
             self.hold_in_lease(Some(digest.clone()), Vec::new());

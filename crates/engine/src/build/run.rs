@@ -146,7 +146,12 @@ impl EngineBackend<'_> {
             .snapshots
             .upper_dir(&format!("container-{id}"))
             .map_err(err)?;
-        self.store_layer(&upper)
+        let ids = self.engine.containers.get(id).ok().and_then(|c| {
+            self.engine
+                .remap_of(&c)
+                .map(crate::userns::Remap::to_container)
+        });
+        self.store_layer_mapped(&upper, ids.as_ref())
     }
 
     /// Streams the container's output (stdcopy frames of its log) to `out` until it stops.

@@ -229,6 +229,10 @@ impl Rootfs {
         let mut builder = tar::Builder::new(out);
         builder.follow_symlinks(false);
         let mut w = TarWalk {
+            ids: self
+                .engine
+                .remap_of(&self.container)
+                .map(crate::userns::Remap::to_container),
             builder,
             links: std::collections::HashMap::new(),
         };
@@ -251,6 +255,8 @@ impl Rootfs {
 
 /// Writes a tree walked with descriptors into a tar.
 struct TarWalk<W: Write> {
+    /// A remapped container's host ids back to its own (`docker cp` shows those).
+    ids: Option<berth_image::layer::IdMap>,
     builder: tar::Builder<W>,
     /// Files linked more than once: the first path written for each (dev, ino).
     links: std::collections::HashMap<(u64, u64), PathBuf>,
@@ -261,12 +267,16 @@ fn tar_err(e: impl Into<crate::error::Source>) -> EngineError {
 }
 
 impl<W: Write> TarWalk<W> {
-    fn header_for(st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {
+    fn header_for(&self, st: &rustix::fs::Stat, kind: tar::EntryType) -> tar::Header {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
         h.set_mode(st.st_mode & 0o7777);
-        h.set_uid(u64::from(st.st_uid));
-        h.set_gid(u64::from(st.st_gid));
+        let (uid, gid) = match &self.ids {
+            Some(ids) => (ids.uid(st.st_uid), ids.gid(st.st_gid)),
+            None => (st.st_uid, st.st_gid),
+        };
+        h.set_uid(u64::from(uid));
+        h.set_gid(u64::from(gid));
         h.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
         h.set_size(0);
         h
@@ -278,7 +288,7 @@ impl<W: Write> TarWalk<W> {
         name: &Path,
         kind: tar::EntryType,
     ) -> Result<()> {
-        let mut h = Self::header_for(st, kind);
+        let mut h = self.header_for(st, kind);
         let mut name = name.to_path_buf();
         if kind == tar::EntryType::Directory {
             name.push("");
@@ -306,7 +316,7 @@ impl<W: Write> TarWalk<W> {
                 if st.st_nlink > 1 {
                     let key = (st.st_dev, st.st_ino);
                     if let Some(first) = self.links.get(&key) {
-                        let mut h = Self::header_for(&st, tar::EntryType::Link);
+                        let mut h = self.header_for(&st, tar::EntryType::Link);
                         let first = first.clone();
                         return self
                             .builder
@@ -323,7 +333,7 @@ impl<W: Write> TarWalk<W> {
                 )
                 .map_err(tar_err)?;
                 let file = File::from(fd);
-                let mut h = Self::header_for(&st, tar::EntryType::Regular);
+                let mut h = self.header_for(&st, tar::EntryType::Regular);
                 h.set_size(st.st_size as u64);
                 // Exactly the stat's size: a file that grows meanwhile is cut, one that shrinks
                 // is padded (the tar stays well-formed).
@@ -337,7 +347,7 @@ impl<W: Write> TarWalk<W> {
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(parent, base, Vec::new()).map_err(tar_err)?;
-                let mut h = Self::header_for(&st, tar::EntryType::Symlink);
+                let mut h = self.header_for(&st, tar::EntryType::Symlink);
                 self.builder
                     .append_link(&mut h, name, OsStr::from_bytes(target.as_bytes()))
                     .map_err(tar_err)
@@ -348,7 +358,7 @@ impl<W: Write> TarWalk<W> {
                 } else {
                     tar::EntryType::Block
                 };
-                let mut h = Self::header_for(&st, kind);
+                let mut h = self.header_for(&st, kind);
                 let _ = h.set_device_major(rustix::fs::major(st.st_rdev));
                 let _ = h.set_device_minor(rustix::fs::minor(st.st_rdev));
                 self.builder
@@ -356,7 +366,7 @@ impl<W: Write> TarWalk<W> {
                     .map_err(tar_err)
             }
             FileType::Fifo => {
-                let mut h = Self::header_for(&st, tar::EntryType::Fifo);
+                let mut h = self.header_for(&st, tar::EntryType::Fifo);
                 self.builder
                     .append_data(&mut h, name, io::empty())
                     .map_err(tar_err)

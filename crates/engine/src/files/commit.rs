@@ -107,6 +107,7 @@ impl Engine {
             author: req.author.clone(),
             config,
             top,
+            ids: self.remap_of(&c).map(crate::userns::Remap::to_container),
         };
         let result = berth_image::commit::commit(
             &self.images.store,

@@ -58,7 +58,17 @@ impl Rootfs {
         };
         let dest = format!("/{}", path.trim_matches('/'));
         let stage = Stage::make(dir.as_fd())?;
-        let staged = stage_tar(reader, dir.as_fd(), stage.fd.as_fd(), &dest, opts);
+        let to_host = self
+            .engine
+            .remap_of(&self.container)
+            .map(crate::userns::Remap::to_container);
+        let staged = stage_tar(
+            reader,
+            (dir.as_fd(), stage.fd.as_fd()),
+            &dest,
+            opts,
+            to_host.as_ref(),
+        );
         let moved = staged.and_then(|()| {
             merge(stage.fd.as_fd(), dir.as_fd())
                 .map_err(|e| EngineError::internal("moving the extracted files into place", e))
@@ -110,17 +120,20 @@ impl Drop for Stage<'_> {
 }
 
 /// Checks and rewrites the tar from `reader` into a tar that `apply` writes into `stage`.
+/// `to_host`: a remapped container's ids, which its files get on the host as their remapped
+/// ones.
 fn stage_tar(
     reader: impl Read + Send,
-    dir: BorrowedFd<'_>,
-    stage: BorrowedFd<'_>,
+    (dir, stage): (BorrowedFd<'_>, BorrowedFd<'_>),
     dest: &str,
     opts: ExtractOptions,
+    to_host: Option<&berth_image::layer::IdMap>,
 ) -> Result<()> {
     let (pipe_r, pipe_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
         .map_err(|e| EngineError::internal("pipe", e))?;
     std::thread::scope(|scope| {
-        let rewriter = scope.spawn(move || rewrite(reader, File::from(pipe_w), dir, dest, opts));
+        let rewriter =
+            scope.spawn(move || rewrite(reader, File::from(pipe_w), dir, dest, (opts, to_host)));
         let applied = berth_image::layer::apply(File::from(pipe_r), &fd_path(stage));
         let rewritten = rewriter
             .join()
@@ -167,7 +180,7 @@ fn rewrite(
     out: File,
     dir: BorrowedFd<'_>,
     dest: &str,
-    opts: ExtractOptions,
+    (opts, to_host): (ExtractOptions, Option<&berth_image::layer::IdMap>),
 ) -> Result<()> {
     let bad = |e: io::Error| EngineError::InvalidParameter(format!("reading the archive: {e}"));
     let mut archive = tar::Archive::new(reader);
@@ -221,6 +234,12 @@ fn rewrite(
             header.set_gid(0);
             let _ = header.set_username("");
             let _ = header.set_groupname("");
+        }
+        if let Some(ids) = &to_host {
+            // The container's ids are the remapped ones on the host.
+            let id = |v: io::Result<u64>| u32::try_from(v.unwrap_or(0)).unwrap_or(u32::MAX);
+            header.set_uid(u64::from(ids.host_uid(id(header.uid()))));
+            header.set_gid(u64::from(ids.host_gid(id(header.gid()))));
         }
         // Sparse files come back as plain files.
         if kind == tar::EntryType::GNUSparse {

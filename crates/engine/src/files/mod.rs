@@ -205,7 +205,11 @@ impl Rootfs {
     pub fn export(&self, out: impl std::io::Write) -> Result<()> {
         // The mount point itself (the daemon's own directory): the tree below it is walked
         // without following symlinks.
-        berth_image::export::export(&self.path, out)
+        let ids = self
+            .engine
+            .remap_of(&self.container)
+            .map(crate::userns::Remap::to_container);
+        berth_image::export::export_mapped(&self.path, out, ids.as_ref())
             .map(|_| ())
             .map_err(|e| EngineError::internal("export", e))
     }

@@ -134,6 +134,9 @@ pub struct Paths<'a> {
     /// What containers without a `seccomp=` security option get (berthd's
     /// `--seccomp-profile`).
     pub seccomp: &'a crate::seccomp::DaemonProfile,
+    /// The remapping of the container's user namespace (`--userns-remap`, unless
+    /// `--userns=host`).
+    pub userns: Option<&'a crate::userns::Remap>,
 }
 
 /// Where the init of `--init` appears in the container, as Docker's `docker-init`.
@@ -359,6 +362,16 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
     if let Some(netns) = paths.netns {
         namespaces.push(namespace(LinuxNamespaceType::Network, Some(netns)));
     }
+    let (uid_mappings, gid_mappings) = match paths.userns {
+        Some(remap) => {
+            namespaces.push(namespace(LinuxNamespaceType::User, None));
+            let (uid, gid) = remap
+                .mappings()
+                .map_err(|e| EngineError::internal("the user namespace", e))?;
+            (Some(uid), Some(gid))
+        }
+        None => (None, None),
+    };
     let mut resources = resources(hc);
     let mut devices = Vec::new();
     if privileged {
@@ -372,8 +385,8 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
     let mut linux = Linux::default();
     linux
         .set_net_devices(None)
-        .set_uid_mappings(None)
-        .set_gid_mappings(None)
+        .set_uid_mappings(uid_mappings)
+        .set_gid_mappings(gid_mappings)
         .set_sysctl(Some(hc.sysctls.clone().unwrap_or_default()))
         .set_resources(Some(resources))
         .set_cgroups_path(Some(PathBuf::from(&paths.cgroups_path)))

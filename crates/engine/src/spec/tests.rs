@@ -87,6 +87,7 @@ fn spec(hc: HostSpec, init: Option<&Path>) -> Value {
         cgroups_path: "/berth/x".into(),
         init,
         seccomp: &Default::default(),
+        userns: None,
     };
     serde_json::to_value(build(&container(hc), &json!({}), &paths).unwrap()).unwrap()
 }
@@ -126,6 +127,7 @@ fn init_is_bound_read_only_and_runs_the_command() {
         cgroups_path: String::new(),
         init: Some(&missing),
         seccomp: &Default::default(),
+        userns: None,
     };
     let err = build(&c, &json!({}), &paths).unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");

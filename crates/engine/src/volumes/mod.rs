@@ -452,7 +452,12 @@ impl Engine {
         let dir = self.volumes_dir();
         let tmp = dir.join(format!(".new-{}", crate::ids::new_id()));
         let inner = if data { tmp.join("_data") } else { tmp.clone() };
-        let made = std::fs::create_dir_all(inner)
+        let made = std::fs::create_dir_all(&inner)
+            .and_then(|()| match &self.config.userns_remap {
+                // As dockerd's: a new volume's data is the remapped root's.
+                Some(remap) if data => crate::userns::chown_root(remap, &inner),
+                _ => Ok(()),
+            })
             .and_then(|()| {
                 let text = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
                 std::fs::write(tmp.join(META), text)

@@ -28,7 +28,62 @@ use crate::digest::{Digest, DigestWriter};
 /// layer tar into `out`; overlay whiteouts (0/0 char devices) become `.wh.NAME`, opaque dirs
 /// (trusted.overlay.opaque=y) get `.wh..wh..opq`. Returns the diff_id.
 pub fn diff_upper(upper: &Path, out: impl Write) -> Result<Digest, LayerError> {
+    diff_upper_mapped(upper, out, None)
+}
+
+/// Host ids back to a user namespace's (a container of berthd's `--userns-remap` writes its
+/// files with host ids): `(first host id, first namespace id, count)` ranges; an id in none of
+/// them becomes the overflow id, 65534, as the kernel shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdMap {
+    pub uids: Vec<(u32, u32, u32)>,
+    pub gids: Vec<(u32, u32, u32)>,
+}
+
+impl IdMap {
+    fn map(ranges: &[(u32, u32, u32)], host: u32) -> u32 {
+        ranges
+            .iter()
+            .find_map(|&(first, inner, count)| {
+                let offset = host.checked_sub(first)?;
+                (offset < count).then(|| inner.saturating_add(offset))
+            })
+            .unwrap_or(OVERFLOW_ID)
+    }
+    /// The other way: a namespace id to the host's (the overflow id outside the ranges).
+    fn unmap(ranges: &[(u32, u32, u32)], inner: u32) -> u32 {
+        ranges
+            .iter()
+            .find_map(|&(first, start, count)| {
+                let offset = inner.checked_sub(start)?;
+                (offset < count).then(|| first.saturating_add(offset))
+            })
+            .unwrap_or(OVERFLOW_ID)
+    }
+    pub fn host_uid(&self, inner: u32) -> u32 {
+        IdMap::unmap(&self.uids, inner)
+    }
+    pub fn host_gid(&self, inner: u32) -> u32 {
+        IdMap::unmap(&self.gids, inner)
+    }
+    pub fn uid(&self, host: u32) -> u32 {
+        IdMap::map(&self.uids, host)
+    }
+    pub fn gid(&self, host: u32) -> u32 {
+        IdMap::map(&self.gids, host)
+    }
+}
+
+const OVERFLOW_ID: u32 = 65534;
+
+/// [`diff_upper`], the owners written through `ids` when given.
+pub fn diff_upper_mapped(
+    upper: &Path,
+    out: impl Write,
+    ids: Option<&IdMap>,
+) -> Result<Digest, LayerError> {
     let mut writer = Writer {
+        ids,
         upper,
         builder: tar::Builder::new(DigestWriter::new(out)),
         links: HashMap::new(),
@@ -51,6 +106,7 @@ pub fn diff_upper(upper: &Path, out: impl Write) -> Result<Digest, LayerError> {
 }
 
 struct Writer<'a, W: Write> {
+    ids: Option<&'a IdMap>,
     upper: &'a Path,
     builder: tar::Builder<DigestWriter<W>>,
     /// The first path written for each (device, inode) linked more than once.
@@ -86,8 +142,12 @@ impl<W: Write> Writer<'_, W> {
             return Ok(());
         }
         let mut header = Header::new_ustar();
-        header.set_uid(u64::from(md.uid()));
-        header.set_gid(u64::from(md.gid()));
+        let (uid, gid) = match self.ids {
+            Some(ids) => (ids.uid(md.uid()), ids.gid(md.gid())),
+            None => (md.uid(), md.gid()),
+        };
+        header.set_uid(u64::from(uid));
+        header.set_gid(u64::from(gid));
         header.set_mode(md.mode() & 0o7777);
         header.set_mtime(u64::try_from(md.mtime()).unwrap_or(0));
         header.set_size(0);
@@ -216,5 +276,29 @@ impl Read for SizedReader {
             ));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ids_map_back_through_the_ranges() {
+        let ids = IdMap {
+            uids: vec![(100_000, 0, 65_536), (300_000, 65_536, 10)],
+            gids: vec![(200_000, 0, 5)],
+        };
+        assert_eq!(ids.uid(100_000), 0);
+        assert_eq!(ids.uid(165_535), 65_535);
+        assert_eq!(ids.uid(300_009), 65_545);
+        assert_eq!(ids.uid(0), OVERFLOW_ID);
+        assert_eq!(ids.uid(165_536), OVERFLOW_ID);
+        assert_eq!(ids.gid(200_004), 4);
+        assert_eq!(ids.gid(200_005), OVERFLOW_ID);
+        assert_eq!(ids.host_uid(0), 100_000);
+        assert_eq!(ids.host_uid(65_537), 300_001);
+        assert_eq!(ids.host_gid(4), 200_004);
+        assert_eq!(ids.host_gid(5), OVERFLOW_ID);
     }
 }

@@ -21,7 +21,7 @@ use std::io;
 
 pub use apply::{apply, apply_with, Whiteouts};
 pub use compression::{decompress, detect, Compression};
-pub use diff::diff_upper;
+pub use diff::{diff_upper, diff_upper_mapped, IdMap};
 
 use crate::digest::Digest;
 

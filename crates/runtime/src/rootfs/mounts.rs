@@ -64,13 +64,55 @@ pub fn mount_one(
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
     let flags = opts.flags & !MsFlags::MS_REMOUNT;
-    mount(Some(&source), &paths::fd_path(&fd), Some(typ), flags, data).map_err(sys_err(
-        format!("mounting {typ} on {}", m.destination().display()),
-    ))?;
+    match mount(Some(&source), &paths::fd_path(&fd), Some(typ), flags, data) {
+        // As runc: in a user namespace that does not own the network namespace (one the
+        // engine made), sysfs cannot be mounted; the host's /sys is bound instead.
+        Err(nix::Error::EPERM) if typ == "sysfs" && target.in_userns => {
+            return bind_host_sys(target, &fd, &dest, &opts, m.destination());
+        }
+        r => r.map_err(sys_err(format!(
+            "mounting {typ} on {}",
+            m.destination().display()
+        )))?,
+    }
     // The descriptor names the directory under the new mount: open the mount itself.
     let mounted = paths::open_in_root(target.root_fd, target.root, &dest)?;
     apply_recursive_attrs(&mounted, &opts, m.destination())?;
     apply_propagation(&mounted, &opts, m.destination())
+}
+
+/// The host's /sys bound (recursively) on `fd` for a sysfs mount, read-only (every mount
+/// below too) when the mount asks for it.
+fn bind_host_sys(
+    target: &Target<'_>,
+    fd: &OwnedFd,
+    dest: &Path,
+    opts: &Options,
+    destination: &Path,
+) -> Result<(), RootfsError> {
+    let what = || {
+        format!(
+            "binding /sys on {} (sysfs in a user namespace)",
+            destination.display()
+        )
+    };
+    mount(
+        Some("/sys"),
+        &paths::fd_path(fd),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(sys_err(what()))?;
+    let mounted = paths::open_in_root(target.root_fd, target.root, dest)?;
+    if opts.flags.contains(MsFlags::MS_RDONLY) {
+        let attr = crate::sys::MountAttr {
+            attr_set: crate::sys::mount_attr::RDONLY,
+            ..Default::default()
+        };
+        crate::sys::mount_setattr(mounted.as_fd(), true, &attr).map_err(io_err(what()))?;
+    }
+    apply_propagation(&mounted, opts, destination)
 }
 
 /// proc and sysfs only go on an ordinary directory of the rootfs, never through a symlink the
