@@ -230,6 +230,7 @@ fn container_config(body: &ContainerCreateBody) {
         init: None,
         plugin_volumes: &Default::default(),
         seccomp: &Default::default(),
+        userns: None,
     };
     let argv: Vec<String> = config
         .entrypoint
