@@ -12,7 +12,7 @@ mod tls_certs;
 use std::path::Path;
 use std::process::Output;
 
-use common::{berth_binary, free_port, run_env, skip, text, Daemon, DOCKER};
+use common::{berth_binary, run_env, skip, text, DOCKER};
 use tls_certs::Certs;
 
 /// Both CLIs with the same configuration directory (and HOME), no DOCKER_HOST.
@@ -67,27 +67,8 @@ fn contexts_shared_with_the_docker_cli() {
         return;
     }
     let certs = Certs::make();
-    let port = free_port();
+    let (d, port) = certs.daemon();
     let tcp = format!("tcp://127.0.0.1:{port}");
-    let (ca, cert, key) = (
-        certs.path("ca.pem"),
-        certs.path("server-cert.pem"),
-        certs.path("server-key.pem"),
-    );
-    let d = Daemon::start_with_args(
-        &[
-            "-H",
-            &tcp,
-            "--tlsverify",
-            "--tlscacert",
-            &ca,
-            "--tlscert",
-            &cert,
-            "--tlskey",
-            &key,
-        ],
-        |_| {},
-    );
     d.busybox("busybox");
     d.ok(&["create", "--name", "marker", "busybox", "true"]);
     let clis = Clis {

@@ -16,30 +16,6 @@ use std::process::{Command, Stdio};
 use common::{free_port, run_env, skip, text, Daemon, DOCKER};
 use tls_certs::Certs;
 
-/// A daemon on its unix socket and on `tcp://127.0.0.1:PORT` with `--tlsverify`.
-fn tls_daemon(certs: &Certs) -> (Daemon, u16) {
-    let port = free_port();
-    let tcp = format!("tcp://127.0.0.1:{port}");
-    let ca = certs.path("ca.pem");
-    let cert = certs.path("server-cert.pem");
-    let key = certs.path("server-key.pem");
-    let d = Daemon::start_with_args(
-        &[
-            "-H",
-            &tcp,
-            "--tlsverify",
-            "--tlscacert",
-            &ca,
-            "--tlscert",
-            &cert,
-            "--tlskey",
-            &key,
-        ],
-        |_| {},
-    );
-    (d, port)
-}
-
 /// `docker ARGS` over TCP with the client material of `cert_dir`.
 fn docker_tls(
     d: &Daemon,
@@ -175,7 +151,7 @@ fn docker_cli_over_mutual_tls() {
         return;
     }
     let certs = Certs::make();
-    let (d, port) = tls_daemon(&certs);
+    let (d, port) = certs.daemon();
     d.busybox("busybox");
     let good = certs.client_dir("good", "ca.pem", "client-cert.pem", "client-key.pem");
     let out = ok(
@@ -235,7 +211,7 @@ fn berth_cli_over_mutual_tls() {
         return;
     }
     let certs = Certs::make();
-    let (d, port) = tls_daemon(&certs);
+    let (d, port) = certs.daemon();
     d.busybox("busybox");
     let good = certs.client_dir("good", "ca.pem", "client-cert.pem", "client-key.pem");
     drive("berth", &|args, stdin| berth_tls(port, &good, args, stdin));
@@ -484,7 +460,7 @@ fn interactive_tty_over_tls() {
         return;
     }
     let certs = Certs::make();
-    let (d, port) = tls_daemon(&certs);
+    let (d, port) = certs.daemon();
     d.busybox("busybox");
     d.ok(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]);
     let good = certs.client_dir("good", "ca.pem", "client-cert.pem", "client-key.pem");

@@ -142,3 +142,32 @@ impl Certs {
         dir
     }
 }
+
+impl Certs {
+    /// A berthd on a free loopback port with mutual TLS (`--tlsverify`) of these
+    /// certificates, and the port.
+    pub fn daemon(&self) -> (crate::common::Daemon, u16) {
+        let port = crate::common::free_port();
+        let tcp = format!("tcp://127.0.0.1:{port}");
+        let (ca, cert, key) = (
+            self.path("ca.pem"),
+            self.path("server-cert.pem"),
+            self.path("server-key.pem"),
+        );
+        let d = crate::common::Daemon::start_with_args(
+            &[
+                "-H",
+                &tcp,
+                "--tlsverify",
+                "--tlscacert",
+                &ca,
+                "--tlscert",
+                &cert,
+                "--tlskey",
+                &key,
+            ],
+            |_| {},
+        );
+        (d, port)
+    }
+}

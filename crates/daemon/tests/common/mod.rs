@@ -323,21 +323,8 @@ impl Daemon {
             .arg(DOCKER)
             .args(args)
             .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
-        let mut child = cmd.spawn().unwrap();
-        if let Some(data) = stdin {
-            use std::io::Write;
-            let mut pipe = child.stdin.take().unwrap();
-            pipe.write_all(data).unwrap();
-        }
-        child.wait_with_output().unwrap()
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"));
+        output_with_stdin(&mut cmd, stdin)
     }
 
     /// Runs the project's CLI (`berth -H unix://SOCKET ARGS`) against this daemon, with a time
@@ -527,8 +514,14 @@ pub fn run_env(
         .env_remove("BERTH_CONTEXT")
         .env_remove("DOCKER_TLS_VERIFY")
         .env_remove("DOCKER_CERT_PATH")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
+        .envs(env.iter().copied());
+    output_with_stdin(&mut cmd, stdin)
+}
+
+/// Runs `cmd` to its end, with `stdin` written to it (then closed), or no input; its output.
+pub fn output_with_stdin(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .stdin(if stdin.is_some() {
             Stdio::piped()

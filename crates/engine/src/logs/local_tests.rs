@@ -198,38 +198,11 @@ fn follow_goes_on_across_compressed_rotations() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("container.log");
     let format = Format::Local { compress: true };
-    let mut writer = LogFile::open(&log, Some(200), 400, format);
-    writer.write(LogStream::Stdout, b"first\n").unwrap();
-    let running = Arc::new(AtomicBool::new(true));
-    let r = Arc::clone(&running);
-    let o = LogOptions {
-        follow: true,
-        ..both()
-    };
+    let writer = LogFile::open(&log, Some(200), 400, format);
     let path = log.clone();
-    let reader = std::thread::spawn(move || {
-        read_with(&path, true, o, Box::new(move || r.load(Ordering::SeqCst)))
+    crate::logs::tests::follow_while_the_monitor_writes(writer, move |o, running| {
+        read_with(&path, true, o, running)
     });
-    for i in 0..1000 {
-        writer
-            .write(LogStream::Stdout, format!("line {i}\n").as_bytes())
-            .unwrap();
-        writer.work();
-        if i % 50 == 0 {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    writer.close();
-    running.store(false, Ordering::SeqCst);
-    let out = String::from_utf8(reader.join().unwrap()).unwrap();
-    let expected: Vec<String> = std::iter::once("first".to_string())
-        .chain((0..1000).map(|i| format!("line {i}")))
-        .collect();
-    let got: Vec<&str> = out.lines().collect();
-    let first_difference = got.iter().zip(&expected).position(|(a, b)| a != b);
-    let around = first_difference.map(|p| &got[p.saturating_sub(4)..(p + 8).min(got.len())]);
-    assert_eq!(first_difference, None, "{} lines, {around:?}", got.len());
-    assert_eq!(got.len(), expected.len());
     assert!(locallog::rotated(&log, 100, true).exists());
 }
 

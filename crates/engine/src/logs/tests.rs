@@ -347,10 +347,23 @@ fn a_gap_left_by_a_failed_rotation_is_passed_over() {
 /// is opened).
 #[test]
 fn follow_goes_on_across_quick_rotations_of_the_monitor() {
-    use berth_monitor::logfile::{Format, LogFile, LogStream};
+    use berth_monitor::logfile::{Format, LogFile};
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("c.log");
-    let mut writer = LogFile::open(&log, Some(200), 600, Format::JsonFile);
+    let writer = LogFile::open(&log, Some(200), 600, Format::JsonFile);
+    let path = log.clone();
+    follow_while_the_monitor_writes(writer, move |o, running| read_with(&path, true, o, running));
+    assert!(numbered(&log, 300).exists());
+}
+
+/// Writes `first` then 1000 lines with `writer` (rotating as it goes; its pending work, such
+/// as compression, done after each) while `read` follows the log from another thread, then
+/// checks that the reader got every line once, in order.
+pub(super) fn follow_while_the_monitor_writes(
+    mut writer: berth_monitor::logfile::LogFile,
+    read: impl FnOnce(LogOptions, Running) -> Vec<u8> + Send + 'static,
+) {
+    use berth_monitor::logfile::LogStream;
     writer.write(LogStream::Stdout, b"first\n").unwrap();
     let running = Arc::new(AtomicBool::new(true));
     let r = Arc::clone(&running);
@@ -358,14 +371,12 @@ fn follow_goes_on_across_quick_rotations_of_the_monitor() {
         follow: true,
         ..both()
     };
-    let path = log.clone();
-    let reader = std::thread::spawn(move || {
-        read_with(&path, true, o, Box::new(move || r.load(Ordering::SeqCst)))
-    });
+    let reader = std::thread::spawn(move || read(o, Box::new(move || r.load(Ordering::SeqCst))));
     for i in 0..1000 {
         writer
             .write(LogStream::Stdout, format!("line {i}\n").as_bytes())
             .unwrap();
+        writer.work();
         if i % 50 == 0 {
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -378,13 +389,7 @@ fn follow_goes_on_across_quick_rotations_of_the_monitor() {
         .collect();
     let got: Vec<&str> = out.lines().collect();
     let first_difference = got.iter().zip(&expected).position(|(a, b)| a != b);
-    if let Some(p) = first_difference {
-        eprintln!(
-            "DBG around {p}: {:?}",
-            &got[p.saturating_sub(8)..(p + 8).min(got.len())]
-        );
-    }
-    assert_eq!(first_difference, None, "{} lines", got.len());
+    let around = first_difference.map(|p| &got[p.saturating_sub(4)..(p + 8).min(got.len())]);
+    assert_eq!(first_difference, None, "{} lines, {around:?}", got.len());
     assert_eq!(got.len(), expected.len());
-    assert!(numbered(&log, 300).exists());
 }
