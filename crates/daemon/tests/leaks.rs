@@ -90,7 +90,9 @@ fn a_hundred_run_rm_cycles_leave_nothing_behind() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(entries(&d.dir.join("run/runtime")).is_empty());
+    // Only the runtime's cache of compiled seccomp filters, which outlives containers.
+    let state = entries(&d.dir.join("run/runtime"));
+    assert!(state.iter().all(|e| e == "@seccomp-cache"), "{state:?}");
     for controller in [
         "memory",
         "pids",
