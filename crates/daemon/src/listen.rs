@@ -3,7 +3,7 @@
 //! `fd://` / `fd://N` (sockets handed over by systemd's socket activation, `LISTEN_FDS` and
 //! `LISTEN_PID`). Every listener gets an accept loop; every connection its own task.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -173,9 +173,9 @@ fn activated() -> Vec<OwnedFd> {
     }
     let count: RawFd = count.and_then(|c| c.parse().ok()).unwrap_or(0);
     (3..3 + count.clamp(0, 1024))
-        // SAFETY: F_GETFD only reads the descriptor's flags; a number that is not an open
-        // descriptor fails with EBADF, and nothing is borrowed or owned by the call.
-        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0)
+        // SAFETY: the borrow lasts the one F_GETFD call, which only reads the descriptor's
+        // flags; a number that is not an open descriptor fails with EBADF.
+        .filter(|fd| rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(*fd) }).is_ok())
         // SAFETY: systemd hands these descriptors over to this process (LISTEN_PID is ours),
         // each once; nothing else in berthd owns them.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
