@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use berth_api::models::ImageSummary;
 use berth_engine::error::EngineError;
 use berth_image::reference::Reference;
 use berth_registry::credentials::Credential;
@@ -49,14 +50,23 @@ fn credential(auth: Option<&cri::AuthConfig>) -> Result<Option<Credential>, Stat
 impl Cri {
     /// The CRI view of the image `key` resolves to, or `None` when there is none.
     fn image(&self, key: &str) -> Result<Option<(cri::Image, serde_json::Value)>, Status> {
+        let summaries = self.engine.images.list().map_err(status)?;
+        self.image_in(key, &summaries)
+    }
+
+    /// [`Cri::image`] with the engine's list already read.
+    fn image_in(
+        &self,
+        key: &str,
+        summaries: &[ImageSummary],
+    ) -> Result<Option<(cri::Image, serde_json::Value)>, Status> {
         let resolved = match self.engine.images.resolve(key) {
             Ok(r) => r,
             Err(EngineError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(status(e)),
         };
         let id = resolved.id.to_string();
-        let summaries = self.engine.images.list().map_err(status)?;
-        let Some(summary) = summaries.into_iter().find(|s| s.id == id) else {
+        let Some(summary) = summaries.iter().find(|s| s.id == id) else {
             return Ok(None);
         };
         let user = resolved.config["config"]["User"]
@@ -69,8 +79,8 @@ impl Cri {
         };
         let image = cri::Image {
             id: id.clone(),
-            repo_tags: summary.repo_tags,
-            repo_digests: summary.repo_digests,
+            repo_tags: summary.repo_tags.clone(),
+            repo_digests: summary.repo_digests.clone(),
             size: u64::try_from(summary.size).unwrap_or_default(),
             uid,
             username,
@@ -135,9 +145,10 @@ impl ImageService for Cri {
                 // A filter names one image, as containerd resolves it.
                 Some(name) => Ok(cri.image(&name)?.map(|(i, _)| i).into_iter().collect()),
                 None => {
+                    let summaries = cri.engine.images.list().map_err(status)?;
                     let mut out = Vec::new();
-                    for s in cri.engine.images.list().map_err(status)? {
-                        out.extend(cri.image(&s.id)?.map(|(i, _)| i));
+                    for s in &summaries {
+                        out.extend(cri.image_in(&s.id, &summaries)?.map(|(i, _)| i));
                     }
                     Ok(out)
                 }

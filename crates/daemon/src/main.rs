@@ -635,6 +635,23 @@ mod tests {
     }
 
     #[test]
+    fn cri_keys_of_daemon_json() {
+        let json = r#"{"cri-socket": "unix:///run/k.sock", "cri": false}"#;
+        let f = with_file(&[], json);
+        assert_eq!(f.cri_socket.as_deref(), Some("unix:///run/k.sock"));
+        assert_eq!(f.cri, Some(false));
+        // Flags win.
+        let f = with_file(&["--cri-socket", "unix:///x.sock", "--cri"], json);
+        assert_eq!(f.cri_socket.as_deref(), Some("unix:///x.sock"));
+        assert_eq!(f.cri, Some(true));
+        assert!(berth_cri::socket_path("relative.sock").is_err());
+        assert_eq!(
+            berth_cri::socket_path("unix:///run/k.sock").unwrap(),
+            PathBuf::from("/run/k.sock")
+        );
+    }
+
+    #[test]
     fn remote_keys_of_daemon_json() {
         let json = r#"{"hosts": ["unix:///run/a.sock", "tcp://0.0.0.0:2376"], "group": "adm",
             "tls": true, "tlsverify": true, "tlscacert": "/c/ca.pem", "tlscert": "/c/cert.pem",

@@ -125,6 +125,17 @@ fn version_status_and_runtime_config() {
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
     });
+    // A stale socket (berthd killed) is replaced; a stopped berthd removes its socket.
+    let mut d = d;
+    d.kill9();
+    assert!(cri_socket(&d).exists());
+    d.spawn();
+    runtime().block_on(async {
+        let mut rt = RuntimeServiceClient::new(channel(&cri_socket(&d)).await);
+        rt.version(cri::VersionRequest::default()).await.unwrap();
+    });
+    d.stop();
+    assert!(!cri_socket(&d).exists());
 }
 
 #[test]
