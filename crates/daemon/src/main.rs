@@ -136,6 +136,13 @@ struct Flags {
     /// `UID[:GID]` with ranges there; a container opts out with `--userns=host`.
     #[arg(long, value_name = "default|USER[:GROUP]|UID[:GID]")]
     userns_remap: Option<String>,
+    /// The Kubernetes CRI v1 socket (`unix://PATH`); default `<exec-root>/cri.sock`
+    /// (`unix:///run/berth/cri.sock`).
+    #[arg(long, value_name = "unix://PATH")]
+    cri_socket: Option<String>,
+    /// Serve the Kubernetes CRI v1 (`--cri=false`: no CRI socket).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    cri: Option<bool>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -236,6 +243,11 @@ fn main() -> anyhow::Result<()> {
     if network.fixed_cidr_v6.is_some() && !network.ipv6 {
         bail!("--fixed-cidr-v6 needs --ipv6");
     }
+    let cri_socket = match (flags.cri, flags.cri_socket.as_deref()) {
+        (Some(false), _) => None,
+        (_, Some(s)) => Some(berth_cri::socket_path(s).context("--cri-socket")?),
+        (_, None) => Some(flags.exec_root.join("cri.sock")),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -246,6 +258,15 @@ fn main() -> anyhow::Result<()> {
             .await
             .context("setting up networking")?;
         engine.reconcile().await;
+        if let Some(path) = &cri_socket {
+            let listener = berth_cri::Listener::bind(path).context("the CRI socket")?;
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                if let Err(e) = berth_cri::serve(engine, listener).await {
+                    tracing::error!("CRI server: {e}");
+                }
+            });
+        }
         let state = Arc::new(server::State::new(engine));
         tokio::spawn(server::idle_trim(Arc::clone(&state)));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -412,7 +433,7 @@ fn default_log(flags: &Flags) -> anyhow::Result<berth_engine::logs::driver::Defa
 /// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
 /// `nft-table` (Berth's own), `builder.gc` (`enabled`, `defaultKeepStorage`), `storage-driver`,
 /// `runtimes` (`{"NAME": {"path": ..., "runtimeArgs": [...]}}`), `default-runtime`, `seccomp-profile`,
-/// `userns-remap`,
+/// `userns-remap`, `cri-socket`, `cri` (Berth's own),
 /// `log-driver`, `log-opts` (options given as `--log-opt` win),
 /// as docker's daemon.json names them (flags given on the command line are overridden only when
 /// left at their defaults).
@@ -506,6 +527,12 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         .filter(|_| flags.default_runtime.is_none())
     {
         flags.default_runtime = Some(r.to_string());
+    }
+    if flags.cri_socket.is_none() {
+        flags.cri_socket = v["cri-socket"].as_str().map(str::to_string);
+    }
+    if flags.cri.is_none() {
+        flags.cri = v["cri"].as_bool();
     }
     if let Some(p) = v["seccomp-profile"]
         .as_str()
@@ -605,6 +632,23 @@ mod tests {
         apply_config_file(&mut flags).unwrap();
         let _ = std::fs::remove_file(&file);
         flags
+    }
+
+    #[test]
+    fn cri_keys_of_daemon_json() {
+        let json = r#"{"cri-socket": "unix:///run/k.sock", "cri": false}"#;
+        let f = with_file(&[], json);
+        assert_eq!(f.cri_socket.as_deref(), Some("unix:///run/k.sock"));
+        assert_eq!(f.cri, Some(false));
+        // Flags win.
+        let f = with_file(&["--cri-socket", "unix:///x.sock", "--cri"], json);
+        assert_eq!(f.cri_socket.as_deref(), Some("unix:///x.sock"));
+        assert_eq!(f.cri, Some(true));
+        assert!(berth_cri::socket_path("relative.sock").is_err());
+        assert_eq!(
+            berth_cri::socket_path("unix:///run/k.sock").unwrap(),
+            PathBuf::from("/run/k.sock")
+        );
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! The Kubernetes Container Runtime Interface (CRI v1, gRPC) over berth's engine: the
+//! `RuntimeService` and `ImageService` kubelet and crictl drive, served on a unix socket of
+//! their own ([`serve`]). Images are the engine's (an image pulled here is one `docker images`
+//! lists); pods and CRI containers are not served yet (their calls answer `Unimplemented`).
+
+mod images;
+mod runtime;
+
+use std::path::{Path, PathBuf};
+
+use berth_engine::error::EngineError;
+use berth_engine::Engine;
+use k8s_cri::v1::image_service_server::ImageServiceServer;
+use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
+use tonic::Status;
+
+/// The CRI version this server speaks.
+pub const API_VERSION: &str = "v1";
+/// The runtime's name in `Version`.
+pub const RUNTIME_NAME: &str = "berth";
+/// The default socket (`--cri-socket`).
+pub const DEFAULT_SOCKET: &str = "unix:///run/berth/cri.sock";
+
+/// What can stop the CRI server.
+#[derive(Debug, thiserror::Error)]
+pub enum CriError {
+    #[error("invalid CRI socket {0:?}: expected unix:///PATH")]
+    Socket(String),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("serving CRI: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The services' shared state: the engine.
+#[derive(Debug, Clone)]
+pub struct Cri {
+    engine: Engine,
+}
+
+impl Cri {
+    pub fn new(engine: Engine) -> Cri {
+        Cri { engine }
+    }
+}
+
+/// The path of `unix:///PATH` (or a bare absolute path).
+pub fn socket_path(address: &str) -> Result<PathBuf, CriError> {
+    let path = address.strip_prefix("unix://").unwrap_or(address);
+    if path.starts_with('/') {
+        Ok(PathBuf::from(path))
+    } else {
+        Err(CriError::Socket(address.to_string()))
+    }
+}
+
+/// A bound CRI socket, removed when dropped.
+#[derive(Debug)]
+pub struct Listener {
+    listener: Option<tokio::net::UnixListener>,
+    path: PathBuf,
+}
+
+impl Listener {
+    /// Binds `path` (0660, root's), replacing a stale socket and creating its directory.
+    pub fn bind(path: &Path) -> Result<Listener, CriError> {
+        let io = |what: &'static str| {
+            let path = path.to_path_buf();
+            move |source| CriError::Io { what, path, source }
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io("creating the directory of"))?;
+        }
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io("removing the stale socket")(e))
+            }
+            _ => {}
+        }
+        let listener = tokio::net::UnixListener::bind(path).map_err(io("binding"))?;
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+            .map_err(io("setting the mode of"))?;
+        Ok(Listener {
+            listener: Some(listener),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Serves `RuntimeService` and `ImageService` on `listener` until the future is dropped or the
+/// transport fails.
+/// The socket is removed when this returns or is dropped.
+pub async fn serve(engine: Engine, mut listener: Listener) -> Result<(), CriError> {
+    let cri = Cri::new(engine);
+    let Some(l) = listener.listener.take() else {
+        return Err(CriError::Socket(listener.path.display().to_string()));
+    };
+    tracing::info!(socket = %listener.path.display(), "serving CRI v1");
+    let accept = tokio_stream::wrappers::UnixListenerStream::new(l);
+    tonic::transport::Server::builder()
+        .add_service(RuntimeServiceServer::new(cri.clone()))
+        .add_service(ImageServiceServer::new(cri))
+        .serve_with_incoming(accept)
+        .await?;
+    Ok(())
+}
+
+/// The gRPC status of an engine error.
+pub(crate) fn status(e: EngineError) -> Status {
+    match e {
+        EngineError::NotFound(m) => Status::not_found(m),
+        EngineError::InvalidParameter(m) => Status::invalid_argument(m),
+        EngineError::Conflict(m) => Status::failed_precondition(m),
+        EngineError::Forbidden(m) => Status::permission_denied(m),
+        EngineError::NotImplemented(m) => Status::unimplemented(m),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+/// The answer of a call this runtime does not serve yet.
+pub(crate) fn unimplemented(call: &str) -> Status {
+    Status::unimplemented(format!("CRI {call} is not implemented by berth yet"))
+}
