@@ -621,16 +621,16 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// The flags of `berthd ARGS` with `json` as its daemon.json (a file of its own: the
+    /// tests run at the same time).
     fn with_file(args: &[&str], json: &str) -> Flags {
-        let dir = std::env::temp_dir().join(format!("berthd-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(format!("{}.json", args.len()));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("daemon.json");
         std::fs::write(&file, json).unwrap();
         let mut all = vec!["berthd", "--config-file", file.to_str().unwrap()];
         all.extend_from_slice(args);
         let mut flags = Flags::parse_from(all);
         apply_config_file(&mut flags).unwrap();
-        let _ = std::fs::remove_file(&file);
         flags
     }
 
