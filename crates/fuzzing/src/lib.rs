@@ -435,7 +435,7 @@ pub fn monitor(data: &[u8]) {
 /// byte picks the streams, `since`, `until`, `tail`, timestamps and whether the log is split
 /// into a rotated file and the current one; the rest is the log.
 pub fn logs(data: &[u8]) {
-    use berth_engine::logs::{stream, LogOptions};
+    use berth_engine::logs::stream;
     let Some((&flags, log)) = data.split_first() else {
         return;
     };
@@ -446,25 +446,13 @@ pub fn logs(data: &[u8]) {
         return;
     };
     let path = dir.path().join("log");
-    let (older, newer) = if flags & 64 != 0 {
-        log.split_at(log.len() / 2)
-    } else {
-        (&[][..], log)
-    };
+    let (older, newer) = split_log(flags, log);
     if std::fs::write(&path, newer).is_err()
         || (!older.is_empty() && std::fs::write(dir.path().join("log.1"), older).is_err())
     {
         return;
     }
-    let o = LogOptions {
-        stdout: flags & 1 != 0,
-        stderr: flags & 2 != 0,
-        follow: false,
-        since: (flags & 4 != 0).then_some(1_700_000_000_000_000_000),
-        until: (flags & 8 != 0).then_some(1_700_000_000_500_000_000),
-        tail: (flags & 16 != 0).then_some(usize::from(flags >> 5 & 3)),
-        timestamps: flags & 128 != 0,
-    };
+    let o = log_options(flags, flags >> 5 & 3);
     let tty = flags & 32 != 0;
     let mut rx = rt.block_on(async { stream(path, tty, o, Box::new(|| false)) });
     while rx.blocking_recv().is_some() {}
@@ -475,7 +463,7 @@ pub fn logs(data: &[u8]) {
 /// rest into a rotated file and the current one, and bit 32 (a tty otherwise) gzips the
 /// rotated one.
 pub fn local_log(data: &[u8]) {
-    use berth_engine::logs::{stream_local, LogOptions};
+    use berth_engine::logs::stream_local;
     let Some((&flags, log)) = data.split_first() else {
         return;
     };
@@ -486,11 +474,7 @@ pub fn local_log(data: &[u8]) {
         return;
     };
     let path = dir.path().join("container.log");
-    let (older, newer) = if flags & 64 != 0 {
-        log.split_at(log.len() / 2)
-    } else {
-        (&[][..], log)
-    };
+    let (older, newer) = split_log(flags, log);
     let gz = flags & 32 != 0;
     let older = if gz && !older.is_empty() {
         use std::io::Write;
@@ -515,17 +499,32 @@ pub fn local_log(data: &[u8]) {
     {
         return;
     }
-    let o = LogOptions {
+    let o = log_options(flags, flags >> 6 & 3);
+    let mut rx = rt.block_on(async { stream_local(path, false, o, Box::new(|| false)) });
+    while rx.blocking_recv().is_some() {}
+}
+
+/// The options of `docker logs` the first byte of a log target's input picks: bits 0 and 1 the
+/// streams, 2 `since`, 3 `until`, 4 `tail` (of `tail` lines), 7 timestamps.
+fn log_options(flags: u8, tail: u8) -> berth_engine::logs::LogOptions {
+    berth_engine::logs::LogOptions {
         stdout: flags & 1 != 0,
         stderr: flags & 2 != 0,
         follow: false,
         since: (flags & 4 != 0).then_some(1_700_000_000_000_000_000),
         until: (flags & 8 != 0).then_some(1_700_000_000_500_000_000),
-        tail: (flags & 16 != 0).then_some(usize::from(flags >> 6 & 3)),
+        tail: (flags & 16 != 0).then_some(usize::from(tail)),
         timestamps: flags & 128 != 0,
-    };
-    let mut rx = rt.block_on(async { stream_local(path, false, o, Box::new(|| false)) });
-    while rx.blocking_recv().is_some() {}
+    }
+}
+
+/// A log's bytes as a rotated file and the current one (bit 6 of `flags`), or all current.
+fn split_log(flags: u8, log: &[u8]) -> (&[u8], &[u8]) {
+    if flags & 64 != 0 {
+        log.split_at(log.len() / 2)
+    } else {
+        (&[][..], log)
+    }
 }
 
 /// A Dockerfile as `POST /build` reads it: parsed, each instruction expanded with a few
