@@ -36,15 +36,19 @@ impl KernelVersion {
 
 impl Host {
     /// This machine.
-    pub(crate) fn current() -> Host {
-        let (arch, scmp_arch) = native();
-        let uname = rustix::system::uname();
-        let kernel = uname.release().to_str().ok().and_then(KernelVersion::parse);
-        Host {
-            arch,
-            scmp_arch,
-            kernel,
-        }
+    /// This machine, read once.
+    pub(crate) fn current() -> &'static Host {
+        static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+        HOST.get_or_init(|| {
+            let (arch, scmp_arch) = native();
+            let uname = rustix::system::uname();
+            let kernel = uname.release().to_str().ok().and_then(KernelVersion::parse);
+            Host {
+                arch,
+                scmp_arch,
+                kernel,
+            }
+        })
     }
 }
 

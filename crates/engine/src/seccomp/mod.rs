@@ -19,6 +19,7 @@ mod docker;
 mod host;
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use oci_spec::runtime::LinuxSeccomp;
 
@@ -100,7 +101,7 @@ impl DaemonProfile {
                 let text = read_profile(path)?;
                 // Checked once for a container without capabilities; what depends on them
                 // can only be checked per container.
-                resolve(&text, &Host::current(), &[])?;
+                resolve(&Profile::parse(&text)?, Host::current(), &[])?;
                 DaemonProfile::Custom {
                     path: PathBuf::from(path),
                     text,
@@ -136,24 +137,40 @@ pub fn profile(
             chosen = Some(value);
         }
     }
-    let host = Host::current();
-    let text = match chosen {
+    let parsed;
+    let profile = match chosen {
         Some("unconfined") => return Ok(None),
-        Some("builtin") => BUILTIN.to_string(),
-        Some(value) => profile_text(value)?,
+        Some("builtin") => builtin()?,
+        Some(value) => {
+            parsed = Profile::parse(&profile_text(value)?)?;
+            &parsed
+        }
         None => match daemon {
             DaemonProfile::Unconfined => return Ok(None),
-            DaemonProfile::Builtin => BUILTIN.to_string(),
-            DaemonProfile::Custom { text, .. } => text.clone(),
+            DaemonProfile::Builtin => builtin()?,
+            DaemonProfile::Custom { text, .. } => {
+                parsed = Profile::parse(text)?;
+                &parsed
+            }
         },
     };
-    Ok(resolve(&text, &host, caps)?)
+    Ok(resolve(profile, Host::current(), caps)?)
 }
 
-/// The OCI filter of the Docker profile `text` for `caps` on `host`, checked as the runtime will
-/// read it (actions, operators, architectures and flags by their names).
-fn resolve(text: &str, host: &Host, caps: &[String]) -> Result<Option<LinuxSeccomp>, Error> {
-    Profile::parse(text)?
+/// The built-in profile, decoded once (not at each container start).
+fn builtin() -> Result<&'static Profile, Error> {
+    static DECODED: OnceLock<Profile> = OnceLock::new();
+    if let Some(p) = DECODED.get() {
+        return Ok(p);
+    }
+    let p = Profile::parse(BUILTIN)?;
+    Ok(DECODED.get_or_init(|| p))
+}
+
+/// The OCI filter of the Docker profile `profile` for `caps` on `host`, checked as the runtime
+/// will read it (actions, operators, architectures and flags by their names).
+fn resolve(profile: &Profile, host: &Host, caps: &[String]) -> Result<Option<LinuxSeccomp>, Error> {
+    profile
         .resolve(host, caps)?
         .map(|v| serde_json::from_value(v).map_err(|e| Error::Invalid(e.to_string())))
         .transpose()
