@@ -1,10 +1,21 @@
 //! The Kubernetes Container Runtime Interface (CRI v1, gRPC) over berth's engine: the
 //! `RuntimeService` and `ImageService` kubelet and crictl drive, served on a unix socket of
 //! their own ([`serve`]). Images are the engine's (an image pulled here is one `docker images`
-//! lists); pods and CRI containers are not served yet (their calls answer `Unimplemented`).
+//! lists). Pods and their containers are engine containers marked with the CRI's record
+//! (`record`), kept out of the Docker API's lists: a pod sandbox holds the pod's namespaces
+//! with berth-init's pause mode (`pods`), its network is the first CNI configuration
+//! (`network`), and its containers join it (`containers`).
 
+mod containers;
+mod events;
+mod exec;
 mod images;
+mod network;
+mod pods;
+mod record;
 mod runtime;
+mod security;
+mod stats;
 
 use std::path::{Path, PathBuf};
 
@@ -36,15 +47,43 @@ pub enum CriError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// The services' shared state: the engine.
+/// What berthd's flags say of the CRI.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where pod network configurations are (`--cni-conf-dir`, `/etc/cni/net.d`).
+    pub cni_conf_dir: PathBuf,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cni_conf_dir: PathBuf::from(DEFAULT_CNI_CONF_DIR),
+        }
+    }
+}
+
+/// Where kubelet's runtimes find pod network configurations.
+pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
+
+/// The services' shared state: the engine and the options.
 #[derive(Debug, Clone)]
 pub struct Cri {
     engine: Engine,
+    options: Options,
+    /// Held while the pods' network is looked up or made.
+    network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The last CPU reading of each container (`stats`).
+    cpu_readings: std::sync::Arc<stats::CpuReadings>,
 }
 
 impl Cri {
-    pub fn new(engine: Engine) -> Cri {
-        Cri { engine }
+    pub fn new(engine: Engine, options: Options) -> Cri {
+        Cri {
+            engine,
+            options,
+            network_lock: Default::default(),
+            cpu_readings: Default::default(),
+        }
     }
 }
 
@@ -105,8 +144,12 @@ impl Drop for Listener {
 /// Serves `RuntimeService` and `ImageService` on `listener` until the future is dropped or the
 /// transport fails.
 /// The socket is removed when this returns or is dropped.
-pub async fn serve(engine: Engine, mut listener: Listener) -> Result<(), CriError> {
-    let cri = Cri::new(engine);
+pub async fn serve(
+    engine: Engine,
+    options: Options,
+    mut listener: Listener,
+) -> Result<(), CriError> {
+    let cri = Cri::new(engine, options);
     let Some(l) = listener.listener.take() else {
         return Err(CriError::Socket(listener.path.display().to_string()));
     };

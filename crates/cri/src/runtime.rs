@@ -1,5 +1,7 @@
-//! `RuntimeService`: `Version`, `Status` and `RuntimeConfig`; pods and containers are not
-//! served yet (`Unimplemented`).
+//! `RuntimeService`: the calls, each handed to the module that serves it (`pods`,
+//! `containers`, `exec`, `stats`, `events`).
+
+use std::time::Duration;
 
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_server::RuntimeService;
@@ -9,8 +11,7 @@ use crate::{unimplemented, Cri};
 
 #[tonic::async_trait]
 impl RuntimeService for Cri {
-    type GetContainerEventsStream =
-        tokio_stream::Empty<Result<cri::ContainerEventResponse, Status>>;
+    type GetContainerEventsStream = crate::events::EventStream;
 
     async fn version(
         &self,
@@ -35,13 +36,20 @@ impl RuntimeService for Cri {
             reason: String::new(),
             message: String::new(),
         };
-        // Pods' networks (CNI) are not served yet: not ready, as containerd says it without a
-        // CNI configuration.
-        let network_ready = cri::RuntimeCondition {
-            r#type: "NetworkReady".to_string(),
-            status: false,
-            reason: "NetworkPluginNotReady".to_string(),
-            message: "pod networking (CNI) is not implemented by berth yet".to_string(),
+        // Ready once a CNI configuration is there, in containerd's words when it is not.
+        let network_ready = match self.network_ready() {
+            Ok(_) => cri::RuntimeCondition {
+                r#type: "NetworkReady".to_string(),
+                status: true,
+                reason: String::new(),
+                message: String::new(),
+            },
+            Err(m) => cri::RuntimeCondition {
+                r#type: "NetworkReady".to_string(),
+                status: false,
+                reason: "NetworkPluginNotReady".to_string(),
+                message: format!("Network plugin returns error: {m}"),
+            },
         };
         Ok(Response::new(cri::StatusResponse {
             status: Some(cri::RuntimeStatus {
@@ -64,100 +72,139 @@ impl RuntimeService for Cri {
 
     async fn run_pod_sandbox(
         &self,
-        _request: Request<cri::RunPodSandboxRequest>,
+        request: Request<cri::RunPodSandboxRequest>,
     ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
-        Err(unimplemented("run_pod_sandbox"))
+        let id = self.run_pod_sandbox(request.into_inner()).await?;
+        Ok(Response::new(cri::RunPodSandboxResponse {
+            pod_sandbox_id: id,
+        }))
     }
 
     async fn stop_pod_sandbox(
         &self,
-        _request: Request<cri::StopPodSandboxRequest>,
+        request: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
-        Err(unimplemented("stop_pod_sandbox"))
+        self.stop_pod_sandbox(&request.into_inner().pod_sandbox_id)
+            .await?;
+        Ok(Response::new(cri::StopPodSandboxResponse {}))
     }
 
     async fn remove_pod_sandbox(
         &self,
-        _request: Request<cri::RemovePodSandboxRequest>,
+        request: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
-        Err(unimplemented("remove_pod_sandbox"))
+        self.remove_pod_sandbox(&request.into_inner().pod_sandbox_id)
+            .await?;
+        Ok(Response::new(cri::RemovePodSandboxResponse {}))
     }
 
     async fn pod_sandbox_status(
         &self,
-        _request: Request<cri::PodSandboxStatusRequest>,
+        request: Request<cri::PodSandboxStatusRequest>,
     ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
-        Err(unimplemented("pod_sandbox_status"))
+        let r = request.into_inner();
+        Ok(Response::new(
+            self.pod_sandbox_status(&r.pod_sandbox_id, r.verbose)?,
+        ))
     }
 
     async fn list_pod_sandbox(
         &self,
-        _request: Request<cri::ListPodSandboxRequest>,
+        request: Request<cri::ListPodSandboxRequest>,
     ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
-        Err(unimplemented("list_pod_sandbox"))
+        Ok(Response::new(cri::ListPodSandboxResponse {
+            items: self.list_pod_sandbox(request.into_inner().filter),
+        }))
     }
 
     async fn create_container(
         &self,
-        _request: Request<cri::CreateContainerRequest>,
+        request: Request<cri::CreateContainerRequest>,
     ) -> Result<Response<cri::CreateContainerResponse>, Status> {
-        Err(unimplemented("create_container"))
+        let id = self.create_container(request.into_inner()).await?;
+        Ok(Response::new(cri::CreateContainerResponse {
+            container_id: id,
+        }))
     }
 
     async fn start_container(
         &self,
-        _request: Request<cri::StartContainerRequest>,
+        request: Request<cri::StartContainerRequest>,
     ) -> Result<Response<cri::StartContainerResponse>, Status> {
-        Err(unimplemented("start_container"))
+        self.start_container(&request.into_inner().container_id)
+            .await?;
+        Ok(Response::new(cri::StartContainerResponse {}))
     }
 
     async fn stop_container(
         &self,
-        _request: Request<cri::StopContainerRequest>,
+        request: Request<cri::StopContainerRequest>,
     ) -> Result<Response<cri::StopContainerResponse>, Status> {
-        Err(unimplemented("stop_container"))
+        let r = request.into_inner();
+        self.stop_container(&r.container_id, r.timeout).await?;
+        Ok(Response::new(cri::StopContainerResponse {}))
     }
 
     async fn remove_container(
         &self,
-        _request: Request<cri::RemoveContainerRequest>,
+        request: Request<cri::RemoveContainerRequest>,
     ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
-        Err(unimplemented("remove_container"))
+        self.remove_container(&request.into_inner().container_id)
+            .await?;
+        Ok(Response::new(cri::RemoveContainerResponse {}))
     }
 
     async fn list_containers(
         &self,
-        _request: Request<cri::ListContainersRequest>,
+        request: Request<cri::ListContainersRequest>,
     ) -> Result<Response<cri::ListContainersResponse>, Status> {
-        Err(unimplemented("list_containers"))
+        Ok(Response::new(cri::ListContainersResponse {
+            containers: self.list_containers(request.into_inner().filter),
+        }))
     }
 
     async fn container_status(
         &self,
-        _request: Request<cri::ContainerStatusRequest>,
+        request: Request<cri::ContainerStatusRequest>,
     ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
-        Err(unimplemented("container_status"))
+        let r = request.into_inner();
+        Ok(Response::new(
+            self.container_status(&r.container_id, r.verbose)?,
+        ))
     }
 
     async fn update_container_resources(
         &self,
-        _request: Request<cri::UpdateContainerResourcesRequest>,
+        request: Request<cri::UpdateContainerResourcesRequest>,
     ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
-        Err(unimplemented("update_container_resources"))
+        self.update_container_resources(request.into_inner())?;
+        Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
     }
 
     async fn reopen_container_log(
         &self,
-        _request: Request<cri::ReopenContainerLogRequest>,
+        request: Request<cri::ReopenContainerLogRequest>,
     ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
-        Err(unimplemented("reopen_container_log"))
+        let (c, _) = self.container(&request.into_inner().container_id)?;
+        self.engine.reopen_log(&c.id).await.map_err(crate::status)?;
+        Ok(Response::new(cri::ReopenContainerLogResponse {}))
     }
 
     async fn exec_sync(
         &self,
-        _request: Request<cri::ExecSyncRequest>,
+        request: Request<cri::ExecSyncRequest>,
     ) -> Result<Response<cri::ExecSyncResponse>, Status> {
-        Err(unimplemented("exec_sync"))
+        let r = request.into_inner();
+        let timeout = u64::try_from(r.timeout)
+            .ok()
+            .filter(|t| *t > 0)
+            .map(Duration::from_secs);
+        let out = self.exec_sync(&r.container_id, r.cmd, timeout).await?;
+        Ok(Response::new(cri::ExecSyncResponse {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_code: out.exit_code,
+        }))
     }
 
     async fn exec(
@@ -183,30 +230,38 @@ impl RuntimeService for Cri {
 
     async fn container_stats(
         &self,
-        _request: Request<cri::ContainerStatsRequest>,
+        request: Request<cri::ContainerStatsRequest>,
     ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
-        Err(unimplemented("container_stats"))
+        Ok(Response::new(cri::ContainerStatsResponse {
+            stats: Some(self.container_stats(&request.into_inner().container_id)?),
+        }))
     }
 
     async fn list_container_stats(
         &self,
-        _request: Request<cri::ListContainerStatsRequest>,
+        request: Request<cri::ListContainerStatsRequest>,
     ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
-        Err(unimplemented("list_container_stats"))
+        Ok(Response::new(cri::ListContainerStatsResponse {
+            stats: self.list_container_stats(request.into_inner().filter)?,
+        }))
     }
 
     async fn pod_sandbox_stats(
         &self,
-        _request: Request<cri::PodSandboxStatsRequest>,
+        request: Request<cri::PodSandboxStatsRequest>,
     ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
-        Err(unimplemented("pod_sandbox_stats"))
+        Ok(Response::new(cri::PodSandboxStatsResponse {
+            stats: Some(self.pod_sandbox_stats(&request.into_inner().pod_sandbox_id)?),
+        }))
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _request: Request<cri::ListPodSandboxStatsRequest>,
+        request: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
-        Err(unimplemented("list_pod_sandbox_stats"))
+        Ok(Response::new(cri::ListPodSandboxStatsResponse {
+            stats: self.list_pod_sandbox_stats(request.into_inner().filter)?,
+        }))
     }
 
     async fn update_runtime_config(
@@ -227,7 +282,7 @@ impl RuntimeService for Cri {
         &self,
         _request: Request<cri::GetEventsRequest>,
     ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
-        Err(unimplemented("get_container_events"))
+        Ok(Response::new(self.container_events()))
     }
 
     async fn list_metric_descriptors(

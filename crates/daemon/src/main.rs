@@ -143,6 +143,14 @@ struct Flags {
     /// Serve the Kubernetes CRI v1 (`--cri=false`: no CRI socket).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     cri: Option<bool>,
+    /// Where the CRI finds pod network configurations: the first of them (file names sorted)
+    /// is the pods' network.
+    #[arg(long, value_name = "DIR")]
+    cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugins are (repeatable; default `CNI_PATH`, else `/usr/lib/cni` and
+    /// `/opt/cni/bin`).
+    #[arg(long, value_name = "DIR")]
+    cni_bin_dir: Vec<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -239,6 +247,7 @@ fn main() -> anyhow::Result<()> {
             None => None,
         },
         table: flags.nft_table.clone(),
+        cni_path: (!flags.cni_bin_dir.is_empty()).then(|| flags.cni_bin_dir.clone()),
     };
     if network.fixed_cidr_v6.is_some() && !network.ipv6 {
         bail!("--fixed-cidr-v6 needs --ipv6");
@@ -261,8 +270,14 @@ fn main() -> anyhow::Result<()> {
         if let Some(path) = &cri_socket {
             let listener = berth_cri::Listener::bind(path).context("the CRI socket")?;
             let engine = engine.clone();
+            let options = berth_cri::Options {
+                cni_conf_dir: flags
+                    .cni_conf_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(berth_cri::DEFAULT_CNI_CONF_DIR)),
+            };
             tokio::spawn(async move {
-                if let Err(e) = berth_cri::serve(engine, listener).await {
+                if let Err(e) = berth_cri::serve(engine, options, listener).await {
                     tracing::error!("CRI server: {e}");
                 }
             });
@@ -533,6 +548,20 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
     }
     if flags.cri.is_none() {
         flags.cri = v["cri"].as_bool();
+    }
+    if flags.cni_conf_dir.is_none() {
+        flags.cni_conf_dir = v["cni-conf-dir"].as_str().map(PathBuf::from);
+    }
+    if flags.cni_bin_dir.is_empty() {
+        if let Some(dirs) = v["cni-bin-dir"].as_array() {
+            flags.cni_bin_dir = dirs
+                .iter()
+                .filter_map(|d| d.as_str())
+                .map(PathBuf::from)
+                .collect();
+        } else if let Some(dir) = v["cni-bin-dir"].as_str() {
+            flags.cni_bin_dir = vec![PathBuf::from(dir)];
+        }
     }
     if let Some(p) = v["seccomp-profile"]
         .as_str()

@@ -158,8 +158,10 @@ impl Engine {
             self.remove_anonymous_volumes(&container);
             return Err(e);
         }
-        if let Err(e) = self.images.store.metadata.add_user(&image.manifest, &id) {
-            tracing::warn!(error = %e, "recording the image's user");
+        if image.name.as_deref() != Some(NO_IMAGE) {
+            if let Err(e) = self.images.store.metadata.add_user(&image.manifest, &id) {
+                tracing::warn!(error = %e, "recording the image's user");
+            }
         }
         self.events.publish(
             EventMessageTypeEnum::CONTAINER,
@@ -168,6 +170,39 @@ impl Engine {
             [("name".to_string(), name), ("image".to_string(), image_ref)].into(),
         );
         Ok((id, warnings))
+    }
+}
+
+/// What a container made without an image ([`Engine::create_imageless`]) names as its image.
+pub const NO_IMAGE: &str = "<none>";
+
+impl Engine {
+    /// Creates a container with no image: an empty root filesystem, where what the container
+    /// runs is bound in from the host (the CRI's pod sandboxes run berth-init's pause mode
+    /// at `/dev/init`). The body's `Image` is ignored; its command is required.
+    pub fn create_imageless(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+        let host = crate::wire::spec::host_of_body(&body);
+        crate::mounts::check_mounts(&host)?;
+        self.check_runtime(&host)?;
+        let config = serde_json::json!({
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": []},
+        });
+        let bytes = serde_json::to_vec(&config).map_err(|e| EngineError::internal("encode", e))?;
+        let id = berth_image::digest::Digest::of(&bytes);
+        let image = crate::images::Resolved {
+            name: Some(NO_IMAGE.to_string()),
+            manifest: id.clone(),
+            id,
+            config,
+            layers: Vec::new(),
+        };
+        let body = ContainerCreateBody {
+            image: Some(NO_IMAGE.to_string()),
+            ..body
+        };
+        self.create_from(name.to_string(), &body, host, image)
+            .map(|(id, _)| id)
     }
 }
 

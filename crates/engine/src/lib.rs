@@ -48,6 +48,7 @@ pub mod volumes;
 pub mod wire;
 
 mod create;
+pub use create::NO_IMAGE;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -27,7 +27,7 @@ pub struct Launch {
     pub runtime_root: PathBuf,
     pub state_dir: PathBuf,
     pub log: PathBuf,
-    /// `json-file`, `local` or `none`.
+    /// `json-file`, `local`, `none` or `cri`.
     pub log_driver: &'static str,
     pub log_max_size: Option<u64>,
     pub log_max_file: Option<u32>,

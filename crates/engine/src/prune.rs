@@ -34,7 +34,7 @@ impl Engine {
                 .map_or(0, |d| d.as_secs() as i64);
             let labelled =
                 filters.labels_match(|k| c.config.labels.as_ref()?.get(k).map(String::as_str));
-            if c.is_running() || !labelled || !until.iter().all(|u| created < *u) {
+            if c.is_running() || c.is_cri() || !labelled || !until.iter().all(|u| created < *u) {
                 continue;
             }
             let size = self

@@ -179,7 +179,7 @@ impl Engine {
         let all = all || filters.has("status") || filters.has("exited");
         let mut out = Vec::new();
         for c in containers {
-            if !all && !c.is_running() {
+            if c.is_cri() || !all && !c.is_running() {
                 continue;
             }
             if !self.matches(&c, filters) {

@@ -83,6 +83,7 @@ impl Config {
                         "json-file" => Format::JsonFile,
                         "local" => Format::Local { compress: false },
                         "none" => Format::None,
+                        "cri" => Format::Cri,
                         other => {
                             return Err(ConfigError::BadValue {
                                 flag,

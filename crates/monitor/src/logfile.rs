@@ -82,6 +82,10 @@ pub enum Format {
     Local { compress: bool },
     /// `none`: nothing is written, no file made.
     None,
+    /// The CRI's format, which kubelet reads and rotates (renaming the file, then asking for
+    /// a reopen: [`LogFile::reopen`]): `TIME STREAM TAG CONTENT` per line, the tag `F` for a
+    /// full line and `P` for a piece of one cut at [`MAX_LINE`].
+    Cri,
 }
 
 /// A line of `local` records cut at [`MAX_LINE`]: its id and the ordinal of its next piece.
@@ -156,6 +160,22 @@ fn encode(stream: LogStream, line: &[u8], time: SystemTime) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(&record).unwrap_or_default();
     bytes.push(b'\n');
     bytes
+}
+
+/// One line of a CRI log: a line ending with its newline (or the last, unfinished line of a
+/// stream, which [`LogFile::finish`] ends) is full (`F`), a piece cut at [`MAX_LINE`] partial
+/// (`P`).
+fn encode_cri(stream: LogStream, line: &[u8], time: SystemTime) -> Vec<u8> {
+    let (text, tag) = match line.strip_suffix(b"\n") {
+        Some(text) => (text, "F"),
+        None => (line, "P"),
+    };
+    let head = format!("{} {} {tag} ", rfc3339(time), stream.name());
+    let mut out = Vec::with_capacity(head.len() + text.len() + 1);
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(text);
+    out.push(b'\n');
+    out
 }
 
 /// One `local` record of `line` (its newline, if it has one, ends the line: the record is
@@ -307,7 +327,12 @@ impl LogFile {
 
     /// The end of `stream`: its unfinished line becomes a record of its own.
     pub fn finish(&mut self, stream: LogStream) -> Result<(), LogError> {
-        let line = std::mem::take(&mut self.partial[stream as usize]);
+        let mut line = std::mem::take(&mut self.partial[stream as usize]);
+        if self.format == Format::Cri && !line.is_empty() {
+            // The stream's last line is a full one in the CRI's format (as containerd tags
+            // what it reads before the end).
+            line.push(b'\n');
+        }
         let result = if line.is_empty() {
             Ok(())
         } else {
@@ -315,6 +340,19 @@ impl LogFile {
         };
         self.runs[stream as usize] = None;
         result
+    }
+
+    /// Closes the file and opens its path again (a new file if it was renamed away): the
+    /// CRI's `ReopenContainerLog`, after kubelet rotated the log.
+    pub fn reopen(&mut self) -> Result<(), LogError> {
+        if self.format == Format::None {
+            return Ok(());
+        }
+        self.file = None;
+        let file = open(&self.path)?;
+        self.size = file.metadata().map_or(0, |m| m.len());
+        self.file = Some(file);
+        Ok(())
     }
 
     /// Records lost and not yet reported in the log.
@@ -358,6 +396,7 @@ impl LogFile {
                     let run = &mut self.runs[stream as usize];
                     encode_local(stream, line, now, Some(run))
                 }
+                Format::Cri => encode_cri(stream, line, now),
                 _ => encode(stream, line, now),
             };
             self.append(&bytes, now)

@@ -1,4 +1,4 @@
-//! The log writer's tests (json-file, local, none).
+//! The log writer's tests (json-file, local, none, cri).
 
 use super::*;
 
@@ -248,4 +248,58 @@ fn none_writes_nothing() {
     log.write(LogStream::Stdout, b"a\nb").unwrap();
     log.finish(LogStream::Stdout).unwrap();
     assert!(!path.exists());
+}
+
+#[test]
+fn cri_lines_are_tagged_full_or_partial_and_reopen_follows_a_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0.log");
+    let mut log = LogFile::open(&path, None, 1, Format::Cri);
+    log.write(LogStream::Stdout, b"hello\nwor").unwrap();
+    log.write(LogStream::Stderr, b"oops\n").unwrap();
+    log.write(LogStream::Stdout, b"ld\n").unwrap();
+    log.write(LogStream::Stdout, &vec![b'x'; MAX_LINE + 3])
+        .unwrap();
+    log.finish(LogStream::Stdout).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<(&str, &str, &str, &str)> = text
+        .lines()
+        .map(|l| {
+            let mut parts = l.splitn(4, ' ');
+            let mut next = || parts.next().unwrap();
+            (next(), next(), next(), next())
+        })
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(
+        (lines[0].1, lines[0].2, lines[0].3),
+        ("stdout", "F", "hello")
+    );
+    assert_eq!(
+        (lines[1].1, lines[1].2, lines[1].3),
+        ("stderr", "F", "oops")
+    );
+    assert_eq!(
+        (lines[2].1, lines[2].2, lines[2].3),
+        ("stdout", "F", "world")
+    );
+    assert_eq!((lines[3].2, lines[3].3.len()), ("P", MAX_LINE));
+    assert_eq!((lines[4].2, lines[4].3), ("F", "xxx"));
+    // RFC 3339 with nanoseconds, UTC: what kubelet parses.
+    let time = lines[0].0;
+    assert!(time.ends_with('Z') && time.len() == 30, "{time}");
+    assert!(humantime::parse_rfc3339(time).is_ok());
+
+    // kubelet's rotation: the file is renamed, then the log reopened.
+    std::fs::rename(&path, dir.path().join("0.log.1")).unwrap();
+    log.write(LogStream::Stdout, b"before\n").unwrap();
+    log.reopen().unwrap();
+    log.write(LogStream::Stdout, b"after\n").unwrap();
+    let old = std::fs::read_to_string(dir.path().join("0.log.1")).unwrap();
+    let new = std::fs::read_to_string(&path).unwrap();
+    assert!(old.trim_end().ends_with("F before"), "{old}");
+    assert!(
+        new.ends_with("stdout F after\n") && new.lines().count() == 1,
+        "{new}"
+    );
 }

@@ -98,6 +98,9 @@ pub enum Op {
     ExecState { exec_id: String },
     /// After the container exited: the monitor answers [`Reply`] and exits.
     Shutdown,
+    /// Close the log file and open its path again (the CRI's `ReopenContainerLog`, after
+    /// kubelet renamed the file). Answer: [`Reply`]; an error when the container has exited.
+    ReopenLog,
     /// Answered with [`Health`] once its `version` is past `seen` (at once if it is already),
     /// or with an error when the container runs no health check or has exited.
     Health {

@@ -110,6 +110,17 @@ impl Monitor {
                 }
                 None => self.reply(k, &Reply::error(format!("no such exec: {exec_id}")), true),
             },
+            Op::ReopenLog => {
+                let reply = if self.exit.is_some() {
+                    Reply::error("the container is not running")
+                } else {
+                    match self.log.reopen() {
+                        Ok(()) => Reply::ok(),
+                        Err(e) => Reply::error(e.to_string()),
+                    }
+                };
+                self.reply(k, &reply, true);
+            }
             Op::Health { seen } => {
                 if let Some(reply) = self.health_request(k, seen) {
                     self.reply(k, &reply, true);

@@ -442,6 +442,13 @@ impl Drop for Daemon {
             for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
                 let _ = self.docker(&["rm", "-f", id]);
             }
+            // The CRI's pods and containers, which `ps` does not list.
+            let records = self.data_root.join("containers");
+            for entry in std::fs::read_dir(&records).into_iter().flatten().flatten() {
+                if let Some(id) = entry.file_name().to_str() {
+                    let _ = self.docker(&["rm", "-f", id]);
+                }
+            }
         }
         if let Some(mut c) = self.child.take() {
             let _ = nix::sys::signal::kill(

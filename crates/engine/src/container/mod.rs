@@ -94,7 +94,20 @@ pub struct Container {
     pub anonymous_volumes: Vec<String>,
 }
 
+/// The label that marks what the CRI made (a pod sandbox, a pod's container, the pods'
+/// network): such objects are kept out of the Docker API's lists and prunes, as containerd
+/// keeps its `k8s.io` namespace apart. On a container its value is the CRI's own record of it.
+pub const CRI_LABEL: &str = "io.berth.cri";
+
 impl Container {
+    /// Whether the CRI made it (see [`CRI_LABEL`]).
+    pub fn is_cri(&self) -> bool {
+        self.config
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(CRI_LABEL))
+    }
+
     /// Whether the container's process is alive (running or paused).
     pub fn is_running(&self) -> bool {
         matches!(

@@ -23,7 +23,32 @@ pub struct Sample {
     networks: Map<String, Value>,
 }
 
+impl Sample {
+    /// The cgroup's figures; `None` when the container does not run.
+    pub fn cgroup(&self) -> Option<&berth_cgroups::Stats> {
+        self.stats.as_ref()
+    }
+
+    /// The counters of the container's network interfaces, as Docker's stats show them
+    /// (`{"eth0": {"rx_bytes": ..., "tx_errors": ...}}`).
+    pub fn networks(&self) -> &Map<String, Value> {
+        &self.networks
+    }
+}
+
 impl Engine {
+    /// The writable layer of container `id`: its directory and the bytes its files hold.
+    pub fn writable_layer(&self, id: &str) -> Option<(std::path::PathBuf, u64)> {
+        let dir = self
+            .images
+            .store
+            .snapshots
+            .upper_dir(&format!("container-{id}"))
+            .ok()?;
+        let size = crate::volumes::dir_size(&dir);
+        Some((dir, size))
+    }
+
     /// The container `key` and one reading of its figures.
     pub fn stats_sample(&self, key: &str) -> Result<(Container, Sample)> {
         let c = self.containers.get(key)?;

@@ -1,7 +1,8 @@
 //! The log drivers: the names accepted, their options checked as dockerd checks them, the
 //! daemon's default (`log-driver`, `log-opts`) merged into a container's at create, and what
 //! the monitor is told to write. `json-file`, `local` and `none` are what they are in dockerd;
-//! the other names dockerd has built in are accepted and written as json-file.
+//! the other names dockerd has built in are accepted and written as json-file. Berth adds
+//! `cri` (the CRI's containers): kubelet's format, to the file its `path` option names.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,9 @@ use crate::container::spec::{HostSpec, LogConfig};
 pub const JSON_FILE: &str = "json-file";
 pub const LOCAL: &str = "local";
 pub const NONE: &str = "none";
+/// The CRI's log format, to the absolute path of its one option, [`CRI_PATH`].
+pub const CRI: &str = "cri";
+pub const CRI_PATH: &str = "path";
 
 /// dockerd's built-in drivers: a name outside them is refused, as dockerd refuses it.
 pub const ACCEPTED: &[&str] = &[
@@ -84,6 +88,8 @@ pub enum DriverError {
     NegativeMaxFile,
     #[error("compression cannot be enabled when max file count is 1")]
     CompressOneFile,
+    #[error("the cri log driver needs an absolute 'path' option")]
+    CriPath,
 }
 
 /// The daemon's default log configuration (`--log-driver`, `--log-opt`; daemon.json
@@ -130,6 +136,18 @@ pub fn check(driver: &str, opts: &HashMap<String, String>) -> Result<(), DriverE
         if crate::lifecycle::parse_size(size).is_none() {
             return Err(DriverError::BufferSize(size.clone()));
         }
+    }
+    if driver == CRI {
+        if let Some(key) = opts.keys().find(|k| *k != CRI_PATH) {
+            return Err(DriverError::UnknownOpt {
+                key: key.clone(),
+                driver: CRI,
+            });
+        }
+        if !opts.get(CRI_PATH).is_some_and(|p| p.starts_with('/')) {
+            return Err(DriverError::CriPath);
+        }
+        return Ok(());
     }
     if !ACCEPTED.contains(&driver) {
         return Err(DriverError::Unknown(driver.to_string()));
@@ -257,7 +275,7 @@ pub fn local_path(data_dir: &Path) -> PathBuf {
 /// What the monitor of a container writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// `json-file`, `local` or `none` (the monitor's `--log-driver`).
+    /// `json-file`, `local`, `none` or `cri` (the monitor's `--log-driver`).
     pub driver: &'static str,
     pub path: PathBuf,
     pub max_size: Option<u64>,
@@ -277,6 +295,15 @@ pub fn plan(hc: &HostSpec, json_log: &Path, data_dir: &Path) -> Plan {
         NONE => Plan {
             driver: NONE,
             path: json_log.to_path_buf(),
+            max_size: None,
+            max_file: None,
+            compress: false,
+        },
+        CRI => Plan {
+            driver: CRI,
+            path: opts
+                .get(CRI_PATH)
+                .map_or_else(|| json_log.to_path_buf(), PathBuf::from),
             max_size: None,
             max_file: None,
             compress: false,
@@ -319,6 +346,32 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_cri_driver_needs_an_absolute_path() {
+        assert!(check(CRI, &opts(&[("path", "/var/log/pods/p/c/0.log")])).is_ok());
+        assert!(matches!(check(CRI, &opts(&[])), Err(DriverError::CriPath)));
+        assert!(matches!(
+            check(CRI, &opts(&[("path", "rel.log")])),
+            Err(DriverError::CriPath)
+        ));
+        assert!(matches!(
+            check(CRI, &opts(&[("path", "/x"), ("max-size", "1m")])),
+            Err(DriverError::UnknownOpt { .. })
+        ));
+        let hc = HostSpec {
+            log_config: Some(LogConfig {
+                typ: Some(CRI.into()),
+                config: Some(opts(&[("path", "/var/log/pods/x/0.log")])),
+            }),
+            ..Default::default()
+        };
+        let p = plan(&hc, Path::new("/j.log"), Path::new("/d"));
+        assert_eq!(p.driver, CRI);
+        assert_eq!(p.path, Path::new("/var/log/pods/x/0.log"));
+        assert_eq!(p.max_size, None);
+        assert!(!plugins().contains(&CRI));
     }
 
     #[test]

@@ -92,6 +92,22 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> L
 }
 
 impl Engine {
+    /// The CRI's `ReopenContainerLog`: the monitor of a running container closes its log and
+    /// opens the path again (kubelet renamed the file to rotate it).
+    pub async fn reopen_log(&self, key: &str) -> Result<()> {
+        let c = self.containers.get(key)?;
+        if !c.is_running() {
+            return Err(crate::EngineError::Conflict(format!(
+                "container {} is not running",
+                c.id
+            )));
+        }
+        let sock = crate::monitor::socket(&self.run_dir(&c.id));
+        crate::monitor::call::<crate::monitor::Reply>(&sock, berth_monitor::protocol::Op::ReopenLog)
+            .await
+            .map(|_| ())
+    }
+
     /// Starts streaming the container's log: chunks of the response body (stdcopy frames
     /// without a tty, the bare text with one) on a channel that closes at the end, at once
     /// without `follow`, when the container stops with it. Also says whether the container
@@ -102,8 +118,8 @@ impl Engine {
         let id = c.id.clone();
         let running = move || engine.containers.get(&id).is_ok_and(|c| c.is_running());
         let rx = match driver::driver_of(&c.host_config) {
-            // dockerd's `ErrReadLogsNotSupported`.
-            driver::NONE => {
+            // dockerd's `ErrReadLogsNotSupported` (the CRI's logs are kubelet's to read).
+            driver::NONE | driver::CRI => {
                 return Err(crate::EngineError::NotImplemented(
                     "configured logging driver does not support reading".into(),
                 ))

@@ -3,6 +3,7 @@
 use berth_api::models::{EndpointResource, NetworkInspect};
 
 use super::*;
+use crate::container::CRI_LABEL;
 use crate::wire;
 
 const NO_NETWORK: &str =
@@ -24,6 +25,9 @@ impl Engine {
         let net = self.net()?;
         let mut out = self.predefined_models(net);
         for n in net.networks.list().await {
+            if n.labels.contains_key(CRI_LABEL) {
+                continue;
+            }
             out.push(wire::network::network_model(&n, HashMap::new()));
         }
         let used: BTreeSet<String> = self
@@ -187,7 +191,7 @@ impl Engine {
         let net = self.net()?;
         let mut removed = Vec::new();
         for n in net.networks.list().await {
-            if n.name == DEFAULT_BRIDGE {
+            if n.name == DEFAULT_BRIDGE || n.labels.contains_key(CRI_LABEL) {
                 continue;
             }
             if !filters.labels_match(|k| n.labels.get(k).map(String::as_str)) {

@@ -78,6 +78,9 @@ pub struct NetworkConfig {
     pub fixed_cidr_v6: Option<Ipv6Net>,
     /// The nftables table (`berth`).
     pub table: String,
+    /// Where CNI plugins are looked for (berthd's `--cni-bin-dir`); none: `CNI_PATH`, else
+    /// [`berth_network::cni::DEFAULT_PATH`].
+    pub cni_path: Option<Vec<PathBuf>>,
 }
 
 impl Default for NetworkConfig {
@@ -87,6 +90,7 @@ impl Default for NetworkConfig {
             bip: None,
             ipv6: false,
             fixed_cidr_v6: None,
+            cni_path: None,
             table: "berth".to_string(),
         }
     }

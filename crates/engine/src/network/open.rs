@@ -12,7 +12,10 @@ impl Engine {
         let mut config = berth_network::Config::new(&self.config.data_root);
         config.table = cfg.table.clone();
         let state_dir = config.state_dir.clone();
-        let networks = Networks::open(config).await.map_err(net_error)?;
+        let mut networks = Networks::open(config).await.map_err(net_error)?;
+        if let Some(path) = cfg.cni_path.clone() {
+            networks.set_cni(berth_network::cni::Cni::new().with_path(path));
+        }
         let running: BTreeSet<String> = self
             .containers
             .all()
