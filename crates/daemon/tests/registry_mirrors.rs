@@ -4,6 +4,8 @@
 //! serve Docker Hub's images. The mirrors are Debian's `docker-registry` on 127.0.0.1, seeded
 //! with busybox by a push; the registries they stand in for are not reachable (no internet).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,6 +18,10 @@ use std::time::Duration;
 
 use berth_tests::registry::Registry;
 use common::{skip, text, Daemon};
+use hyper_util::rt::TokioIo;
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use tonic::transport::{Endpoint, Uri};
 
 /// A registry for the tests: `docker-registry`, which must be there under `CI=true`.
 fn registry() -> Option<Registry> {
@@ -225,6 +231,69 @@ fn hosts_toml_sends_a_registry_to_its_mirror() {
     );
     assert_eq!(names(&d), before);
     d.ok(&["image", "inspect", "registry.k8s.io/pause:3.10"]);
+}
+
+/// The CRI's PullImage (the kubelet's pull) goes through hosts.toml too.
+#[test]
+fn cri_pulls_go_through_hosts_toml() {
+    if skip() {
+        return;
+    }
+    let Some(registry) = registry() else { return };
+    let config = tempfile::tempdir().unwrap();
+    let dir = config.path().to_str().unwrap();
+    let d = Daemon::start_with_args(&["--registry-config-dir", dir], |_| {});
+    seed(&d, &registry, &["pause:3.10"]);
+    hosts_toml(
+        config.path(),
+        "registry.k8s.io",
+        &format!("[host.\"http://{}\"]\n", registry.host()),
+    );
+    let socket = d.dir.join("run/cri.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let image_ref = rt.block_on(async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(std::time::Instant::now() < deadline, "no CRI socket");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let channel = Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let path = socket.clone();
+                async move {
+                    Ok::<_, std::io::Error>(TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            }))
+            .await
+            .unwrap();
+        let mut images = ImageServiceClient::new(channel);
+        images
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: "registry.k8s.io/pause:3.10".to_string(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .image_ref
+    });
+    assert!(image_ref.starts_with("sha256:"), "{image_ref}");
+    let listed = names(&d);
+    assert!(
+        listed
+            .iter()
+            .any(|n| n.starts_with("registry.k8s.io/pause:3.10 ")),
+        "{listed:?}"
+    );
 }
 
 /// Hosts in the file's order: one that is down is passed over, one without `pull` is never
