@@ -701,6 +701,25 @@ mod tests {
     }
 
     #[test]
+    fn registry_keys_of_daemon_json() {
+        let json = r#"{"registry-mirrors": ["https://m1.lan", "http://m2.lan:5000/"],
+            "registry-config-dir": "/etc/k/certs.d"}"#;
+        let f = with_file(&["--registry-mirror", "https://m0.lan"], json);
+        assert_eq!(f.registry_config_dir, PathBuf::from("/etc/k/certs.d"));
+        assert_eq!(
+            registry_mirrors(&f.registry_mirrors).unwrap(),
+            ["https://m0.lan/", "https://m1.lan/", "http://m2.lan:5000/"]
+        );
+        let f = with_file(&["--registry-config-dir", "/x"], json);
+        assert_eq!(f.registry_config_dir, PathBuf::from("/x"));
+        assert_eq!(
+            with_file(&[], "{}").registry_config_dir,
+            PathBuf::from("/etc/berth/certs.d")
+        );
+        assert!(registry_mirrors(&["ftp://m.lan".to_string()]).is_err());
+    }
+
+    #[test]
     fn remote_keys_of_daemon_json() {
         let json = r#"{"hosts": ["unix:///run/a.sock", "tcp://0.0.0.0:2376"], "group": "adm",
             "tls": true, "tlsverify": true, "tlscacert": "/c/ca.pem", "tlscert": "/c/cert.pem",
