@@ -363,6 +363,62 @@ fn hosts_fall_through_by_capability_and_override_path() {
     assert!(!seen.iter().any(|t| t.contains("/v2")), "{seen:?}");
 }
 
+/// A TLS registry whose CA only hosts.toml names (`ca`, relative to the file's directory):
+/// pushed to through its own `server` entry, pulled from as another registry's host; with
+/// `skip_verify` and no CA too.
+#[test]
+fn tls_hosts_trust_their_ca_or_skip_verify() {
+    if skip() {
+        return;
+    }
+    let registry = match Registry::start_with_tls() {
+        Ok(r) => r,
+        Err(e) => {
+            assert!(std::env::var("CI").is_err(), "docker-registry: {e}");
+            return;
+        }
+    };
+    let host = registry.host();
+    let config = tempfile::tempdir().unwrap();
+    // Outside any host directory, so not one of the CAs trusted for all.
+    std::fs::create_dir(config.path().join("cas")).unwrap();
+    std::fs::copy(
+        registry.ca_cert().unwrap(),
+        config.path().join("cas/mirror.pem"),
+    )
+    .unwrap();
+    let port_dir = host.replace(':', "_") + "_";
+    hosts_toml(
+        config.path(),
+        &port_dir,
+        &format!("server = \"https://{host}\"\nca = \"../cas/mirror.pem\"\n"),
+    );
+    let dir = config.path().to_str().unwrap();
+    let d = Daemon::start_with_args(&["--registry-config-dir", dir], |_| {});
+    seed(&d, &registry, &["pause:3.10"]);
+    hosts_toml(
+        config.path(),
+        "tls.example.invalid",
+        &format!("[host.\"https://{host}\"]\n  ca = [\"../cas/mirror.pem\"]\n"),
+    );
+    d.ok(&["pull", "tls.example.invalid/pause:3.10"]);
+    // Without the CA the host fails (and the server is unreachable)...
+    hosts_toml(
+        config.path(),
+        "tls2.example.invalid",
+        &format!("[host.\"https://{host}\"]\n"),
+    );
+    let out = d.docker(&["pull", "tls2.example.invalid/pause:3.10"]);
+    assert!(!out.status.success(), "{:?}", text(&out));
+    // ... unless told not to verify.
+    hosts_toml(
+        config.path(),
+        "tls2.example.invalid",
+        &format!("[host.\"https://{host}\"]\n  skip_verify = true\n"),
+    );
+    d.ok(&["pull", "tls2.example.invalid/pause:3.10"]);
+}
+
 /// `_default/hosts.toml` serves registries without a directory of their own; a host with
 /// `pull` alone fetches by digest but is not trusted to resolve a tag.
 #[test]

@@ -61,6 +61,9 @@ pub enum ClientError {
     Build(#[source] reqwest::Error),
     #[error(transparent)]
     Hosts(#[from] HostsError),
+    /// An endpoint this client could not connect to before (its first error).
+    #[error("{url}: unreachable: {message}")]
+    Unreachable { url: String, message: String },
     /// The configuration left no endpoint that may do this (containerd: `no pull hosts`).
     #[error("no {what} hosts for {domain}: not found")]
     NoHosts { what: &'static str, domain: String },
@@ -149,6 +152,8 @@ pub struct Client {
     hosts: Mutex<HashMap<String, HostState>>,
     /// Per endpoint API root and scope.
     tokens: Mutex<HashMap<(String, String), String>>,
+    /// Endpoints that could not be connected to, with why: passed over by later requests.
+    unreachable: Mutex<HashMap<String, String>>,
 }
 
 /// The pull and push scopes of a repository, and what a request needs of an endpoint.
@@ -197,6 +202,7 @@ impl Client {
             endpoints: Mutex::new(HashMap::new()),
             hosts: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(HashMap::new()),
         })
     }
 
@@ -284,6 +290,12 @@ impl Client {
         if let Some(state) = lock(&self.hosts).get(&key) {
             return Ok(state.clone());
         }
+        if let Some(message) = lock(&self.unreachable).get(&key) {
+            return Err(ClientError::Unreachable {
+                url: key,
+                message: message.clone(),
+            });
+        }
         let origin = ep.spec.origin();
         let state = match self.ping(ep, &origin).await {
             Ok(challenge) => HostState {
@@ -296,17 +308,30 @@ impl Client {
             {
                 let http = format!("http://{}", ep.spec.host);
                 // If plain HTTP fails too, the HTTPS error is the one that explains.
-                let challenge = self.ping(ep, &http).await.map_err(|_| https_err)?;
-                HostState {
-                    root: format!("{http}{}", ep.spec.path),
-                    origin: http,
-                    challenge,
+                match self.ping(ep, &http).await {
+                    Ok(challenge) => HostState {
+                        root: format!("{http}{}", ep.spec.path),
+                        origin: http,
+                        challenge,
+                    },
+                    Err(_) => return Err(self.note_unreachable(key, https_err)),
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(self.note_unreachable(key, e)),
         };
         lock(&self.hosts).insert(key, state.clone());
         Ok(state)
+    }
+
+    /// Remembers an endpoint that could not be connected to (refused, timed out), so that the
+    /// other requests of this client pass it over at once; returns the error.
+    fn note_unreachable(&self, key: String, e: ClientError) -> ClientError {
+        if let ClientError::Http { source, .. } = &e {
+            if source.is_connect() || source.is_timeout() {
+                lock(&self.unreachable).insert(key, chain(source));
+            }
+        }
+        e
     }
 
     /// `GET <root>/`: the challenge. An endpoint whose root is not `/v2` (`override_path`)
