@@ -81,6 +81,15 @@ struct Flags {
     /// A registry where plain HTTP is allowed (loopback always is); repeatable.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// Docker Hub's mirror (`https://HOST[:PORT]`), tried before it; repeatable
+    /// (daemon.json `registry-mirrors`).
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    registry_mirrors: Vec<String>,
+    /// The registries' configuration: CAs `DIR/HOST/*.crt` and containerd's
+    /// `DIR/HOST[:PORT]/hosts.toml` (mirrors and endpoints per registry, `DIR/_default` for the
+    /// others).
+    #[arg(long, value_name = "DIR", default_value = "/etc/berth/certs.d")]
+    registry_config_dir: PathBuf,
     /// The default bridge network's interface.
     #[arg(short = 'b', long, default_value = "berth0")]
     bridge: String,
@@ -167,6 +176,8 @@ fn main() -> anyhow::Result<()> {
     berth_runtime::sys::cloexec_from(3).context("marking inherited descriptors close-on-exec")?;
     let mut flags = Flags::parse();
     apply_config_file(&mut flags)?;
+    // Before anything is bound or made: a bad mirror refuses the start.
+    let registry_mirrors = registry_mirrors(&flags.registry_mirrors)?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&flags.log_level)
@@ -204,7 +215,8 @@ fn main() -> anyhow::Result<()> {
         init,
         init_default: flags.init,
         insecure_registries: flags.insecure_registries.clone(),
-        certs_dir: PathBuf::from("/etc/berth/certs.d"),
+        certs_dir: flags.registry_config_dir.clone(),
+        registry_mirrors,
         builder_keep_storage: match flags.builder_keep_storage.as_deref() {
             Some(s) => Some(
                 berth_engine::lifecycle::parse_size(s)
@@ -443,9 +455,22 @@ fn default_log(flags: &Flags) -> anyhow::Result<berth_engine::logs::driver::Defa
     Ok(log)
 }
 
+/// `--registry-mirror` and daemon.json's `registry-mirrors`, checked as dockerd checks them
+/// (a bad one refuses the start with dockerd's words), each ending with `/`; no duplicates.
+fn registry_mirrors(given: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut mirrors: Vec<String> = Vec::new();
+    for m in given {
+        let m = berth_engine::distribution::validate_mirror(m)?;
+        if !mirrors.contains(&m) {
+            mirrors.push(m);
+        }
+    }
+    Ok(mirrors)
+}
+
 /// Reads `--config-file` if it exists: `hosts`, `group`, `tls`, `tlsverify`, `tlscacert`,
 /// `tlscert`, `tlskey`, `data-root`, `exec-root`, `log-level`,
-/// `insecure-registries`, `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
+/// `insecure-registries`, `registry-mirrors`, `registry-config-dir` (Berth's own), `init`, `init-path`, `bridge`, `bip`, `ipv6`, `fixed-cidr-v6`,
 /// `nft-table` (Berth's own), `builder.gc` (`enabled`, `defaultKeepStorage`), `storage-driver`,
 /// `runtimes` (`{"NAME": {"path": ..., "runtimeArgs": [...]}}`), `default-runtime`, `seccomp-profile`,
 /// `userns-remap`, `cri-socket`, `cri` (Berth's own),
@@ -495,6 +520,30 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         .filter(|_| flags.exec_root == defaults.exec_root)
     {
         flags.exec_root = PathBuf::from(d);
+    }
+    if let Some(d) = v["registry-config-dir"]
+        .as_str()
+        .filter(|_| flags.registry_config_dir == defaults.registry_config_dir)
+    {
+        flags.registry_config_dir = PathBuf::from(d);
+    }
+    match &v["registry-mirrors"] {
+        serde_json::Value::Null => {}
+        serde_json::Value::Array(list) => {
+            for m in list {
+                let Some(m) = m.as_str() else {
+                    bail!(
+                        "{}: registry-mirrors must be a list of strings",
+                        flags.config_file.display()
+                    );
+                };
+                flags.registry_mirrors.push(m.to_string());
+            }
+        }
+        _ => bail!(
+            "{}: registry-mirrors must be a list of strings",
+            flags.config_file.display()
+        ),
     }
     for r in v["insecure-registries"].as_array().into_iter().flatten() {
         if let Some(r) = r.as_str() {
@@ -678,6 +727,25 @@ mod tests {
             berth_cri::socket_path("unix:///run/k.sock").unwrap(),
             PathBuf::from("/run/k.sock")
         );
+    }
+
+    #[test]
+    fn registry_keys_of_daemon_json() {
+        let json = r#"{"registry-mirrors": ["https://m1.lan", "http://m2.lan:5000/"],
+            "registry-config-dir": "/etc/k/certs.d"}"#;
+        let f = with_file(&["--registry-mirror", "https://m0.lan"], json);
+        assert_eq!(f.registry_config_dir, PathBuf::from("/etc/k/certs.d"));
+        assert_eq!(
+            registry_mirrors(&f.registry_mirrors).unwrap(),
+            ["https://m0.lan/", "https://m1.lan/", "http://m2.lan:5000/"]
+        );
+        let f = with_file(&["--registry-config-dir", "/x"], json);
+        assert_eq!(f.registry_config_dir, PathBuf::from("/x"));
+        assert_eq!(
+            with_file(&[], "{}").registry_config_dir,
+            PathBuf::from("/etc/berth/certs.d")
+        );
+        assert!(registry_mirrors(&["ftp://m.lan".to_string()]).is_err());
     }
 
     #[test]

@@ -15,6 +15,10 @@ use tokio::sync::mpsc;
 use crate::error::{EngineError, Result};
 use crate::Engine;
 
+/// dockerd's check of a `registry-mirrors` entry (`invalid mirror: ...`); the mirror ending
+/// with `/`, as `docker info` shows it.
+pub use berth_registry::hosts::validate_mirror;
+
 /// The JSON of a base64 header (url-safe with or without padding, or standard).
 fn decode_header(header: Option<&str>) -> Option<Value> {
     let text = header?.trim();
@@ -72,6 +76,7 @@ impl Engine {
             insecure: self.config.insecure_registries.clone(),
             credentials,
             certs_dir: Some(self.config.certs_dir.clone()),
+            mirrors: self.config.registry_mirrors.clone(),
             ..Default::default()
         })
         .map_err(|e| EngineError::internal("registry client", e))

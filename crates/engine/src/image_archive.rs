@@ -471,6 +471,7 @@ impl Engine {
             insecure: self.config.insecure_registries.clone(),
             credentials,
             certs_dir: Some(self.config.certs_dir.clone()),
+            mirrors: self.config.registry_mirrors.clone(),
             ..Default::default()
         })
         .map_err(|e| EngineError::internal("registry client", e))?;

@@ -76,8 +76,13 @@ pub struct Config {
     pub init_default: bool,
     /// Registries where plain HTTP is allowed (loopback always is).
     pub insecure_registries: Vec<String>,
-    /// Extra certificate authorities: `<dir>/<host>/*.crt`.
+    /// The registry configuration directory (`--registry-config-dir`): extra certificate
+    /// authorities `<dir>/<host>/*.crt`, and containerd's `<dir>/<host>/hosts.toml` (a
+    /// registry's mirrors and endpoints, see `berth_registry::hosts`).
     pub certs_dir: PathBuf,
+    /// Docker Hub's mirrors (dockerd's `registry-mirrors`), tried in order before it; each
+    /// checked and ending with `/`.
+    pub registry_mirrors: Vec<String>,
     /// The build cache's size after a build's garbage collection (daemon.json `builder.gc`);
     /// none: no collection.
     pub builder_keep_storage: Option<u64>,
@@ -352,6 +357,7 @@ mod tests {
             init_default: false,
             insecure_registries: Vec::new(),
             certs_dir: data.path().join("certs"),
+            registry_mirrors: Vec::new(),
             builder_keep_storage: None,
             storage_driver: berth_image::import::Backend::Auto,
             runtimes: Default::default(),

@@ -1,17 +1,25 @@
-//! The HTTP side of the distribution API: which scheme a registry speaks, and authorisation.
+//! The HTTP side of the distribution API: where a registry's requests go, which scheme it
+//! speaks, and authorisation.
 //!
-//! - Scheme: HTTPS with the system's roots. For `localhost`, loopback addresses and the hosts
-//!   the user marks insecure, HTTPS is tried first and plain HTTP used if it fails, as docker
-//!   does.
+//! - Endpoints: a registry's requests go to the endpoints [`crate::hosts`] lists (containerd's
+//!   `hosts.toml` in the registry configuration directory, dockerd's mirrors for Docker Hub),
+//!   then to the registry itself. A pull's request goes to the endpoints that may serve it
+//!   (`pull`, and `resolve` too for a manifest by tag), in order: one that cannot be reached or
+//!   answers an error status is passed over for the next, as containerd does. A push goes to the
+//!   first endpoint with `push`.
+//! - Scheme: HTTPS with the system's roots; an endpoint named `http://` speaks plain HTTP. For
+//!   the registry's own server on `localhost`, loopback addresses and the hosts the user marks
+//!   insecure, HTTPS is tried first and plain HTTP used if it fails, as docker does.
 //! - Auth: `GET /v2/` tells what the registry wants (the `WWW-Authenticate` challenge). `Basic`
 //!   gets the saved credential on every request; `Bearer` gets a token from the challenge's realm
 //!   for the scope the request needs (`repository:NAME:pull` or `pull,push`), asked with the
-//!   credential if there is one, anonymously otherwise, and cached per scope. A 401 on a
-//!   request whose token has expired fetches a new one and retries once.
+//!   credential if there is one, anonymously otherwise, and cached per endpoint and scope. A 401
+//!   on a request whose token has expired fetches a new one and retries once. The registry's
+//!   credential is offered to all its endpoints, as containerd offers a pull's.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
@@ -20,9 +28,7 @@ use reqwest::header::{HeaderMap, AUTHORIZATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::credentials::Credential;
-
-/// Docker Hub's registry host, for references on `docker.io`.
-const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
+use crate::hosts::{self, Capabilities, HostsError, DOCKER_HUB_REGISTRY};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -53,6 +59,14 @@ pub enum ClientError {
     Certificate { path: PathBuf, message: String },
     #[error("building the HTTP client: {0}")]
     Build(#[source] reqwest::Error),
+    #[error(transparent)]
+    Hosts(#[from] HostsError),
+    /// An endpoint this client could not connect to before (its first error).
+    #[error("{url}: unreachable: {message}")]
+    Unreachable { url: String, message: String },
+    /// The configuration left no endpoint that may do this (containerd: `no pull hosts`).
+    #[error("no {what} hosts for {domain}: not found")]
+    NoHosts { what: &'static str, domain: String },
 }
 
 /// The `errors` array of a registry's error body, with the HTTP status it came with.
@@ -92,10 +106,19 @@ enum Challenge {
     Bearer { realm: String, service: String },
 }
 
+/// One endpoint as found: `scheme://host`, the API root (that replaces `/v2`), the challenge.
 #[derive(Debug, Clone)]
 struct HostState {
-    base: String,
+    origin: String,
+    root: String,
     challenge: Challenge,
+}
+
+/// An endpoint of a registry with the HTTP client of its TLS settings.
+#[derive(Debug)]
+struct Endpoint {
+    spec: hosts::Endpoint,
+    http: reqwest::Client,
 }
 
 /// How a [`Client`] is set up.
@@ -107,9 +130,13 @@ pub struct ClientOptions {
     pub credentials: HashMap<String, Credential>,
     /// Gives up connecting after this long (default 30 s).
     pub connect_timeout: Option<Duration>,
-    /// Extra certificate authorities, as docker's `/etc/docker/certs.d`: every `*.crt` in
-    /// `<dir>/<host>/` is trusted (for all hosts) besides the system's roots.
+    /// The registry configuration directory, as docker's `/etc/docker/certs.d` and
+    /// containerd's: every `*.crt` in `<dir>/<host>/` is trusted (for all hosts) besides the
+    /// system's roots, and `<dir>/<host>/hosts.toml` lists a registry's endpoints
+    /// ([`crate::hosts`]).
     pub certs_dir: Option<PathBuf>,
+    /// dockerd's `registry-mirrors`: tried, in order, before Docker Hub for `docker.io`.
+    pub mirrors: Vec<String>,
 }
 
 /// A registry client shared by concurrent pulls and pushes.
@@ -117,32 +144,72 @@ pub struct ClientOptions {
 pub struct Client {
     http: reqwest::Client,
     options: ClientOptions,
+    /// The certificates of the configuration directory, for endpoints' own clients.
+    roots: Vec<reqwest::Certificate>,
+    /// Per registry host: its endpoints, read from the configuration once per client.
+    endpoints: Mutex<HashMap<String, Arc<Vec<Endpoint>>>>,
+    /// Per endpoint (`scheme://host/root` as configured).
     hosts: Mutex<HashMap<String, HostState>>,
+    /// Per endpoint API root and scope.
     tokens: Mutex<HashMap<(String, String), String>>,
+    /// Endpoints that could not be connected to, with why: passed over by later requests.
+    unreachable: Mutex<HashMap<String, String>>,
 }
 
-/// The pull and push scopes of a repository.
+/// The pull and push scopes of a repository, and what a request needs of an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
+    /// A manifest by tag: the pull scope, on endpoints with `pull` and `resolve`.
+    Resolve,
+    /// Blobs, manifests by digest: the pull scope, on endpoints with `pull`.
     Pull,
+    /// The push scope, on the first endpoint with `push`.
     Push,
+}
+
+impl Access {
+    fn needs(self) -> (Capabilities, &'static str) {
+        let none = Capabilities::default();
+        match self {
+            Access::Resolve => (
+                Capabilities {
+                    pull: true,
+                    resolve: true,
+                    ..none
+                },
+                "resolve",
+            ),
+            Access::Pull => (Capabilities { pull: true, ..none }, "pull"),
+            Access::Push => (Capabilities { push: true, ..none }, "push"),
+        }
+    }
 }
 
 impl Client {
     pub fn new(options: ClientOptions) -> Result<Client, ClientError> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")));
-        if let Some(dir) = &options.certs_dir {
-            builder = builder.tls_certs_merge(extra_roots(dir)?);
-        }
-        let http = builder.build().map_err(ClientError::Build)?;
+        let roots = match &options.certs_dir {
+            Some(dir) => extra_roots(dir)?,
+            None => Vec::new(),
+        };
+        let http = Client::builder(&options)
+            .tls_certs_merge(roots.clone())
+            .build()
+            .map_err(ClientError::Build)?;
         Ok(Client {
             http,
             options,
+            roots,
+            endpoints: Mutex::new(HashMap::new()),
             hosts: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            unreachable: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn builder(options: &ClientOptions) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout.unwrap_or(Duration::from_secs(30)))
+            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
     }
 
     /// Whether plain HTTP may be used for `host`.
@@ -154,74 +221,159 @@ impl Client {
             || self.options.insecure.iter().any(|h| h == host || h == name)
     }
 
-    /// The base URL (`https://host`) of `domain`, found with a `GET /v2/` the first time (which
-    /// also learns the registry's auth challenge).
-    pub async fn base_url(&self, domain: &str) -> Result<String, ClientError> {
-        Ok(self.host_state(domain).await?.base)
+    /// The endpoints of `domain`, in the order they are tried (read from the configuration
+    /// directory the first time).
+    fn endpoints(&self, domain: &str) -> Result<Arc<Vec<Endpoint>>, ClientError> {
+        if let Some(list) = lock(&self.endpoints).get(domain) {
+            return Ok(Arc::clone(list));
+        }
+        let specs = hosts::endpoints(
+            self.options.certs_dir.as_deref(),
+            domain,
+            &self.options.mirrors,
+        )?;
+        let mut list = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let http = if spec.has_tls_settings() {
+                self.endpoint_client(&spec)?
+            } else {
+                self.http.clone()
+            };
+            list.push(Endpoint { spec, http });
+        }
+        let list = Arc::new(list);
+        lock(&self.endpoints).insert(domain.to_string(), Arc::clone(&list));
+        Ok(list)
     }
 
-    async fn host_state(&self, domain: &str) -> Result<HostState, ClientError> {
-        if let Some(state) = lock(&self.hosts).get(domain) {
+    /// An HTTP client with an endpoint's CAs, client certificates and `skip_verify`.
+    fn endpoint_client(&self, spec: &hosts::Endpoint) -> Result<reqwest::Client, ClientError> {
+        let cert_err = |path: &Path, message: String| ClientError::Certificate {
+            path: path.to_path_buf(),
+            message,
+        };
+        let read = |path: &Path| std::fs::read(path).map_err(|e| cert_err(path, e.to_string()));
+        let mut roots = self.roots.clone();
+        for ca in &spec.ca {
+            let certs = reqwest::Certificate::from_pem_bundle(&read(ca)?)
+                .map_err(|e| cert_err(ca, e.to_string()))?;
+            roots.extend(certs);
+        }
+        let mut builder = Client::builder(&self.options).tls_certs_merge(roots);
+        if let Some(skip) = spec.skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(skip);
+        }
+        // One identity per client: the first pair (rustls presents one certificate).
+        if let Some((cert, key)) = spec.client.first() {
+            let mut pem = read(cert)?;
+            if let Some(key) = key {
+                pem.push(b'\n');
+                pem.extend(read(key)?);
+            }
+            let identity =
+                reqwest::Identity::from_pem(&pem).map_err(|e| cert_err(cert, e.to_string()))?;
+            builder = builder.identity(identity);
+        }
+        builder.build().map_err(ClientError::Build)
+    }
+
+    /// The base URL (`https://host`) of `domain`'s own server, found with a `GET /v2/` the
+    /// first time (which also learns the registry's auth challenge).
+    pub async fn base_url(&self, domain: &str) -> Result<String, ClientError> {
+        let endpoints = self.endpoints(domain)?;
+        let server = server_of(&endpoints, domain)?;
+        Ok(self.host_state(domain, server).await?.origin)
+    }
+
+    async fn host_state(&self, domain: &str, ep: &Endpoint) -> Result<HostState, ClientError> {
+        let key = format!("{}{}", ep.spec.origin(), ep.spec.path);
+        if let Some(state) = lock(&self.hosts).get(&key) {
             return Ok(state.clone());
         }
-        let host = if domain == "docker.io" {
-            DOCKER_HUB_REGISTRY
-        } else {
-            domain
-        };
-        let https = format!("https://{host}");
-        let state = match self.ping(&https).await {
+        if let Some(message) = lock(&self.unreachable).get(&key) {
+            return Err(ClientError::Unreachable {
+                url: key,
+                message: message.clone(),
+            });
+        }
+        let origin = ep.spec.origin();
+        let state = match self.ping(ep, &origin).await {
             Ok(challenge) => HostState {
-                base: https,
+                root: format!("{origin}{}", ep.spec.path),
+                origin,
                 challenge,
             },
-            Err(https_err @ ClientError::Http { .. }) if self.is_insecure(domain) => {
-                let http = format!("http://{host}");
+            Err(https_err @ ClientError::Http { .. })
+                if ep.spec.default_server && self.is_insecure(domain) =>
+            {
+                let http = format!("http://{}", ep.spec.host);
                 // If plain HTTP fails too, the HTTPS error is the one that explains.
-                let challenge = self.ping(&http).await.map_err(|_| https_err)?;
-                HostState {
-                    base: http,
-                    challenge,
+                match self.ping(ep, &http).await {
+                    Ok(challenge) => HostState {
+                        root: format!("{http}{}", ep.spec.path),
+                        origin: http,
+                        challenge,
+                    },
+                    Err(_) => return Err(self.note_unreachable(key, https_err)),
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(self.note_unreachable(key, e)),
         };
-        lock(&self.hosts).insert(domain.to_string(), state.clone());
+        lock(&self.hosts).insert(key, state.clone());
         Ok(state)
     }
 
-    async fn ping(&self, base: &str) -> Result<Challenge, ClientError> {
-        let url = format!("{base}/v2/");
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(http_err(Method::GET, &url))?;
+    /// Remembers an endpoint that could not be connected to (refused, timed out), so that the
+    /// other requests of this client pass it over at once; returns the error.
+    fn note_unreachable(&self, key: String, e: ClientError) -> ClientError {
+        if let ClientError::Http { source, .. } = &e {
+            if source.is_connect() || source.is_timeout() {
+                lock(&self.unreachable).insert(key, chain(source));
+            }
+        }
+        e
+    }
+
+    /// `GET <root>/`: the challenge. An endpoint whose root is not `/v2` (`override_path`)
+    /// may answer anything else there: no challenge then.
+    async fn ping(&self, ep: &Endpoint, origin: &str) -> Result<Challenge, ClientError> {
+        let strict = ep.spec.path.ends_with("/v2");
+        let url = format!("{origin}{}/", ep.spec.path);
+        let mut req = ep.http.get(&url);
+        for (name, values) in &ep.spec.header {
+            for v in values {
+                req = req.header(name.as_str(), v.as_str());
+            }
+        }
+        let resp = req.send().await.map_err(http_err(Method::GET, &url))?;
         match resp.status() {
             StatusCode::UNAUTHORIZED => Ok(parse_challenge(resp.headers())),
             s if s.is_success() => Ok(Challenge::None),
-            status => Err(ClientError::Status {
+            status if strict => Err(ClientError::Status {
                 method: Method::GET,
                 url,
                 status,
             }),
+            _ => Ok(Challenge::None),
         }
     }
 
     /// Checks a credential against `domain`: Basic registries must accept it at `/v2/`, token
     /// services must hand out a token for it. This is `login`.
     pub async fn check_login(&self, domain: &str) -> Result<(), ClientError> {
-        let state = self.host_state(domain).await?;
-        let url = format!("{}/v2/", state.base);
+        let endpoints = self.endpoints(domain)?;
+        let server = server_of(&endpoints, domain)?;
+        let state = self.host_state(domain, server).await?;
+        let url = format!("{}/", state.root);
         let header = match &state.challenge {
             Challenge::None => return Ok(()),
             Challenge::Basic => self.basic_header(domain),
-            Challenge::Bearer { realm, service } => {
-                Some(self.fetch_token(domain, realm, service, "").await?)
-            }
+            Challenge::Bearer { realm, service } => Some(
+                self.fetch_token(&server.http, domain, realm, service, "")
+                    .await?,
+            ),
         };
-        let mut req = self.http.get(&url);
+        let mut req = server.http.get(&url);
         if let Some(h) = header {
             req = req.header(AUTHORIZATION, h);
         }
@@ -233,10 +385,13 @@ impl Client {
         }
     }
 
-    /// Sends `method` to `location` (a path under the registry's base URL, or a whole URL as
-    /// upload locations are) in `repo` on `domain`, authorised for `access`. `customize` adds
-    /// headers and body; it is called again for the one retry after a token expired. Statuses are
-    /// the caller's to check.
+    /// Sends `method` to `location` (a path under `/v2`, or a whole URL as upload locations
+    /// are) in `repo` on `domain`, authorised for `access`. `customize` adds headers and body;
+    /// it is called again for each endpoint tried and for the one retry after a token expired.
+    ///
+    /// Pulls (`Resolve`, `Pull`) try the endpoints that may serve them in order, passing over
+    /// one that cannot be reached or answers an error status; when all fail, the first
+    /// failure that was not a 404 is returned, else the 404. Statuses are the caller's to check.
     pub async fn send(
         &self,
         domain: &str,
@@ -246,29 +401,104 @@ impl Client {
         location: &str,
         customize: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, ClientError> {
-        let state = self.host_state(domain).await?;
-        let url = if location.starts_with("http://") || location.starts_with("https://") {
+        let endpoints = self.endpoints(domain)?;
+        let (need, what) = access.needs();
+        let absolute = location.starts_with("http://") || location.starts_with("https://");
+        if absolute && access != Access::Push {
+            // A whole URL of a pull (search's): the registry's own server.
+            let server = server_of(&endpoints, domain)?;
+            return self
+                .send_to(domain, server, repo, access, &method, location, &customize)
+                .await;
+        }
+        let mut candidates = endpoints.iter().filter(|e| e.spec.capabilities.has(need));
+        if access == Access::Push {
+            let first = candidates.next().ok_or_else(|| ClientError::NoHosts {
+                what,
+                domain: domain.to_string(),
+            })?;
+            return self
+                .send_to(domain, first, repo, access, &method, location, &customize)
+                .await;
+        }
+        let mut failure: Option<Result<Response, ClientError>> = None;
+        let mut not_found = None;
+        for ep in candidates {
+            match self
+                .send_to(domain, ep, repo, access, &method, location, &customize)
+                .await
+            {
+                Ok(resp) if resp.status().as_u16() < 400 => return Ok(resp),
+                Ok(resp) if resp.status() == StatusCode::NOT_FOUND => {
+                    not_found.get_or_insert(resp);
+                }
+                other => {
+                    failure.get_or_insert(other);
+                }
+            }
+        }
+        match (failure, not_found) {
+            (Some(f), _) => f,
+            (None, Some(resp)) => Ok(resp),
+            (None, None) => Err(ClientError::NoHosts {
+                what,
+                domain: domain.to_string(),
+            }),
+        }
+    }
+
+    /// [`Client::send`] to one endpoint.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_to(
+        &self,
+        domain: &str,
+        ep: &Endpoint,
+        repo: &str,
+        access: Access,
+        method: &Method,
+        location: &str,
+        customize: &impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, ClientError> {
+        let state = self.host_state(domain, ep).await?;
+        let mut url = if location.starts_with("http://") || location.starts_with("https://") {
             location.to_string()
         } else {
-            format!("{}{location}", state.base)
+            let rest = location.strip_prefix("/v2").unwrap_or(location);
+            format!("{}{rest}", state.root)
         };
+        // A mirror is told which registry the request is for (containerd's `ns`).
+        let own = ep.spec.host == domain
+            || (domain == "docker.io" && ep.spec.host == DOCKER_HUB_REGISTRY);
+        if access != Access::Push && !own {
+            let ns: String = form_urlencoded::byte_serialize(domain.as_bytes()).collect();
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str("ns=");
+            url.push_str(&ns);
+        }
         let scope = match access {
-            Access::Pull => format!("repository:{repo}:pull"),
+            Access::Pull | Access::Resolve => format!("repository:{repo}:pull"),
             Access::Push => format!("repository:{repo}:pull,push"),
         };
         let bearer = matches!(state.challenge, Challenge::Bearer { .. });
         let mut refreshed = false;
         let mut resent = false;
         loop {
-            let header = self.auth_header(domain, &state, &scope, refreshed).await?;
-            let mut req = customize(self.http.request(method.clone(), &url));
+            let header = self
+                .auth_header(&ep.http, domain, &state, &scope, refreshed)
+                .await?;
+            let mut req = customize(ep.http.request(method.clone(), &url));
+            for (name, values) in &ep.spec.header {
+                for v in values {
+                    req = req.header(name.as_str(), v.as_str());
+                }
+            }
             if let Some(h) = &header {
                 req = req.header(AUTHORIZATION, h);
             }
             let resp = match req.send().await {
                 Ok(resp) => resp,
                 // A pooled connection the server closed as we reused it: once more, on a new one.
-                Err(e) if !resent && e.is_request() && !e.is_timeout() => {
+                Err(e) if !resent && e.is_request() && !e.is_timeout() && !e.is_connect() => {
                     resent = true;
                     continue;
                 }
@@ -276,7 +506,7 @@ impl Client {
             };
             if resp.status() == StatusCode::UNAUTHORIZED && bearer && !refreshed {
                 // The cached token may have expired: get a fresh one and try once more.
-                lock(&self.tokens).remove(&(domain.to_string(), scope.clone()));
+                lock(&self.tokens).remove(&(state.root.clone(), scope.clone()));
                 refreshed = true;
                 continue;
             }
@@ -286,6 +516,7 @@ impl Client {
 
     async fn auth_header(
         &self,
+        http: &reqwest::Client,
         domain: &str,
         state: &HostState,
         scope: &str,
@@ -295,13 +526,15 @@ impl Client {
             Challenge::None => Ok(None),
             Challenge::Basic => Ok(self.basic_header(domain)),
             Challenge::Bearer { realm, service } => {
-                let key = (domain.to_string(), scope.to_string());
+                let key = (state.root.clone(), scope.to_string());
                 if !fresh {
                     if let Some(token) = lock(&self.tokens).get(&key) {
                         return Ok(Some(token.clone()));
                     }
                 }
-                let header = self.fetch_token(domain, realm, service, scope).await?;
+                let header = self
+                    .fetch_token(http, domain, realm, service, scope)
+                    .await?;
                 lock(&self.tokens).insert(key, header.clone());
                 Ok(Some(header))
             }
@@ -320,6 +553,7 @@ impl Client {
     /// Asks the token service for a token for `scope`; returns the `Bearer ...` header.
     async fn fetch_token(
         &self,
+        http: &reqwest::Client,
         domain: &str,
         realm: &str,
         service: &str,
@@ -333,7 +567,7 @@ impl Client {
         if !scope.is_empty() {
             query.push(("scope", scope));
         }
-        let mut req = self.http.get(realm).query(&query);
+        let mut req = http.get(realm).query(&query);
         if let Some(h) = self.basic_header(domain) {
             req = req.header(AUTHORIZATION, h);
         }
@@ -359,6 +593,14 @@ impl Client {
             .ok_or_else(|| token_err("the response has no token".to_string()))?;
         Ok(format!("Bearer {token}"))
     }
+}
+
+/// The registry's own server: the last endpoint.
+fn server_of<'a>(endpoints: &'a [Endpoint], domain: &str) -> Result<&'a Endpoint, ClientError> {
+    endpoints.last().ok_or_else(|| ClientError::NoHosts {
+        what: "server",
+        domain: domain.to_string(),
+    })
 }
 
 /// The certificates of every `<dir>/<host>/*.crt`; a missing `dir` has none.

@@ -1,8 +1,10 @@
 //! The registry client: the OCI distribution spec's pull and push, between a registry and the
 //! image store of `berth-image`.
 //!
-//! - [`client`]: scheme (HTTPS, or plain HTTP for loopback and insecure registries) and auth
-//!   (anonymous, Basic, Bearer tokens from the `WWW-Authenticate` challenge);
+//! - [`client`]: endpoints tried in order, scheme (HTTPS, or plain HTTP for loopback and
+//!   insecure registries) and auth (anonymous, Basic, Bearer tokens from the `WWW-Authenticate`
+//!   challenge);
+//! - [`hosts`]: a registry's endpoints: containerd's `hosts.toml`, dockerd's mirrors;
 //! - [`credentials`]: saved logins, in docker's `config.json` `auths` format;
 //! - [`resolve`]: a reference to its manifest, the platform's from an index;
 //! - [`pull`]: layers fetched in parallel and streamed into snapshots while verified;
@@ -16,6 +18,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod hosts;
 pub mod progress;
 pub mod pull;
 pub mod push;

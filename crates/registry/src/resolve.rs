@@ -69,11 +69,17 @@ pub async fn fetch_manifest(
     tag_or_digest: &str,
 ) -> Result<Fetched, ResolveError> {
     let path = format!("/v2/{}/manifests/{tag_or_digest}", reference.path());
+    // A tag is resolved only by endpoints trusted to (`resolve`); a digest checks itself.
+    let access = if tag_or_digest.parse::<Digest>().is_ok() {
+        Access::Pull
+    } else {
+        Access::Resolve
+    };
     let resp = client
         .send(
             reference.domain(),
             reference.path(),
-            Access::Pull,
+            access,
             Method::GET,
             &path,
             |r| r.header(ACCEPT_HEADER, ACCEPT.join(", ")),
