@@ -60,6 +60,7 @@ impl Engine {
             crate::userns::Remap::check(&host).map_err(EngineError::InvalidParameter)?;
         }
         self.check_runtime(&host)?;
+        crate::sharing::check_create(&host, body.hostname.as_deref())?;
         let image = self.images.resolve(&image_ref)?;
         // The daemon's default driver and options, as inspect then shows them (build steps'
         // containers, made by `create_from` alone, keep json-file: the build reads their log).

@@ -39,6 +39,7 @@ mod reconcile;
 mod restart;
 pub mod runtimes;
 pub mod seccomp;
+pub mod sharing;
 pub mod spec;
 mod update;
 pub mod userns;

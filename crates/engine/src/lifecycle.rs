@@ -124,6 +124,9 @@ impl Engine {
         let _ = std::fs::remove_file(run_dir.join("exit.json"));
         let t0 = std::time::Instant::now();
         let sandbox = self.sandbox(c)?;
+        // The namespaces it joins (their containers checked) and a shareable /dev/shm mounted
+        // (unmounted by `cleanup_after_exit`, also on an error).
+        let sharing = self.sharing(c)?;
         // Volume plugins mount theirs (unmounted by `cleanup_after_exit`, also on an error).
         let plugin_volumes = self.mount_plugin_volumes(c).await?;
         // Mounts, a thread joined, files written: on a blocking thread, not an async worker.
@@ -172,7 +175,8 @@ impl Engine {
             volumes: &self.data_root().join("volumes"),
             subpaths: &run_dir.join("mounts"),
             plugin_volumes: &plugin_volumes,
-            cgroups_path: format!("/berth/{}", c.id),
+            cgroups_path: crate::sharing::cgroups_path(&c.host_config, &c.id),
+            sharing: &sharing,
             init: self.init_binary(c),
             seccomp: &self.config.seccomp_profile,
             userns: self.remap_of(c),
@@ -427,6 +431,7 @@ impl Engine {
         let run_dir = self.run_dir(&c.id);
         let rootfs = run_dir.join("rootfs");
         crate::mounts::oci::release(&run_dir.join("mounts"));
+        self.unmount_shm(&c.id);
         while is_mountpoint(&rootfs) {
             if nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).is_err() {
                 break;
@@ -741,7 +746,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
     num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult))
 }
 
-fn is_mountpoint(path: &Path) -> bool {
+pub(crate) fn is_mountpoint(path: &Path) -> bool {
     let Ok(meta) = std::fs::metadata(path) else {
         return false;
     };

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::container::Container;
 use crate::error::{EngineError, Result};
+use crate::sharing::{Ns, Shm};
 use crate::users;
 
 mod devices;
@@ -128,6 +129,8 @@ pub struct Paths<'a> {
     /// The mount points of the plugin volumes, by name, their plugins gave at this start.
     pub plugin_volumes: &'a std::collections::HashMap<String, std::path::PathBuf>,
     pub cgroups_path: String,
+    /// The namespaces it shares and its `/dev/shm` ([`crate::sharing`]).
+    pub sharing: &'a crate::sharing::Sharing,
     /// The init to bind at [`INIT_PATH`] and run as PID 1 (`--init`), from
     /// [`crate::Engine::init_binary`].
     pub init: Option<&'a Path>,
@@ -301,7 +304,8 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
     let mut additional_gids = user.additional_gids.clone();
     additional_gids.extend(group_add);
 
-    let mut mounts = default_mounts(hc, privileged);
+    let sharing = paths.sharing;
+    let mut mounts = default_mounts(&sharing.shm, privileged);
     if let Some(init) = paths.init {
         if !init.is_file() {
             return Err(EngineError::Internal(format!(
@@ -351,13 +355,17 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
     mounts.extend(own_mounts);
 
     let mut namespaces: Vec<LinuxNamespace> = [
-        LinuxNamespaceType::Pid,
-        LinuxNamespaceType::Ipc,
-        LinuxNamespaceType::Uts,
-        LinuxNamespaceType::Mount,
+        (LinuxNamespaceType::Pid, &sharing.pid),
+        (LinuxNamespaceType::Ipc, &sharing.ipc),
+        (LinuxNamespaceType::Uts, &sharing.uts),
+        (LinuxNamespaceType::Mount, &Ns::New),
     ]
     .into_iter()
-    .map(|typ| namespace(typ, None))
+    .filter_map(|(typ, ns)| match ns {
+        Ns::New => Some(namespace(typ, None)),
+        Ns::Join(path) => Some(namespace(typ, Some(path))),
+        Ns::Host => None,
+    })
     .collect();
     if let Some(netns) = paths.netns {
         namespaces.push(namespace(LinuxNamespaceType::Network, Some(netns)));
@@ -404,7 +412,8 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
 
     let (path, args) = (c.path.clone(), c.args.clone());
     let mut argv = Vec::new();
-    if paths.init.is_some() {
+    // A command that is the init itself (`/dev/init --pause`, a pod's sandbox) runs as is.
+    if paths.init.is_some() && path != INIT_PATH {
         argv.extend([INIT_PATH.to_string(), "--".to_string()]);
     }
     argv.push(path);
@@ -459,7 +468,8 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
     spec.set_version("1.0.2".to_string())
         .set_process(Some(process))
         .set_root(Some(root))
-        .set_hostname(Some(hostname))
+        // No hostname without a UTS namespace of its own: the host's or another's stays.
+        .set_hostname((sharing.uts == Ns::New).then_some(hostname))
         .set_domainname(None)
         .set_mounts(Some(mounts))
         .set_annotations(None)
@@ -501,13 +511,12 @@ pub(crate) fn mount(destination: &str, typ: &str, source: &Path, options: Vec<St
     m
 }
 
-fn default_mounts(hc: &HostSpec, privileged: bool) -> Vec<Mount> {
-    let shm = hc.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
+fn default_mounts(shm: &Shm, privileged: bool) -> Vec<Mount> {
     let sys_opt = if privileged { "rw" } else { "ro" };
     let m = |dest: &str, typ: &str, source: &str, options: &[&str]| {
         mount(dest, typ, Path::new(source), strings(options))
     };
-    vec![
+    let mut mounts = vec![
         m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         m(
             "/dev",
@@ -546,7 +555,9 @@ fn default_mounts(hc: &HostSpec, privileged: bool) -> Vec<Mount> {
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         ),
-        m(
+    ];
+    match shm {
+        Shm::Tmpfs(size) => mounts.push(m(
             "/dev/shm",
             "tmpfs",
             "shm",
@@ -555,10 +566,13 @@ fn default_mounts(hc: &HostSpec, privileged: bool) -> Vec<Mount> {
                 "noexec",
                 "nodev",
                 "mode=1777",
-                &format!("size={shm}"),
+                &format!("size={size}"),
             ],
-        ),
-    ]
+        )),
+        Shm::Bind(source) => mounts.push(bind(source, "/dev/shm", false)),
+        Shm::None => {}
+    }
+    mounts
 }
 
 fn bind(source: &Path, dest: &str, readonly: bool) -> Mount {

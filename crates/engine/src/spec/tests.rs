@@ -72,6 +72,10 @@ fn container(hc: HostSpec) -> Container {
 }
 
 fn spec(hc: HostSpec, init: Option<&Path>) -> Value {
+    spec_of(container(hc), init, &Default::default())
+}
+
+fn spec_of(c: Container, init: Option<&Path>, sharing: &crate::sharing::Sharing) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
     std::fs::write(&f, "").unwrap();
@@ -85,11 +89,12 @@ fn spec(hc: HostSpec, init: Option<&Path>) -> Value {
         subpaths: dir.path(),
         plugin_volumes: &Default::default(),
         cgroups_path: "/berth/x".into(),
+        sharing,
         init,
         seccomp: &Default::default(),
         userns: None,
     };
-    serde_json::to_value(build(&container(hc), &json!({}), &paths).unwrap()).unwrap()
+    serde_json::to_value(build(&c, &json!({}), &paths).unwrap()).unwrap()
 }
 
 #[test]
@@ -125,6 +130,7 @@ fn init_is_bound_read_only_and_runs_the_command() {
         subpaths: dir.path(),
         plugin_volumes: &Default::default(),
         cgroups_path: String::new(),
+        sharing: &Default::default(),
         init: Some(&missing),
         seccomp: &Default::default(),
         userns: None,
@@ -214,4 +220,73 @@ fn etc_files_are_read_only_with_a_read_only_root() {
         ..Default::default()
     };
     assert_eq!(etc_options(hc), [true; 3]);
+}
+
+#[test]
+fn a_command_that_is_the_init_runs_without_a_second_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = dir.path().join("berth-init");
+    std::fs::write(&init, "").unwrap();
+    let mut c = container(HostSpec::default());
+    c.path = INIT_PATH.into();
+    c.args = vec!["--pause".into()];
+    let s = spec_of(c, Some(&init), &Default::default());
+    assert_eq!(s["process"]["args"], json!(["/dev/init", "--pause"]));
+}
+
+#[test]
+fn shared_namespaces_and_shm() {
+    use crate::sharing::{Ns, Sharing, Shm};
+    let kinds = |s: &Value| -> Vec<(String, Option<String>)> {
+        s["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| {
+                (
+                    n["type"].as_str().unwrap().to_string(),
+                    n["path"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    let shm = |s: &Value| {
+        s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .cloned()
+    };
+    let private = spec(HostSpec::default(), None);
+    assert_eq!(
+        kinds(&private),
+        [("pid", None), ("ipc", None), ("uts", None), ("mount", None)]
+            .map(|(t, p): (&str, Option<String>)| (t.to_string(), p))
+    );
+    assert_eq!(shm(&private).unwrap()["type"], "tmpfs");
+    assert_eq!(private["hostname"], "0123456789ab");
+    let shared = Sharing {
+        ipc: Ns::Join("/proc/7/ns/ipc".into()),
+        pid: Ns::Host,
+        uts: Ns::Join("/proc/7/ns/uts".into()),
+        shm: Shm::Bind("/run/x/shm".into()),
+    };
+    let s = spec_of(container(HostSpec::default()), None, &shared);
+    assert_eq!(
+        kinds(&s),
+        vec![
+            ("ipc".to_string(), Some("/proc/7/ns/ipc".to_string())),
+            ("uts".to_string(), Some("/proc/7/ns/uts".to_string())),
+            ("mount".to_string(), None)
+        ]
+    );
+    assert_eq!(shm(&s).unwrap()["source"], "/run/x/shm");
+    assert_eq!(shm(&s).unwrap()["type"], "bind");
+    assert!(s.get("hostname").is_none_or(Value::is_null), "{s}");
+    let none = Sharing {
+        shm: Shm::None,
+        ..Default::default()
+    };
+    assert!(shm(&spec_of(container(HostSpec::default()), None, &none)).is_none());
 }
