@@ -20,6 +20,25 @@ use common::{free_port, host_address, http_get_at, portmap_rules, skip};
 use cri_world::*;
 use k8s_cri::v1 as cri;
 
+/// Removes a test's cgroup parent (and its parent) from every v1 hierarchy.
+struct CgroupGuard(String);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let dir = entry.path().join(self.0.trim_start_matches('/'));
+            let _ = std::fs::remove_dir(&dir);
+            if let Some(up) = dir.parent() {
+                let _ = std::fs::remove_dir(up);
+            }
+        }
+    }
+}
+
 #[test]
 fn a_pod_of_two_containers_shares_localhost_ipc_and_its_hostname() {
     if skip() || plugins_missing() {
@@ -49,9 +68,50 @@ fn a_pod_of_two_containers_shares_localhost_ipc_and_its_hostname() {
             searches: vec!["default.svc.cluster.local".to_string()],
             options: vec!["ndots:5".to_string()],
         });
+        // The pod's cgroup (kubelet makes `/kubepods/.../pod<uid>`; here one of the test's own,
+        // removed by the guard) and a shared PID namespace.
+        let parent = format!("/berth-cri-test-{}/pod-web", std::process::id());
+        let _cgroups = CgroupGuard(parent.clone());
+        let shared_pids = Some(cri::NamespaceOption {
+            pid: cri::NamespaceMode::Pod as i32,
+            ..Default::default()
+        });
+        config.linux = Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: parent.clone(),
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: shared_pids.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
         let pod = run_pod(&mut rt, config.clone()).await;
         let st = pod_status(&mut rt, &pod).await;
         assert_eq!(st.state, cri::PodSandboxState::SandboxReady as i32);
+        // The pause process's oom_score_adj: kubelet's -998, or berthd's own when that is
+        // higher (the kernel refuses lower without CAP_SYS_RESOURCE).
+        let info = rt
+            .pod_sandbox_status(cri::PodSandboxStatusRequest {
+                pod_sandbox_id: pod.clone(),
+                verbose: true,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .info;
+        let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+        let pause = info["pid"].as_i64().unwrap();
+        let adj: i64 = std::fs::read_to_string(format!("/proc/{pause}/oom_score_adj"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let own: i64 = std::fs::read_to_string("/proc/self/oom_score_adj")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // (berthd inherits the test's.)
+        assert_eq!(adj, (-998).max(own), "berthd's own: {own}");
         let ip: Ipv4Addr = st.network.as_ref().unwrap().ip.parse().unwrap();
         assert!(ip.to_string().starts_with(&p.net), "{ip}");
         assert_eq!(st.labels["app"], "web");
@@ -69,9 +129,25 @@ fn a_pod_of_two_containers_shares_localhost_ipc_and_its_hostname() {
             ),
         )
         .await;
-        let client_id =
-            start_container(&mut rt, &pod, &config, container_config("client", "exec sleep 1000"))
-                .await;
+        let mut client_config = container_config("client", "exec sleep 1000");
+        client_config.linux = Some(cri::LinuxContainerConfig {
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                namespace_options: shared_pids,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let client_id = start_container(&mut rt, &pod, &config, client_config).await;
+        // The pod's PID namespace: the pause process is its PID 1.
+        let out = exec(&mut rt, &client_id, &["cat", "/proc/1/cmdline"]).await;
+        assert_eq!(out.stdout, b"/dev/init\0--pause\0", "{out:?}");
+        // Under the pod's cgroup.
+        let out = exec(&mut rt, &client_id, &["cat", "/proc/self/cgroup"]).await;
+        let cgroups = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            cgroups.lines().any(|l| l.contains(":memory:") && l.contains(&format!("{parent}/{client_id}"))),
+            "{cgroups}"
+        );
 
         // localhost is the pod's: the client reaches the server's port 80 on 127.0.0.1.
         let out = exec(

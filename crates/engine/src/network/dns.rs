@@ -197,9 +197,11 @@ fn upstreams(dns: &[String], host_resolv_conf: &str) -> Vec<SocketAddr> {
 }
 
 /// Whether `c` is served by the embedded DNS: it has a namespace of its own and is on a
-/// user-defined network.
+/// user-defined network. The CRI's pods never are: their resolvers are the pod's `dns_config`
+/// (else the CNI result's, else the host's), as containerd writes them.
 pub(super) fn uses_embedded_dns(c: &Container) -> bool {
-    matches!(mode(&c.host_config), Mode::Networks(_))
+    !c.is_cri()
+        && matches!(mode(&c.host_config), Mode::Networks(_))
         && c.networks
             .endpoints
             .iter()
