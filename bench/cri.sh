@@ -28,7 +28,8 @@ cargo build --release -q -p berth-cri --example cri_bench
 bin=$repo/target/release
 client=$bin/examples/cri_bench
 
-tmp=$(mktemp -d /run/berth-cri-bench.XXXXXX)
+# Short: the monitor sockets under the exec root must fit in 108 bytes.
+tmp=$(mktemp -d /run/bcri.XXXXXX)
 pids=()
 cleanup() {
   stop_pids "${pids[@]}"
