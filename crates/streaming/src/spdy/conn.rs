@@ -457,11 +457,14 @@ async fn handle(
             };
             if !data.is_empty() {
                 let permits = data.len().min(RECV_BUFFER) as u32;
-                match buffer.acquire_many_owned(permits).await {
+                match buffer.clone().acquire_many_owned(permits).await {
                     Ok(p) => p.forget(),
                     Err(_) => return Ok(()),
                 }
-                let _ = tx.send((data, permits));
+                if tx.send((data, permits)).is_err() {
+                    // The handler dropped its reader: nothing will give these back.
+                    buffer.add_permits(permits as usize);
+                }
             }
             if flags & frame::FLAG_FIN != 0 {
                 let mut st = shared.lock();
