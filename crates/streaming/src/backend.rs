@@ -49,8 +49,12 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<i32, BackendError>;
 
     /// Attaches to the container's main process until it exits or the client goes.
-    async fn attach(&self, container_id: &str, tty: bool, streams: Streams)
-        -> Result<(), BackendError>;
+    async fn attach(
+        &self,
+        container_id: &str,
+        tty: bool,
+        streams: Streams,
+    ) -> Result<(), BackendError>;
 
     /// Connects `stream` to `port` inside the pod sandbox's network namespace until either
     /// side closes.

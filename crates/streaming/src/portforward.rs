@@ -155,7 +155,9 @@ pub(crate) async fn serve_spdy<IO>(
             pair.error.replace(writer.clone()).is_some()
         };
         if dup {
-            let msg = format!("error processing stream for request {key}: {kind} stream already assigned");
+            let msg = format!(
+                "error processing stream for request {key}: {kind} stream already assigned"
+            );
             let _ = writer.write(msg.as_bytes()).await;
             continue;
         }
@@ -170,9 +172,14 @@ pub(crate) async fn serve_spdy<IO>(
                 let backend = backend.clone();
                 let sandbox = sandbox.clone();
                 tasks.spawn(async move {
-                    let result =
-                        forward(backend, sandbox, port, Box::new(reader), Box::new(data_writer))
-                            .await;
+                    let result = forward(
+                        backend,
+                        sandbox,
+                        port,
+                        Box::new(reader),
+                        Box::new(data_writer),
+                    )
+                    .await;
                     if let Err(message) = result {
                         let mut body = serde_json::to_vec(&ErrResponse {
                             close_connection: true,
@@ -223,7 +230,9 @@ pub(crate) async fn serve_ws<IO>(
         }
         let (backend, sandbox, port) = (backend.clone(), sandbox.clone(), *port);
         tasks.spawn(async move {
-            if let Err(message) = forward(backend, sandbox, port, Box::new(rx), Box::new(data)).await {
+            if let Err(message) =
+                forward(backend, sandbox, port, Box::new(rx), Box::new(data)).await
+            {
                 error.send(message.as_bytes()).await;
             }
         });

@@ -176,9 +176,7 @@ pub(crate) async fn serve_ws<IO, F, Fut>(
         return;
     }
     let channels = Channels {
-        stdin: opts
-            .stdin
-            .then(|| Box::new(stdin_rx) as Box<dyn Source>),
+        stdin: opts.stdin.then(|| Box::new(stdin_rx) as Box<dyn Source>),
         stdout: opts.stdout.then(|| Box::new(conn.sink(1)) as Box<dyn Sink>),
         stderr: opts.stderr.then(|| Box::new(conn.sink(2)) as Box<dyn Sink>),
         error: Some(Box::new(conn.sink(3))),

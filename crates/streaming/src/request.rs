@@ -105,7 +105,10 @@ mod tests {
         let b = cache.insert(req.clone()).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 22);
-        assert!(matches!(cache.insert(req.clone()), Err(CacheError::Full(2))));
+        assert!(matches!(
+            cache.insert(req.clone()),
+            Err(CacheError::Full(2))
+        ));
         assert_eq!(cache.consume(&a), Some(req));
         assert_eq!(cache.consume(&a), None);
         std::thread::sleep(Duration::from_millis(60));

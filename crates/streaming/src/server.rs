@@ -129,7 +129,13 @@ impl Server {
 
     /// The URL of an exec session (CRI `Exec`).
     pub fn get_exec(&self, req: ExecRequest) -> Result<String, ServerError> {
-        check_streams(&req.container_id, req.tty, req.stdin, req.stdout, req.stderr)?;
+        check_streams(
+            &req.container_id,
+            req.tty,
+            req.stdin,
+            req.stdout,
+            req.stderr,
+        )?;
         if req.cmd.is_empty() {
             return Err(ServerError::InvalidArgument("missing required cmd"));
         }
@@ -138,7 +144,13 @@ impl Server {
 
     /// The URL of an attach session (CRI `Attach`).
     pub fn get_attach(&self, req: AttachRequest) -> Result<String, ServerError> {
-        check_streams(&req.container_id, req.tty, req.stdin, req.stdout, req.stderr)?;
+        check_streams(
+            &req.container_id,
+            req.tty,
+            req.stdin,
+            req.stdout,
+            req.stderr,
+        )?;
         self.url("attach", Request::Attach(req))
     }
 
@@ -162,7 +174,9 @@ fn check_streams(
     stderr: bool,
 ) -> Result<(), ServerError> {
     if id.is_empty() {
-        return Err(ServerError::InvalidArgument("missing required container_id"));
+        return Err(ServerError::InvalidArgument(
+            "missing required container_id",
+        ));
     }
     if tty && stderr {
         return Err(ServerError::InvalidArgument(
@@ -255,7 +269,7 @@ fn negotiate(
     headers: &HeaderMap,
     spdy: &[&'static str],
     websocket: &[&str],
-) -> Result<Transport, Response<Full<Bytes>>> {
+) -> Result<Transport, Box<Response<Full<Bytes>>>> {
     if is_websocket(headers) {
         let key = headers
             .get("sec-websocket-key")
@@ -264,7 +278,10 @@ fn negotiate(
             .get("sec-websocket-version")
             .is_some_and(|v| v.as_bytes() == b"13");
         let (Some(accept), true) = (key, version_ok) else {
-            return Err(text(StatusCode::BAD_REQUEST, "bad WebSocket handshake"));
+            return Err(Box::new(text(
+                StatusCode::BAD_REQUEST,
+                "bad WebSocket handshake",
+            )));
         };
         let client = header_values(headers, "sec-websocket-protocol");
         if client.is_empty() {
@@ -278,18 +295,20 @@ fn negotiate(
                 protocol: p.clone(),
                 accept,
             }),
-            None => Err(text(
+            None => Err(Box::new(text(
                 StatusCode::FORBIDDEN,
-                format!("requested protocol(s) are not supported: {client:?}; supports {websocket:?}"),
-            )),
+                format!(
+                    "requested protocol(s) are not supported: {client:?}; supports {websocket:?}"
+                ),
+            ))),
         };
     }
     let client = header_values(headers, "x-stream-protocol-version");
     if client.is_empty() {
-        return Err(text(
+        return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "unable to upgrade: X-Stream-Protocol-Version is required",
-        ));
+        )));
     }
     let Some(protocol) = client.iter().find(|p| spdy.contains(&p.as_str())) else {
         let mut resp = text(
@@ -304,15 +323,15 @@ fn negotiate(
                 header::HeaderValue::from_static(p),
             );
         }
-        return Err(resp);
+        return Err(Box::new(resp));
     };
     if !header_has(headers, header::CONNECTION, "upgrade")
         || !header_has(headers, header::UPGRADE, "spdy/3.1")
     {
-        return Err(text(
+        return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "unable to upgrade: missing upgrade headers in request",
-        ));
+        )));
     }
     Ok(Transport::Spdy(protocol.clone()))
 }
@@ -322,16 +341,25 @@ fn switching(transport: &Transport) -> Response<Full<Bytes>> {
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
     let value = |s: &str| header::HeaderValue::from_str(s).ok();
-    h.insert(header::CONNECTION, header::HeaderValue::from_static("Upgrade"));
+    h.insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("Upgrade"),
+    );
     match transport {
         Transport::Spdy(protocol) => {
-            h.insert(header::UPGRADE, header::HeaderValue::from_static("SPDY/3.1"));
+            h.insert(
+                header::UPGRADE,
+                header::HeaderValue::from_static("SPDY/3.1"),
+            );
             if let Some(v) = value(protocol) {
                 h.insert("x-stream-protocol-version", v);
             }
         }
         Transport::WebSocket { protocol, accept } => {
-            h.insert(header::UPGRADE, header::HeaderValue::from_static("websocket"));
+            h.insert(
+                header::UPGRADE,
+                header::HeaderValue::from_static("websocket"),
+            );
             if let Some(v) = value(accept) {
                 h.insert("sec-websocket-accept", v);
             }
@@ -369,7 +397,7 @@ fn handle(mut req: HttpRequest<Incoming>, inner: Arc<Inner>) -> Response<Full<By
     };
     let transport = match negotiate(req.headers(), spdy, websocket) {
         Ok(t) => t,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let session: Session = match (kind, request) {
         ("exec", Request::Exec(e)) => Session::Exec(e),
@@ -387,7 +415,10 @@ fn handle(mut req: HttpRequest<Incoming>, inner: Arc<Inner>) -> Response<Full<By
             if matches!(transport, Transport::WebSocket { .. })
                 && (p.ports.is_empty() || p.ports.len() > MAX_WS_PORTS)
             {
-                return text(StatusCode::BAD_REQUEST, "query parameter \"port\" is required");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "query parameter \"port\" is required",
+                );
             }
             Session::PortForward(p)
         }
@@ -406,8 +437,9 @@ fn handle(mut req: HttpRequest<Incoming>, inner: Arc<Inner>) -> Response<Full<By
         match transport {
             Transport::Spdy(protocol) => session.serve_spdy(upgraded, &protocol, &inner).await,
             Transport::WebSocket { protocol, .. } => {
-                let ws = WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(ws::config()))
-                    .await;
+                let ws =
+                    WebSocketStream::from_raw_socket(upgraded, Role::Server, Some(ws::config()))
+                        .await;
                 session.serve_ws(ws, &protocol, &inner).await;
             }
         }
@@ -463,16 +495,28 @@ fn options(stdin: bool, stdout: bool, stderr: bool, tty: bool) -> Options {
 }
 
 impl Session {
-    async fn serve_spdy(self, io: TokioIo<hyper::upgrade::Upgraded>, protocol: &str, inner: &Inner) {
+    async fn serve_spdy(
+        self,
+        io: TokioIo<hyper::upgrade::Upgraded>,
+        protocol: &str,
+        inner: &Inner,
+    ) {
         let backend = inner.backend.clone();
         let timeout = inner.config.stream_creation_timeout;
         match self {
             Session::Exec(e) => {
                 let opts = options(e.stdin, e.stdout, e.stderr, e.tty);
                 let cmd = e.cmd.clone();
-                remotecommand::serve_spdy(io, protocol, opts, timeout, &cmd, |streams| async move {
-                    exec_outcome(backend.exec(&e.container_id, &e.cmd, e.tty, streams).await)
-                })
+                remotecommand::serve_spdy(
+                    io,
+                    protocol,
+                    opts,
+                    timeout,
+                    &cmd,
+                    |streams| async move {
+                        exec_outcome(backend.exec(&e.container_id, &e.cmd, e.tty, streams).await)
+                    },
+                )
                 .await;
             }
             Session::Attach(a) => {
@@ -538,7 +582,10 @@ mod tests {
 
     #[test]
     fn ports_parse_as_kubelet() {
-        assert_eq!(query_ports("port=80&port=443,8080").unwrap(), vec![80, 443, 8080]);
+        assert_eq!(
+            query_ports("port=80&port=443,8080").unwrap(),
+            vec![80, 443, 8080]
+        );
         assert!(query_ports("port=0").is_err());
         assert!(query_ports("port=").is_err());
         assert!(query_ports("port=70000").is_err());

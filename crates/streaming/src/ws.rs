@@ -126,7 +126,10 @@ impl WsConn {
                     _ => continue,
                 };
                 if framing.v5 && ch == CLOSE_CHANNEL {
-                    if let Some(slot) = payload.first().and_then(|n| inputs.get_mut(usize::from(*n))) {
+                    if let Some(slot) = payload
+                        .first()
+                        .and_then(|n| inputs.get_mut(usize::from(*n)))
+                    {
                         *slot = None;
                     }
                     continue;

@@ -138,7 +138,9 @@ impl Decoder {
         if buf.len() < 8 {
             return Ok(None);
         }
-        let head = [buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7]];
+        let head = [
+            buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7],
+        ];
         let control = head[0] & 0x80 != 0;
         let flags = head[4];
         let len = (usize::from(head[5]) << 16) | (usize::from(head[6]) << 8) | usize::from(head[7]);
