@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 //! Exec, attach and port forwarding over SPDY/3.1, driven by the test's own SPDY client.
 
 mod common;
@@ -19,7 +20,11 @@ fn exec(cmd: &[&str], stdin: bool, tty: bool) -> ExecRequest {
     }
 }
 
-async fn upgrade(server: &berth_streaming::Server, url: &str, protocol: &str) -> (u16, String, Spdy) {
+async fn upgrade(
+    server: &berth_streaming::Server,
+    url: &str,
+    protocol: &str,
+) -> (u16, String, Spdy) {
     let (status, head, s) = http_upgrade(
         server.local_addr(),
         &path_of(url),
@@ -40,7 +45,11 @@ async fn echo_session(code: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     assert!(url.starts_with(&format!("http://{}/exec/", server.local_addr())));
     let (status, head, mut c) = upgrade(&server, &url, "v4.channel.k8s.io").await;
     assert_eq!(status, 101, "{head}");
-    assert!(head.to_ascii_lowercase().contains("x-stream-protocol-version: v4.channel.k8s.io"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-stream-protocol-version: v4.channel.k8s.io"),
+        "{head}"
+    );
     assert!(head.contains("SPDY/3.1"), "{head}");
     c.syn_stream(1, &[("streamtype", "error")], false).await;
     c.syn_stream(3, &[("streamtype", "stdin")], false).await;
@@ -54,7 +63,10 @@ async fn echo_session(code: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     for id in [1, 5, 7] {
         assert!(got.fin.contains(&id), "stream {id} half-closed: {got:?}");
     }
-    assert!(got.window_updates >= 2, "stdin's bytes open the windows again");
+    assert!(
+        got.window_updates >= 2,
+        "stdin's bytes open the windows again"
+    );
     (
         got.data.remove(&5).unwrap_or_default(),
         got.data.remove(&7).unwrap_or_default(),
@@ -85,7 +97,9 @@ async fn exec_exit_code_is_on_the_error_stream() {
 async fn v2_writes_failures_as_text_and_success_as_nothing() {
     let (server, _fake) = server(Config::default()).await;
     for (code, want) in [("0", ""), ("4", "exit code 4")] {
-        let url = server.get_exec(exec(&["echo", code], false, false)).unwrap();
+        let url = server
+            .get_exec(exec(&["echo", code], false, false))
+            .unwrap();
         let (status, _, mut c) = upgrade(&server, &url, "v2.channel.k8s.io").await;
         assert_eq!(status, 101);
         c.syn_stream(1, &[("streamtype", "error")], false).await;
@@ -94,7 +108,10 @@ async fn v2_writes_failures_as_text_and_success_as_nothing() {
         let mut got = Collected::default();
         c.collect_until(&mut got, |c| c.goaway).await;
         let text = String::from_utf8(got.data.remove(&1).unwrap_or_default()).unwrap();
-        assert!(text.contains(want) && (want.is_empty() == text.is_empty()), "{text:?}");
+        assert!(
+            text.contains(want) && (want.is_empty() == text.is_empty()),
+            "{text:?}"
+        );
     }
 }
 
@@ -110,11 +127,17 @@ async fn tty_resizes_reach_the_engine() {
     c.syn_stream(7, &[("streamtype", "resize")], false).await;
     c.data(7, b"{\"Width\":80,\"Height\":24}\n", false).await;
     let mut got = Collected::default();
-    c.collect_until(&mut got, |c| c.data.get(&5).is_some_and(|d| d.ends_with(b"80x24\n"))).await;
+    c.collect_until(&mut got, |c| {
+        c.data.get(&5).is_some_and(|d| d.ends_with(b"80x24\n"))
+    })
+    .await;
     // One message split over two frames.
     c.data(7, b"{\"Width\":100,", false).await;
     c.data(7, b"\"Height\":50}\n", false).await;
-    c.collect_until(&mut got, |c| c.data.get(&5).is_some_and(|d| d.ends_with(b"100x50\n"))).await;
+    c.collect_until(&mut got, |c| {
+        c.data.get(&5).is_some_and(|d| d.ends_with(b"100x50\n"))
+    })
+    .await;
     c.data(3, b"", true).await;
     c.collect_until(&mut got, |c| c.goaway).await;
     assert_eq!(got.data[&5], b"80x24\n100x50\n");
@@ -128,7 +151,9 @@ async fn tty_resizes_reach_the_engine() {
 async fn output_past_the_window_reaches_a_client_without_flow_control() {
     // Go's spdystream (kubectl, crictl) never sends WINDOW_UPDATE.
     let (server, _fake) = server(Config::default()).await;
-    let url = server.get_exec(exec(&["big", "300000"], false, false)).unwrap();
+    let url = server
+        .get_exec(exec(&["big", "300000"], false, false))
+        .unwrap();
     let (_, _, mut c) = upgrade(&server, &url, "v4.channel.k8s.io").await;
     c.syn_stream(1, &[("streamtype", "error")], false).await;
     c.syn_stream(3, &[("streamtype", "stdout")], false).await;
@@ -141,7 +166,9 @@ async fn output_past_the_window_reaches_a_client_without_flow_control() {
 #[tokio::test]
 async fn a_client_keeping_windows_is_held_to_them() {
     let (server, _fake) = server(Config::default()).await;
-    let url = server.get_exec(exec(&["big", "5000"], false, false)).unwrap();
+    let url = server
+        .get_exec(exec(&["big", "5000"], false, false))
+        .unwrap();
     let (_, _, mut c) = upgrade(&server, &url, "v4.channel.k8s.io").await;
     // SETTINGS: INITIAL_WINDOW_SIZE (7) = 1000.
     let mut body = 1u32.to_be_bytes().to_vec();
@@ -152,7 +179,10 @@ async fn a_client_keeping_windows_is_held_to_them() {
     c.syn_stream(3, &[("streamtype", "stdout")], false).await;
     c.syn_stream(5, &[("streamtype", "stderr")], false).await;
     let mut got = Collected::default();
-    c.collect_until(&mut got, |c| c.data.get(&3).is_some_and(|d| d.len() >= 1000)).await;
+    c.collect_until(&mut got, |c| {
+        c.data.get(&3).is_some_and(|d| d.len() >= 1000)
+    })
+    .await;
     assert_eq!(got.data[&3].len(), 1000);
     // Nothing more until the window opens.
     let _ = tokio::time::timeout(
@@ -176,7 +206,10 @@ async fn tokens_are_single_use() {
     let (status, head, _) = upgrade(&server, &url, "v9.channel.k8s.io").await;
     assert_eq!(status, 403, "{head}");
     let lower = head.to_ascii_lowercase();
-    assert!(lower.contains("x-accepted-stream-protocol-versions: v4.channel.k8s.io"), "{head}");
+    assert!(
+        lower.contains("x-accepted-stream-protocol-versions: v4.channel.k8s.io"),
+        "{head}"
+    );
     let (status, _, _) = upgrade(&server, &url, "v4.channel.k8s.io").await;
     assert_eq!(status, 404);
     // A session that worked is not repeatable either.
@@ -186,7 +219,8 @@ async fn tokens_are_single_use() {
     c.syn_stream(1, &[("streamtype", "error")], false).await;
     c.syn_stream(3, &[("streamtype", "stdout")], false).await;
     c.syn_stream(5, &[("streamtype", "stderr")], false).await;
-    c.collect_until(&mut Collected::default(), |c| c.goaway).await;
+    c.collect_until(&mut Collected::default(), |c| c.goaway)
+        .await;
     let (status, _, _) = upgrade(&server, &url, "v4.channel.k8s.io").await;
     assert_eq!(status, 404);
     // No protocol header at all.
@@ -223,7 +257,12 @@ async fn requests_are_checked_as_kubelet() {
     none.stdout = false;
     none.stderr = false;
     assert!(server.get_exec(none).is_err());
-    assert!(server.get_exec(ExecRequest { container_id: String::new(), ..exec(&["sh"], true, false) }).is_err());
+    assert!(server
+        .get_exec(ExecRequest {
+            container_id: String::new(),
+            ..exec(&["sh"], true, false)
+        })
+        .is_err());
 }
 
 #[tokio::test]
@@ -239,7 +278,10 @@ async fn missing_streams_time_out() {
     let mut got = Collected::default();
     c.collect_until(&mut got, |c| c.goaway).await;
     assert!(got.goaway);
-    assert!(fake.execs.lock().unwrap().is_empty(), "the command never ran");
+    assert!(
+        fake.execs.lock().unwrap().is_empty(),
+        "the command never ran"
+    );
 }
 
 async fn hostile(bytes: Vec<u8>) {
@@ -288,7 +330,9 @@ async fn pings_are_answered() {
     let (server, _fake) = server(Config::default()).await;
     let url = server.get_exec(exec(&["echo", "0"], true, false)).unwrap();
     let (_, _, mut c) = upgrade(&server, &url, "v4.channel.k8s.io").await;
-    c.s.write_all(&control(6, 0, &7u32.to_be_bytes())).await.unwrap();
+    c.s.write_all(&control(6, 0, &7u32.to_be_bytes()))
+        .await
+        .unwrap();
     match c.read().await {
         Some(In::Control { kind: 6, body, .. }) => assert_eq!(body, 7u32.to_be_bytes()),
         other => panic!("{other:?}"),
@@ -299,13 +343,26 @@ async fn pings_are_answered() {
 async fn port_forward_two_ports() {
     let (server, _fake) = server(Config::default()).await;
     let url = server
-        .get_port_forward(PortForwardRequest { pod_sandbox_id: "p1".into(), ports: vec![] })
+        .get_port_forward(PortForwardRequest {
+            pod_sandbox_id: "p1".into(),
+            ports: vec![],
+        })
         .unwrap();
     let (status, head, mut c) = upgrade(&server, &url, "portforward.k8s.io").await;
     assert_eq!(status, 101, "{head}");
     for (req, port, base) in [("0", "80", 1), ("1", "81", 5), ("2", "1", 9)] {
-        c.syn_stream(base, &[("streamtype", "error"), ("port", port), ("requestid", req)], false).await;
-        c.syn_stream(base + 2, &[("streamtype", "data"), ("port", port), ("requestid", req)], false).await;
+        c.syn_stream(
+            base,
+            &[("streamtype", "error"), ("port", port), ("requestid", req)],
+            false,
+        )
+        .await;
+        c.syn_stream(
+            base + 2,
+            &[("streamtype", "data"), ("port", port), ("requestid", req)],
+            false,
+        )
+        .await;
     }
     // A stream without a port is refused.
     c.syn_stream(13, &[("streamtype", "data")], false).await;
@@ -320,10 +377,16 @@ async fn port_forward_two_ports() {
     assert_eq!(got.resets, vec![(13, 3)]);
     let err: serde_json::Value = serde_json::from_slice(&got.data[&9]).unwrap();
     assert_eq!(err["closeConnection"], true);
-    assert!(err["message"].as_str().unwrap().contains("connection refused"));
+    assert!(err["message"]
+        .as_str()
+        .unwrap()
+        .contains("connection refused"));
     c.data(3, b"to 80", true).await;
     c.data(7, b"to 81", true).await;
-    c.collect_until(&mut got, |c| [3, 7, 1, 5].iter().all(|id| c.fin.contains(id))).await;
+    c.collect_until(&mut got, |c| {
+        [3, 7, 1, 5].iter().all(|id| c.fin.contains(id))
+    })
+    .await;
     assert_eq!(got.data[&3], b"port 80\nto 80");
     assert_eq!(got.data[&7], b"port 81\nto 81");
 }

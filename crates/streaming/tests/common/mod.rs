@@ -75,7 +75,12 @@ impl Backend for Fake {
         }
     }
 
-    async fn attach(&self, _id: &str, _tty: bool, mut streams: Streams) -> Result<(), BackendError> {
+    async fn attach(
+        &self,
+        _id: &str,
+        _tty: bool,
+        mut streams: Streams,
+    ) -> Result<(), BackendError> {
         echo(&mut streams).await;
         Ok(())
     }
@@ -89,7 +94,10 @@ impl Backend for Fake {
         if port == 1 {
             return Err(BackendError("connection refused".into()));
         }
-        stream.write_all(format!("port {port}\n").as_bytes()).await.unwrap();
+        stream
+            .write_all(format!("port {port}\n").as_bytes())
+            .await
+            .unwrap();
         let mut buf = [0u8; 4096];
         loop {
             match stream.read(&mut buf).await {
@@ -119,7 +127,11 @@ pub fn path_of(url: &str) -> String {
 }
 
 /// Sends a raw HTTP/1.1 request; returns the status, the response head and the stream.
-pub async fn http_upgrade(addr: std::net::SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String, TcpStream) {
+pub async fn http_upgrade(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, TcpStream) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
     for (k, v) in headers {
@@ -130,8 +142,15 @@ pub async fn http_upgrade(addr: std::net::SocketAddr, path: &str, headers: &[(&s
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = tokio::time::timeout(WAIT, s.read(&mut b)).await.unwrap().unwrap();
-        assert!(n > 0, "connection closed in the response head: {}", String::from_utf8_lossy(&head));
+        let n = tokio::time::timeout(WAIT, s.read(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "connection closed in the response head: {}",
+            String::from_utf8_lossy(&head)
+        );
         head.push(b[0]);
     }
     let head = String::from_utf8(head).unwrap();
@@ -188,7 +207,9 @@ impl Zout {
             self.1 = true;
         }
         let mut out = Vec::with_capacity(block.len() + 256);
-        self.0.compress_vec(block, &mut out, FlushCompress::Sync).unwrap();
+        self.0
+            .compress_vec(block, &mut out, FlushCompress::Sync)
+            .unwrap();
         assert!(out.len() < out.capacity());
         out
     }
@@ -205,7 +226,10 @@ impl Zin {
         let mut out = Vec::with_capacity(64 * 1024);
         loop {
             let before = self.0.total_in();
-            match self.0.decompress_vec(input, &mut out, FlushDecompress::Sync) {
+            match self
+                .0
+                .decompress_vec(input, &mut out, FlushDecompress::Sync)
+            {
                 Ok(_) => {}
                 Err(e) if e.needs_dictionary().is_some() => {
                     input = &input[(self.0.total_in() - before) as usize..];
@@ -253,7 +277,11 @@ pub struct Spdy {
 
 impl Spdy {
     pub fn new(s: TcpStream) -> Self {
-        Self { s, zout: Zout::default(), zin: Zin::default() }
+        Self {
+            s,
+            zout: Zout::default(),
+            zin: Zin::default(),
+        }
     }
 
     pub async fn syn_stream(&mut self, id: u32, headers: &[(&str, &str)], fin: bool) {
@@ -272,18 +300,36 @@ impl Spdy {
     /// The next frame; `None` at the end of the connection.
     pub async fn read(&mut self) -> Option<In> {
         let mut head = [0u8; 8];
-        match tokio::time::timeout(WAIT, self.s.read_exact(&mut head)).await.expect("frame in time") {
+        match tokio::time::timeout(WAIT, self.s.read_exact(&mut head))
+            .await
+            .expect("frame in time")
+        {
             Ok(_) => {}
             Err(_) => return None,
         }
         let len = u32::from_be_bytes([0, head[5], head[6], head[7]]) as usize;
         let mut body = vec![0u8; len];
-        tokio::time::timeout(WAIT, self.s.read_exact(&mut body)).await.unwrap().ok()?;
+        tokio::time::timeout(WAIT, self.s.read_exact(&mut body))
+            .await
+            .unwrap()
+            .ok()?;
         if head[0] & 0x80 != 0 {
-            assert_eq!(u16::from_be_bytes([head[0] & 0x7f, head[1]]), 3, "SPDY version");
-            Some(In::Control { kind: u16::from_be_bytes([head[2], head[3]]), flags: head[4], body })
+            assert_eq!(
+                u16::from_be_bytes([head[0] & 0x7f, head[1]]),
+                3,
+                "SPDY version"
+            );
+            Some(In::Control {
+                kind: u16::from_be_bytes([head[2], head[3]]),
+                flags: head[4],
+                body,
+            })
         } else {
-            Some(In::Data { id: u32::from_be_bytes(head[..4].try_into().unwrap()), flags: head[4], data: body })
+            Some(In::Data {
+                id: u32::from_be_bytes(head[..4].try_into().unwrap()),
+                flags: head[4],
+                data: body,
+            })
         }
     }
 
@@ -308,7 +354,9 @@ impl Spdy {
     /// Reads until `done` says so or the connection ends.
     pub async fn collect_until(&mut self, c: &mut Collected, done: impl Fn(&Collected) -> bool) {
         while !done(c) {
-            let Some(frame) = self.read().await else { return };
+            let Some(frame) = self.read().await else {
+                return;
+            };
             match frame {
                 In::Data { id, flags, data } => {
                     c.data.entry(id).or_default().extend_from_slice(&data);
@@ -318,7 +366,8 @@ impl Spdy {
                 }
                 In::Control { kind: 2, body, .. } => {
                     let _ = self.headers(&body);
-                    c.replies.push(u32::from_be_bytes(body[..4].try_into().unwrap()));
+                    c.replies
+                        .push(u32::from_be_bytes(body[..4].try_into().unwrap()));
                 }
                 In::Control { kind: 3, body, .. } => c.resets.push((
                     u32::from_be_bytes(body[..4].try_into().unwrap()),
