@@ -172,6 +172,7 @@ pub(crate) async fn serve_spdy<IO>(
                 let backend = backend.clone();
                 let sandbox = sandbox.clone();
                 tasks.spawn(async move {
+                    let data = data_writer.clone();
                     let result = forward(
                         backend,
                         sandbox,
@@ -180,6 +181,8 @@ pub(crate) async fn serve_spdy<IO>(
                         Box::new(data_writer),
                     )
                     .await;
+                    // The client may never half-close a data stream whose port closed.
+                    data.release();
                     if let Err(message) = result {
                         let mut body = serde_json::to_vec(&ErrResponse {
                             close_connection: true,
@@ -190,6 +193,7 @@ pub(crate) async fn serve_spdy<IO>(
                         let _ = error.write(&body).await;
                     }
                     let _ = error.finish().await;
+                    error.release();
                 });
             }
         }

@@ -201,6 +201,8 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>) {
                 continue;
             }
         };
+        // Small frames go out at once (Go's default, which kubelet has).
+        let _ = stream.set_nodelay(true);
         let inner = inner.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {

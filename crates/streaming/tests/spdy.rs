@@ -390,3 +390,37 @@ async fn port_forward_two_ports() {
     assert_eq!(got.data[&3], b"port 80\nto 80");
     assert_eq!(got.data[&7], b"port 81\nto 81");
 }
+
+#[tokio::test]
+async fn finished_port_forwards_do_not_hold_streams() {
+    // 200 pairs whose port closes at once while the client never half-closes them: more
+    // than the open-stream bound if finished pairs were kept.
+    let (server, _fake) = server(Config::default()).await;
+    let url = server
+        .get_port_forward(PortForwardRequest {
+            pod_sandbox_id: "p1".into(),
+            ports: vec![],
+        })
+        .unwrap();
+    let (status, _, mut c) = upgrade(&server, &url, "portforward.k8s.io").await;
+    assert_eq!(status, 101);
+    let mut got = Collected::default();
+    for i in 0..200u32 {
+        let (err, data, req) = (4 * i + 1, 4 * i + 3, i.to_string());
+        c.syn_stream(
+            err,
+            &[("streamtype", "error"), ("port", "1"), ("requestid", &req)],
+            false,
+        )
+        .await;
+        c.syn_stream(
+            data,
+            &[("streamtype", "data"), ("port", "1"), ("requestid", &req)],
+            false,
+        )
+        .await;
+        c.collect_until(&mut got, |c| c.fin.contains(&err) || !c.resets.is_empty())
+            .await;
+        assert!(got.resets.is_empty(), "pair {i}: {:?}", got.resets);
+    }
+}

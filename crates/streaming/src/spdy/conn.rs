@@ -27,7 +27,7 @@ pub const INITIAL_WINDOW: i64 = 64 * 1024;
 /// Received bytes buffered per stream before the reader stops reading the socket.
 pub const RECV_BUFFER: usize = 256 * 1024;
 /// Streams open at once; more are refused.
-pub const MAX_STREAMS: usize = 128;
+pub const MAX_STREAMS: usize = 256;
 /// The largest DATA frame sent.
 const CHUNK: usize = 16 * 1024;
 
@@ -263,6 +263,14 @@ impl StreamWriter {
                 data: Bytes::new(),
             })
             .await
+    }
+
+    /// Forgets the stream without a frame (kubelet's `RemoveStreams`): what the client sends
+    /// on it later is dropped. For streams whose work is over while the client may never
+    /// half-close them.
+    pub fn release(&self) {
+        self.shared.lock().streams.remove(&self.id);
+        self.shared.window_changed.notify_waiters();
     }
 
     /// Resets the stream.

@@ -133,6 +133,7 @@ pub async fn http_upgrade(
     headers: &[(&str, &str)],
 ) -> (u16, String, TcpStream) {
     let mut s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
     let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
