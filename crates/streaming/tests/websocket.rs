@@ -54,6 +54,7 @@ async fn drain(ws: &mut Ws) -> Vec<(u8, Vec<u8>)> {
                     .unwrap();
                 out.push((t[0] - b'0', data));
             }
+            Some(Ok(Message::Pong(p))) => out.push((u8::MAX, p.to_vec())),
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return out,
             Some(Ok(_)) => {}
         }
@@ -113,8 +114,12 @@ async fn v5_closes_stdin() {
     ws.send(Message::binary(b"\x00world".to_vec()))
         .await
         .unwrap();
+    ws.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
     ws.send(Message::binary(vec![255, 0])).await.unwrap();
     let msgs = drain(&mut ws).await;
+    assert_eq!(channel(&msgs, u8::MAX), b"are you there");
     assert_eq!(channel(&msgs, 1), b"hello world");
     assert_eq!(channel(&msgs, 2), b"err\n");
     assert_eq!(channel(&msgs, 3), br#"{"metadata":{},"status":"Success"}"#);
