@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::backend::Backend;
-use crate::session::{Sink, Source};
+use crate::session::{Sink, Source, Timeouts};
 use crate::spdy::conn::{self, StreamReader, StreamWriter};
 use crate::ws::{Framing, WsConn};
 
@@ -99,11 +99,11 @@ pub(crate) async fn serve_spdy<IO>(
     io: IO,
     backend: Arc<dyn Backend>,
     sandbox: String,
-    creation_timeout: Duration,
+    timeouts: Timeouts,
 ) where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let (spdy, mut incoming) = conn::start(io);
+    let (spdy, mut incoming) = conn::start(io, timeouts.idle);
     let mut pairs: HashMap<String, Pair> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -116,7 +116,7 @@ pub(crate) async fn serve_spdy<IO>(
             _ = tick.tick() => {
                 let expired: Vec<String> = pairs
                     .iter()
-                    .filter(|(_, p)| p.created.elapsed() > creation_timeout)
+                    .filter(|(_, p)| p.created.elapsed() > timeouts.creation)
                     .map(|(k, _)| k.clone())
                     .collect();
                 for key in expired {
@@ -209,6 +209,7 @@ pub(crate) async fn serve_ws<IO>(
     backend: Arc<dyn Backend>,
     sandbox: String,
     ports: Vec<u16>,
+    idle: Duration,
 ) where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -224,7 +225,7 @@ pub(crate) async fn serve_ws<IO>(
         inputs.push(None);
         receivers.push(rx);
     }
-    let conn = WsConn::start(ws, framing, inputs);
+    let conn = WsConn::start(ws, framing, inputs, idle);
     let mut tasks = JoinSet::new();
     for (i, (port, rx)) in ports.iter().zip(receivers).enumerate() {
         let (data, error) = (conn.sink((2 * i) as u8), conn.sink((2 * i + 1) as u8));

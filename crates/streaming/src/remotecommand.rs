@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::backend::Streams;
-use crate::session::{self, Channels, Outcome, Sink, Source};
+use crate::session::{self, Channels, Outcome, Sink, Source, Timeouts};
 use crate::spdy::conn::{self, StreamReader, StreamWriter};
 use crate::ws::{Framing, WsConn};
 
@@ -76,7 +76,7 @@ pub(crate) async fn serve_spdy<IO, F, Fut>(
     io: IO,
     protocol: &str,
     opts: Options,
-    creation_timeout: Duration,
+    timeouts: Timeouts,
     cmd: &[String],
     run: F,
 ) where
@@ -86,7 +86,7 @@ pub(crate) async fn serve_spdy<IO, F, Fut>(
 {
     let json_status = matches!(protocol, "v5.channel.k8s.io" | "v4.channel.k8s.io");
     let resizable = json_status || protocol == "v3.channel.k8s.io";
-    let (spdy, mut incoming) = conn::start(io);
+    let (spdy, mut incoming) = conn::start(io, timeouts.idle);
     let expected = 1
         + usize::from(opts.stdin)
         + usize::from(opts.stdout)
@@ -97,7 +97,7 @@ pub(crate) async fn serve_spdy<IO, F, Fut>(
         ..Channels::default()
     };
     let mut received = 0;
-    let deadline = tokio::time::sleep(creation_timeout);
+    let deadline = tokio::time::sleep(timeouts.creation);
     tokio::pin!(deadline);
     while received < expected {
         let stream = tokio::select! {
@@ -141,6 +141,7 @@ pub(crate) async fn serve_ws<IO, F, Fut>(
     ws: WebSocketStream<IO>,
     protocol: &str,
     opts: Options,
+    idle: Duration,
     cmd: &[String],
     run: F,
 ) where
@@ -162,7 +163,7 @@ pub(crate) async fn serve_ws<IO, F, Fut>(
         None,
         Some(resize_tx),
     ];
-    let conn = WsConn::start(ws, framing, inputs);
+    let conn = WsConn::start(ws, framing, inputs, idle);
     // The first writable channel gets an empty message: the client knows it is connected.
     let first = if opts.stdout {
         1

@@ -27,7 +27,7 @@ use crate::remotecommand::{self, Options};
 use crate::request::{
     AttachRequest, CacheError, ExecRequest, PortForwardRequest, Request, RequestCache,
 };
-use crate::session::Outcome;
+use crate::session::{Outcome, Timeouts};
 use crate::ws;
 
 /// The most ports of one WebSocket port forward (two channels each, numbered in a byte).
@@ -46,6 +46,9 @@ pub struct Config {
     pub max_in_flight: usize,
     /// How long a SPDY client has to open its streams (kubelet: 30 s).
     pub stream_creation_timeout: Duration,
+    /// How long a connection may stay with nothing read or written before it is closed
+    /// (kubelet and containerd: 4 hours).
+    pub stream_idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -56,6 +59,7 @@ impl Default for Config {
             request_ttl: Duration::from_secs(60),
             max_in_flight: 1000,
             stream_creation_timeout: Duration::from_secs(30),
+            stream_idle_timeout: Duration::from_secs(4 * 3600),
         }
     }
 }
@@ -504,7 +508,10 @@ impl Session {
         inner: &Inner,
     ) {
         let backend = inner.backend.clone();
-        let timeout = inner.config.stream_creation_timeout;
+        let timeout = Timeouts {
+            creation: inner.config.stream_creation_timeout,
+            idle: inner.config.stream_idle_timeout,
+        };
         match self {
             Session::Exec(e) => {
                 let opts = options(e.stdin, e.stdout, e.stderr, e.tty);
@@ -541,24 +548,25 @@ impl Session {
         inner: &Inner,
     ) {
         let backend = inner.backend.clone();
+        let idle = inner.config.stream_idle_timeout;
         match self {
             Session::Exec(e) => {
                 let opts = options(e.stdin, e.stdout, e.stderr, e.tty);
                 let cmd = e.cmd.clone();
-                remotecommand::serve_ws(ws, protocol, opts, &cmd, |streams| async move {
+                remotecommand::serve_ws(ws, protocol, opts, idle, &cmd, |streams| async move {
                     exec_outcome(backend.exec(&e.container_id, &e.cmd, e.tty, streams).await)
                 })
                 .await;
             }
             Session::Attach(a) => {
                 let opts = options(a.stdin, a.stdout, a.stderr, a.tty);
-                remotecommand::serve_ws(ws, protocol, opts, &[], |streams| async move {
+                remotecommand::serve_ws(ws, protocol, opts, idle, &[], |streams| async move {
                     attach_outcome(backend.attach(&a.container_id, a.tty, streams).await)
                 })
                 .await;
             }
             Session::PortForward(p) => {
-                portforward::serve_ws(ws, protocol, backend, p.pod_sandbox_id, p.ports).await;
+                portforward::serve_ws(ws, protocol, backend, p.pod_sandbox_id, p.ports, idle).await;
             }
         }
     }

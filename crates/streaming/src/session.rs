@@ -54,6 +54,15 @@ pub(crate) struct Channels {
     pub json_status: bool,
 }
 
+/// The time limits of a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// For a SPDY client to open the streams of a session or a port-forward pair.
+    pub creation: Duration,
+    /// With nothing read or written.
+    pub idle: Duration,
+}
+
 /// How a session ended.
 #[derive(Debug)]
 pub(crate) enum Outcome {

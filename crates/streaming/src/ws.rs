@@ -3,7 +3,9 @@
 //! base64 in a text message). In `v5.channel.k8s.io` the message `[255, n]` closes the
 //! client's side of channel `n` (stdin's end of file).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -80,21 +82,28 @@ pub(crate) struct WsConn {
 
 impl WsConn {
     /// Starts the connection; `inputs[n]` receives what the client sends on channel `n`.
+    /// Nothing read or written for `idle` closes it.
     pub(crate) fn start<IO>(
         ws: WebSocketStream<IO>,
         framing: Framing,
         inputs: Vec<Option<mpsc::Sender<Bytes>>>,
+        idle: Duration,
     ) -> Self
     where
         IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (mut sink, mut stream) = ws.split();
         let (out, mut rx) = mpsc::channel::<Message>(64);
+        let started = Instant::now();
+        let last_write = Arc::new(AtomicU64::new(0));
+        let wrote = last_write.clone();
         let writer = tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 if sink.send(msg).await.is_err() {
                     return;
                 }
+                let ms = started.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+                wrote.store(ms, Ordering::Relaxed);
             }
             let _ = sink
                 .send(Message::Close(Some(CloseFrame {
@@ -104,9 +113,32 @@ impl WsConn {
                 .await;
             let _ = sink.close().await;
         });
+        let closer = out.downgrade();
         let reader = tokio::spawn(async move {
             let mut inputs = inputs;
-            while let Some(Ok(msg)) = stream.next().await {
+            let mut last_read = Instant::now();
+            loop {
+                let msg = match tokio::time::timeout(idle, stream.next()).await {
+                    Ok(Some(Ok(msg))) => {
+                        last_read = Instant::now();
+                        msg
+                    }
+                    Ok(_) => break,
+                    Err(_) => {
+                        let wrote = Duration::from_millis(last_write.load(Ordering::Relaxed));
+                        if last_read.max(started + wrote).elapsed() < idle {
+                            continue;
+                        }
+                        tracing::debug!("WebSocket connection idle for {idle:?}");
+                        if let Some(out) = closer.upgrade() {
+                            let _ = out.try_send(Message::Close(Some(CloseFrame {
+                                code: CloseCode::Away,
+                                reason: "idle".into(),
+                            })));
+                        }
+                        break;
+                    }
+                };
                 let (ch, payload) = match msg {
                     Message::Binary(b) if !framing.base64 => match b.split_first() {
                         Some((ch, rest)) => (*ch, Bytes::copy_from_slice(rest)),

@@ -424,3 +424,36 @@ async fn finished_port_forwards_do_not_hold_streams() {
         assert!(got.resets.is_empty(), "pair {i}: {:?}", got.resets);
     }
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let (server, _fake) = server(Config {
+        stream_idle_timeout: Duration::from_millis(400),
+        ..Config::default()
+    })
+    .await;
+    let url = server.get_exec(exec(&["tty"], true, true)).unwrap();
+    let (_, _, mut c) = upgrade(&server, &url, "v4.channel.k8s.io").await;
+    c.syn_stream(1, &[("streamtype", "error")], false).await;
+    c.syn_stream(3, &[("streamtype", "stdin")], false).await;
+    c.syn_stream(5, &[("streamtype", "stdout")], false).await;
+    c.syn_stream(7, &[("streamtype", "resize")], false).await;
+    // Pings keep it open past the timeout...
+    let start = std::time::Instant::now();
+    let mut got = Collected::default();
+    while start.elapsed() < Duration::from_millis(1000) {
+        c.s.write_all(&control(6, 0, &1u32.to_be_bytes()))
+            .await
+            .unwrap();
+        match c.read().await {
+            Some(In::Control { kind: 6, .. }) => {}
+            Some(In::Control { kind: 2, .. }) => {}
+            other => panic!("closed while active: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...and silence closes it.
+    c.collect_until(&mut got, |_| false).await;
+    assert!(got.goaway);
+    assert!(start.elapsed() < WAIT);
+}

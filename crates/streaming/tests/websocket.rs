@@ -196,3 +196,23 @@ async fn port_forward_two_ports() {
         }
     }
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let (server, _fake) = server(Config {
+        stream_idle_timeout: std::time::Duration::from_millis(300),
+        ..Config::default()
+    })
+    .await;
+    let mut req = exec(&["tty"], true);
+    req.tty = true;
+    req.stderr = false;
+    let url = server.get_exec(req).unwrap();
+    let (mut ws, _) = connect(&url, Some("v5.channel.k8s.io")).await.unwrap();
+    let start = std::time::Instant::now();
+    let msgs = drain(&mut ws).await;
+    // Closed (the drain ended in time) after the idle time, with no output but the first
+    // empty message.
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(msgs, vec![(1, vec![])]);
+}

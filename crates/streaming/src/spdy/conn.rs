@@ -11,8 +11,9 @@
 //! so holding it to a 64 KiB window would stall every session after 64 KiB of output.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -44,6 +45,8 @@ pub enum ConnError {
     Protocol(&'static str),
     #[error("SPDY connection: {0}")]
     Io(#[from] std::io::Error),
+    #[error("SPDY connection idle for {0:?}")]
+    Idle(Duration),
 }
 
 enum Out {
@@ -76,6 +79,9 @@ struct Shared {
     state: Mutex<State>,
     window_changed: Notify,
     out: mpsc::Sender<Out>,
+    started: Instant,
+    /// Milliseconds from `started` to the last write.
+    last_write: AtomicU64,
 }
 
 impl Shared {
@@ -295,8 +301,8 @@ pub struct Session {
 }
 
 /// Starts serving SPDY on `io`; new streams arrive on the receiver, which ends with the
-/// connection.
-pub fn start<IO>(io: IO) -> (Session, mpsc::Receiver<IncomingStream>)
+/// connection. A connection with nothing read or written for `idle` is closed (GOAWAY).
+pub fn start<IO>(io: IO, idle: Duration) -> (Session, mpsc::Receiver<IncomingStream>)
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -315,8 +321,10 @@ where
         }),
         window_changed: Notify::new(),
         out: out_tx,
+        started: Instant::now(),
+        last_write: AtomicU64::new(0),
     });
-    let reader = tokio::spawn(read_loop(r, shared.clone(), new_tx));
+    let reader = tokio::spawn(read_loop(r, shared.clone(), new_tx, idle));
     let writer = tokio::spawn(write_loop(w, out_rx, shared.clone()));
     (
         Session {
@@ -359,16 +367,30 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut r: R,
     shared: Arc<Shared>,
     new_tx: mpsc::Sender<IncomingStream>,
+    idle: Duration,
 ) {
     let mut dec = Decoder::new();
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    let mut last_read = Instant::now();
     let result: Result<(), ConnError> = async {
         loop {
             while let Some(frame) = dec.decode(&mut buf)? {
                 handle(frame, &shared, &new_tx).await?;
             }
-            if r.read_buf(&mut buf).await? == 0 {
-                return Ok(());
+            match tokio::time::timeout(idle, r.read_buf(&mut buf)).await {
+                Ok(read) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    last_read = Instant::now();
+                }
+                Err(_) => {
+                    let wrote = Duration::from_millis(shared.last_write.load(Ordering::Relaxed));
+                    let last = last_read.max(shared.started + wrote);
+                    if last.elapsed() >= idle {
+                        return Err(ConnError::Idle(idle));
+                    }
+                }
             }
         }
     }
@@ -376,11 +398,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
     if let Err(e) = result {
         tracing::debug!("SPDY connection: {e}");
         if !matches!(e, ConnError::Io(_)) {
+            let status = if matches!(e, ConnError::Idle(_)) {
+                frame::GOAWAY_OK
+            } else {
+                frame::GOAWAY_PROTOCOL_ERROR
+            };
             let (done, _) = oneshot::channel();
-            let _ = shared.out.try_send(Out::Close {
-                status: frame::GOAWAY_PROTOCOL_ERROR,
-                done,
-            });
+            let _ = shared.out.try_send(Out::Close { status, done });
         }
     }
     let mut st = shared.lock();
@@ -562,6 +586,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
         .await;
         buf.clear();
+        if written.is_ok() {
+            let ms = shared
+                .started
+                .elapsed()
+                .as_millis()
+                .min(u128::from(u64::MAX)) as u64;
+            shared.last_write.store(ms, Ordering::Relaxed);
+        }
         if let Some(done) = close {
             let _ = w.shutdown().await;
             let _ = done.send(());
