@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_streaming::{Config, ExecRequest, PortForwardRequest, Server};
+use berth_streaming::{AttachRequest, Config, ExecRequest, PortForwardRequest, Server};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -61,7 +61,10 @@ async fn api_server(streaming: SocketAddr, urls: Arc<Mutex<VecDeque<String>>>) -
                 let head = String::from_utf8(head).unwrap();
                 let path = head.split(' ').nth(1).unwrap().to_string();
                 let route = path.split('?').next().unwrap().to_string();
-                if route.ends_with("/exec") || route.ends_with("/portforward") {
+                if route.ends_with("/exec")
+                    || route.ends_with("/attach")
+                    || route.ends_with("/portforward")
+                {
                     let url = urls.lock().unwrap().pop_front().expect("a streaming URL");
                     let mut upstream = TcpStream::connect(streaming).await.unwrap();
                     let query = path
@@ -260,4 +263,45 @@ async fn kubectl_port_forward_over_spdy() {
     }
     child.kill().await.unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+}
+
+#[tokio::test]
+async fn kubectl_attach_over_spdy_and_websocket() {
+    if kubectl().is_none() {
+        return;
+    }
+    for websocket in ["false", "true"] {
+        let s = setup().await;
+        let url = s
+            .server
+            .get_attach(AttachRequest {
+                container_id: "ctr".into(),
+                tty: false,
+                stdin: true,
+                stdout: true,
+                stderr: true,
+            })
+            .unwrap();
+        s.urls.lock().unwrap().push_back(url);
+        let mut cmd = s.command(&["attach", "-i", "pod", "-c", "ctr"]);
+        cmd.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websocket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"attached\n").await.unwrap();
+        drop(stdin);
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "websocket={websocket}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "attached\n",
+            "{stderr}"
+        );
+    }
 }
