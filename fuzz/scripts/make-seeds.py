@@ -281,3 +281,75 @@ log = (
 ).encode() + b"\xff\xfe not json\n" + b'{"log":"cut'
 for flags in [0x03, 0x13 | (2 << 5), 0x07, 0x0b, 0x33]:
     put("logs", f"seed-{flags:02x}", bytes([flags]) + log)
+
+
+# spdy: SPDY/3.1 frames from a client of the CRI streaming server (crates/streaming). Header
+# blocks are compressed on one zlib stream with the SPDY/3 dictionary, as spdystream does.
+def spdy_seeds():
+    import zlib
+
+    words = ("options head post put delete trace accept accept-charset accept-encoding "
+             "accept-language accept-ranges age allow authorization cache-control connection "
+             "content-base content-encoding content-language content-length content-location "
+             "content-md5 content-range content-type date etag expect expires from host if-match "
+             "if-modified-since if-none-match if-range if-unmodified-since last-modified location "
+             "max-forwards pragma proxy-authenticate proxy-authorization range referer retry-after "
+             "server te trailer transfer-encoding upgrade user-agent vary via warning "
+             "www-authenticate method get status").split()
+    words += ["200 OK", "version", "HTTP/1.1", "url", "public", "set-cookie", "keep-alive", "origin"]
+    tail = ("100101201202205206300302303304305306307402405406407408409410411412413414415416417"
+            "502504505203 Non-Authoritative Information204 No Content301 Moved Permanently"
+            "400 Bad Request401 Unauthorized403 Forbidden404 Not Found500 Internal Server Error"
+            "501 Not Implemented503 Service UnavailableJan Feb Mar Apr May Jun Jul Aug Sept Oct "
+            "Nov Dec 00:00:00 Mon, Tue, Wed, Thu, Fri, Sat, Sun, GMTchunked,text/html,image/png,"
+            "image/jpg,image/gif,application/xml,application/xhtml+xml,text/plain,text/javascript,"
+            "publicprivatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0.")
+    dictionary = b"".join(struct.pack(">I", len(w)) + w.encode() for w in words) + tail.encode()
+    assert len(dictionary) == 1423
+
+    def control(kind, flags, body):
+        return struct.pack(">HHB", 0x8003, kind, flags) + len(body).to_bytes(3, "big") + body
+
+    def data(sid, flags, payload):
+        return struct.pack(">IB", sid, flags) + len(payload).to_bytes(3, "big") + payload
+
+    def block(headers):
+        out = struct.pack(">I", len(headers))
+        for k, v in headers:
+            out += struct.pack(">I", len(k)) + k.encode() + struct.pack(">I", len(v)) + v.encode()
+        return out
+
+    z = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
+
+    def syn(sid, headers, flags=0):
+        zb = z.compress(block(headers)) + z.flush(zlib.Z_SYNC_FLUSH)
+        return control(1, flags, struct.pack(">IIBB", sid, 0, 0, 0) + zb)
+
+    exec_session = b"".join([
+        syn(1, [("streamtype", "error")]),
+        syn(3, [("streamtype", "stdin")]),
+        syn(5, [("streamtype", "stdout")]),
+        syn(7, [("streamtype", "resize")]),
+        data(3, 0, b"echo hello\n"),
+        data(7, 0, b'{"Width":80,"Height":24}\n'),
+        data(3, 1, b""),
+        control(6, 0, struct.pack(">I", 1)),
+        control(9, 0, struct.pack(">II", 5, 65536)),
+        control(4, 0, struct.pack(">IBBHI", 1, 0, 0, 7, 1 << 20)),
+        control(3, 0, struct.pack(">II", 7, 5)),
+        control(7, 0, struct.pack(">II", 7, 0)),
+    ])
+    put("spdy", "exec-session", exec_session)
+    z = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    put("spdy", "port-forward", b"".join([
+        syn(1, [("port", "80"), ("requestid", "0"), ("streamtype", "error")]),
+        syn(3, [("port", "80"), ("requestid", "0"), ("streamtype", "data")]),
+        data(3, 1, b"GET / HTTP/1.0\r\n\r\n"),
+    ]))
+    put("spdy", "huge-length", control(1, 0, b"") [:5] + b"\xff\xff\xff")
+    put("spdy", "bad-zlib", control(1, 0, struct.pack(">IIBB", 1, 0, 0, 0) + b"\x78\xbbnot deflate"))
+    put("spdy", "spdy2-ping", struct.pack(">HHBBBBI", 0x8002, 6, 0, 0, 0, 4, 1))
+    put("spdy", "unknown-and-short", control(0x0A, 0, b"abc") + control(6, 0, b"\x00\x00"))
+
+
+spdy_seeds()

@@ -40,6 +40,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("context", context),
     ("websocket", websocket),
     ("local_log", local_log),
+    ("spdy", spdy),
 ];
 
 const METHODS: [&str; 6] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS"];
@@ -620,4 +621,81 @@ fn runtime() -> Option<&'static tokio::runtime::Runtime> {
     RUNTIME
         .get_or_init(|| tokio::runtime::Builder::new_current_thread().build().ok())
         .as_ref()
+}
+
+/// The SPDY/3.1 frames a streaming client (kubectl, crictl) sends to the CRI streaming
+/// server: decoded one after the other, header blocks inflated on one zlib stream, until the
+/// end or an error (a frame past its bound, a bad or oversized header block). Every decoded
+/// frame is encoded again and must decode to itself (header order aside: the encoder groups
+/// the values of a name).
+pub fn spdy(data: &[u8]) {
+    use berth_streaming::spdy::frame::{Decoder, Encoder, Frame, MAX_CONTROL_LEN, MAX_DATA_LEN};
+    fn normal(f: Frame) -> Frame {
+        let sorted = |mut h: Vec<(String, String)>| {
+            h.sort_by(|a, b| a.0.cmp(&b.0));
+            h
+        };
+        match f {
+            Frame::SynStream {
+                stream_id,
+                associated,
+                priority,
+                flags,
+                headers,
+            } => Frame::SynStream {
+                stream_id,
+                associated,
+                priority,
+                flags,
+                headers: sorted(headers),
+            },
+            Frame::SynReply {
+                stream_id,
+                flags,
+                headers,
+            } => Frame::SynReply {
+                stream_id,
+                flags,
+                headers: sorted(headers),
+            },
+            Frame::Headers {
+                stream_id,
+                flags,
+                headers,
+            } => Frame::Headers {
+                stream_id,
+                flags,
+                headers: sorted(headers),
+            },
+            other => other,
+        }
+    }
+    let mut dec = Decoder::new();
+    let mut buf = bytes::BytesMut::from(data);
+    let mut enc = Encoder::new();
+    let mut again = Decoder::new();
+    let mut wire = bytes::BytesMut::new();
+    while let Ok(Some(frame)) = dec.decode(&mut buf) {
+        if matches!(frame, Frame::Unknown { .. }) {
+            continue;
+        }
+        if let Frame::Data { data, .. } = &frame {
+            assert!(data.len() <= MAX_DATA_LEN);
+        }
+        let mut out = Vec::new();
+        if enc.encode(&frame, &mut out).is_err() {
+            // A header block past the bounds once re-encoded cannot be checked.
+            return;
+        }
+        if out.len() > MAX_CONTROL_LEN + 8 && !matches!(frame, Frame::Data { .. }) {
+            return;
+        }
+        wire.extend_from_slice(&out);
+        match again.decode(&mut wire) {
+            Ok(Some(back)) => assert_eq!(normal(back), normal(frame)),
+            Ok(None) => panic!("a re-encoded frame is incomplete"),
+            // Re-encoding may grow a header block past the bound: not a finding.
+            Err(_) => return,
+        }
+    }
 }
