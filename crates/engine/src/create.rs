@@ -122,6 +122,10 @@ impl Engine {
         config.env = Some(env);
         // As dockerd: the record names its runtime, the default one when none was asked.
         host_config.runtime = Some(self.check_runtime(&host_config)?);
+        // As dockerd 20.10 (`default-ipc-mode` private): the record says which it got.
+        if host_config.ipc_mode.as_deref().unwrap_or("").is_empty() {
+            host_config.ipc_mode = Some("private".to_string());
+        }
         // The mounts are checked before anything else is made (networks check theirs too).
         crate::mounts::plan(&host_config, &[], crate::mounts::Check::Create)?;
         crate::network::merge_exposed_ports(&mut config, image_config);
