@@ -22,7 +22,11 @@ fn host_ns(typ: &str) -> String {
 /// `docker ARGS`, which must fail; its stderr.
 fn fails(d: &Daemon, args: &[&str]) -> String {
     let out = d.docker(args);
-    assert!(!out.status.success(), "docker {args:?} succeeded: {:?}", text(&out));
+    assert!(
+        !out.status.success(),
+        "docker {args:?} succeeded: {:?}",
+        text(&out)
+    );
     text(&out).1
 }
 
@@ -42,7 +46,9 @@ fn api_create(d: &Daemon, name: &str, body: &str) -> (String, String) {
 }
 
 fn inspect(d: &Daemon, format: &str, name: &str) -> String {
-    d.ok(&["inspect", "--format", format, name]).trim().to_string()
+    d.ok(&["inspect", "--format", format, name])
+        .trim()
+        .to_string()
 }
 
 /// Waits (at most `timeout`) for `cond`.
@@ -117,20 +123,42 @@ fn ipc_modes() {
     let priv_ipc = d.ok(&["exec", "priv", "readlink", "/proc/self/ns/ipc"]);
     assert_ne!(priv_ipc.trim(), host_ipc);
     assert_ne!(priv_ipc, donor_ipc);
-    let err = fails(&d, &["run", "--rm", "--ipc", "container:priv", "bb:local", "true"]);
+    let err = fails(
+        &d,
+        &["run", "--rm", "--ipc", "container:priv", "bb:local", "true"],
+    );
     assert!(
         err.contains("can't join IPC of container priv: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"),
         "{err}"
     );
     d.ok(&[
-        "create", "--name", "idle", "--ipc", "shareable", "bb:local", "true",
+        "create",
+        "--name",
+        "idle",
+        "--ipc",
+        "shareable",
+        "bb:local",
+        "true",
     ]);
-    let err = fails(&d, &["run", "--rm", "--ipc", "container:idle", "bb:local", "true"]);
+    let err = fails(
+        &d,
+        &["run", "--rm", "--ipc", "container:idle", "bb:local", "true"],
+    );
     assert!(
         err.contains("cannot join IPC of a non running container: idle"),
         "{err}"
     );
-    let err = fails(&d, &["run", "--rm", "--ipc", "container:nosuch", "bb:local", "true"]);
+    let err = fails(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--ipc",
+            "container:nosuch",
+            "bb:local",
+            "true",
+        ],
+    );
     assert!(err.contains("No such container: nosuch"), "{err}");
 
     // host: the host's namespace and /dev/shm.
@@ -234,7 +262,10 @@ fn pid_and_uts_modes() {
     ]);
     assert_eq!(out, format!("{}\nseen\n", host_ns("pid")));
     d.ok(&["create", "--name", "idle", "bb:local", "true"]);
-    let err = fails(&d, &["run", "--rm", "--pid", "container:idle", "bb:local", "true"]);
+    let err = fails(
+        &d,
+        &["run", "--rm", "--pid", "container:idle", "bb:local", "true"],
+    );
     assert!(
         err.contains("cannot join PID of a non running container: idle"),
         "{err}"
@@ -248,7 +279,12 @@ fn pid_and_uts_modes() {
         nix::unistd::gethostname().unwrap().into_string().unwrap(),
         host_name
     );
-    let err = fails(&d, &["run", "--rm", "--uts", "host", "-h", "x", "bb:local", "true"]);
+    let err = fails(
+        &d,
+        &[
+            "run", "--rm", "--uts", "host", "-h", "x", "bb:local", "true",
+        ],
+    );
     assert!(
         err.contains("conflicting options: hostname and the UTS mode"),
         "{err}"
@@ -327,7 +363,10 @@ fn cgroup_parent() {
     }
     let memory_root = Path::new("/sys/fs/cgroup/memory");
     if !memory_root.is_dir() {
-        assert!(std::env::var("CI").is_err(), "no cgroup v1 memory hierarchy");
+        assert!(
+            std::env::var("CI").is_err(),
+            "no cgroup v1 memory hierarchy"
+        );
         eprintln!("skipped: no cgroup v1 memory hierarchy");
         return;
     }
@@ -376,13 +415,7 @@ fn cgroup_parent() {
     // update, stats, top and pause find the cgroup there.
     d.ok(&["update", "-m", "96m", "--memory-swap", "-1", "cg"]);
     assert_eq!(limit(), (96u64 << 20).to_string());
-    let stats = d.ok(&[
-        "stats",
-        "--no-stream",
-        "--format",
-        "{{.MemUsage}}",
-        "cg",
-    ]);
+    let stats = d.ok(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "cg"]);
     assert!(stats.trim().ends_with("/ 96MiB"), "{stats}");
     let top = d.ok(&["top", "cg"]);
     assert!(top.contains("sleep 300"), "{top}");
@@ -390,10 +423,7 @@ fn cgroup_parent() {
     let freezer = Path::new("/sys/fs/cgroup/freezer")
         .join(expected.trim_start_matches('/'))
         .join("freezer.state");
-    assert_eq!(
-        std::fs::read_to_string(&freezer).unwrap().trim(),
-        "FROZEN"
-    );
+    assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
     d.ok(&["unpause", "cg"]);
     // The cgroup goes with the container.
     d.ok(&["rm", "-f", "cg"]);
@@ -514,7 +544,9 @@ fn pause_sandbox_on_an_empty_rootfs() {
     ]);
     assert_eq!(out, "/dev/init --pause \norphaned\n");
     // The orphaned sleep went to the pause process, which reaps it when it exits.
-    let gone = wait_for(Duration::from_secs(15), || children_of(&pause_pid).is_empty());
+    let gone = wait_for(Duration::from_secs(15), || {
+        children_of(&pause_pid).is_empty()
+    });
     assert!(gone, "not reaped: {:?}", children_of(&pause_pid));
     // SIGTERM (docker stop) ends it with 0, at once.
     let t0 = Instant::now();
