@@ -299,6 +299,12 @@ fn pid_and_uts_modes() {
     d.ok(&["start", "u1"]);
     let p1_name = d.ok(&["exec", "p1", "hostname"]);
     assert_eq!(d.ok(&["exec", "u1", "hostname"]), p1_name);
+    // Its record (and /etc/hostname, $HOSTNAME) says X's name too.
+    assert_eq!(
+        format!("{}\n", inspect(&d, "{{.Config.Hostname}}", "u1")),
+        p1_name
+    );
+    assert_eq!(d.ok(&["exec", "u1", "cat", "/etc/hostname"]), p1_name);
     assert_eq!(
         d.ok(&["exec", "u1", "readlink", "/proc/self/ns/uts"]),
         d.ok(&["exec", "p1", "readlink", "/proc/self/ns/uts"])

@@ -133,6 +133,19 @@ impl Engine {
         let id = ids::new_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
             config.hostname = Some(self.default_hostname(&host_config, &id));
+            // In another container's UTS namespace (the engine's own `container:X`): its name.
+            if let Some(crate::sharing::NsMode::Container(other)) =
+                crate::sharing::uts_mode(&host_config)
+            {
+                if let Some(name) = self
+                    .containers
+                    .get(&other)
+                    .ok()
+                    .and_then(|o| o.config.hostname)
+                {
+                    config.hostname = Some(name);
+                }
+            }
         }
         let log_path = self.data_dir(&id).join(format!("{id}-json.log"));
         let anonymous_volumes = self.create_mounts(&config, &host_config, image_config)?;
