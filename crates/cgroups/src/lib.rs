@@ -191,6 +191,32 @@ impl Manager {
         })
     }
 
+    /// The cgroup of `path` found at `dirs`, the [`Manager::dirs`] of a manager made earlier
+    /// (perhaps by a process in another cgroup, for which a relative `path` named other
+    /// directories): each hierarchy keeps the directory of `dirs` below its mount point, and
+    /// resolves `path` where there is none.
+    pub fn with_dirs(path: &Path, dirs: &[PathBuf]) -> Result<Manager, Error> {
+        Ok(Self::new(path)?.keep_dirs(dirs))
+    }
+
+    fn keep_dirs(mut self, dirs: &[PathBuf]) -> Manager {
+        for dir in dirs {
+            if dir.components().any(|c| c == Component::ParentDir) {
+                continue;
+            }
+            // The hierarchy whose mount point is the deepest one above `dir`.
+            let owner = self
+                .cgroups
+                .iter_mut()
+                .filter(|c| dir.starts_with(&c.hierarchy.mount_point))
+                .max_by_key(|c| c.hierarchy.mount_point.components().count());
+            if let Some(c) = owner {
+                c.dir = dir.clone();
+            }
+        }
+        self
+    }
+
     /// The cgroupsPath this manager was made with.
     pub fn path(&self) -> &Path {
         &self.path

@@ -42,6 +42,38 @@ fn rejects_bad_paths() {
 }
 
 #[test]
+fn a_relative_path_keeps_the_directories_it_was_created_with() {
+    // Created from /a in memory (/ elsewhere), then seen from another process's cgroup.
+    let made = Manager::with_layout(
+        Path::new("p/x"),
+        Layout::parse(HYBRID, "4:memory:/a\n1:cpu:/\n0::/\n").expect("layout"),
+    )
+    .expect("manager");
+    let elsewhere = || Layout::parse(HYBRID, "4:memory:/b\n1:cpu:/c\n0::/d\n").expect("layout");
+    let moved = Manager::with_layout(Path::new("p/x"), elsewhere()).expect("manager");
+    assert_eq!(
+        moved.controller_dir("memory"),
+        Some(PathBuf::from("/sys/fs/cgroup/memory/b/p/x"))
+    );
+    let kept = Manager::with_layout(Path::new("p/x"), elsewhere())
+        .expect("manager")
+        .keep_dirs(&made.dirs());
+    assert_eq!(kept.dirs(), made.dirs());
+    assert_eq!(
+        kept.controller_dir("memory"),
+        Some(PathBuf::from("/sys/fs/cgroup/memory/a/p/x"))
+    );
+    // A directory of no hierarchy, or one that climbs out, is not taken.
+    let odd = Manager::with_layout(Path::new("p/x"), elsewhere())
+        .expect("manager")
+        .keep_dirs(&[
+            PathBuf::from("/elsewhere/p/x"),
+            PathBuf::from("/sys/fs/cgroup/cpu/../memory/p/x"),
+        ]);
+    assert_eq!(odd.dirs(), moved.dirs());
+}
+
+#[test]
 fn missing_controller_is_named() {
     let layout = Layout::parse(HYBRID, "0::/\n").expect("layout");
     let m = Manager::with_layout(Path::new("/x"), layout).expect("manager");

@@ -122,6 +122,10 @@ impl Engine {
         config.env = Some(env);
         // As dockerd: the record names its runtime, the default one when none was asked.
         host_config.runtime = Some(self.check_runtime(&host_config)?);
+        // As dockerd 20.10 (`default-ipc-mode` private): the record says which it got.
+        if host_config.ipc_mode.as_deref().unwrap_or("").is_empty() {
+            host_config.ipc_mode = Some("private".to_string());
+        }
         // The mounts are checked before anything else is made (networks check theirs too).
         crate::mounts::plan(&host_config, &[], crate::mounts::Check::Create)?;
         crate::network::merge_exposed_ports(&mut config, image_config);
@@ -129,6 +133,19 @@ impl Engine {
         let id = ids::new_id();
         if config.hostname.as_deref().unwrap_or("").is_empty() {
             config.hostname = Some(self.default_hostname(&host_config, &id));
+            // In another container's UTS namespace (the engine's own `container:X`): its name.
+            if let Some(crate::sharing::NsMode::Container(other)) =
+                crate::sharing::uts_mode(&host_config)
+            {
+                if let Some(name) = self
+                    .containers
+                    .get(&other)
+                    .ok()
+                    .and_then(|o| o.config.hostname)
+                {
+                    config.hostname = Some(name);
+                }
+            }
         }
         let log_path = self.data_dir(&id).join(format!("{id}-json.log"));
         let anonymous_volumes = self.create_mounts(&config, &host_config, image_config)?;

@@ -15,6 +15,11 @@
 //! - exits with the child's exit code, or 128+N when a signal N killed it; 127 (126) when the
 //!   command is not found (not executable), as a shell.
 //!
+//! `berth-init --pause` is instead the "pause" process of a Kubernetes pod sandbox (what
+//! Kubernetes' `pause.c` is): the PID 1 of the pod's shared PID namespace, it runs nothing,
+//! reaps every zombie re-parented to it, exits 0 on SIGINT or SIGTERM and ignores every other
+//! signal.
+//!
 //! Written by hand (no crate does this) over nix, and rustix's `kill` for real-time signals,
 //! which nix's `Signal` cannot name. `build.rs` links it statically.
 
@@ -27,7 +32,7 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Sigmas
 use nix::sys::signalfd::SignalFd;
 use nix::unistd::{execvp, fork, getpid, setpgid, tcsetpgrp, ForkResult, Pid};
 
-const USAGE: &str = "usage: berth-init [--] PROGRAM [ARGS...]";
+const USAGE: &str = "usage: berth-init [--] PROGRAM [ARGS...]\n       berth-init --pause";
 
 /// Signals left unblocked, as tini leaves them: the synchronous ones (a fault in berth-init
 /// itself must kill it) and the terminal's job-control stops (ignored instead).
@@ -54,6 +59,7 @@ fn main() {
             println!("{USAGE}");
             return;
         }
+        Some("--pause") if args.len() == 1 => pause(),
         Some("--") => {
             args.remove(0);
         }
@@ -71,6 +77,52 @@ fn main() {
         Err(_) => fatal("an argument holds a NUL byte", 1),
     };
     std::process::exit(run(&argv));
+}
+
+/// `--pause`: reaps zombies until SIGINT or SIGTERM, then exits 0. Never returns.
+fn pause() -> ! {
+    if getpid().as_raw() != 1 {
+        // As pause.c: said, not refused; orphans of the namespace still come here.
+        eprintln!("berth-init: warning: --pause should be the first process");
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
+    let mut blocked = SigSet::all();
+    for s in UNBLOCKED
+        .into_iter()
+        .chain([Signal::SIGKILL, Signal::SIGSTOP])
+    {
+        blocked.remove(s);
+    }
+    if let Err(e) = blocked.thread_set_mask() {
+        fatal(&format!("blocking signals: {e}"), 1);
+    }
+    let signals = match SignalFd::new(&blocked) {
+        Ok(fd) => fd,
+        Err(e) => fatal(&format!("signalfd: {e}"), 1),
+    };
+    loop {
+        let signo = match signals.read_signal() {
+            Ok(Some(info)) => info.ssi_signo as i32,
+            Ok(None) | Err(Errno::EINTR) => continue,
+            Err(e) => fatal(&format!("reading signals: {e}"), 1),
+        };
+        if signo == Signal::SIGINT as i32 || signo == Signal::SIGTERM as i32 {
+            std::process::exit(0);
+        }
+        if signo == Signal::SIGCHLD as i32 {
+            reap_all();
+        }
+    }
+}
+
+/// Reaps every zombie there is.
+fn reap_all() {
+    loop {
+        match rustix::process::wait(rustix::process::WaitOptions::NOHANG) {
+            Ok(Some(_)) | Err(rustix::io::Errno::INTR) => {}
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 /// Prints `berth-init: MESSAGE` and exits with `code`.

@@ -148,3 +148,67 @@ fn it_is_linked_statically() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("statically linked"), "{text}");
 }
+
+#[test]
+fn pause_ignores_signals_but_int_and_term() {
+    for stop in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let mut child = Killed(
+            init(&["--pause"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let child = &mut child.0;
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // Its signals are blocked once it reads them: wait for that (SigBlk in its status).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let blocked = || {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("SigBlk:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        // SIGHUP (1), SIGQUIT (3), SIGUSR1 (10), SIGTERM (15), SIGCHLD (17).
+        let wanted: u64 = [1, 3, 10, 15, 17].iter().map(|n| 1u64 << (n - 1)).sum();
+        while blocked() & wanted != wanted {
+            assert!(
+                Instant::now() < deadline,
+                "berth-init --pause never blocked its signals"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for sig in [
+            nix::sys::signal::Signal::SIGHUP,
+            nix::sys::signal::Signal::SIGUSR1,
+            nix::sys::signal::Signal::SIGQUIT,
+            nix::sys::signal::Signal::SIGCHLD,
+        ] {
+            nix::sys::signal::kill(pid, sig).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "exited on an ignored signal"
+        );
+        nix::sys::signal::kill(pid, stop).unwrap();
+        assert_eq!(wait(child, Duration::from_secs(10)), Some(0), "{stop}");
+    }
+    // Anything after --pause is not pause mode: a command named --pause.
+    assert_eq!(run(&["--pause", "x"]).0, Some(127));
+}
+
+/// A child killed (and waited for) when the test ends, also when it fails.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -48,6 +48,12 @@ impl Runtime {
     }
 
     pub fn cgroup(&self, record: &Record) -> Result<Manager, Error> {
+        if record.cgroups_path.is_relative() && !record.cgroup_dirs.is_empty() {
+            return Ok(Manager::with_dirs(
+                &record.cgroups_path,
+                &record.cgroup_dirs,
+            )?);
+        }
         Ok(Manager::new(&record.cgroups_path)?)
     }
 

@@ -223,6 +223,7 @@ pub fn launch(
         rootfs: rootfs_path.clone(),
         created,
         cgroups_path: cgroups_path.clone(),
+        cgroup_dirs: cgroup.dirs(),
         owner: String::new(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         creating: true,

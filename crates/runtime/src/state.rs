@@ -82,6 +82,10 @@ pub struct Record {
     /// RFC 3339 time of creation.
     pub created: String,
     pub cgroups_path: PathBuf,
+    /// The directories `cgroups_path` named at the creation (one per hierarchy): a relative
+    /// path is resolved once, from the creating runtime's cgroup, as runc keeps its paths.
+    #[serde(default)]
+    pub cgroup_dirs: Vec<PathBuf>,
     pub owner: String,
     #[serde(default)]
     pub annotations: std::collections::HashMap<String, String>,

@@ -143,6 +143,7 @@ impl Source {
                 .unwrap_or_default(),
             created: state::rfc3339(std::time::SystemTime::now()),
             cgroups_path: cgroup.path().to_path_buf(),
+            cgroup_dirs: cgroup.dirs(),
             owner: String::new(),
             annotations: self.spec.annotations().clone().unwrap_or_default(),
             creating: false,
