@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use berth_api::models::ExecConfig;
+use berth_engine::Engine;
 use tokio::io::AsyncReadExt;
 use tonic::Status;
 
@@ -58,27 +59,8 @@ impl Cri {
             }
             None => read.await,
         }
-        out.exit_code = self.exec_exit_code(&exec).await?;
+        out.exit_code = exit_code(&self.engine, &exec).await?;
         Ok(out)
-    }
-
-    /// The exit code of an exec whose output ended.
-    async fn exec_exit_code(&self, exec: &str) -> Result<i32, Status> {
-        let deadline = tokio::time::Instant::now() + EXIT_WAIT;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let i = self.engine.exec_inspect(exec).await.map_err(status)?;
-            if i.running != Some(true) {
-                if let Some(code) = i.exit_code {
-                    return Ok(i32::try_from(code).unwrap_or(-1));
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Status::internal("the exec's exit code did not come"));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
     }
 
     /// Kills an exec's process (a timeout).
@@ -96,6 +78,25 @@ impl Cri {
                 tracing::warn!(exec, pid, error = %e, "killing an exec that timed out");
             }
         }
+    }
+}
+
+/// The exit code of an exec whose output ended (the monitor may say it a moment later).
+pub(crate) async fn exit_code(engine: &Engine, exec: &str) -> Result<i32, Status> {
+    let deadline = tokio::time::Instant::now() + EXIT_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let i = engine.exec_inspect(exec).await.map_err(status)?;
+        if i.running != Some(true) {
+            if let Some(code) = i.exit_code {
+                return Ok(i32::try_from(code).unwrap_or(-1));
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Status::internal("the exec's exit code did not come"));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

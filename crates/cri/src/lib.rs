@@ -16,6 +16,7 @@ mod record;
 mod runtime;
 mod security;
 mod stats;
+mod streaming;
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,8 @@ pub enum CriError {
     },
     #[error("serving CRI: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Streaming(#[from] berth_streaming::ServerError),
 }
 
 /// What berthd's flags say of the CRI.
@@ -52,12 +55,16 @@ pub enum CriError {
 pub struct Options {
     /// Where pod network configurations are (`--cni-conf-dir`, `/etc/cni/net.d`).
     pub cni_conf_dir: PathBuf,
+    /// Where the streaming server of `Exec`, `Attach` and `PortForward` listens
+    /// (`--cri-stream-address`; a free loopback port by default, as containerd's).
+    pub stream_address: std::net::SocketAddr,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             cni_conf_dir: PathBuf::from(DEFAULT_CNI_CONF_DIR),
+            stream_address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -66,7 +73,7 @@ impl Default for Options {
 pub const DEFAULT_CNI_CONF_DIR: &str = "/etc/cni/net.d";
 
 /// The services' shared state: the engine and the options.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cri {
     engine: Engine,
     options: Options,
@@ -74,16 +81,37 @@ pub struct Cri {
     network_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The last CPU reading of each container (`stats`).
     cpu_readings: std::sync::Arc<stats::CpuReadings>,
+    /// The streaming server the URLs of `Exec`, `Attach` and `PortForward` point at.
+    streams: std::sync::Arc<berth_streaming::Server>,
+}
+
+impl std::fmt::Debug for Cri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cri")
+            .field("options", &self.options)
+            .field("streams", &self.streams.local_addr())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cri {
-    pub fn new(engine: Engine, options: Options) -> Cri {
-        Cri {
+    /// The services over `engine`, with their streaming server started.
+    pub async fn new(engine: Engine, options: Options) -> Result<Cri, CriError> {
+        let backend = std::sync::Arc::new(streaming::EngineBackend {
+            engine: engine.clone(),
+        });
+        let config = berth_streaming::Config {
+            addr: options.stream_address,
+            ..Default::default()
+        };
+        let streams = berth_streaming::Server::bind(config, backend).await?;
+        Ok(Cri {
             engine,
             options,
             network_lock: Default::default(),
             cpu_readings: Default::default(),
-        }
+            streams: std::sync::Arc::new(streams),
+        })
     }
 }
 
@@ -149,7 +177,7 @@ pub async fn serve(
     options: Options,
     mut listener: Listener,
 ) -> Result<(), CriError> {
-    let cri = Cri::new(engine, options);
+    let cri = Cri::new(engine, options).await?;
     let Some(l) = listener.listener.take() else {
         return Err(CriError::Socket(listener.path.display().to_string()));
     };

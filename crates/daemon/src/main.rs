@@ -160,6 +160,10 @@ struct Flags {
     /// `/opt/cni/bin`).
     #[arg(long, value_name = "DIR")]
     cni_bin_dir: Vec<PathBuf>,
+    /// Where the CRI's streaming server (the URLs of Exec, Attach and PortForward) listens;
+    /// default a free port on 127.0.0.1.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    cri_stream_address: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -282,12 +286,15 @@ fn main() -> anyhow::Result<()> {
         if let Some(path) = &cri_socket {
             let listener = berth_cri::Listener::bind(path).context("the CRI socket")?;
             let engine = engine.clone();
-            let options = berth_cri::Options {
-                cni_conf_dir: flags
-                    .cni_conf_dir
-                    .clone()
-                    .unwrap_or_else(|| PathBuf::from(berth_cri::DEFAULT_CNI_CONF_DIR)),
-            };
+            let mut options = berth_cri::Options::default();
+            if let Some(dir) = &flags.cni_conf_dir {
+                options.cni_conf_dir = dir.clone();
+            }
+            if let Some(a) = &flags.cri_stream_address {
+                options.stream_address = a.parse().with_context(|| {
+                    format!("invalid --cri-stream-address {a}: expected ADDRESS:PORT")
+                })?;
+            }
             tokio::spawn(async move {
                 if let Err(e) = berth_cri::serve(engine, options, listener).await {
                     tracing::error!("CRI server: {e}");
@@ -600,6 +607,9 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
     }
     if flags.cni_conf_dir.is_none() {
         flags.cni_conf_dir = v["cni-conf-dir"].as_str().map(PathBuf::from);
+    }
+    if flags.cri_stream_address.is_none() {
+        flags.cri_stream_address = v["cri-stream-address"].as_str().map(str::to_string);
     }
     if flags.cni_bin_dir.is_empty() {
         if let Some(dirs) = v["cni-bin-dir"].as_array() {
