@@ -31,7 +31,17 @@ async fn connect(socket: PathBuf) -> Result<Rt, Error> {
 }
 
 /// Starts pod `name` with one container of `image` running `sleep`; its sandbox id.
-async fn start_pod(mut rt: Rt, name: String, image: String) -> Result<String, Error> {
+async fn start_pod(rt: Rt, name: String, image: String) -> Result<String, Error> {
+    Ok(start_pod_timed(rt, name, image).await?.0)
+}
+
+/// [`start_pod`], with the time of each of the three calls.
+async fn start_pod_timed(
+    mut rt: Rt,
+    name: String,
+    image: String,
+) -> Result<(String, [Duration; 3]), Error> {
+    let t0 = Instant::now();
     let config = cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
             name: name.clone(),
@@ -51,6 +61,7 @@ async fn start_pod(mut rt: Rt, name: String, image: String) -> Result<String, Er
         .await?
         .into_inner()
         .pod_sandbox_id;
+    let t1 = Instant::now();
     let container = cri::ContainerConfig {
         metadata: Some(cri::ContainerMetadata {
             name: "app".into(),
@@ -73,9 +84,10 @@ async fn start_pod(mut rt: Rt, name: String, image: String) -> Result<String, Er
         .await?
         .into_inner()
         .container_id;
+    let t2 = Instant::now();
     rt.start_container(cri::StartContainerRequest { container_id: id })
         .await?;
-    Ok(pod)
+    Ok((pod, [t1 - t0, t2 - t1, t2.elapsed()]))
 }
 
 async fn remove_pod(rt: &mut Rt, pod: String) -> Result<(), Error> {
@@ -107,14 +119,22 @@ async fn main() -> Result<(), Error> {
     let warm = start_pod(rt.clone(), "warm".into(), image.clone()).await?;
     remove_pod(&mut rt, warm).await?;
     let mut times = Vec::new();
+    let mut phases: [Vec<Duration>; 3] = Default::default();
     for i in 0..rounds {
         let t0 = Instant::now();
-        let pod = start_pod(rt.clone(), format!("one-{i}"), image.clone()).await?;
+        let (pod, each) = start_pod_timed(rt.clone(), format!("one-{i}"), image.clone()).await?;
         times.push(t0.elapsed());
+        for (all, one) in phases.iter_mut().zip(each) {
+            all.push(one);
+        }
         remove_pod(&mut rt, pod).await?;
     }
-    times.sort();
-    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v.get(v.len() / 2).copied().unwrap_or_default()
+    };
+    let median_all = median(&mut times);
+    let [run, create, start] = phases.map(|mut p| median(&mut p));
     let t0 = Instant::now();
     let started: Vec<_> = (0..parallel)
         .map(|i| tokio::spawn(start_pod(rt.clone(), format!("par-{i}"), image.clone())))
@@ -127,7 +147,13 @@ async fn main() -> Result<(), Error> {
     for pod in pods {
         remove_pod(&mut rt, pod).await?;
     }
-    println!("one_pod_ms {}", ms(median));
+    println!("one_pod_ms {}", ms(median_all));
+    println!(
+        "phases_ms run_pod_sandbox {} create_container {} start_container {}",
+        ms(run),
+        ms(create),
+        ms(start)
+    );
     println!("parallel_{parallel}_ms {}", ms(wall));
     Ok(())
 }

@@ -271,7 +271,10 @@ impl RuntimeService for Cri {
         &self,
         _request: Request<cri::UpdateRuntimeConfigRequest>,
     ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
-        Err(unimplemented("update_runtime_config"))
+        // The pod CIDR kubelet passes is for a CNI configuration template, which berth does
+        // not write (the configuration in --cni-conf-dir is used as it is), as containerd
+        // without `conf_template`.
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 
     async fn checkpoint_container(
@@ -292,13 +295,18 @@ impl RuntimeService for Cri {
         &self,
         _request: Request<cri::ListMetricDescriptorsRequest>,
     ) -> Result<Response<cri::ListMetricDescriptorsResponse>, Status> {
-        Err(unimplemented("list_metric_descriptors"))
+        // No metrics beyond the stats calls' (kubelet then reads those).
+        Ok(Response::new(cri::ListMetricDescriptorsResponse {
+            descriptors: Vec::new(),
+        }))
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         _request: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
-        Err(unimplemented("list_pod_sandbox_metrics"))
+        Ok(Response::new(cri::ListPodSandboxMetricsResponse {
+            pod_metrics: Vec::new(),
+        }))
     }
 }
