@@ -261,6 +261,35 @@ fn pid_and_uts_modes() {
         ),
     ]);
     assert_eq!(out, format!("{}\nseen\n", host_ns("pid")));
+    // Without a PID namespace of its own, what the container started goes with it (as runc):
+    // its orphan, re-parented to p1's init, does not outlive it, nor does its cgroup.
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--pid",
+            "container:p1",
+            "bb:local",
+            "sh",
+            "-c",
+            "sleep 302 & sleep 0.5",
+        ])
+        .trim()
+        .to_string();
+    let out = d.ok(&["wait", &id]);
+    assert_eq!(out.trim(), "0");
+    let gone = wait_for(Duration::from_secs(10), || {
+        !d.ok(&["exec", "p1", "ps", "-o", "args"])
+            .contains("sleep 302")
+    });
+    assert!(gone, "{}", d.ok(&["exec", "p1", "ps", "-o", "pid,args"]));
+    let cgroup = Path::new("/sys/fs/cgroup/pids/berth").join(&id);
+    assert!(
+        wait_for(Duration::from_secs(10), || !cgroup.exists()),
+        "{} is still there",
+        cgroup.display()
+    );
+    d.ok(&["rm", &id]);
     d.ok(&["create", "--name", "idle", "bb:local", "true"]);
     let err = fails(
         &d,
