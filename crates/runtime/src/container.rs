@@ -329,7 +329,6 @@ impl Runtime {
     }
 }
 
-/// Whether the config lists a mount namespace (new or joined).
 /// Whether `spec` makes a PID namespace for the container (one given by path is another's).
 fn has_own_pid_namespace(spec: &Spec) -> bool {
     spec.linux()
@@ -358,6 +357,7 @@ fn kill_all(cgroup: &Manager) {
     }
 }
 
+/// Whether the config lists a mount namespace (new or joined).
 pub(crate) fn has_mount_namespace(spec: &Spec) -> bool {
     spec.linux()
         .as_ref()
