@@ -261,6 +261,35 @@ fn pid_and_uts_modes() {
         ),
     ]);
     assert_eq!(out, format!("{}\nseen\n", host_ns("pid")));
+    // Without a PID namespace of its own, what the container started goes with it (as runc):
+    // its orphan, re-parented to p1's init, does not outlive it, nor does its cgroup.
+    let id = d
+        .ok(&[
+            "run",
+            "-d",
+            "--pid",
+            "container:p1",
+            "bb:local",
+            "sh",
+            "-c",
+            "sleep 302 & sleep 0.5",
+        ])
+        .trim()
+        .to_string();
+    let out = d.ok(&["wait", &id]);
+    assert_eq!(out.trim(), "0");
+    let gone = wait_for(Duration::from_secs(10), || {
+        !d.ok(&["exec", "p1", "ps", "-o", "args"])
+            .contains("sleep 302")
+    });
+    assert!(gone, "{}", d.ok(&["exec", "p1", "ps", "-o", "pid,args"]));
+    let cgroup = Path::new("/sys/fs/cgroup/pids/berth").join(&id);
+    assert!(
+        wait_for(Duration::from_secs(10), || !cgroup.exists()),
+        "{} is still there",
+        cgroup.display()
+    );
+    d.ok(&["rm", &id]);
     d.ok(&["create", "--name", "idle", "bb:local", "true"]);
     let err = fails(
         &d,
@@ -328,22 +357,41 @@ fn pid_and_uts_modes() {
     d.ok(&["rm", "-f", "u1", "p1", "idle"]);
 }
 
-/// The directories of cgroup `path` (relative to each hierarchy's root), removed when the test
-/// ends, deepest first.
-struct CgroupDirs(Vec<String>);
+/// Cgroup directories (full paths) removed when the test ends, also when it fails, in order.
+struct CgroupDirs(Vec<PathBuf>);
 
 impl Drop for CgroupDirs {
     fn drop(&mut self) {
-        let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return;
-        };
-        let hierarchies: Vec<PathBuf> = hierarchies.flatten().map(|e| e.path()).collect();
-        for path in &self.0 {
-            for h in &hierarchies {
-                let _ = std::fs::remove_dir(h.join(path.trim_start_matches('/')));
-            }
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// The directories of cgroup `path` in every v1 hierarchy and the cgroup2 one: from each
+/// hierarchy's root when it is absolute, else below `pid`'s cgroup there.
+fn cgroup_dirs(path: &str, pid: &str) -> Vec<PathBuf> {
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let mut dirs = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(names), Some(own_path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let hierarchy = match names {
+            "" => "unified".to_string(),
+            n => n.strip_prefix("name=").unwrap_or(n).to_string(),
+        };
+        let root = Path::new("/sys/fs/cgroup").join(hierarchy);
+        let base = if path.starts_with('/') {
+            root
+        } else {
+            root.join(own_path.trim_start_matches('/'))
+        };
+        dirs.push(base.join(path.trim_start_matches('/')));
+    }
+    dirs
 }
 
 /// The path of `pid`'s cgroup in the v1 hierarchy of `controller`.
@@ -385,7 +433,10 @@ fn cgroup_parent() {
         .join(&relative)
         .display()
         .to_string();
-    let _cleanup = CgroupDirs(vec![parent.clone(), relative_abs.clone()]);
+    let daemon_pid = d.pid().to_string();
+    let mut made = cgroup_dirs(&parent, &daemon_pid);
+    made.extend(cgroup_dirs(&relative, &daemon_pid));
+    let _cleanup = CgroupDirs(made);
 
     let id = d
         .ok(&[

@@ -166,6 +166,43 @@ fn remapped_root_is_an_unprivileged_host_user() {
         ]
     );
 
+    // A shareable /dev/shm (a tmpfs berthd mounts on the host) is the remapped root's, as
+    // with dockerd, and a container joining it writes there.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "shm1",
+        "--ipc",
+        "shareable",
+        "bb:local",
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(
+        d.ok(&["exec", "shm1", "stat", "-c", "%u:%g", "/dev/shm"]),
+        "0:0\n"
+    );
+    d.ok(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:shm1",
+        "bb:local",
+        "sh",
+        "-c",
+        "echo x > /dev/shm/f",
+    ]);
+    // Its PID namespace cannot be joined (berth-runtime does not share a user namespace).
+    let out = d.docker(&["run", "--rm", "--pid", "container:shm1", "bb:local", "true"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot join PID of container shm1 with --userns-remap"),
+        "{err}"
+    );
+    d.ok(&["rm", "-f", "shm1"]);
+
     // The image's files are root's inside; a file the container writes is the range's start's
     // on the host, in the container's layer, as is the layer's top.
     d.ok(&["run", "-d", "--name", "c1", "bb:local", "sleep", "600"]);

@@ -201,7 +201,18 @@ impl Engine {
         let pid = match pid_mode(hc).ok_or_else(|| invalid("PID", &hc.pid_mode))? {
             NsMode::Private => Ns::New,
             NsMode::Host => Ns::Host,
-            NsMode::Container(name) => join(&self.running(&name, "PID")?, "pid"),
+            NsMode::Container(name) => {
+                let joined = self.running(&name, "PID")?;
+                if self.remap_of(c).is_some() {
+                    // Its /proc could not be mounted: the namespace belongs to the other
+                    // container's user namespace, which dockerd's runc joins too and
+                    // berth-runtime cannot yet (it makes the other namespaces before).
+                    return Err(EngineError::InvalidParameter(format!(
+                        "cannot join PID of container {name} with --userns-remap: sharing a user namespace is not supported"
+                    )));
+                }
+                join(&joined, "pid")
+            }
         };
         let uts = match uts_mode(hc).ok_or_else(|| invalid("UTS", &hc.uts_mode))? {
             NsMode::Private => Ns::New,

@@ -289,8 +289,15 @@ impl Runtime {
     /// Removes what a stopped container leaves (its cgroup and record), then runs the poststop
     /// hooks: the spec runs them after the container is deleted.
     pub fn destroy(&self, record: &Record) -> Result<(), Error> {
-        self.cgroup(record)?.destroy()?;
         let spec = self.config(&record.id).ok();
+        let cgroup = self.cgroup(record)?;
+        if spec.as_ref().is_some_and(|s| !has_own_pid_namespace(s)) {
+            // As runc: in the host's or another container's PID namespace, the container's
+            // processes do not die with its init (its orphans go to that namespace's init); they
+            // go with the container.
+            kill_all(&cgroup);
+        }
+        cgroup.destroy()?;
         if spec.as_ref().is_some_and(|s| !has_mount_namespace(s)) {
             // The mounts of a container without a mount namespace are the host's.
             crate::rootfs::unmount_below(&record.rootfs)?;
@@ -319,6 +326,34 @@ impl Runtime {
     pub fn stats(&self, id: &str) -> Result<berth_cgroups::Stats, Error> {
         let record = self.load(id)?;
         Ok(self.cgroup(&record)?.stats()?)
+    }
+}
+
+/// Whether `spec` makes a PID namespace for the container (one given by path is another's).
+fn has_own_pid_namespace(spec: &Spec) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter().any(|n| {
+                n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none()
+            })
+        })
+}
+
+/// SIGKILLs every process of `cgroup` (frozen meanwhile, so none forks past it) and waits, at
+/// most [`KILL_WAIT`], for the cgroup to be empty.
+fn kill_all(cgroup: &Manager) {
+    let frozen = cgroup.freeze().is_ok();
+    for pid in cgroup.pids().unwrap_or_default() {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    if frozen {
+        let _ = cgroup.thaw();
+    }
+    let deadline = Instant::now() + KILL_WAIT;
+    while !cgroup.pids().unwrap_or_default().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

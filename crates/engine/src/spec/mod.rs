@@ -306,6 +306,11 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
 
     let sharing = paths.sharing;
     let mut mounts = default_mounts(&sharing.shm, privileged);
+    if paths.userns.is_some() && matches!(sharing.ipc, Ns::Join(_)) {
+        // Another container's IPC namespace belongs to that container's user namespace, in
+        // which this one's (a new one) may not mount its mqueue filesystem.
+        mounts.retain(|m| m.destination() != Path::new("/dev/mqueue"));
+    }
     if let Some(init) = paths.init {
         if !init.is_file() {
             return Err(EngineError::Internal(format!(
