@@ -8,7 +8,8 @@
 # network here to pull the real one); berth needs none (berth-init --pause).
 # Target (issue 16): <= 0.3 x containerd.
 #
-# Usage (as root, from the repository root): bench/cri.sh    (ROUNDS=N, default 7)
+# Usage (as root, from the repository root): bench/cri.sh    (ROUNDS=N, default 7; ONLY=berth
+# to time berthd alone)
 set -euo pipefail
 ROUNDS=${ROUNDS:-7}
 PARALLEL=${PARALLEL:-20}
@@ -59,7 +60,7 @@ conflist "$tmp/net-containerd" bcribench1 1
 
 busybox_tar "$tmp"
 "$bin/berthd" -H "unix://$tmp/berth.sock" --data-root "$tmp/berth-data" --exec-root "$tmp/b" \
-  --bridge bbench0 --nft-table berth_bench --config-file /nonexistent -l warn \
+  --bridge bbench0 --nft-table berth_bench --config-file /nonexistent -l "${LOG_LEVEL:-warn}" \
   --cri-socket "unix://$tmp/berth-cri.sock" --cni-conf-dir "$tmp/net-berth" >"$tmp/berthd.log" 2>&1 &
 pids+=($!)
 wait_for "$tmp/berth.sock"
@@ -68,6 +69,11 @@ B import "$tmp/busybox.tar" bb:bench >/dev/null
 B import --change 'ENTRYPOINT ["/bin/sleep", "2147483647"]' "$tmp/busybox.tar" registry.k8s.io/pause:3.6 >/dev/null
 B save -o "$tmp/images.tar" bb:bench registry.k8s.io/pause:3.6
 
+if [ "${ONLY:-}" = berth ]; then
+  "$client" "$tmp/berth-cri.sock" bb:bench "$ROUNDS" "$PARALLEL"
+  [ -z "${KEEP_LOG:-}" ] || cp "$tmp/berthd.log" "$KEEP_LOG"
+  exit 0
+fi
 cat >"$tmp/containerd.toml" <<TOML
 version = 2
 root = "$tmp/containerd-root"
@@ -100,6 +106,8 @@ echo "$(nproc) cpus, kernel $(uname -r), $ROUNDS rounds, $PARALLEL in parallel"
 echo
 b=$("$client" "$tmp/berth-cri.sock" bb:bench "$ROUNDS" "$PARALLEL")
 c=$("$client" "$tmp/containerd.sock" bb:bench "$ROUNDS" "$PARALLEL")
+echo "berth: $(grep phases <<<"$b")"
+echo "containerd: $(grep phases <<<"$c")"
 field() { awk -v k="$1" '$1 == k { print $2 }' <<<"$2"; }
 b1=$(field one_pod_ms "$b"); c1=$(field one_pod_ms "$c")
 bp=$(field "parallel_${PARALLEL}_ms" "$b"); cp=$(field "parallel_${PARALLEL}_ms" "$c")

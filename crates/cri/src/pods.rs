@@ -88,6 +88,15 @@ impl Cri {
             )));
         }
         let linux = config.linux.clone().unwrap_or_default();
+        if linux.cgroup_parent.ends_with(".slice") {
+            // kubelet's systemd driver names slices; berth drives cgroupfs, as `RuntimeConfig`
+            // says.
+            return Err(Status::invalid_argument(format!(
+                "cgroup parent {:?} is a systemd slice: berth uses the cgroupfs driver \
+                 (run kubelet with --cgroup-driver=cgroupfs)",
+                linux.cgroup_parent
+            )));
+        }
         let sc = linux.security_context.clone().unwrap_or_default();
         let ns = sc.namespace_options.clone().unwrap_or_default();
         let host_network = ns.network == NamespaceMode::Node as i32;

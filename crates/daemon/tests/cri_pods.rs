@@ -341,13 +341,30 @@ fn exit_reasons_oom_and_stop_timeouts() {
         .unwrap();
 
         // ExecSync: exit codes, both streams, and a timeout.
-        let sleeper = start_container(
-            &mut rt,
-            &pod,
-            &config,
-            container_config("sleeper", "exec sleep 1000"),
-        )
-        .await;
+        let mut sleeper = container_config("sleeper", "exec sleep 1000");
+        sleeper.linux = Some(cri::LinuxContainerConfig {
+            resources: Some(cri::LinuxContainerResources {
+                oom_score_adj: 500,
+                ..Default::default()
+            }),
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                masked_paths: vec!["/proc/keys".into()],
+                readonly_paths: vec!["/proc/sys".into()],
+                ..Default::default()
+            }),
+        });
+        let sleeper = start_container(&mut rt, &pod, &config, sleeper).await;
+        // (The pod's PID namespace is shared: the sleeper is not PID 1.)
+        let script = r#"for p in /proc/[0-9]*; do
+            [ "$(tr '\0' ' ' < $p/cmdline)" = "sleep 1000 " ] && cat $p/oom_score_adj; done; true"#;
+        let out = exec(&mut rt, &sleeper, &["sh", "-c", script]).await;
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "500\n", "{out:?}");
+        // kubelet's lists replace the defaults.
+        let out = exec(&mut rt, &sleeper, &["cat", "/proc/self/mountinfo"]).await;
+        let mounts = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(mounts.contains(" /proc/keys "), "{mounts}");
+        assert!(mounts.contains(" /proc/sys ro,"), "{mounts}");
+        assert!(!mounts.contains(" /proc/timer_list "), "{mounts}");
         let out = exec(
             &mut rt,
             &sleeper,
@@ -490,6 +507,21 @@ fn bad_requests_get_the_right_codes() {
             })
             .await;
         assert_eq!(code(handler), tonic::Code::NotFound);
+
+        let mut slice = pod_config("slice", &p.logs);
+        slice.linux = Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: "kubepods-besteffort-pod1.slice".into(),
+            ..Default::default()
+        });
+        let err = rt
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(slice),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("cgroupfs"), "{err:?}");
 
         let config = pod_config("dup", &p.logs);
         let pod = run_pod(&mut rt, config.clone()).await;

@@ -54,6 +54,11 @@ impl Engine {
                 }));
             }
         }
+        if let Some(v) = host.oom_score_adj.filter(|v| !(-1000..=1000).contains(v)) {
+            return Err(EngineError::InvalidParameter(format!(
+                "Invalid value {v}, range for oom score adj is [-1000, 1000]"
+            )));
+        }
         // (dockerd checks the runtime with the rest of the host config, before the image.)
         crate::userns::check_mode(&host).map_err(EngineError::InvalidParameter)?;
         if self.config.userns_remap.is_some() {

@@ -407,8 +407,16 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
         .set_devices((!devices.is_empty()).then_some(devices))
         .set_seccomp(seccomp)
         .set_rootfs_propagation(own.rootfs_propagation.map(str::to_string))
-        .set_masked_paths((!privileged).then(|| strings(MASKED_PATHS)))
-        .set_readonly_paths((!privileged).then(|| strings(READONLY_PATHS)))
+        .set_masked_paths((!privileged).then(|| {
+            hc.masked_paths
+                .clone()
+                .unwrap_or_else(|| strings(MASKED_PATHS))
+        }))
+        .set_readonly_paths((!privileged).then(|| {
+            hc.readonly_paths
+                .clone()
+                .unwrap_or_else(|| strings(READONLY_PATHS))
+        }))
         .set_mount_label(None)
         .set_intel_rdt(None)
         .set_memory_policy(None)
@@ -463,7 +471,11 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
         .set_apparmor_profile(None)
         .set_selinux_label(None)
         .set_scheduler(None)
-        .set_oom_score_adj(None)
+        .set_oom_score_adj(
+            hc.oom_score_adj
+                .filter(|v| *v != 0)
+                .and_then(|v| i32::try_from(v).ok()),
+        )
         .set_command_line(None)
         .set_io_priority(None);
     let mut root = Root::default();

@@ -21,7 +21,7 @@ impl Networks {
         let mut state = self.state.lock().await;
         let network = find(&state.networks, &req.network)?.clone();
         if network.cni.is_some() {
-            return self.attach_cni(&mut state, &network, req).await;
+            return self.attach_cni(state, &network, req).await;
         }
         let container = req.container_id.as_str();
         let attached = state
@@ -166,7 +166,7 @@ impl Networks {
         let network = find(&state.networks, network)?.clone();
         if network.cni.is_some() {
             return self
-                .detach_cni(&mut state, &network, container_id, link_later)
+                .detach_cni(state, &network, container_id, link_later)
                 .await;
         }
         let host_veth = host_veth_name(container_id, &network.id);

@@ -150,10 +150,13 @@ impl Networks {
     /// Attaches a container to a CNI network: the list's ADD, its result cached. Published
     /// ports take host ports from the port table, as on a bridge, and are given to the plugins
     /// declaring the `portMappings` capability (`portmap`); a list without one refuses them.
-    /// Nothing is left behind when it fails (the list is deleted again).
+    /// Nothing is left behind when it fails (the list is deleted again). The state is not
+    /// held while the plugins run, so that containers attach in parallel (the cache record,
+    /// written first, keeps the network from being removed and the container from being
+    /// attached twice meanwhile).
     pub(super) async fn attach_cni(
         &self,
-        state: &mut State,
+        mut state: tokio::sync::MutexGuard<'_, State>,
         network: &Network,
         req: &AttachRequest,
     ) -> Result<Endpoint, NetworkError> {
@@ -184,10 +187,13 @@ impl Networks {
             ports: reserved.clone(),
         };
         // Written first, so that a daemon dying in ADD leaves a record to DEL at its start.
-        let added = match self.cni_cache.put(&network.id, &record) {
-            Ok(()) => self.cni.add(&conf, &record.invocation()).await,
-            Err(e) => Err(e),
-        };
+        if let Err(e) = self.cni_cache.put(&network.id, &record) {
+            state.ports.remove(&reserved);
+            return Err(e.into());
+        }
+        drop(state);
+        let added = self.cni.add(&conf, &record.invocation()).await;
+        let mut state = self.state.lock().await;
         let value = match added {
             Ok(value) => value,
             Err(e) => {
@@ -256,7 +262,7 @@ impl Networks {
     /// its ports) stay for another try.
     pub(super) async fn detach_cni(
         &self,
-        state: &mut State,
+        state: tokio::sync::MutexGuard<'_, State>,
         network: &Network,
         container: &str,
         gone: bool,
@@ -268,6 +274,8 @@ impl Networks {
             });
         };
         let conf = conf_of(network).ok_or_else(|| CniError::Invalid("no conflist".into()))??;
+        // The plugins run with the state free (as for ADD); the record stays until DEL is done.
+        drop(state);
         let deleted = self
             .cni
             .del(&conf, &record.invocation(), record.result.as_ref())
@@ -279,6 +287,7 @@ impl Networks {
             }
             Err(e) => return Err(e.into()),
         }
+        let mut state = self.state.lock().await;
         self.cni_cache.remove(&network.id, container)?;
         state.ports.remove(&record.ports);
         Ok(())
