@@ -228,6 +228,7 @@ fn container_config(body: &ContainerCreateBody) {
         volumes: &root.join("volumes"),
         subpaths: &root.join("mounts"),
         cgroups_path: "berth/fuzz".to_string(),
+        sharing: &Default::default(),
         init: None,
         plugin_volumes: &Default::default(),
         seccomp: &Default::default(),
