@@ -78,7 +78,8 @@ fn version_status_and_runtime_config() {
     if skip() {
         return;
     }
-    let d = Daemon::start();
+    // No network configuration: pods cannot get a network yet.
+    let d = Daemon::start_with_args(&["--cni-conf-dir", "/nonexistent/net.d"], |_| {});
     runtime().block_on(async {
         let mut rt = RuntimeServiceClient::new(channel(&cri_socket(&d)).await);
         let v = rt
@@ -100,13 +101,15 @@ fn version_status_and_runtime_config() {
             .find(|c| c.r#type == "RuntimeReady")
             .unwrap();
         assert!(ready.status, "{conditions:?}");
-        // Pod networking is not served yet: said so, not faked.
+        // Said in containerd's words (`cri_pods` has it ready with a configuration).
         let net = conditions
             .iter()
             .find(|c| c.r#type == "NetworkReady")
             .unwrap();
         assert!(
-            !net.status && net.reason == "NetworkPluginNotReady",
+            !net.status
+                && net.reason == "NetworkPluginNotReady"
+                && net.message.contains("cni config load failed"),
             "{net:?}"
         );
         let c = rt
@@ -118,12 +121,31 @@ fn version_status_and_runtime_config() {
             c.linux.unwrap().cgroup_driver,
             cri::CgroupDriver::Cgroupfs as i32
         );
-        // What is not served yet is Unimplemented, not a fake answer.
+        // What is not served is Unimplemented (as containerd 1.6), not a fake answer.
         let err = rt
-            .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+            .checkpoint_container(cri::CheckpointContainerRequest::default())
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+        // Without a network configuration a pod is refused, saying why.
+        let config = cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: "p".into(),
+                uid: "u".into(),
+                namespace: "n".into(),
+                attempt: 0,
+            }),
+            ..Default::default()
+        };
+        let err = rt
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(config),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+        assert!(err.message().contains("cni config load failed"), "{err:?}");
     });
     // A stale socket (berthd killed) is replaced; a stopped berthd removes its socket.
     let mut d = d;

@@ -63,6 +63,16 @@ fn a_pod_of_two_containers_shares_localhost_ipc_and_its_hostname() {
             host_port: i32::from(port),
             host_ip: String::new(),
         }];
+        // Namespaced sysctls of the pod: the network one in its network namespace, the IPC
+        // one in its IPC namespace.
+        config.linux = Some(cri::LinuxPodSandboxConfig {
+            sysctls: [
+                ("net.ipv4.ip_unprivileged_port_start".to_string(), "79".to_string()),
+                ("kernel.shm_rmid_forced".to_string(), "1".to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        });
         config.dns_config = Some(cri::DnsConfig {
             servers: vec!["10.96.0.10".to_string()],
             searches: vec!["default.svc.cluster.local".to_string()],
@@ -76,7 +86,9 @@ fn a_pod_of_two_containers_shares_localhost_ipc_and_its_hostname() {
             pid: cri::NamespaceMode::Pod as i32,
             ..Default::default()
         });
+        let sysctls = config.linux.take().unwrap().sysctls;
         config.linux = Some(cri::LinuxPodSandboxConfig {
+            sysctls,
             cgroup_parent: parent.clone(),
             security_context: Some(cri::LinuxSandboxSecurityContext {
                 namespace_options: shared_pids.clone(),
@@ -175,6 +187,14 @@ fn a_pod_of_two_containers_shares_localhost_ipc_and_its_hostname() {
             String::from_utf8_lossy(&out.stdout).contains(&format!("{ip}/")),
             "{out:?}"
         );
+
+        for (path, want) in [
+            ("/proc/sys/net/ipv4/ip_unprivileged_port_start", "79\n"),
+            ("/proc/sys/kernel/shm_rmid_forced", "1\n"),
+        ] {
+            let out = exec(&mut rt, &client_id, &["cat", path]).await;
+            assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{path}");
+        }
 
         // The hostPort answers on the host.
         let body = http_get_at(host_address(), port).expect("no answer on the hostPort");
@@ -393,6 +413,58 @@ fn exit_reasons_oom_and_stop_timeouts() {
         )
         .await;
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{out:?}");
+
+        // A restricted container: another user and groups, a read-only root, one
+        // capability, no new privileges, Docker's seccomp profile (RuntimeDefault).
+        let mut restricted = container_config("restricted", "exec sleep 1000");
+        restricted.linux = Some(cri::LinuxContainerConfig {
+            resources: None,
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                run_as_user: Some(cri::Int64Value { value: 1234 }),
+                run_as_group: Some(cri::Int64Value { value: 5678 }),
+                supplemental_groups: vec![42],
+                readonly_rootfs: true,
+                no_new_privs: true,
+                capabilities: Some(cri::Capability {
+                    add_capabilities: vec!["CHOWN".into()],
+                    drop_capabilities: vec!["ALL".into()],
+                    ..Default::default()
+                }),
+                seccomp: Some(cri::SecurityProfile {
+                    profile_type: cri::security_profile::ProfileType::RuntimeDefault as i32,
+                    localhost_ref: String::new(),
+                }),
+                ..Default::default()
+            }),
+        });
+        let restricted = start_container(&mut rt, &pod, &config, restricted).await;
+        let out = exec(&mut rt, &restricted, &["id"]).await;
+        let id = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(id.starts_with("uid=1234 gid=5678"), "{id}");
+        assert!(id.contains("42"), "{id}");
+        let out = exec(&mut rt, &restricted, &["touch", "/new-file"]).await;
+        assert_ne!(out.exit_code, 0, "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Read-only"),
+            "{out:?}"
+        );
+        let out = exec(&mut rt, &restricted, &["cat", "/proc/self/status"]).await;
+        let status = String::from_utf8_lossy(&out.stdout).to_string();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert_eq!(field("CapBnd:"), "0000000000000001", "{status}");
+        assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+        assert_eq!(field("Seccomp:"), "2", "{status}");
+        // Without a profile, a pod's container is unconfined, as containerd makes it.
+        let out = exec(&mut rt, &sleeper, &["cat", "/proc/self/status"]).await;
+        let status = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(status.contains("Seccomp:\t0"), "{status}");
 
         // kubelet's rotation: rename, reopen; the next lines go to a new file.
         let mut talker = container_config(

@@ -1,7 +1,7 @@
 //! Execs as dockerd answers them: output framed by the start's `Tty` whatever the exec's (the
 //! Python SDK starts with `Tty: false` by default), a program that cannot start recorded with
 //! exit code 127 or 126 and dockerd's message in the stream, and the client's `detachKeys`
-//! (`config.json`) kept with the exec.
+//! (`config.json`) kept with the exec; the container's groups and no-new-privileges too.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
@@ -139,4 +139,44 @@ fn an_interactive_exec_detaches_on_the_clients_keys() {
     let top = d.ok(&["top", "box"]);
     assert!(top.lines().any(|l| l.ends_with(" sh")), "{top}");
     d.ok(&["rm", "-f", "box"]);
+}
+
+/// As dockerd's exec: the container's `--group-add` groups and its `no-new-privileges` reach
+/// an exec's process too.
+#[test]
+fn an_exec_gets_the_containers_groups_and_no_new_privileges() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb:local");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "grp",
+        "--network",
+        "none",
+        "--user",
+        "1000:1000",
+        "--group-add",
+        "42",
+        "--security-opt",
+        "no-new-privileges",
+        "bb:local",
+        "sleep",
+        "100",
+    ]);
+    let status = d.ok(&["exec", "grp", "cat", "/proc/self/status"]);
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(field("Groups:"), "42", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    d.ok(&["rm", "-f", "grp"]);
 }

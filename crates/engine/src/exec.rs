@@ -164,9 +164,13 @@ impl Engine {
         let mut process_user = User::default();
         process_user.set_uid(user.uid);
         process_user.set_gid(user.gid);
-        process_user.set_additional_gids(Some(user.additional_gids.clone()));
-        // What is not set here is the runtime's default: no rlimits, no NoNewPrivileges of
-        // the process's own.
+        // As dockerd's `getUser`: the container's `--group-add` groups too.
+        let mut additional_gids = user.additional_gids.clone();
+        for g in c.host_config.group_add.iter().flatten() {
+            additional_gids.push(users::resolve_group(&rootfs, g)?);
+        }
+        process_user.set_additional_gids(Some(additional_gids));
+        // What is not set here is the runtime's default: no rlimits of the process's own.
         let mut process = Process::default();
         process.set_terminal(Some(tty));
         process.set_user(process_user);
@@ -175,7 +179,8 @@ impl Engine {
         process.set_cwd(cwd.into());
         process.set_capabilities(Some(capabilities));
         process.set_rlimits(None);
-        process.set_no_new_privileges(None);
+        // As dockerd: an exec of a `no-new-privileges` container has it too.
+        process.set_no_new_privileges(spec::no_new_privileges(&c.host_config).then_some(true));
         if let Some(&[h, w]) = cfg.console_size.as_deref() {
             if tty && h > 0 && w > 0 {
                 let size = oci_spec::runtime::BoxBuilder::default()

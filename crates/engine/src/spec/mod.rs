@@ -156,6 +156,16 @@ impl crate::Engine {
     }
 }
 
+/// Whether `--security-opt no-new-privileges` (`:true`, `=true`) is set.
+pub(crate) fn no_new_privileges(hc: &HostSpec) -> bool {
+    hc.security_opt.iter().flatten().any(|s| {
+        matches!(
+            s.as_str(),
+            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"
+        )
+    })
+}
+
 /// "Every capability" as a container can get it: those of [`ALL_CAPS`] in berthd's own
 /// bounding set (as moby's `GetAllCapabilities`): a capability the daemon lacks (a machine or
 /// a parent container that dropped it) cannot be raised in the container, and asking for it
@@ -279,9 +289,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
     let caps = capabilities(hc);
     let privileged = hc.privileged.unwrap_or(false);
     let security = hc.security_opt.clone().unwrap_or_default();
-    let no_new_privs = security.iter().any(|s| {
-        s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"
-    });
+    let no_new_privs = no_new_privileges(hc);
     let rlimits =
         hc.ulimits
             .iter()
