@@ -652,3 +652,64 @@ fn bad_requests_get_the_right_codes() {
         .unwrap();
     });
 }
+
+#[test]
+fn a_host_network_pod_is_in_the_hosts_network_and_uts_namespaces() {
+    if skip() || plugins_missing() {
+        return;
+    }
+    let p = Pods::start("h");
+    runtime().block_on(async {
+        let mut rt = client(&p.socket()).await;
+        let mut config = pod_config("hostnet", &p.logs);
+        config.hostname = String::new();
+        config.linux = Some(cri::LinuxPodSandboxConfig {
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Node as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let pod = run_pod(&mut rt, config.clone()).await;
+        let st = pod_status(&mut rt, &pod).await;
+        assert_eq!(st.state, cri::PodSandboxState::SandboxReady as i32);
+        // No CNI: no address of the pod's own, none taken from the pool.
+        assert_eq!(st.network.unwrap().ip, "");
+        assert!(p.reserved().is_empty());
+        let app = start_container(
+            &mut rt,
+            &pod,
+            &config,
+            container_config("app", "exec sleep 1000"),
+        )
+        .await;
+        let ns = |path: &str| std::fs::read_link(path).unwrap().display().to_string();
+        let out = exec(
+            &mut rt,
+            &app,
+            &[
+                "sh",
+                "-c",
+                "readlink /proc/self/ns/net; readlink /proc/self/ns/uts",
+            ],
+        )
+        .await;
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}\n{}\n", ns("/proc/self/ns/net"), ns("/proc/self/ns/uts"))
+        );
+        rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
+            pod_sandbox_id: pod.clone(),
+        })
+        .await
+        .unwrap();
+        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+            pod_sandbox_id: pod,
+        })
+        .await
+        .unwrap();
+    });
+}
