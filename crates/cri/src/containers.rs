@@ -35,26 +35,17 @@ fn container_name(m: &cri::ContainerMetadata, pod: &SandboxRecord) -> String {
 impl Cri {
     /// The CRI container `id` names (an id or a unique prefix), with its record.
     pub(crate) fn container(&self, id: &str) -> Result<(Container, ContainerRecord), Status> {
-        let not_found = || Status::not_found(format!("container {id:?} not found"));
-        if id.is_empty() {
-            return Err(Status::invalid_argument("no container id given"));
-        }
-        let c = match self.engine.containers.get(id) {
-            Ok(c) => c,
-            Err(EngineError::NotFound(_)) => return Err(not_found()),
-            Err(e) => return Err(status(e)),
-        };
-        match Record::of(&c) {
-            Some(Record::Container(r)) => Ok((c, r)),
-            _ => Err(not_found()),
-        }
+        self.object("container", id, |r| match r {
+            Record::Container(r) => Some(r),
+            Record::Sandbox(_) => None,
+        })
     }
 
     /// Every CRI container (of every pod).
     pub(crate) fn containers(&self) -> Vec<(Container, ContainerRecord)> {
-        self.engine.containers.scan(|c| match Record::of(c) {
-            Some(Record::Container(r)) => Some((c.clone(), r)),
-            _ => None,
+        self.objects(|r| match r {
+            Record::Container(r) => Some(r),
+            Record::Sandbox(_) => None,
         })
     }
 

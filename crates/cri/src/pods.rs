@@ -42,26 +42,17 @@ pub(crate) fn clamp_oom_score_adj(wanted: i64) -> i64 {
 impl Cri {
     /// The sandbox `id` names (an id or a unique prefix), with its record.
     pub(crate) fn sandbox(&self, id: &str) -> Result<(Container, SandboxRecord), Status> {
-        let not_found = || Status::not_found(format!("pod sandbox {id:?} not found"));
-        if id.is_empty() {
-            return Err(Status::invalid_argument("no pod sandbox id given"));
-        }
-        let c = match self.engine.containers.get(id) {
-            Ok(c) => c,
-            Err(EngineError::NotFound(_)) => return Err(not_found()),
-            Err(e) => return Err(status(e)),
-        };
-        match Record::of(&c) {
-            Some(Record::Sandbox(r)) => Ok((c, r)),
-            _ => Err(not_found()),
-        }
+        self.object("pod sandbox", id, |r| match r {
+            Record::Sandbox(r) => Some(r),
+            Record::Container(_) => None,
+        })
     }
 
     /// Every sandbox.
     pub(crate) fn sandboxes(&self) -> Vec<(Container, SandboxRecord)> {
-        self.engine.containers.scan(|c| match Record::of(c) {
-            Some(Record::Sandbox(r)) => Some((c.clone(), r)),
-            _ => None,
+        self.objects(|r| match r {
+            Record::Sandbox(r) => Some(r),
+            Record::Container(_) => None,
         })
     }
 

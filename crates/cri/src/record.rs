@@ -93,6 +93,38 @@ impl Record {
     }
 }
 
+impl crate::Cri {
+    /// The engine container `id` names (an id or a unique prefix) if it is a CRI object of
+    /// the kind `pick` keeps (`what` names it in the errors), with its record.
+    pub(crate) fn object<T>(
+        &self,
+        what: &str,
+        id: &str,
+        pick: impl Fn(Record) -> Option<T>,
+    ) -> Result<(Container, T), tonic::Status> {
+        let not_found = || tonic::Status::not_found(format!("{what} {id:?} not found"));
+        if id.is_empty() {
+            return Err(tonic::Status::invalid_argument(format!(
+                "no {what} id given"
+            )));
+        }
+        let c = match self.engine.containers.get(id) {
+            Ok(c) => c,
+            Err(berth_engine::error::EngineError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(crate::status(e)),
+        };
+        let r = Record::of(&c).and_then(pick).ok_or_else(not_found)?;
+        Ok((c, r))
+    }
+
+    /// Every CRI object of the kind `pick` keeps, with its record.
+    pub(crate) fn objects<T>(&self, pick: impl Fn(Record) -> Option<T>) -> Vec<(Container, T)> {
+        self.engine
+            .containers
+            .scan(|c| Some((c.clone(), pick(Record::of(c)?)?)))
+    }
+}
+
 /// The map the CRI's messages carry.
 pub fn to_map(m: &BTreeMap<String, String>) -> HashMap<String, String> {
     m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()

@@ -492,16 +492,7 @@ fn exit_reasons_oom_and_stop_timeouts() {
             .unwrap_err();
         assert_ne!(err.code(), tonic::Code::Ok);
 
-        rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
-        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
+        stop_and_remove_pod(&mut rt, &pod).await;
     });
 }
 
@@ -701,15 +692,6 @@ fn a_host_network_pod_is_in_the_hosts_network_and_uts_namespaces() {
             String::from_utf8_lossy(&out.stdout),
             format!("{}\n{}\n", ns("/proc/self/ns/net"), ns("/proc/self/ns/uts"))
         );
-        rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
-        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .unwrap();
+        stop_and_remove_pod(&mut rt, &pod).await;
     });
 }

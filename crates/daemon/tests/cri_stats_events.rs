@@ -126,16 +126,7 @@ fn figures_come_from_the_kernels_counters() {
             .stats;
         assert_eq!(all.len(), 1);
 
-        rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
-            pod_sandbox_id: pod.clone(),
-        })
-        .await
-        .unwrap();
-        rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
-            pod_sandbox_id: pod,
-        })
-        .await
-        .unwrap();
+        stop_and_remove_pod(&mut rt, &pod).await;
     });
 }
 

@@ -162,6 +162,20 @@ pub async fn run_pod(rt: &mut Rt, config: cri::PodSandboxConfig) -> String {
     .pod_sandbox_id
 }
 
+/// StopPodSandbox, then RemovePodSandbox.
+pub async fn stop_and_remove_pod(rt: &mut Rt, pod: &str) {
+    rt.stop_pod_sandbox(cri::StopPodSandboxRequest {
+        pod_sandbox_id: pod.to_string(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(cri::RemovePodSandboxRequest {
+        pod_sandbox_id: pod.to_string(),
+    })
+    .await
+    .unwrap();
+}
+
 pub async fn start_container(
     rt: &mut Rt,
     pod: &str,
