@@ -40,7 +40,7 @@ use oci_spec::runtime::{LinuxDeviceCgroup, LinuxResources};
 pub use bpf::BpfError;
 pub use convert::ConvertError;
 pub use fs::FsError;
-pub use mountinfo::{Mode, MountinfoError};
+pub use mountinfo::{cgroup_mounts, preset_cgroup_mounts, Mode, MountinfoError};
 pub use stats::{
     Blkio, BlkioEntry, Cpu, CpuUsage, Hugetlb, Memory, MemoryEntry, Pids, Stats, Throttling,
 };

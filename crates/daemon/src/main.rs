@@ -239,6 +239,8 @@ fn main() -> anyhow::Result<()> {
         .context("--seccomp-profile")?,
         userns_remap,
     })?;
+    let mut engine = engine;
+    engine.prepare_monitors();
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.
     #[cfg(target_env = "gnu")]

@@ -30,6 +30,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod logs;
 pub mod monitor;
+pub mod monitor_prep;
 pub mod mounts;
 pub mod netns;
 pub mod network;
@@ -130,6 +131,8 @@ pub struct Engine {
     plugins: volumes::Registry,
     /// The networks, once berthd opened them ([`Engine::open_networks`]).
     net: network::NetSlot,
+    /// What monitors are started with ([`Engine::prepare_monitors`]).
+    monitor_prep: monitor_prep::Prepared,
 }
 
 impl Engine {
@@ -188,8 +191,16 @@ impl Engine {
             health: Arc::default(),
             net: Arc::default(),
             plugins: volumes::Registry::new(config.plugins_dir.as_deref()),
+            monitor_prep: monitor_prep::Prepared::default(),
             config,
         })
+    }
+
+    /// Prepares once what every monitor is started with (a read-only view of its binary, the
+    /// cgroup mounts: see [`monitor_prep`]), so that a container's start does not read or
+    /// copy the host's whole mount table. berthd calls it once, before serving.
+    pub fn prepare_monitors(&mut self) {
+        self.monitor_prep = monitor_prep::prepare(&self.config.exec_root, &self.config.monitor);
     }
 
     /// `<exec-root>/c/<id>`: bundle and monitor state.

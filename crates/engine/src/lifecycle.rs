@@ -211,7 +211,11 @@ impl Engine {
         }
         let runtime = Self::runtime_name(c);
         let launch = monitor::Launch {
-            binary: self.config.monitor.clone(),
+            binary: self
+                .monitor_prep
+                .binary
+                .clone()
+                .unwrap_or_else(|| self.config.monitor.clone()),
             id: c.id.clone(),
             bundle: run_dir.clone(),
             runtime_root: self.runtime_root_of(runtime),
@@ -225,6 +229,7 @@ impl Engine {
             stdin: c.config.open_stdin.unwrap_or(false),
             stdin_once: c.config.stdin_once.unwrap_or(false),
             healthcheck,
+            cgroup_mounts: self.monitor_prep.cgroup_mounts.clone(),
             foreign: self.foreign_runtime(runtime)?.cloned(),
         };
         tracing::debug!(elapsed = ?t0.elapsed(), "config written");

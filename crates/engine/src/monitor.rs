@@ -38,6 +38,8 @@ pub struct Launch {
     pub stdin_once: bool,
     /// The health check's file (`--healthcheck`).
     pub healthcheck: Option<PathBuf>,
+    /// The daemon's cgroup mount lines (`--cgroup-mounts`), if written.
+    pub cgroup_mounts: Option<PathBuf>,
     /// A foreign runtime to drive instead of Berth's own (`--runtime-path`, `--runtime-arg`).
     pub foreign: Option<berth_monitor::driver::Foreign>,
 }
@@ -76,6 +78,9 @@ pub async fn spawn(l: &Launch) -> Result<i64> {
     }
     if l.log_compress {
         cmd.arg("--log-compress");
+    }
+    if let Some(path) = &l.cgroup_mounts {
+        cmd.arg("--cgroup-mounts").arg(path);
     }
     if let Some(path) = &l.healthcheck {
         cmd.arg("--healthcheck").arg(path);

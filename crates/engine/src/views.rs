@@ -175,6 +175,7 @@ impl Engine {
         }
         let mut containers = self.containers.all();
         containers.sort_by(|a, b| b.created.cmp(&a.created));
+        let links = self.link_names_by_child();
         // `all` is implied by filters that only match stopped containers.
         let all = all || filters.has("status") || filters.has("exited");
         let mut out = Vec::new();
@@ -185,7 +186,7 @@ impl Engine {
             if !self.matches(&c, filters) {
                 continue;
             }
-            out.push(summary(self, &c));
+            out.push(summary(self, &c, &links));
             if limit.is_some_and(|l| l > 0 && out.len() >= l) {
                 break;
             }
@@ -228,7 +229,12 @@ impl Engine {
     }
 }
 
-fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
+/// `links`: the link names of the containers (`Engine::link_names_by_child`).
+fn summary(
+    engine: &Engine,
+    c: &Container,
+    links: &std::collections::HashMap<String, Vec<String>>,
+) -> ContainerSummary {
     let mut command = vec![c.path.clone()];
     command.extend(c.args.iter().cloned());
     let state = match c.state.status {
@@ -244,7 +250,7 @@ fn summary(engine: &Engine, c: &Container) -> ContainerSummary {
         id: Some(c.id.clone()),
         names: Some(
             std::iter::once(format!("/{}", c.name))
-                .chain(engine.link_names(c))
+                .chain(links.get(&c.id).into_iter().flatten().cloned())
                 .collect(),
         ),
         image: c.config.image.clone(),

@@ -21,9 +21,9 @@ pub enum ConfigError {
 /// Usage text, for errors.
 pub const USAGE: &str =
     "usage: berth-monitor --id ID --bundle DIR --runtime-root DIR --dir STATE_DIR --log FILE \
-[--log-driver json-file|local|none] [--log-compress] \
+[--log-driver json-file|local|none|cri] [--log-compress] \
 [--log-max-size BYTES] [--log-max-file N] [--tty] [--stdin] [--stdin-once] [--ready-fd FD] \
-[--healthcheck FILE] [--runtime-path PATH [--runtime-arg ARG]...]";
+[--healthcheck FILE] [--cgroup-mounts FILE] [--runtime-path PATH [--runtime-arg ARG]...]";
 
 /// What the monitor was told to do.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +45,9 @@ pub struct Config {
     pub ready_fd: Option<RawFd>,
     /// The health check to run ([`crate::protocol::HealthCheck`] as JSON).
     pub healthcheck: Option<PathBuf>,
+    /// The cgroup mount lines of the daemon's mountinfo (`berth_cgroups::cgroup_mounts`),
+    /// so that this process need not read the whole table.
+    pub cgroup_mounts: Option<PathBuf>,
     /// A foreign OCI runtime's binary (runc's command line) instead of Berth's own runtime.
     pub runtime_path: Option<PathBuf>,
     /// Its arguments before every command (daemon.json's `runtimeArgs`).
@@ -97,6 +100,7 @@ impl Config {
                 "--log-max-file" => cfg.log_max_file = number(&flag, &value()?)?,
                 "--ready-fd" => cfg.ready_fd = Some(number(&flag, &value()?)?),
                 "--healthcheck" => cfg.healthcheck = Some(PathBuf::from(value()?)),
+                "--cgroup-mounts" => cfg.cgroup_mounts = Some(PathBuf::from(value()?)),
                 "--runtime-path" => cfg.runtime_path = Some(PathBuf::from(value()?)),
                 "--runtime-arg" => cfg.runtime_args.push(value()?),
                 "--tty" => cfg.tty = true,

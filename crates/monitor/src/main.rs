@@ -15,5 +15,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(text) = cfg
+        .cgroup_mounts
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+    {
+        // The daemon's view (this process is in a copy of its mount namespace): one read of
+        // the whole mount table less per container.
+        berth_cgroups::preset_cgroup_mounts(&text);
+    }
     std::process::exit(berth_monitor::run(cfg));
 }

@@ -293,15 +293,18 @@ impl Daemon {
     }
 
     /// Mount points under this daemon's directory, but for the exec root's own tmpfs (berthd
-    /// mounts one there when it is not on a tmpfs).
+    /// mounts one there when it is not on a tmpfs) and the read-only view of the monitor's
+    /// binary in it.
     pub fn mounts_under(&self) -> Vec<String> {
         let exec_root = self.dir.join("run").display().to_string();
+        // The read-only view of the monitor's binary berthd keeps while it lives.
+        let monitor_view = format!("{exec_root}/bin/");
         let prefix = format!("{}/", self.dir.display());
         std::fs::read_to_string("/proc/self/mounts")
             .unwrap()
             .lines()
             .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|p| p.starts_with(&prefix) && *p != exec_root)
+            .filter(|p| p.starts_with(&prefix) && *p != exec_root && !p.starts_with(&monitor_view))
             .map(str::to_string)
             .collect()
     }

@@ -201,22 +201,27 @@ impl Engine {
         (!links.is_empty()).then_some(links)
     }
 
-    /// The link names (`/PARENT/ALIAS`) other containers know `c` by (`docker ps` lists them).
-    pub(crate) fn link_names(&self, c: &Container) -> Vec<String> {
-        self.containers
+    /// The link names (`/PARENT/ALIAS`) other containers know each container by (`docker ps`
+    /// lists them), by its id, in one look at the records.
+    pub(crate) fn link_names_by_child(&self) -> std::collections::HashMap<String, Vec<String>> {
+        let mut by_child: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (child, name) in self
+            .containers
             .scan(|p| {
-                let names: Vec<String> = p
+                let names: Vec<(String, String)> = p
                     .networks
                     .legacy_links
                     .iter()
-                    .filter(|l| l.child == c.id)
-                    .map(|l| format!("/{}/{}", p.name, l.alias))
+                    .map(|l| (l.child.clone(), format!("/{}/{}", p.name, l.alias)))
                     .collect();
                 (!names.is_empty()).then_some(names)
             })
             .into_iter()
             .flatten()
-            .collect()
+        {
+            by_child.entry(child).or_default().push(name);
+        }
+        by_child
     }
 
     /// At start, before anything is made: the links' containers must be on the default

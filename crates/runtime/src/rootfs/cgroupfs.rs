@@ -105,7 +105,7 @@ fn destination(dest: &Path, h: &Hierarchy, pure_v2: bool) -> PathBuf {
 /// host hierarchy, its destination below `dest` and its mount point on the host (checkpoint and
 /// restore name them to criu as external mounts).
 pub(crate) fn bind_destinations(dest: &Path) -> std::io::Result<Vec<(PathBuf, PathBuf)>> {
-    let all = hierarchies(&std::fs::read_to_string("/proc/self/mountinfo")?);
+    let all = hierarchies(berth_cgroups::cgroup_mounts().map_err(std::io::Error::other)?);
     let pure_v2 = all.iter().all(|h| h.fstype != "cgroup");
     Ok(all
         .iter()
@@ -123,7 +123,9 @@ pub(super) fn mount_cgroups(
     target: &super::mounts::Target<'_>,
 ) -> Result<(), RootfsError> {
     let read = |p: &str| std::fs::read_to_string(p).map_err(io_err(format!("reading {p}")));
-    let all = hierarchies(&read("/proc/self/mountinfo")?);
+    let all = hierarchies(berth_cgroups::cgroup_mounts().map_err(|e| {
+        io_err("reading /proc/self/mountinfo".to_string())(std::io::Error::other(e))
+    })?);
     let proc_cgroup = read("/proc/self/cgroup")?;
     // Where the container's cgroup is in the host's hierarchies (inside a cgroup namespace
     // /proc/self/cgroup says only "/").
