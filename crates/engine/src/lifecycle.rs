@@ -349,19 +349,25 @@ impl Engine {
                 },
             };
             tracing::debug!("exit reported");
-            // The monitor deletes the runtime's container while the exit is recorded; what
-            // follows (waiters told, `--rm`, a restart) waits for both.
-            let shutdown = async {
-                let _ = monitor::call::<monitor::Reply>(&sock, Op::Shutdown).await;
-            };
-            let guard = engine.lifecycle_lock(&id).await;
-            let ((), c) = tokio::join!(shutdown, engine.record_exit(&id, &exit));
-            drop(guard);
-            if let Some(c) = c {
-                engine.after_exit(c, &exit).await;
-            }
-            tracing::debug!("exit handled");
+            // Boxed: the task of each running container waits in the small future above, not
+            // in one as large as everything that follows an exit.
+            Box::pin(engine.handle_exit(&id, &sock, exit)).await;
         });
+    }
+
+    /// What follows a reported exit: the monitor deletes the runtime's container while the
+    /// exit is recorded; what follows (waiters told, `--rm`, a restart) waits for both.
+    async fn handle_exit(&self, id: &str, sock: &Path, exit: ExitStatus) {
+        let shutdown = async {
+            let _ = monitor::call::<monitor::Reply>(sock, Op::Shutdown).await;
+        };
+        let guard = self.lifecycle_lock(id).await;
+        let ((), c) = tokio::join!(shutdown, self.record_exit(id, &exit));
+        drop(guard);
+        if let Some(c) = c {
+            self.after_exit(c, &exit).await;
+        }
+        tracing::debug!("exit handled");
     }
 
     /// Records an exit, cleans up, and applies `--rm` or the restart policy.

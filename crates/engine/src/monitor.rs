@@ -133,7 +133,9 @@ async fn read_line(fd: OwnedFd) -> std::io::Result<String> {
 /// Sends `op` and reads the one-line answer as a `T`; an `{"error":...}` answer is an error
 /// ([`refusal`]).
 pub async fn call<T: DeserializeOwned>(sock: &Path, op: Op) -> Result<T> {
-    let (line, _) = send(sock, op).await?;
+    // One line comes back: a small buffer (a running container's exit wait holds it for the
+    // container's whole life).
+    let (line, _) = send(sock, op, CALL_BUFFER).await?;
     refused(&line)?;
     protocol::from_line(&line).map_err(|e| EngineError::internal("the monitor's answer", e))
 }
@@ -151,7 +153,7 @@ pub async fn open(sock: &Path, op: Op) -> Result<(Reply, BufReader<UnixStream>)>
 /// [`open`], with an error answer handed back as the reply (for callers that tell the causes
 /// apart: an exec whose program could not start).
 pub async fn open_unchecked(sock: &Path, op: Op) -> Result<(Reply, BufReader<UnixStream>)> {
-    let (line, stream) = send(sock, op).await?;
+    let (line, stream) = send(sock, op, STREAM_BUFFER).await?;
     let reply =
         protocol::from_line(&line).map_err(|e| EngineError::internal("the monitor's answer", e))?;
     Ok((reply, stream))
@@ -204,14 +206,19 @@ fn refused(line: &[u8]) -> Result<()> {
     }
 }
 
-async fn send(sock: &Path, op: Op) -> Result<(Vec<u8>, BufReader<UnixStream>)> {
+/// The read buffer of a connection that carries one answer line ([`call`]).
+const CALL_BUFFER: usize = 512;
+/// The read buffer of a connection that goes on as a stream (attach, exec).
+const STREAM_BUFFER: usize = 8 << 10;
+
+async fn send(sock: &Path, op: Op, buffer: usize) -> Result<(Vec<u8>, BufReader<UnixStream>)> {
     let stream = UnixStream::connect(sock).await.map_err(|e| {
         EngineError::Internal(format!(
             "cannot reach the container's monitor ({}): {e}",
             sock.display()
         ))
     })?;
-    let mut stream = BufReader::new(stream);
+    let mut stream = BufReader::with_capacity(buffer, stream);
     stream
         .get_mut()
         .write_all(&protocol::to_line(&Request::from(op)))
