@@ -439,6 +439,18 @@ fn a_root_has_one_owner(backend: &Backend) {
     drop(s);
     let s = backend.open(&root);
     assert_eq!(s.stat("x").expect("stat").kind, Kind::Active);
+    // A lock that goes a moment later (a child forked by the other instance's process shares
+    // it until it execs) is waited for.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _held = s;
+        tx.send(()).expect("send");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    });
+    rx.recv().expect("held");
+    let s = (backend.try_open)(&root).expect("opened once the holder went");
+    holder.join().expect("join");
+    assert_eq!(s.stat("x").expect("stat").kind, Kind::Active);
 }
 
 /// Rebasing: a layer applied into a snapshot prepared without a parent, then committed on top

@@ -53,6 +53,9 @@ pub struct Store {
     _lock: fs::File,
 }
 
+/// How long a held lock of the root is waited for before another instance is assumed.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Store {
     /// Loads `root/metadata.json`, or starts empty if there is none (creating `root`).
     pub fn open(root: &Path) -> Result<Store, SnapshotError> {
@@ -67,18 +70,27 @@ impl Store {
             path: lock_path.clone(),
             source,
         })?;
-        match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(SnapshotError::Locked {
-                    root: root.to_owned(),
-                })
-            }
-            Err(e) => {
-                return Err(SnapshotError::Metadata {
-                    path: lock_path,
-                    source: e.into(),
-                })
+        // A lock can outlive its instance for a moment: a child another thread of that
+        // process forked shares the lock's open file until it execs. Another instance holds
+        // it for good, and is refused once LOCK_WAIT is over.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(SnapshotError::Locked {
+                        root: root.to_owned(),
+                    })
+                }
+                Err(e) => {
+                    return Err(SnapshotError::Metadata {
+                        path: lock_path,
+                        source: e.into(),
+                    })
+                }
             }
         }
         let data = match fs::read(&path) {
