@@ -78,10 +78,15 @@ pub enum V1Error {
 /// copying the parent's `cpuset.cpus`/`cpuset.mems` into every level whose
 /// values are empty (a new v1 cpuset cgroup starts empty, and no task can
 /// join it until both are set).
+///
+/// Each level above `dir` gets `cgroup.clone_children` set, so that the kernel gives its
+/// children its values when they are made: a write of a child's `cpuset.cpus` is checked
+/// against every sibling, a cost that grows with the number of containers.
 pub fn create_cpuset(mount_point: &Path, dir: &Path) -> Result<(), V1Error> {
     let rel = dir.strip_prefix(mount_point).unwrap_or(dir);
     let mut current = mount_point.to_path_buf();
-    for comp in rel.components() {
+    let mut levels = rel.components().peekable();
+    while let Some(comp) = levels.next() {
         let parent = current.clone();
         current.push(comp);
         fs::create_dir(&current)?;
@@ -95,9 +100,18 @@ pub fn create_cpuset(mount_point: &Path, dir: &Path) -> Result<(), V1Error> {
                 }
             }
         }
+        let above_dir = levels.peek().is_some();
+        let cloning = fs::read_in(&current, CLONE_CHILDREN).map(|v| v.trim() == "1");
+        if above_dir && matches!(cloning, Ok(false)) {
+            // Best effort: without it, children's values are written as above.
+            let _ = fs::write_in(&current, CLONE_CHILDREN, "1");
+        }
     }
     Ok(())
 }
+
+/// A v1 cgroup's switch to give its new children its cpuset values.
+const CLONE_CHILDREN: &str = "cgroup.clone_children";
 
 /// memory.* : limit, memsw (OCI `swap` is memory+swap), soft limit, kmem,
 /// swappiness, oom_control.

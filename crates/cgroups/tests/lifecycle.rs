@@ -283,3 +283,25 @@ fn unified_map_respects_hybrid_placement() {
         }
     }
 }
+
+/// The levels above a v1 cpuset cgroup give their children their cpus and mems at creation
+/// (`cgroup.clone_children`), so that no write of a child's is checked against its siblings.
+#[test]
+fn cpuset_parents_clone_their_values_to_children() {
+    let guard = Guard::new("cpuset-clone");
+    let Some(dir) = guard.manager.controller_dir("cpuset") else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "no v1 cpuset hierarchy under CI"
+        );
+        eprintln!("skipped: no v1 cpuset hierarchy");
+        return;
+    };
+    let parent = dir.parent().expect("a parent level");
+    assert_eq!(read(parent, "cgroup.clone_children").trim(), "1");
+    assert_eq!(
+        read(&dir, "cpuset.cpus").trim(),
+        read(parent, "cpuset.cpus").trim()
+    );
+    assert!(!read(&dir, "cpuset.mems").trim().is_empty());
+}
