@@ -352,6 +352,22 @@ fn an_unknown_log_driver_is_refused_at_create_as_dockerd_refuses_it() {
         "{stderr}"
     );
     assert_eq!(d.ok(&["ps", "-aq"]), "", "no container was made");
+    // The CRI's own format (which writes where its option says) is not the Docker API's.
+    let out = d.docker(&[
+        "run",
+        "--log-driver",
+        "cri",
+        "--log-opt",
+        "path=/tmp/berth-not-written.log",
+        "busybox",
+        "true",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains("logger: no log driver named 'cri' is registered"),
+        "{stderr}"
+    );
+    assert!(!std::path::Path::new("/tmp/berth-not-written.log").exists());
     // Drivers dockerd has are taken.
     d.ok(&["create", "--log-driver", "local", "busybox", "true"]);
 }

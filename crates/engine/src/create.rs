@@ -43,6 +43,19 @@ impl Engine {
             crate::mounts::check_mounts(&host)?;
             crate::logs::driver::check_create(&host)
                 .map_err(|e| EngineError::InvalidParameter(e.to_string()))?;
+            // The CRI's log format is for the CRI's containers: to the Docker API it is a
+            // driver that does not exist, as to dockerd.
+            let cri_log = crate::logs::driver::driver_of(&host) == crate::logs::driver::CRI;
+            let from_cri = body
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(crate::container::CRI_LABEL));
+            if cri_log && !from_cri {
+                return Err(EngineError::InvalidParameter(
+                    crate::logs::driver::DriverError::Unknown(crate::logs::driver::CRI.into())
+                        .to_string(),
+                ));
+            }
             if host.storage_opt.as_ref().is_some_and(|o| !o.is_empty()) {
                 // No snapshotter here has quotas: dockerd's words for overlay2 without them.
                 let driver = self.images.store.backend().driver_name();

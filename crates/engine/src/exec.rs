@@ -166,9 +166,7 @@ impl Engine {
         process_user.set_gid(user.gid);
         // As dockerd's `getUser`: the container's `--group-add` groups too.
         let mut additional_gids = user.additional_gids.clone();
-        for g in c.host_config.group_add.iter().flatten() {
-            additional_gids.push(users::resolve_group(&rootfs, g)?);
-        }
+        additional_gids.extend(spec::group_add_gids(&c.host_config, &rootfs)?);
         process_user.set_additional_gids(Some(additional_gids));
         // What is not set here is the runtime's default: no rlimits of the process's own.
         let mut process = Process::default();

@@ -156,6 +156,16 @@ impl crate::Engine {
     }
 }
 
+/// The gids of `--group-add` (names resolved in the container's `/etc/group`), which the
+/// container's process and its execs get.
+pub(crate) fn group_add_gids(hc: &HostSpec, rootfs: &Path) -> Result<Vec<u32>> {
+    hc.group_add
+        .iter()
+        .flatten()
+        .map(|g| users::resolve_group(rootfs, g))
+        .collect()
+}
+
 /// Whether `--security-opt no-new-privileges` (`:true`, `=true`) is set.
 pub(crate) fn no_new_privileges(hc: &HostSpec) -> bool {
     hc.security_opt.iter().flatten().any(|s| {
@@ -273,12 +283,7 @@ pub fn build(c: &Container, image_config: &Value, paths: &Paths<'_>) -> Result<S
         });
     let user = users::resolve(paths.rootfs, &user_spec)?;
     user.add_home(&mut env);
-    let group_add: Vec<u32> = hc
-        .group_add
-        .iter()
-        .flatten()
-        .map(|g| users::resolve_group(paths.rootfs, g))
-        .collect::<Result<_>>()?;
+    let group_add = group_add_gids(hc, paths.rootfs)?;
     let cwd = cfg
         .working_dir
         .clone()
