@@ -571,6 +571,18 @@ fn bad_requests_get_the_right_codes() {
             .await;
         assert_eq!(code(handler), tonic::Code::NotFound);
 
+        // A name the engine refuses (kubelet's are DNS labels).
+        let mut bad_name = pod_config("bad", &p.logs);
+        bad_name.metadata.as_mut().unwrap().name = "a/b".into();
+        let err = rt
+            .run_pod_sandbox(cri::RunPodSandboxRequest {
+                config: Some(bad_name),
+                runtime_handler: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+
         let mut slice = pod_config("slice", &p.logs);
         slice.linux = Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: "kubepods-besteffort-pod1.slice".into(),

@@ -217,6 +217,11 @@ impl Engine {
     /// runs is bound in from the host (the CRI's pod sandboxes run berth-init's pause mode
     /// at `/dev/init`). The body's `Image` is ignored; its command is required.
     pub fn create_imageless(&self, name: &str, body: ContainerCreateBody) -> Result<String> {
+        if !ids::valid_name(name) {
+            return Err(EngineError::InvalidParameter(format!(
+                "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
         let host = crate::wire::spec::host_of_body(&body);
         crate::mounts::check_mounts(&host)?;
         self.check_runtime(&host)?;
