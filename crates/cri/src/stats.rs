@@ -126,6 +126,16 @@ impl Cri {
         r: &ContainerRecord,
     ) -> Result<cri::ContainerStats, Status> {
         let sample = self.sample(c)?;
+        Ok(self.container_stats_from(c, r, &sample))
+    }
+
+    /// A container's stats from one reading of its figures.
+    fn container_stats_from(
+        &self,
+        c: &Container,
+        r: &ContainerRecord,
+        sample: &Sample,
+    ) -> cri::ContainerStats {
         let now = now_nanos();
         let (cpu, memory) = usage(&self.cpu_readings, &c.id, sample.cgroup(), now);
         let writable_layer =
@@ -139,7 +149,7 @@ impl Cri {
                     used_bytes: value(bytes),
                     inodes_used: None,
                 });
-        Ok(cri::ContainerStats {
+        cri::ContainerStats {
             attributes: Some(cri::ContainerAttributes {
                 id: c.id.clone(),
                 metadata: Some(cri::ContainerMetadata {
@@ -153,7 +163,7 @@ impl Cri {
             memory: Some(memory),
             writable_layer,
             swap: None,
-        })
+        }
     }
 
     pub(crate) fn container_stats(&self, id: &str) -> Result<cri::ContainerStats, Status> {
@@ -195,7 +205,9 @@ impl Cri {
             if !c.is_running() {
                 continue;
             }
-            let s = self.container_stats_of(&c, &cr)?;
+            let reading = self.sample(&c)?;
+            processes += reading.cgroup().map_or(0, |s| s.pids.current);
+            let s = self.container_stats_from(&c, &cr, &reading);
             if let Some(c) = &s.cpu {
                 cpu.usage_core_nano_seconds =
                     add(&cpu.usage_core_nano_seconds, &c.usage_core_nano_seconds);
@@ -208,11 +220,6 @@ impl Cri {
                 memory.page_faults = add(&memory.page_faults, &m.page_faults);
                 memory.major_page_faults = add(&memory.major_page_faults, &m.major_page_faults);
             }
-            processes += self
-                .sample(&c)
-                .ok()
-                .and_then(|s| s.cgroup().map(|s| s.pids.current))
-                .unwrap_or(0);
             containers.push(s);
         }
         memory.available_bytes = None;
