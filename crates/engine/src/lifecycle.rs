@@ -492,40 +492,40 @@ impl Engine {
 
     /// `POST /containers/{id}/stop?t=`: the stop signal, then SIGKILL after the timeout.
     pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<&str>) -> Result<()> {
-        let mut c = self.containers.get(key)?;
-        if c.is_restarting() {
-            // Under the lifecycle lock: a start by the policy under way ends first.
-            let _guard = self.lifecycle_lock(&c.id).await;
-            c = self.containers.get(&c.id)?;
+        let id = self.containers.get(key)?.id;
+        // The stop is marked under the lifecycle lock: a start by the policy (or an exit's
+        // record) under way ends first, and one after it sees the mark. The process signalled
+        // is then the one that runs now, not one the policy has replaced meanwhile.
+        let (c, mut rx, seen) = {
+            let _guard = self.lifecycle_lock(&id).await;
+            // The exits counted from here: none is recorded while the lock is held.
+            let mut rx = self.exit_channel(&id).subscribe();
+            let seen = *rx.borrow_and_update();
+            let c = self.containers.get(&id)?;
             if c.is_restarting() {
                 // No process: the restart is called off (dockerd's stop of a restarting
                 // container).
-                let c = self.containers.update_or_in_memory(&c.id, |c| {
+                let c = self.containers.update_or_in_memory(&id, |c| {
                     c.manually_stopped = true;
                     c.state.status = Status::Exited;
                 })?;
                 self.publish("stop", &c, &[]);
                 return Ok(());
             }
-            // Started meanwhile: stopped as a running container.
-        }
-        if !c.is_running() {
-            let _ = self
+            let c = self
                 .containers
-                .update_or_in_memory(&c.id, |c| c.manually_stopped = true);
+                .update_or_in_memory(&id, |c| c.manually_stopped = true)?;
+            (c, rx, seen)
+        };
+        if !c.is_running() {
             return Err(EngineError::NotModified("container already stopped".into()));
         }
-        let _ = self
-            .containers
-            .update_or_in_memory(&c.id, |c| c.manually_stopped = true);
         let sig = parse_signal(
             signal
                 .or(c.config.stop_signal.as_deref())
                 .unwrap_or("SIGTERM"),
         )?;
         let secs = timeout.or(c.config.stop_timeout).unwrap_or(10).max(0) as u64;
-        let mut rx = self.exit_channel(&c.id).subscribe();
-        let seen = *rx.borrow_and_update();
         let exited_since = move |s: &crate::ExitState| s.exits != seen.exits || s.removed.is_some();
         if c.state.status == Status::Paused {
             let _ = self.unpause(&c.id);
