@@ -68,8 +68,6 @@ impl Engine {
             if c.manually_stopped || !c.is_restarting() {
                 return Ok(());
             }
-            self.containers
-                .update_or_in_memory(&c.id, |c| c.restart_count += 1)?;
         } else if c.is_running() && !c.is_restarting() {
             return Err(EngineError::NotModified("container already started".into()));
         } else if c.restart_count != 0 || c.restart_delay_ms != 0 {
@@ -392,9 +390,12 @@ impl Engine {
             } else {
                 exit.finished_at.clone()
             };
-            // Its policy starts it again: `restarting` until then, as dockerd says.
+            // Its policy starts it again: `restarting` until then, as dockerd says, and counted
+            // now (dockerd counts a restart when it decides it, so the count a `restarting`
+            // container shows is the restart it waits for).
             if crate::restart::wanted(c) {
                 c.state.status = Status::Restarting;
+                c.restart_count += 1;
                 c.restart_delay_ms = crate::restart::next_delay(c);
             }
         };
