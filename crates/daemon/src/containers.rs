@@ -189,7 +189,13 @@ fn wait(engine: &Engine, id: &str, condition: Option<&str>) -> Resp {
     let engine = engine.clone();
     let id = id.to_string();
     tokio::spawn(async move {
-        let answer = match engine.wait(&id, condition).await {
+        // A client that goes (`docker run -d` asks for the wait, then leaves) ends the wait:
+        // else each detached container would keep a task until its exit.
+        let waited = tokio::select! {
+            waited = engine.wait(&id, condition) => waited,
+            () = tx.closed() => return,
+        };
+        let answer = match waited {
             Ok(code) => json!({"Error": null, "StatusCode": code}),
             Err(e) => json!({"Error": {"Message": e.to_string()}, "StatusCode": -1}),
         };

@@ -170,10 +170,14 @@ pub fn info(engine: &Engine) -> Resp {
             "MemoryLimit": true, "SwapLimit": true, "KernelMemory": false,
             "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true,
             "PidsLimit": true, "IPv4Forwarding": true, "BridgeNfIptables": false,
-            "BridgeNfIp6tables": false, "Debug": false, "NFd": 0, "OomKillDisable": true,
-            "NGoroutines": 0, "SystemTime": berth_engine::container::now_rfc3339(),
+            "BridgeNfIp6tables": false, "Debug": false, "NFd": open_descriptors(),
+            "OomKillDisable": true,
+            // dockerd's goroutines: berthd's tasks that are alive (a task left behind by a
+            // client that went shows here).
+            "NGoroutines": tokio::runtime::Handle::current().metrics().num_alive_tasks(),
+            "SystemTime": berth_engine::container::now_rfc3339(),
             "LoggingDriver": engine.config.default_log.driver, "CgroupDriver": "cgroupfs",
-            "CgroupVersion": cgroup_version, "NEventsListener": 0,
+            "CgroupVersion": cgroup_version, "NEventsListener": engine.events.listeners(),
             "KernelVersion": kernel(), "OperatingSystem": os_name(), "OSVersion": "",
             "OSType": "linux", "Architecture": std::env::consts::ARCH,
             "IndexServerAddress": "https://index.docker.io/v1/",
@@ -266,7 +270,12 @@ pub fn events(engine: &Engine, query: Option<&str>) -> Resp {
                     .unwrap_or(std::time::Duration::MAX),
                 None => std::time::Duration::MAX,
             };
-            match tokio::time::timeout(wait, live.recv()).await {
+            // A client that went ends the stream now, not at the next event it would get.
+            let next = tokio::select! {
+                next = tokio::time::timeout(wait, live.recv()) => next,
+                () = tx.closed() => return,
+            };
+            match next {
                 Ok(Ok(e)) => {
                     if until.is_some_and(|u| t(&e) > u) {
                         return;
@@ -283,6 +292,11 @@ pub fn events(engine: &Engine, query: Option<&str>) -> Resp {
         }
     });
     response(StatusCode::OK, Some("application/json"), body)
+}
+
+/// berthd's open descriptors (`NFd`).
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count().saturating_sub(1))
 }
 
 fn now_secs() -> f64 {

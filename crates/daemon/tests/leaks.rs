@@ -156,3 +156,75 @@ fn descriptors_berthd_inherits_do_not_reach_the_monitors() {
     );
     drop(write);
 }
+
+/// A client that goes takes what served it along: `docker run -d` asks for the container's
+/// wait and leaves, as do a `docker wait` and a `docker events` that are killed. berthd's
+/// live tasks (`NGoroutines` of `docker info`, as dockerd counts its goroutines) come back to
+/// one per running container (its exit watch), and `NEventsListener` to none.
+#[test]
+fn clients_that_leave_leave_no_task_behind() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb");
+    let info = || {
+        let s = d.ok(&[
+            "info",
+            "--format",
+            "{{.NGoroutines}} {{.NEventsListener}} {{.NFd}}",
+        ]);
+        let v: Vec<usize> = s.split_whitespace().map(|n| n.parse().unwrap()).collect();
+        (v[0], v[1], v[2])
+    };
+    let settles_at = |tasks: usize, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (now, listeners, _) = info();
+            if now == tasks && listeners == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {now} tasks (expected {tasks}), {listeners} event listeners"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let (idle, _, fds) = info();
+    for _ in 0..5 {
+        d.ok(&["run", "-d", "--network", "none", "bb", "sleep", "1000"]);
+    }
+    settles_at(idle + 5, "after five `run -d`");
+    let id = d.ok(&["ps", "-q", "--latest"]).trim().to_string();
+    // Clients killed while they wait: each adds a task, gone once it is.
+    for args in [
+        vec!["wait", id.as_str()],
+        vec!["events", "--filter", "container=nothing-matches"],
+    ] {
+        let mut child = std::process::Command::new(common::DOCKER)
+            .args(&args)
+            .env("DOCKER_HOST", format!("unix://{}", d.socket.display()))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while info().0 <= idle + 5 {
+            assert!(std::time::Instant::now() < deadline, "{args:?} never came");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        settles_at(idle + 5, &format!("after a killed {args:?}"));
+    }
+    // And a descriptor per running container at most (its monitor's connection).
+    assert!(
+        info().2 <= fds + 5,
+        "{} descriptors, {fds} before",
+        info().2
+    );
+    let all = d.ok(&["ps", "-aq"]);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(all.split_whitespace());
+    d.ok(&rm);
+}

@@ -60,6 +60,11 @@ impl Events {
         let _ = self.tx.send(event);
     }
 
+    /// How many streams listen (`NEventsListener` of `/info`).
+    pub fn listeners(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
     /// Past events (oldest first) and a receiver of the ones to come.
     pub fn subscribe(&self) -> (Vec<EventMessage>, broadcast::Receiver<EventMessage>) {
         let h = self.history.lock().unwrap_or_else(PoisonError::into_inner);

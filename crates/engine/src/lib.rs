@@ -112,7 +112,8 @@ pub struct Config {
 /// The engine of one data root.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    pub config: Config,
+    /// Shared: every task that holds the engine holds a clone of it.
+    pub config: Arc<Config>,
     pub images: images::Images,
     pub containers: container::store::Store,
     pub events: events::Events,
@@ -192,7 +193,7 @@ impl Engine {
             net: Arc::default(),
             plugins: volumes::Registry::new(config.plugins_dir.as_deref()),
             monitor_prep: monitor_prep::Prepared::default(),
-            config,
+            config: Arc::new(config),
         })
     }
 

@@ -44,7 +44,7 @@ impl Engine {
                 .upper_dir(&format!("container-{}", c.id))
                 .map_or(0, |p| crate::volumes::dir_size(&p));
             if self.remove(&c.id, false).await.is_ok() {
-                removed.push(c.id);
+                removed.push(c.id.clone());
                 reclaimed += size;
             }
         }

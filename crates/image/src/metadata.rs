@@ -487,8 +487,8 @@ impl Metadata {
 
 /// redb's page cache. Its default (1 GiB) let berthd's memory grow with every write (about
 /// 16 kB per container created and removed, as users are recorded) up to that size; the store
-/// holds names, users and leases: a few MiB hold all of it.
-const CACHE_SIZE: usize = 4 << 20;
+/// holds names, users and leases: 1 MiB holds the users of thousands of containers.
+const CACHE_SIZE: usize = 1 << 20;
 
 /// Opens (creating if needed) the database file.
 fn open_db(path: &Path) -> Result<Database, MetadataError> {

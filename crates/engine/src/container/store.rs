@@ -14,7 +14,7 @@
 //! the one already there. A removal does not wait for a write in flight: it wins, the late
 //! write is dropped (and its change never seen).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,11 @@ pub struct Store {
 
 #[derive(Debug, Default)]
 struct Inner {
-    containers: HashMap<String, Container>,
+    /// By id, ordered so that an id prefix is a range (O(log n)); each record behind an `Arc`,
+    /// so that a listing takes pointers, not copies.
+    containers: BTreeMap<String, Arc<Container>>,
+    /// Name to id, so that a name is found without a scan.
+    names: HashMap<String, String>,
     /// Per container: its writer, held by whoever changes it from the copy to the replacement
     /// (taken before `inner`, never while holding it).
     writers: HashMap<String, Arc<Mutex<()>>>,
@@ -65,7 +69,8 @@ impl Store {
     /// Berth with an error, and both are left on disk as they are.
     pub fn open(dir: &Path) -> Result<Store> {
         fs::create_dir_all(dir).map_err(|e| EngineError::internal("create containers dir", e))?;
-        let mut map = HashMap::new();
+        let mut map = BTreeMap::new();
+        let mut names = HashMap::new();
         for entry in
             fs::read_dir(dir).map_err(|e| EngineError::internal("read containers dir", e))?
         {
@@ -96,7 +101,8 @@ impl Store {
             };
             match record::decode(&bytes) {
                 Ok(c) => {
-                    map.insert(c.id.clone(), c);
+                    names.insert(c.name.clone(), c.id.clone());
+                    map.insert(c.id.clone(), Arc::new(c));
                 }
                 Err(e @ record::RecordError::TooNew { .. }) => {
                     tracing::error!(path = %path.display(), error = %e, "not loading container")
@@ -110,6 +116,7 @@ impl Store {
             dir: dir.to_path_buf(),
             inner: Arc::new(Mutex::new(Inner {
                 containers: map,
+                names,
                 ..Inner::default()
             })),
             written: Arc::new(Mutex::new(HashMap::new())),
@@ -142,18 +149,20 @@ impl Store {
             let _ = fs::remove_dir(self.dir.join(&c.id));
             return Err(e);
         }
-        inner.containers.insert(c.id.clone(), c);
+        inner.names.insert(c.name.clone(), c.id.clone());
+        inner.containers.insert(c.id.clone(), Arc::new(c));
         Ok(())
     }
 
     /// Finds a container by full id, name (with or without `/`), or unique id prefix.
     pub fn get(&self, key: &str) -> Result<Container> {
         let inner = lock(&self.inner);
-        find(&inner.containers, key).cloned()
+        find(&inner, key).map(|c| Container::clone(c))
     }
 
-    /// Every container.
-    pub fn all(&self) -> Vec<Container> {
+    /// Every container (shared, not copied: a later change replaces the record, never changes
+    /// one handed out).
+    pub fn all(&self) -> Vec<Arc<Container>> {
         lock(&self.inner).containers.values().cloned().collect()
     }
 
@@ -162,7 +171,7 @@ impl Store {
         lock(&self.inner)
             .containers
             .values()
-            .filter_map(&mut f)
+            .filter_map(|c| f(c))
             .collect()
     }
 
@@ -205,7 +214,7 @@ impl Store {
         let _writing = lock(&writer);
         let (mut changed, seq) = {
             let mut inner = lock(&self.inner);
-            let c = entry(&mut inner, id)?.clone();
+            let c = Container::clone(entry(&mut inner, id)?);
             if let Some(name) = rename {
                 check_name(&inner, name, id)?;
                 inner.reserved.insert(name.to_string(), id.to_string());
@@ -224,7 +233,13 @@ impl Store {
         written?;
         // Removed meanwhile: it stays removed.
         if let Some(c) = inner.containers.get_mut(id) {
-            *c = changed.clone();
+            let old = std::mem::replace(c, Arc::new(changed.clone()));
+            if old.name != changed.name {
+                if inner.names.get(&old.name).is_some_and(|named| named == id) {
+                    inner.names.remove(&old.name);
+                }
+                inner.names.insert(changed.name.clone(), id.to_string());
+            }
         }
         Ok(changed)
     }
@@ -286,7 +301,7 @@ impl Store {
         let writer = self.writer(id)?;
         let _writing = lock(&writer);
         let mut inner = lock(&self.inner);
-        let c = entry(&mut inner, id)?;
+        let c = Arc::make_mut(entry(&mut inner, id)?);
         f(c);
         Ok(c.clone())
     }
@@ -301,7 +316,11 @@ impl Store {
     pub fn remove(&self, id: &str) -> Result<()> {
         {
             let mut inner = lock(&self.inner);
-            inner.containers.remove(id);
+            if let Some(c) = inner.containers.remove(id) {
+                if inner.names.get(&c.name).is_some_and(|named| named == id) {
+                    inner.names.remove(&c.name);
+                }
+            }
             inner.writers.remove(id);
             let mut written = lock(&self.written);
             match written.get_mut(id) {
@@ -330,18 +349,14 @@ impl Store {
     /// Whether a name is taken.
     pub fn name_taken(&self, name: &str) -> bool {
         let inner = lock(&self.inner);
-        inner.reserved.contains_key(name) || inner.containers.values().any(|c| c.name == name)
+        inner.reserved.contains_key(name) || inner.names.contains_key(name)
     }
 }
 
 /// Refuses `name` for container `id` if another container has it or is taking it.
 fn check_name(inner: &Inner, name: &str, id: &str) -> Result<()> {
-    if let Some(other) = inner
-        .containers
-        .values()
-        .find(|o| o.name == name && o.id != id)
-    {
-        return Err(name_in_use(name, &other.id));
+    if let Some(other) = inner.names.get(name).filter(|other| *other != id) {
+        return Err(name_in_use(name, other));
     }
     match inner.reserved.get(name) {
         Some(other) if other != id => Err(name_in_use(name, other)),
@@ -350,7 +365,7 @@ fn check_name(inner: &Inner, name: &str, id: &str) -> Result<()> {
 }
 
 /// Container `id` (a full id) of the map, or Docker's not-found.
-fn entry<'a>(inner: &'a mut Inner, id: &str) -> Result<&'a mut Container> {
+fn entry<'a>(inner: &'a mut Inner, id: &str) -> Result<&'a mut Arc<Container>> {
     inner
         .containers
         .get_mut(id)
@@ -364,19 +379,24 @@ fn name_in_use(name: &str, id: &str) -> EngineError {
     ))
 }
 
-fn find<'a>(map: &'a HashMap<String, Container>, key: &str) -> Result<&'a Container> {
+/// By full id, name (with or without `/`), or unique id prefix: each a map lookup or a range.
+fn find<'a>(inner: &'a Inner, key: &str) -> Result<&'a Arc<Container>> {
     let not_found = || EngineError::NotFound(format!("No such container: {key}"));
     if key.is_empty() {
         return Err(not_found());
     }
+    let map = &inner.containers;
     if let Some(c) = map.get(key) {
         return Ok(c);
     }
     let name = key.strip_prefix('/').unwrap_or(key);
-    if let Some(c) = map.values().find(|c| c.name == name) {
+    if let Some(c) = inner.names.get(name).and_then(|id| map.get(id)) {
         return Ok(c);
     }
-    let mut matches = map.values().filter(|c| c.id.starts_with(key));
+    let mut matches = map
+        .range::<str, _>((std::ops::Bound::Included(key), std::ops::Bound::Unbounded))
+        .take_while(|(id, _)| id.starts_with(key))
+        .map(|(_, c)| c);
     match (matches.next(), matches.next()) {
         (Some(c), None) => Ok(c),
         (Some(_), Some(_)) => Err(EngineError::NotFound(format!(
@@ -435,6 +455,46 @@ mod tests {
             .collect();
         assert_eq!(left, ["config.json"]);
         assert!(store.insert(container("b", "one")).is_err(), "name in use");
+    }
+
+    /// Lookups by id, name and prefix follow creates, renames and removals, and survive a
+    /// reopening; a listing keeps what it was given while the store changes.
+    #[test]
+    fn names_ids_and_prefixes_are_found_through_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert(container("abc1", "web")).unwrap();
+        store.insert(container("abd2", "db")).unwrap();
+        store.insert(container("b", "abc1x")).unwrap();
+        assert_eq!(store.get("/web").unwrap().id, "abc1");
+        assert_eq!(store.get("abd").unwrap().id, "abd2");
+        let err = store.get("ab").unwrap_err().to_string();
+        assert!(err.contains("ambiguous"), "{err}");
+        assert!(store.get("abe").is_err() && store.get("").is_err());
+        // A name that looks like an id prefix is the name.
+        assert_eq!(store.get("abc1x").unwrap().id, "b");
+        let listed = store.all();
+        store.rename("abc1", "front").unwrap();
+        assert!(store.get("web").is_err() && !store.name_taken("web"));
+        assert_eq!(store.get("front").unwrap().id, "abc1");
+        assert!(store.insert(container("c", "front")).is_err());
+        store.insert(container("c", "web")).unwrap();
+        store.remove("abd2").unwrap();
+        assert!(store.get("db").is_err() && store.get("abd").is_err());
+        assert!(!store.name_taken("db"));
+        let names = |s: &Store| {
+            let mut n: Vec<String> = s.all().iter().map(|c| c.name.clone()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&store), ["abc1x", "front", "web"]);
+        assert_eq!(
+            names(&Store::open(dir.path()).unwrap()),
+            ["abc1x", "front", "web"]
+        );
+        let mut before: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
+        before.sort();
+        assert_eq!(before, ["abc1x", "db", "web"]);
     }
 
     /// A store on a tmpfs of its own, made full: every write fails with ENOSPC.

@@ -20,8 +20,8 @@ impl Engine {
             .containers
             .all()
             .into_iter()
-            .filter(Container::is_running)
-            .map(|c| c.id)
+            .filter(|c| c.is_running())
+            .map(|c| c.id.clone())
             .collect();
         for (network, container) in networks
             .prune(|id| running.contains(id))

@@ -117,7 +117,7 @@ fn records_of_a_newer_berth_are_refused_and_left_alone() {
     ));
 
     let store = Store::open(dir.path()).unwrap();
-    let mut names: Vec<String> = store.all().into_iter().map(|c| c.name).collect();
+    let mut names: Vec<String> = store.all().into_iter().map(|c| c.name.clone()).collect();
     names.sort();
     assert_eq!(names, ["current", "rich"]);
     assert!(store.get("newer").is_err());
