@@ -631,3 +631,43 @@ pub fn cgroup_value(pid: &str, controller: &str, file: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// The snapshot keys the overlay snapshotter of the daemon in `dir` has recorded: its
+/// checkpoint (`metadata.json`) with the changes logged since (`metadata.log`) replayed, read
+/// here on their own as a second reader of the format.
+#[allow(dead_code)] // not every test binary looks at snapshots
+pub fn snapshot_keys(dir: &Path) -> std::collections::BTreeSet<String> {
+    let root = dir.join("data/image/snapshots/overlay");
+    let mut keys = std::collections::BTreeSet::new();
+    let mut seq = 0;
+    if let Ok(bytes) = std::fs::read(root.join("metadata.json")) {
+        let meta: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        seq = meta["seq"].as_u64().unwrap_or(0);
+        if let Some(snapshots) = meta["snapshots"].as_object() {
+            keys.extend(snapshots.keys().cloned());
+        }
+    }
+    let log = std::fs::read_to_string(root.join("metadata.log")).unwrap_or_default();
+    for line in log.lines() {
+        let Ok(change) = serde_json::from_str::<serde_json::Value>(line) else {
+            break;
+        };
+        if change["seq"].as_u64().unwrap_or(0) <= seq {
+            continue;
+        }
+        let key = change["key"].as_str().unwrap_or_default().to_string();
+        match change["op"].as_str() {
+            Some("insert") => {
+                keys.insert(key);
+            }
+            Some("commit") => {
+                keys.remove(&key);
+                keys.insert(change["name"].as_str().unwrap_or_default().to_string());
+            }
+            _ => {
+                keys.remove(&key);
+            }
+        }
+    }
+    keys
+}

@@ -1,9 +1,12 @@
-//! The snapshotters' bookkeeping, shared by both backends: which snapshots exist, their kind,
-//! parent and directory id, kept in `root/metadata.json`.
+//! The snapshotters' bookkeeping, shared by the backends: which snapshots exist, their kind,
+//! parent and directory id, kept in `root/metadata.json` (a checkpoint) and `root/metadata.log`
+//! (the changes since, see [`super::journal`]).
 //!
-//! Every change is written to `metadata.json.tmp`, synced and renamed over `metadata.json`, so the
-//! file is always either the old or the new state. A change is made in memory first and undone if
-//! the write fails (all under the backend's mutex: nobody sees it in between). Directory ids are
+//! A change is appended to the log and synced; once the log holds as many changes as there are
+//! snapshots (at least 256), and when the root is opened or closed, the whole state is written
+//! to `metadata.json.tmp`, synced and renamed over `metadata.json`, and the log emptied, so a
+//! change costs the same whatever the number of snapshots. A change is made in memory first and
+//! undone if the write fails (all under the backend's mutex: nobody sees it in between). Directory ids are
 //! short numbers that are never reused (`next_id` is stored), so a directory left behind by a
 //! crash before its metadata was written can be recognised as an orphan and replaced.
 //!
@@ -24,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::journal::{Change, Journal};
 use super::{check_key, Info, Kind, SnapshotError};
 
 /// What is stored of one snapshot.
@@ -42,6 +46,31 @@ struct Data {
     /// The last id handed out.
     next_id: u64,
     snapshots: BTreeMap<String, Record>,
+    /// The number of the last change this state holds (see [`super::journal`]).
+    #[serde(default)]
+    seq: u64,
+}
+
+impl Data {
+    /// Replays a change of the log.
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Insert { key, record } => {
+                self.next_id = self.next_id.max(record.id);
+                self.snapshots.insert(key, record);
+            }
+            Change::Commit { name, key, parent } => {
+                if let Some(mut record) = self.snapshots.remove(&key) {
+                    record.kind = Kind::Committed;
+                    record.parent = parent;
+                    self.snapshots.insert(name, record);
+                }
+            }
+            Change::Remove { key } => {
+                self.snapshots.remove(&key);
+            }
+        }
+    }
 }
 
 /// The metadata of one snapshotter root, loaded in memory.
@@ -49,6 +78,10 @@ struct Data {
 pub struct Store {
     path: PathBuf,
     data: Data,
+    journal: Journal,
+    /// Whether `metadata.json` exists (the first change writes it: its presence says which
+    /// backend made the root).
+    checkpointed: bool,
     /// Holds the root's `flock` while open.
     _lock: fs::File,
 }
@@ -93,19 +126,38 @@ impl Store {
                 }
             }
         }
-        let data = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| meta_err(e.into()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Data::default(),
+        let (mut data, checkpointed) = match fs::read(&path) {
+            Ok(bytes) => (
+                serde_json::from_slice::<Data>(&bytes).map_err(|e| meta_err(e.into()))?,
+                true,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Data::default(), false),
             Err(e) => return Err(meta_err(e)),
         };
+        let log_path = root.join("metadata.log");
+        let (journal, changes) =
+            Journal::open(&log_path).map_err(|source| SnapshotError::Metadata {
+                path: log_path.clone(),
+                source,
+            })?;
+        for (seq, change) in changes {
+            // Changes a checkpoint already holds (a crash before the log was emptied).
+            if seq > data.seq {
+                data.apply(change);
+                data.seq = seq;
+            }
+        }
         let mut store = Store {
             path,
             data,
+            journal,
+            checkpointed,
             _lock: lock,
         };
         // Removals whose data went but whose metadata could not be saved (a full disk).
-        if store.drop_missing(&root.join("snapshots")) {
-            let _ = store.save();
+        let dropped = store.drop_missing(&root.join("snapshots"));
+        if dropped || store.journal.entries() > 0 {
+            let _ = store.checkpoint();
         }
         Ok(store)
     }
@@ -220,8 +272,11 @@ impl Store {
 
     /// Records a new snapshot (its directory made) and saves.
     pub fn insert(&mut self, key: &str, record: Record) -> Result<(), SnapshotError> {
-        self.data.snapshots.insert(key.to_owned(), record);
-        let saved = self.save();
+        self.data.snapshots.insert(key.to_owned(), record.clone());
+        let saved = self.persist(Change::Insert {
+            key: key.to_owned(),
+            record,
+        });
         if saved.is_err() {
             self.data.snapshots.remove(key);
         }
@@ -276,7 +331,11 @@ impl Store {
         record.kind = Kind::Committed;
         record.parent = parent.map(str::to_owned);
         self.data.snapshots.insert(name.to_owned(), record);
-        let saved = self.save();
+        let saved = self.persist(Change::Commit {
+            name: name.to_owned(),
+            key: key.to_owned(),
+            parent: parent.map(str::to_owned),
+        });
         if saved.is_err() {
             self.data.snapshots.remove(name);
             self.data.snapshots.insert(key.to_owned(), active);
@@ -312,13 +371,16 @@ impl Store {
                 key: key.to_owned(),
             });
         };
-        match self.save() {
+        let change = Change::Remove {
+            key: key.to_owned(),
+        };
+        match self.persist(change.clone()) {
             Ok(()) => Ok(Some(record)),
             Err(e) if e.is_no_space() => {
                 let freed = free(&record);
                 // The data is gone, hence the snapshot: a failure here is made good by the next
-                // save, or by `open`.
-                let _ = self.save();
+                // checkpoint, or by `open`.
+                let _ = self.persist(change);
                 freed.map(|()| None)
             }
             Err(e) => {
@@ -326,6 +388,45 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Records `change` (already made in memory): appended to the log, or, before the root has
+    /// a checkpoint, in a first one. The log is folded into a checkpoint once it holds as many
+    /// changes as there are snapshots.
+    fn persist(&mut self, change: Change) -> Result<(), SnapshotError> {
+        let seq = self.data.seq + 1;
+        if !self.checkpointed {
+            self.data.seq = seq;
+            let saved = self.checkpoint();
+            if saved.is_err() {
+                self.data.seq = seq - 1;
+            }
+            return saved;
+        }
+        self.journal
+            .append(seq, &change)
+            .map_err(|source| SnapshotError::Metadata {
+                path: self.journal.path().to_owned(),
+                source,
+            })?;
+        self.data.seq = seq;
+        if self.journal.entries() >= self.data.snapshots.len().max(256) {
+            // The log stays good if this fails.
+            let _ = self.checkpoint();
+        }
+        Ok(())
+    }
+
+    /// Writes the whole state to `metadata.json` and empties the log.
+    fn checkpoint(&mut self) -> Result<(), SnapshotError> {
+        self.save()?;
+        self.checkpointed = true;
+        self.journal
+            .clear()
+            .map_err(|source| SnapshotError::Metadata {
+                path: self.journal.path().to_owned(),
+                source,
+            })
     }
 
     /// Writes the metadata atomically: temp file, fsync, rename. A failed write leaves no
@@ -349,10 +450,122 @@ impl Store {
     }
 }
 
+impl Drop for Store {
+    /// A root closed leaves its state in `metadata.json` alone (best effort: the log is as
+    /// good).
+    fn drop(&mut self) {
+        if self.journal.entries() > 0 {
+            let _ = self.checkpoint();
+        }
+    }
+}
+
 fn info(key: &str, record: &Record) -> Info {
     Info {
         key: key.to_owned(),
         parent: record.parent.clone(),
         kind: record.kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The record of a new active snapshot, its directory made (a record without one is
+    /// dropped at open).
+    fn active(root: &Path, id: u64) -> Record {
+        fs::create_dir_all(root.join("snapshots").join(id.to_string())).unwrap();
+        Record {
+            id,
+            parent: None,
+            kind: Kind::Active,
+        }
+    }
+
+    fn keys(s: &Store) -> Vec<String> {
+        s.list().into_iter().map(|i| i.key).collect()
+    }
+
+    /// Changes reach the log, not the checkpoint; a store that dies without closing (a
+    /// `kill -9`) is whole at the next open, which folds the log into the checkpoint.
+    #[test]
+    fn changes_since_the_checkpoint_survive_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut s = Store::open(root).unwrap();
+        for (i, key) in ["base", "a", "b"].iter().enumerate() {
+            let id = s.reserve(key, None).unwrap();
+            assert_eq!(id, i as u64 + 1);
+            s.insert(key, active(root, id)).unwrap();
+        }
+        s.commit("base-c", "base").unwrap();
+        s.remove("a", |_| Ok(())).unwrap();
+        let checkpoint = fs::read_to_string(root.join("metadata.json")).unwrap();
+        assert!(!checkpoint.contains("\"b\""), "b is only in the log");
+        assert_eq!(
+            fs::read_to_string(root.join("metadata.log"))
+                .unwrap()
+                .lines()
+                .count(),
+            4
+        );
+        std::mem::forget(s);
+        // The crashed instance's lock went with its process: here, with its descriptor.
+        for fd in fs::read_dir("/proc/self/fd").unwrap().flatten() {
+            let target = fs::read_link(fd.path()).unwrap_or_default();
+            if target == root.join("lock") || target == root.join("metadata.log") {
+                let n: i32 = fd.file_name().to_string_lossy().parse().unwrap();
+                // SAFETY: the descriptor belongs to the store forgotten above, which never
+                // uses it again.
+                drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(n) });
+            }
+        }
+        let mut s = Store::open(root).unwrap();
+        assert_eq!(keys(&s), ["b", "base-c"]);
+        assert_eq!(s.get("base-c").unwrap().kind, Kind::Committed);
+        assert_eq!(fs::read(root.join("metadata.log")).unwrap(), b"");
+        // Ids are never handed out twice.
+        assert_eq!(s.reserve("c", None).unwrap(), 4);
+        drop(s);
+        let data: Data =
+            serde_json::from_slice(&fs::read(root.join("metadata.json")).unwrap()).unwrap();
+        assert_eq!(data.snapshots.len(), 2);
+    }
+
+    /// A crash after a checkpoint was written, before the log was emptied: the changes it holds
+    /// are not replayed again (a removed key stays removed, a committed one is not lost).
+    #[test]
+    fn a_checkpoint_and_a_stale_log_replay_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut s = Store::open(root).unwrap();
+        let id = s.reserve("x", None).unwrap();
+        s.insert("x", active(root, id)).unwrap();
+        s.commit("x-c", "x").unwrap();
+        let log = fs::read(root.join("metadata.log")).unwrap();
+        drop(s);
+        // The state after the commit is in the checkpoint; the log comes back as it was.
+        fs::write(root.join("metadata.log"), &log).unwrap();
+        let s = Store::open(root).unwrap();
+        assert_eq!(keys(&s), ["x-c"]);
+        assert_eq!(s.get("x-c").unwrap().kind, Kind::Committed);
+    }
+
+    /// The log is folded into the checkpoint as it grows: it never holds more changes than
+    /// there are snapshots (or 256).
+    #[test]
+    fn the_log_stays_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut s = Store::open(root).unwrap();
+        for i in 0..300 {
+            let key = format!("k{i}");
+            let id = s.reserve(&key, None).unwrap();
+            s.insert(&key, active(root, id)).unwrap();
+            s.remove(&key, |_| Ok(())).unwrap();
+            assert!(s.journal.entries() < 256, "{} entries", s.journal.entries());
+        }
+        assert!(keys(&s).is_empty());
     }
 }

@@ -16,10 +16,12 @@
 //! - [`BtrfsSnapshotter`]: on btrfs, each snapshot is a subvolume, an active one a writable
 //!   btrfs snapshot of its parent's, bind-mounted.
 //!
-//! All keep their metadata in `root/metadata.json` ([`metadata`]), written atomically.
+//! All keep their metadata in `root/metadata.json` and the log of its changes since,
+//! `root/metadata.log` ([`metadata`], [`journal`]).
 
 pub mod btrfs;
 pub mod copy;
+pub(crate) mod journal;
 pub mod metadata;
 pub mod overlay;
 
