@@ -800,3 +800,79 @@ fn berth_mount_flag_errors_are_the_docker_clis() {
     assert_eq!(ok(&d, "ps -aq").trim(), "");
     assert_eq!(ok(&d, "volume ls -q").trim(), "");
 }
+
+/// The mounts of the mount namespace pinned at `pin`, read from a thread that enters it.
+fn mounts_of_namespace(pin: &Path) -> Vec<String> {
+    let pin = pin.to_path_buf();
+    std::thread::spawn(move || {
+        use nix::sched::{setns, unshare, CloneFlags};
+        // A thread shares its filesystem context with the others until it unshares it.
+        unshare(CloneFlags::CLONE_FS).unwrap();
+        let ns = std::fs::File::open(&pin).unwrap();
+        setns(&ns, CloneFlags::CLONE_NEWNS).unwrap();
+        std::fs::read_to_string("/proc/thread-self/mountinfo")
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Containers' mount namespaces are copied from berthd's mount template, which holds a few
+/// mounts, instead of from the host's, which holds two per running container; binds, volumes
+/// and the `/etc` files are attached from copies taken before. Without a template (unpinned
+/// here) a container is made from a copy of the host's, as before.
+#[test]
+fn containers_are_made_in_the_mount_template() {
+    if skip() {
+        return;
+    }
+    let d = Daemon::start();
+    d.busybox("bb");
+    let pin = d.dir.join("run/bin/mntns");
+    let template = mounts_of_namespace(&pin);
+    assert!(template.len() <= 20, "{template:#?}");
+    assert!(template.iter().all(|m| !m.contains("/containers/")));
+    let src = d.dir.join("bindsrc");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/f"), "from the host\n").unwrap();
+    let made = |name: &str| -> bool {
+        let id = d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "-v",
+            &format!("{}:/b:ro", src.display()),
+            "-v",
+            "vol:/v",
+            "--mount",
+            "type=tmpfs,dst=/t",
+            "bb",
+            "sleep",
+            "100",
+        ]);
+        let state = d.dir.join("run/runtime").join(id.trim()).join("state.json");
+        let state: Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
+        let seen = d.ok(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "cat /b/sub/f; echo x > /v/y && cat /v/y; grep -c ' /t ' /proc/self/mountinfo; hostname",
+        ]);
+        assert_eq!(
+            seen.lines().collect::<Vec<_>>()[..3],
+            ["from the host", "x", "1"],
+            "{seen}"
+        );
+        assert_eq!(seen.lines().nth(3), Some(&id.trim()[..12]));
+        d.ok(&["rm", "-f", name]);
+        state["mount_template"].as_bool().unwrap()
+    };
+    assert!(made("in-template"), "not made in the template");
+    nix::mount::umount2(&pin, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    assert!(!made("from-host"), "an unpinned template was used");
+}

@@ -179,7 +179,18 @@ impl Engine {
             seccomp: &self.config.seccomp_profile,
             userns: self.remap_of(c),
         };
-        let config = spec::build(&sandbox.with_link_env(c), &image_config, &paths)?;
+        let mut config = spec::build(&sandbox.with_link_env(c), &image_config, &paths)?;
+        let runtime = Self::runtime_name(c);
+        let foreign = self.foreign_runtime(runtime)?.cloned();
+        if let (None, Some(pin)) = (&foreign, &self.monitor_prep.mount_template) {
+            // Berth's runtime copies the container's mount namespace from the template.
+            let mut annotations = config.annotations().clone().unwrap_or_default();
+            annotations.insert(
+                berth_runtime::mount_template::ANNOTATION.to_string(),
+                pin.display().to_string(),
+            );
+            config.set_annotations(Some(annotations));
+        }
         // Its mounts are set up: dockerd says so of each volume (`unmount` follows the exit,
         // or a start that fails from here on).
         self.publish_volume_mounts(c);
@@ -207,7 +218,6 @@ impl Engine {
             std::fs::create_dir_all(dir)
                 .map_err(|e| EngineError::internal("create the log directory", e))?;
         }
-        let runtime = Self::runtime_name(c);
         let launch = monitor::Launch {
             binary: self
                 .monitor_prep
@@ -228,7 +238,7 @@ impl Engine {
             stdin_once: c.config.stdin_once.unwrap_or(false),
             healthcheck,
             cgroup_mounts: self.monitor_prep.cgroup_mounts.clone(),
-            foreign: self.foreign_runtime(runtime)?.cloned(),
+            foreign,
         };
         tracing::debug!(elapsed = ?t0.elapsed(), "config written");
         // The monitor creates the container while the networks are attached (veth, address,

@@ -7,7 +7,11 @@
 //! - the daemon's cgroup mount lines, `<exec-root>/cgroup-mounts`, which the monitor takes
 //!   instead of reading the whole mount table (`berth_cgroups::preset_cgroup_mounts`).
 //!
-//! Both are optional: when one cannot be made, monitors do the work themselves, as before.
+//! - the mount template, pinned at `<exec-root>/bin/mntns` (`berth_runtime::mount_template`):
+//!   a small mount namespace that containers' mount namespaces are copied from, instead of
+//!   the host's, which holds two mounts per running container.
+//!
+//! All are optional: when one cannot be made, monitors do the work themselves, as before.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +24,8 @@ pub struct Prepared {
     pub binary: Option<PathBuf>,
     /// The cgroup mount lines.
     pub cgroup_mounts: Option<PathBuf>,
+    /// The pinned mount template.
+    pub mount_template: Option<PathBuf>,
 }
 
 /// Why a file could not be prepared (logged; the monitors then do without it).
@@ -57,9 +63,18 @@ pub fn prepare(exec_root: &Path, monitor: &Path) -> Prepared {
             None
         }
     };
+    let pin = exec_root.join("bin").join("mntns");
+    let mount_template = match berth_runtime::mount_template::create(&pin) {
+        Ok(()) => Some(pin),
+        Err(e) => {
+            tracing::warn!(error = %e, "no mount template: containers copy the host's mount table");
+            None
+        }
+    };
     Prepared {
         binary,
         cgroup_mounts,
+        mount_template,
     }
 }
 

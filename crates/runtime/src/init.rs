@@ -165,7 +165,10 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
     // The mounts before the first cgroup mount are made while the runtime moves us into our
     // cgroup (a migration waits for an RCU grace period, milliseconds): they overlap.
     let split = Rootfs::cgroup_split(spec);
-    plan.rootfs.prepare_early(spec, split)?;
+    // From here on host paths are out of reach with a mount template (the namespaces given
+    // by path are joined above).
+    let rootfs = plan.rootfs.in_template()?;
+    rootfs.prepare_early(spec, split)?;
     if plan.channel.recv()? != Msg::Placed {
         // The runtime gave up (a hook failed): leave quietly.
         // SAFETY: see `run`.
@@ -177,8 +180,7 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         // Made after the runtime moved us into our cgroup, so that the namespace's root is it.
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(sys("creating the cgroup namespace"))?;
     }
-    plan.rootfs
-        .prepare_late(spec, split, host_cgroup.as_deref())?;
+    rootfs.prepare_late(spec, split, host_cgroup.as_deref())?;
     let hooks = spec.hooks().as_ref();
     // Hooks in the container's namespaces get the pid as the container sees it (state.md).
     let mut hook_state = plan.state.clone();
@@ -191,11 +193,11 @@ fn init(plan: &InitPlan<'_>) -> Result<Infallible, InitError> {
         &hook_state,
         hooks::DefaultEnv::Container(proc.env().as_deref().unwrap_or_default()),
     )?;
-    plan.rootfs.enter(spec)?;
+    rootfs.enter(spec)?;
     if let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
         write_sysctls(sysctl)?;
     }
-    plan.rootfs.finish(spec)?;
+    rootfs.finish(spec)?;
 
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         crate::scheduling::set_personality(p)?;

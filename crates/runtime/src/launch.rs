@@ -227,10 +227,11 @@ pub fn launch(
         owner: String::new(),
         annotations: spec.annotations().clone().unwrap_or_default(),
         creating: true,
+        mount_template: false,
     };
     let mut oci_state = record.oci_state(Status::Creating);
 
-    let idmaps = crate::idmap::prepare(
+    let mut idmaps = crate::idmap::prepare(
         spec.mounts().as_deref().unwrap_or_default(),
         (
             linux.uid_mappings().as_deref().unwrap_or_default(),
@@ -241,6 +242,21 @@ pub fn launch(
     let (parent_end, child_end) = sync::pair()?;
     let userns = ns.has_new(LinuxNamespaceType::User)
         || ns.join.iter().any(|j| j.typ == LinuxNamespaceType::User);
+    let template = crate::mount_template::for_container(
+        &spec,
+        &rootfs_path,
+        mount_ns_of(&ns) == crate::rootfs::MountNs::New,
+        userns,
+        opts.no_pivot,
+    )
+    .map_err(|e| Error::Init(e.to_string()))?;
+    let mut clone_flags = clone_flags;
+    record.mount_template = template.is_some();
+    if template.is_some() {
+        // The init copies the template's namespace, not ours.
+        clone_flags.remove(CloneFlags::CLONE_NEWNS);
+        bind_sources(&spec, &bundle, &mut idmaps)?;
+    }
     let plan = InitPlan {
         spec: &spec,
         rootfs: Rootfs {
@@ -250,6 +266,7 @@ pub fn launch(
             no_pivot: opts.no_pivot,
             mount_ns: mount_ns_of(&ns),
             idmaps: std::sync::Arc::new(idmaps),
+            template: template.map(std::sync::Arc::new),
         },
         join: &ns.join,
         new_cgroupns,
@@ -440,6 +457,34 @@ fn host_id_of_root(maps: &Option<Vec<LinuxIdMapping>>) -> u32 {
 }
 
 /// Which mount namespace the plan gives the container.
+/// For a container made in the mount template: a detached copy of each bind mount's source
+/// (recursive for `rbind`) that has none yet, in `trees` (indexed as the config's mounts).
+fn bind_sources(
+    spec: &oci_spec::runtime::Spec,
+    bundle: &std::path::Path,
+    trees: &mut [Option<OwnedFd>],
+) -> Result<(), Error> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    for (m, tree) in mounts.iter().zip(trees.iter_mut()) {
+        let opts = crate::rootfs::options::parse(m.options().as_deref().unwrap_or_default());
+        if tree.is_some() || !(m.typ().as_deref() == Some("bind") || opts.is_bind()) {
+            continue;
+        }
+        let Some(source) = m.source() else { continue };
+        let source = bundle.join(source);
+        let copy = crate::mount_template::detached_copy(
+            &source,
+            opts.flags.contains(nix::mount::MsFlags::MS_REC),
+        )
+        .map_err(|source_err| Error::Io {
+            what: format!("bind mount source {}", source.display()),
+            source: source_err,
+        })?;
+        *tree = Some(copy);
+    }
+    Ok(())
+}
+
 fn mount_ns_of(ns: &Plan) -> crate::rootfs::MountNs {
     use crate::rootfs::MountNs;
     if ns.has_new(LinuxNamespaceType::Mount) {

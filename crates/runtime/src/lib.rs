@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod idmap;
 pub mod init;
 pub mod launch;
+pub mod mount_template;
 pub mod namespaces;
 pub mod netdev;
 pub mod notify;

@@ -92,6 +92,9 @@ pub struct Record {
     /// Set while the container is still being created.
     #[serde(default)]
     pub creating: bool,
+    /// Whether its mount namespace was copied from the mount template (see `mount_template`).
+    #[serde(default)]
+    pub mount_template: bool,
 }
 
 /// The directory holding all containers' records.

@@ -147,6 +147,7 @@ impl Source {
             owner: String::new(),
             annotations: self.spec.annotations().clone().unwrap_or_default(),
             creating: false,
+            mount_template: false,
             bundle: self.bundle,
             rootfs: self.rootfs,
         }

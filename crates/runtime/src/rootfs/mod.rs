@@ -61,8 +61,11 @@ pub struct Rootfs {
     pub no_pivot: bool,
     /// Which mount namespace the container has.
     pub mount_ns: MountNs,
-    /// Per mount of the config: the detached idmapped copy of its source (see `idmap`).
+    /// Per mount of the config: the detached copy of its source, idmapped (see `idmap`) or
+    /// for a container made in the mount template, or None (mounted from its path).
     pub idmaps: std::sync::Arc<Vec<Option<OwnedFd>>>,
+    /// The mount template the init enters (see `mount_template`), with the rootfs's copy.
+    pub template: Option<std::sync::Arc<crate::mount_template::Template>>,
 }
 
 impl Rootfs {
@@ -74,6 +77,21 @@ impl Rootfs {
             .iter()
             .position(|m| matches!(m.typ().as_deref(), Some("cgroup" | "cgroup2")))
             .unwrap_or(mounts.len())
+    }
+
+    /// Step 0, in the init: with a mount template, enters a copy of it with the rootfs
+    /// attached at `/rootfs`, which is then the rootfs's path; else the rootfs as it is.
+    pub fn in_template(&self) -> Result<Rootfs, RootfsError> {
+        let Some(template) = &self.template else {
+            return Ok(self.clone());
+        };
+        template
+            .enter()
+            .map_err(|e| RootfsError::Config(e.to_string()))?;
+        Ok(Rootfs {
+            path: PathBuf::from(crate::mount_template::ROOTFS),
+            ..self.clone()
+        })
     }
 
     /// Step 1a: make the rootfs a mount point and mount the config's mounts before `split`.

@@ -34,7 +34,8 @@ pub(super) fn io_err(what: String) -> impl FnOnce(std::io::Error) -> RootfsError
     move |e| RootfsError::Io { what, source: e }
 }
 
-/// Mounts `m` into the root filesystem; `idmap` is the detached idmapped copy of its source.
+/// Mounts `m` into the root filesystem; `idmap` is the detached copy of its source, if the
+/// runtime made one.
 pub fn mount_one(
     target: &Target<'_>,
     m: &Mount,
@@ -138,8 +139,8 @@ fn apply_recursive_attrs(fd: &OwnedFd, opts: &Options, dest: &Path) -> Result<()
     )))
 }
 
-/// Attaches `tree`, a detached mount made by the runtime (an idmapped copy of the source), on
-/// the mount point `dest`.
+/// Attaches `tree`, a detached mount made by the runtime (a copy of the source, idmapped or
+/// taken before the init entered the mount template), on the mount point `dest`.
 fn attach_tree(tree: &OwnedFd, dest: &OwnedFd) -> std::io::Result<()> {
     use rustix::mount::MoveMountFlags;
     rustix::mount::move_mount(
@@ -170,9 +171,19 @@ fn bind(
     } else {
         target.bundle.join(source)
     };
-    let meta =
-        fs::metadata(&source).map_err(io_err(format!("bind mount source {}", source.display())))?;
-    create_mount_point(dest, meta.is_dir())?;
+    // A detached copy made before the init left the host's mount namespace is looked at
+    // instead of the path, which the init may no longer reach.
+    let is_dir = match idmap {
+        Some(tree) => rustix::fs::fstat(tree)
+            .map(|st| {
+                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+            })
+            .map_err(|e| io_err(format!("bind mount source {}", source.display()))(e.into()))?,
+        None => fs::metadata(&source)
+            .map_err(io_err(format!("bind mount source {}", source.display())))?
+            .is_dir(),
+    };
+    create_mount_point(dest, is_dir)?;
     let fd = paths::open_in_root(target.root_fd, target.root, dest)?;
     let dest_fd_path = paths::fd_path(&fd);
     let what = || {
@@ -183,7 +194,7 @@ fn bind(
         )
     };
     match idmap {
-        Some(tree) => attach_tree(tree, &fd).map_err(io_err(format!("{} (idmapped)", what())))?,
+        Some(tree) => attach_tree(tree, &fd).map_err(io_err(format!("{} (attaching)", what())))?,
         None => mount(
             Some(&source),
             &dest_fd_path,
