@@ -3,7 +3,8 @@
 # containers, where installed) with 0, 100 and 1,000 running containers (`--network none`,
 # busybox `sleep`). At each count:
 #   - `run --rm IMG true` and `ps` (medians of ROUNDS), `inspect` of one container;
-#   - berthd's RSS and open descriptors, the monitors' total RSS;
+#   - berthd's RSS and open descriptors, the monitors' total RSS and PSS per monitor (shared
+#     pages, the binary and libc, counted once);
 #   - `stats --no-stream` of all;
 #   - a restart of berthd (SIGTERM, start again): time until the API answers (berthd
 #     reconciles every container before it serves, so this is also the full reconcile);
@@ -67,6 +68,16 @@ B import "$tmp/busybox.tar" bb:scale >/dev/null
 
 rounds() { "$@" >/dev/null; for _ in $(seq "$ROUNDS"); do ms "$@"; done | median; }
 rss_kb() { awk '/^VmRSS:/ { v = $2 } END { print v + 0 }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Proportional set size: shared pages (the binary, libc) counted once across the processes.
+pss_kb() { awk '/^Pss:/ { v = $2 } END { print v + 0 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+# monitors PATTERN: "TOTAL_RSS_KB PSS_KB_PER_PROCESS" of the processes matching PATTERN.
+monitors() {
+  local rss=0 pss=0 n=0 p
+  for p in $(pgrep -f "$1" || true); do
+    rss=$((rss + $(rss_kb "$p"))); pss=$((pss + $(pss_kb "$p"))); n=$((n + 1))
+  done
+  echo "$rss $([ "$n" -gt 0 ] && echo $((pss / n)) || echo 0)"
+}
 fds() { ls "/proc/$1/fd" 2>/dev/null | wc -l; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 # grow SIDE N: runs `sleep` containers until N run on SIDE (B or D).
@@ -81,18 +92,21 @@ grow() {
 echo "berthd $("$bin/berthd" --version | awk '{print $2}')$([ "$have_dockerd" = 1 ] && echo " vs dockerd $(/usr/sbin/dockerd --version | awk '{print $3}' | tr -d ,) (up to $DOCKERD_MAX)")"
 echo "$(nproc) cpus, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r), $ROUNDS rounds"
 echo
-printf '%-6s %-7s %10s %9s %10s %11s %6s %14s %12s %10s\n' count daemon "run --rm" ps inspect "daemon RSS" fds "monitors RSS" "stats all" restart
+printf '%-6s %-7s %10s %9s %9s %10s %11s %6s %14s %12s %12s %10s\n' count daemon "run --rm" ps "ps API" inspect "daemon RSS" fds "monitors RSS" "PSS/monitor" "stats all" restart
 for n in $COUNTS; do
   grow B "$n"
   one=$(B ps -q | head -1)
   run=$(rounds B run --rm --network none bb:scale true)
   ps=$(rounds B ps)
+  # berthd's own part of `ps`: the list request alone, without the CLI's start and table.
+  ps_api=$(rounds curl -s --unix-socket "$tmp/berth.sock" http://b/containers/json)
   insp=-
   [ -n "$one" ] && insp=$(rounds B inspect "$one")
+  # What an idle berthd holds: it trims its heap after 5 s without requests.
+  sleep 6
   rss=$(rss_kb "$berthd_pid")
   fd=$(fds "$berthd_pid")
-  mon=0
-  for p in $(pgrep -f "^$bin/berth-monitor|^$tmp/b/bin/berth-monitor" || true); do mon=$((mon + $(rss_kb "$p"))); done
+  read -r mon pss < <(monitors "^$bin/berth-monitor|^$tmp/b/bin/berth-monitor")
   stats=$(ms B stats --no-stream)
   # Restart: SIGTERM, then a new berthd; the time until it answers.
   kill "$berthd_pid"; wait "$berthd_pid" 2>/dev/null || true
@@ -101,20 +115,21 @@ for n in $COUNTS; do
   wait_for "$tmp/berth.sock"
   t1=$EPOCHREALTIME
   restart=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
-  printf '%-6s %-7s %8.1f ms %6.1f ms %7s ms %8s MB %6s %11s MB %9.0f ms %7s ms\n' "$n" berthd "$run" "$ps" "$insp" "$(mb "$rss")" "$fd" "$(mb "$mon")" "$stats" "$restart"
+  printf '%-6s %-7s %8.1f ms %6.1f ms %6.1f ms %7s ms %8s MB %6s %11s MB %9s kB %9.0f ms %7s ms\n' "$n" berthd "$run" "$ps" "$ps_api" "$insp" "$(mb "$rss")" "$fd" "$(mb "$mon")" "$pss" "$stats" "$restart"
   if [ "$have_dockerd" = 1 ] && [ "$n" -le "$DOCKERD_MAX" ]; then
     grow D "$n"
     one=$(D ps -q | head -1)
     run=$(rounds D run --rm bb:scale true)
     ps=$(rounds D ps)
+    ps_api=$(rounds curl -s --unix-socket "$tmp/docker.sock" http://d/containers/json)
     insp=-
     [ -n "$one" ] && insp=$(rounds D inspect "$one")
+    sleep 6
     rss=$(rss_kb "$dockerd_pid")
     fd=$(fds "$dockerd_pid")
-    mon=0
-    for p in $(pgrep -f containerd-shim || true); do mon=$((mon + $(rss_kb "$p"))); done
+    read -r mon pss < <(monitors containerd-shim)
     stats=$(ms D stats --no-stream)
-    printf '%-6s %-7s %8.1f ms %6.1f ms %7s ms %8s MB %6s %11s MB %9.0f ms %7s\n' "$n" dockerd "$run" "$ps" "$insp" "$(mb "$rss")" "$fd" "$(mb "$mon")" "$stats" -
+    printf '%-6s %-7s %8.1f ms %6.1f ms %6.1f ms %7s ms %8s MB %6s %11s MB %9s kB %9.0f ms %7s\n' "$n" dockerd "$run" "$ps" "$ps_api" "$insp" "$(mb "$rss")" "$fd" "$(mb "$mon")" "$pss" "$stats" -
   fi
 done
 t0=$EPOCHREALTIME

@@ -241,6 +241,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let mut engine = engine;
     engine.prepare_monitors();
+    raise_open_files_limit();
     // Two malloc arenas at most: berthd's short-lived threads (namespaces, removals, blocking
     // tasks) would each get an arena of their own, kept for the process's life.
     #[cfg(target_env = "gnu")]
@@ -704,6 +705,24 @@ fn apply_config_file(flags: &mut Flags) -> anyhow::Result<()> {
         flags.log_level = l.to_string();
     }
     Ok(())
+}
+
+/// berthd holds a descriptor per running container (its exit wait), beside its listeners and
+/// clients: the soft limit of open files (1024 where systemd starts services) would stop a
+/// dense host near a thousand. It is raised to the hard limit, as Go's runtime raises dockerd's
+/// (containers, started by monitors that inherit it, see the same limit as under dockerd).
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "raising the open files limit");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -227,3 +227,35 @@ fn clients_that_leave_leave_no_task_behind() {
     rm.extend(all.split_whitespace());
     d.ok(&rm);
 }
+
+/// berthd raises its soft limit of open files to the hard one (it holds one descriptor per
+/// running container), as Go's runtime raises dockerd's: started with a soft limit of 1000,
+/// it runs with the hard limit.
+#[test]
+fn berthd_raises_its_open_files_limit() {
+    if skip() {
+        return;
+    }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap();
+    assert!(hard > 1000, "hard limit {hard}");
+    // The test's own soft limit, which berthd inherits; 1000 leaves the other tests enough.
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(1000),
+            maximum: limit.maximum,
+        },
+    )
+    .unwrap();
+    let d = Daemon::start();
+    setrlimit(Resource::Nofile, limit).unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let values: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(values[3..5], [hard.to_string(), hard.to_string()], "{line}");
+}
