@@ -307,12 +307,17 @@ fn lookups_stay_fast_during_a_burst_of_creates() {
                     conn.write_all(request.as_bytes()).unwrap();
                     let mut answer = String::new();
                     let _ = conn.read_to_string(&mut answer);
-                    answer.starts_with("HTTP/1.1 201")
+                    answer
                 })
             })
             .collect();
         for c in creates {
-            assert!(c.join().unwrap(), "a create failed: {}", d.log());
+            let answer = c.join().unwrap();
+            assert!(
+                answer.starts_with("HTTP/1.1 201"),
+                "a create failed: {answer}\n{}",
+                d.log()
+            );
         }
     }
     stop.store(true, Ordering::SeqCst);

@@ -24,10 +24,7 @@ impl Engine {
                 }
                 n.to_string()
             }
-            None => (0..)
-                .map(ids::generate_name)
-                .find(|n| !self.containers.name_taken(n))
-                .unwrap_or_else(ids::new_id),
+            None => String::new(),
         };
         let image_ref = body.image.clone().unwrap_or_default();
         if image_ref.is_empty() {
@@ -87,9 +84,19 @@ impl Engine {
         self.create_from(name, &body, host, image)
     }
 
-    /// Creates a container named `name` of `image` (already resolved: an image of the store,
-    /// or a build step's), with host config `host_config` (the body's, made the engine's);
-    /// `body.image` is what the record says it was created from.
+    /// A generated name no container has now (another create may take it before this one
+    /// records it: see [`Engine::create_from`]).
+    fn free_generated_name(&self) -> String {
+        (0..)
+            .map(ids::generate_name)
+            .find(|n| !self.containers.name_taken(n))
+            .unwrap_or_else(ids::new_id)
+    }
+
+    /// Creates a container named `name` (an empty name: a generated one) of `image` (already
+    /// resolved: an image of the store, or a build step's), with host config `host_config`
+    /// (the body's, made the engine's); `body.image` is what the record says it was created
+    /// from.
     pub(crate) fn create_from(
         &self,
         name: String,
@@ -97,6 +104,12 @@ impl Engine {
         mut host_config: HostSpec,
         image: crate::images::Resolved,
     ) -> Result<(String, Vec<String>)> {
+        let generated = name.is_empty();
+        let name = if generated {
+            self.free_generated_name()
+        } else {
+            name
+        };
         let image_ref = body.image.clone().unwrap_or_default();
         let image_config = &image.config["config"];
         let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
@@ -190,10 +203,24 @@ impl Engine {
             networks,
             anonymous_volumes,
         };
-        if let Err(e) = self.containers.insert(container.clone()) {
-            self.remove_anonymous_volumes(&container);
-            return Err(e);
+        let mut container = container;
+        let mut tries = 0;
+        loop {
+            match self.containers.insert(container.clone()) {
+                Ok(()) => break,
+                // Two creates at once drew the same generated name: the later draws again, as
+                // dockerd reserves its generated names.
+                Err(EngineError::Conflict(_)) if generated && tries < 10 => {
+                    tries += 1;
+                    container.name = self.free_generated_name();
+                }
+                Err(e) => {
+                    self.remove_anonymous_volumes(&container);
+                    return Err(e);
+                }
+            }
         }
+        let name = container.name;
         if image.name.as_deref() != Some(NO_IMAGE) {
             if let Err(e) = self.images.store.metadata.add_user(&image.manifest, &id) {
                 tracing::warn!(error = %e, "recording the image's user");
