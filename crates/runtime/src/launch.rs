@@ -456,7 +456,6 @@ fn host_id_of_root(maps: &Option<Vec<LinuxIdMapping>>) -> u32 {
         .unwrap_or(0)
 }
 
-/// Which mount namespace the plan gives the container.
 /// For a container made in the mount template: a detached copy of each bind mount's source
 /// (recursive for `rbind`) that has none yet, in `trees` (indexed as the config's mounts).
 fn bind_sources(
@@ -485,6 +484,7 @@ fn bind_sources(
     Ok(())
 }
 
+/// Which mount namespace the plan gives the container.
 fn mount_ns_of(ns: &Plan) -> crate::rootfs::MountNs {
     use crate::rootfs::MountNs;
     if ns.has_new(LinuxNamespaceType::Mount) {
