@@ -152,10 +152,16 @@ pub struct Layout {
 /// The lines of `/proc/self/mountinfo` that mount cgroup file systems, kept once known.
 static CGROUP_MOUNTS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Whether a mountinfo line mounts a cgroup or cgroup2 file system.
-fn mounts_cgroups(line: &str) -> bool {
-    line.split_once(" - ")
-        .is_some_and(|(_, post)| post.starts_with("cgroup ") || post.starts_with("cgroup2 "))
+/// The lines of mountinfo `text` that mount a cgroup or cgroup2 file system.
+fn cgroup_lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| {
+            l.split_once(" - ").is_some_and(|(_, post)| {
+                post.starts_with("cgroup ") || post.starts_with("cgroup2 ")
+            })
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect()
 }
 
 /// The lines of `/proc/self/mountinfo` that mount cgroup hierarchies, read once per process
@@ -169,24 +175,14 @@ pub fn cgroup_mounts() -> Result<&'static str, MountinfoError> {
     }
     let path = "/proc/self/mountinfo";
     let text = std::fs::read_to_string(path).map_err(|err| MountinfoError::Read { path, err })?;
-    let lines: String = text
-        .lines()
-        .filter(|l| mounts_cgroups(l))
-        .flat_map(|l| [l, "\n"])
-        .collect();
-    Ok(CGROUP_MOUNTS.get_or_init(|| lines))
+    Ok(CGROUP_MOUNTS.get_or_init(|| cgroup_lines(&text)))
 }
 
 /// Gives this process the cgroup mount lines another one read (berthd's, for the monitors
 /// it starts, which are in a copy of its mount namespace); lines that mount no cgroup are
 /// dropped. Without effect once they are known.
 pub fn preset_cgroup_mounts(mountinfo: &str) {
-    let lines: String = mountinfo
-        .lines()
-        .filter(|l| mounts_cgroups(l))
-        .flat_map(|l| [l, "\n"])
-        .collect();
-    let _ = CGROUP_MOUNTS.set(lines);
+    let _ = CGROUP_MOUNTS.set(cgroup_lines(mountinfo));
 }
 
 impl Layout {
