@@ -84,15 +84,6 @@ impl Engine {
         self.create_from(name, &body, host, image)
     }
 
-    /// A generated name no container has now (another create may take it before this one
-    /// records it: see [`Engine::create_from`]).
-    fn free_generated_name(&self) -> String {
-        (0..)
-            .map(ids::generate_name)
-            .find(|n| !self.containers.name_taken(n))
-            .unwrap_or_else(ids::new_id)
-    }
-
     /// Creates a container named `name` (an empty name: a generated one) of `image` (already
     /// resolved: an image of the store, or a build step's), with host config `host_config`
     /// (the body's, made the engine's); `body.image` is what the record says it was created
@@ -104,12 +95,6 @@ impl Engine {
         mut host_config: HostSpec,
         image: crate::images::Resolved,
     ) -> Result<(String, Vec<String>)> {
-        let generated = name.is_empty();
-        let name = if generated {
-            self.free_generated_name()
-        } else {
-            name
-        };
         let image_ref = body.image.clone().unwrap_or_default();
         let image_config = &image.config["config"];
         let strings = |v: &serde_json::Value| -> Option<Vec<String>> {
@@ -203,24 +188,20 @@ impl Engine {
             networks,
             anonymous_volumes,
         };
-        let mut container = container;
-        let mut tries = 0;
-        loop {
-            match self.containers.insert(container.clone()) {
-                Ok(()) => break,
-                // Two creates at once drew the same generated name: the later draws again, as
-                // dockerd reserves its generated names.
-                Err(EngineError::Conflict(_)) if generated && tries < 10 => {
-                    tries += 1;
-                    container.name = self.free_generated_name();
-                }
-                Err(e) => {
-                    self.remove_anonymous_volumes(&container);
-                    return Err(e);
-                }
+        // An empty name: one is drawn under the store's lock.
+        let placed = if name.is_empty() {
+            self.containers
+                .insert_with_drawn_name(container.clone(), ids::generate_name)
+        } else {
+            self.containers.insert(container.clone()).map(|()| name)
+        };
+        let name = match placed {
+            Ok(name) => name,
+            Err(e) => {
+                self.remove_anonymous_volumes(&container);
+                return Err(e);
             }
-        }
-        let name = container.name;
+        };
         if image.name.as_deref() != Some(NO_IMAGE) {
             if let Err(e) = self.images.store.metadata.add_user(&image.manifest, &id) {
                 tracing::warn!(error = %e, "recording the image's user");

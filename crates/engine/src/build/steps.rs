@@ -216,10 +216,6 @@ impl Backend for EngineBackend<'_> {
             }),
             ..ContainerCreateBody::default()
         };
-        let name = (0..)
-            .map(crate::ids::generate_name)
-            .find(|n| !self.engine.containers.name_taken(n))
-            .unwrap_or_else(crate::ids::new_id);
         // The step's own mounts (`RUN --mount`), with the views of the images they take from
         // (mounted until the step ends).
         let step_mounts = self.run_mounts(req)?;
@@ -231,7 +227,8 @@ impl Backend for EngineBackend<'_> {
         let created = self
             .engine
             .create_from(
-                name,
+                // A generated name.
+                String::new(),
                 &body,
                 crate::wire::spec::host_of_body(&body),
                 resolved,

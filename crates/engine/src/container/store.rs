@@ -130,8 +130,35 @@ impl Store {
 
     /// Adds a new container, refusing a name in use. It is seen once its record is written.
     pub fn insert(&self, c: Container) -> Result<()> {
+        self.place(c, None).map(|_| ())
+    }
+
+    /// Adds a new container under the first of `draw(0)`, `draw(1)`... that no container has
+    /// or is taking, drawn under the map's lock: creates at once never draw the same name (as
+    /// dockerd reserves its generated names). Returns the name.
+    pub fn insert_with_drawn_name(
+        &self,
+        c: Container,
+        mut draw: impl FnMut(u32) -> String,
+    ) -> Result<String> {
+        self.place(c, Some(&mut draw))
+    }
+
+    fn place(
+        &self,
+        mut c: Container,
+        draw: Option<&mut dyn FnMut(u32) -> String>,
+    ) -> Result<String> {
         let seq = {
             let mut inner = lock(&self.inner);
+            if let Some(draw) = draw {
+                let free =
+                    |n: &String| !inner.names.contains_key(n) && !inner.reserved.contains_key(n);
+                c.name = (0..1000)
+                    .map(draw)
+                    .find(free)
+                    .unwrap_or_else(|| c.id.clone());
+            }
             check_name(&inner, &c.name, &c.id)?;
             inner.reserved.insert(c.name.clone(), c.id.clone());
             self.begin_write(&mut inner, &c.id)
@@ -149,9 +176,10 @@ impl Store {
             let _ = fs::remove_dir(self.dir.join(&c.id));
             return Err(e);
         }
+        let name = c.name.clone();
         inner.names.insert(c.name.clone(), c.id.clone());
         inner.containers.insert(c.id.clone(), Arc::new(c));
-        Ok(())
+        Ok(name)
     }
 
     /// Finds a container by full id, name (with or without `/`), or unique id prefix.
@@ -495,6 +523,42 @@ mod tests {
         let mut before: Vec<&str> = listed.iter().map(|c| c.name.as_str()).collect();
         before.sort();
         assert_eq!(before, ["abc1x", "db", "web"]);
+    }
+
+    /// Creates at once that draw the same names each get a name of their own: the draw is
+    /// made under the map's lock, before any of them is written.
+    #[test]
+    fn drawn_names_never_collide() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert(container("taken", "same")).unwrap();
+        let names: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|i| {
+                    let store = &store;
+                    s.spawn(move || {
+                        store
+                            .insert_with_drawn_name(container(&format!("c{i}"), ""), |n| {
+                                if n == 0 {
+                                    "same".to_string()
+                                } else {
+                                    format!("same{n}")
+                                }
+                            })
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 16, "{names:?}");
+        assert!(!names.contains(&"same".to_string()));
+        for name in &names {
+            assert!(store.get(name).is_ok(), "{name}");
+        }
     }
 
     /// A store on a tmpfs of its own, made full: every write fails with ENOSPC.
