@@ -293,11 +293,11 @@ impl Daemon {
     }
 
     /// Mount points under this daemon's directory, but for the exec root's own tmpfs (berthd
-    /// mounts one there when it is not on a tmpfs) and the read-only view of the monitor's
-    /// binary in it.
+    /// mounts one there when it is not on a tmpfs) and what berthd keeps in `<exec-root>/bin`
+    /// while it lives: the read-only view of the monitor's binary and the mount template.
     pub fn mounts_under(&self) -> Vec<String> {
         let exec_root = self.dir.join("run").display().to_string();
-        // The read-only view of the monitor's binary berthd keeps while it lives.
+        // The monitor's binary and the mount template's pin.
         let monitor_view = format!("{exec_root}/bin/");
         let prefix = format!("{}/", self.dir.display());
         std::fs::read_to_string("/proc/self/mounts")
