@@ -47,7 +47,7 @@ pub enum PrepError {
     Cgroups(#[from] berth_cgroups::MountinfoError),
 }
 
-/// Prepares both under `exec_root` for the monitor binary `monitor`.
+/// Prepares all three under `exec_root` for the monitor binary `monitor`.
 pub fn prepare(exec_root: &Path, monitor: &Path) -> Prepared {
     let binary = match readonly_binary(&exec_root.join("bin"), monitor) {
         Ok(path) => Some(path),
